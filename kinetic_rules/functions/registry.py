@@ -1,0 +1,124 @@
+"""The function registry: every function a strategy can call, defined once.
+
+The checker reads names, arities and argument kinds from here; the compiler
+reads warm-ups and implementations; `docs/functions.md`, the JSON Schema hints
+and `kinetic-rules functions` read the docs. Nothing about a function lives
+anywhere else.
+
+Calling convention of an implementation: the candle fields named in `inputs`
+come first as float64 arrays, then every declared argument in order — series
+as float64 (or bool) arrays, INT and WINDOW as int, NUMBER as float, LIST as
+a tuple of floats. It returns one array of the input length: float64 with NaN
+where the value is not yet defined, or bool (False where not yet defined).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+Array = npt.NDArray[Any]
+ConstArgs = Mapping[str, float | int | tuple[float, ...]]
+
+
+class ArgKind(Enum):
+    SERIES = "number series"  # any number: a column, an expression, or a constant
+    BOOL_SERIES = "condition"  # any true/false expression
+    INT = "whole number"  # a constant whole number, e.g. a period
+    NUMBER = "number"  # a constant number, e.g. a multiplier
+    WINDOW = "window"  # a constant count of candles, or a duration such as 24h
+    LIST = "list"  # a constant list of numbers, e.g. [60, 70, 80]
+
+    @property
+    def is_series(self) -> bool:
+        return self in (ArgKind.SERIES, ArgKind.BOOL_SERIES)
+
+
+@dataclass(frozen=True)
+class Arg:
+    name: str
+    kind: ArgKind
+    doc: str
+    default: float | int | None = None  # None: the argument is required
+    minimum: float | None = None  # inclusive lower bound for constant arguments
+
+    @property
+    def required(self) -> bool:
+        return self.default is None
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    category: str
+    doc: str
+    args: tuple[Arg, ...]
+    returns: Literal["number", "bool"]
+    impl: Callable[..., Array]
+    warmup: Callable[[ConstArgs], int]
+    inputs: tuple[str, ...] = ()  # candle fields passed implicitly, e.g. ("high", "low", "close")
+    talib: str | None = None  # the TA-Lib function whose definition this follows
+    example: str = ""
+
+    def arg(self, name: str) -> Arg | None:
+        return next((a for a in self.args if a.name == name), None)
+
+    def signature(self) -> str:
+        parts = []
+        for a in self.args:
+            parts.append(a.name if a.required else f"{a.name}={_fmt(a.default)}")
+        return f"{self.name}({', '.join(parts)})"
+
+
+def _fmt(value: float | int | None) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._functions: dict[str, Function] = {}
+
+    def register(self, function: Function) -> Function:
+        if function.name in self._functions:
+            raise ValueError(f"function {function.name} registered twice")
+        self._functions[function.name] = function
+        return function
+
+    def get(self, name: str) -> Function | None:
+        return self._functions.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._functions)
+
+    def all(self) -> list[Function]:
+        return [self._functions[n] for n in self.names()]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._functions
+
+
+REGISTRY = Registry()
+
+
+def no_warmup(_: ConstArgs) -> int:
+    return 0
+
+
+def window_warmup(*names: str, extra: int = 0) -> Callable[[ConstArgs], int]:
+    """Warm-up of a windowed function: the largest named window, plus `extra`."""
+
+    def warmup(args: ConstArgs) -> int:
+        return max(int(args[n]) for n in names) + extra  # type: ignore[arg-type]
+
+    return warmup
+
+
+def as_float(values: Array) -> npt.NDArray[np.float64]:
+    return np.asarray(values, dtype=np.float64)
