@@ -176,3 +176,26 @@ def render_diagnostics(diagnostics: list[Diagnostic]) -> str:
 
 def diagnostics_json(diagnostics: list[Diagnostic]) -> str:
     return json.dumps([d.to_json() for d in diagnostics], indent=2)
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """Text cut out of a Source (a YAML value), remembering where each character came from."""
+
+    text: str
+    source: Source | None = None
+    base: int = 0  # file offset of text[0] when the text is a contiguous slice
+    offsets: tuple[int, ...] | None = None  # file offset of every character otherwise
+
+    def span(self, start: int, end: int) -> Span:
+        if self.offsets is None:
+            return Span(self.source, self.base + start, self.base + end)
+        if not self.offsets:
+            return Span(self.source, self.base, self.base)
+        last = len(self.offsets) - 1
+        first = self.offsets[min(start, last)] + (1 if start > last else 0)
+        stop = self.offsets[min(max(end - 1, start), last)] + 1
+        return Span(self.source, first, max(first, stop))
+
+    def whole(self) -> Span:
+        return self.span(0, len(self.text))

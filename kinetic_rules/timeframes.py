@@ -14,8 +14,21 @@ _PATTERN = re.compile(r"^([1-9][0-9]{0,5})([smhdw])$")
 
 # Timeframes candle data may be stored and traded in; what ccxt exchanges commonly offer.
 KNOWN_TIMEFRAMES = (
-    "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w",
-)  # fmt: skip
+    "1m",
+    "3m",
+    "5m",
+    "15m",
+    "30m",
+    "1h",
+    "2h",
+    "4h",
+    "6h",
+    "8h",
+    "12h",
+    "1d",
+    "3d",
+    "1w",
+)
 
 
 def parse_duration(text: str) -> int:
@@ -23,7 +36,8 @@ def parse_duration(text: str) -> int:
     match = _PATTERN.match(text.strip())
     if not match:
         raise ValueError(
-            f"'{text}' is not a duration; write a whole number and a unit: s, m, h, d or w (e.g. 24h)"
+            f"'{text}' is not a duration; write a whole number and a unit "
+            "(s, m, h, d or w), e.g. 24h"
         )
     return int(match.group(1)) * UNIT_SECONDS[match.group(2)]
 

@@ -3,8 +3,132 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from typing import Any
 
+from kinetic_rules.compile.plan import build_plan
+from kinetic_rules.errors import ConfigError, Diagnostic, StrategyError, render_diagnostics
+from kinetic_rules.functions import REGISTRY
+from kinetic_rules.lang.checker import check
+from kinetic_rules.spec.loader import load_file
+from kinetic_rules.timeframes import format_duration
 
-def register(commands: "argparse._SubParsersAction[Any]") -> None:
-    """Add the language commands; each sets `handler` to a function(args) -> exit code."""
+
+def register(commands: argparse._SubParsersAction[Any]) -> None:
+    validate = commands.add_parser(
+        "validate",
+        help="check strategy files; exit 0 when valid, 2 with every error otherwise",
+        description="Check strategy files without running them: structure, names, types, "
+        "timeframes, look-ahead, param bounds. Every error is listed with file:line:column.",
+    )
+    validate.add_argument("files", nargs="+", metavar="FILE", help="strategy YAML files")
+    validate.add_argument(
+        "--format", choices=("text", "json"), default="text", help="output format (default text)"
+    )
+    validate.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a param, checked against its bounds (repeatable)",
+    )
+    validate.add_argument(
+        "--strict", action="store_true", help="treat warnings (e.g. unused definitions) as errors"
+    )
+    validate.set_defaults(handler=run_validate)
+
+    functions = commands.add_parser(
+        "functions",
+        help="list every function strategies can call",
+        description="List the functions of the registry with their arguments and docs.",
+    )
+    functions.add_argument("name", nargs="?", help="show one function in full")
+    functions.add_argument("--format", choices=("text", "json"), default="text")
+    functions.set_defaults(handler=run_functions)
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    overrides: dict[str, str] = {}
+    for item in pairs:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--set expects NAME=VALUE, got '{item}'")
+        overrides[name.strip()] = value.strip()
+    return overrides
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    overrides = parse_overrides(args.set)
+    report: list[dict[str, Any]] = []
+    failed = False
+    for path in args.files:
+        diagnostics: list[Diagnostic]
+        summary = ""
+        try:
+            checked = check(load_file(path), overrides)
+            plan = build_plan(checked)
+            diagnostics = checked.warnings
+            warmup = ", ".join(f"{n} × {tf}" for tf, n in plan.warmup.items() if n)
+            summary = (
+                f"{len(checked.rules())} rules, {plan.distinct_series} distinct series, "
+                f"warm-up {format_duration(plan.warmup_seconds)} ({warmup or 'none'})"
+            )
+        except StrategyError as invalid:
+            diagnostics = invalid.diagnostics
+        errors = [d for d in diagnostics if d.severity == "error"]
+        bad = bool(errors) or (args.strict and bool(diagnostics))
+        failed = failed or bad
+        if args.format == "json":
+            report.append(
+                {
+                    "file": path,
+                    "valid": not bad,
+                    "summary": summary,
+                    "diagnostics": [d.to_json() for d in diagnostics],
+                }
+            )
+            continue
+        if diagnostics:
+            print(render_diagnostics(diagnostics), file=sys.stderr)
+        print(f"{path}: {'invalid' if bad else 'ok'}" + (f" ({summary})" if summary else ""))
+    if args.format == "json":
+        print(json.dumps(report, indent=2))
+    return 2 if failed else 0
+
+
+def run_functions(args: argparse.Namespace) -> int:
+    functions = REGISTRY.all()
+    if args.name:
+        found = REGISTRY.get(args.name)
+        if found is None:
+            raise ConfigError(f"no function named '{args.name}'; see `kinetic-rules functions`")
+        functions = [found]
+    if args.format == "json":
+        rows = [
+            {
+                "name": f.name,
+                "category": f.category,
+                "signature": f.signature(),
+                "returns": f.returns,
+                "doc": f.doc,
+                "args": [
+                    {"name": a.name, "kind": a.kind.value, "default": a.default, "doc": a.doc}
+                    for a in f.args
+                ],
+                "example": f.example,
+            }
+            for f in functions
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    width = max(len(f.signature()) for f in functions)
+    for f in functions:
+        print(f"{f.signature():<{width}}  {f.doc.splitlines()[0] if f.doc else ''}")
+        if args.name:
+            for a in f.args:
+                default = "" if a.required else f" (default {a.default})"
+                print(f"    {a.name}: {a.kind.value}{default} — {a.doc}")
+            if f.example:
+                print(f"    example: {f.example}")
+    return 0

@@ -1,0 +1,257 @@
+"""Evaluate a plan over whole columns: one pair at a time, every series once.
+
+The same code serves backtests (all history at once) and live trading (a rolling
+window): both hand over candle frames through a `Feed`. Series of other pairs and
+timeframes are computed on their own candles, cached across pairs (BTC's daily EMA is
+computed once for forty pairs), and aligned so that a value appears only on the first
+base candle that closes at or after its own candle closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kinetic_rules.compile.plan import Plan
+from kinetic_rules.data.align import align_to_base
+from kinetic_rules.errors import DataError
+from kinetic_rules.functions import REGISTRY, ArgKind
+from kinetic_rules.lang import ast
+from kinetic_rules.lang.checker import Rule
+
+Feed = Callable[[str, str], pd.DataFrame]  # (pair, timeframe) -> candles indexed by open time
+Value = Any  # np.ndarray, or a Python scalar for constants
+
+
+@dataclass
+class Frame:
+    """The candles of one (pair, timeframe) and every series computed on them."""
+
+    pair: str
+    timeframe: str
+    candles: pd.DataFrame
+    memo: dict[ast.Node, Value] = field(default_factory=dict)
+
+    @property
+    def length(self) -> int:
+        return len(self.candles)
+
+    def column(self, name: str) -> np.ndarray:
+        if name == "quote_volume" and "quote_volume" not in self.candles:
+            estimate = self.candles["volume"].to_numpy() * self.candles["close"].to_numpy()
+            return np.asarray(estimate, dtype=np.float64)
+        if name not in self.candles:
+            raise DataError(f"{self.pair} {self.timeframe} candles have no '{name}' column")
+        return np.asarray(self.candles[name].to_numpy(), dtype=np.float64)
+
+
+@dataclass
+class PairSignals:
+    """Everything the rules saw for one pair: the engine's and the reports' input."""
+
+    pair: str
+    index: pd.DatetimeIndex
+    values: dict[ast.Node, np.ndarray]
+    regime: np.ndarray | None  # class number per candle, or None without a regime section
+
+    def rule(self, rule: Rule) -> np.ndarray:
+        return self.values[rule.node]
+
+    def all_of(self, rules: dict[str, Rule]) -> np.ndarray:
+        result = np.ones(len(self.index), dtype=bool)
+        for rule in rules.values():
+            result &= self.values[rule.node]
+        return result
+
+
+class Evaluator:
+    def __init__(self, plan: Plan, feed: Feed) -> None:
+        self.plan = plan
+        self.feed = feed
+        self._shared: dict[tuple[str, str], Frame] = {}  # frames of other pairs and timeframes
+        regime = plan.strategy.spec.regime
+        classes = [name for name, _ in plan.strategy.regime]
+        self._tables = {
+            name: np.asarray([values[c] for c in classes], dtype=np.float64)
+            for name, values in (regime.tables.items() if regime else ())
+        }
+
+    def evaluate(self, pair: str) -> PairSignals:
+        base = self._frame(pair, self.plan.timeframe, shared=False)
+        regime = self._regime(base)
+        values: dict[ast.Node, np.ndarray] = {}
+        for node in self.plan.market:
+            values[node] = _as_array(self._eval(node, base, regime), base.length)
+        return PairSignals(pair, pd.DatetimeIndex(base.candles.index), values, regime)
+
+    # frames ------------------------------------------------------------------------------
+    def _frame(self, pair: str, timeframe: str, shared: bool) -> Frame:
+        key = (pair, timeframe)
+        if shared and key in self._shared:
+            return self._shared[key]
+        candles = self.feed(pair, timeframe)
+        if candles is None or len(candles) == 0:
+            raise DataError(f"no {timeframe} candles for {pair}")
+        frame = Frame(pair, timeframe, candles)
+        if shared:
+            self._shared[key] = frame
+        return frame
+
+    def _regime(self, base: Frame) -> np.ndarray | None:
+        classes = self.plan.strategy.regime
+        if not classes:
+            return None
+        codes = np.full(base.length, len(classes) - 1, dtype=np.int64)
+        decided = np.zeros(base.length, dtype=bool)
+        for index, (_, rule) in enumerate(classes):
+            holds = _as_array(self._eval(rule.node, base, None), base.length).astype(bool)
+            codes[holds & ~decided] = index
+            decided |= holds
+        return codes
+
+    # evaluation ----------------------------------------------------------------------------
+    def _eval(self, node: ast.Node, frame: Frame, regime: np.ndarray | None) -> Value:
+        found = frame.memo.get(node)
+        if found is not None:
+            return found
+        value = self._compute(node, frame, regime)
+        if not isinstance(node, ast.Number | ast.Bool | ast.String):
+            frame.memo[node] = value
+        return value
+
+    def _compute(self, node: ast.Node, frame: Frame, regime: np.ndarray | None) -> Value:
+        match node:
+            case ast.Number(value=v):
+                return v
+            case ast.Bool(value=v):
+                return v
+            case ast.String(value=v):
+                return v
+            case ast.Name(id="regime"):
+                return regime
+            case ast.Name(id=name) if name in self._tables:
+                return self._tables[name][regime]
+            case ast.Name(id=name):
+                return frame.column(name)
+            case ast.Call():
+                return self._call(node, frame, regime)
+            case ast.Unary(op=op, operand=operand):
+                inner = self._eval(operand, frame, regime)
+                return np.logical_not(inner) if op == "not" else np.negative(inner)
+            case ast.Binary(op=op, left=left, right=right):
+                a, b = self._eval(left, frame, regime), self._eval(right, frame, regime)
+                return binary(op, a, b)
+            case ast.Compare(first=first, rest=rest):
+                left = self._word(self._eval(first, frame, regime))
+                result: Value = True
+                for op, operand in rest:
+                    right = self._word(self._eval(operand, frame, regime))
+                    result = np.logical_and(result, compare(op, left, right))
+                    left = right
+                return result
+            case ast.IfElse(condition=c, then=t, otherwise=o):
+                cond = self._eval(c, frame, regime)
+                return np.where(cond, self._eval(t, frame, regime), self._eval(o, frame, regime))
+            case ast.History(operand=operand, offset=offset):
+                assert isinstance(offset, ast.Number)
+                inner = _as_array(self._eval(operand, frame, regime), frame.length)
+                return shift(inner, int(offset.value))
+            case ast.Context(operand=operand, timeframe=tf, pair=pair):
+                return self._context(operand, tf or frame.timeframe, pair or frame.pair, frame)
+        raise TypeError(f"cannot evaluate {type(node).__name__}")
+
+    def _word(self, value: Value) -> Value:
+        """Regime names compare as class numbers."""
+        if isinstance(value, str):
+            names = [name for name, _ in self.plan.strategy.regime]
+            return names.index(value)
+        return value
+
+    def _call(self, node: ast.Call, frame: Frame, regime: np.ndarray | None) -> Value:
+        function = REGISTRY.get(node.func)
+        assert function is not None
+        inputs = [frame.column(name) for name in function.inputs]
+        args: list[Value] = []
+        for spec, arg in zip(function.args, node.args, strict=True):
+            if spec.kind.is_series:
+                args.append(_as_array(self._eval(arg, frame, regime), frame.length))
+            elif spec.kind is ArgKind.LIST:
+                assert isinstance(arg, ast.ListLit)
+                args.append(tuple(i.value for i in arg.items if isinstance(i, ast.Number)))
+            else:
+                assert isinstance(arg, ast.Number)
+                count = spec.kind in (ArgKind.INT, ArgKind.WINDOW)
+                args.append(int(arg.value) if count else float(arg.value))
+        return function.impl(*inputs, *args)
+
+    def _context(self, operand: ast.Node, tf: str, pair: str, base: Frame) -> Value:
+        if tf == base.timeframe and pair == base.pair:
+            return self._eval(operand, base, None)
+        other = self._frame(pair, tf, shared=True)
+        values = _as_array(self._eval(operand, other, None), other.length)
+        is_bool = values.dtype == bool
+        series = pd.Series(values.astype(np.float64), index=other.candles.index)
+        aligned = align_to_base(pd.DatetimeIndex(base.candles.index), base.timeframe, series, tf)
+        result = np.asarray(aligned, dtype=np.float64)
+        return result == 1.0 if is_bool else result
+
+
+def _as_array(value: Value, length: int) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, bool | np.bool_):
+        return np.full(length, bool(value))
+    return np.full(length, float(value))
+
+
+def binary(op: str, a: Value, b: Value) -> Value:
+    if op == "and":
+        return np.logical_and(a, b)
+    if op == "or":
+        return np.logical_or(a, b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if op == "+":
+            return np.add(a, b)
+        if op == "-":
+            return np.subtract(a, b)
+        if op == "*":
+            return np.multiply(a, b)
+        result = np.divide(a, b)
+    # A division by zero is undefined, never infinite.
+    return (
+        np.where(np.isfinite(result), result, np.nan)
+        if isinstance(result, np.ndarray)
+        else (result if np.isfinite(result) else np.nan)
+    )
+
+
+def compare(op: str, a: Value, b: Value) -> Value:
+    with np.errstate(invalid="ignore"):
+        if op == "<":
+            return np.less(a, b)
+        if op == "<=":
+            return np.less_equal(a, b)
+        if op == ">":
+            return np.greater(a, b)
+        if op == ">=":
+            return np.greater_equal(a, b)
+        if op == "==":
+            return np.equal(a, b)
+        return np.not_equal(a, b)
+
+
+def shift(values: np.ndarray, n: int) -> np.ndarray:
+    """values[t - n] at t; undefined (NaN, or False) for the first n candles."""
+    if n == 0:
+        return values
+    out = np.empty_like(values)
+    fill: Any = False if values.dtype == bool else np.nan
+    out[:n] = fill
+    out[n:] = values[:-n] if n < len(values) else values[:0]
+    if n >= len(values):
+        out[:] = fill
+    return out

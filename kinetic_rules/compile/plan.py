@@ -1,0 +1,152 @@
+"""Checked strategy → plan: the distinct series to compute, and the warm-up they need.
+
+Because checked trees are fully inlined and spans take no part in equality, a set of
+nodes is exactly the set of distinct computations: `ema(close, 50)` written in five
+places is one entry. Expressions that depend on an open trade (stops, exits with
+`profit`, …) are split: their trade-free parts become market series computed with
+everything else, and only the thin elementwise rest is left for the engine.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from kinetic_rules.functions import REGISTRY, ArgKind
+from kinetic_rules.lang import ast
+from kinetic_rules.lang.checker import CheckedStrategy, Rule
+from kinetic_rules.lang.names import CONTEXT_NAMES, Scope
+from kinetic_rules.timeframes import timeframe_seconds
+
+
+@dataclass(frozen=True)
+class DataNeed:
+    """Candles of one (pair, timeframe); pair None means the pair being traded."""
+
+    pair: str | None
+    timeframe: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    strategy: CheckedStrategy
+    timeframe: str
+    market: tuple[ast.Node, ...]  # market series every pair computes, in a stable order
+    live_only: tuple[Rule, ...]  # rules needing live-only inputs: skipped in backtests
+    data: tuple[DataNeed, ...]  # candles the plan reads
+    warmup: dict[str, int]  # candles needed per timeframe before values are trustworthy
+    warmup_seconds: int  # the longest of those, as time
+    distinct_series: int  # distinct computed nodes (functions, history, contexts)
+    trade_free: frozenset[ast.Node] = field(default_factory=frozenset)
+
+    def is_trade_free(self, node: ast.Node) -> bool:
+        return node in self.trade_free or not _uses_trade(node)
+
+
+def build_plan(checked: CheckedStrategy) -> Plan:
+    base = checked.timeframe
+    market: dict[ast.Node, None] = {}
+    live_only = tuple(r for r in checked.rules() if _uses_live(r.node))
+    for rule in checked.rules():
+        if rule in live_only:
+            continue
+        for node in _market_parts(rule):
+            market.setdefault(node, None)
+    needs: dict[DataNeed, None] = {DataNeed(None, base): None}
+    warmups: dict[str, int] = {base: 0}
+    distinct: set[tuple[ast.Node, str, str | None]] = set()
+    for node in market:
+        candles = _warmup(node, base, None, needs, warmups, distinct)
+        warmups[base] = max(warmups[base], candles)
+    seconds = max(timeframe_seconds(tf) * n for tf, n in warmups.items())
+    trade_free = frozenset(market)
+    return Plan(
+        strategy=checked,
+        timeframe=base,
+        market=tuple(market),
+        live_only=live_only,
+        data=tuple(needs),
+        warmup=warmups,
+        warmup_seconds=seconds,
+        distinct_series=len(distinct),
+        trade_free=trade_free,
+    )
+
+
+def _uses_trade(node: ast.Node) -> bool:
+    return any(
+        isinstance(n, ast.Name) and n.id in CONTEXT_NAMES and n.id != "spread" for n in node.walk()
+    )
+
+
+def _uses_live(node: ast.Node) -> bool:
+    return any(
+        isinstance(n, ast.Name)
+        and n.id in CONTEXT_NAMES
+        and Scope.LIVE in CONTEXT_NAMES[n.id].scope
+        for n in node.walk()
+    )
+
+
+def _market_parts(rule: Rule) -> list[ast.Node]:
+    """The rule itself if it never reads a trade; otherwise its largest trade-free parts."""
+    if not _uses_trade(rule.node):
+        return [rule.node]
+    found: list[ast.Node] = []
+    stack = [rule.node]
+    while stack:
+        node = stack.pop()
+        if not _uses_trade(node):
+            if not isinstance(node, ast.Number | ast.Bool | ast.String | ast.ListLit):
+                found.append(node)
+            continue
+        stack.extend(node.children())
+    return found
+
+
+def _warmup(
+    node: ast.Node,
+    tf: str,
+    pair: str | None,
+    needs: dict[DataNeed, None],
+    warmups: dict[str, int],
+    distinct: set[tuple[ast.Node, str, str | None]],
+) -> int:
+    """Candles of `tf` needed before `node` is trustworthy, recording data needs on the way."""
+    match node:
+        case ast.Call(func=name, args=args):
+            function = REGISTRY.get(name)
+            assert function is not None
+            distinct.add((node, tf, pair))
+            consts: dict[str, float | int | tuple[float, ...]] = {}
+            inner = 0
+            for spec, arg in zip(function.args, args, strict=True):
+                if spec.kind.is_series:
+                    inner = max(inner, _warmup(arg, tf, pair, needs, warmups, distinct))
+                elif spec.kind is ArgKind.LIST and isinstance(arg, ast.ListLit):
+                    consts[spec.name] = tuple(_value(i) for i in arg.items)
+                elif isinstance(arg, ast.Number):
+                    value = arg.value
+                    is_count = spec.kind in (ArgKind.INT, ArgKind.WINDOW)
+                    consts[spec.name] = int(value) if is_count else value
+            return inner + function.warmup(consts)
+        case ast.History(operand=operand, offset=offset):
+            distinct.add((node, tf, pair))
+            return _warmup(operand, tf, pair, needs, warmups, distinct) + int(_value(offset))
+        case ast.Context(operand=operand, timeframe=other_tf, pair=other_pair):
+            target_tf, target_pair = other_tf or tf, other_pair or pair
+            needs.setdefault(DataNeed(target_pair, target_tf), None)
+            distinct.add((node, tf, pair))
+            inner = _warmup(operand, target_tf, target_pair, needs, warmups, distinct)
+            warmups[target_tf] = max(warmups.get(target_tf, 0), inner)
+            ratio = timeframe_seconds(target_tf) // timeframe_seconds(tf)
+            return (inner + 1) * ratio  # the higher candle must also have closed
+        case _:
+            return max(
+                (_warmup(c, tf, pair, needs, warmups, distinct) for c in node.children()),
+                default=0,
+            )
+
+
+def _value(node: ast.Node) -> float:
+    return node.value if isinstance(node, ast.Number) else math.nan

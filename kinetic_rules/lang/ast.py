@@ -1,0 +1,150 @@
+"""The expression tree: small frozen dataclasses that carry their source span.
+
+Spans take no part in equality or hashing, so two occurrences of `ema(close, 50)`
+anywhere in a strategy are one key — that is how the compiler computes each
+distinct series once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields
+
+from kinetic_rules.errors import NO_SPAN, Span
+
+
+@dataclass(frozen=True)
+class Node:
+    span: Span = field(default=NO_SPAN, compare=False, hash=False, repr=False, kw_only=True)
+
+    def children(self) -> Iterator[Node]:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Node):
+                yield value
+            elif isinstance(value, tuple):
+                for item in value:
+                    if isinstance(item, Node):
+                        yield item
+                    elif isinstance(item, tuple):  # keyword arguments: (name, node)
+                        yield from (v for v in item if isinstance(v, Node))
+
+    def walk(self) -> Iterator[Node]:
+        """Every node of the tree, parents before children."""
+        stack: list[Node] = [self]
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(list(node.children())))
+
+
+@dataclass(frozen=True)
+class Number(Node):
+    value: float
+
+
+@dataclass(frozen=True)
+class Percent(Node):
+    """`2.5%`: written as 2.5, worth 0.025."""
+
+    written: float
+
+    @property
+    def value(self) -> float:
+        return self.written / 100.0
+
+
+@dataclass(frozen=True)
+class Duration(Node):
+    """`24h`: a length of time; becomes a count of candles where one is needed."""
+
+    amount: int
+    unit: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.amount}{self.unit}"
+
+
+@dataclass(frozen=True)
+class Bool(Node):
+    value: bool
+
+
+@dataclass(frozen=True)
+class String(Node):
+    value: str
+
+
+@dataclass(frozen=True)
+class Name(Node):
+    """A candle field, a named definition, a trade-context name, or a regime table."""
+
+    id: str
+
+
+@dataclass(frozen=True)
+class Param(Node):
+    """`$roc_threshold`: a knob declared under `params:`."""
+
+    id: str
+
+
+@dataclass(frozen=True)
+class ListLit(Node):
+    items: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Call(Node):
+    func: str
+    args: tuple[Node, ...]
+    kwargs: tuple[tuple[str, Node], ...] = ()
+
+
+@dataclass(frozen=True)
+class Unary(Node):
+    op: str  # "-", "+" or "not"
+    operand: Node
+
+
+@dataclass(frozen=True)
+class Binary(Node):
+    op: str  # "+", "-", "*", "/", "and", "or"
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True)
+class Compare(Node):
+    """`a < b <= c`: every adjacent pair must hold; each operand is evaluated once."""
+
+    first: Node
+    rest: tuple[tuple[str, Node], ...]
+
+
+@dataclass(frozen=True)
+class IfElse(Node):
+    condition: Node
+    then: Node
+    otherwise: Node
+
+
+@dataclass(frozen=True)
+class History(Node):
+    """`x[n]`: the value of x, n candles of the current timeframe ago."""
+
+    operand: Node
+    offset: Node  # a Number, a Param, or (to be rejected) a negative number
+
+
+@dataclass(frozen=True)
+class Context(Node):
+    """`x@1h[BTC/USDT]`: x evaluated on another timeframe and/or pair, then aligned back."""
+
+    operand: Node
+    timeframe: str | None
+    pair: str | None
+
+
+COMPARISON_OPS = ("<", "<=", ">", ">=", "==", "!=")

@@ -1,0 +1,559 @@
+"""Resolve and type one expression in its context.
+
+The result is a fully inlined tree: named definitions are expanded (in the timeframe
+where they are used), params become numbers, durations become candle counts of the
+timeframe they are evaluated in, constant arithmetic is folded and function calls get
+every argument in declared order. Two ways of writing the same series therefore give
+one tree — the key the compiler computes once. Errors are reported, never raised, and
+a failed subtree yields None so one mistake does not cascade into many.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from kinetic_rules.errors import Diagnostic, Span
+from kinetic_rules.functions import REGISTRY, ArgKind, Function
+from kinetic_rules.lang import ast
+from kinetic_rules.lang.names import CANDLE_FIELDS, CONTEXT_NAMES, Scope
+from kinetic_rules.timeframes import candles_in, parse_duration, timeframe_seconds
+
+NUMBER, BOOL, STRING, LIST, DURATION = "number", "bool", "string", "list", "duration"
+
+
+@dataclass(frozen=True)
+class Typed:
+    node: ast.Node
+    kind: str
+
+
+@dataclass
+class Definition:
+    name: str
+    kind: str  # what it must be: number (indicators) or bool (conditions)
+    tree: ast.Node | None  # None: it did not parse (already reported)
+
+
+@dataclass
+class Symbols:
+    params: dict[str, float | int | bool | str]
+    definitions: dict[str, Definition]
+    regime_classes: tuple[str, ...] = ()
+    regime_tables: frozenset[str] = frozenset()
+    informative_timeframes: frozenset[str] | None = None
+    informative_pairs: frozenset[str] | None = None
+    declared_params: frozenset[str] = frozenset()  # including those whose value was rejected
+    used: set[str] = field(default_factory=set)
+
+
+class Resolver:
+    def __init__(self, symbols: Symbols, report: Callable[[Diagnostic], None]) -> None:
+        self.symbols = symbols
+        self.report = report
+        self._memo: dict[tuple[str, str], Typed | None] = {}
+        self._stack: list[str] = []
+
+    # entry point ----------------------------------------------------------------------
+    def resolve(self, tree: ast.Node, scope: Scope, timeframe: str) -> Typed | None:
+        return self._resolve(tree, scope, timeframe)
+
+    def _error(self, span: Span, code: str, message: str, hint: str | None = None) -> None:
+        self.report(Diagnostic("error", code, message, span, hint))
+
+    def _resolve(self, node: ast.Node, scope: Scope, tf: str) -> Typed | None:
+        method = getattr(self, f"_r_{type(node).__name__}")
+        result: Typed | None = method(node, scope, tf)
+        return result
+
+    # literals ---------------------------------------------------------------------------
+    def _r_Number(self, node: ast.Number, scope: Scope, tf: str) -> Typed:
+        return Typed(node, NUMBER)
+
+    def _r_Percent(self, node: ast.Percent, scope: Scope, tf: str) -> Typed:
+        return Typed(ast.Number(node.value, span=node.span), NUMBER)
+
+    def _r_Bool(self, node: ast.Bool, scope: Scope, tf: str) -> Typed:
+        return Typed(node, BOOL)
+
+    def _r_String(self, node: ast.String, scope: Scope, tf: str) -> Typed:
+        return Typed(node, STRING)
+
+    def _r_Duration(self, node: ast.Duration, scope: Scope, tf: str) -> Typed:
+        return Typed(node, DURATION)
+
+    def _r_ListLit(self, node: ast.ListLit, scope: Scope, tf: str) -> Typed | None:
+        items = [self._number_const(item, scope, tf, "list items") for item in node.items]
+        if any(i is None for i in items):
+            return None
+        return Typed(ast.ListLit(tuple(i for i in items if i), span=node.span), LIST)
+
+    def _r_Param(self, node: ast.Param, scope: Scope, tf: str) -> Typed | None:
+        params = self.symbols.params
+        if node.id not in params and node.id in self.symbols.declared_params:
+            return None  # its value was rejected; that error is reported already
+        if node.id not in params:
+            near = difflib.get_close_matches(node.id, sorted(self.symbols.declared_params), n=1)
+            hint = f"did you mean ${near[0]}?" if near else "declare it under `params:`"
+            self._error(node.span, "unknown-param", f"unknown param ${node.id}", hint)
+            return None
+        self.symbols.used.add("$" + node.id)
+        value = params[node.id]
+        if isinstance(value, bool):
+            return Typed(ast.Bool(value, span=node.span), BOOL)
+        if isinstance(value, str):
+            return Typed(ast.String(value, span=node.span), STRING)
+        return Typed(ast.Number(float(value), span=node.span), NUMBER)
+
+    # names ------------------------------------------------------------------------------
+    def _r_Name(self, node: ast.Name, scope: Scope, tf: str) -> Typed | None:
+        name = node.id
+        if name in CANDLE_FIELDS:
+            return Typed(node, NUMBER)
+        if name in self.symbols.definitions:
+            return self._definition(node, tf)
+        if name in CONTEXT_NAMES:
+            builtin = CONTEXT_NAMES[name]
+            if not (builtin.scope & scope):
+                where = _scope_words(builtin.scope)
+                self._error(
+                    node.span,
+                    "wrong-place",
+                    f"'{name}' exists only {where}",
+                    "rules about entering and the scanner run before any trade exists",
+                )
+                return None
+            return Typed(node, NUMBER)
+        if name == "regime":
+            if not self.symbols.regime_classes:
+                self._error(node.span, "no-regime", "'regime' needs a `regime:` section")
+                return None
+            return Typed(node, STRING)
+        if name in self.symbols.regime_tables:
+            return Typed(node, NUMBER)
+        if name in REGISTRY:
+            self._error(
+                node.span,
+                "not-called",
+                f"'{name}' is a function",
+                f"call it: {REGISTRY.get(name).signature()}",  # type: ignore[union-attr]
+            )
+            return None
+        self._unknown(node.span, name, scope)
+        return None
+
+    def _unknown(self, span: Span, name: str, scope: Scope) -> None:
+        visible = [*CANDLE_FIELDS, *self.symbols.definitions, *self.symbols.regime_tables]
+        visible += [n for n, b in CONTEXT_NAMES.items() if b.scope & scope]
+        visible += REGISTRY.names()
+        near = difflib.get_close_matches(name, visible, n=1, cutoff=0.6)
+        hint = f"did you mean '{near[0]}'?" if near else None
+        if hint is None and name.startswith("$"):
+            hint = "params are written $name"
+        self._error(span, "unknown-name", f"unknown name '{name}'", hint)
+
+    def _definition(self, node: ast.Name, tf: str) -> Typed | None:
+        name = node.id
+        self.symbols.used.add(name)
+        if name in self._stack:
+            cycle = " → ".join([*self._stack[self._stack.index(name) :], name])
+            self._error(node.span, "cycle", f"definitions refer to each other: {cycle}")
+            return None
+        key = (name, tf)
+        if key not in self._memo:
+            definition = self.symbols.definitions[name]
+            self._stack.append(name)
+            try:
+                typed = (
+                    self._resolve(definition.tree, Scope.MARKET, tf) if definition.tree else None
+                )
+            finally:
+                self._stack.pop()
+            self._memo[key] = typed if typed and typed.kind == definition.kind else None
+        return self._memo[key]
+
+    # operators --------------------------------------------------------------------------
+    def _r_Unary(self, node: ast.Unary, scope: Scope, tf: str) -> Typed | None:
+        operand = self._resolve(node.operand, scope, tf)
+        if operand is None:
+            return None
+        want = BOOL if node.op == "not" else NUMBER
+        if not self._expect(operand, want, node.operand.span, f"'{node.op}'"):
+            return None
+        inner = operand.node
+        if node.op == "+":
+            return operand
+        if node.op == "-" and isinstance(inner, ast.Number):
+            return Typed(ast.Number(-inner.value, span=node.span), NUMBER)
+        if node.op == "not" and isinstance(inner, ast.Bool):
+            return Typed(ast.Bool(not inner.value, span=node.span), BOOL)
+        return Typed(ast.Unary(node.op, inner, span=node.span), want)
+
+    def _r_Binary(self, node: ast.Binary, scope: Scope, tf: str) -> Typed | None:
+        left = self._resolve(node.left, scope, tf)
+        right = self._resolve(node.right, scope, tf)
+        if left is None or right is None:
+            return None
+        want = BOOL if node.op in ("and", "or") else NUMBER
+        ok_left = self._expect(left, want, node.left.span, f"'{node.op}'")
+        ok_right = self._expect(right, want, node.right.span, f"'{node.op}'")
+        if not (ok_left and ok_right):
+            return None
+        a, b = left.node, right.node
+        if isinstance(a, ast.Number) and isinstance(b, ast.Number):
+            folded = _fold(node.op, a.value, b.value)
+            if folded is not None:
+                return Typed(ast.Number(folded, span=node.span), NUMBER)
+        if isinstance(a, ast.Bool) and isinstance(b, ast.Bool):
+            value = (a.value and b.value) if node.op == "and" else (a.value or b.value)
+            return Typed(ast.Bool(value, span=node.span), BOOL)
+        return Typed(ast.Binary(node.op, a, b, span=node.span), want)
+
+    def _r_Compare(self, node: ast.Compare, scope: Scope, tf: str) -> Typed | None:
+        operands = [self._resolve(node.first, scope, tf)]
+        operands += [self._resolve(operand, scope, tf) for _, operand in node.rest]
+        if any(o is None for o in operands):
+            return None
+        typed = [o for o in operands if o is not None]
+        spans = [node.first.span, *(operand.span for _, operand in node.rest)]
+        for (op, _), left, right, span in zip(node.rest, typed, typed[1:], spans[1:], strict=False):
+            if STRING in (left.kind, right.kind):
+                if not self._check_string_compare(op, left, right, span):
+                    return None
+                continue
+            if op in ("==", "!=") and left.kind == right.kind == BOOL:
+                continue
+            if not (self._expect(left, NUMBER, span, f"'{op}'")):
+                return None
+            if not (self._expect(right, NUMBER, span, f"'{op}'")):
+                return None
+        first, *rest = (t.node for t in typed)
+        pairs = tuple((op, n) for (op, _), n in zip(node.rest, rest, strict=True))
+        if all(isinstance(n, ast.String) for n in (first, *rest)):
+            return Typed(ast.Bool(_compare_words(first, pairs), span=node.span), BOOL)
+        return Typed(ast.Compare(first, pairs, span=node.span), BOOL)
+
+    def _check_string_compare(self, op: str, left: Typed, right: Typed, span: Span) -> bool:
+        if op not in ("==", "!=") or left.kind != right.kind:
+            self._error(span, "type", "words can only be compared with == or != to words")
+            return False
+        for side in (left.node, right.node):
+            if isinstance(side, ast.String) and any(
+                isinstance(o, ast.Name) and o.id == "regime" for o in (left.node, right.node)
+            ):
+                classes = self.symbols.regime_classes
+                if side.value not in classes:
+                    near = difflib.get_close_matches(side.value, classes, n=1)
+                    hint = (
+                        f"did you mean '{near[0]}'?" if near else f"regimes: {', '.join(classes)}"
+                    )
+                    self._error(side.span, "unknown-regime", f"no regime '{side.value}'", hint)
+                    return False
+        return True
+
+    def _r_IfElse(self, node: ast.IfElse, scope: Scope, tf: str) -> Typed | None:
+        cond = self._resolve(node.condition, scope, tf)
+        then = self._resolve(node.then, scope, tf)
+        other = self._resolve(node.otherwise, scope, tf)
+        if cond is None or then is None or other is None:
+            return None
+        if not self._expect(cond, BOOL, node.condition.span, "'if'"):
+            return None
+        then, other = self._as_number(then, tf), self._as_number(other, tf)
+        if then.kind != other.kind or then.kind not in (NUMBER, BOOL):
+            self._error(
+                node.span,
+                "type",
+                f"'then' gives a {_word(then.kind)}, 'else' a {_word(other.kind)}",
+                "both branches must give the same kind of value",
+            )
+            return None
+        if isinstance(cond.node, ast.Bool):
+            return then if cond.node.value else other
+        return Typed(ast.IfElse(cond.node, then.node, other.node, span=node.span), then.kind)
+
+    # postfix ----------------------------------------------------------------------------
+    def _r_History(self, node: ast.History, scope: Scope, tf: str) -> Typed | None:
+        operand = self._resolve(node.operand, scope, tf)
+        offset = self._resolve(node.offset, scope, tf)
+        if operand is None or offset is None:
+            return None
+        value = offset.node.value if isinstance(offset.node, ast.Number) else None
+        if value is None or not float(value).is_integer():
+            self._error(
+                node.offset.span, "history", "a history offset is a whole number of candles"
+            )
+            return None
+        if value < 0:
+            self._error(
+                node.offset.span,
+                "look-ahead",
+                f"[{int(value)}] would read the future",
+                "x[n] is the value n candles ago; n must be 0 or more",
+            )
+            return None
+        if operand.kind not in (NUMBER, BOOL):
+            self._error(node.span, "type", "only numbers and conditions have a history")
+            return None
+        if self._uses_trade(operand.node):
+            self._error(node.span, "wrong-place", "trade values have no history; use max_profit")
+            return None
+        if value == 0:
+            return operand
+        return Typed(ast.History(operand.node, ast.Number(value), span=node.span), operand.kind)
+
+    def _r_Context(self, node: ast.Context, scope: Scope, tf: str) -> Typed | None:
+        target_tf = node.timeframe or tf
+        ok = True
+        if node.timeframe is not None:
+            ok = self._check_timeframe(node, tf)
+        if node.pair is not None:
+            ok = self._check_pair(node) and ok
+        if not ok:
+            return None
+        inner = self._resolve(node.operand, Scope.MARKET, target_tf)
+        if inner is None:
+            return None
+        if inner.kind not in (NUMBER, BOOL):
+            self._error(node.span, "type", "only numbers and conditions can be read elsewhere")
+            return None
+        return Typed(ast.Context(inner.node, node.timeframe, node.pair, span=node.span), inner.kind)
+
+    def _check_timeframe(self, node: ast.Context, tf: str) -> bool:
+        assert node.timeframe is not None
+        try:
+            other = timeframe_seconds(node.timeframe)
+        except ValueError as problem:
+            self._error(node.span, "timeframe", str(problem))
+            return False
+        here = timeframe_seconds(tf)
+        if other < here or other % here:
+            self._error(
+                node.span,
+                "timeframe",
+                f"@{node.timeframe} cannot be read from {tf} candles",
+                f"use a timeframe that is a whole multiple of {tf}",
+            )
+            return False
+        allowed = self.symbols.informative_timeframes
+        if allowed is not None and other != here and node.timeframe not in allowed:
+            self._error(
+                node.span,
+                "undeclared",
+                f"timeframe {node.timeframe} is not in `informative`",
+                "add it to informative.timeframes",
+            )
+            return False
+        return True
+
+    def _check_pair(self, node: ast.Context) -> bool:
+        assert node.pair is not None
+        allowed = self.symbols.informative_pairs
+        if allowed is not None and node.pair not in allowed:
+            self._error(
+                node.span,
+                "undeclared",
+                f"pair {node.pair} is not in `informative`",
+                "add it to informative.pairs",
+            )
+            return False
+        return True
+
+    # calls ------------------------------------------------------------------------------
+    def _r_Call(self, node: ast.Call, scope: Scope, tf: str) -> Typed | None:
+        function = REGISTRY.get(node.func)
+        if function is None:
+            near = difflib.get_close_matches(node.func, REGISTRY.names(), n=1, cutoff=0.6)
+            hint = f"did you mean {near[0]}(...)?" if near else "see `kinetic-rules functions`"
+            span = Span(node.span.source, node.span.start, node.span.start + len(node.func))
+            self._error(span, "unknown-function", f"unknown function '{node.func}'", hint)
+            return None
+        bound = self._bind(function, node)
+        if bound is None:
+            return None
+        args: list[ast.Node] = []
+        ok = True
+        for spec, given in zip(function.args, bound, strict=True):
+            checked = self._argument(function, spec, given, node, scope, tf)
+            ok = ok and checked is not None
+            if checked is not None:
+                args.append(checked)
+        if not ok:
+            return None
+        kind = BOOL if function.returns == "bool" else NUMBER
+        return Typed(ast.Call(function.name, tuple(args), span=node.span), kind)
+
+    def _bind(self, function: Function, node: ast.Call) -> list[ast.Node | None] | None:
+        params = function.args
+        if len(node.args) > len(params):
+            extra = node.args[len(params)]
+            self._error(
+                extra.span,
+                "arity",
+                f"{function.name} takes at most {len(params)} argument(s)",
+                function.signature(),
+            )
+            return None
+        bound: list[ast.Node | None] = [*node.args, *([None] * (len(params) - len(node.args)))]
+        names = [p.name for p in params]
+        for key, value in node.kwargs:
+            if key not in names:
+                near = difflib.get_close_matches(key, names, n=1)
+                hint = f"did you mean {near[0]}=?" if near else function.signature()
+                self._error(value.span, "arity", f"{function.name} has no argument '{key}'", hint)
+                return None
+            index = names.index(key)
+            if bound[index] is not None:
+                self._error(value.span, "arity", f"argument '{key}' given twice")
+                return None
+            bound[index] = value
+        for spec, given in zip(params, bound, strict=True):
+            if given is None and spec.required:
+                self._error(
+                    node.span,
+                    "arity",
+                    f"{function.name} needs its '{spec.name}' argument",
+                    function.signature(),
+                )
+                return None
+        return bound
+
+    def _argument(
+        self,
+        function: Function,
+        spec: object,
+        given: ast.Node | None,
+        call: ast.Call,
+        scope: Scope,
+        tf: str,
+    ) -> ast.Node | None:
+        from kinetic_rules.functions.registry import Arg
+
+        assert isinstance(spec, Arg)
+        if given is None:
+            return ast.Number(float(spec.default))  # type: ignore[arg-type]
+        typed = self._resolve(given, scope, tf)
+        if typed is None:
+            return None
+        where = f"{function.name}'s '{spec.name}'"
+        if spec.kind is ArgKind.SERIES or spec.kind is ArgKind.BOOL_SERIES:
+            want = NUMBER if spec.kind is ArgKind.SERIES else BOOL
+            typed = self._as_number(typed, tf) if want == NUMBER else typed
+            if not self._expect(typed, want, given.span, where):
+                return None
+            if function.name not in _ELEMENTWISE and self._uses_trade(typed.node):
+                self._error(given.span, "wrong-place", f"{where} cannot follow a trade value")
+                return None
+            return typed.node
+        if spec.kind is ArgKind.LIST:
+            if typed.kind != LIST:
+                self._error(given.span, "type", f"{where} is a list such as [60, 70, 80]")
+                return None
+            return typed.node
+        typed = self._as_number(typed, tf, given.span)
+        if typed.kind == "error":
+            return None
+        if not isinstance(typed.node, ast.Number):
+            self._error(given.span, "constant", f"{where} must be a fixed number, not a series")
+            return None
+        value = typed.node.value
+        if spec.kind in (ArgKind.INT, ArgKind.WINDOW) and not value.is_integer():
+            self._error(given.span, "type", f"{where} must be a whole number")
+            return None
+        if spec.minimum is not None and value < spec.minimum:
+            self._error(given.span, "range", f"{where} must be at least {spec.minimum:g}")
+            return None
+        return typed.node
+
+    # helpers ----------------------------------------------------------------------------
+    def _as_number(self, typed: Typed, tf: str, span: Span | None = None) -> Typed:
+        """A duration where a number is wanted counts candles of the current timeframe."""
+        if typed.kind != DURATION:
+            return typed
+        node = typed.node
+        assert isinstance(node, ast.Duration)
+        try:
+            count = candles_in(parse_duration(node.text), tf)
+        except ValueError as problem:
+            self._error(span or node.span, "duration", str(problem))
+            return Typed(ast.Number(float("nan"), span=node.span), "error")
+        return Typed(ast.Number(float(count), span=node.span), NUMBER)
+
+    def _number_const(self, node: ast.Node, scope: Scope, tf: str, what: str) -> ast.Node | None:
+        typed = self._resolve(node, scope, tf)
+        if typed is None:
+            return None
+        typed = self._as_number(typed, tf)
+        if not isinstance(typed.node, ast.Number):
+            self._error(node.span, "constant", f"{what} must be fixed numbers")
+            return None
+        return typed.node
+
+    def _expect(self, typed: Typed, want: str, span: Span, where: str) -> bool:
+        if typed.kind == "error":
+            return False
+        if typed.kind == DURATION and want == NUMBER:
+            return True
+        if typed.kind == want:
+            return True
+        hint = None
+        if want == NUMBER and typed.kind == BOOL:
+            hint = "to count a condition as a number, write: if <condition> then 1 else 0"
+        elif want == BOOL and typed.kind == NUMBER:
+            hint = "compare it with something, e.g. x > 0"
+        self._error(span, "type", f"{where} needs a {_word(want)}, got a {_word(typed.kind)}", hint)
+        return False
+
+    def _uses_trade(self, node: ast.Node) -> bool:
+        return any(
+            isinstance(n, ast.Name) and n.id in CONTEXT_NAMES and n.id != "spread"
+            for n in node.walk()
+        )
+
+
+_ELEMENTWISE = {"abs", "min", "max", "clamp", "log", "sqrt", "step"}
+RESERVED_WORDS = {"otherwise"}
+
+
+def _fold(op: str, a: float, b: float) -> float | None:
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    if op == "*":
+        return a * b
+    if op == "/" and b != 0:
+        return a / b
+    return None
+
+
+def _compare_words(first: ast.Node, pairs: tuple[tuple[str, ast.Node], ...]) -> bool:
+    left = first
+    for op, right in pairs:
+        assert isinstance(left, ast.String) and isinstance(right, ast.String)
+        if (left.value == right.value) != (op == "=="):
+            return False
+        left = right
+    return True
+
+
+def _word(kind: str) -> str:
+    return {
+        NUMBER: "number",
+        BOOL: "condition (true/false)",
+        STRING: "word",
+        LIST: "list",
+        DURATION: "duration",
+    }.get(kind, kind)
+
+
+def _scope_words(scope: Scope) -> str:
+    places = []
+    if scope & Scope.TRADE:
+        places.append("while a trade is open (exit, stoploss, take_profit)")
+    if scope & Scope.SIZING:
+        places.append("when sizing a trade (sizing)")
+    if scope & Scope.LIVE:
+        places.append("in live trading (scanner filters)")
+    return " or ".join(places)

@@ -1,0 +1,241 @@
+"""The shape of a strategy file, as pydantic models.
+
+Structure only: every expression is kept as text here and parsed by the language
+stage, which finds its file position through the loader's position table. The
+JSON Schema in schemas/strategy.schema.json is generated from these models, so
+the `description` of each field is also what an editor shows on hover.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from kinetic_rules.spec.types import Condition, Duration, Fraction, Name, Timeframe, Value
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Metadata(Section):
+    name: str = Field(description="A short name for the strategy, shown in reports.")
+    description: str = Field("", description="What the strategy does, in a sentence or two.")
+    version: str = Field("1", description="Your version of this file.")
+    author: str = Field("", description="Who maintains this strategy.")
+
+
+class Market(Section):
+    exchange: str = Field("binance", description="ccxt exchange id, e.g. binance, kraken.")
+    type: Literal["spot", "futures"] = Field("spot", description="Spot or futures trading.")
+    stake_currency: str = Field("USDT", description="The currency stakes are paid in.")
+    pairs: list[str] = Field(
+        default_factory=list,
+        description="Pairs to trade when there is no scanner (a static whitelist), e.g. BTC/USDT.",
+    )
+    rate_limit_ms: int = Field(
+        200, ge=0, description="Least milliseconds between two requests to the exchange."
+    )
+
+
+class Param(Section):
+    value: float | int | bool | str = Field(description="The value used unless overridden.")
+    min: float | None = Field(None, description="Smallest allowed value (inclusive).")
+    max: float | None = Field(None, description="Largest allowed value (inclusive).")
+    choices: list[str] | None = Field(None, description="Allowed values for a word param.")
+    doc: str = Field("", description="What this knob does, for the people who turn it.")
+
+
+class Informative(Section):
+    timeframes: list[Timeframe] = Field(
+        default_factory=list, description="Other timeframes the rules may read with @."
+    )
+    pairs: list[str] = Field(
+        default_factory=list, description="Other pairs the rules may read with [PAIR]."
+    )
+
+
+class ScannerStep(Section):
+    name: str = Field("", description="A label for reports.")
+    top: int | None = Field(None, ge=1, description="Keep this many pairs, ranked by `by`.")
+    by: Value | None = Field(None, description="What `top` ranks by, highest first.")
+    filter: Condition | None = Field(None, description="Keep only pairs where this holds.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ScannerStep:
+        if (self.top is None) == (self.filter is None):
+            raise ValueError("a scanner step has either `top` (with `by`) or `filter`")
+        if self.top is not None and self.by is None:
+            raise ValueError("`top` needs `by`: what to rank pairs by")
+        if self.filter is not None and self.by is not None:
+            raise ValueError("`by` goes with `top`, not with `filter`")
+        return self
+
+
+class Scanner(Section):
+    refresh: Duration = Field(description="How often the pair list is rebuilt, e.g. 30m.")
+    universe: list[str] = Field(
+        default_factory=list,
+        description="Pairs to scan; empty means every pair with data (backtest) or every "
+        "active market quoted in the stake currency (live).",
+    )
+    blacklist: list[str] = Field(
+        default_factory=list,
+        description="Regular expressions; a pair matching any of them is never traded.",
+    )
+    steps: list[ScannerStep] = Field(description="Applied in order, from all pairs to a shortlist.")
+
+
+class Regime(Section):
+    classes: dict[Name, Condition] = Field(
+        description="Market states in order; the first whose condition holds is the regime. "
+        "The last may be `otherwise`."
+    )
+    max_open_trades: dict[Name, int] = Field(
+        default_factory=dict, description="Most open trades allowed in each regime."
+    )
+    tables: dict[Name, dict[Name, float]] = Field(
+        default_factory=dict,
+        description="Named numbers per regime, usable in expressions, e.g. a stop multiplier.",
+    )
+
+
+class Protection(Section):
+    active: Condition = Field(description="When this holds, the protection is in force.")
+    max_open_trades: int | None = Field(None, ge=0, description="Trade limit while in force.")
+    block_entries: bool = Field(False, description="No new trades while in force.")
+    close_all: bool = Field(False, description="Close every open trade when it comes into force.")
+    doc: str = Field("", description="Why this protection exists.")
+
+
+class Entry(Section):
+    long: dict[Name, Condition] = Field(
+        default_factory=dict, description="Named conditions that must all hold to open a long."
+    )
+    short: dict[Name, Condition] = Field(
+        default_factory=dict, description="Named conditions that must all hold to open a short."
+    )
+    priority: Value | None = Field(
+        None,
+        description="When more pairs signal than slots are free, higher priority enters first "
+        "(ties: pair name order).",
+    )
+    cooldown: Duration | None = Field(
+        None, description="After a trade on a pair closes, wait this long before re-entering it."
+    )
+
+
+class Exit(Section):
+    long: dict[Name, Condition] = Field(
+        default_factory=dict, description="Named conditions; any one of them closes a long."
+    )
+    short: dict[Name, Condition] = Field(
+        default_factory=dict, description="Named conditions; any one of them closes a short."
+    )
+
+
+class StopRule(Section):
+    activate: Condition = Field(description="From the first closed candle where this holds …")
+    level: Value = Field(description="… the stop follows this price, never loosening.")
+
+
+class Stoploss(Section):
+    initial: Value = Field(description="Stop price when the trade opens.")
+    max_distance: Fraction | None = Field(
+        None, description="The stop is never further than this from the entry price, e.g. 3%."
+    )
+    trailing: dict[Name, StopRule] = Field(
+        default_factory=dict, description="Named rules that move the stop as the trade goes on."
+    )
+
+
+class TakeProfit(Section):
+    when: Condition = Field(description="Take profit on the first closed candle where this holds.")
+    close: Fraction = Field(description="Share of the original position to close, e.g. 40%.")
+
+
+class Kelly(Section):
+    lookback: int = Field(20, ge=1, description="Closed trades of the pair that count.")
+    min_trades: int = Field(10, ge=1, description="Fewer closed trades than this: use `default`.")
+    reward_risk: float = Field(2.0, gt=0, description="Average win divided by average loss.")
+    default: Fraction = Field(0.01, description="Stake while history is too short.")
+    clamp: tuple[Fraction, Fraction] = Field(
+        (0.005, 0.05), description="Least and most stake, as fractions of equity."
+    )
+
+
+class Sizing(Section):
+    kelly: Kelly | None = Field(None, description="Kelly-criterion stake from the pair's trades.")
+    stake: Value | None = Field(None, description="Stake as a fraction of equity (expression).")
+    max_stake: Fraction | None = Field(None, description="Never stake more than this of equity.")
+
+    @model_validator(mode="after")
+    def _one_method(self) -> Sizing:
+        if (self.kelly is None) == (self.stake is None):
+            raise ValueError("sizing needs exactly one of `kelly` or `stake`")
+        return self
+
+
+class Timeouts(Section):
+    entry: Duration = Field(600, description="Cancel an unfilled entry order after this long.")
+    exit: Duration = Field(1800, description="Cancel an unfilled exit order after this long.")
+
+
+OrderType = Literal["limit", "market"]
+
+
+class Orders(Section):
+    entry: OrderType = Field("limit", description="Order type for entries.")
+    exit: OrderType = Field("limit", description="Order type for signal exits.")
+    emergency_exit: OrderType = Field("market", description="Order type for emergency exits.")
+    stoploss: OrderType = Field("market", description="Order type when a stop triggers.")
+    stoploss_on_exchange: bool = Field(
+        True, description="Keep the stop as an order on the exchange, safe if the bot dies."
+    )
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+
+
+class Portfolio(Section):
+    max_open_trades: int = Field(1, ge=0, description="Most trades open at once.")
+    max_per_pair: int = Field(1, ge=1, le=1, description="Trades per pair (one at a time).")
+
+
+class Backtest(Section):
+    starting_balance: float = Field(10_000.0, gt=0, description="Equity at the start.")
+    fee: Fraction = Field(0.001, description="Fee per side (entry and exit), e.g. 0.1%.")
+    slippage: Fraction = Field(0.0005, description="Price slippage per fill, e.g. 0.05%.")
+
+
+class Strategy(Section):
+    """A whole strategy file."""
+
+    schema_: str | None = Field(None, alias="$schema", description="Editor schema location.")
+    metadata: Metadata
+    market: Market = Field(default_factory=Market)
+    timeframe: Timeframe = Field(description="The base timeframe rules are decided on.")
+    informative: Informative | None = None
+    params: dict[Name, Param] = Field(default_factory=dict)
+    indicators: dict[Name, Value] = Field(default_factory=dict)
+    conditions: dict[Name, Condition] = Field(default_factory=dict)
+    scanner: Scanner | None = None
+    regime: Regime | None = None
+    protections: dict[Name, Protection] = Field(default_factory=dict)
+    portfolio: Portfolio = Field(default_factory=Portfolio)
+    entry: Entry
+    exit: Exit = Field(default_factory=Exit)
+    stoploss: Stoploss | None = None
+    take_profit: dict[Name, TakeProfit] = Field(default_factory=dict)
+    sizing: Sizing = Field(default_factory=lambda: Sizing(stake="0.01"))
+    leverage: Value | None = Field(None, description="Leverage per trade (futures); default 1.")
+    orders: Orders = Field(default_factory=Orders)
+    backtest: Backtest = Field(default_factory=Backtest)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("entry")
+    @classmethod
+    def _some_entry(cls, entry: Entry) -> Entry:
+        if not entry.long and not entry.short:
+            raise ValueError("entry needs `long` or `short` conditions")
+        return entry

@@ -1,0 +1,102 @@
+"""Value types a strategy file uses outside expressions: fractions, durations, expressions.
+
+Each accepts what a person naturally writes (`1%`, `0.01`, `10m`) and says plainly
+what it wanted otherwise; the JSON Schema shows the same shapes to editors.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, WithJsonSchema
+
+from kinetic_rules.timeframes import KNOWN_TIMEFRAMES, parse_duration
+
+_PERCENT = re.compile(r"^\s*(-?[0-9]+(\.[0-9]+)?|-?\.[0-9]+)\s*%\s*$")
+
+
+def _fraction(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("expected a number or a percentage such as 1.5%")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        match = _PERCENT.match(value)
+        if match:
+            return float(match.group(1)) / 100.0
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise ValueError("expected a number or a percentage such as 1.5%")
+
+
+def _duration(value: Any) -> int:
+    if isinstance(value, str):
+        return parse_duration(value)
+    raise ValueError("expected a duration such as 10m, 4h or 1d")
+
+
+def _timeframe(value: Any) -> str:
+    if isinstance(value, str) and value in KNOWN_TIMEFRAMES:
+        return value
+    raise ValueError(f"expected a timeframe, one of: {', '.join(KNOWN_TIMEFRAMES)}")
+
+
+def _expression(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return value
+    raise ValueError("expected an expression (text such as `close > ema(close, 50)`)")
+
+
+Fraction = Annotated[
+    float,
+    BeforeValidator(_fraction),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number"},
+                {"type": "string", "pattern": r"^\s*-?([0-9]+(\.[0-9]+)?|\.[0-9]+)\s*%\s*$"},
+            ],
+            "description": "A fraction: 0.015 or 1.5%.",
+        }
+    ),
+]
+
+Duration = Annotated[
+    int,
+    BeforeValidator(_duration),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^[1-9][0-9]{0,5}[smhdw]$",
+            "description": "A duration: a whole number and a unit (s, m, h, d, w), e.g. 10m.",
+        }
+    ),
+]
+
+Timeframe = Annotated[
+    str,
+    BeforeValidator(_timeframe),
+    WithJsonSchema({"type": "string", "enum": list(KNOWN_TIMEFRAMES)}),
+]
+
+
+def expression_schema(kind: str) -> dict[str, Any]:
+    return {
+        "type": ["string", "number", "boolean"],
+        "description": f"An expression giving a {kind}. See docs/language.md.",
+    }
+
+
+Condition = Annotated[
+    str, BeforeValidator(_expression), WithJsonSchema(expression_schema("condition (true/false)"))
+]
+Value = Annotated[str, BeforeValidator(_expression), WithJsonSchema(expression_schema("number"))]
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]

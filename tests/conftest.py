@@ -1,0 +1,26 @@
+"""Shared fixtures: real Binance candles cut from ../shared/data (see fixtures/cut_fixtures.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+STRATEGIES = Path(__file__).parents[1] / "strategies"
+
+
+@cache
+def fixture_candles(pair: str, timeframe: str) -> pd.DataFrame:
+    """Candles of a fixture pair, indexed by open time (UTC), as the store hands them out."""
+    base = pair.split("/")[0]
+    frame = pd.read_feather(FIXTURES / "binance-5m-2024" / f"{base}_USDT-{timeframe}.feather")
+    return frame.set_index("date")[["open", "high", "low", "close", "volume"]]
+
+
+@pytest.fixture
+def feed() -> Callable[[str, str], pd.DataFrame]:
+    return fixture_candles
