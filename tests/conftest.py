@@ -24,3 +24,19 @@ def fixture_candles(pair: str, timeframe: str) -> pd.DataFrame:
 @pytest.fixture
 def feed() -> Callable[[str, str], pd.DataFrame]:
     return fixture_candles
+
+
+@pytest.fixture(scope="session")
+def fixture_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A candle store holding both fixture sets, imported through the CLI as a user would."""
+    from kinetic_rules.cli.app import main
+
+    root = tmp_path_factory.mktemp("store")
+    code = main(
+        [
+            "data", "import", "--quiet", "--data", str(root),
+            str(FIXTURES / "binance-5m-2024"), str(FIXTURES / "binance-15m-csv"),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    return root

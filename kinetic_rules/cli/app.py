@@ -18,7 +18,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from kinetic_rules.cli import data_cmd, lang_cmd
+    from kinetic_rules.cli import backtest_cmd, data_cmd, lang_cmd
 
     parser = argparse.ArgumentParser(
         prog="kinetic-rules",
@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     lang_cmd.register(commands)
     data_cmd.register(commands)
+    backtest_cmd.register(commands)
+    backtest_cmd.register_explain(commands)
     return parser
 
 

@@ -1,10 +1,364 @@
-"""`kinetic-rules data ...` and `kinetic-rules download` (placeholder until the data layer lands)."""
+"""`kinetic-rules data import`, `kinetic-rules data list` and `kinetic-rules download`.
+
+Reports go to stdout, progress bars and retry notes to stderr; progress is drawn only
+on a terminal and never with --quiet. Exit codes: 0 done, 1 some files were rejected
+(the others were imported), 2 a user or exchange error (nothing half-written).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 from typing import Any
 
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from rich.table import Table
 
-def register(commands: "argparse._SubParsersAction[Any]") -> None:
+from kinetic_rules.data.candles import format_time
+from kinetic_rules.data.download import DEFAULT_DAYS, SeriesOutcome, download
+from kinetic_rules.data.exchange import create_exchange
+from kinetic_rules.data.importers import FileOutcome, import_paths
+from kinetic_rules.data.pairs import normalize_pair
+from kinetic_rules.data.store import DATA_ENV, CandleStore, StoredSeries, resolve_data_dir
+from kinetic_rules.data.timerange import parse_timerange
+from kinetic_rules.errors import ConfigError, KineticError
+
+ESTIMATE_NOTE = "* estimated as volume × close: the source had no quote volume"
+
+
+def register(commands: argparse._SubParsersAction[Any]) -> None:
     """Add the data commands; each sets `handler` to a function(args) -> exit code."""
+    data = commands.add_parser(
+        "data", help="import and list stored candles", description="Manage the local candle store."
+    )
+    sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
+
+    imp = sub.add_parser(
+        "import",
+        help="import candle files: exchange kline CSV/zip, freqtrade feather/json",
+        description="Validate candle files and add them to the store. Pair and timeframe come "
+        "from the file names (BTCUSDT-1h.csv.gz, BTC_USDT-5m.feather) unless given.",
+    )
+    imp.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or directories")
+    imp.add_argument("--exchange", default="binance", help="exchange the data is from (binance)")
+    imp.add_argument("--pair", help="pair of every file, e.g. BTC/USDT (default: from file names)")
+    imp.add_argument("--timeframe", help="timeframe of every file, e.g. 5m (default: file names)")
+    imp.add_argument(
+        "--drop-bad-rows",
+        action="store_true",
+        help="import a file without its invalid rows instead of rejecting it",
+    )
+    imp.add_argument("--dry-run", action="store_true", help="validate and report; store nothing")
+    _store_flags(imp)
+    imp.set_defaults(handler=run_import)
+
+    show = sub.add_parser(
+        "list",
+        help="show stored pairs, timeframes, ranges and gaps",
+        description="Show what the store holds.",
+    )
+    show.add_argument("--exchange", help="only this exchange")
+    show.add_argument("--pairs", nargs="+", metavar="PAIR", help="only these pairs")
+    show.add_argument("--timeframes", nargs="+", metavar="TF", help="only these timeframes")
+    show.add_argument("--format", choices=("text", "json"), default="text")
+    _store_flags(show, quiet=False)
+    show.set_defaults(handler=run_list)
+
+    dl = commands.add_parser(
+        "download",
+        help="download candles through ccxt, only what the store is missing",
+        description="Download closed candles from an exchange into the store. Without "
+        f"--timerange: the last {DEFAULT_DAYS} days, and everything since the stored data ends.",
+    )
+    dl.add_argument("--exchange", default="binance", help="ccxt exchange id (binance)")
+    dl.add_argument(
+        "--pairs",
+        nargs="+",
+        required=True,
+        metavar="PAIR",
+        help="pairs such as BTC/USDT ETH/USDT (or comma-separated)",
+    )
+    dl.add_argument(
+        "--timeframes",
+        nargs="+",
+        default=["5m"],
+        metavar="TF",
+        help="timeframes such as 5m 1h 1d (or comma-separated; default 5m)",
+    )
+    dl.add_argument("--timerange", help="START-END as YYYYMMDD-YYYYMMDD; either side may be empty")
+    dl.add_argument(
+        "--days",
+        type=int,
+        default=DEFAULT_DAYS,
+        help=f"without --timerange: how many days back (default {DEFAULT_DAYS})",
+    )
+    dl.add_argument("--exchange-url", help=argparse.SUPPRESS)  # tests: a local stand-in
+    _store_flags(dl)
+    dl.set_defaults(handler=run_download)
+
+
+def _store_flags(parser: argparse.ArgumentParser, *, quiet: bool = True) -> None:
+    parser.add_argument(
+        "--data",
+        metavar="DIR",
+        help=f"candle store directory (default ${DATA_ENV} or ./user_data/data)",
+    )
+    if quiet:
+        parser.add_argument(
+            "--quiet", "-q", action="store_true", help="print problems and the final summary only"
+        )
+
+
+def _console(*, stderr: bool = False) -> Console:
+    probe = Console(stderr=stderr)
+    width = None if probe.is_terminal else 200
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
+
+
+def _table(*headers: str) -> Table:
+    """Only the last column wraps on a narrow terminal; the others stay whole."""
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for number, header in enumerate(headers, 1):
+        table.add_column(header, no_wrap=number < len(headers))
+    return table
+
+
+def _split(values: list[str]) -> list[str]:
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+# -- data import ---------------------------------------------------------------------------
+
+
+def run_import(args: argparse.Namespace) -> int:
+    store = CandleStore(resolve_data_dir(args.data))
+    out = _console()
+
+    def show(outcome: FileOutcome) -> None:
+        if args.quiet and not outcome.rejected and not _has_warnings(outcome):
+            return
+        for line in _file_lines(outcome):
+            out.print(line, markup=False)
+
+    summary = import_paths(
+        list(args.paths),
+        store,
+        exchange=args.exchange,
+        pair=args.pair,
+        timeframe=args.timeframe,
+        drop_bad_rows=args.drop_bad_rows,
+        dry_run=args.dry_run,
+        on_file=show,
+    )
+    rejected = len(summary.rejected)
+    if summary.written and not args.quiet:
+        out.print(f"store: {store.root}", markup=False)
+        table = _table("pair", "timeframe", "added", "changed", "stored", "range", "gaps")
+        totals: dict[tuple[str, str], tuple[int, int, StoredSeries]] = {}
+        for result in summary.written:  # a series written in several steps is one row
+            key = (result.series.pair, result.series.timeframe)
+            added, replaced, _ = totals.get(key, (0, 0, result.series))
+            totals[key] = (added + result.added, replaced + result.replaced, result.series)
+        for added, replaced, s in totals.values():
+            table.add_row(
+                s.pair,
+                s.timeframe,
+                f"{added:,}",
+                f"{replaced:,}",
+                f"{s.count:,}",
+                _range(s),
+                _gaps(s),
+            )
+        out.print(table)
+    verb = "checked" if args.dry_run else "imported"
+    done = len(summary.files) - rejected
+    tail = f"; {rejected} rejected (none of them stored)" if rejected else ""
+    out.print(f"{verb} {done} of {len(summary.files)} files{tail}", markup=False)
+    return 1 if rejected else 0
+
+
+def _has_warnings(outcome: FileOutcome) -> bool:
+    return bool(outcome.report and outcome.report.issues) or outcome.empty
+
+
+def _file_lines(outcome: FileOutcome) -> list[str]:
+    what = f"{outcome.label} ({outcome.pair} {outcome.timeframe})"
+    if outcome.error:
+        return [f"✗ {what}: rejected: {outcome.error}"]
+    report = outcome.report
+    assert report is not None
+    if report.fatal:
+        head = f"✗ {what}: rejected, {report.rows_read:,} rows read"
+        hint = "  (fix the file, or pass --drop-bad-rows to import it without the bad rows)"
+        return [head, *("  " + line for line in report.render_lines()), hint]
+    if report.candles_kept == 0:
+        return [f"- {what}: no candles in the file; nothing to import"]
+    head = f"✓ {what}: {report.candles_kept:,} candles"
+    return [head, *("  " + line for line in report.render_lines())]
+
+
+# -- data list -----------------------------------------------------------------------------
+
+
+def run_list(args: argparse.Namespace) -> int:
+    store = CandleStore(resolve_data_dir(args.data))
+    series, problems = store.listing()
+    if args.exchange:
+        series = [s for s in series if s.exchange == args.exchange]
+    if args.pairs:
+        wanted = {normalize_pair(p) for p in _split(args.pairs)}
+        series = [s for s in series if s.pair in wanted]
+    if args.timeframes:
+        tfs = set(_split(args.timeframes))
+        series = [s for s in series if s.timeframe in tfs]
+    out = _console()
+    if args.format == "json":
+        print(json.dumps([_series_json(s) for s in series], indent=2))
+        return 0
+    for problem in problems:
+        out.print(f"warning: {problem}", markup=False)
+    if not series:
+        out.print(
+            f"no candles stored in {store.root}; add some with `kinetic-rules data import "
+            "PATH` or `kinetic-rules download`",
+            markup=False,
+        )
+        return 0
+    out.print(f"store: {store.root}", markup=False)
+    table = _table(
+        "exchange", "pair", "timeframe", "first", "last", "candles", "gaps", "quote volume"
+    )
+    for s in series:
+        table.add_row(
+            s.exchange,
+            s.pair,
+            s.timeframe,
+            format_time(s.first.value),
+            format_time(s.last.value),
+            f"{s.count:,}",
+            _gaps(s),
+            "estimated*" if s.quote_volume_estimated else "exchange",
+        )
+    out.print(table)
+    if any(s.quote_volume_estimated for s in series):
+        out.print(ESTIMATE_NOTE, markup=False)
+    return 0
+
+
+def _series_json(s: StoredSeries) -> dict[str, Any]:
+    return {
+        "exchange": s.exchange,
+        "pair": s.pair,
+        "timeframe": s.timeframe,
+        "first": s.first.isoformat(),
+        "last": s.last.isoformat(),
+        "candles": s.count,
+        "gaps": s.gaps,
+        "missing_candles": s.missing,
+        "quote_volume_estimated": s.quote_volume_estimated,
+        "file": str(s.path),
+    }
+
+
+def _range(s: StoredSeries) -> str:
+    return f"{format_time(s.first.value)} .. {format_time(s.last.value)}"
+
+
+def _gaps(s: StoredSeries) -> str:
+    return "-" if not s.gaps else f"{s.gaps:,} ({s.missing:,} candles missing)"
+
+
+# -- download ------------------------------------------------------------------------------
+
+
+class _ProgressView:
+    """Per-series bars on a terminal; one line per finished series otherwise."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.err = _console(stderr=True)
+        self.quiet = quiet
+        self.live = not quiet and self.err.is_terminal
+        self.bars = Progress(
+            TextColumn("{task.description:<20}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=self.err,
+            disable=not self.live,
+        )
+        self.tasks: dict[tuple[str, str], TaskID] = {}
+        self.outcomes: list[SeriesOutcome] = []
+
+    def start(self, pair: str, timeframe: str, total: int) -> None:
+        self.tasks[(pair, timeframe)] = self.bars.add_task(f"{pair} {timeframe}", total=total)
+
+    def advance(self, pair: str, timeframe: str, done: int) -> None:
+        self.bars.update(self.tasks[(pair, timeframe)], completed=done)
+
+    def finish(self, pair: str, timeframe: str, outcome: SeriesOutcome) -> None:
+        task = self.tasks[(pair, timeframe)]
+        self.bars.update(task, completed=outcome.requested if not outcome.error else None)
+        self.outcomes.append(outcome)
+        if not self.live and not self.quiet:
+            self.err.print(f"{pair} {timeframe}: {_outcome_text(outcome)}", markup=False)
+
+    def note(self, message: str) -> None:
+        if not self.quiet:
+            self.err.print(message, markup=False)
+
+
+def run_download(args: argparse.Namespace) -> int:
+    store = CandleStore(resolve_data_dir(args.data))
+    pairs, timeframes = _split(args.pairs), _split(args.timeframes)
+    start, end = parse_timerange(args.timerange) if args.timerange else (None, None)
+    if args.days < 1:
+        raise ConfigError("--days must be at least 1")
+    futures = any(":" in p for p in pairs)
+    exchange = create_exchange(args.exchange, api_url=args.exchange_url, futures=futures)
+    view = _ProgressView(args.quiet)
+    failure: KineticError | None = None
+    with view.bars:
+        try:
+            download(
+                exchange,
+                store,
+                pairs,
+                timeframes,
+                start=start,
+                end=end,
+                days=args.days,
+                progress=view,
+            )
+        except KineticError as error:
+            failure = error
+    _print_download_summary(view.outcomes, store)
+    if failure is not None:
+        raise failure
+    return 0
+
+
+def _outcome_text(o: SeriesOutcome) -> str:
+    if o.error:
+        return f"failed after {o.added:,} new candles (kept): {o.error}"
+    if o.requested == 0:
+        return "up to date"
+    text = f"+{o.added:,} candles in {o.requests} request{'s' if o.requests != 1 else ''}"
+    if o.absent:
+        text += f"; {o.absent:,} not available on the exchange"
+    return text
+
+
+def _print_download_summary(outcomes: list[SeriesOutcome], store: CandleStore) -> None:
+    if not outcomes:
+        return
+    out = _console()
+    out.print(f"store: {store.root}", markup=False)
+    table = _table("pair", "timeframe", "result")
+    for o in outcomes:
+        table.add_row(o.pair, o.timeframe, _outcome_text(o))
+    out.print(table)
+    for o in outcomes:
+        for warning in o.warnings:
+            out.print(f"{o.pair} {o.timeframe}: {warning}", markup=False)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from kinetic_rules.compile.plan import Plan
-from kinetic_rules.data.align import align_to_base
+from kinetic_rules.data.align import visible_positions
 from kinetic_rules.errors import DataError
 from kinetic_rules.functions import REGISTRY, ArgKind
 from kinetic_rules.lang import ast
@@ -35,6 +35,7 @@ class Frame:
     timeframe: str
     candles: pd.DataFrame
     memo: dict[ast.Node, Value] = field(default_factory=dict)
+    positions: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)  # alignment
 
     @property
     def length(self) -> int:
@@ -80,12 +81,14 @@ class Evaluator:
             for name, values in (regime.tables.items() if regime else ())
         }
 
-    def evaluate(self, pair: str) -> PairSignals:
+    def evaluate(self, pair: str, extra: tuple[ast.Node, ...] = ()) -> PairSignals:
+        """Every market series of the plan for `pair`, plus any `extra` trade-free nodes."""
         base = self._frame(pair, self.plan.timeframe, shared=False)
         regime = self._regime(base)
         values: dict[ast.Node, np.ndarray] = {}
-        for node in self.plan.market:
-            values[node] = _as_array(self._eval(node, base, regime), base.length)
+        for node in (*self.plan.market, *extra):
+            if node not in values:
+                values[node] = _as_array(self._eval(node, base, regime), base.length)
         return PairSignals(pair, pd.DatetimeIndex(base.candles.index), values, regime)
 
     # frames ------------------------------------------------------------------------------
@@ -193,11 +196,22 @@ class Evaluator:
             return self._eval(operand, base, None)
         other = self._frame(pair, tf, shared=True)
         values = _as_array(self._eval(operand, other, None), other.length)
-        is_bool = values.dtype == bool
-        series = pd.Series(values.astype(np.float64), index=other.candles.index)
-        aligned = align_to_base(pd.DatetimeIndex(base.candles.index), base.timeframe, series, tf)
-        result = np.asarray(aligned, dtype=np.float64)
-        return result == 1.0 if is_bool else result
+        positions = base.positions.get((pair, tf))
+        if positions is None:
+            positions = visible_positions(
+                pd.DatetimeIndex(base.candles.index),
+                base.timeframe,
+                pd.DatetimeIndex(other.candles.index),
+                tf,
+            )
+            base.positions[(pair, tf)] = positions
+        visible = positions >= 0
+        taken = values[np.where(visible, positions, 0)] if len(values) else values[:0]
+        if values.dtype == bool:
+            return taken & visible if len(values) else np.zeros(len(positions), dtype=bool)
+        if not len(values):
+            return np.full(len(positions), np.nan)
+        return np.where(visible, taken, np.nan)
 
 
 def _as_array(value: Value, length: int) -> np.ndarray:

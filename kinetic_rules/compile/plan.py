@@ -34,7 +34,7 @@ class Plan:
     market: tuple[ast.Node, ...]  # market series every pair computes, in a stable order
     live_only: tuple[Rule, ...]  # rules needing live-only inputs: skipped in backtests
     data: tuple[DataNeed, ...]  # candles the plan reads
-    warmup: dict[str, int]  # candles needed per timeframe before values are trustworthy
+    warmup: dict[str, int]  # candles of each timeframe needed before its series are trustworthy
     warmup_seconds: int  # the longest of those, as time
     distinct_series: int  # distinct computed nodes (functions, history, contexts)
     trade_free: frozenset[ast.Node] = field(default_factory=frozenset)
@@ -139,8 +139,9 @@ def _warmup(
             distinct.add((node, tf, pair))
             inner = _warmup(operand, target_tf, target_pair, needs, warmups, distinct)
             warmups[target_tf] = max(warmups.get(target_tf, 0), inner)
-            ratio = timeframe_seconds(target_tf) // timeframe_seconds(tf)
-            return (inner + 1) * ratio  # the higher candle must also have closed
+            # Each timeframe's warm-up is counted on its own candles: data of a longer
+            # timeframe often reaches further back than the base candles do.
+            return 0
         case _:
             return max(
                 (_warmup(c, tf, pair, needs, warmups, distinct) for c in node.children()),

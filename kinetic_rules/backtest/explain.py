@@ -1,0 +1,182 @@
+"""`explain`: why did (or didn't) the strategy act on this pair at this candle?
+
+Every named condition is shown with the values of its operands and its verdict, as
+the rules saw them at the close of that candle; then the trade that was open, if any,
+with its stop as it stood then. Values come from the same evaluator as the backtest.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from kinetic_rules.backtest.runner import BacktestRequest, prepare, simulate
+from kinetic_rules.compile.evaluate import Evaluator, PairSignals
+from kinetic_rules.compile.plan import Plan
+from kinetic_rules.engine.fills import FillModel
+from kinetic_rules.engine.model import Trade
+from kinetic_rules.engine.paths import ExitRules, trade_path
+from kinetic_rules.errors import ConfigError
+from kinetic_rules.lang import ast
+from kinetic_rules.lang.checker import Rule
+from kinetic_rules.lang.printer import to_text
+
+
+@dataclass
+class Line:
+    label: str
+    text: str  # the rule as written (printed from its tree)
+    value: str  # its value, or "true"/"false"
+    holds: bool | None  # None for numbers
+    parts: list[tuple[str, str]] = field(default_factory=list)  # operand text, value
+
+
+def _operands(node: ast.Node) -> list[ast.Node]:
+    """The sub-expressions worth showing: both sides of comparisons, parts of and/or."""
+    match node:
+        case ast.Compare(first=first, rest=rest):
+            return [first, *(operand for _, operand in rest)]
+        case ast.Binary(op="and" | "or", left=left, right=right):
+            return [left, right, *_operands(left), *_operands(right)]
+        case ast.Unary(op="not", operand=operand):
+            return [operand, *_operands(operand)]
+    return []
+
+
+def _show(value: object) -> str:
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    number = float(value)  # type: ignore[arg-type]
+    if math.isnan(number):
+        return "undefined (warm-up or no data)"
+    return f"{number:.6g}"
+
+
+def _line(rule: Rule, signals: PairSignals, at: int, label: str) -> Line:
+    value = signals.values[rule.node][at]
+    parts = []
+    for operand in _operands(rule.node):
+        if isinstance(operand, ast.Number | ast.Bool | ast.String):
+            continue
+        found = signals.values.get(operand)
+        if found is not None:
+            parts.append((to_text(operand), _show(found[at])))
+    holds = bool(value) if rule.kind == "bool" else None
+    return Line(label, _as_written(rule), _show(value), holds, parts)
+
+
+def _as_written(rule: Rule) -> str:
+    """The rule's text in the user's file; the printed tree if it has no source."""
+    source = rule.span.source
+    if source is None or rule.span.end <= rule.span.start:
+        return to_text(rule.node)
+    return " ".join(source.text[rule.span.start : rule.span.end].split())
+
+
+def explain(request: BacktestRequest, pair: str, at: pd.Timestamp, trades: bool = True) -> str:
+    prepared = prepare(request)
+    plan = prepared.plan
+    if pair not in prepared.pairs:
+        prepared.pairs = sorted({*prepared.pairs, pair})
+    rules = _free_rules(plan)
+    extra = tuple(o for r in rules for o in _operands(r.node) if o not in plan.trade_free)
+    signals = Evaluator(plan, prepared.feed).evaluate(pair, extra)
+    index = signals.index
+    position = int(index.searchsorted(at, side="right")) - 1
+    if position < 0 or at > index[-1] + (
+        index[-1] - index[-2] if len(index) > 1 else pd.Timedelta(0)
+    ):
+        raise ConfigError(
+            f"{pair} has {plan.timeframe} candles from {index[0]} to {index[-1]}; "
+            f"{at} is outside them"
+        )
+    out = [f"{pair} — candle {index[position]} ({plan.timeframe}), as decided at its close"]
+    checked = plan.strategy
+    if signals.regime is not None:
+        name = checked.regime[int(signals.regime[position])][0]
+        out.append(f"\nregime: {name}")
+        for cls, rule in checked.regime:
+            if not isinstance(rule.node, ast.Bool):
+                out += _render(_line(rule, signals, position, cls))
+    if checked.protections:
+        out.append("\nprotections:")
+        for name, rule in checked.protections.items():
+            out += _render(_line(rule, signals, position, name))
+    for side, side_rules in checked.entry.items():
+        if not side_rules:
+            continue
+        lines = [_line(r, signals, position, n) for n, r in side_rules.items()]
+        held = sum(bool(line.holds) for line in lines)
+        verdict = "SIGNAL" if held == len(lines) else "no signal"
+        out.append(f"\nentry {side}: {verdict} — {held} of {len(lines)} conditions hold")
+        for line in lines:
+            out += _render(line)
+    for side, side_rules in checked.exit.items():
+        free = {n: r for n, r in side_rules.items() if plan.is_trade_free(r.node)}
+        if free:
+            out.append(f"\nexit {side} (any one closes an open trade):")
+            for name, rule in free.items():
+                out += _render(_line(rule, signals, position, name))
+    if trades:
+        out += _trade_state(request, prepared.pairs, plan, prepared.feed, pair, index[position])
+    return "\n".join(out)
+
+
+def _free_rules(plan: Plan) -> list[Rule]:
+    checked = plan.strategy
+    found = [r for _, r in checked.regime] + list(checked.protections.values())
+    for side in (*checked.entry.values(), *checked.exit.values()):
+        found += [r for r in side.values() if plan.is_trade_free(r.node)]
+    return found
+
+
+def _render(line: Line) -> list[str]:
+    mark = {True: "✓", False: "✗", None: " "}[line.holds]
+    rows = [f"  {mark} {line.label}: {line.text}  →  {line.value}"]
+    rows += [f"        {text} = {value}" for text, value in line.parts]
+    return rows
+
+
+def _trade_state(
+    request: BacktestRequest, pairs: list[str], plan: Plan, feed: object, pair: str,
+    candle: pd.Timestamp,
+) -> list[str]:  # fmt: skip
+    result = simulate(plan, feed, pairs, request.start)  # type: ignore[arg-type]
+    open_trade = next(
+        (t for t in result.trades if t.pair == pair and t.entry_time <= candle
+         and (t.exit_time is None or t.exit_time > candle)),
+        None,
+    )  # fmt: skip
+    if open_trade is None:
+        return ["\ntrade: none open on this pair at this candle (in the full backtest)"]
+    stop = _stop_at(plan, feed, open_trade, candle)
+    return [
+        f"\ntrade #{open_trade.id}: {open_trade.side} since {open_trade.entry_time}, "
+        f"entry {open_trade.entry_price:.6g}, stake {open_trade.stake:.2f}",
+        f"  initial stop {open_trade.initial_stop:.6g}; stop after this close {stop:.6g}",
+        f"  it closes at {open_trade.exit_time} ({open_trade.exit_reason})",
+    ]
+
+
+def _stop_at(plan: Plan, feed: object, trade: Trade, candle: pd.Timestamp) -> float:
+    """The stop in force after `candle`: the trade's path on data that ends there."""
+    candles = feed(trade.pair, plan.timeframe)  # type: ignore[operator]
+    cut = candles[candles.index <= candle]
+    prices = {k: cut[k].to_numpy(dtype=np.float64) for k in ("open", "high", "low", "close")}
+    signals = Evaluator(plan, lambda p, tf: feed(p, tf)[lambda f: f.index <= candle]).evaluate(  # type: ignore[operator]
+        trade.pair
+    )
+    checked = plan.strategy
+    rules = ExitRules(checked.exit.get(trade.side, {}), checked.trailing, [], [])
+    entry = int(signals.index.searchsorted(trade.entry_time))
+    path = trade_path(plan, signals, prices, entry, trade.side, trade.entry_price,
+                      trade.initial_stop, rules, _no_limits())  # fmt: skip
+    return path.final_stop
+
+
+def _no_limits() -> FillModel:
+    """Fill prices do not matter for a stop's level: plain market fills."""
+    return FillModel(0.0, 0.0, False, False, 1, 1)

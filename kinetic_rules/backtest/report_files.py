@@ -1,0 +1,195 @@
+"""The backtest's files: results.json, trades.csv and report.html, byte-identical for equal runs.
+
+Determinism rules: keys sorted, floats rounded to 12 significant digits, times in ISO-8601
+UTC, no wall-clock time (not even the run's duration) in any file. Each file is written to
+a temporary sibling and moved into place, so a crash never leaves half a report behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import pandas as pd
+
+from kinetic_rules.backtest.metrics import (
+    Metrics,
+    by_exit_reason,
+    by_pair,
+    by_regime,
+    daily_equity,
+    iso_time,
+    monthly_returns,
+)
+from kinetic_rules.backtest.report_html import render_html
+from kinetic_rules.data.atomic import atomic_write
+from kinetic_rules.engine.model import BacktestResult, Trade
+
+FORMAT_VERSION = 1  # bump when a reader of results.json would break
+SIGNIFICANT_DIGITS = 12
+
+TRADE_COLUMNS = (
+    "id",
+    "pair",
+    "side",
+    "regime",
+    "signal_time",
+    "entry_time",
+    "exit_time",
+    "entry_price",
+    "exit_price",
+    "amount",
+    "stake",
+    "leverage",
+    "initial_stop",
+    "final_stop",
+    "exit_reason",
+    "profit",
+    "profit_ratio",
+    "fees",
+    "duration_minutes",
+)
+
+
+def plain(value: Any) -> Any:
+    """A JSON-ready copy: rounded finite floats or None, ISO times, seconds for durations."""
+    if isinstance(value, bool | str | int) or value is None:
+        return value
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        return float(f"{number:.{SIGNIFICANT_DIGITS}g}") if math.isfinite(number) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, pd.Timestamp):
+        return iso_time(value)
+    if isinstance(value, timedelta):
+        return plain(value.total_seconds())
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    raise TypeError(f"cannot write {type(value).__name__} to a report")
+
+
+def trade_record(trade: Trade) -> dict[str, Any]:
+    """Everything about one trade, its fills included, as JSON-ready values."""
+    duration = trade.duration
+    return {
+        "id": trade.id,
+        "pair": trade.pair,
+        "side": trade.side,
+        "regime": trade.regime,
+        "signal_time": trade.signal_time,
+        "entry_time": trade.entry_time,
+        "exit_time": trade.exit_time,
+        "entry_price": trade.entry_price,
+        "exit_price": trade.exit_price,
+        "amount": trade.amount,
+        "stake": trade.stake,
+        "leverage": trade.leverage,
+        "initial_stop": trade.initial_stop,
+        "final_stop": trade.stop,
+        "exit_reason": trade.exit_reason,
+        "profit": trade.profit,
+        "profit_ratio": trade.profit_ratio,
+        "fees": trade.fees,
+        "duration_minutes": None if duration is None else duration.total_seconds() / 60,
+        "fills": [
+            {"time": f.time, "price": f.price, "amount": f.amount, "fee": f.fee, "reason": f.reason}
+            for f in trade.fills
+        ],
+    }
+
+
+def _by_date(series: pd.Series, pattern: str) -> dict[str, float]:
+    stamps = pd.DatetimeIndex(series.index)
+    return {ts.strftime(pattern): float(v) for ts, v in zip(stamps, series.to_numpy(), strict=True)}
+
+
+def results_document(result: BacktestResult, metrics: Metrics) -> dict[str, Any]:
+    """The whole of results.json as a dict (also handy for tests and other tools)."""
+    a = result.assumptions
+    document = {
+        "format": FORMAT_VERSION,
+        "strategy": {
+            "name": result.strategy_name,
+            "file": result.strategy_file,
+            "sha256": result.strategy_sha256,
+        },
+        "params": result.params,
+        "timeframe": result.timeframe,
+        "pairs": list(result.pairs),
+        "regimes": list(result.regimes),
+        "data_range": {"start": result.start, "end": result.end},
+        "assumptions": {
+            "fee": a.fee,
+            "slippage": a.slippage,
+            "starting_balance": a.starting_balance,
+            "fill_model": list(a.fill_model),
+            "skipped": list(a.skipped),
+        },
+        "metrics": metrics.to_dict(),
+        "breakdowns": {
+            "pair": [row.to_dict() for row in by_pair(result)],
+            "exit_reason": [row.to_dict() for row in by_exit_reason(result)],
+            "regime": [row.to_dict() for row in by_regime(result)],
+        },
+        "monthly_returns": _by_date(monthly_returns(result), "%Y-%m"),
+        "daily_equity": _by_date(daily_equity(result), "%Y-%m-%d"),
+        "trades": [trade_record(t) for t in sorted(result.trades, key=lambda t: t.id)],
+    }
+    cleaned: dict[str, Any] = plain(document)
+    return cleaned
+
+
+def results_json(result: BacktestResult, metrics: Metrics) -> str:
+    document = results_document(result, metrics)
+    return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
+
+
+def _cell(value: Any) -> str:
+    """A CSV cell; text that a spreadsheet would run as a formula gets a leading quote."""
+    value = plain(value)
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def trades_csv(result: BacktestResult) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(TRADE_COLUMNS)
+    for trade in sorted(result.trades, key=lambda t: t.id):
+        record = trade_record(trade)
+        writer.writerow([_cell(record[column]) for column in TRADE_COLUMNS])
+    return buffer.getvalue()
+
+
+def _writer(data: bytes) -> Callable[[BinaryIO], object]:
+    return lambda handle: handle.write(data)
+
+
+def write_reports(result: BacktestResult, metrics: Metrics, directory: Path) -> dict[str, Path]:
+    """Write the three files into `directory` (created if needed); returns them by kind."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    contents = {
+        "json": ("results.json", results_json(result, metrics) + "\n"),
+        "csv": ("trades.csv", trades_csv(result)),
+        "html": ("report.html", render_html(result, metrics)),
+    }
+    written: dict[str, Path] = {}
+    for kind, (name, text) in contents.items():
+        path = directory / name
+        atomic_write(path, _writer(text.encode("utf-8")))
+        written[kind] = path
+    return written

@@ -1,0 +1,265 @@
+"""report.html: one self-contained page (inline CSS and SVG, no script, no network).
+
+A strategy file is untrusted input, so every string that came from it (names, params, rule
+and regime names, fill-model sentences) passes through `esc` before it reaches the page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from html import escape
+
+import numpy as np
+import pandas as pd
+
+from kinetic_rules.backtest.metrics import (
+    GroupRow,
+    Metrics,
+    by_exit_reason,
+    by_pair,
+    by_regime,
+    drawdown,
+    equity_curve,
+    monthly_returns,
+    utc,
+)
+from kinetic_rules.backtest.report_svg import candle_chart, line_chart
+from kinetic_rules.backtest.report_text import (
+    DASH,
+    data_range,
+    fmt_duration,
+    fmt_num,
+    fmt_pct,
+    fmt_price,
+    fmt_time,
+    group_cells,
+    group_headers,
+    metric_rows,
+    params_text,
+    stake_currency,
+)
+from kinetic_rules.engine.model import BacktestResult, Trade
+
+OPEN_SECTIONS = 4  # up to this many traded pairs, their sections start unfolded
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1f2933;
+margin:0 auto;max-width:1100px;padding:16px}
+h1{font-size:22px;margin:0 0 8px}h2{font-size:17px;margin:28px 0 8px;
+border-bottom:1px solid #d9e2ec}h3{font-size:15px;margin:16px 0 6px}
+table{border-collapse:collapse;margin:4px 0 12px}td,th{padding:3px 8px;
+border-bottom:1px solid #eef2f6;text-align:right;white-space:nowrap}
+th{background:#f5f7fa}td.k,th.k{text-align:left}.kv td{text-align:left;white-space:normal;
+word-break:break-all}.kv td:first-child{font-weight:600;white-space:nowrap}
+.metrics{columns:2;column-gap:32px}.metrics table{width:100%}
+.pos{color:#15803d}.neg{color:#dc2626}.none{color:#7b8794}
+svg{width:100%;height:auto;display:block;font-size:11px;fill:#52606d}
+svg .g{stroke:#e4e7eb;fill:none}svg .line{fill:none;stroke:#2563eb;stroke-width:1.5}
+svg .area{fill:#fca5a5;stroke:#dc2626;stroke-width:1}svg .link{fill:none;
+stroke-dasharray:4 3;stroke-width:1.5}svg .t{stroke-width:1}
+details{margin:8px 0;border:1px solid #e4e7eb;border-radius:4px;padding:4px 10px}
+summary{cursor:pointer;font-weight:600}.wrap{overflow-x:auto}
+.mr td{min-width:52px}
+"""
+
+
+def esc(value: object) -> str:
+    """Every piece of text on the page goes through here: quotes included."""
+    return escape(str(value), quote=True)
+
+
+def _sign_class(value: float | None) -> str:
+    return "pos" if value is not None and value > 0 else "neg" if value and value < 0 else ""
+
+
+def _table(
+    headers: Sequence[str], rows: Iterable[Sequence[str]], classes: Iterable[str] = ()
+) -> str:
+    """A table whose first column is text (left) and the rest numbers (right)."""
+    head = "".join(
+        f'<th class="k">{esc(h)}</th>' if i == 0 else f"<th>{esc(h)}</th>"
+        for i, h in enumerate(headers)
+    )
+    body = []
+    row_classes = list(classes)
+    for n, row in enumerate(rows):
+        cls = f' class="{row_classes[n]}"' if n < len(row_classes) and row_classes[n] else ""
+        cells = "".join(
+            f'<td class="k">{esc(c)}</td>' if i == 0 else f"<td>{esc(c)}</td>"
+            for i, c in enumerate(row)
+        )
+        body.append(f"<tr{cls}>{cells}</tr>")
+    return f'<div class="wrap"><table><tr>{head}</tr>{"".join(body)}</table></div>'
+
+
+def _header(result: BacktestResult) -> str:
+    a = result.assumptions
+    facts = [
+        ("File", result.strategy_file),
+        ("sha256", result.strategy_sha256),
+        ("Timeframe", result.timeframe),
+        ("Pairs", f"{len(result.pairs)}: " + ", ".join(result.pairs)),
+        ("Data range", data_range(result)),
+        ("Params", params_text(result)),
+        ("Fee per side", fmt_pct(a.fee)),
+        ("Slippage", fmt_pct(a.slippage)),
+    ]
+    rows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in facts)
+    fill = "".join(f"<li>{esc(s)}</li>" for s in a.fill_model) or f"<li>{DASH}</li>"
+    skipped = "".join(f"<li>{esc(s)}</li>" for s in a.skipped) or "<li>none</li>"
+    return (
+        f"<h1>Backtest: {esc(result.strategy_name)}</h1>"
+        f'<table class="kv">{rows}</table>'
+        f"<h3>Fill model</h3><ul>{fill}</ul><h3>Skipped rules</h3><ul>{skipped}</ul>"
+    )
+
+
+def _metrics(metrics: Metrics, currency: str) -> str:
+    rows = metric_rows(metrics, currency)
+    half = (len(rows) + 1) // 2
+    tables = "".join(
+        '<table class="kv">'
+        + "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in chunk)
+        + "</table>"
+        for chunk in (rows[:half], rows[half:])
+    )
+    return f'<h2>Metrics</h2><div class="metrics">{tables}</div>'
+
+
+def _monthly(result: BacktestResult) -> str:
+    """A year × month grid, each cell tinted by its return (relative to the largest)."""
+    months = monthly_returns(result)
+    if len(months) == 0:
+        return '<h2>Monthly returns</h2><p class="none">no data</p>'
+    scale = float(np.abs(months.to_numpy()).max()) or 1.0
+    by_year: dict[int, dict[int, float]] = {}
+    for stamp, value in zip(pd.DatetimeIndex(months.index), months.to_numpy(), strict=True):
+        by_year.setdefault(stamp.year, {})[stamp.month] = float(value)
+    head = "".join(f"<th>{m}</th>" for m in MONTHS)
+    lines = [f'<tr><th class="k">Year</th>{head}<th>Year</th></tr>']
+    for year in sorted(by_year):
+        cells = []
+        for month in range(1, 13):
+            value = by_year[year].get(month)
+            if value is None:
+                cells.append("<td></td>")
+                continue
+            alpha = 0.1 + 0.6 * min(1.0, abs(value) / scale)
+            rgb = "21,128,61" if value >= 0 else "220,38,38"
+            cells.append(f'<td style="background:rgba({rgb},{alpha:.2f})">{fmt_pct(value)}</td>')
+        total = float(np.prod([1 + v for v in by_year[year].values()]) - 1)
+        cells.append(f'<td class="{_sign_class(total)}"><b>{fmt_pct(total)}</b></td>')
+        lines.append(f'<tr><td class="k">{year}</td>{"".join(cells)}</tr>')
+    grid = f'<div class="wrap"><table class="mr">{"".join(lines)}</table></div>'
+    return f"<h2>Monthly returns</h2>{grid}"
+
+
+def _breakdown(title: str, key: str, rows: list[GroupRow], currency: str) -> str:
+    cells = [[row.key, *group_cells(row)] for row in rows]
+    classes = [_sign_class(row.profit) for row in rows]
+    return f"<h3>{esc(title)}</h3>" + _table(group_headers(key, currency), cells, classes)
+
+
+def describe(trade: Trade) -> str:
+    """The hover text of a trade's marks on its chart."""
+    return (
+        f"#{trade.id} {trade.side} {trade.pair}: in {fmt_time(trade.entry_time)} "
+        f"@ {fmt_price(trade.entry_price)}, out {fmt_time(trade.exit_time)} "
+        f"@ {fmt_price(trade.exit_price)} ({trade.exit_reason or 'open'}), "
+        f"{fmt_pct(trade.profit_ratio)}"
+    )
+
+
+TRADE_HEADERS = (
+    "#",
+    "Side",
+    "Regime",
+    "Entry",
+    "Entry price",
+    "Exit",
+    "Exit price",
+    "Exit reason",
+    "Profit",
+    "Profit %",
+    "Held",
+)
+
+
+def _trade_rows(trades: Sequence[Trade]) -> str:
+    rows = [
+        [
+            str(t.id),
+            t.side,
+            t.regime or DASH,
+            fmt_time(t.entry_time),
+            fmt_price(t.entry_price),
+            fmt_time(t.exit_time),
+            fmt_price(t.exit_price),
+            t.exit_reason or "open",
+            fmt_num(t.profit),
+            fmt_pct(t.profit_ratio),
+            fmt_duration(t.duration),
+        ]
+        for t in trades
+    ]
+    return _table(TRADE_HEADERS, rows, [_sign_class(t.profit) for t in trades])
+
+
+def _pair_candles(result: BacktestResult, pair: str) -> pd.DataFrame:
+    """The pair's candles over the traded span (warm-up left out)."""
+    candles = result.candles.get(pair)
+    if candles is None or len(candles) == 0:
+        return pd.DataFrame(columns=["open", "high", "low", "close"])
+    index = pd.DatetimeIndex(candles.index)
+    index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
+    candles = candles.set_axis(index).sort_index()
+    inside = candles[(index >= utc(result.start)) & (index <= utc(result.end))]
+    return inside if len(inside) else candles
+
+
+def _pairs(result: BacktestResult) -> str:
+    """One collapsible section per pair that traded: its chart, then its trades."""
+    by_pair_trades: dict[str, list[Trade]] = {}
+    for trade in sorted(result.trades, key=lambda t: t.id):
+        by_pair_trades.setdefault(trade.pair, []).append(trade)
+    if not by_pair_trades:
+        return '<h2>Trades</h2><p class="none">no trades</p>'
+    parts = ["<h2>Trades by pair</h2>"]
+    opened = " open" if len(by_pair_trades) <= OPEN_SECTIONS else ""
+    for pair in sorted(by_pair_trades):
+        trades = by_pair_trades[pair]
+        profit = sum(t.profit for t in trades)
+        chart = candle_chart(_pair_candles(result, pair), trades, describe, title=f"{pair} candles")
+        parts.append(
+            f"<details{opened}><summary>{esc(pair)} — {len(trades)} trade(s), "
+            f'<span class="{_sign_class(profit)}">{esc(fmt_num(profit))}</span></summary>'
+            f"{chart}{_trade_rows(trades)}</details>"
+        )
+    return "".join(parts)
+
+
+def render_html(result: BacktestResult, metrics: Metrics) -> str:
+    """The whole page as text; identical results give identical bytes."""
+    currency = stake_currency(result)
+    curve = equity_curve(result)
+    equity = line_chart(curve, title="equity")
+    dd = line_chart(drawdown(curve), title="drawdown", percent=True, how="min", area=True)
+    sections = [
+        _header(result),
+        _metrics(metrics, currency),
+        f"<h2>Equity {esc(currency)}</h2>{equity}",
+        f"<h2>Drawdown</h2>{dd}",
+        _monthly(result),
+        "<h2>Breakdowns</h2>",
+        _breakdown("Per pair", "Pair", by_pair(result), currency),
+        _breakdown("Per exit reason", "Exit reason", by_exit_reason(result), currency),
+        _breakdown("Per regime", "Regime", by_regime(result), currency),
+        _pairs(result),
+    ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>Backtest: {esc(result.strategy_name)}</title><style>{CSS}</style></head>"
+        f"<body>{''.join(sections)}</body></html>\n"
+    )

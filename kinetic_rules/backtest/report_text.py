@@ -1,0 +1,217 @@
+"""The terminal summary of a backtest, and the number formats every human-facing report shares.
+
+Strategy text (names, rule names, params) is wrapped in rich `Text`, never parsed as rich
+markup: a strategy file is untrusted and `[bold]` in a rule name must print as itself.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from kinetic_rules.backtest.metrics import (
+    GroupRow,
+    Metrics,
+    by_exit_reason,
+    by_pair,
+    by_regime,
+    compute_metrics,
+    utc,
+)
+from kinetic_rules.engine.model import BacktestResult
+
+DASH = "–"  # what every report prints where a number does not exist
+
+
+def fmt_pct(value: float | None) -> str:
+    """A ratio as a percentage with two decimals: 0.0512 → "5.12%"."""
+    return DASH if value is None else f"{value * 100:,.2f}%"
+
+
+def fmt_num(value: float | None, digits: int = 2) -> str:
+    return DASH if value is None else f"{value:,.{digits}f}"
+
+
+def fmt_price(value: float | None) -> str:
+    """Prices span 1e-8 (meme coins) to 1e5 (BTC): keep 6 significant digits at least."""
+    if value is None:
+        return DASH
+    size = abs(value)
+    digits = 2 if size >= 1000 else 4 if size >= 1 else 8
+    return f"{value:,.{digits}f}"
+
+
+def fmt_duration(value: timedelta | None) -> str:
+    """ "2d 04:05" (days, hours, minutes), or "04:05" under a day."""
+    if value is None:
+        return DASH
+    minutes = round(value.total_seconds() / 60)
+    days, rest = divmod(minutes, 24 * 60)
+    clock = f"{rest // 60:02d}:{rest % 60:02d}"
+    return f"{days}d {clock}" if days else clock
+
+
+def fmt_time(value: pd.Timestamp | None) -> str:
+    return DASH if value is None else utc(value).strftime("%Y-%m-%d %H:%M")
+
+
+def fmt_profit_factor(metrics: Metrics) -> str:
+    if metrics.profit_factor_infinite:
+        return "∞"
+    return fmt_num(metrics.profit_factor)
+
+
+def stake_currency(result: BacktestResult) -> str:
+    """The quote currency shared by every pair ("USDT"), or "" when they differ."""
+    quotes = {p.split("/")[1].split(":")[0] for p in result.pairs if "/" in p}
+    return quotes.pop() if len(quotes) == 1 else ""
+
+
+def fmt_money(value: float | None, currency: str) -> str:
+    text = fmt_num(value)
+    return f"{text} {currency}" if currency and value is not None else text
+
+
+def data_range(result: BacktestResult) -> str:
+    return f"{fmt_time(result.start)} → {fmt_time(result.end)} UTC"
+
+
+def params_text(result: BacktestResult) -> str:
+    return ", ".join(f"{k}={result.params[k]}" for k in sorted(result.params)) or DASH
+
+
+def metric_rows(metrics: Metrics, currency: str) -> list[tuple[str, str]]:
+    """The headline figures, labelled and formatted, in reading order (text and HTML)."""
+    m = metrics
+    dd_when = (
+        f"{fmt_time(m.max_drawdown_peak)} → {fmt_time(m.max_drawdown_trough)}"
+        if m.max_drawdown_peak is not None
+        else DASH
+    )
+    return [
+        ("Starting balance", fmt_money(m.starting_balance, currency)),
+        ("Final balance", fmt_money(m.final_balance, currency)),
+        ("Total return", fmt_pct(m.total_return)),
+        ("Profit of closed trades", fmt_money(m.profit_total, currency)),
+        ("CAGR", fmt_pct(m.cagr)),
+        ("Sharpe (daily, ×√365)", fmt_num(m.sharpe)),
+        ("Sortino (daily, ×√365)", fmt_num(m.sortino)),
+        ("Calmar", fmt_num(m.calmar)),
+        ("Max drawdown", fmt_pct(m.max_drawdown)),
+        ("Max drawdown amount", fmt_money(m.max_drawdown_abs, currency)),
+        ("Max drawdown peak → trough", dd_when),
+        ("Longest drawdown", fmt_duration(m.max_drawdown_duration)),
+        ("Exposure", fmt_pct(m.exposure)),
+        ("Trades", f"{m.trades}" + (f" (+{m.open_trades} open)" if m.open_trades else "")),
+        ("Wins / draws / losses", f"{m.wins} / {m.draws} / {m.losses}"),
+        ("Win rate", fmt_pct(m.win_rate)),
+        ("Profit factor", fmt_profit_factor(m)),
+        ("Expectancy per trade", fmt_money(m.expectancy, currency)),
+        ("Expectancy ratio", fmt_pct(m.expectancy_ratio)),
+        ("Best trade", fmt_pct(m.best_trade)),
+        ("Worst trade", fmt_pct(m.worst_trade)),
+        ("Average holding time", fmt_duration(m.avg_holding)),
+        ("Fees paid", fmt_money(m.fees, currency)),
+        ("Days traded", f"{m.days}"),
+    ]
+
+
+def group_cells(row: GroupRow) -> list[str]:
+    """Formatted cells of a breakdown row, after the key (text and HTML share them)."""
+    return [
+        f"{row.trades}",
+        fmt_pct(row.win_rate),
+        fmt_num(row.profit),
+        fmt_pct(row.avg_profit_ratio),
+        fmt_pct(row.total_profit_ratio),
+        fmt_duration(row.avg_holding),
+    ]
+
+
+def group_headers(key: str, currency: str) -> list[str]:
+    profit = f"Profit {currency}".strip()
+    return [key, "Trades", "Win %", profit, "Avg %", "Total %", "Avg hold"]
+
+
+def _header(result: BacktestResult) -> Table:
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    lines = [
+        ("Strategy", result.strategy_name),
+        ("File", result.strategy_file),
+        ("sha256", result.strategy_sha256),
+        ("Timeframe", result.timeframe),
+        ("Pairs", f"{len(result.pairs)}: " + ", ".join(result.pairs)),
+        ("Data range", data_range(result)),
+        ("Params", params_text(result)),
+    ]
+    for label, value in lines:
+        grid.add_row(label, Text(value))
+    return grid
+
+
+def _assumptions(result: BacktestResult) -> Table:
+    a = result.assumptions
+    table = Table(title="Assumptions", box=box.SIMPLE_HEAD, show_header=False, expand=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    table.add_row("Fee per side", fmt_pct(a.fee))
+    table.add_row("Slippage", fmt_pct(a.slippage))
+    for i, sentence in enumerate(a.fill_model):
+        table.add_row("Fill model" if i == 0 else "", Text(f"• {sentence}"))
+    skipped = a.skipped or ("none",)
+    for i, sentence in enumerate(skipped):
+        table.add_row("Skipped rules" if i == 0 else "", Text(f"• {sentence}"))
+    return table
+
+
+def _totals(metrics: Metrics, currency: str) -> Table:
+    table = Table(title="Totals", box=box.SIMPLE_HEAD, show_header=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(justify="right", no_wrap=True)
+    for label, value in metric_rows(metrics, currency):
+        table.add_row(label, value)
+    return table
+
+
+def _breakdown(title: str, key: str, rows: list[GroupRow], currency: str) -> Table:
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+    for i, header in enumerate(group_headers(key, currency)):
+        if i == 0:
+            table.add_column(header, overflow="fold", max_width=18)
+        else:
+            table.add_column(header, justify="right", no_wrap=True)
+    for row in rows:
+        style = "green" if row.profit > 0 else "red" if row.profit < 0 else None
+        table.add_row(Text(row.key), *group_cells(row), style=style)
+    if not rows:
+        table.add_row(Text("no trades"), *[DASH] * 6)
+    return table
+
+
+def render_summary(result: BacktestResult, metrics: Metrics) -> RenderableType:
+    """Header, assumptions, totals and the three breakdowns, for an 80-column terminal."""
+    currency = stake_currency(result)
+    return Group(
+        _header(result),
+        _assumptions(result),
+        _totals(metrics, currency),
+        _breakdown("Per pair", "Pair", by_pair(result), currency),
+        _breakdown("Per exit reason", "Exit reason", by_exit_reason(result), currency),
+        _breakdown("Per regime", "Regime", by_regime(result), currency),
+    )
+
+
+def print_summary(
+    result: BacktestResult, console: Console, metrics: Metrics | None = None
+) -> Metrics:
+    """Print the summary; returns the metrics so a caller need not compute them twice."""
+    metrics = metrics if metrics is not None else compute_metrics(result)
+    console.print(render_summary(result, metrics))
+    return metrics

@@ -1,0 +1,182 @@
+"""`kinetic-rules backtest` and `kinetic-rules explain`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from kinetic_rules.cli.lang_cmd import parse_overrides
+from kinetic_rules.data.store import resolve_data_dir
+from kinetic_rules.data.timerange import parse_timerange
+from kinetic_rules.errors import ConfigError
+
+
+def register(commands: argparse._SubParsersAction[Any]) -> None:
+    backtest = commands.add_parser(
+        "backtest",
+        help="simulate a strategy on stored candles and report the results",
+        description="Backtest a strategy on the candle store. Signals are decided on closed "
+        "candles and filled at the next open; every assumption is printed and saved with "
+        "the results (see docs/backtesting.md).",
+    )
+    backtest.add_argument("strategy", type=Path, metavar="FILE", help="strategy YAML file")
+    backtest.add_argument("--data", metavar="DIR", help="candle store (default: ./user_data/data)")
+    backtest.add_argument(
+        "--pairs",
+        nargs="+",
+        default=[],
+        metavar="PAIR",
+        help="pairs to trade (default: the scanner's universe, market.pairs, or every stored "
+        "pair quoted in the stake currency)",
+    )
+    backtest.add_argument(
+        "--timerange",
+        metavar="A-B",
+        help="trade from A to B, e.g. 20240101-20240901 (earlier data still warms indicators up)",
+    )
+    backtest.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a param, checked against its bounds (repeatable)",
+    )
+    backtest.add_argument(
+        "--report",
+        metavar="DIR",
+        type=Path,
+        help="write results.json, trades.csv and report.html here",
+    )
+    backtest.add_argument(
+        "--export",
+        choices=("signals", "trades"),
+        action="append",
+        default=[],
+        help="signals: every named condition and verdict per candle (Parquet, per pair); "
+        "trades: the trade list (CSV); written to --report DIR (default ./user_data/backtest)",
+    )
+    backtest.add_argument("--exchange", help="exchange of the stored candles (default: the file's)")
+    backtest.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    backtest.set_defaults(handler=run_backtest_command)
+
+
+def run_backtest_command(args: argparse.Namespace) -> int:
+    from kinetic_rules.backtest.runner import BacktestRequest, run_backtest
+
+    start, end = parse_timerange(args.timerange) if args.timerange else (None, None)
+    if not args.strategy.exists():
+        raise ConfigError(f"{args.strategy}: no such file")
+    request = BacktestRequest(
+        strategy=args.strategy,
+        data_dir=resolve_data_dir(args.data),
+        pairs=args.pairs,
+        start=start,
+        end=end,
+        overrides=parse_overrides(args.set),
+        exchange=args.exchange,
+    )
+    progress = None if args.quiet or not sys.stderr.isatty() else _progress()
+    result = run_backtest(request, progress)
+    _finish(progress)
+    from rich.console import Console
+
+    from kinetic_rules.backtest.report_files import write_reports
+    from kinetic_rules.backtest.report_text import print_summary
+
+    metrics = print_summary(result, Console(soft_wrap=False))
+    folder = args.report or (Path("user_data/backtest") if args.export else None)
+    if folder is not None:
+        written = write_reports(result, metrics, folder)
+        for path in written.values():
+            print(f"wrote {path}", file=sys.stderr)
+    if "signals" in args.export:
+        from kinetic_rules.backtest.export import write_signals
+        from kinetic_rules.backtest.runner import prepare
+        from kinetic_rules.compile.evaluate import Evaluator
+
+        assert folder is not None
+        prepared = prepare(request)
+        evaluator = Evaluator(prepared.plan, prepared.feed)
+        signals = [evaluator.evaluate(pair) for pair in prepared.pairs]
+        for path in write_signals(prepared.plan, signals, folder):
+            print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+_bars: dict[str, Any] = {}
+
+
+def _progress() -> Any:
+    from rich.progress import Progress
+
+    bar = Progress(transient=True)
+    bar.start()
+    _bars["bar"] = bar
+
+    def update(what: str, done: int, total: int) -> None:
+        task = _bars.get(what)
+        if task is None:
+            task = _bars[what] = bar.add_task(f"evaluating {what}", total=total)
+        bar.update(task, completed=done)
+
+    return update
+
+
+def _finish(progress: Any) -> None:
+    bar = _bars.pop("bar", None)
+    if bar is not None:
+        bar.stop()
+    _bars.clear()
+
+
+def register_explain(commands: argparse._SubParsersAction[Any]) -> None:
+    explain = commands.add_parser(
+        "explain",
+        help="why did (or didn't) the strategy act on a pair at a candle?",
+        description="Show every named condition at one candle — the values of its operands "
+        "and whether it held — and the trade open then, with its stop.",
+    )
+    explain.add_argument("strategy", type=Path, metavar="FILE", help="strategy YAML file")
+    explain.add_argument("--pair", required=True, help="e.g. SOL/USDT")
+    explain.add_argument(
+        "--at",
+        required=True,
+        metavar="TIME",
+        help="the candle's open time in UTC, e.g. 2024-03-04T10:05",
+    )
+    explain.add_argument("--data", metavar="DIR", help="candle store (default: ./user_data/data)")
+    explain.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="override a param"
+    )
+    explain.add_argument(
+        "--no-trades",
+        action="store_true",
+        help="skip the backtest that finds the open trade (faster)",
+    )
+    explain.add_argument("--exchange", help="exchange of the stored candles (default: the file's)")
+    explain.set_defaults(handler=run_explain_command)
+
+
+def run_explain_command(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from kinetic_rules.backtest.explain import explain
+    from kinetic_rules.backtest.runner import BacktestRequest
+
+    try:
+        at = pd.Timestamp(args.at)
+    except ValueError:
+        raise ConfigError(f"--at {args.at}: not a time; write e.g. 2024-03-04T10:05") from None
+    at = at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")
+    request = BacktestRequest(
+        strategy=args.strategy,
+        data_dir=resolve_data_dir(args.data),
+        overrides=parse_overrides(args.set),
+        exchange=args.exchange,
+    )
+    if not args.strategy.exists():
+        raise ConfigError(f"{args.strategy}: no such file")
+    print(explain(request, args.pair, at, trades=not args.no_trades))
+    return 0

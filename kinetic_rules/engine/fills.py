@@ -1,0 +1,59 @@
+"""The fill model: how a decision becomes a price. Conservative by design, and written
+down in plain sentences that every backtest report repeats (see `describe`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kinetic_rules.engine.model import Side
+
+
+@dataclass(frozen=True)
+class FillModel:
+    fee: float  # fraction of notional, charged on every fill
+    slippage: float  # fraction of price, always against us
+    entry_limit: bool  # entries are limit orders at the signal candle's close
+    exit_limit: bool  # signal exits are limit orders at the signal candle's close
+    entry_timeout: int  # candles an unfilled entry order stays open
+    exit_timeout: int  # candles an unfilled exit order stays open before going market
+
+    def adverse(self, price: float, side: Side, buying: bool) -> float:
+        """Slippage always costs: buying fills higher, selling lower."""
+        up = buying if side == "long" else not buying
+        return price * (1 + self.slippage) if up else price * (1 - self.slippage)
+
+    def fee_on(self, price: float, amount: float) -> float:
+        return abs(price * amount) * self.fee
+
+    def describe(self) -> tuple[str, ...]:
+        entry = (
+            "Entries are limit orders at the signal candle's close, placed at the next open; "
+            f"they fill only when the price trades through the limit within {self.entry_timeout} "
+            "candle(s), at the limit or at a better open, otherwise they are cancelled."
+            if self.entry_limit
+            else "Entries are market orders filled at the next candle's open."
+        )
+        exit_ = (
+            "Signal exits are limit orders at the signal candle's close; they fill when the "
+            f"price trades through within {self.exit_timeout} candle(s), otherwise the position "
+            "is closed at market at the next open."
+            if self.exit_limit
+            else "Signal exits are market orders filled at the next candle's open."
+        )
+        return (
+            "Signals are decided on closed candles and acted on at the next candle's open.",
+            entry,
+            exit_,
+            "Stops are checked against each candle's high and low, including the entry candle; "
+            "a stop fills at its price, or at the open when the candle gaps through it.",
+            "Trailing stops move only after a candle closes, and never loosen.",
+            "Take-profits are decided on closed candles and filled at the next open.",
+            f"Slippage of {self.slippage:.4%} is applied against every fill; a fee of "
+            f"{self.fee:.4%} of the traded value is charged on every fill (entry and exit).",
+            "When more pairs signal than slots are free, higher `entry.priority` goes first, "
+            "then pair names in alphabetical order.",
+            "Trades still open when the data ends are closed at the last close, "
+            "labelled end_of_data.",
+            "A slot is freed by an exit decided or filled by the candle close at which a new "
+            "entry is decided.",
+        )

@@ -1,0 +1,127 @@
+"""Plain data the engine produces and every later stage (reports, persistence, live) reads.
+
+No behaviour here beyond small derived properties: a Trade is a record, a BacktestResult
+is a bundle of records, so they serialise to JSON and CSV without ceremony.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+Side = Literal["long", "short"]
+
+# Why a trade (or part of it) was closed. Strategy exits use their rule name instead.
+STOP_LOSS = "stop_loss"
+TRAILING_STOP = "trailing_stop"
+END_OF_DATA = "end_of_data"  # still open when the data ran out: closed at the last close
+PROTECTION = "protection"  # a protection with close_all came into force
+
+
+@dataclass
+class Fill:
+    """One execution: the entry, a partial take-profit, or the final exit."""
+
+    time: pd.Timestamp
+    price: float
+    amount: float  # base-asset units, always positive
+    fee: float  # in the stake currency
+    reason: str  # "entry", a take-profit name, an exit rule name, stop_loss, …
+
+
+@dataclass
+class Trade:
+    id: int
+    pair: str
+    side: Side
+    regime: str | None  # the regime class at the signal candle
+    signal_time: pd.Timestamp  # open time of the candle whose close decided the entry
+    entry_time: pd.Timestamp
+    entry_price: float
+    amount: float  # base-asset units bought (or sold short) at entry
+    stake: float  # stake-currency value at entry (amount × entry_price)
+    leverage: float
+    initial_stop: float
+    exit_time: pd.Timestamp | None = None
+    exit_price: float | None = None  # average price of all closing fills
+    exit_reason: str | None = None  # reason of the final closing fill
+    stop: float | None = None  # the stop in force when the trade closed
+    fills: list[Fill] = field(default_factory=list)
+
+    @property
+    def is_open(self) -> bool:
+        return self.exit_time is None
+
+    @property
+    def fees(self) -> float:
+        return sum(f.fee for f in self.fills)
+
+    @property
+    def profit(self) -> float:
+        """Realised profit in the stake currency, after every fee."""
+        sign = 1.0 if self.side == "long" else -1.0
+        closing = [f for f in self.fills if f.reason != "entry"]
+        gross = sum(sign * (f.price - self.entry_price) * f.amount for f in closing)
+        return gross - self.fees
+
+    @property
+    def profit_ratio(self) -> float:
+        """Profit as a fraction of the stake put up (margin for leveraged trades)."""
+        margin = self.stake / self.leverage
+        return self.profit / margin if margin else 0.0
+
+    @property
+    def is_winner(self) -> bool:
+        return self.profit > 0
+
+    @property
+    def duration(self) -> pd.Timedelta | None:
+        return None if self.exit_time is None else self.exit_time - self.entry_time
+
+    def to_dict(self) -> dict[str, Any]:
+        row = asdict(self)
+        row.update(profit=self.profit, profit_ratio=self.profit_ratio, fees=self.fees)
+        return row
+
+
+@dataclass(frozen=True)
+class Assumptions:
+    """Everything about the simulation a reader must know to trust its numbers."""
+
+    fee: float
+    slippage: float
+    starting_balance: float
+    fill_model: tuple[str, ...]  # one plain sentence per rule of the fill model
+    skipped: tuple[str, ...] = ()  # rules that could not run in a backtest, and why
+
+
+@dataclass
+class BacktestResult:
+    strategy_name: str
+    strategy_file: str
+    strategy_sha256: str
+    params: dict[str, float | int | bool | str]
+    timeframe: str
+    pairs: list[str]
+    start: pd.Timestamp  # first candle traded on (after warm-up)
+    end: pd.Timestamp  # last candle of the data
+    assumptions: Assumptions
+    trades: list[Trade]
+    equity: pd.Series  # account value at each candle close (marked to market), UTC index
+    regimes: list[str] = field(default_factory=list)
+    candles: dict[str, pd.DataFrame] = field(default_factory=dict)  # per pair, for charts
+    elapsed_seconds: float = 0.0
+
+    def closed_trades(self) -> list[Trade]:
+        return [t for t in self.trades if not t.is_open]
+
+    def drawdown(self) -> pd.Series:
+        peak = self.equity.cummax()
+        return self.equity / peak - 1.0
+
+    def returns(self) -> np.ndarray:
+        values = self.equity.to_numpy(dtype=np.float64)
+        return np.diff(values) / values[:-1] if len(values) > 1 else np.zeros(0)

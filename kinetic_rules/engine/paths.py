@@ -1,0 +1,301 @@
+"""One trade, from its entry candle to its last fill, computed for many candles at once.
+
+Within a candle the order of events is fixed: orders decided at the previous close fill
+at the open (signal exits, take-profits, protections), then the stop is checked against
+the candle's range, then — at the close — trailing stops move and new decisions are made.
+Each of those is a vector over a window of candles; the first event wins. The window
+grows until the trade ends, so a trade costs a few numpy calls, not a Python loop per
+candle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kinetic_rules.compile.evaluate import PairSignals
+from kinetic_rules.compile.plan import Plan
+from kinetic_rules.compile.trade_eval import evaluate_span
+from kinetic_rules.engine.fills import FillModel
+from kinetic_rules.engine.model import END_OF_DATA, PROTECTION, STOP_LOSS, TRAILING_STOP, Side
+from kinetic_rules.lang.checker import Rule, TrailRule
+
+FIRST_WINDOW = 256
+
+
+@dataclass(frozen=True)
+class ExitRules:
+    """The parts of a strategy that can close a trade on one side."""
+
+    signals: dict[str, Rule]  # any one closes the trade
+    trailing: dict[str, TrailRule]
+    take_profits: list[tuple[str, Rule, float]]  # name, when, share of the original amount
+    close_all: list[tuple[str, np.ndarray]]  # protection name, its `active` series
+
+
+@dataclass
+class PlannedFill:
+    index: int  # candle index of the fill
+    price: float
+    share: float  # share of the original amount
+    reason: str
+    market: bool  # market fills pay slippage
+
+
+@dataclass
+class TradePath:
+    fills: list[PlannedFill] = field(default_factory=list)
+    final_stop: float = float("nan")
+    open_at_end: bool = False
+
+
+@dataclass
+class _State:
+    stop: float
+    max_profit: float = -np.inf
+    active: dict[str, bool] = field(default_factory=dict)
+    taken: int = 0  # take-profits already done
+    remaining: float = 1.0
+
+
+def trade_path(
+    plan: Plan,
+    signals: PairSignals,
+    prices: dict[str, np.ndarray],
+    entry_index: int,
+    side: Side,
+    entry_price: float,
+    initial_stop: float,
+    rules: ExitRules,
+    fills: FillModel,
+) -> TradePath:
+    sign = 1.0 if side == "long" else -1.0
+    n = len(prices["close"])
+    state = _State(stop=initial_stop, active={name: False for name in rules.trailing})
+    path = TradePath()
+    lo, width = entry_index, FIRST_WINDOW
+    while lo < n:
+        hi = min(n, lo + width)
+        outcome = _window(
+            plan,
+            signals,
+            prices,
+            lo,
+            hi,
+            entry_index,
+            sign,
+            entry_price,
+            initial_stop,
+            rules,
+            fills,
+            state,
+            path,
+        )
+        if outcome == "retry":  # a pending limit exit runs past the window: look further
+            width *= 2
+            continue
+        if outcome == "closed":
+            return path
+        lo, width = hi, width * 2
+    path.open_at_end = True
+    path.final_stop = state.stop
+    last = n - 1
+    path.fills.append(
+        PlannedFill(last, float(prices["close"][last]), state.remaining, END_OF_DATA, False)
+    )
+    return path
+
+
+def _window(
+    plan: Plan,
+    signals: PairSignals,
+    prices: dict[str, np.ndarray],
+    lo: int,
+    hi: int,
+    entry_index: int,
+    sign: float,
+    entry_price: float,
+    initial_stop: float,
+    rules: ExitRules,
+    fills: FillModel,
+    state: _State,
+    path: TradePath,
+) -> str:
+    """Resolve candles lo..hi-1: "closed", "open" (carry on), or "retry" with a wider window."""
+    opens, highs, lows, closes = (prices[k] for k in ("open", "high", "low", "close"))
+    n = len(closes)
+    span = slice(lo, hi)
+    profit = sign * (closes[span] / entry_price - 1.0)
+    max_profit = np.maximum(np.maximum.accumulate(profit), state.max_profit)
+    env: dict[str, object] = {
+        "entry_price": entry_price,
+        "side": sign,
+        "profit": profit,
+        "max_profit": max_profit,
+        "bars_held": np.arange(lo - entry_index, hi - entry_index, dtype=np.float64),
+        "stop": initial_stop,
+    }
+    active = dict(state.active)
+    stop_after = _trail(plan, signals, lo, hi, env, rules, state.stop, active, sign)
+    stop_before = np.concatenate(([state.stop], stop_after[:-1]))
+    env["stop"] = stop_after
+    with np.errstate(invalid="ignore"):
+        hit = lows[span] <= stop_before if sign > 0 else highs[span] >= stop_before
+    stop_at = _first(hit)
+    stop_candle = lo + stop_at if stop_at is not None else n
+    remaining, taken = state.remaining, state.taken
+    planned: list[PlannedFill] = []
+    for k, share, reason in _decisions(plan, signals, lo, hi, env, rules, taken):
+        j = lo + k + 1  # decided at the close of k, acted on at the next open
+        if j >= n or j > stop_candle:
+            break
+        if reason.startswith("exit:"):
+            name = reason.removeprefix("exit:")
+            if fills.exit_limit:
+                fill = _limit_exit(prices, k + lo, name, remaining, fills, sign, stop_candle, hi)
+                if fill == "retry":
+                    return "retry" if hi < n else "open"
+                if not isinstance(fill, PlannedFill):  # the stop (or the data's end) came first
+                    break
+                planned.append(fill)
+            else:
+                planned.append(PlannedFill(j, float(opens[j]), remaining, name, True))
+            remaining = 0.0
+            break
+        closing = remaining if reason.startswith(PROTECTION) else min(share, remaining)
+        planned.append(PlannedFill(j, float(opens[j]), closing, reason, True))
+        remaining -= closing
+        taken += 0 if reason.startswith(PROTECTION) else 1
+        if remaining <= 1e-9:
+            break
+    path.fills.extend(planned)
+    if remaining <= 1e-9:
+        last = planned[-1].index
+        path.final_stop = float(stop_before[last - lo]) if last < hi else float(stop_after[-1])
+        return "closed"
+    if stop_at is not None:
+        level = float(stop_before[stop_at])
+        gapped = opens[stop_candle] <= level if sign > 0 else opens[stop_candle] >= level
+        price = float(opens[stop_candle]) if gapped else level
+        reason = STOP_LOSS if level == initial_stop else TRAILING_STOP
+        path.fills.append(PlannedFill(stop_candle, price, remaining, reason, True))
+        path.final_stop = level
+        return "closed"
+    state.stop = float(stop_after[-1])
+    state.max_profit = float(max_profit[-1])
+    state.active = active
+    state.remaining, state.taken = remaining, taken
+    return "open"
+
+
+def _first(mask: np.ndarray) -> int | None:
+    index = int(np.argmax(mask)) if len(mask) else 0
+    return index if len(mask) and mask[index] else None
+
+
+def _trail(
+    plan: Plan,
+    signals: PairSignals,
+    lo: int,
+    hi: int,
+    env: dict[str, object],
+    rules: ExitRules,
+    stop: float,
+    active: dict[str, bool],
+    sign: float,
+) -> np.ndarray:
+    """The stop in force after each close: the best active trailing level, never loosening."""
+    worst = -np.inf if sign > 0 else np.inf
+    best = np.full(hi - lo, worst)
+    for name, rule in rules.trailing.items():
+        activate = evaluate_span(plan, rule.activate.node, signals, lo, hi, env).astype(bool)
+        on = np.logical_or.accumulate(activate) | active[name]
+        active[name] = bool(on[-1])
+        level = evaluate_span(plan, rule.level.node, signals, lo, hi, env).astype(np.float64)
+        level = np.where(on & ~np.isnan(level), level, worst)
+        best = np.maximum(best, level) if sign > 0 else np.minimum(best, level)
+    ratchet = np.maximum.accumulate if sign > 0 else np.minimum.accumulate
+    result: np.ndarray = ratchet(np.concatenate(([stop], best)))[1:]
+    return result
+
+
+def _decisions(
+    plan: Plan,
+    signals: PairSignals,
+    lo: int,
+    hi: int,
+    env: dict[str, object],
+    rules: ExitRules,
+    taken: int,
+) -> list[tuple[int, float, str]]:
+    """Close-of-candle decisions in this window, in time order: (candle, share, reason).
+
+    Take-profits fire in file order (a later one never before an earlier one); on one
+    candle, take-profits come before a signal exit, which comes before a protection.
+    """
+    events: list[tuple[int, int, float, str]] = []
+    earliest = 0
+    for order, (name, rule, share) in enumerate(rules.take_profits):
+        if order < taken:
+            continue
+        when = evaluate_span(plan, rule.node, signals, lo, hi, env).astype(bool)
+        when[:earliest] = False
+        k = _first(when)
+        if k is None:
+            break
+        events.append((k, 0, share, name))
+        earliest = k
+    first_exit: tuple[int, str] | None = None
+    for name, rule in rules.signals.items():
+        k = _first(evaluate_span(plan, rule.node, signals, lo, hi, env).astype(bool))
+        if k is not None and (first_exit is None or k < first_exit[0]):
+            first_exit = (k, name)
+    if first_exit is not None:
+        events.append((first_exit[0], 1, 1.0, "exit:" + first_exit[1]))
+    for name, series in rules.close_all:
+        before = series[lo - 1] if lo > 0 else False
+        window = series[lo:hi]
+        rising = window & ~np.concatenate(([before], window[:-1]))
+        k = _first(rising)
+        if k is not None:
+            events.append((k, 2, 1.0, f"{PROTECTION}:{name}"))
+    events.sort()
+    return [(k, share, reason) for k, _, share, reason in events]
+
+
+def _limit_exit(
+    prices: dict[str, np.ndarray],
+    k_close: int,
+    name: str,
+    remaining: float,
+    fills: FillModel,
+    sign: float,
+    stop_candle: int,
+    hi: int,
+) -> PlannedFill | str | None:
+    """A limit exit at the signal close.
+
+    None when the stop (or the end of the data) comes first; "retry" when the answer
+    lies beyond the window, where the stop path is not known yet.
+    """
+    opens, highs, lows, closes = (prices[k] for k in ("open", "high", "low", "close"))
+    n = len(closes)
+    limit = float(closes[k_close])
+    start = k_close + 1
+    for candle in range(start, min(n, start + fills.exit_timeout)):
+        if candle >= stop_candle:
+            return None
+        if candle >= hi:
+            return "retry"
+        through = highs[candle] > limit if sign > 0 else lows[candle] < limit
+        if through:
+            better = opens[candle] > limit if sign > 0 else opens[candle] < limit
+            price = float(opens[candle]) if better else limit
+            return PlannedFill(candle, price, remaining, name, False)
+    late = start + fills.exit_timeout
+    if late >= n or late > stop_candle:
+        return None
+    if late >= hi:
+        return "retry"
+    return PlannedFill(late, float(opens[late]), remaining, name, True)

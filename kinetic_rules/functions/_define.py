@@ -1,0 +1,126 @@
+"""Shorthands for declaring functions, so each family module reads as a table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+from kinetic_rules.functions.registry import (
+    REGISTRY,
+    Arg,
+    ArgKind,
+    Array,
+    ConstArgs,
+    Function,
+)
+
+Warmup = Callable[[ConstArgs], int]
+
+
+def define(
+    name: str,
+    category: str,
+    doc: str,
+    args: tuple[Arg, ...],
+    impl: Callable[..., Array],
+    warmup: Warmup,
+    *,
+    returns: Literal["number", "bool"] = "number",
+    inputs: tuple[str, ...] = (),
+    talib: str | None = None,
+    example: str = "",
+) -> Function:
+    """Register a function whose warm-up sees every constant argument, defaults filled in.
+
+    The checker may pass only the arguments a strategy wrote; filling defaults here
+    keeps each warm-up rule a one-liner over named arguments.
+    """
+    defaults = {a.name: a.default for a in args if a.default is not None}
+
+    def filled(given: ConstArgs) -> int:
+        return max(0, int(warmup({**defaults, **given})))
+
+    filled.__doc__ = warmup.__doc__  # the rule in words, shown in docs/functions.md
+
+    return REGISTRY.register(
+        Function(
+            name=name,
+            category=category,
+            doc=doc,
+            args=args,
+            returns=returns,
+            impl=impl,
+            warmup=filled,
+            inputs=inputs,
+            talib=talib,
+            example=example,
+        )
+    )
+
+
+def series(name: str, doc: str) -> Arg:
+    return Arg(name, ArgKind.SERIES, doc)
+
+
+def condition(name: str, doc: str) -> Arg:
+    return Arg(name, ArgKind.BOOL_SERIES, doc)
+
+
+def whole(name: str, doc: str, default: int | None = None) -> Arg:
+    return Arg(name, ArgKind.INT, doc, default=default, minimum=1)
+
+
+def window(name: str, doc: str, default: int | None = None) -> Arg:
+    return Arg(name, ArgKind.WINDOW, doc, default=default, minimum=1)
+
+
+def number(name: str, doc: str, default: float | None = None, minimum: float | None = None) -> Arg:
+    return Arg(name, ArgKind.NUMBER, doc, default=default, minimum=minimum)
+
+
+def source(doc: str = "the numbers to work on, e.g. close") -> Arg:
+    return series("source", doc)
+
+
+def period(default: int | None, doc: str = "how many candles to look back") -> Arg:
+    return whole("period", doc, default)
+
+
+def size(args: ConstArgs, name: str) -> int:
+    """A whole-number constant argument, for warm-up rules."""
+    value = args[name]
+    if isinstance(value, tuple):
+        raise TypeError(f"argument {name} is a list, not a number of candles")
+    return int(value)
+
+
+def times(name: str, factor: int, extra: int = 0) -> Warmup:
+    """Warm-up of a recursive average: `factor` × its period, enough for the seed to fade."""
+
+    def warmup(args: ConstArgs) -> int:
+        return factor * size(args, name) + extra
+
+    warmup.__doc__ = _rule(f"{factor} × {name}", extra)
+    return warmup
+
+
+def of(name: str, extra: int = 0) -> Warmup:
+    """Warm-up of a windowed function: the window itself (plus `extra`)."""
+
+    def warmup(args: ConstArgs) -> int:
+        return size(args, name) + extra
+
+    warmup.__doc__ = _rule(name, extra)
+    return warmup
+
+
+def const(candles: int) -> Warmup:
+    def warmup(_: ConstArgs) -> int:
+        return candles
+
+    warmup.__doc__ = f"{candles}"
+    return warmup
+
+
+def _rule(base: str, extra: int) -> str:
+    return f"{base} + {extra}" if extra else base

@@ -1,0 +1,198 @@
+"""Volume profile over a trailing window: point of control and value area.
+
+Prices are grouped on one fixed logarithmic grid: bin k holds the typical prices
+in [base^k, base^(k+1)) with base = 1 + bin_pct/100, so every bin is bin_pct
+percent wide at any price and bins never shift between candles. That keeps each
+window's histogram a running total — add the new candle, drop the oldest — and
+the whole history is processed in blocks of rows with numpy, not candle by candle.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from kinetic_rules.functions import _core as core
+from kinetic_rules.functions._define import define, number, of, window
+from kinetic_rules.functions.registry import Array
+
+CATEGORY = "volume profile"
+_INPUTS = ("high", "low", "close", "volume")
+_ROWS = 256  # rows per block; fixed, so no value depends on how long the data is
+Ints = npt.NDArray[np.int64]
+
+
+def bin_index(typical: core.Floats, bin_pct: float) -> Ints:
+    """Grid bin of each price (only meaningful for positive prices)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k = np.floor(np.log(typical) / np.log1p(bin_pct / 100.0))
+    return np.asarray(np.nan_to_num(k, nan=0.0, posinf=0.0, neginf=0.0), dtype=np.int64)
+
+
+def bin_edge(k: Array, bin_pct: float) -> core.Floats:
+    return np.asarray(np.exp(np.asarray(k, dtype=np.float64) * np.log1p(bin_pct / 100.0)))
+
+
+def _prepare(
+    high: Array, low: Array, close: Array, volume: Array, bin_pct: float
+) -> tuple[Ints, core.Floats, core.Bools]:
+    """(bin of each candle, its volume, whether the candle is usable)."""
+    h, lo, c, v = core.floats(high, low, close, volume)
+    typical = (h + lo + c) / 3.0
+    usable = (typical > 0) & (v >= 0)  # NaN compares false
+    bins = bin_index(typical, bin_pct)
+    if usable.any() and not usable.all():
+        # An unusable candle adds nothing; give it a neighbour's bin so the grid stays narrow.
+        idx = np.where(usable, np.arange(len(bins)), -1)
+        last = np.maximum.accumulate(idx)
+        last[last < 0] = int(np.argmax(usable))
+        bins = bins[last]
+    return bins, np.where(usable, v, 0.0), usable
+
+
+def _histograms(
+    bins: Ints, vol: core.Floats, w: int, start: int, stop: int
+) -> tuple[core.Floats, Ints]:
+    """Volume per occupied bin for the windows ending at rows start..stop−1.
+
+    Columns are the distinct bins of the span, in price order, so one glitched
+    candle far from the others costs a column, not a million empty ones.
+    """
+    lo = start - w + 1
+    levels, column = np.unique(bins[lo:stop], return_inverse=True)
+    width = len(levels)
+    rows = stop - start
+    volume = np.zeros((rows, width))
+    count = np.zeros((rows, width))
+    volume[0] = np.bincount(column[:w], weights=vol[lo : start + 1], minlength=width)
+    count[0] = np.bincount(column[:w], minlength=width)
+    if rows > 1:
+        r = np.arange(1, rows)
+        enter, leave = column[w - 1 + r], column[r - 1]
+        volume[r, enter] += vol[start + r]
+        volume[r, leave] -= vol[start + r - w]
+        count[r, enter] += 1.0
+        count[r, leave] -= 1.0
+    np.cumsum(volume, axis=0, out=volume)
+    np.cumsum(count, axis=0, out=count)
+    volume[count < 0.5] = 0.0  # rounding residue of a bin that emptied
+    return np.maximum(volume, 0.0), np.asarray(levels, dtype=np.int64)
+
+
+def _in_window(flags: core.Bools, w: int) -> Ints:
+    """How many flagged candles each complete trailing window holds (0 when incomplete)."""
+    counts = np.concatenate(([0], np.cumsum(flags, dtype=np.int64)))
+    out = np.zeros(len(flags), dtype=np.int64)
+    if len(flags) >= w:
+        out[w - 1 :] = counts[w:] - counts[: len(flags) - w + 1]
+    return out
+
+
+def _profile(
+    high: Array,
+    low: Array,
+    close: Array,
+    volume: Array,
+    w: int,
+    bin_pct: float,
+    value_area: float | None,
+) -> tuple[core.Floats, core.Floats, core.Floats]:
+    """(POC, VAH, VAL) per candle; the value area is skipped when value_area is None."""
+    if not bin_pct > 0:
+        raise ValueError(f"bin_pct must be above 0, got {bin_pct:g}")
+    if value_area is not None and not 0 < value_area <= 100:
+        raise ValueError(f"value_area is a percentage above 0 and at most 100, got {value_area:g}")
+    bins, vol, usable = _prepare(high, low, close, volume, bin_pct)
+    n = len(bins)
+    poc, vah, val = core.nans(n), core.nans(n), core.nans(n)
+    for start in range(w - 1, n, _ROWS):
+        stop = min(n, start + _ROWS)
+        hist, levels = _histograms(bins, vol, w, start, stop)
+        rows = slice(start, stop)
+        top = levels[np.argmax(hist, axis=1)]
+        poc[rows] = (bin_edge(top, bin_pct) + bin_edge(top + 1, bin_pct)) / 2.0
+        if value_area is None:
+            continue
+        # Columns from the busiest down; the value area is the shortest such prefix
+        # holding the target share (ties at the cut go to the lower price).
+        order = np.argsort(-hist, axis=1, kind="stable")
+        covered = np.cumsum(np.take_along_axis(hist, order, axis=1), axis=1)
+        target = hist.sum(axis=1) * (value_area / 100.0) * (1.0 - 1e-12)
+        taken = np.argmax(covered >= target[:, None], axis=1)
+        inside = np.arange(hist.shape[1])[None, :] <= taken[:, None]
+        highest = np.where(inside, order, -1).max(axis=1)
+        lowest = np.where(inside, order, hist.shape[1]).min(axis=1)
+        vah[rows] = bin_edge(levels[highest] + 1, bin_pct)
+        val[rows] = bin_edge(levels[lowest], bin_pct)
+    # Undefined where the window holds an unusable candle or traded nothing at all.
+    broken = (_in_window(~usable, w) > 0) | (_in_window(vol > 0, w) == 0)
+    for out in (poc, vah, val):
+        out[broken] = np.nan
+    return poc, vah, val
+
+
+def _poc(high: Array, low: Array, close: Array, volume: Array, w: int, bin_pct: float) -> Array:
+    return _profile(high, low, close, volume, w, bin_pct, None)[0]
+
+
+def _vah(
+    high: Array, low: Array, close: Array, volume: Array, w: int, area: float, bin_pct: float
+) -> Array:
+    return _profile(high, low, close, volume, w, bin_pct, area)[1]
+
+
+def _val(
+    high: Array, low: Array, close: Array, volume: Array, w: int, area: float, bin_pct: float
+) -> Array:
+    return _profile(high, low, close, volume, w, bin_pct, area)[2]
+
+
+_WINDOW = window("window", "how many candles, or how long, the profile covers, e.g. 7d")
+_BIN = number("bin_pct", "width of each price level, in percent of the price", 0.1, 0.01)
+_AREA = number("value_area", "percentage of the volume the value area holds (up to 100)", 70.0, 1)
+_GRID = (
+    " Typical prices (high + low + close) / 3 are grouped into price levels that are each "
+    "`bin_pct` percent wide, on one fixed grid, and each candle's whole volume goes to the "
+    "level of its typical price."
+)
+_AREA_DEF = (
+    " The value area is found by taking levels from the busiest down until they hold at "
+    "least `value_area` percent of the window's volume; its high is the top edge of the "
+    "highest of those levels and its low the bottom edge of the lowest."
+)
+
+define(
+    "volume_profile_poc",
+    CATEGORY,
+    "Point of control: the price level where the most volume traded over the last "
+    "`window` candles (the middle of that level; on a tie, the lowest such level)." + _GRID,
+    (_WINDOW, _BIN),
+    _poc,
+    of("window"),
+    inputs=_INPUTS,
+    example="above_poc: close > volume_profile_poc(7d)",
+)
+
+define(
+    "volume_profile_vah",
+    CATEGORY,
+    "Value area high: the top of the price range where most of the volume (by default "
+    "70%) traded over the last `window` candles." + _GRID + _AREA_DEF,
+    (_WINDOW, _AREA, _BIN),
+    _vah,
+    of("window"),
+    inputs=_INPUTS,
+    example="above_value: close > volume_profile_vah(7d)",
+)
+
+define(
+    "volume_profile_val",
+    CATEGORY,
+    "Value area low: the bottom of the price range where most of the volume (by default "
+    "70%) traded over the last `window` candles." + _GRID + _AREA_DEF,
+    (_WINDOW, _AREA, _BIN),
+    _val,
+    of("window"),
+    inputs=_INPUTS,
+    example="below_value: close < volume_profile_val(7d, 70, 0.1)",
+)

@@ -1,0 +1,219 @@
+"""Volatility: atr, true_range, Bollinger bands, Keltner channels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kinetic_rules.functions import _core as core
+from kinetic_rules.functions._define import (
+    Warmup,
+    const,
+    define,
+    number,
+    of,
+    period,
+    size,
+    source,
+    times,
+    whole,
+)
+from kinetic_rules.functions._windows import rolling_var
+from kinetic_rules.functions.registry import Array, ConstArgs
+
+CATEGORY = "volatility"
+_HLC = ("high", "low", "close")
+
+
+def _true_range(high: Array, low: Array, close: Array) -> Array:
+    # Not on_valid: a missing candle must not make the next range reach back past it.
+    return core.true_range(*core.floats(high, low, close))
+
+
+def _atr(high: Array, low: Array, close: Array, n: int) -> Array:
+    h, lo, c = core.floats(high, low, close)
+    return core.atr(h, lo, c, n)
+
+
+def _bands(x: Array, n: int, deviations: float) -> tuple[core.Floats, core.Floats]:
+    """(middle, half-width) of TA-Lib BBANDS: SMA ± deviations × population std."""
+    (values,) = core.floats(x)
+    return core.sma(values, n), deviations * np.sqrt(rolling_var(values, n))
+
+
+def _bb_upper(x: Array, n: int, deviations: float) -> Array:
+    middle, half = _bands(x, n, deviations)
+    return middle + half
+
+
+def _bb_middle(x: Array, n: int, deviations: float) -> Array:
+    (values,) = core.floats(x)
+    return core.sma(values, n)  # the spread is not needed
+
+
+def _bb_lower(x: Array, n: int, deviations: float) -> Array:
+    middle, half = _bands(x, n, deviations)
+    return middle - half
+
+
+def _bb_width(x: Array, n: int, deviations: float) -> Array:
+    middle, half = _bands(x, n, deviations)
+    return core.divide(2.0 * half, middle)
+
+
+def _keltner(
+    high: Array, low: Array, close: Array, n: int, multiplier: float, atr_n: int
+) -> tuple[core.Floats, core.Floats]:
+    h, lo, c = core.floats(high, low, close)
+    return core.ema(c, n), multiplier * core.atr(h, lo, c, atr_n)
+
+
+def _keltner_upper(
+    high: Array, low: Array, close: Array, n: int, multiplier: float, atr_n: int
+) -> Array:
+    middle, half = _keltner(high, low, close, n, multiplier, atr_n)
+    return middle + half
+
+
+def _keltner_middle(
+    high: Array, low: Array, close: Array, n: int, multiplier: float, atr_n: int
+) -> Array:
+    return _keltner(high, low, close, n, multiplier, atr_n)[0]
+
+
+def _keltner_lower(
+    high: Array, low: Array, close: Array, n: int, multiplier: float, atr_n: int
+) -> Array:
+    middle, half = _keltner(high, low, close, n, multiplier, atr_n)
+    return middle - half
+
+
+def _keltner_warmup(args: ConstArgs) -> int:
+    """3 × the larger of period and atr_period"""
+    return 3 * max(size(args, "period"), size(args, "atr_period"))
+
+
+define(
+    "true_range",
+    CATEGORY,
+    "True range: how far the price travelled in this candle, counting a gap from the "
+    "previous close (the largest of high − low, |high − previous close| and "
+    "|low − previous close|).",
+    (),
+    _true_range,
+    const(1),
+    inputs=_HLC,
+    talib="TRANGE",
+    example="wide_candle: true_range() > 2 * atr(14)",
+)
+
+define(
+    "atr",
+    CATEGORY,
+    "Average true range: the typical size of a candle's move lately, in price units. "
+    "Wilder's smoothing of true_range, as in TA-Lib. Useful for stops: close − 2 * atr().",
+    (period(14, "how many candles the smoothing spans"),),
+    _atr,
+    times("period", 3),
+    inputs=_HLC,
+    talib="ATR",
+    example="calm: atr(14) / close < 1%",
+)
+
+_BB_ARGS = (
+    source(),
+    period(20, "how many candles the average and the spread are measured over"),
+    number("deviations", "how many standard deviations the bands sit from the middle", 2.0, 0.0),
+)
+_bb_warmup: Warmup = of("period")
+
+define(
+    "bb_upper",
+    CATEGORY,
+    "Upper Bollinger band: the average plus `deviations` standard deviations of the last "
+    "`period` values (population standard deviation, as TA-Lib BBANDS).",
+    _BB_ARGS,
+    _bb_upper,
+    _bb_warmup,
+    talib="BBANDS",
+    example="breakout: close > bb_upper(close, 20, 2)",
+)
+
+define(
+    "bb_middle",
+    CATEGORY,
+    "Middle Bollinger band: the simple moving average of the last `period` values.",
+    _BB_ARGS,
+    _bb_middle,
+    _bb_warmup,
+    talib="BBANDS",
+    example="above_middle: close > bb_middle(close)",
+)
+
+define(
+    "bb_lower",
+    CATEGORY,
+    "Lower Bollinger band: the average minus `deviations` standard deviations.",
+    _BB_ARGS,
+    _bb_lower,
+    _bb_warmup,
+    talib="BBANDS",
+    example="stretched_down: close < bb_lower(close, 20, 2.5)",
+)
+
+define(
+    "bb_width",
+    CATEGORY,
+    "Bollinger band width: the distance between the upper and lower band divided by the "
+    "middle band, (upper − lower) / middle, e.g. 0.04 when the bands are 4% of the price "
+    "apart. Small values mean a quiet market.",
+    _BB_ARGS,
+    _bb_width,
+    _bb_warmup,
+    talib="BBANDS",
+    example="squeeze: bb_width(close) < 2%",
+)
+
+_KELTNER_ARGS = (
+    period(20, "span of the middle line's exponential average, in candles"),
+    number("multiplier", "how many average true ranges the bands sit from the middle", 2.0, 0.0),
+    whole("atr_period", "span of the average true range, in candles", 10),
+)
+_KELTNER_DEF = (
+    " Definition (there is no TA-Lib function): middle = ema(close, period); upper and "
+    "lower = middle ± multiplier × atr(atr_period)."
+)
+
+define(
+    "keltner_upper",
+    CATEGORY,
+    "Upper Keltner channel: the average price plus a multiple of the average true range."
+    + _KELTNER_DEF,
+    _KELTNER_ARGS,
+    _keltner_upper,
+    _keltner_warmup,
+    inputs=_HLC,
+    example="breakout: close > keltner_upper(20, 2, 10)",
+)
+
+define(
+    "keltner_middle",
+    CATEGORY,
+    "Middle Keltner line: the exponential moving average of the close." + _KELTNER_DEF,
+    _KELTNER_ARGS,
+    _keltner_middle,
+    _keltner_warmup,
+    inputs=_HLC,
+    example="above_middle: close > keltner_middle()",
+)
+
+define(
+    "keltner_lower",
+    CATEGORY,
+    "Lower Keltner channel: the average price minus a multiple of the average true range."
+    + _KELTNER_DEF,
+    _KELTNER_ARGS,
+    _keltner_lower,
+    _keltner_warmup,
+    inputs=_HLC,
+    example="stretched_down: close < keltner_lower()",
+)

@@ -1,0 +1,75 @@
+"""The terminal summary: fits 80 columns, shows the assumptions, prints strategy text as-is."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+from rich.console import Console
+
+from kinetic_rules.backtest.metrics import compute_metrics
+from kinetic_rules.backtest.report_text import (
+    fmt_duration,
+    fmt_pct,
+    fmt_price,
+    print_summary,
+    render_summary,
+)
+from kinetic_rules.engine.model import BacktestResult
+
+
+def printed(result: BacktestResult, width: int = 80) -> str:
+    console = Console(file=io.StringIO(), width=width, color_system=None)
+    print_summary(result, console)
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    assert isinstance(out, str)
+    return out
+
+
+def test_summary_fits_80_columns_and_has_every_table(hand_result: BacktestResult) -> None:
+    text = printed(hand_result)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for title in ("Assumptions", "Totals", "Per pair", "Per exit reason", "Per regime"):
+        assert title in text
+    assert "0.10%" in text and "0.05%" in text  # fee and slippage
+    assert "next candle's open" in text and "orderbook_imbalance" in text
+    assert "66.67%" in text  # win rate
+    assert "2.67" in text  # profit factor
+    assert "roc_threshold=1.5" in text
+
+
+def test_long_names_still_fit(hand_result: BacktestResult) -> None:
+    for trade in hand_result.trades:
+        trade.exit_reason = "a_very_long_exit_rule_name_that_goes_on_and_on"
+    hand_result.strategy_name = "N" * 150
+    text = printed(hand_result)
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_strategy_text_is_not_rich_markup(hand_result: BacktestResult) -> None:
+    hand_result.strategy_name = "[bold red]boom[/]"
+    hand_result.trades[0].exit_reason = "[red]x[/red]"
+    text = printed(hand_result, width=120)
+    assert "[bold red]boom[/]" in text
+    assert "[red]x[/red]" in text
+
+
+def test_empty_result_prints_dashes(empty_result: BacktestResult) -> None:
+    text = printed(empty_result)
+    assert "–" in text and "nan" not in text.lower() and "inf" not in text.lower()
+
+
+def test_infinite_profit_factor_reads_as_infinity(hand_result: BacktestResult) -> None:
+    hand_result.trades = [t for t in hand_result.trades if t.profit > 0]
+    console = Console(file=io.StringIO(), width=80, color_system=None)
+    console.print(render_summary(hand_result, compute_metrics(hand_result)))
+    assert "∞" in console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_formats() -> None:
+    assert fmt_pct(0.051234) == "5.12%"
+    assert fmt_pct(None) == "–"
+    assert fmt_duration(timedelta(days=2, hours=4, minutes=5)) == "2d 04:05"
+    assert fmt_duration(timedelta(minutes=45)) == "00:45"
+    assert fmt_price(65000.123) == "65,000.12"
+    assert fmt_price(0.00001234) == "0.00001234"

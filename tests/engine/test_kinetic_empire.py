@@ -1,0 +1,141 @@
+"""Kinetic Empire backtested on real candles; every trade checked against what the rules saw."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kinetic_rules.backtest.export import signal_frame
+from kinetic_rules.backtest.metrics import compute_metrics
+from kinetic_rules.backtest.report_files import results_json
+from kinetic_rules.backtest.runner import BacktestRequest, prepare, run_backtest, simulate
+from kinetic_rules.compile.evaluate import Evaluator
+from kinetic_rules.engine.model import BacktestResult
+from kinetic_rules.functions import REGISTRY
+from kinetic_rules.timeframes import timeframe_seconds
+from tests.conftest import STRATEGIES
+
+STRATEGY = STRATEGIES / "kinetic_empire.yaml"
+
+
+@pytest.fixture(scope="module")
+def request_(fixture_store: Path) -> BacktestRequest:
+    return BacktestRequest(STRATEGY, fixture_store)
+
+
+@pytest.fixture(scope="module")
+def result(request_: BacktestRequest) -> BacktestResult:
+    return run_backtest(request_)
+
+
+@pytest.fixture(scope="module")
+def frames(request_: BacktestRequest) -> dict[str, pd.DataFrame]:
+    prepared = prepare(request_)
+    evaluator = Evaluator(prepared.plan, prepared.feed)
+    return {p: signal_frame(prepared.plan, evaluator.evaluate(p)) for p in prepared.pairs}
+
+
+def test_the_backtest_trades_and_reports_its_assumptions(result: BacktestResult) -> None:
+    assert len(result.trades) >= 5
+    assert result.pairs == ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
+    assert any("spread" in s or "tight_spread" in s for s in result.assumptions.skipped)
+    assert result.assumptions.fee == 0.001 and result.assumptions.slippage == 0.0005
+    assert all(t.exit_reason is not None for t in result.trades)
+
+
+def test_every_entry_had_all_five_conditions_and_no_protection(
+    result: BacktestResult, frames: dict[str, pd.DataFrame]
+) -> None:
+    names = ["macro_trend", "micro_trend", "momentum", "pullback", "volume"]
+    for trade in result.trades:
+        row = frames[trade.pair].loc[trade.signal_time]
+        assert all(row[f"entry.long.{n}"] for n in names), trade
+        assert not row["protections.flash_crash.active"], trade
+        assert row["entry.long"]
+
+
+def test_open_trades_never_exceed_the_regime_limit(result: BacktestResult) -> None:
+    for trade in result.trades:
+        decided = trade.signal_time + pd.Timedelta("5min")
+        open_then = [
+            t for t in result.trades
+            if t is not trade and t.entry_time <= decided and t.exit_time > decided
+        ]  # fmt: skip
+        limit = 20 if trade.regime == "bull" else 3
+        assert len(open_then) < limit
+
+
+def test_initial_stop_is_entry_minus_two_atr(
+    result: BacktestResult, request_: BacktestRequest
+) -> None:
+    feed = prepare(request_).feed
+    atr = REGISTRY.get("atr")
+    assert atr is not None
+    for trade in result.trades:
+        candles = feed(trade.pair, "5m")
+        values = atr.impl(*(candles[k].to_numpy() for k in ("high", "low", "close")), 14)
+        at_signal = values[candles.index.get_loc(trade.signal_time)]
+        assert trade.initial_stop == pytest.approx(trade.entry_price - 2.0 * at_signal)
+
+
+def test_trailing_exits_happened_only_after_two_and_a_half_percent(
+    result: BacktestResult, request_: BacktestRequest
+) -> None:
+    feed = prepare(request_).feed
+    trailing = [t for t in result.trades if t.exit_reason == "trailing_stop"]
+    for trade in trailing:
+        closes = feed(trade.pair, "5m")["close"]
+        held = closes[(closes.index >= trade.entry_time) & (closes.index < trade.exit_time)]
+        assert (held / trade.entry_price - 1).max() > 0.025
+        assert trade.stop > trade.initial_stop
+
+
+def test_trend_break_exits_follow_the_rule(
+    result: BacktestResult, frames: dict[str, pd.DataFrame]
+) -> None:
+    for trade in (t for t in result.trades if t.exit_reason == "trend_break"):
+        frame = frames[trade.pair]
+        decided = frame.loc[: trade.exit_time - pd.Timedelta("1ns")]
+        fired = decided["exit.long.trend_break"]
+        assert fired[fired.index >= trade.entry_time].any()
+
+
+def test_same_inputs_give_byte_identical_results(request_: BacktestRequest) -> None:
+    first, second = run_backtest(request_), run_backtest(request_)
+    first.elapsed_seconds = second.elapsed_seconds = 0.0
+    assert results_json(first, compute_metrics(first)) == results_json(
+        second, compute_metrics(second)
+    )
+
+
+@pytest.mark.parametrize("cut", ["2024-03-01 00:00", "2024-03-08 12:00"])
+def test_a_backtest_cut_at_t_agrees_on_every_trade_closed_before_t(
+    request_: BacktestRequest, result: BacktestResult, cut: str
+) -> None:
+    moment = pd.Timestamp(cut, tz="UTC")
+    prepared = prepare(request_)
+
+    def cut_feed(pair: str, timeframe: str) -> pd.DataFrame:
+        frame = prepared.feed(pair, timeframe)
+        length = pd.Timedelta(seconds=timeframe_seconds(timeframe))
+        return frame[frame.index + length <= moment]
+
+    partial = simulate(prepared.plan, cut_feed, prepared.pairs)
+    closed = [t for t in result.trades if t.exit_time is not None and t.exit_time < moment]
+    assert closed, "the cut must fall after some trades"
+    key = [(t.pair, t.entry_time, t.entry_price, t.exit_time, t.exit_price) for t in closed]
+    mine = [
+        (t.pair, t.entry_time, t.entry_price, t.exit_time, t.exit_price)
+        for t in partial.trades
+        if t.exit_reason != "end_of_data"
+    ]
+    assert mine[: len(key)] == key
+
+
+def test_equity_is_marked_to_market_and_ends_at_realised_profit(result: BacktestResult) -> None:
+    final = result.equity.iloc[-1]
+    assert final == pytest.approx(10_000 + sum(t.profit for t in result.trades))
+    assert np.isfinite(result.equity.to_numpy()).all()

@@ -1,0 +1,95 @@
+"""Slots: regime limits, protections, tie-breaking and cooldowns (seed 000 properties 8, 9, 31)."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import pandas as pd
+
+from kinetic_rules.backtest.runner import simulate
+from kinetic_rules.compile.plan import build_plan
+from kinetic_rules.engine.model import BacktestResult
+from kinetic_rules.lang.checker import check
+from kinetic_rules.spec.loader import load_text
+
+PAIRS = [f"P{i}/USDT" for i in range(6)]
+
+
+def frame(volumes: list[float], drift: float = 0.0) -> pd.DataFrame:
+    index = pd.date_range("2024-01-01", periods=len(volumes), freq="5min", tz="UTC", name="date")
+    closes = [100.0 + drift * i for i in range(len(volumes))]
+    return pd.DataFrame(
+        {
+            "open": closes,
+            "high": [c + 1 for c in closes],
+            "low": [c - 1 for c in closes],
+            "close": closes,
+            "volume": volumes,
+        },
+        index=index,
+    )
+
+
+def run(
+    regime: str, extra: str = "", volumes: list[float] | None = None, cooldown: str = ""
+) -> BacktestResult:
+    text = f"""
+metadata: {{name: slots}}
+timeframe: 5m
+portfolio: {{max_open_trades: 20}}
+orders: {{entry: market, exit: market}}
+sizing: {{stake: 1%}}
+regime:
+  classes:
+    bull: {regime}
+    bear: otherwise
+  max_open_trades: {{bull: 20, bear: 3}}
+entry:
+  long:
+    go: volume > 100
+  priority: volume
+{cooldown}
+{extra}
+"""
+    plan = build_plan(check(load_text(text, "t.yaml")))
+    frames = {pair: frame(volumes or [0, 200, 0, 0, 0, 0], drift=0.0) for pair in PAIRS}
+    # Priority by volume: P5 signals loudest, P0 quietest (ties broken by pair name).
+    for rank, pair in enumerate(PAIRS):
+        frames[pair]["volume"] *= 1 + rank * (0 if "tie" in extra else 1)
+    return simulate(plan, lambda pair, tf: frames[pair], PAIRS)
+
+
+def test_bull_regime_allows_twenty_open_trades() -> None:
+    assert len(run("close > 0").trades) == 6
+
+
+def test_bear_regime_allows_three_chosen_by_priority() -> None:
+    trades = run("close < 0").trades
+    assert sorted(t.pair for t in trades) == ["P3/USDT", "P4/USDT", "P5/USDT"]
+    assert {t.regime for t in trades} == {"bear"}
+
+
+def test_ties_in_priority_resolve_by_pair_name() -> None:
+    trades = run("close < 0", extra="# tie").trades
+    assert sorted(t.pair for t in trades) == ["P0/USDT", "P1/USDT", "P2/USDT"]
+
+
+def test_a_protection_limits_and_blocks_entries() -> None:
+    limit = "protections:\n  calm:\n    active: volume > 100\n    max_open_trades: 2\n"
+    assert len(run("close > 0", extra=limit).trades) == 2
+    blocked = limit + "    block_entries: true\n"
+    assert run("close > 0", extra=blocked).trades == []
+
+
+def test_one_trade_per_pair_and_cooldown_after_an_exit() -> None:
+    volumes = [0, 200, 200, 200, 200, 200, 200, 200, 200, 200]
+    exits = "exit:\n  long:\n    quick: bars_held >= 1\n"
+    plain = run("close > 0", extra=exits, volumes=volumes)
+    by_pair = [t for t in plain.trades if t.pair == "P0/USDT"]
+    for a, b in pairwise(by_pair):
+        assert b.entry_time >= a.exit_time  # never two at once on a pair
+    cooled = run("close > 0", extra=exits, volumes=volumes, cooldown="  cooldown: 20m")
+    later = [t for t in cooled.trades if t.pair == "P0/USDT"]
+    assert len(later) < len(by_pair)
+    for a, b in pairwise(later):
+        assert b.signal_time + pd.Timedelta("5min") >= a.exit_time + pd.Timedelta("20min")

@@ -1,0 +1,111 @@
+"""Volume profile: checked against a per-window histogram built the obvious way."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from kinetic_rules.functions import REGISTRY
+from kinetic_rules.functions.profile import bin_edge, bin_index
+
+HLCV = ("high", "low", "close", "volume")
+
+
+def _impl(name: str) -> Any:
+    function = REGISTRY.get(name)
+    assert function is not None
+    return function.impl
+
+
+def _window_histogram(
+    cols: dict[str, np.ndarray], t: int, w: int, bin_pct: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(bins, volume per bin) of the window ending at t, with a plain dictionary."""
+    typical = (cols["high"] + cols["low"] + cols["close"]) / 3.0
+    bins = bin_index(typical[t - w + 1 : t + 1], bin_pct)
+    totals: dict[int, float] = {}
+    for b, v in zip(bins, cols["volume"][t - w + 1 : t + 1], strict=True):
+        totals[int(b)] = totals.get(int(b), 0.0) + float(v)
+    keys = np.array(sorted(totals))
+    return keys, np.array([totals[k] for k in keys])
+
+
+@st.composite
+def candle_sets(draw: st.DrawFn) -> dict[str, np.ndarray]:
+    n = draw(st.integers(1, 90))
+    steps = draw(hnp.arrays(np.int64, n, elements=st.integers(-30, 30)))
+    close = 100.0 + np.cumsum(steps) / 10.0
+    close = np.maximum(close, 1.0)
+    spread = draw(hnp.arrays(np.int64, n, elements=st.integers(0, 20))) / 10.0
+    volume = draw(hnp.arrays(np.int64, n, elements=st.integers(0, 50))).astype(np.float64)
+    return {
+        "high": close + spread,
+        "low": np.maximum(close - spread, 0.5),
+        "close": close,
+        "volume": volume,
+    }
+
+
+@settings(max_examples=100, deadline=None)
+@given(candle_sets(), st.integers(1, 30), st.sampled_from([0.1, 0.5, 2.0]), st.data())
+def test_poc_and_value_area_match_a_plain_histogram(
+    cols: dict[str, np.ndarray], w: int, bin_pct: float, data: st.DataObject
+) -> None:
+    area = data.draw(st.sampled_from([50.0, 70.0, 100.0]))
+    hlcv = [cols[k] for k in HLCV]
+    poc = _impl("volume_profile_poc")(*hlcv, w, bin_pct)
+    vah = _impl("volume_profile_vah")(*hlcv, w, area, bin_pct)
+    val = _impl("volume_profile_val")(*hlcv, w, area, bin_pct)
+    for t in range(len(poc)):
+        if t < w - 1 or cols["volume"][t - w + 1 : t + 1].sum() == 0:
+            assert np.isnan(poc[t]) and np.isnan(vah[t]) and np.isnan(val[t])
+            continue
+        keys, volumes = _window_histogram(cols, t, w, bin_pct)
+        busiest = keys[volumes == volumes.max()]
+        centre = (bin_edge(busiest, bin_pct) + bin_edge(busiest + 1, bin_pct)) / 2
+        assert poc[t] in centre, "POC is the middle of a bin holding the most volume"
+        assert val[t] <= poc[t] <= vah[t]
+        inside = (bin_edge(keys, bin_pct) >= val[t] * (1 - 1e-12)) & (
+            bin_edge(keys + 1, bin_pct) <= vah[t] * (1 + 1e-12)
+        )
+        assert volumes[inside].sum() >= area / 100 * volumes.sum() * (1 - 1e-9)
+        # Edges come from the value area's own bins, so each edge bin traded something.
+        assert volumes[bin_edge(keys, bin_pct) == val[t]].sum() > 0
+        assert volumes[bin_edge(keys + 1, bin_pct) == vah[t]].sum() > 0
+
+
+def test_value_area_of_100_spans_every_traded_bin() -> None:
+    close = np.array([100.0, 101.0, 105.0, 99.0, 100.0])
+    volume = np.array([1.0, 1.0, 5.0, 1.0, 0.0])
+    vah = _impl("volume_profile_vah")(close, close, close, volume, 5, 100.0, 0.1)
+    val = _impl("volume_profile_val")(close, close, close, volume, 5, 100.0, 0.1)
+    poc = _impl("volume_profile_poc")(close, close, close, volume, 5, 0.1)
+    assert val[-1] <= 99.0 < 105.0 < vah[-1]
+    assert abs(poc[-1] - 105.0) / 105.0 < 0.001
+
+
+@pytest.mark.parametrize("area", [0.0, 101.0])
+def test_value_area_must_be_a_percentage(area: float) -> None:
+    x = np.ones(5)
+    with pytest.raises(ValueError, match="value_area"):
+        _impl("volume_profile_vah")(x, x, x, x, 2, area, 0.1)
+
+
+def test_a_year_of_5m_candles_with_a_week_window_is_fast(kit: Any) -> None:
+    """72k candles × a 2016-candle window, all three outputs, in well under a few seconds."""
+    cols = kit.load("SOL_USDT-5m")
+    reps = 9  # 9 × 8352 ≈ 75k candles, each copy at a different price level
+    hlcv = [np.concatenate([cols[k] * (1 + 0.1 * i) for i in range(reps)]) for k in HLCV]
+    started = time.perf_counter()
+    poc = _impl("volume_profile_poc")(*hlcv, 2016, 0.1)
+    vah = _impl("volume_profile_vah")(*hlcv, 2016, 70.0, 0.1)
+    val = _impl("volume_profile_val")(*hlcv, 2016, 70.0, 0.1)
+    elapsed = time.perf_counter() - started
+    assert not np.isnan(poc[2015:]).any() and (val[2015:] <= vah[2015:]).all()
+    assert elapsed < 6.0, f"{elapsed:.1f}s"
