@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up kinetic-rules and run the demo on the real Binance candles shipped in tests/fixtures/.
+# Set up kinetic-rules and run the demo on the real Binance candles shipped in tests/fixtures/:
+# validate the strategy, import the candles, backtest, explain one decision.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -23,5 +24,13 @@ echo "== What the store holds"
 kinetic-rules data list
 
 echo
-echo "Next: read docs/language.md, change a threshold with"
-echo "  kinetic-rules validate strategies/kinetic_empire.yaml --set roc_threshold=2"
+echo "== Backtest Kinetic Empire on them (reports in user_data/demo-report)"
+kinetic-rules backtest strategies/kinetic_empire.yaml --report user_data/demo-report --quiet
+
+echo
+echo "== Why did it (not) buy Bitcoin at 16:00 on 28 February 2024?"
+kinetic-rules explain strategies/kinetic_empire.yaml --pair BTC/USDT --at 2024-02-28T16:00
+
+echo
+echo "Open user_data/demo-report/report.html in a browser. Then try a different threshold:"
+echo "  kinetic-rules backtest strategies/kinetic_empire.yaml --set roc_threshold=1"

@@ -8,6 +8,7 @@ with its stop as it stood then. Values come from the same evaluator as the backt
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +24,8 @@ from kinetic_rules.errors import ConfigError
 from kinetic_rules.lang import ast
 from kinetic_rules.lang.checker import Rule
 from kinetic_rules.lang.printer import to_text
+
+_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
 @dataclass
@@ -55,9 +58,10 @@ def _show(value: object) -> str:
     return f"{number:.6g}"
 
 
-def _line(rule: Rule, signals: PairSignals, at: int, label: str) -> Line:
+def _line(rule: Rule, signals: PairSignals, at: int, label: str, params: dict[str, object]) -> Line:
     value = signals.values[rule.node][at]
-    parts = []
+    written = _as_written(rule)
+    parts = [(f"${name}", str(params[name])) for name in _PARAM.findall(written) if name in params]
     for operand in _operands(rule.node):
         if isinstance(operand, ast.Number | ast.Bool | ast.String):
             continue
@@ -65,7 +69,7 @@ def _line(rule: Rule, signals: PairSignals, at: int, label: str) -> Line:
         if found is not None:
             parts.append((to_text(operand), _show(found[at])))
     holds = bool(value) if rule.kind == "bool" else None
-    return Line(label, _as_written(rule), _show(value), holds, parts)
+    return Line(label, written, _show(value), holds, parts)
 
 
 def _as_written(rule: Rule) -> str:
@@ -95,20 +99,21 @@ def explain(request: BacktestRequest, pair: str, at: pd.Timestamp, trades: bool 
         )
     out = [f"{pair} — candle {index[position]} ({plan.timeframe}), as decided at its close"]
     checked = plan.strategy
+    params: dict[str, object] = dict(checked.params)
     if signals.regime is not None:
         name = checked.regime[int(signals.regime[position])][0]
         out.append(f"\nregime: {name}")
         for cls, rule in checked.regime:
             if not isinstance(rule.node, ast.Bool):
-                out += _render(_line(rule, signals, position, cls))
+                out += _render(_line(rule, signals, position, cls, params))
     if checked.protections:
         out.append("\nprotections:")
         for name, rule in checked.protections.items():
-            out += _render(_line(rule, signals, position, name))
+            out += _render(_line(rule, signals, position, name, params))
     for side, side_rules in checked.entry.items():
         if not side_rules:
             continue
-        lines = [_line(r, signals, position, n) for n, r in side_rules.items()]
+        lines = [_line(r, signals, position, n, params) for n, r in side_rules.items()]
         held = sum(bool(line.holds) for line in lines)
         verdict = "SIGNAL" if held == len(lines) else "no signal"
         out.append(f"\nentry {side}: {verdict} — {held} of {len(lines)} conditions hold")
@@ -119,7 +124,7 @@ def explain(request: BacktestRequest, pair: str, at: pd.Timestamp, trades: bool 
         if free:
             out.append(f"\nexit {side} (any one closes an open trade):")
             for name, rule in free.items():
-                out += _render(_line(rule, signals, position, name))
+                out += _render(_line(rule, signals, position, name, params))
     if trades:
         out += _trade_state(request, prepared.pairs, plan, prepared.feed, pair, index[position])
     return "\n".join(out)

@@ -18,7 +18,7 @@ from kinetic_rules.compile.evaluate import PairSignals
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.compile.trade_eval import evaluate_span
 from kinetic_rules.engine.fills import FillModel
-from kinetic_rules.engine.model import STOP_LOSS, TRAILING_STOP, Fill, Side, Trade
+from kinetic_rules.engine.model import END_OF_DATA, STOP_LOSS, TRAILING_STOP, Fill, Side, Trade
 from kinetic_rules.engine.paths import ExitRules, PlannedFill, trade_path
 from kinetic_rules.engine.sizing import kelly_stake
 
@@ -46,6 +46,10 @@ class _Open:
     release: pd.Timestamp  # the close at which its slot is known to be free
     id: int
     trade: Trade = field(compare=False)
+    settle: pd.Timestamp = field(compare=False, default=pd.Timestamp(0, tz="UTC"))
+    # `settle`: the close by which its last fill — and so its profit — is known. A market
+    # exit decided at one close frees the slot there, but fills at the next open: sizing
+    # at that first close must not know the exit price yet.
 
 
 @dataclass
@@ -58,6 +62,7 @@ class Portfolio:
     trades: list[Trade] = field(default_factory=list)
     realized: float = 0.0
     _open: list[_Open] = field(default_factory=list)
+    _unsettled: list[tuple[pd.Timestamp, int, _Open]] = field(default_factory=list)
     _by_pair: dict[str, _Open] = field(default_factory=dict)
     _closed_profits: dict[str, list[float]] = field(default_factory=dict)
     _last_exit: dict[str, pd.Timestamp] = field(default_factory=dict)
@@ -67,20 +72,27 @@ class Portfolio:
         for group in _candidates(self.plan, pairs):
             decided_at = timeline[group[0][0]] + self.timeframe
             self._release(decided_at)
+            self._settle(decided_at)
             for _, _, _, data, side, local in group:
                 self._consider(data, side, local, decided_at)
         self._release(_NEVER)
+        self._settle(_NEVER)
         return sorted(self.trades, key=lambda t: (t.entry_time, t.pair))
 
     # --------------------------------------------------------------------------------
     def _release(self, until: pd.Timestamp) -> None:
         while self._open and self._open[0].release <= until:
             done = heapq.heappop(self._open)
-            trade = done.trade
-            self._by_pair.pop(trade.pair, None)
-            if trade.exit_time is not None and trade.exit_reason != "end_of_data":
+            self._by_pair.pop(done.trade.pair, None)
+            if done.trade.exit_time is not None:  # the exit is decided: cooldown starts
+                self._last_exit[done.trade.pair] = done.trade.exit_time
+            heapq.heappush(self._unsettled, (done.settle, done.id, done))
+
+    def _settle(self, until: pd.Timestamp) -> None:
+        while self._unsettled and self._unsettled[0][0] <= until:
+            trade = heapq.heappop(self._unsettled)[2].trade
+            if trade.exit_time is not None and trade.exit_reason != END_OF_DATA:
                 self._closed_profits.setdefault(trade.pair, []).append(trade.profit)
-                self._last_exit[trade.pair] = trade.exit_time
             self.realized += trade.profit
 
     def _consider(self, data: PairData, side: Side, local: int, decided_at: pd.Timestamp) -> None:
@@ -167,10 +179,11 @@ class Portfolio:
         # a stop or a limit fill frees it at the close of the candle it filled in.
         at_open = last.market and last.reason not in (STOP_LOSS, TRAILING_STOP)
         release = index[last.index] + (pd.Timedelta(0) if at_open else self.timeframe)
+        settle = index[last.index] + self.timeframe
         if path.open_at_end:
-            release = _NEVER
+            release = settle = _NEVER
         self.trades.append(trade)
-        item = _Open(release, trade.id, trade)
+        item = _Open(release, trade.id, trade, settle)
         heapq.heappush(self._open, item)
         self._by_pair[data.pair] = item
 
@@ -200,7 +213,8 @@ class Portfolio:
             fraction = float(value[0]) if np.isfinite(value[0]) else 0.0
         if sizing.max_stake is not None:
             fraction = min(fraction, sizing.max_stake)
-        committed = sum(o.trade.stake / o.trade.leverage for o in self._open)
+        pending = [o for o in self._open] + [u[2] for u in self._unsettled]
+        committed = sum(o.trade.stake / o.trade.leverage for o in pending)
         free = equity - committed
         return max(0.0, min(fraction * equity, free))
 

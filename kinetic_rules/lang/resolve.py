@@ -54,6 +54,7 @@ class Resolver:
         self.report = report
         self._memo: dict[tuple[str, str], Typed | None] = {}
         self._stack: list[str] = []
+        self._inside_context = 0  # > 0 while resolving the operand of @tf / [PAIR]
 
     # entry point ----------------------------------------------------------------------
     def resolve(self, tree: ast.Node, scope: Scope, timeframe: str) -> Typed | None:
@@ -125,13 +126,19 @@ class Resolver:
                 )
                 return None
             return Typed(node, NUMBER)
-        if name == "regime":
-            if not self.symbols.regime_classes:
+        if name == "regime" or name in self.symbols.regime_tables:
+            if name == "regime" and not self.symbols.regime_classes:
                 self._error(node.span, "no-regime", "'regime' needs a `regime:` section")
                 return None
-            return Typed(node, STRING)
-        if name in self.symbols.regime_tables:
-            return Typed(node, NUMBER)
+            if self._inside_context:
+                self._error(
+                    node.span,
+                    "wrong-place",
+                    f"'{name}' belongs to the traded pair on the base timeframe",
+                    "read it outside @timeframe and [PAIR]",
+                )
+                return None
+            return Typed(node, STRING if name == "regime" else NUMBER)
         if name in REGISTRY:
             self._error(
                 node.span,
@@ -312,7 +319,11 @@ class Resolver:
             ok = self._check_pair(node) and ok
         if not ok:
             return None
-        inner = self._resolve(node.operand, Scope.MARKET, target_tf)
+        self._inside_context += 1
+        try:
+            inner = self._resolve(node.operand, Scope.MARKET, target_tf)
+        finally:
+            self._inside_context -= 1
         if inner is None:
             return None
         if inner.kind not in (NUMBER, BOOL):

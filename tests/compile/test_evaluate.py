@@ -198,3 +198,35 @@ def test_evaluation_is_deterministic() -> None:
     second = Evaluator(plan, fixture_candles).evaluate("ETH/USDT")
     for node in plan.market:
         np.testing.assert_array_equal(first.values[node], second.values[node])
+
+
+def test_regime_names_and_tables_follow_the_first_class_that_holds() -> None:
+    text = """
+metadata: {name: regimes}
+timeframe: 5m
+regime:
+  classes:
+    up: close > open
+    flat: close == open
+    down: otherwise
+  tables:
+    stop_atr: {up: 2.5, flat: 1.0, down: 2.0}
+indicators:
+  multiplier: stop_atr
+entry:
+  long:
+    rising: regime == "up"
+    not_down: regime != "down"
+"""
+    plan = build_plan(check(load_text(text, "t.yaml")))
+    rows = fixture_candles("SOL/USDT", "5m")
+    signals = Evaluator(plan, fixture_candles).evaluate("SOL/USDT")
+    up = (rows["close"] > rows["open"]).to_numpy()
+    flat = (rows["close"] == rows["open"]).to_numpy()
+    expected_codes = np.where(up, 0, np.where(flat, 1, 2))
+    np.testing.assert_array_equal(signals.regime, expected_codes)
+    entry = plan.strategy.entry["long"]
+    np.testing.assert_array_equal(signals.rule(entry["rising"]), up)
+    np.testing.assert_array_equal(signals.rule(entry["not_down"]), up | flat)
+    multiplier = signals.rule(plan.strategy.indicators["multiplier"])
+    np.testing.assert_array_equal(multiplier, np.array([2.5, 1.0, 2.0])[expected_codes])

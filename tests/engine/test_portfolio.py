@@ -5,6 +5,7 @@ from __future__ import annotations
 from itertools import pairwise
 
 import pandas as pd
+import pytest
 
 from kinetic_rules.backtest.runner import simulate
 from kinetic_rules.compile.plan import build_plan
@@ -93,3 +94,31 @@ def test_one_trade_per_pair_and_cooldown_after_an_exit() -> None:
     assert len(later) < len(by_pair)
     for a, b in pairwise(later):
         assert b.signal_time + pd.Timedelta("5min") >= a.exit_time + pd.Timedelta("20min")
+
+
+def test_sizing_never_sees_the_price_of_an_exit_that_has_not_filled_yet() -> None:
+    """An exit decided at a close fills at the next open: a stake decided at that same
+    close must not know it (Kelly would otherwise count a winner it cannot know about)."""
+    text = """
+metadata: {name: causal}
+timeframe: 5m
+orders: {entry: market, exit: market}
+market: {pairs: [X/USDT]}
+sizing:
+  kelly: {lookback: 20, min_trades: 1, reward_risk: 2.0, default: 1%, clamp: [0.5%, 5%]}
+entry:
+  long:
+    go: volume > 100
+exit:
+  long:
+    quick: bars_held >= 1
+"""
+    plan = build_plan(check(load_text(text, "t.yaml")))
+    rising = frame([0, 200, 0, 200, 0, 200, 0, 0], drift=1.0)
+    trades = simulate(plan, lambda pair, tf: rising, ["X/USDT"]).trades
+    assert len(trades) >= 2 and trades[0].is_winner
+    first, second = trades[0], trades[1]
+    assert second.signal_time + pd.Timedelta("5min") == first.exit_time  # decided together
+    assert second.stake == pytest.approx(0.01 * 10_000)  # default: the win is not known yet
+    # The third entry is decided as the second trade's exit is: only the first is known.
+    assert trades[2].stake == pytest.approx(0.05 * (10_000 + first.profit))
