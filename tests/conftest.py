@@ -6,8 +6,16 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
+import os
+
 import pandas as pd
 import pytest
+from hypothesis import settings
+
+# CI draws the same examples every run (no flaky landings); local runs keep exploring.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 STRATEGIES = Path(__file__).parents[1] / "strategies"

@@ -257,9 +257,10 @@ def _cagr(start_value: float, end_value: float, span: timedelta) -> float | None
     years = span.total_seconds() / (DAYS_PER_YEAR * 86400)
     if years <= 0 or start_value <= 0:
         return None
-    if end_value <= 0:
+    ratio = end_value / start_value
+    if ratio <= 0:  # the account is gone (or so nearly that the ratio underflows)
         return -1.0
-    exponent = math.log(end_value / start_value) / years
+    exponent = math.log(ratio) / years
     return math.expm1(exponent) if exponent < 700 else None  # beyond 1e304: meaningless
 
 

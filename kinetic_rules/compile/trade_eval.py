@@ -25,10 +25,10 @@ def evaluate_span(
     plan: Plan, node: ast.Node, signals: PairSignals, lo: int, hi: int, env: TradeEnv
 ) -> np.ndarray:
     """Values of `node` for candles lo..hi-1 of `signals`, with trade names from `env`."""
-    value = _eval(plan, node, signals, lo, hi, env)
-    if isinstance(value, np.ndarray):
-        return value
-    return np.full(hi - lo, value)
+    value = np.asarray(_eval(plan, node, signals, lo, hi, env))
+    if value.ndim == 0:  # built from scalars only, e.g. `if side > 0 then 10% else 5%`
+        return np.full(hi - lo, value[()])
+    return value
 
 
 def _eval(plan: Plan, node: ast.Node, signals: PairSignals, lo: int, hi: int, env: TradeEnv) -> Any:

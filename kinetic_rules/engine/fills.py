@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kinetic_rules.compile.plan import Plan
 from kinetic_rules.engine.model import Side
+from kinetic_rules.timeframes import timeframe_seconds
 
 
 @dataclass(frozen=True)
@@ -57,3 +59,17 @@ class FillModel:
             "A slot is freed by an exit decided or filled by the candle close at which a new "
             "entry is decided.",
         )
+
+
+def fill_model(plan: Plan) -> FillModel:
+    """The fill model a strategy file asks for: its fees, slippage, order types, timeouts."""
+    spec = plan.strategy.spec
+    candle = timeframe_seconds(plan.timeframe)
+    return FillModel(
+        fee=spec.backtest.fee,
+        slippage=spec.backtest.slippage,
+        entry_limit=spec.orders.entry == "limit",
+        exit_limit=spec.orders.exit == "limit",
+        entry_timeout=max(1, spec.orders.timeouts.entry // candle),
+        exit_timeout=max(1, spec.orders.timeouts.exit // candle),
+    )

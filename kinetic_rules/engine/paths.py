@@ -48,6 +48,9 @@ class TradePath:
     fills: list[PlannedFill] = field(default_factory=list)
     final_stop: float = float("nan")
     open_at_end: bool = False
+    # A market exit decided at the last close of the data: it fills at the next open,
+    # which the data does not hold yet, but its slot is free from that close on.
+    closing_decided_at: int | None = None
 
 
 @dataclass
@@ -69,7 +72,10 @@ def trade_path(
     initial_stop: float,
     rules: ExitRules,
     fills: FillModel,
+    final: bool = True,
 ) -> TradePath:
+    """The trade's fills as far as `prices` reach. With `final`, the data is complete and a
+    trade still open at its end is closed at the last close; otherwise it stays open."""
     sign = 1.0 if side == "long" else -1.0
     n = len(prices["close"])
     state = _State(stop=initial_stop, active={name: False for name in rules.trailing})
@@ -100,10 +106,11 @@ def trade_path(
         lo, width = hi, width * 2
     path.open_at_end = True
     path.final_stop = state.stop
-    last = n - 1
-    path.fills.append(
-        PlannedFill(last, float(prices["close"][last]), state.remaining, END_OF_DATA, False)
-    )
+    if final:
+        last = n - 1
+        path.fills.append(
+            PlannedFill(last, float(prices["close"][last]), state.remaining, END_OF_DATA, False)
+        )
     return path
 
 
@@ -148,6 +155,8 @@ def _window(
     planned: list[PlannedFill] = []
     for k, share, reason in _decisions(plan, signals, lo, hi, env, rules, taken):
         j = lo + k + 1  # decided at the close of k, acted on at the next open
+        if j >= n and j <= stop_candle and _ends_at_next_open(reason, share, remaining, fills):
+            path.closing_decided_at = lo + k
         if j >= n or j > stop_candle:
             break
         if reason.startswith("exit:"):
@@ -187,6 +196,15 @@ def _window(
     state.active = active
     state.remaining, state.taken = remaining, taken
     return "open"
+
+
+def _ends_at_next_open(reason: str, share: float, remaining: float, fills: FillModel) -> bool:
+    """Does this decision close the whole position with a market order at the next open?"""
+    if reason.startswith("exit:"):
+        return not fills.exit_limit  # a limit exit frees its slot only when it fills
+    if reason.startswith(PROTECTION):
+        return True
+    return share >= remaining - 1e-9  # the take-profit that closes what is left
 
 
 def _first(mask: np.ndarray) -> int | None:

@@ -1,15 +1,21 @@
-"""The portfolio simulation: slots, limits, sizing and trades over all pairs.
+"""The portfolio: slots, limits, sizing and trades over all pairs — shared by backtest and live.
 
-Only candles where a pair signals an entry are visited; each trade opened there is
-played to its end at once (see paths.py) and its slot returns when its exit is known.
-Kelly sizing and equity read only trades closed before the decision, so nothing a
-decision uses lies in its future.
+Entries are decided at candle closes (`decide`) and take their slot at once. A position
+is then *resolved* against the candles known so far (`resolve`): its entry order fills
+or expires, and its trade path yields the fills that have happened. A backtest resolves
+each position once, on all the data; the live runtime resolves open positions again at
+every close. Because no fill or decision reads a later candle, both see the same events
+at the same moments, and every bookkeeping time below is a moment a live bot would know:
+
+- a slot frees at the close that decided a market exit, or the close of the candle in
+  which a stop, a limit or an entry-order expiry happened;
+- a trade's profit counts (equity, Kelly) from the close of the candle of its last fill.
 """
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -22,7 +28,7 @@ from kinetic_rules.engine.model import END_OF_DATA, STOP_LOSS, TRAILING_STOP, Fi
 from kinetic_rules.engine.paths import ExitRules, PlannedFill, trade_path
 from kinetic_rules.engine.sizing import kelly_stake
 
-_NEVER = pd.Timestamp.max.tz_localize("UTC")
+NEVER = pd.Timestamp.max.tz_localize("UTC")
 
 
 @dataclass
@@ -41,15 +47,19 @@ class PairData:
     limit: np.ndarray | None = None  # most open trades allowed, per candle
 
 
-@dataclass(order=True)
-class _Open:
-    release: pd.Timestamp  # the close at which its slot is known to be free
+@dataclass
+class Position:
+    """A slot taken at a decision: first an entry order, then (if it fills) a trade."""
+
     id: int
-    trade: Trade = field(compare=False)
-    settle: pd.Timestamp = field(compare=False, default=pd.Timestamp(0, tz="UTC"))
-    # `settle`: the close by which its last fill — and so its profit — is known. A market
-    # exit decided at one close frees the slot there, but fills at the next open: sizing
-    # at that first close must not know the exit price yet.
+    pair: str
+    side: Side
+    signal_time: pd.Timestamp  # open time of the candle whose close decided the entry
+    stake: float
+    trade: Trade | None = None
+    release: pd.Timestamp = NEVER  # when the slot is known to be free
+    settle: pd.Timestamp = NEVER  # when its profit is known
+    state: Literal["pending", "open", "done"] = "pending"
 
 
 @dataclass
@@ -61,142 +71,108 @@ class Portfolio:
     regimes: list[str]
     trades: list[Trade] = field(default_factory=list)
     realized: float = 0.0
-    _open: list[_Open] = field(default_factory=list)
-    _unsettled: list[tuple[pd.Timestamp, int, _Open]] = field(default_factory=list)
-    _by_pair: dict[str, _Open] = field(default_factory=dict)
+    no_funds: int = 0
+    _positions: list[Position] = field(default_factory=list)  # holding a slot
+    _unsettled: list[Position] = field(default_factory=list)  # slot free, profit not known
     _closed_profits: dict[str, list[float]] = field(default_factory=dict)
     _last_exit: dict[str, pd.Timestamp] = field(default_factory=dict)
-    no_funds: int = 0
+    _next_id: int = 1
 
+    # -- the backtest: every decision in time order, each position resolved on all data ----
     def run(self, pairs: list[PairData], timeline: pd.DatetimeIndex) -> list[Trade]:
-        for group in _candidates(self.plan, pairs):
+        by_pair = {d.pair: d for d in pairs}
+        for group in candidates(self.plan, pairs):
             decided_at = timeline[group[0][0]] + self.timeframe
-            self._release(decided_at)
-            self._settle(decided_at)
-            for _, _, _, data, side, local in group:
-                self._consider(data, side, local, decided_at)
-        self._release(_NEVER)
-        self._settle(_NEVER)
+            for position in self.decide(decided_at, [(d, s, i) for _, _, _, d, s, i in group]):
+                self.resolve(position, by_pair[position.pair], final=True)
+        self.advance(NEVER)
         return sorted(self.trades, key=lambda t: (t.entry_time, t.pair))
 
-    # --------------------------------------------------------------------------------
-    def _release(self, until: pd.Timestamp) -> None:
-        while self._open and self._open[0].release <= until:
-            done = heapq.heappop(self._open)
-            self._by_pair.pop(done.trade.pair, None)
-            if done.trade.exit_time is not None:  # the exit is decided: cooldown starts
-                self._last_exit[done.trade.pair] = done.trade.exit_time
-            heapq.heappush(self._unsettled, (done.settle, done.id, done))
-
-    def _settle(self, until: pd.Timestamp) -> None:
-        while self._unsettled and self._unsettled[0][0] <= until:
-            trade = heapq.heappop(self._unsettled)[2].trade
-            if trade.exit_time is not None and trade.exit_reason != END_OF_DATA:
+    # -- shared steps ------------------------------------------------------------------------
+    def advance(self, until: pd.Timestamp) -> None:
+        """Free the slots and count the profits known by `until`."""
+        for position in [p for p in self._positions if p.release <= until]:
+            self._positions.remove(position)
+            self._unsettled.append(position)
+        for position in sorted(
+            (p for p in self._unsettled if p.settle <= until), key=lambda p: (p.settle, p.id)
+        ):
+            self._unsettled.remove(position)
+            trade = position.trade
+            if trade is None:
+                continue
+            if trade.exit_reason != END_OF_DATA:
                 self._closed_profits.setdefault(trade.pair, []).append(trade.profit)
             self.realized += trade.profit
 
-    def _consider(self, data: PairData, side: Side, local: int, decided_at: pd.Timestamp) -> None:
-        spec = self.plan.strategy.spec
-        if data.pair in self._by_pair:
-            return
-        cooldown = spec.entry.cooldown
-        last_exit = self._last_exit.get(data.pair)
-        if (
-            cooldown
-            and last_exit is not None
-            and decided_at < last_exit + pd.Timedelta(seconds=cooldown)
-        ):
-            return
-        if data.blocked is not None and data.blocked[local]:
-            return
-        limit = int(data.limit[local]) if data.limit is not None else spec.portfolio.max_open_trades
-        if len(self._open) >= limit:
-            return
-        self._open_trade(data, side, local)
+    def decide(
+        self, decided_at: pd.Timestamp, ranked: list[tuple[PairData, Side, int]]
+    ) -> list[Position]:
+        """Entries decided at one close, in priority order; returns the positions taken."""
+        self.advance(decided_at)
+        taken = []
+        for data, side, local in ranked:
+            position = self._consider(data, side, local, decided_at)
+            if position is not None:
+                taken.append(position)
+        return taken
 
-    def _open_trade(self, data: PairData, side: Side, signal: int) -> None:
-        prices = data.prices
-        entry = _entry_fill(self.fills, prices, signal, side)
-        if entry is None:
-            return
-        entry_index, entry_price = entry
-        checked = self.plan.strategy
+    def open_positions(self) -> list[Position]:
+        return list(self._positions)
+
+    def unresolved(self) -> list[Position]:
+        """Positions with something still to happen: an entry order, or fills to come
+        (including an exit decided at the last close, whose slot is already free)."""
+        return [p for p in (*self._positions, *self._unsettled) if p.state != "done"]
+
+    # -- deciding ----------------------------------------------------------------------------
+    def _consider(
+        self, data: PairData, side: Side, local: int, decided_at: pd.Timestamp
+    ) -> Position | None:
+        spec = self.plan.strategy.spec
+        if any(p.pair == data.pair for p in self._positions):
+            return None
+        if self._cooling_down(data.pair, decided_at):
+            return None
+        if data.blocked is not None and data.blocked[local]:
+            return None
+        limit = int(data.limit[local]) if data.limit is not None else spec.portfolio.max_open_trades
+        if len(self._positions) >= limit:
+            return None
+        expected = float(data.prices["close"][local])  # the price an order placed now expects
         sign = 1.0 if side == "long" else -1.0
-        env = {"entry_price": entry_price, "side": sign}
+        stake = self._stake(
+            data, local, expected, self._initial_stop(data, local, expected, sign), sign
+        )
+        if stake <= 0:
+            self.no_funds += 1
+            return None
+        position = Position(self._next_id, data.pair, side, data.signals.index[local], stake)
+        self._next_id += 1
+        self._positions.append(position)
+        return position
+
+    def _cooling_down(self, pair: str, decided_at: pd.Timestamp) -> bool:
+        cooldown = self.plan.strategy.spec.entry.cooldown
+        last_exit = self._last_exit.get(pair)
+        if cooldown is None or last_exit is None:
+            return False
+        return bool(decided_at < last_exit + pd.Timedelta(seconds=cooldown))
+
+    def _initial_stop(self, data: PairData, signal: int, entry_price: float, sign: float) -> float:
+        checked = self.plan.strategy
         stop = -np.inf * sign
         if checked.stop_initial is not None:
-            node = checked.stop_initial.node
-            value = evaluate_span(self.plan, node, data.signals, signal, signal + 1, env)
+            env = {"entry_price": entry_price, "side": sign}
+            value = evaluate_span(
+                self.plan, checked.stop_initial.node, data.signals, signal, signal + 1, env
+            )
             stop = float(value[0]) if not np.isnan(value[0]) else stop
         distance = checked.spec.stoploss.max_distance if checked.spec.stoploss else None
         if distance is not None:
             floor = entry_price * (1 - sign * distance)
             stop = max(stop, floor) if sign > 0 else min(stop, floor)
-        stake = self._stake(data, signal, entry_price, stop, sign)
-        if stake <= 0:
-            self.no_funds += 1
-            return
-        leverage = self._leverage(data, signal)
-        amount = stake * leverage / entry_price
-        path = trade_path(
-            self.plan, data.signals, prices, entry_index, side, entry_price, stop,
-            data.exit_rules[side], self.fills,
-        )  # fmt: skip
-        index = data.signals.index
-        regime = data.signals.regime
-        trade = Trade(
-            id=len(self.trades) + 1,
-            pair=data.pair,
-            side=side,
-            regime=self.regimes[int(regime[signal])] if regime is not None else None,
-            signal_time=index[signal],
-            entry_time=index[entry_index],
-            entry_price=entry_price,
-            amount=amount,
-            stake=stake,
-            leverage=leverage,
-            initial_stop=stop,
-            stop=path.final_stop,
-        )
-        trade.fills.append(
-            Fill(
-                index[entry_index],
-                entry_price,
-                amount,
-                self.fills.fee_on(entry_price, amount),
-                "entry",
-            )
-        )
-        for planned in path.fills:
-            trade.fills.append(self._fill(planned, index, amount, side))
-        last = path.fills[-1]
-        closing = [f for f in trade.fills if f.reason != "entry"]
-        sold = sum(f.amount for f in closing)
-        trade.exit_price = sum(f.price * f.amount for f in closing) / sold if sold else None
-        trade.exit_reason = last.reason
-        trade.exit_time = index[last.index]
-        # A market exit at an open frees its slot at that open (the close that decided it);
-        # a stop or a limit fill frees it at the close of the candle it filled in.
-        at_open = last.market and last.reason not in (STOP_LOSS, TRAILING_STOP)
-        release = index[last.index] + (pd.Timedelta(0) if at_open else self.timeframe)
-        settle = index[last.index] + self.timeframe
-        if path.open_at_end:
-            release = settle = _NEVER
-        self.trades.append(trade)
-        item = _Open(release, trade.id, trade, settle)
-        heapq.heappush(self._open, item)
-        self._by_pair[data.pair] = item
-
-    def _fill(
-        self, planned: PlannedFill, index: pd.DatetimeIndex, amount: float, side: Side
-    ) -> Fill:
-        price = planned.price
-        if planned.market:
-            price = self.fills.adverse(price, side, buying=False)
-        size = amount * planned.share
-        return Fill(
-            index[planned.index], price, size, self.fills.fee_on(price, size), planned.reason
-        )
+        return stop
 
     def _stake(
         self, data: PairData, signal: int, entry_price: float, stop: float, sign: float
@@ -213,10 +189,9 @@ class Portfolio:
             fraction = float(value[0]) if np.isfinite(value[0]) else 0.0
         if sizing.max_stake is not None:
             fraction = min(fraction, sizing.max_stake)
-        pending = [o for o in self._open] + [u[2] for u in self._unsettled]
-        committed = sum(o.trade.stake / o.trade.leverage for o in pending)
-        free = equity - committed
-        return max(0.0, min(fraction * equity, free))
+        holding = [*self._positions, *self._unsettled]
+        committed = sum(p.stake for p in holding)
+        return max(0.0, min(fraction * equity, equity - committed))
 
     def _leverage(self, data: PairData, signal: int) -> float:
         rule = self.plan.strategy.leverage
@@ -225,46 +200,144 @@ class Portfolio:
         value = float(data.signals.values[rule.node][signal])
         return value if np.isfinite(value) and value >= 1 else 1.0
 
+    # -- resolving ---------------------------------------------------------------------------
+    def resolve(self, position: Position, data: PairData, final: bool) -> None:
+        """Play the position forward over the candles `data` holds (all of them if `final`)."""
+        index = data.signals.index
+        signal = int(index.searchsorted(position.signal_time))
+        if position.state == "pending":
+            entry = entry_fill(self.fills, data.prices, signal, position.side)
+            if entry[0] == "waiting":
+                return
+            if entry[0] == "expired":
+                position.state = "done"
+                position.release = position.settle = index[entry[1]] + self.timeframe
+                return
+            self._open_trade(position, data, signal, entry[1], entry[2])
+        if position.state == "open":
+            self._follow(position, data, final)
 
-def _entry_fill(
+    def _open_trade(
+        self, position: Position, data: PairData, signal: int, at: int, price: float
+    ) -> None:
+        sign = 1.0 if position.side == "long" else -1.0
+        leverage = self._leverage(data, signal)
+        amount = position.stake * leverage / price
+        regime = data.signals.regime
+        index = data.signals.index
+        trade = Trade(
+            id=len(self.trades) + 1,
+            pair=data.pair,
+            side=position.side,
+            regime=self.regimes[int(regime[signal])] if regime is not None else None,
+            signal_time=index[signal],
+            entry_time=index[at],
+            entry_price=price,
+            amount=amount,
+            stake=position.stake,
+            leverage=leverage,
+            initial_stop=self._initial_stop(data, signal, price, sign),
+        )
+        trade.fills.append(
+            Fill(index[at], price, amount, self.fills.fee_on(price, amount), "entry")
+        )
+        self.trades.append(trade)
+        position.trade, position.state = trade, "open"
+
+    def _follow(self, position: Position, data: PairData, final: bool) -> None:
+        trade = position.trade
+        assert trade is not None
+        index = data.signals.index
+        entry = int(index.searchsorted(trade.entry_time))
+        path = trade_path(
+            self.plan, data.signals, data.prices, entry, trade.side, trade.entry_price,
+            trade.initial_stop, data.exit_rules[trade.side], self.fills, final=final,
+        )  # fmt: skip
+        trade.fills[1:] = [self._fill(p, index, trade.amount, trade.side) for p in path.fills]
+        trade.stop = path.final_stop
+        if path.closing_decided_at is not None:  # fills at the next open; the slot is free now
+            position.release = index[path.closing_decided_at] + self.timeframe
+            self._last_exit[trade.pair] = position.release  # that open: the cooldown's start
+        if path.open_at_end and not final:
+            return
+        last = path.fills[-1]
+        closing = trade.fills[1:]
+        sold = sum(f.amount for f in closing)
+        trade.exit_price = sum(f.price * f.amount for f in closing) / sold if sold else None
+        trade.exit_reason, trade.exit_time = last.reason, index[last.index]
+        position.state = "done"
+        self._last_exit[trade.pair] = trade.exit_time  # the pair is busy until then anyway
+        if path.open_at_end:  # end of the data: nothing frees or settles before it
+            position.release = position.settle = NEVER
+            return
+        at_open = last.market and last.reason not in (STOP_LOSS, TRAILING_STOP)
+        position.release = index[last.index] + (pd.Timedelta(0) if at_open else self.timeframe)
+        position.settle = index[last.index] + self.timeframe
+
+    def _fill(
+        self, planned: PlannedFill, index: pd.DatetimeIndex, amount: float, side: Side
+    ) -> Fill:
+        price = planned.price
+        if planned.market:
+            price = self.fills.adverse(price, side, buying=False)
+        size = amount * planned.share
+        return Fill(
+            index[planned.index], price, size, self.fills.fee_on(price, size), planned.reason
+        )
+
+
+EntryOutcome = (
+    tuple[Literal["waiting"]]
+    | tuple[Literal["expired"], int]
+    | tuple[Literal["filled"], int, float]
+)
+
+
+def entry_fill(
     fills: FillModel, prices: dict[str, np.ndarray], signal: int, side: Side
-) -> tuple[int, float] | None:
-    """Where and at what price an entry decided at the close of `signal` fills, if at all."""
+) -> EntryOutcome:
+    """The entry order decided at the close of `signal`, judged on the candles known so far."""
     opens, highs, lows, closes = (prices[k] for k in ("open", "high", "low", "close"))
-    first = signal + 1
-    if first >= len(opens):
-        return None
+    first, known = signal + 1, len(opens)
+    if first >= known:
+        return ("waiting",)
     if not fills.entry_limit:
-        return first, fills.adverse(float(opens[first]), side, buying=True)
+        return ("filled", first, fills.adverse(float(opens[first]), side, buying=True))
     limit = float(closes[signal])
-    for candle in range(first, min(len(opens), first + fills.entry_timeout)):
+    last = first + fills.entry_timeout - 1
+    for candle in range(first, min(known, last + 1)):
         through = lows[candle] < limit if side == "long" else highs[candle] > limit
         if through:
             better = opens[candle] < limit if side == "long" else opens[candle] > limit
-            return candle, float(opens[candle]) if better else limit
-    return None
+            return ("filled", candle, float(opens[candle]) if better else limit)
+    return ("expired", last) if last < known else ("waiting",)
 
 
-def _candidates(
-    plan: Plan, pairs: list[PairData]
-) -> list[list[tuple[int, float, int, PairData, Side, int]]]:
+Candidate = tuple[int, float, int, PairData, Side, int]
+
+
+def candidates(plan: Plan, pairs: list[PairData]) -> list[list[Candidate]]:
     """Entry signals of every pair, grouped by timeline candle, in priority order."""
-    rows: list[tuple[int, float, int, PairData, Side, int]] = []
-    priority_rule = plan.strategy.priority
+    rows: list[Candidate] = []
     for order, data in enumerate(pairs):
-        priority = data.signals.values[priority_rule.node] if priority_rule else None
         for side, signal in data.entries.items():
             usable = signal & data.allowed
             usable[: data.tradable_from] = False
             for local in np.flatnonzero(usable):
-                value = float(priority[local]) if priority is not None else 0.0
-                rank = -value if np.isfinite(value) else np.inf
-                rows.append((int(data.timeline_index[local]), rank, order, data, side, int(local)))
+                rows.append(candidate(plan, data, order, side, int(local)))
     rows.sort(key=lambda r: (r[0], r[1], r[2], r[4]))
-    groups: list[list[tuple[int, float, int, PairData, Side, int]]] = []
+    groups: list[list[Candidate]] = []
     for row in rows:
         if groups and groups[-1][0][0] == row[0]:
             groups[-1].append(row)
         else:
             groups.append([row])
     return groups
+
+
+def candidate(plan: Plan, data: PairData, order: int, side: Side, local: int) -> Candidate:
+    """Sort key and payload: candle, then higher priority, then pair order, then side."""
+    rule = plan.strategy.priority
+    value = float(data.signals.values[rule.node][local]) if rule else 0.0
+    rank = -value if np.isfinite(value) else np.inf
+    return (int(data.timeline_index[local]), rank, order, data, side, local)

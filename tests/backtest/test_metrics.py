@@ -205,3 +205,12 @@ def test_partial_exits_count_toward_profit_and_the_final_reason() -> None:
     m = compute_metrics(result)
     assert m.profit_total == pytest.approx(20 - 10)
     assert [r.key for r in by_exit_reason(result)] == ["stop_loss"]
+
+
+def test_cagr_of_an_account_worth_almost_nothing_is_a_total_loss() -> None:
+    from datetime import timedelta
+
+    from kinetic_rules.backtest.metrics import _cagr
+
+    assert _cagr(1000.0, 5e-324, timedelta(hours=1)) == -1.0
+    assert _cagr(1000.0, 0.0, timedelta(days=1)) == -1.0

@@ -122,3 +122,24 @@ exit:
     assert second.stake == pytest.approx(0.01 * 10_000)  # default: the win is not known yet
     # The third entry is decided as the second trade's exit is: only the first is known.
     assert trades[2].stake == pytest.approx(0.05 * (10_000 + first.profit))
+
+
+def test_a_limit_entry_holds_its_slot_until_it_fills_or_expires() -> None:
+    """Nobody knows at the close whether a limit will fill: the slot stays taken meanwhile."""
+    text = """
+metadata: {name: reserve}
+timeframe: 5m
+portfolio: {max_open_trades: 1}
+orders: {entry: limit, exit: market, timeouts: {entry: 10m}}
+sizing: {stake: 1%}
+entry:
+  long:
+    go: volume > 100
+  priority: volume
+"""
+    plan = build_plan(check(load_text(text, "t.yaml")))
+    loud = frame([0, 900, 0, 0, 0, 0], drift=1.0)  # rising: its limit (the close) never fills
+    quiet = frame([0, 200, 0, 0, 0, 0], drift=-1.0)  # falling: its limit would fill at once
+    feeds = {"A/USDT": loud, "B/USDT": quiet}
+    result = simulate(plan, lambda pair, tf: feeds[pair], ["A/USDT", "B/USDT"])
+    assert result.trades == []  # A held the only slot; its order expired unfilled

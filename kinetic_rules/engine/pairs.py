@@ -1,0 +1,182 @@
+"""Everything the portfolio needs to know about one pair, from its signals.
+
+Shared by the backtest (over all history at once) and the live runtime (over its
+window at each close): entry verdicts, per-candle trade limits from the regime and
+protections, the exits that apply, and the first candle past the warm-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import reduce
+
+import numpy as np
+import pandas as pd
+
+from kinetic_rules.compile.evaluate import Evaluator, PairSignals
+from kinetic_rules.compile.plan import Plan
+from kinetic_rules.engine.paths import ExitRules
+from kinetic_rules.engine.portfolio import PairData
+from kinetic_rules.engine.scanner import refresh_rows, shortlist
+from kinetic_rules.errors import ConfigError
+from kinetic_rules.lang import ast
+from kinetic_rules.timeframes import timeframe_seconds
+
+Feed = Callable[[str, str], pd.DataFrame]
+Progress = Callable[[str, int, int], None]  # (what, done, total)
+
+
+@dataclass
+class Market:
+    """Every pair, ready for the portfolio: laid on one timeline, shortlisted by the scanner."""
+
+    timeline: pd.DatetimeIndex
+    pairs: list[PairData]
+    skipped: tuple[str, ...]  # rules that need live data, not run here
+
+
+def prepare_market(
+    plan: Plan,
+    feed: Feed,
+    pairs: list[str],
+    start: pd.Timestamp | None = None,
+    progress: Progress | None = None,
+) -> Market:
+    """Signals of every pair over all its candles, then the point-in-time scanner.
+
+    Each pair is cut down to what trade paths read as soon as its verdicts and scanner
+    values are taken, so memory grows with pairs × candles, not × rules.
+    """
+    if not pairs:
+        raise ConfigError("no pairs to run the strategy on")
+    checked, spec = plan.strategy, plan.strategy.spec
+    step = timeframe_seconds(plan.timeframe)
+    indexes = [pd.DatetimeIndex(feed(pair, plan.timeframe).index) for pair in pairs]
+    timeline = reduce(lambda a, b: a.union(b), indexes)
+    positions = [timeline.get_indexer(index) for index in indexes]
+    available = np.zeros((len(timeline), len(pairs)), dtype=bool)
+    for column, where in enumerate(positions):
+        available[where, column] = True
+    rows = refresh_rows(spec.scanner, timeline, step)
+    scanned = [r for r in checked.scanner if not r.live_only]
+    matrices = {id(r): np.full((len(rows), len(pairs)), np.nan) for r in scanned}
+    keep = trade_nodes(plan)
+    evaluator = Evaluator(plan, feed)
+    data: list[PairData] = []
+    for column, pair in enumerate(pairs):
+        if progress:
+            progress("signals", column, len(pairs))
+        signals = evaluator.evaluate(pair)
+        where = positions[column]
+        local = np.full(len(timeline), -1)
+        local[where] = np.arange(len(where))
+        at_rows = local[rows]
+        seen = at_rows >= 0
+        for rule in scanned:
+            matrices[id(rule)][seen, column] = signals.values[rule.rule.node][at_rows[seen]]
+        data.append(pair_data(plan, feed, pair, signals, where, start))
+        signals.values = {n: v for n, v in signals.values.items() if n in keep}
+    if progress:
+        progress("signals", len(pairs), len(pairs))
+    picks = shortlist(
+        spec.scanner, checked.scanner, pairs, rows, len(timeline), matrices, available
+    )
+    for column, prepared in enumerate(data):
+        prepared.allowed = picks.allowed[prepared.timeline_index, column]
+    skipped = [*picks.skipped]
+    skipped += [
+        f"{r.label}: needs live data" for r in plan.live_only if not r.label.startswith("scanner")
+    ]
+    return Market(timeline, data, tuple(skipped))
+
+
+def trade_nodes(plan: Plan) -> set[ast.Node]:
+    """Market series that trades read while open, or when they are sized and ranked."""
+    checked = plan.strategy
+    rules = [r for side in checked.exit.values() for r in side.values()]
+    rules += [t.activate for t in checked.trailing.values()]
+    rules += [t.level for t in checked.trailing.values()]
+    rules += list(checked.take_profit.values())
+    rules += [
+        r for r in (checked.stop_initial, checked.stake, checked.leverage, checked.priority) if r
+    ]
+    found: set[ast.Node] = set()
+    for rule in rules:
+        found.update(n for n in rule.node.walk() if n in plan.trade_free)
+    return found
+
+
+def pair_data(
+    plan: Plan,
+    feed: Feed,
+    pair: str,
+    signals: PairSignals,
+    where: np.ndarray,
+    start: pd.Timestamp | None,
+) -> PairData:
+    checked, spec = plan.strategy, plan.strategy.spec
+    candles = feed(pair, plan.timeframe)
+    prices = {k: candles[k].to_numpy(dtype=np.float64) for k in ("open", "high", "low", "close")}
+    tradable_from = warmed_up(plan, feed, pair, signals.index)
+    if start is not None:
+        tradable_from = max(tradable_from, int(signals.index.searchsorted(start)))
+    limit = np.full(len(signals.index), spec.portfolio.max_open_trades, dtype=np.int64)
+    if spec.regime is not None and signals.regime is not None:
+        names = [name for name, _ in checked.regime]
+        by_class = np.array(
+            [spec.regime.max_open_trades.get(n, spec.portfolio.max_open_trades) for n in names]
+        )
+        limit = np.minimum(limit, by_class[signals.regime])
+    blocked = np.zeros(len(signals.index), dtype=bool)
+    close_all = []
+    for name, rule in checked.protections.items():
+        protection = spec.protections[name]
+        active = signals.values[rule.node].astype(bool)
+        if protection.max_open_trades is not None:
+            limit = np.where(active, np.minimum(limit, protection.max_open_trades), limit)
+        if protection.block_entries:
+            blocked |= active
+        if protection.close_all:
+            close_all.append((name, active))
+    entries = {side: signals.all_of(rules) for side, rules in checked.entry.items() if rules}
+    take_profits = [
+        (name, rule, spec.take_profit[name].close) for name, rule in checked.take_profit.items()
+    ]
+    exits = {
+        side: ExitRules(checked.exit.get(side, {}), checked.trailing, take_profits, close_all)
+        for side in entries
+    }
+    return PairData(
+        pair=pair,
+        signals=signals,
+        prices=prices,
+        timeline_index=where,
+        tradable_from=tradable_from,
+        allowed=np.zeros(len(signals.index), dtype=bool),  # set once the scanner has run
+        entries=entries,  # type: ignore[arg-type]
+        exit_rules=exits,  # type: ignore[arg-type]
+        blocked=blocked,
+        limit=limit,
+    )
+
+
+def warmed_up(plan: Plan, feed: Feed, pair: str, index: pd.DatetimeIndex) -> int:
+    """First candle whose close may decide: every series it reads has had its warm-up."""
+    if not len(index):
+        return 0
+    step = pd.Timedelta(seconds=timeframe_seconds(plan.timeframe))
+    ready = index[0] - step
+    for need in plan.data:
+        if need.timeframe == plan.timeframe and need.pair is None:
+            continue
+        frame = feed(need.pair or pair, need.timeframe)
+        candles = plan.warmup.get(need.timeframe, 0) + 1
+        if len(frame) < candles:
+            return len(index)
+        seconds = timeframe_seconds(need.timeframe)
+        closes = frame.index[candles - 1] + pd.Timedelta(seconds=seconds)
+        ready = max(ready, closes - step)
+    # Base-timeframe series computed over those values need their own warm-up after it.
+    first = int(index.searchsorted(ready)) + plan.warmup.get(plan.timeframe, 0)
+    return min(first, len(index))

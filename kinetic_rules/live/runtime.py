@@ -1,0 +1,164 @@
+"""The live runtime: one closed candle at a time, the same portfolio the backtest runs.
+
+At each close: every open position is played forward over the newest candle (its entry
+order fills or expires, stops and exits happen), then the entries decided at this close
+take their slots. The portfolio, the fill model and the trade paths are the backtest's
+own, so a replay of recorded candles gives the backtest's trades — the test that lets
+users trust both. What the runtime adds is the outside world: a trade store that keeps
+every change (so a restart resumes), and notifiers that tell a human.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import pandas as pd
+
+from kinetic_rules.compile.plan import Plan
+from kinetic_rules.engine.fills import fill_model
+from kinetic_rules.engine.model import Side, Trade
+from kinetic_rules.engine.portfolio import Candidate, PairData, Portfolio, candidate
+from kinetic_rules.live.events import Event, EventKind, Notifier
+from kinetic_rules.live.source import MarketSource
+from kinetic_rules.timeframes import timeframe_seconds
+
+log = logging.getLogger("kinetic_rules.live")
+_REPORTED_CLOSED = -1
+
+
+class TradeSink(Protocol):
+    """Where trade changes go as they happen (the persistence layer implements it)."""
+
+    def trade_changed(self, trade: Trade, fills_known: int, closed: bool) -> None: ...
+
+
+@dataclass
+class StepReport:
+    time: pd.Timestamp  # the close just processed
+    opened: list[Trade] = field(default_factory=list)
+    closed: list[Trade] = field(default_factory=list)
+    decided: int = 0  # entries decided at this close (their orders are placed)
+
+
+class Runtime:
+    def __init__(
+        self,
+        plan: Plan,
+        source: MarketSource,
+        notifiers: list[Notifier] | None = None,
+        sink: TradeSink | None = None,
+    ) -> None:
+        spec = plan.strategy.spec
+        self.plan = plan
+        self.source = source
+        self.step_length = pd.Timedelta(seconds=timeframe_seconds(plan.timeframe))
+        self.portfolio = Portfolio(
+            plan,
+            fill_model(plan),
+            spec.backtest.starting_balance,
+            self.step_length,
+            [name for name, _ in plan.strategy.regime],
+        )
+        self.notifiers = notifiers or []
+        self.sink = sink
+        self._known: dict[int, int] = {}  # trade id -> fills already reported
+        self._stop = threading.Event()
+        self._lock = threading.Lock()  # chat commands read state from another thread
+
+    # -- the loop ------------------------------------------------------------------------
+    def step(self, step: int) -> StepReport:
+        """Process the close of timeline candle `step`."""
+        with self._lock:
+            view = self.source.as_of(step)
+            closed_at = self.source.timeline[step] + self.step_length
+            report = StepReport(closed_at)
+            for position in self.portfolio.unresolved():
+                self.portfolio.resolve(position, view[position.pair], final=False)
+            if not self._stop.is_set():
+                ranked = _ranked(self.plan, view, step)
+                report.decided = len(self.portfolio.decide(closed_at, ranked))
+            else:
+                self.portfolio.advance(closed_at)
+            self._report(report)
+            return report
+
+    def finish(self, step: int) -> StepReport:
+        """The data has ended (replay): close what is open at the last close, as a backtest does."""
+        with self._lock:
+            view = self.source.as_of(step)
+            report = StepReport(self.source.timeline[step] + self.step_length)
+            for position in self.portfolio.unresolved():
+                self.portfolio.resolve(position, view[position.pair], final=True)
+            self.portfolio.advance(pd.Timestamp.max.tz_localize("UTC"))
+            self._report(report)
+            return report
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def trades(self) -> list[Trade]:
+        return sorted(self.portfolio.trades, key=lambda t: (t.entry_time, t.pair))
+
+    # -- internals -----------------------------------------------------------------------
+    def _report(self, report: StepReport) -> None:
+        """Tell the sink and the notifiers what changed since the last close."""
+        for trade in self.portfolio.trades:
+            known = self._known.get(trade.id)
+            if known == _REPORTED_CLOSED:
+                continue
+            fills, closed = len(trade.fills), trade.exit_time is not None
+            if known is None:
+                report.opened.append(trade)
+                self._emit("trade_opened", report.time, _opened_text(trade), trade)
+            if closed:
+                report.closed.append(trade)
+                self._emit("trade_closed", report.time, _closed_text(trade), trade)
+            if self.sink is not None and (known is None or closed or fills != known):
+                self.sink.trade_changed(trade, fills, closed)
+            self._known[trade.id] = _REPORTED_CLOSED if closed else fills
+
+    def _emit(self, kind: EventKind, time: pd.Timestamp, message: str, trade: Trade) -> None:
+        data: dict[str, object] = {"pair": trade.pair, "side": trade.side, "trade": trade.id}
+        if trade.exit_time is not None:
+            data.update(profit=trade.profit, profit_ratio=trade.profit_ratio)
+        event = Event(kind, time, message, data)
+        log.info(message)
+        for notifier in self.notifiers:
+            notifier.notify(event)
+
+
+def _ranked(plan: Plan, view: dict[str, PairData], step: int) -> list[tuple[PairData, Side, int]]:
+    """This close's entry signals, in the backtest's priority order."""
+    rows: list[Candidate] = []
+    for order, data in enumerate(view.values()):
+        if not len(data.timeline_index) or data.timeline_index[-1] != step:
+            continue  # the pair has no candle at this close
+        local = len(data.timeline_index) - 1
+        if local < data.tradable_from or not data.allowed[local]:
+            continue
+        for side, signal in data.entries.items():
+            if signal[local]:
+                rows.append(candidate(plan, data, order, side, local))
+    rows.sort(key=lambda r: (r[0], r[1], r[2], r[4]))
+    return [(data, side, local) for _, _, _, data, side, local in rows]
+
+
+def _opened_text(trade: Trade) -> str:
+    return (
+        f"Opened {trade.pair} {trade.side} at {trade.entry_price:.6g}, stake {trade.stake:.2f}, "
+        f"stop {trade.initial_stop:.6g}"
+    )
+
+
+def _closed_text(trade: Trade) -> str:
+    return (
+        f"Closed {trade.pair} {trade.side} at {trade.exit_price or 0:.6g} ({trade.exit_reason}): "
+        f"{trade.profit:+.2f} ({trade.profit_ratio:+.2%})"
+    )

@@ -1,0 +1,101 @@
+"""Replaying recorded candles through the live runtime gives the backtest's trades, exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kinetic_rules.backtest.runner import BacktestRequest, prepare, simulate
+from kinetic_rules.engine.model import Trade
+from kinetic_rules.live.events import Event
+from kinetic_rules.live.runtime import Runtime
+from kinetic_rules.live.source import ReplaySource
+from tests.conftest import STRATEGIES
+
+BUSY = Path(__file__).parent / "strategies" / "busy.yaml"
+
+
+def fingerprint(trade: Trade) -> tuple[object, ...]:
+    fills = tuple((f.time, f.price, f.amount, f.fee, f.reason) for f in trade.fills)
+    return (
+        trade.pair, trade.side, trade.regime, trade.signal_time, trade.entry_time,
+        trade.entry_price, trade.amount, trade.stake, trade.leverage, trade.initial_stop,
+        trade.exit_time, trade.exit_price, trade.exit_reason, trade.stop, fills,
+    )  # fmt: skip
+
+
+def replay(request: BacktestRequest) -> Runtime:
+    prepared = prepare(request)
+    source = ReplaySource(prepared.plan, prepared.feed, prepared.pairs, request.start)
+    runtime = Runtime(prepared.plan, source)
+    for step in source.steps():
+        runtime.step(step)
+    runtime.finish(len(source.timeline) - 1)
+    return runtime
+
+
+@pytest.mark.parametrize(
+    ("strategy", "overrides"),
+    [
+        (STRATEGIES / "kinetic_empire.yaml", {}),
+        (STRATEGIES / "kinetic_empire.yaml", {"roc_threshold": "0.3", "trail_activation": "1%"}),
+        (BUSY, {}),
+    ],
+    ids=["kinetic_empire", "kinetic_empire_busier", "every_mechanism"],
+)
+def test_replay_equals_backtest_trade_for_trade(
+    fixture_store: Path, strategy: Path, overrides: dict[str, str]
+) -> None:
+    request = BacktestRequest(strategy, fixture_store, overrides=overrides)
+    prepared = prepare(request)
+    backtest = simulate(prepared.plan, prepared.feed, prepared.pairs)
+    live = replay(request)
+    assert len(backtest.trades) >= 5
+    assert [fingerprint(t) for t in live.trades()] == [fingerprint(t) for t in backtest.trades]
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def notify(self, event: Event) -> None:
+        self.events.append(event)
+
+    def close(self) -> None:
+        pass
+
+
+def test_each_trade_is_announced_once_when_opened_and_once_when_closed(fixture_store: Path) -> None:
+    prepared = prepare(BacktestRequest(BUSY, fixture_store))
+    source = ReplaySource(prepared.plan, prepared.feed, prepared.pairs)
+    recorder = Recorder()
+    runtime = Runtime(prepared.plan, source, notifiers=[recorder])
+    for step in source.steps():
+        runtime.step(step)
+    runtime.finish(len(source.timeline) - 1)
+    opened = [e.data["trade"] for e in recorder.events if e.kind == "trade_opened"]
+    closed = [e.data["trade"] for e in recorder.events if e.kind == "trade_closed"]
+    ids = [t.id for t in runtime.trades()]
+    assert sorted(opened) == sorted(ids) and sorted(closed) == sorted(ids)
+    first = next(e for e in recorder.events if e.kind == "trade_closed")
+    assert "profit" in first.data and first.message.startswith("Closed ")
+
+
+def test_after_a_stop_request_no_trade_opens_but_open_ones_are_followed(
+    fixture_store: Path,
+) -> None:
+    prepared = prepare(BacktestRequest(BUSY, fixture_store))
+    source = ReplaySource(prepared.plan, prepared.feed, prepared.pairs)
+    runtime = Runtime(prepared.plan, source)
+    steps = list(source.steps())
+    half = len(steps) // 2
+    for step in steps[:half]:
+        runtime.step(step)
+    before = {t.id for t in runtime.trades()}
+    runtime.request_stop()
+    for step in steps[half:]:
+        runtime.step(step)
+    after = runtime.trades()
+    assert {t.id for t in after} == before  # nothing new was opened
+    assert all(t.exit_time is not None for t in after)  # what was open got closed on its rules
