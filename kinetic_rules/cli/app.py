@@ -18,7 +18,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from kinetic_rules.cli import backtest_cmd, data_cmd, lang_cmd
+    from kinetic_rules.cli import backtest_cmd, data_cmd, lang_cmd, run_cmd
 
     parser = argparse.ArgumentParser(
         prog="kinetic-rules",
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_cmd.register(commands)
     backtest_cmd.register(commands)
     backtest_cmd.register_explain(commands)
+    run_cmd.register(commands)
     return parser
 
 

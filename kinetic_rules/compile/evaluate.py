@@ -81,6 +81,10 @@ class Evaluator:
             for name, values in (regime.tables.items() if regime else ())
         }
 
+    def invalidate(self, pair: str, timeframe: str) -> None:
+        """New candles arrived for (pair, timeframe): forget what was computed on the old ones."""
+        self._shared.pop((pair, timeframe), None)
+
     def evaluate(self, pair: str, extra: tuple[ast.Node, ...] = ()) -> PairSignals:
         """Every market series of the plan for `pair`, plus any `extra` trade-free nodes."""
         base = self._frame(pair, self.plan.timeframe, shared=False)

@@ -42,6 +42,7 @@ def prepare_market(
     pairs: list[str],
     start: pd.Timestamp | None = None,
     progress: Progress | None = None,
+    evaluator: Evaluator | None = None,
 ) -> Market:
     """Signals of every pair over all its candles, then the point-in-time scanner.
 
@@ -62,7 +63,7 @@ def prepare_market(
     scanned = [r for r in checked.scanner if not r.live_only]
     matrices = {id(r): np.full((len(rows), len(pairs)), np.nan) for r in scanned}
     keep = trade_nodes(plan)
-    evaluator = Evaluator(plan, feed)
+    evaluator = evaluator or Evaluator(plan, feed)
     data: list[PairData] = []
     for column, pair in enumerate(pairs):
         if progress:

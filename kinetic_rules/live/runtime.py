@@ -10,7 +10,6 @@ every change (so a restart resumes), and notifiers that tell a human.
 
 from __future__ import annotations
 
-import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -25,7 +24,6 @@ from kinetic_rules.live.events import Event, EventKind, Notifier
 from kinetic_rules.live.source import MarketSource
 from kinetic_rules.timeframes import timeframe_seconds
 
-log = logging.getLogger("kinetic_rules.live")
 _REPORTED_CLOSED = -1
 
 
@@ -129,7 +127,6 @@ class Runtime:
         if trade.exit_time is not None:
             data.update(profit=trade.profit, profit_ratio=trade.profit_ratio)
         event = Event(kind, time, message, data)
-        log.info(message)
         for notifier in self.notifiers:
             notifier.notify(event)
 

@@ -1,0 +1,115 @@
+"""`kinetic-rules run`: the live runtime — paper by default, replayed from a candle store."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from kinetic_rules.cli.lang_cmd import parse_overrides
+from kinetic_rules.data.timerange import parse_timerange
+from kinetic_rules.errors import ConfigError
+from kinetic_rules.timeframes import timeframe_seconds
+
+
+def register(commands: argparse._SubParsersAction[Any]) -> None:
+    run = commands.add_parser(
+        "run",
+        help="run a strategy: paper trading by default; --replay plays recorded candles",
+        description="Run the live runtime. With --replay DIR it plays the candles of a "
+        "candle store through the runtime and the paper broker, one closed candle at a "
+        "time; its trades equal the backtest's on the same data. See docs/live.md.",
+    )
+    run.add_argument("strategy", type=Path, metavar="FILE", help="strategy YAML file")
+    run.add_argument("--replay", metavar="DIR", type=Path, help="a candle store to replay")
+    run.add_argument(
+        "--speed", default="max", metavar="max|N",
+        help="replay pace: max (as fast as possible, the default) or N times real time",
+    )
+    mode = run.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--dry-run", action="store_true", help="paper trading, no real orders (the default)"
+    )
+    mode.add_argument("--live", action="store_true", help="real orders (keys from the environment)")
+    run.add_argument("--pairs", nargs="+", default=[], metavar="PAIR", help="pairs to trade")
+    run.add_argument("--timerange", metavar="A-B", help="replay only this range (after warm-up)")
+    run.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="override a param"
+    )
+    run.add_argument("--exchange", help="exchange of the stored candles (default: the file's)")
+    run.add_argument("--quiet", "-q", action="store_true", help="only the final summary")
+    run.set_defaults(handler=run_command)
+
+
+def _speed(text: str) -> float | None:
+    if text == "max":
+        return None
+    try:
+        factor = float(text)
+    except ValueError:
+        factor = 0.0
+    if factor <= 0:
+        raise ConfigError(f"--speed {text}: write max, or a positive number such as 60")
+    return factor
+
+
+def run_command(args: argparse.Namespace) -> int:
+    if args.live:
+        raise ConfigError(
+            "--live (real orders) is not available in this version; "
+            "use --replay DIR to run the runtime on recorded candles"
+        )
+    if args.replay is None:
+        raise ConfigError(
+            "paper trading on live exchange data is not available in this version; "
+            "use --replay DIR to run the runtime on a candle store (see docs/live.md)"
+        )
+    if not args.strategy.exists():
+        raise ConfigError(f"{args.strategy}: no such file")
+    if not args.replay.is_dir():
+        raise ConfigError(f"--replay {args.replay}: not a directory (give a candle store)")
+    speed = _speed(args.speed)
+    from kinetic_rules.backtest.runner import BacktestRequest, prepare
+    from kinetic_rules.live.notify import LogNotifier
+    from kinetic_rules.live.runtime import Runtime
+    from kinetic_rules.live.source import ReplaySource
+
+    start, end = parse_timerange(args.timerange) if args.timerange else (None, None)
+    request = BacktestRequest(
+        strategy=args.strategy,
+        data_dir=args.replay,
+        pairs=args.pairs,
+        start=start,
+        end=end,
+        overrides=parse_overrides(args.set),
+        exchange=args.exchange,
+    )
+    if not args.quiet:
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    prepared = prepare(request)
+    source = ReplaySource(prepared.plan, prepared.feed, prepared.pairs, start)
+    runtime = Runtime(prepared.plan, source, notifiers=[LogNotifier()])
+    pause = timeframe_seconds(prepared.plan.timeframe) / speed if speed else 0.0
+    last = len(source.timeline) - 1
+    try:
+        for step in source.steps():
+            runtime.step(step)
+            if pause:
+                time.sleep(pause)
+    except KeyboardInterrupt:
+        print("interrupted: open trades stay as they are", file=sys.stderr)
+        _summary(runtime.trades())
+        return 130
+    runtime.finish(last)
+    _summary(runtime.trades())
+    return 0
+
+
+def _summary(trades: list[Any]) -> None:
+    closed = [t for t in trades if t.exit_time is not None]
+    profit = sum(t.profit for t in closed)
+    wins = sum(t.is_winner for t in closed)
+    print(f"{len(trades)} trades, {wins} winners, profit {profit:+.2f}")
