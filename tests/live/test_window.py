@@ -10,6 +10,7 @@ import pandas as pd
 from kinetic_rules.backtest.runner import BacktestRequest, prepare
 from kinetic_rules.live.source import ReplaySource
 from kinetic_rules.live.window import WindowSource, window_sizes
+from kinetic_rules.timeframes import timeframe_seconds
 from tests.live.test_replay import BUSY
 
 
@@ -38,12 +39,8 @@ def test_a_window_holding_all_history_sees_what_the_replay_sees(fixture_store: P
     history = {}
     for pair, timeframe in needs:
         frame = prepared.feed(pair, timeframe)
-        closes = (
-            frame.index
-            + pd.Timedelta(seconds=plan.warmup and 0)
-            + (frame.index[1] - frame.index[0])
-        )
-        history[(pair, timeframe)] = frame[closes <= cut]
+        closes = frame.index + pd.Timedelta(seconds=timeframe_seconds(timeframe))
+        history[(pair, timeframe)] = frame[closes <= cut]  # what had closed by then
     window = WindowSource(plan, pairs, history, sizes={tf: 100_000 for tf in plan.warmup})
     step = window.refresh()
     live = window.as_of(step)
