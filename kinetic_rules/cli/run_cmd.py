@@ -26,7 +26,9 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     run.add_argument("strategy", type=Path, metavar="FILE", help="strategy YAML file")
     run.add_argument("--replay", metavar="DIR", type=Path, help="a candle store to replay")
     run.add_argument(
-        "--speed", default="max", metavar="max|N",
+        "--speed",
+        default="max",
+        metavar="max|N",
         help="replay pace: max (as fast as possible, the default) or N times real time",
     )
     mode = run.add_mutually_exclusive_group()
@@ -73,7 +75,7 @@ def run_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"--replay {args.replay}: not a directory (give a candle store)")
     speed = _speed(args.speed)
     from kinetic_rules.backtest.runner import BacktestRequest, prepare
-    from kinetic_rules.live.notify import LogNotifier
+    from kinetic_rules.live.notify import LogNotifier, notifier_from_env
     from kinetic_rules.live.runtime import Runtime
     from kinetic_rules.live.source import ReplaySource
 
@@ -92,20 +94,31 @@ def run_command(args: argparse.Namespace) -> int:
     prepared = prepare(request)
     source = ReplaySource(prepared.plan, prepared.feed, prepared.pairs, start)
     runtime = Runtime(prepared.plan, source, notifiers=[LogNotifier()])
+    telegram = notifier_from_env(runtime)  # KINETIC_TELEGRAM_TOKEN / _CHAT_ID, if both are set
+    if telegram is not None:
+        runtime.notifiers.append(telegram)
     pause = timeframe_seconds(prepared.plan.timeframe) / speed if speed else 0.0
     last = len(source.timeline) - 1
     try:
         for step in source.steps():
             runtime.step(step)
+            if runtime.stopping and not runtime.portfolio.unresolved():
+                break  # /stop: nothing open any more
             if pause:
                 time.sleep(pause)
+        else:
+            runtime.finish(last)
     except KeyboardInterrupt:
         print("interrupted: open trades stay as they are", file=sys.stderr)
-        _summary(runtime.trades())
-        return 130
-    runtime.finish(last)
+        return _done(runtime, 130)
+    return _done(runtime, 0)
+
+
+def _done(runtime: Any, code: int) -> int:
+    for notifier in runtime.notifiers:
+        notifier.close()
     _summary(runtime.trades())
-    return 0
+    return code
 
 
 def _summary(trades: list[Any]) -> None:

@@ -97,6 +97,26 @@ class Runtime:
     def request_stop(self) -> None:
         self._stop.set()
 
+    # -- Controls (chat commands; called from the notifier's thread) ---------------------
+    def status_text(self) -> str:
+        with self._lock:
+            open_trades = [t for t in self.portfolio.trades if t.exit_time is None]
+            if not open_trades:
+                return "No open trades."
+            rows = [
+                f"{t.pair} {t.side}: entry {t.entry_price:.6g}, stop {t.stop or t.initial_stop:.6g}"
+                for t in open_trades
+            ]
+            return "\n".join(rows)
+
+    def profit_text(self) -> str:
+        with self._lock:
+            closed = [t for t in self.portfolio.trades if t.exit_time is not None]
+            total = sum(t.profit for t in closed)
+            wins = sum(t.is_winner for t in closed)
+            currency = self.plan.strategy.spec.market.stake_currency
+            return f"{len(closed)} closed trades, {wins} winners, profit {total:+.2f} {currency}"
+
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
@@ -124,6 +144,7 @@ class Runtime:
 
     def _emit(self, kind: EventKind, time: pd.Timestamp, message: str, trade: Trade) -> None:
         data: dict[str, object] = {"pair": trade.pair, "side": trade.side, "trade": trade.id}
+        data["stake_currency"] = self.plan.strategy.spec.market.stake_currency
         if trade.exit_time is not None:
             data.update(profit=trade.profit, profit_ratio=trade.profit_ratio)
         event = Event(kind, time, message, data)

@@ -99,3 +99,19 @@ def test_after_a_stop_request_no_trade_opens_but_open_ones_are_followed(
     after = runtime.trades()
     assert {t.id for t in after} == before  # nothing new was opened
     assert all(t.exit_time is not None for t in after)  # what was open got closed on its rules
+
+
+def test_chat_commands_describe_the_running_bot(fixture_store: Path) -> None:
+    prepared = prepare(BacktestRequest(BUSY, fixture_store))
+    source = ReplaySource(prepared.plan, prepared.feed, prepared.pairs)
+    runtime = Runtime(prepared.plan, source)
+    assert runtime.status_text() == "No open trades."
+    for step in source.steps():
+        runtime.step(step)
+        if any(t.exit_time is None for t in runtime.trades()):
+            break
+    open_trade = next(t for t in runtime.trades() if t.exit_time is None)
+    assert open_trade.pair in runtime.status_text()
+    assert runtime.profit_text().endswith("USDT")
+    runtime.request_stop()
+    assert runtime.stopping
