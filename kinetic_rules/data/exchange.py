@@ -31,6 +31,7 @@ class RetryPolicy:
     factor: float = 2.0
     max_delay: float = 60.0
     sleep: Callable[[float], None] = time.sleep  # tests pass a recorder
+    network_max_delay: float | None = None  # a lower cap for network trouble than for 429s
 
     def delay(self, retry: int, retry_after: float | None = None) -> float:
         """Seconds to wait before retry number `retry` (1-based)."""
@@ -87,6 +88,8 @@ def call_with_retry(
                     temporary=True,
                 ) from None
             wait = policy.delay(attempt, _retry_after(exchange, error))
+            if policy.network_max_delay is not None and _kind(error) != "rate limited":
+                wait = min(wait, policy.network_max_delay)
             if on_retry:
                 on_retry(
                     f"{what}: {_kind(error)}; retrying in {wait:.1f}s "

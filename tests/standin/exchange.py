@@ -20,7 +20,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.standin import binance_spot
+from tests.standin import binance_spot, binance_trading
+from tests.standin.account import Account
 from tests.standin.faults import Faults
 from tests.standin.market import Clock, Market
 from tests.standin.router import Recorded, Router, serve, start_in_thread
@@ -29,11 +30,13 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 class ExchangeStandin:
-    def __init__(self, market: Market | None = None) -> None:
+    def __init__(self, market: Market | None = None, account: Account | None = None) -> None:
         self.market = market or Market()
+        self.account = account or Account(self.market)  # balances and orders
         self.faults = Faults()
         self.router = Router(self.faults)
         binance_spot.install(self.router, self.market)
+        binance_trading.install(self.router, self.account)
         self._server: Any = None
         self._thread: threading.Thread | None = None
 

@@ -118,7 +118,8 @@ class Market:
         rows: list[Kline] = []
         for t, o, h, lo, c, v in zip(
             opens,
-            *(frame[k].to_numpy() for k in ("open", "high", "low", "close", "volume")),
+            # .tolist(): Python floats, whose repr is a plain number (numpy 2's is np.float64(…))
+            *(frame[k].to_numpy().tolist() for k in ("open", "high", "low", "close", "volume")),
             strict=True,
         ):
             rows.append(

@@ -1,0 +1,420 @@
+"""Real orders through ccxt: the Broker protocol on an exchange account.
+
+Every HTTP request the client sends waits for the Pacer (≥ rate_limit_ms apart);
+every call goes through `call_with_retry` (429: 1 → 60 s honouring Retry-After;
+network trouble and 5xx: 1, 2, 4 … 30 s); outages feed the FailSafe; a refused
+API key ends in ExchangeError(temporary=False). An order the exchange refuses is
+not an exception but an OrderState with status "rejected" and the exchange's reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple, TypeVar
+
+import ccxt
+import pandas as pd
+
+from kinetic_rules.data.exchange import RetryPolicy, call_with_retry, create_exchange
+from kinetic_rules.errors import ConfigError, ExchangeError
+from kinetic_rules.live.broker import OrderKind, OrderRequest, OrderState, OrderStatus
+from kinetic_rules.live.robust import (
+    FailSafe,
+    Pacer,
+    RedactingLogger,
+    Redactor,
+    exchange_reason,
+    live_retry,
+    outage_text,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+ENV_KEY = "KINETIC_API_KEY"
+ENV_SECRET = "KINETIC_API_SECRET"
+CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")  # what Binance accepts as newClientOrderId
+INSUFFICIENT_CUT = 0.01  # the one retry after "insufficient balance" asks for 1% less
+STATUSES: tuple[OrderStatus, ...] = ("open", "closed", "canceled", "rejected", "expired")
+# the exchange is there but says no: these turn into a "rejected" OrderState
+REFUSALS = (ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.BadRequest, ccxt.OperationRejected)
+# the exchange answered, so they say nothing about an outage either way
+NEUTRAL = (ccxt.DDoSProtection, ccxt.RateLimitExceeded, ccxt.InvalidNonce)
+
+
+class Reconciliation(NamedTuple):
+    unknown: list[OrderState]  # open on the exchange, but not among the ids we know
+    missing: list[str]  # ids we know that are no longer open on the exchange: fetch them
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str, *, insufficient: bool) -> None:
+        super().__init__(reason)
+        self.reason, self.insufficient = reason, insufficient
+
+
+class CcxtBroker:
+    """An exchange account through a ccxt client; spot markets, one stake currency.
+
+    The broker takes the client over: it paces the client's HTTP requests, turns its
+    verbose output off and routes its debug log through a redactor, because ccxt logs
+    request headers (the API key among them) at DEBUG. `clock` and `sleep` drive the
+    pacing, the backoff and the fail-safe alike, so tests run in simulated time.
+    """
+
+    def __init__(
+        self,
+        exchange: Any,
+        *,
+        stake_currency: str,
+        rate_limit_ms: int = 200,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        on_fail_safe: Callable[[bool, str], None] | None = None,
+        fail_safe_after: float = 300.0,
+        stop_limit_offset: float = 0.005,
+        client_prefix: str = "kr-",
+    ) -> None:
+        self.exchange = exchange
+        self.stake_currency = stake_currency
+        self.stop_limit_offset = stop_limit_offset
+        self.client_prefix = client_prefix
+        self._retry = dataclasses.replace(retry or live_retry(), sleep=sleep)
+        self._pacer = Pacer(rate_limit_ms / 1000, clock=clock, sleep=sleep)
+        self._fail_safe = FailSafe(
+            f"exchange {exchange.id}", clock=clock, after=fail_safe_after, on_change=on_fail_safe
+        )
+        self._redact = Redactor([exchange.apiKey, exchange.secret, exchange.password])
+        self._kinds: dict[str, OrderKind] = {}  # what we placed, by client id
+        self._fees: dict[str, tuple[float, float]] = {}  # client id -> (filled, fee) seen last
+        self._take_over(exchange)
+
+    def __repr__(self) -> str:
+        return f"CcxtBroker({self.exchange.id!r}, stake_currency={self.stake_currency!r})"
+
+    @property
+    def fail_safe(self) -> bool:
+        """True while the exchange has been unreachable for more than 5 minutes."""
+        return self._fail_safe.active
+
+    def owns(self, client_id: str) -> bool:
+        """Whether an order id has our prefix (placed by this bot, perhaps before a restart)."""
+        return client_id.startswith(self.client_prefix)
+
+    # -- the Broker protocol -------------------------------------------------------------
+
+    def free_balance(self, currency: str) -> float:
+        self._load_markets()
+        balance = self._call("fetch balance", self.exchange.fetch_balance)
+        return float((balance.get(currency) or {}).get("free") or 0.0)
+
+    def place(self, order: OrderRequest) -> OrderState:
+        """Send an order; a refusal comes back as status "rejected" with the reason.
+
+        After "insufficient balance" the order is sent once more for 1% less (fees and
+        rounding are the usual cause); any other refusal is final at once.
+        """
+        if not CLIENT_ID.match(order.client_id):
+            raise ValueError(f"client id {order.client_id!r}: 1-36 of A-Z a-z 0-9 _ - expected")
+        market = self._market(order.pair)
+        self._kinds[order.client_id] = order.kind
+        if order.side == "short" and market.get("spot"):
+            return self._rejected(order, "a spot market has no short positions")
+        try:
+            return self._submit(order)
+        except _Refused as refused:
+            if not refused.insufficient:
+                return self._rejected(order, refused.reason)
+            first = refused.reason
+        smaller = dataclasses.replace(order, amount=order.amount * (1 - INSUFFICIENT_CUT))
+        log.warning(
+            "order %s on %s refused (%s); sending it once more for %g instead of %g",
+            order.client_id, order.pair, first, smaller.amount, order.amount,
+        )  # fmt: skip
+        try:
+            return self._submit(smaller)
+        except _Refused as refused:
+            return self._rejected(smaller, refused.reason)
+
+    def cancel(self, client_id: str, pair: str) -> OrderState:
+        """Cancel an order; one that already filled or ended is returned as it ended."""
+        self._market(pair)
+
+        def cancel() -> Any:
+            try:
+                return self.exchange.cancel_order("", pair, {"clientOrderId": client_id})
+            except ccxt.OrderNotFound:
+                return None
+
+        raw = self._call(f"cancel {client_id} on {pair}", cancel)
+        if raw is None:
+            return self.fetch(client_id, pair)
+        return self._finish(raw, client_id, pair)
+
+    def fetch(self, client_id: str, pair: str) -> OrderState:
+        self._market(pair)
+        raw = self._call(f"fetch {client_id} on {pair}", lambda: self._find(client_id, pair))
+        if raw is None:
+            raise ExchangeError(
+                f"{self.exchange.id}: there is no order {client_id} on {pair}", temporary=False
+            )
+        return self._finish(raw, client_id, pair)
+
+    def open_orders(self, pair: str | None = None) -> list[OrderState]:
+        self._load_markets() if pair is None else self._market(pair)
+        raws = self._call("fetch open orders", lambda: self.exchange.fetch_open_orders(pair))
+        return [self._finish(raw, _client_id(raw), raw.get("symbol") or pair or "") for raw in raws]
+
+    def replace_stop(self, client_id: str, pair: str, new: OrderRequest) -> OrderState:
+        """Cancel a resting stop and place `new`; the old one's end is in `.replaced`.
+
+        If the old stop had already filled completely, the position is gone: nothing is
+        placed (that would sell coins the strategy no longer holds) and the old, filled
+        state is returned. Otherwise `new` is placed as given, also when the old one was
+        already canceled or partly filled; `replaced.filled` says what it sold.
+        """
+        if new.kind != "stop":
+            raise ValueError(f"replace_stop needs a stop order, not {new.kind}")
+        old = self.cancel(client_id, pair)
+        if old.status == "closed" or (old.amount > 0 and old.filled >= old.amount):
+            log.warning("stop %s on %s had already filled; nothing to replace", client_id, pair)
+            return old
+        placed = self.place(new)
+        placed.replaced = old
+        return placed
+
+    def reconcile(self, known_client_ids: Iterable[str]) -> Reconciliation:
+        """At start-up: open orders we do not know of, and known orders no longer open."""
+        known = set(known_client_ids)
+        orders = self.open_orders()
+        unknown = [o for o in orders if o.client_id not in known]
+        for o in unknown:
+            whose = "placed by this bot before a restart" if self.owns(o.client_id) else "foreign"
+            log.warning("open order %s on %s is unknown here (%s)", o.client_id, o.pair, whose)
+        present = {o.client_id for o in orders}
+        return Reconciliation(unknown, sorted(known - present))
+
+    # -- requests ------------------------------------------------------------------------
+
+    def _take_over(self, exchange: Any) -> None:
+        exchange.verbose = False  # verbose output prints request headers to stdout
+        exchange.logger = RedactingLogger(logging.getLogger(f"{__name__}.http"), self._redact)
+        exchange.options["warnOnFetchOpenOrdersWithoutSymbol"] = False
+        exchange.options["fetchCurrencies"] = False  # private currency list: not needed
+        exchange.options["fetchMargins"] = False  # margin pairs: spot only here
+        send = exchange.fetch
+
+        def paced(url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
+            self._pacer.wait()
+            return send(url, method, headers, body)
+
+        exchange.fetch = paced
+
+    def _call(self, what: str, action: Callable[[], T]) -> T:
+        """One exchange call, retried on temporary trouble; errors come out redacted."""
+        try:
+            return call_with_retry(
+                lambda: self._attempt(what, action),
+                exchange=self.exchange,
+                what=what,
+                policy=self._retry,
+                on_retry=lambda text: log.warning("%s", self._redact(text)),
+            )
+        except ExchangeError as error:
+            raise ExchangeError(self._redact(str(error)), temporary=error.temporary) from None
+
+    def _attempt(self, what: str, action: Callable[[], T]) -> T:
+        try:
+            result = action()
+        except NEUTRAL:
+            raise
+        except ccxt.NetworkError as error:  # 5xx, timeouts, refused connections
+            self._fail_safe.failure(outage_text(error))
+            raise
+        except ccxt.OperationFailed as error:  # its -1000/-1001: "internal error, try again"
+            if isinstance(error, ccxt.BadResponse):
+                raise
+            self._fail_safe.failure(outage_text(error))
+            raise ccxt.ExchangeNotAvailable(str(error)) from error
+        except ccxt.AuthenticationError as error:
+            self._fail_safe.success()
+            reason = self._redact(exchange_reason(error, self.exchange.id))
+            raise ExchangeError(
+                f"{self.exchange.id}: {what}: the exchange refused the API credentials "
+                f"({reason}); check {ENV_KEY} and {ENV_SECRET}, and that the key may trade "
+                "from this IP address",
+                temporary=False,
+            ) from None
+        except Exception:
+            self._fail_safe.success()
+            raise
+        self._fail_safe.success()
+        return result
+
+    def _load_markets(self) -> None:
+        if not self.exchange.markets:
+            self._call("load markets", self.exchange.load_markets)
+
+    def _market(self, pair: str) -> dict[str, Any]:
+        self._load_markets()
+        try:
+            return dict(self.exchange.market(pair))
+        except ccxt.BadSymbol:
+            raise ExchangeError(
+                f"{self.exchange.id}: {pair} is not a market on this exchange", temporary=False
+            ) from None
+
+    def _find(self, client_id: str, pair: str) -> Any:
+        try:
+            return self.exchange.fetch_order("", pair, {"clientOrderId": client_id})
+        except ccxt.OrderNotFound:
+            return None
+
+    def _submit(self, order: OrderRequest) -> OrderState:
+        """Create the order; a retry first looks for it, as a timed-out request may have landed."""
+        side = "buy" if (order.side == "long") == order.opening else "sell"
+        kind, price, params = self._shape(order, side)
+        sent = False
+
+        def create() -> Any:
+            nonlocal sent
+            if sent and (landed := self._find(order.client_id, order.pair)) is not None:
+                return landed
+            sent = True
+            try:
+                return self.exchange.create_order(
+                    order.pair, kind, side, order.amount, price, {**params}
+                )
+            except REFUSALS as error:
+                reason = exchange_reason(error, self.exchange.id)
+                if "duplicate order" in reason.lower():
+                    landed = self._find(order.client_id, order.pair)
+                    if landed is not None:
+                        return landed
+                insufficient = isinstance(error, ccxt.InsufficientFunds)
+                raise _Refused(self._redact(reason), insufficient=insufficient) from None
+
+        what = f"place {order.client_id} ({order.kind} {side} {order.amount:g} {order.pair})"
+        return self._finish(self._call(what, create), order.client_id, order.pair)
+
+    def _shape(self, order: OrderRequest, side: str) -> tuple[str, float | None, dict[str, Any]]:
+        """ccxt's (type, price, params); a stop is a stop-limit `stop_limit_offset` beyond."""
+        params: dict[str, Any] = {"clientOrderId": order.client_id}
+        if order.kind == "market":
+            return "market", None, params
+        if order.kind == "limit":
+            if order.price is None:
+                raise ValueError(f"limit order {order.client_id} has no price")
+            return "limit", order.price, params
+        if order.stop_price is None:
+            raise ValueError(f"stop order {order.client_id} has no stop_price")
+        beyond = -1 if side == "sell" else 1
+        limit = order.stop_price * (1 + beyond * self.stop_limit_offset)
+        return "limit", limit, {**params, "stopLossPrice": order.stop_price}
+
+    def _rejected(self, order: OrderRequest, reason: str) -> OrderState:
+        log.warning("order %s on %s rejected: %s", order.client_id, order.pair, reason)
+        return OrderState(
+            order.client_id, "", order.pair, "rejected", order.kind, order.amount, reason=reason
+        )
+
+    # -- answers -------------------------------------------------------------------------
+
+    def _finish(self, raw: Any, client_id: str, pair: str) -> OrderState:
+        """The OrderState of a ccxt order, with its fee in the stake currency."""
+        info = raw.get("info") or {}
+        status = raw.get("status")
+        stamp = raw.get("lastUpdateTimestamp") or raw.get("timestamp")
+        average = raw.get("average")
+        state = OrderState(
+            client_id=client_id,
+            exchange_id=str(raw.get("id") or ""),
+            pair=raw.get("symbol") or pair,
+            status=status if status in STATUSES else "open",  # "canceling" is still open
+            kind=self._kinds.get(client_id) or _kind_of(raw),
+            amount=float(raw.get("amount") or 0.0),
+            filled=float(raw.get("filled") or 0.0),
+            average=float(average) if average else None,
+            updated=pd.Timestamp(stamp, unit="ms", tz="UTC") if stamp else None,
+            raw=dict(info),
+        )
+        if state.filled > 0:
+            state.fee = self._fee(raw, state)
+        return state
+
+    def _fee(self, raw: Any, state: OrderState) -> float:
+        """From the order's own fills when it has them, else from its trades (cached)."""
+        if raw.get("trades"):
+            fee = self._fee_of(raw["trades"], state.pair)
+        elif (seen := self._fees.get(state.client_id)) and seen[0] == state.filled:
+            fee = seen[1]
+        else:
+            trades = self._call(
+                f"fetch trades of {state.client_id}",
+                lambda: self.exchange.fetch_order_trades(state.exchange_id, state.pair),
+            )
+            fee = self._fee_of(trades, state.pair)
+        self._fees[state.client_id] = (state.filled, fee)
+        return fee
+
+    def _fee_of(self, trades: list[Any], pair: str) -> float:
+        market = self.exchange.market(pair)
+        total = 0.0
+        for trade in trades:
+            fee = trade.get("fee") or {}
+            cost, currency = float(fee.get("cost") or 0.0), fee.get("currency")
+            if not cost:
+                continue
+            if currency in (self.stake_currency, market["quote"]):
+                total += cost
+            elif currency == market["base"]:
+                total += cost * float(trade.get("price") or 0.0)
+            else:
+                log.info("fee of %g %s on %s not counted in %s", cost, currency, pair,
+                         self.stake_currency)  # fmt: skip
+        return total
+
+
+def broker_from_env(
+    exchange_id: str,
+    *,
+    stake_currency: str,
+    url_override: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    **settings: Any,
+) -> CcxtBroker:
+    """A CcxtBroker with the API key and secret from KINETIC_API_KEY / KINETIC_API_SECRET.
+
+    `url_override` re-hosts every API URL (the stand-in in tests); `settings` go to
+    CcxtBroker. The key is read from the environment only, never from a file or flag.
+    """
+    env = os.environ if environ is None else environ
+    key, secret = env.get(ENV_KEY, "").strip(), env.get(ENV_SECRET, "").strip()
+    missing = [name for name, value in ((ENV_KEY, key), (ENV_SECRET, secret)) if not value]
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        raise ConfigError(
+            f"{' and '.join(missing)} {verb} not set: live trading reads the exchange API key "
+            f"and secret from the environment variables {ENV_KEY} and {ENV_SECRET}"
+        )
+    exchange = create_exchange(exchange_id, api_url=url_override)
+    exchange.apiKey, exchange.secret = key, secret
+    return CcxtBroker(exchange, stake_currency=stake_currency, **settings)
+
+
+def _client_id(raw: Any) -> str:
+    info = raw.get("info") or {}
+    return str(info.get("origClientOrderId") or raw.get("clientOrderId") or "")
+
+
+def _kind_of(raw: Any) -> OrderKind:
+    kind = str((raw.get("info") or {}).get("type") or "").upper()
+    if kind.startswith(("STOP", "TAKE_PROFIT")) or raw.get("triggerPrice"):
+        return "stop"
+    return "market" if raw.get("type") == "market" else "limit"
