@@ -41,7 +41,9 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     run.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", help="override a param"
     )
-    run.add_argument("--exchange", help="exchange of the stored candles (default: the file's)")
+    run.add_argument("--exchange", help="ccxt exchange id (default: the file's market.exchange)")
+    run.add_argument("--data", metavar="DIR", help="candle store used as the paper session's cache")
+    run.add_argument("--exchange-url", help=argparse.SUPPRESS)  # tests: the stand-in's address
     run.add_argument("--quiet", "-q", action="store_true", help="only the final summary")
     run.set_defaults(handler=run_command)
 
@@ -64,11 +66,10 @@ def run_command(args: argparse.Namespace) -> int:
             "--live (real orders) is not available in this version; "
             "use --replay DIR to run the runtime on recorded candles"
         )
+    if not args.strategy.exists():
+        raise ConfigError(f"{args.strategy}: no such file")
     if args.replay is None:
-        raise ConfigError(
-            "paper trading on live exchange data is not available in this version; "
-            "use --replay DIR to run the runtime on a candle store (see docs/live.md)"
-        )
+        return _paper(args)
     if not args.strategy.exists():
         raise ConfigError(f"{args.strategy}: no such file")
     if not args.replay.is_dir():
@@ -126,3 +127,56 @@ def _summary(trades: list[Any]) -> None:
     profit = sum(t.profit for t in closed)
     wins = sum(t.is_winner for t in closed)
     print(f"{len(trades)} trades, {wins} winners, profit {profit:+.2f}")
+
+
+def _paper(args: argparse.Namespace) -> int:
+    """Paper trading on the exchange's live candles, until Ctrl-C or /stop."""
+    import pandas as pd
+
+    from kinetic_rules.compile.plan import build_plan
+    from kinetic_rules.data.exchange import create_exchange
+    from kinetic_rules.data.store import CandleStore, resolve_data_dir
+    from kinetic_rules.lang.checker import check
+    from kinetic_rules.live.notify import LogNotifier, notifier_from_env
+    from kinetic_rules.live.paper import PaperSession
+    from kinetic_rules.live.runtime import Runtime
+    from kinetic_rules.spec.loader import load_file
+
+    plan = build_plan(check(load_file(args.strategy), parse_overrides(args.set)))
+    spec = plan.strategy.spec
+    pairs = args.pairs or spec.market.pairs or (spec.scanner.universe if spec.scanner else [])
+    if not pairs:
+        raise ConfigError(
+            "paper trading needs the pairs to trade: --pairs, market.pairs or scanner.universe "
+            "(scanning all of an exchange's markets live is not available in this version)"
+        )
+    exchange = create_exchange(
+        args.exchange or spec.market.exchange,
+        api_url=args.exchange_url,
+        futures=spec.market.type == "futures",
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    session = PaperSession(
+        plan,
+        exchange,
+        CandleStore(resolve_data_dir(args.data)),
+        sorted(pairs),
+        clock=lambda: pd.Timestamp.now(tz="UTC"),
+        sleep=time.sleep,
+    )
+    session.start()
+    runtime = session.runtime
+    assert isinstance(runtime, Runtime)
+    runtime.notifiers.append(LogNotifier())
+    telegram = notifier_from_env(runtime)
+    if telegram is not None:
+        runtime.notifiers.append(telegram)
+    print(
+        f"paper trading {', '.join(session.pairs)} on {exchange.id}; Ctrl-C stops", file=sys.stderr
+    )
+    try:
+        session.run()
+    except KeyboardInterrupt:
+        print("stopped: open paper trades stay as they are", file=sys.stderr)
+        return _done(runtime, 130)
+    return _done(runtime, 0)

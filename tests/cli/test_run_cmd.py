@@ -31,7 +31,7 @@ def test_replay_reports_the_backtests_trades(
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ([], "use --replay DIR"),
+        ([], "paper trading needs the pairs to trade"),
         (["--live"], "not available in this version"),
         (["--replay", "no/such/dir"], "not a directory"),
         (["--replay", ".", "--speed", "fast"], "--speed fast"),

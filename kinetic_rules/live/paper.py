@@ -1,0 +1,130 @@
+"""Paper trading on live exchange data: candles through ccxt, fills by the backtest's rules.
+
+Each cycle waits for a candle to close, brings the candle store up to date with the
+same incremental, retrying download that `kinetic-rules download` uses, hands the new
+candles to the rolling windows and lets the runtime act on the close. When closes were
+missed (the machine slept, the exchange was down), positions still catch up on every
+candle they missed — trade paths are replayed from the entry — but entries are decided
+on the newest close only: an entry signal from an hour ago is not acted on now.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from kinetic_rules.compile.plan import Plan
+from kinetic_rules.data.download import download
+from kinetic_rules.data.store import CandleStore
+from kinetic_rules.errors import ExchangeError
+from kinetic_rules.live.runtime import Runtime, StepReport
+from kinetic_rules.live.window import WindowSource, window_sizes
+from kinetic_rules.timeframes import timeframe_seconds
+
+log = logging.getLogger("kinetic_rules.live")
+Clock = Callable[[], pd.Timestamp]
+
+
+@dataclass
+class PaperSession:
+    plan: Plan
+    exchange: Any  # a ccxt client (public endpoints only: paper trading needs no keys)
+    store: CandleStore
+    pairs: list[str]
+    clock: Clock
+    sleep: Callable[[float], None]
+    sizes: dict[str, int] | None = None  # rolling window per timeframe (default: window_sizes)
+    settle_seconds: float = 3.0  # wait after a close before asking for the candle
+    runtime: Runtime | None = None
+    _seen: dict[tuple[str, str], pd.Timestamp] = field(default_factory=dict)
+    _last_close: pd.Timestamp | None = None
+
+    def needs(self) -> list[tuple[str, str]]:
+        """Every (pair, timeframe) the plan reads, for the traded pairs."""
+        found = {
+            (need.pair or pair, need.timeframe) for pair in self.pairs for need in self.plan.data
+        }
+        return sorted(found)
+
+    def start(self) -> None:
+        """Load each window's history, then build the windows and the runtime."""
+        sizes = self.sizes or window_sizes(self.plan)
+        self._download(sizes)
+        history = {key: self.store.read(self.store_exchange, *key) for key in self.needs()}
+        for key, frame in history.items():
+            if len(frame):
+                self._seen[key] = frame.index[-1]
+        source = WindowSource(self.plan, self.pairs, history, sizes)
+        self.runtime = Runtime(self.plan, source, self.runtime.notifiers if self.runtime else None)
+        source.refresh()
+        self._last_close = source.timeline[-1] + self._base if len(source.timeline) else None
+
+    @property
+    def store_exchange(self) -> str:
+        return str(self.exchange.id)
+
+    @property
+    def _base(self) -> pd.Timedelta:
+        return pd.Timedelta(seconds=timeframe_seconds(self.plan.timeframe))
+
+    def cycle(self) -> StepReport | None:
+        """Bring in what closed since the last cycle and act on the newest close."""
+        assert self.runtime is not None, "call start() first"
+        source = self.runtime.source
+        assert isinstance(source, WindowSource)
+        try:
+            self._download(source.sizes)
+        except ExchangeError as problem:
+            if not problem.temporary:
+                raise
+            log.warning("candles could not be fetched (%s); trying again next candle", problem)
+            return None
+        for key in self.needs():
+            since = self._seen.get(key)
+            frame = self.store.read(self.store_exchange, *key, start=since)
+            fresh = frame[frame.index > since] if since is not None else frame
+            if len(fresh):
+                source.add(*key, fresh)
+                self._seen[key] = fresh.index[-1]
+        step = source.refresh()
+        newest = source.timeline[step] + self._base
+        if self._last_close is not None and newest <= self._last_close:
+            return None  # nothing new closed
+        self._last_close = newest
+        return self.runtime.step(step)
+
+    def run(self, cycles: int | None = None) -> None:
+        """Cycle at every close until stopped (or for `cycles` closes)."""
+        assert self.runtime is not None, "call start() first"
+        done = 0
+        while cycles is None or done < cycles:
+            self.sleep(self._until_next_close())
+            self.cycle()
+            done += 1
+            if self.runtime.stopping and not self.runtime.portfolio.unresolved():
+                break
+
+    def _until_next_close(self) -> float:
+        now = self.clock()
+        step = timeframe_seconds(self.plan.timeframe)
+        seconds = now.timestamp()
+        next_close = math.floor(seconds / step) * step + step
+        return max(0.0, next_close - seconds + self.settle_seconds)
+
+    def _download(self, sizes: dict[str, int]) -> None:
+        for timeframe in sorted({tf for _, tf in self.needs()}):
+            pairs = sorted({pair for pair, tf in self.needs() if tf == timeframe})
+            span = sizes.get(timeframe, 0) * timeframe_seconds(timeframe)
+            summary = download(
+                self.exchange, self.store, pairs, [timeframe], days=max(1, math.ceil(span / 86400))
+            )
+            if summary.failed:
+                first = summary.failed[0]
+                raise ExchangeError(
+                    f"{first.pair} {first.timeframe}: {first.error}", temporary=True
+                )
