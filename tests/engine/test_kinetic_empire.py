@@ -139,3 +139,55 @@ def test_equity_is_marked_to_market_and_ends_at_realised_profit(result: Backtest
     final = result.equity.iloc[-1]
     assert final == pytest.approx(10_000 + sum(t.profit for t in result.trades))
     assert np.isfinite(result.equity.to_numpy()).all()
+
+
+def test_every_signal_with_a_free_slot_became_an_entry(fixture_store: Path, tmp_path: Path) -> None:
+    """The other half of seed property 6: all conditions held, the pair was on the list,
+    nothing blocked it and a slot was free — then an entry was made (market orders, so
+    that no unfilled limit can explain a missing trade)."""
+    text = STRATEGY.read_text().replace("entry: limit", "entry: market")
+    variant = tmp_path / "ke_market.yaml"
+    variant.write_text(text)
+    request = BacktestRequest(variant, fixture_store)
+    result = run_backtest(request)
+    prepared = prepare(request)
+    from kinetic_rules.engine.pairs import prepare_market
+
+    market = prepare_market(prepared.plan, prepared.feed, prepared.pairs)
+    signals = {(t.pair, t.signal_time) for t in result.trades}
+    step = pd.Timedelta("5min")
+    checked = 0
+    for data in market.pairs:
+        index = data.signals.index
+        usable = data.entries["long"] & data.allowed & ~data.blocked  # type: ignore[operator]
+        usable[: data.tradable_from] = False
+        for local in np.flatnonzero(usable):
+            at, decided = index[local], index[local] + step
+            holding = [  # decided earlier, still open at this close
+                t for t in result.trades
+                if t.signal_time < at and (t.exit_time is None or t.exit_time > decided)
+            ]  # fmt: skip
+            rivals = [t for t in result.trades if t.signal_time == at and t.pair != data.pair]
+            if any(t.pair == data.pair for t in holding):
+                continue  # one trade per pair
+            if len(holding) + len(rivals) >= data.limit[local]:  # type: ignore[index]
+                continue  # the slots went to others at this close
+            checked += 1
+            assert (data.pair, at) in signals, (data.pair, at)
+    assert checked >= 5
+
+
+def test_flash_crash_protection_comes_on_with_a_crash_and_off_once_btc_is_stable(
+    frames: dict[str, pd.DataFrame],
+) -> None:
+    frame = frames["SOL/USDT"]
+    active = frame["protections.flash_crash.active"]
+    crash = frame["conditions.btc_crash"]
+    stable = frame["conditions.btc_stable"]
+    assert crash.any(), "the fixture holds a real BTC drop of more than 5% within an hour"
+    turned_on = active & ~active.shift(1, fill_value=False)
+    turned_off = ~active & active.shift(1, fill_value=False)
+    assert turned_on.any() and turned_off.any()
+    assert crash[turned_on].all()  # it comes on exactly when a crash is seen
+    assert stable[turned_off].all()  # and goes off only once BTC held its trend for 4 hours
+    assert not (active & stable & ~crash & active.shift(1, fill_value=False)).any()
