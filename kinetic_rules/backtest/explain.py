@@ -17,6 +17,7 @@ import pandas as pd
 from kinetic_rules.backtest.runner import BacktestRequest, prepare, simulate
 from kinetic_rules.compile.evaluate import Evaluator, PairSignals
 from kinetic_rules.compile.plan import Plan
+from kinetic_rules.compile.trade_eval import evaluate_span
 from kinetic_rules.engine.fills import FillModel
 from kinetic_rules.engine.model import Trade
 from kinetic_rules.engine.paths import ExitRules, trade_path
@@ -157,17 +158,24 @@ def _trade_state(
     )  # fmt: skip
     if open_trade is None:
         return ["\ntrade: none open on this pair at this candle (in the full backtest)"]
-    stop = _stop_at(plan, feed, open_trade, candle)
-    return [
+    stop, trailing = _stop_state(plan, feed, open_trade, candle)
+    lines = [
         f"\ntrade #{open_trade.id}: {open_trade.side} since {open_trade.entry_time}, "
         f"entry {open_trade.entry_price:.6g}, stake {open_trade.stake:.2f}",
         f"  initial stop {open_trade.initial_stop:.6g}; stop after this close {stop:.6g}",
-        f"  it closes at {open_trade.exit_time} ({open_trade.exit_reason})",
     ]
+    for name, since in trailing.items():
+        state = f"active since {since}" if since is not None else "not active yet"
+        lines.append(f"  trailing {name}: {state}")
+    lines.append(f"  it closes at {open_trade.exit_time} ({open_trade.exit_reason})")
+    return lines
 
 
-def _stop_at(plan: Plan, feed: object, trade: Trade, candle: pd.Timestamp) -> float:
-    """The stop in force after `candle`: the trade's path on data that ends there."""
+def _stop_state(
+    plan: Plan, feed: object, trade: Trade, candle: pd.Timestamp
+) -> tuple[float, dict[str, pd.Timestamp | None]]:
+    """The stop in force after `candle`, and since when each trailing rule has been active:
+    the trade's path on data that ends at that candle, so nothing later can leak in."""
     candles = feed(trade.pair, plan.timeframe)  # type: ignore[operator]
     cut = candles[candles.index <= candle]
     prices = {k: cut[k].to_numpy(dtype=np.float64) for k in ("open", "high", "low", "close")}
@@ -178,8 +186,20 @@ def _stop_at(plan: Plan, feed: object, trade: Trade, candle: pd.Timestamp) -> fl
     rules = ExitRules(checked.exit.get(trade.side, {}), checked.trailing, [], [])
     entry = int(signals.index.searchsorted(trade.entry_time))
     path = trade_path(plan, signals, prices, entry, trade.side, trade.entry_price,
-                      trade.initial_stop, rules, _no_limits())  # fmt: skip
-    return path.final_stop
+                      trade.initial_stop, rules, _no_limits(), final=False)  # fmt: skip
+    sign = 1.0 if trade.side == "long" else -1.0
+    profit = sign * (prices["close"][entry:] / trade.entry_price - 1.0)
+    env = {
+        "entry_price": trade.entry_price, "side": sign, "profit": profit,
+        "max_profit": np.maximum.accumulate(profit), "stop": trade.initial_stop,
+        "bars_held": np.arange(len(profit), dtype=np.float64),
+    }  # fmt: skip
+    since: dict[str, pd.Timestamp | None] = {}
+    for name, rule in checked.trailing.items():
+        active = evaluate_span(plan, rule.activate.node, signals, entry, len(prices["close"]), env)
+        hits = np.flatnonzero(active.astype(bool))
+        since[name] = signals.index[entry + int(hits[0])] if len(hits) else None
+    return path.final_stop, since
 
 
 def _no_limits() -> FillModel:

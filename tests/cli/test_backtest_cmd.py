@@ -59,6 +59,7 @@ def test_explain_shows_each_condition_its_operands_and_the_open_trade(
     assert "$roc_threshold = 1.5" in out
     assert "regime: bull" in out
     assert "trade #" in out and "stop after this close" in out
+    assert "trailing atr_trail: not active yet" in out
 
 
 @pytest.mark.parametrize(
@@ -70,3 +71,15 @@ def test_explain_rejects_times_it_cannot_answer(
 ) -> None:
     code = main(["explain", KE, "--data", str(fixture_store), "--pair", "BTC/USDT", "--at", at])
     assert code == 2 and message in capsys.readouterr().err
+
+
+def test_explain_shows_when_the_trailing_stop_switched_on(
+    fixture_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["explain", KE, "--data", str(fixture_store), "--pair", "BTC/USDT",
+                 "--at", "2024-02-28T17:05", "--no-trades"])  # fmt: skip
+    assert code == 0 and "trade #" not in capsys.readouterr().out
+    assert main(["explain", KE, "--data", str(fixture_store), "--pair", "BTC/USDT",
+                 "--at", "2024-02-28T17:05"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "trailing atr_trail: active since 2024-02-28" in out
