@@ -18,7 +18,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from kinetic_rules.cli import backtest_cmd, data_cmd, lang_cmd, run_cmd
+    from kinetic_rules.cli import backtest_cmd, data_cmd, lang_cmd, run_cmd, trades_cmd
 
     parser = argparse.ArgumentParser(
         prog="kinetic-rules",
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     backtest_cmd.register(commands)
     backtest_cmd.register_explain(commands)
     run_cmd.register(commands)
+    trades_cmd.register(commands)
     return parser
 
 

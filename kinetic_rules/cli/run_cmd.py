@@ -44,6 +44,11 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     run.add_argument("--exchange", help="ccxt exchange id (default: the file's market.exchange)")
     run.add_argument("--data", metavar="DIR", help="candle store used as the paper session's cache")
     run.add_argument("--exchange-url", help=argparse.SUPPRESS)  # tests: the stand-in's address
+    run.add_argument(
+        "--db",
+        metavar="URL",
+        help="where trades are kept (default: $KINETIC_RULES_DB or sqlite:///user_data/trades.sqlite)",
+    )
     run.add_argument("--quiet", "-q", action="store_true", help="only the final summary")
     run.set_defaults(handler=run_command)
 
@@ -94,7 +99,8 @@ def run_command(args: argparse.Namespace) -> int:
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     prepared = prepare(request)
     source = ReplaySource(prepared.plan, prepared.feed, prepared.pairs, start)
-    runtime = Runtime(prepared.plan, source, notifiers=[LogNotifier()])
+    sink = _sink(args.db, prepared.plan, "replay") if args.db else None
+    runtime = Runtime(prepared.plan, source, notifiers=[LogNotifier()], sink=sink)
     telegram = notifier_from_env(runtime)  # KINETIC_TELEGRAM_TOKEN / _CHAT_ID, if both are set
     if telegram is not None:
         runtime.notifiers.append(telegram)
@@ -163,6 +169,7 @@ def _paper(args: argparse.Namespace) -> int:
         sorted(pairs),
         clock=lambda: pd.Timestamp.now(tz="UTC"),
         sleep=time.sleep,
+        sink=_sink(args.db, plan, "paper"),
     )
     session.start()
     runtime = session.runtime
@@ -180,3 +187,11 @@ def _paper(args: argparse.Namespace) -> int:
         print("stopped: open paper trades stay as they are", file=sys.stderr)
         return _done(runtime, 130)
     return _done(runtime, 0)
+
+
+def _sink(url: str | None, plan: Any, mode: str) -> Any:
+    """Every trade change, kept in the trade store as it happens (see docs/persistence.md)."""
+    from kinetic_rules.persist import TradeStore
+    from kinetic_rules.persist.sink import StoreSink
+
+    return StoreSink(TradeStore(url), strategy=plan.strategy.spec.metadata.name, mode=mode)

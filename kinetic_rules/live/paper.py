@@ -22,7 +22,7 @@ from kinetic_rules.compile.plan import Plan
 from kinetic_rules.data.download import download
 from kinetic_rules.data.store import CandleStore
 from kinetic_rules.errors import ExchangeError
-from kinetic_rules.live.runtime import Runtime, StepReport
+from kinetic_rules.live.runtime import Runtime, StepReport, TradeSink
 from kinetic_rules.live.window import WindowSource, window_sizes
 from kinetic_rules.timeframes import timeframe_seconds
 
@@ -40,6 +40,7 @@ class PaperSession:
     sleep: Callable[[float], None]
     sizes: dict[str, int] | None = None  # rolling window per timeframe (default: window_sizes)
     settle_seconds: float = 3.0  # wait after a close before asking for the candle
+    sink: TradeSink | None = None  # where trade changes are kept (the trade store)
     runtime: Runtime | None = None
     _seen: dict[tuple[str, str], pd.Timestamp] = field(default_factory=dict)
     _last_close: pd.Timestamp | None = None
@@ -60,7 +61,8 @@ class PaperSession:
             if len(frame):
                 self._seen[key] = frame.index[-1]
         source = WindowSource(self.plan, self.pairs, history, sizes)
-        self.runtime = Runtime(self.plan, source, self.runtime.notifiers if self.runtime else None)
+        notifiers = self.runtime.notifiers if self.runtime else None
+        self.runtime = Runtime(self.plan, source, notifiers, sink=self.sink)
         source.refresh()
         self._last_close = source.timeline[-1] + self._base if len(source.timeline) else None
 

@@ -1,0 +1,46 @@
+"""The runtime's trade changes, written to the store as they happen.
+
+Each change is its own transaction, so a crash loses at most the change in flight;
+opening a trade that is already stored returns its id, so a restart that replays a
+candle never duplicates one.
+"""
+
+from __future__ import annotations
+
+from kinetic_rules.engine.model import Trade
+from kinetic_rules.persist.store import TradeStore
+
+
+class StoreSink:
+    """Implements the live runtime's TradeSink on a TradeStore."""
+
+    def __init__(self, store: TradeStore, *, strategy: str, mode: str) -> None:
+        self.store = store
+        self.strategy = strategy
+        self.mode = mode
+        self._ids: dict[int, int] = {}  # the portfolio's trade id -> the database's
+        self._written: dict[int, int] = {}  # fills already stored per trade
+
+    def trade_changed(self, trade: Trade, fills_known: int, closed: bool) -> None:
+        if trade.id not in self._ids:  # first sight: the trade with all it has so far
+            self._ids[trade.id] = self.store.open_trade(
+                trade, strategy=self.strategy, mode=self.mode
+            )
+            self._written[trade.id] = len(trade.fills)
+            return
+        stored, fresh = self._ids[trade.id], trade.fills[self._written[trade.id] :]
+        last = fresh[-1] if closed and fresh else None
+        for fill in fresh[:-1] if last is not None else fresh:
+            self.store.add_fill(stored, fill)
+        if closed and trade.exit_time is not None and trade.exit_price is not None:
+            self.store.close_trade(
+                stored,
+                exit_time=trade.exit_time,
+                exit_price=trade.exit_price,
+                exit_reason=trade.exit_reason or "",
+                stop=trade.stop,
+                fill=last,  # the closing fill and the close: one transaction
+            )
+        elif trade.stop is not None:
+            self.store.update_stop(stored, trade.stop, trade.fills[-1].time)
+        self._written[trade.id] = len(trade.fills)
