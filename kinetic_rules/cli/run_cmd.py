@@ -12,6 +12,7 @@ from typing import Any
 from kinetic_rules.cli.lang_cmd import parse_overrides
 from kinetic_rules.data.timerange import parse_timerange
 from kinetic_rules.errors import ConfigError
+from kinetic_rules.persist.sink import StoreSink
 from kinetic_rules.timeframes import timeframe_seconds
 
 
@@ -162,6 +163,7 @@ def _paper(args: argparse.Namespace) -> int:
         futures=spec.market.type == "futures",
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    sink = _sink(args.db, plan, "paper")
     session = PaperSession(
         plan,
         exchange,
@@ -169,7 +171,8 @@ def _paper(args: argparse.Namespace) -> int:
         sorted(pairs),
         clock=lambda: pd.Timestamp.now(tz="UTC"),
         sleep=time.sleep,
-        sink=_sink(args.db, plan, "paper"),
+        sink=sink,
+        journal=sink.store,  # a restart resumes the session: see docs/live.md
     )
     session.start()
     runtime = session.runtime
@@ -189,9 +192,8 @@ def _paper(args: argparse.Namespace) -> int:
     return _done(runtime, 0)
 
 
-def _sink(url: str | None, plan: Any, mode: str) -> Any:
+def _sink(url: str | None, plan: Any, mode: str) -> StoreSink:
     """Every trade change, kept in the trade store as it happens (see docs/persistence.md)."""
     from kinetic_rules.persist import TradeStore
-    from kinetic_rules.persist.sink import StoreSink
 
     return StoreSink(TradeStore(url), strategy=plan.strategy.spec.metadata.name, mode=mode)

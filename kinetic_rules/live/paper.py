@@ -14,7 +14,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -30,6 +30,14 @@ log = logging.getLogger("kinetic_rules.live")
 Clock = Callable[[], pd.Timestamp]
 
 
+class Journal(Protocol):
+    """Small durable notes (the trade store provides them): here, when a session began."""
+
+    def state(self, key: str) -> str | None: ...
+
+    def set_state(self, key: str, value: str) -> None: ...
+
+
 @dataclass
 class PaperSession:
     plan: Plan
@@ -41,6 +49,7 @@ class PaperSession:
     sizes: dict[str, int] | None = None  # rolling window per timeframe (default: window_sizes)
     settle_seconds: float = 3.0  # wait after a close before asking for the candle
     sink: TradeSink | None = None  # where trade changes are kept (the trade store)
+    journal: Journal | None = None  # where the session's start is kept, to resume after a crash
     runtime: Runtime | None = None
     _seen: dict[tuple[str, str], pd.Timestamp] = field(default_factory=dict)
     _last_close: pd.Timestamp | None = None
@@ -53,11 +62,22 @@ class PaperSession:
         return sorted(found)
 
     def start(self) -> None:
-        """Load each window's history, then build the windows and the runtime."""
+        """Load each window's history, build the runtime, and resume a crashed session.
+
+        A session's state is a function of the candles since it began, fed close by close:
+        so a restart rebuilds the windows as they were at the first close, then feeds every
+        close since from the candle store. The runtime takes the same decisions again, and
+        the trade store, which ignores what it already holds, records only what is new.
+        """
         sizes = self.sizes or window_sizes(self.plan)
         self._download(sizes)
-        history = {key: self.store.read(self.store_exchange, *key) for key in self.needs()}
-        for key, frame in history.items():
+        began = self._began()
+        history = {}
+        for key in self.needs():
+            frame = self.store.read(self.store_exchange, *key)
+            if began is not None:
+                frame = frame[_closes(frame, key[1]) <= began]
+            history[key] = frame
             if len(frame):
                 self._seen[key] = frame.index[-1]
         source = WindowSource(self.plan, self.pairs, history, sizes)
@@ -65,6 +85,27 @@ class PaperSession:
         self.runtime = Runtime(self.plan, source, notifiers, sink=self.sink)
         source.refresh()
         self._last_close = source.timeline[-1] + self._base if len(source.timeline) else None
+        if began is None:
+            if self.journal is not None and self._last_close is not None:
+                self.journal.set_state(self._journal_key, self._last_close.isoformat())
+            return
+        for close in self._closes_since(began):
+            self._advance(until=close)
+
+    @property
+    def _journal_key(self) -> str:
+        return f"paper-session:{self.plan.strategy.spec.metadata.name}:{','.join(self.pairs)}"
+
+    def _began(self) -> pd.Timestamp | None:
+        text = self.journal.state(self._journal_key) if self.journal is not None else None
+        return pd.Timestamp(text) if text else None
+
+    def _closes_since(self, began: pd.Timestamp) -> list[pd.Timestamp]:
+        closes: set[pd.Timestamp] = set()
+        for pair in self.pairs:
+            frame = self.store.read(self.store_exchange, pair, self.plan.timeframe, start=began)
+            closes.update(_closes(frame, self.plan.timeframe))
+        return sorted(c for c in closes if c > began)
 
     @property
     def store_exchange(self) -> str:
@@ -86,10 +127,19 @@ class PaperSession:
                 raise
             log.warning("candles could not be fetched (%s); trying again next candle", problem)
             return None
+        return self._advance()
+
+    def _advance(self, until: pd.Timestamp | None = None) -> StepReport | None:
+        """Add the stored candles closed since the last close (and by `until`); act on it."""
+        assert self.runtime is not None
+        source = self.runtime.source
+        assert isinstance(source, WindowSource)
         for key in self.needs():
             since = self._seen.get(key)
             frame = self.store.read(self.store_exchange, *key, start=since)
             fresh = frame[frame.index > since] if since is not None else frame
+            if until is not None:
+                fresh = fresh[_closes(fresh, key[1]) <= until]
             if len(fresh):
                 source.add(*key, fresh)
                 self._seen[key] = fresh.index[-1]
@@ -130,3 +180,8 @@ class PaperSession:
                 raise ExchangeError(
                     f"{first.pair} {first.timeframe}: {first.error}", temporary=True
                 )
+
+
+def _closes(frame: pd.DataFrame, timeframe: str) -> pd.DatetimeIndex:
+    """When each candle closed: its open time plus its length."""
+    return pd.DatetimeIndex(frame.index) + pd.Timedelta(seconds=timeframe_seconds(timeframe))
