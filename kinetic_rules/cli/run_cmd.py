@@ -12,7 +12,7 @@ from typing import Any
 from kinetic_rules.cli.lang_cmd import parse_overrides
 from kinetic_rules.data.timerange import parse_timerange
 from kinetic_rules.errors import ConfigError
-from kinetic_rules.persist.sink import StoreSink
+from kinetic_rules.persist.sink import EventLog, StoreSink
 from kinetic_rules.timeframes import timeframe_seconds
 
 
@@ -101,7 +101,8 @@ def run_command(args: argparse.Namespace) -> int:
     prepared = prepare(request)
     source = ReplaySource(prepared.plan, prepared.feed, prepared.pairs, start)
     sink = _sink(args.db, prepared.plan, "replay") if args.db else None
-    runtime = Runtime(prepared.plan, source, notifiers=[LogNotifier()], sink=sink)
+    notifiers: list[Any] = [LogNotifier()] + ([EventLog(sink.store)] if sink else [])
+    runtime = Runtime(prepared.plan, source, notifiers=notifiers, sink=sink)
     telegram = notifier_from_env(runtime)  # KINETIC_TELEGRAM_TOKEN / _CHAT_ID, if both are set
     if telegram is not None:
         runtime.notifiers.append(telegram)
@@ -177,7 +178,7 @@ def _paper(args: argparse.Namespace) -> int:
     session.start()
     runtime = session.runtime
     assert isinstance(runtime, Runtime)
-    runtime.notifiers.append(LogNotifier())
+    runtime.notifiers.extend([LogNotifier(), EventLog(sink.store)])
     telegram = notifier_from_env(runtime)
     if telegram is not None:
         runtime.notifiers.append(telegram)

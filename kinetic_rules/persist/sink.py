@@ -7,8 +7,14 @@ candle never duplicates one.
 
 from __future__ import annotations
 
+import logging
+
 from kinetic_rules.engine.model import Trade
+from kinetic_rules.errors import KineticError
+from kinetic_rules.live.events import Event
 from kinetic_rules.persist.store import TradeStore
+
+log = logging.getLogger("kinetic_rules.persist")
 
 
 class StoreSink:
@@ -44,3 +50,19 @@ class StoreSink:
         elif trade.stop is not None:
             self.store.update_stop(stored, trade.stop, trade.fills[-1].time)
         self._written[trade.id] = len(trade.fills)
+
+
+class EventLog:
+    """A notifier that keeps every event in the trade store's event log."""
+
+    def __init__(self, store: TradeStore) -> None:
+        self.store = store
+
+    def notify(self, event: Event) -> None:
+        try:
+            self.store.log_event(event)
+        except KineticError as problem:  # a notifier never stops trading
+            log.warning("could not record event %s: %s", event.kind, problem)
+
+    def close(self) -> None:
+        """The store belongs to the sink; closing it is the caller's business."""

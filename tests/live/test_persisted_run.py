@@ -24,6 +24,8 @@ def test_a_replay_stores_the_backtests_trades_once(
     backtest = simulate(prepared.plan, prepared.feed, prepared.pairs)
     with TradeStore(url) as store:
         stored = store.trades(mode="replay", strategy="busy")
+        events = store.events(kinds=["trade_closed"])
+    assert len(events) == 2 * len(backtest.trades)  # each run announced each close once
     assert len(stored) == len(backtest.trades)
     key = lambda t: fingerprint(t)[1:]  # noqa: E731 - ids differ: the database assigns its own
     assert sorted(map(key, stored), key=repr) == sorted(map(key, backtest.trades), key=repr)
