@@ -226,40 +226,28 @@ def _as_array(value: Value, length: int) -> np.ndarray:
     return np.full(length, float(value))
 
 
+_ARITHMETIC = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}
+_LOGIC = {"and": np.logical_and, "or": np.logical_or}
+_COMPARISON = {
+    "<": np.less, "<=": np.less_equal, ">": np.greater,
+    ">=": np.greater_equal, "==": np.equal, "!=": np.not_equal,
+}  # fmt: skip
+
+
 def binary(op: str, a: Value, b: Value) -> Value:
-    if op == "and":
-        return np.logical_and(a, b)
-    if op == "or":
-        return np.logical_or(a, b)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if op == "+":
-            return np.add(a, b)
-        if op == "-":
-            return np.subtract(a, b)
-        if op == "*":
-            return np.multiply(a, b)
-        result = np.divide(a, b)
-    # A division by zero is undefined, never infinite.
-    return (
-        np.where(np.isfinite(result), result, np.nan)
-        if isinstance(result, np.ndarray)
-        else (result if np.isfinite(result) else np.nan)
-    )
+    if op in _LOGIC:
+        return _LOGIC[op](a, b)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        result = _ARITHMETIC[op](a, b)
+    # A division by zero or an overflow is undefined, never infinite.
+    if isinstance(result, np.ndarray):
+        return np.where(np.isfinite(result), result, np.nan)
+    return result if np.isfinite(result) else np.nan
 
 
 def compare(op: str, a: Value, b: Value) -> Value:
     with np.errstate(invalid="ignore"):
-        if op == "<":
-            return np.less(a, b)
-        if op == "<=":
-            return np.less_equal(a, b)
-        if op == ">":
-            return np.greater(a, b)
-        if op == ">=":
-            return np.greater_equal(a, b)
-        if op == "==":
-            return np.equal(a, b)
-        return np.not_equal(a, b)
+        return _COMPARISON[op](a, b)
 
 
 def shift(values: np.ndarray, n: int) -> np.ndarray:
