@@ -121,6 +121,11 @@ def simulate(
     step = pd.Timedelta(seconds=timeframe_seconds(plan.timeframe))
     market = prepare_market(plan, feed, pairs, start, progress)
     timeline, data = market.timeline, market.pairs
+    if start is not None and start > timeline[-1]:
+        raise ConfigError(
+            f"the timerange starts at {start:%Y-%m-%d %H:%M}, after the data ends "
+            f"({timeline[-1]:%Y-%m-%d %H:%M}); import or download more, or move the start"
+        )
     fills = fill_model(plan)
     regimes = [name for name, _ in checked.regime]
     portfolio = Portfolio(plan, fills, spec.backtest.starting_balance, step, regimes)

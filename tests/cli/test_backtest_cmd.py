@@ -83,3 +83,12 @@ def test_explain_shows_when_the_trailing_stop_switched_on(
                  "--at", "2024-02-28T17:05"]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "trailing atr_trail: active since 2024-02-28" in out
+
+
+def test_a_timerange_after_the_data_is_refused(
+    fixture_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(["backtest", KE, "--data", str(fixture_store), "--timerange", "20250101-", "-q"]) == 2
+    )
+    assert "after the data ends (2024-03-14" in capsys.readouterr().err
