@@ -90,7 +90,8 @@ class Diagnostic:
 
     def render(self) -> str:
         """file:line:col: severity[code]: message, then the source line with a caret."""
-        head = f"{self.span.location()}: {self.severity}[{self.code}]: {self.message}"
+        where = f"{self.span.location()}: " if self.span.source is not None else ""
+        head = f"{where}{self.severity}[{self.code}]: {self.message}"
         lines = [head]
         source = self.span.source
         if source is not None:

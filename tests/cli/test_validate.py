@@ -97,3 +97,11 @@ def test_hostile_input_gives_exit_2_and_no_traceback(name: str, tmp_path: Path) 
 def test_missing_file_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(["validate", "no/such/file.yaml"], capsys)
     assert code == 2 and "no/such/file.yaml" in err and "No such file" in err
+
+
+def test_errors_from_flags_have_no_made_up_file_position(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["validate", KINETIC_EMPIRE, "--set", "roc_threshold=abc"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error[param]: --set roc_threshold=abc: 'abc' is not a number")
