@@ -252,7 +252,7 @@ def _decisions(
     Take-profits fire in file order (a later one never before an earlier one); on one
     candle, take-profits come before a signal exit, which comes before a protection.
     """
-    events: list[tuple[int, int, float, str]] = []
+    events: list[tuple[int, int, int, float, str]] = []  # candle, kind, file order, share
     earliest = 0
     for order, (name, rule, share) in enumerate(rules.take_profits):
         if order < taken:
@@ -262,7 +262,7 @@ def _decisions(
         k = _first(when)
         if k is None:
             break
-        events.append((k, 0, share, name))
+        events.append((k, 0, order, share, name))
         earliest = k
     first_exit: tuple[int, str] | None = None
     for name, rule in rules.signals.items():
@@ -270,16 +270,16 @@ def _decisions(
         if k is not None and (first_exit is None or k < first_exit[0]):
             first_exit = (k, name)
     if first_exit is not None:
-        events.append((first_exit[0], 1, 1.0, "exit:" + first_exit[1]))
+        events.append((first_exit[0], 1, 0, 1.0, "exit:" + first_exit[1]))
     for name, series in rules.close_all:
         before = series[lo - 1] if lo > 0 else False
         window = series[lo:hi]
         rising = window & ~np.concatenate(([before], window[:-1]))
         k = _first(rising)
         if k is not None:
-            events.append((k, 2, 1.0, f"{PROTECTION}:{name}"))
+            events.append((k, 2, 0, 1.0, f"{PROTECTION}:{name}"))
     events.sort()
-    return [(k, share, reason) for k, _, share, reason in events]
+    return [(k, share, reason) for k, _, _, share, reason in events]
 
 
 def _limit_exit(

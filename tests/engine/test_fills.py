@@ -169,3 +169,14 @@ def test_trailing_stop_never_decreases_and_take_profits_keep_their_order(
     assert all(b >= a for a, b in pairwise(stops))
     reasons = [f.reason for f in trade.fills if f.reason in ("first", "second")]
     assert reasons in ([], ["first"], ["first", "second"])
+
+
+def test_take_profits_firing_on_one_close_fill_in_file_order() -> None:
+    both = (
+        "take_profit:\n  first: {when: profit > 1%, close: 40%}\n"
+        "  second: {when: profit > 2%, close: 30%}\n"  # a smaller share must not jump the queue
+    )
+    rows = [FLAT, SIGNAL, (100, 104, 99, 103, 0), (103.5, 104, 103, 103, 0), FLAT]
+    result = run(MARKET + ENTER_ON_VOLUME + both, rows)
+    reasons = [f.reason for f in result.trades[0].fills]
+    assert reasons[1:3] == ["first", "second"]

@@ -1,0 +1,103 @@
+"""Kinetic Empire v3 (seed 001) on real 15m candles: the seed's own properties."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kinetic_rules.backtest.export import signal_frame
+from kinetic_rules.backtest.runner import BacktestRequest, prepare, run_backtest
+from kinetic_rules.compile.evaluate import Evaluator
+from kinetic_rules.engine.model import BacktestResult
+from tests.conftest import STRATEGIES
+
+V3 = STRATEGIES / "kinetic_v3.yaml"
+PAIRS = ["BTC/USDT", "ETH/USDT"]
+COMPONENTS = ["trend_4h", "trend_1h", "rsi", "macd", "action"]
+
+
+@pytest.fixture(scope="module")
+def request_(fixture_store: Path) -> BacktestRequest:
+    return BacktestRequest(V3, fixture_store, pairs=PAIRS)
+
+
+@pytest.fixture(scope="module")
+def result(request_: BacktestRequest) -> BacktestResult:
+    return run_backtest(request_)
+
+
+@pytest.fixture(scope="module")
+def frames(request_: BacktestRequest) -> dict[str, pd.DataFrame]:
+    prepared = prepare(request_)
+    evaluator = Evaluator(prepared.plan, prepared.feed)
+    return {p: signal_frame(prepared.plan, evaluator.evaluate(p)) for p in PAIRS}
+
+
+def test_it_trades_both_sides_with_leverage(result: BacktestResult) -> None:
+    sides = {t.side for t in result.trades}
+    assert sides == {"long", "short"} and len(result.trades) >= 20
+    assert {t.leverage for t in result.trades} <= {2.0, 5.0, 7.0, 10.0, 15.0, 20.0}
+
+
+def test_scores_are_the_sum_of_their_components_within_0_to_100(
+    frames: dict[str, pd.DataFrame],
+) -> None:  # property 5
+    for frame in frames.values():
+        for side in ("long", "short"):
+            parts = [frame[f"indicators.{side}_{c}"] for c in COMPONENTS]
+            total = sum(parts) + frame["indicators.volume_spike"]
+            np.testing.assert_array_equal(frame[f"indicators.{side}_score"], total)
+            assert frame[f"indicators.{side}_score"].between(0, 100).all()
+        assert not (
+            (frame["indicators.long_score"] >= 60) & (frame["indicators.short_score"] >= 60)
+        ).any()
+
+
+def test_leverage_follows_the_table_exactly(
+    result: BacktestResult, frames: dict[str, pd.DataFrame]
+) -> None:  # property 7
+    calm = {60: 5, 70: 10, 80: 15, 90: 20}
+    hot = {60: 2, 70: 5, 80: 7, 90: 10}
+    for trade in result.trades:
+        row = frames[trade.pair].loc[trade.signal_time]
+        score = row["indicators.score"]
+        table = hot if row["conditions.hot"] else calm
+        expected = table[max(k for k in table if k <= score)]
+        assert trade.leverage == expected
+
+
+def test_stop_is_never_more_than_three_percent_away(result: BacktestResult) -> None:  # property 6
+    for trade in result.trades:
+        assert abs(trade.entry_price - trade.initial_stop) / trade.entry_price <= 0.03 + 1e-12
+
+
+def test_a_position_is_never_more_than_a_quarter_of_equity(result: BacktestResult) -> None:  # 8
+    step = pd.Timedelta("15min")
+    for trade in result.trades:
+        decided = trade.signal_time + step
+        known = sum(
+            t.profit for t in result.trades
+            if t.exit_time is not None and t.fills[-1].time + step <= decided
+        )  # fmt: skip
+        assert trade.stake * trade.leverage <= 0.25 * (10_000 + known) + 1e-6
+
+
+def test_take_profits_come_in_order_and_close_their_shares(result: BacktestResult) -> None:  # 9
+    for trade in result.trades:
+        reasons = [f.reason for f in trade.fills]
+        if "tp2" in reasons:
+            assert "tp1" in reasons and reasons.index("tp1") < reasons.index("tp2")
+        for fill in trade.fills:
+            share = {"tp1": 0.4, "tp2": 0.3}.get(fill.reason)
+            if share is not None:
+                assert fill.amount == pytest.approx(share * trade.amount)
+
+
+def test_short_profits_when_the_price_falls(result: BacktestResult) -> None:
+    for trade in (t for t in result.trades if t.side == "short" and t.exit_price):
+        fell = trade.exit_price < trade.entry_price
+        gross = sum((trade.entry_price - f.price) * f.amount for f in trade.fills[1:])
+        assert (gross > 0) == fell or abs(trade.exit_price - trade.entry_price) < 1e-9
