@@ -2,7 +2,8 @@
 its subcommands to the parser; this module only wires them and maps errors to exit codes.
 
 Exit codes: 0 success, 1 the command ran and found a problem it reports (e.g. data
-validation findings), 2 a user error (bad strategy, bad flag, bad data), 130 interrupted.
+validation findings) or kinetic-rules itself failed (an internal error, details saved to a
+file), 2 a user error (bad strategy, bad flag, bad data), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -48,6 +49,27 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as bug:  # never a traceback on screen, even for our own mistakes
+        return _internal_error(bug)
+
+
+def _internal_error(bug: Exception) -> int:
+    """A bug in kinetic-rules, not in the user's input: say so, keep the details in a file."""
+    import tempfile
+    import traceback
+
+    with tempfile.NamedTemporaryFile(
+        "w", prefix="kinetic-rules-crash-", suffix=".txt", delete=False
+    ) as report:
+        report.write(f"kinetic-rules {__version__}\n{' '.join(sys.argv)}\n\n")
+        report.write("".join(traceback.format_exception(bug)))
+    print(
+        f"internal error: {type(bug).__name__}: {bug}\n"
+        f"This is a bug in kinetic-rules, not in your input. The details are in {report.name}; "
+        "please attach that file when you report it.",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def run() -> None:

@@ -166,6 +166,8 @@ class Evaluator:
             case ast.History(operand=operand, offset=offset):
                 assert isinstance(offset, ast.Number)
                 inner = _as_array(self._eval(operand, frame, regime), frame.length)
+                if inner.dtype.kind == "i":  # regime class numbers: undefined before the start
+                    inner = inner.astype(np.float64)
                 return shift(inner, int(offset.value))
             case ast.Context(operand=operand, timeframe=tf, pair=pair):
                 return self._context(operand, tf or frame.timeframe, pair or frame.pair, frame)

@@ -202,6 +202,7 @@ class Resolver:
         right = self._resolve(node.right, scope, tf)
         if left is None or right is None:
             return None
+        left, right = self._as_number(left, tf), self._as_number(right, tf)
         want = BOOL if node.op in ("and", "or") else NUMBER
         ok_left = self._expect(left, want, node.left.span, f"'{node.op}'")
         ok_right = self._expect(right, want, node.right.span, f"'{node.op}'")
@@ -222,7 +223,7 @@ class Resolver:
         operands += [self._resolve(operand, scope, tf) for _, operand in node.rest]
         if any(o is None for o in operands):
             return None
-        typed = [o for o in operands if o is not None]
+        typed = [self._as_number(o, tf) for o in operands if o is not None]
         spans = [node.first.span, *(operand.span for _, operand in node.rest)]
         for (op, _), left, right, span in zip(node.rest, typed, typed[1:], spans[1:], strict=False):
             if STRING in (left.kind, right.kind):
@@ -246,9 +247,7 @@ class Resolver:
             self._error(span, "type", "words can only be compared with == or != to words")
             return False
         for side in (left.node, right.node):
-            if isinstance(side, ast.String) and any(
-                isinstance(o, ast.Name) and o.id == "regime" for o in (left.node, right.node)
-            ):
+            if isinstance(side, ast.String) and any(_is_regime(o) for o in (left.node, right.node)):
                 classes = self.symbols.regime_classes
                 if side.value not in classes:
                     near = difflib.get_close_matches(side.value, classes, n=1)
@@ -300,8 +299,9 @@ class Resolver:
                 "x[n] is the value n candles ago; n must be 0 or more",
             )
             return None
-        if operand.kind not in (NUMBER, BOOL):
-            self._error(node.span, "type", "only numbers and conditions have a history")
+        is_regime = isinstance(operand.node, ast.Name) and operand.node.id == "regime"
+        if operand.kind not in (NUMBER, BOOL) and not is_regime:
+            self._error(node.span, "type", "only numbers, conditions and the regime have a history")
             return None
         if self._uses_trade(operand.node):
             self._error(node.span, "wrong-place", "trade values have no history; use max_profit")
@@ -521,6 +521,13 @@ class Resolver:
             isinstance(n, ast.Name) and n.id in CONTEXT_NAMES and n.id != "spread"
             for n in node.walk()
         )
+
+
+def _is_regime(node: ast.Node) -> bool:
+    """`regime`, or `regime[n]`: the series whose values are regime class names."""
+    if isinstance(node, ast.History):
+        node = node.operand
+    return isinstance(node, ast.Name) and node.id == "regime"
 
 
 _ELEMENTWISE = {"abs", "min", "max", "clamp", "log", "sqrt", "step"}

@@ -105,3 +105,20 @@ def test_errors_from_flags_have_no_made_up_file_position(
     assert main(["validate", KINETIC_EMPIRE, "--set", "roc_threshold=abc"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error[param]: --set roc_threshold=abc: 'abc' is not a number")
+
+
+def test_a_bug_of_ours_is_reported_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kinetic_rules.cli import lang_cmd
+
+    def broken(*_: object) -> None:
+        raise ZeroDivisionError("simulated")
+
+    monkeypatch.setattr(lang_cmd, "build_plan", broken)
+    assert main(["validate", KINETIC_EMPIRE]) == 1
+    err = capsys.readouterr().err
+    assert "internal error: ZeroDivisionError: simulated" in err and "Traceback" not in err
+    crash = Path(err.split("details are in ")[1].split(";")[0])
+    assert "Traceback" in crash.read_text() and "simulated" in crash.read_text()
+    crash.unlink()

@@ -230,3 +230,23 @@ entry:
     np.testing.assert_array_equal(signals.rule(entry["not_down"]), up | flat)
     multiplier = signals.rule(plan.strategy.indicators["multiplier"])
     np.testing.assert_array_equal(multiplier, np.array([2.5, 1.0, 2.0])[expected_codes])
+
+
+def test_the_regime_has_a_history_for_spotting_changes() -> None:
+    text = """
+metadata: {name: regime changes}
+timeframe: 5m
+regime:
+  classes:
+    up: close > open
+    down: otherwise
+entry:
+  long:
+    turned_up: regime[1] == "down" and regime == "up"
+"""
+    plan = build_plan(check(load_text(text, "t.yaml")))
+    rows = fixture_candles("SOL/USDT", "5m")
+    up = (rows["close"] > rows["open"]).to_numpy()
+    signals = Evaluator(plan, fixture_candles).evaluate("SOL/USDT")
+    expected = up & np.concatenate(([False], ~up[:-1]))
+    np.testing.assert_array_equal(signals.rule(plan.strategy.entry["long"]["turned_up"]), expected)

@@ -180,3 +180,11 @@ def test_take_profits_firing_on_one_close_fill_in_file_order() -> None:
     result = run(MARKET + ENTER_ON_VOLUME + both, rows)
     reasons = [f.reason for f in result.trades[0].fills]
     assert reasons[1:3] == ["first", "second"]
+
+
+def test_a_duration_in_a_rule_counts_candles() -> None:
+    body = MARKET + ENTER_ON_VOLUME + "exit:\n  long:\n    held: bars_held >= 15m\n"
+    result = run(body, [FLAT, SIGNAL, FLAT, FLAT, FLAT, FLAT, FLAT])
+    (trade,) = result.trades
+    assert trade.exit_reason == "held"
+    assert trade.exit_time - trade.entry_time == pd.Timedelta("20min")  # decided after 3 candles

@@ -1,0 +1,134 @@
+"""Adaptive MTF (seed 003) on real 5m candles: the seed's own properties."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kinetic_rules.backtest.export import signal_frame
+from kinetic_rules.backtest.runner import BacktestRequest, prepare, run_backtest
+from kinetic_rules.compile.evaluate import Evaluator
+from kinetic_rules.engine.model import BacktestResult
+from kinetic_rules.functions import REGISTRY
+from tests.conftest import STRATEGIES
+
+MTF = STRATEGIES / "adaptive_mtf.yaml"
+SHORT_HISTORY = {"atr_days": "7"}  # the fixtures hold a month of 5m candles, not 30 days more
+
+
+@pytest.fixture(scope="module")
+def request_(fixture_store: Path) -> BacktestRequest:
+    return BacktestRequest(MTF, fixture_store, overrides=SHORT_HISTORY)
+
+
+@pytest.fixture(scope="module")
+def result(request_: BacktestRequest) -> BacktestResult:
+    return run_backtest(request_)
+
+
+@pytest.fixture(scope="module")
+def frames(request_: BacktestRequest) -> dict[str, pd.DataFrame]:
+    prepared = prepare(request_)
+    evaluator = Evaluator(prepared.plan, prepared.feed)
+    return {p: signal_frame(prepared.plan, evaluator.evaluate(p)) for p in prepared.pairs}
+
+
+def test_it_trades(result: BacktestResult) -> None:
+    assert len(result.trades) >= 50 and {t.side for t in result.trades} == {"long", "short"}
+
+
+def test_confidence_is_1_for_four_timeframes_0_7_for_three_else_0(
+    frames: dict[str, pd.DataFrame],
+) -> None:  # 6
+    for frame in frames.values():
+        aligned = frame["indicators.aligned"]
+        expected = np.select([aligned == 4, aligned == 3], [1.0, 0.7], default=0.0)
+        np.testing.assert_array_equal(frame["indicators.confidence"], expected)
+
+
+def test_no_entry_with_fewer_than_three_timeframes_agreeing(
+    result: BacktestResult, frames: dict[str, pd.DataFrame]
+) -> None:  # 7
+    for trade in result.trades:
+        row = frames[trade.pair].loc[trade.signal_time]
+        count = row["indicators.up_count"] if trade.side == "long" else row["indicators.down_count"]
+        assert count >= 3
+
+
+def test_at_most_five_symbols_and_forty_percent_each(result: BacktestResult) -> None:  # 15, 18
+    step = pd.Timedelta("5min")
+    for trade in result.trades:
+        decided = trade.signal_time + step
+        holding = [
+            t for t in result.trades
+            if t.signal_time < trade.signal_time and (t.exit_time is None or t.exit_time > decided)
+        ]  # fmt: skip
+        assert len(holding) < 5
+        known = sum(t.profit for t in result.trades if t.fills[-1].time + step <= decided)
+        assert trade.stake <= 0.40 * (10_000 + known) + 1e-6
+
+
+def test_partial_exits_close_33_66_and_100_percent(result: BacktestResult) -> None:  # 19
+    shares = {"at_1_5_atr": 0.33, "at_3_atr": 0.66, "at_5_atr": 1.0}
+    for trade in result.trades:
+        closed = 0.0
+        for fill in trade.fills[1:]:
+            closed += fill.amount / trade.amount
+            if fill.reason in shares:
+                assert closed == pytest.approx(shares[fill.reason])
+
+
+def test_breakeven_once_two_atr_in_profit(
+    result: BacktestResult, request_: BacktestRequest
+) -> None:  # 20
+    feed = prepare(request_).feed
+    atr = REGISTRY.get("atr")
+    assert atr is not None
+    moved = 0
+    for trade in result.trades:
+        candles = feed(trade.pair, "5m")
+        values = atr.impl(*(candles[k].to_numpy() for k in ("high", "low", "close")), 14)
+        sign = 1 if trade.side == "long" else -1
+        held = (candles.index >= trade.entry_time) & (candles.index < trade.exit_time)
+        gain = sign * (candles["close"][held] - trade.entry_price)
+        if (gain.to_numpy() >= 2 * values[held]).any():
+            moved += 1
+            assert sign * trade.stop >= sign * trade.entry_price - 1e-9
+    assert moved >= 3
+
+
+def test_time_and_regime_exits_follow_their_rules(
+    result: BacktestResult, frames: dict[str, pd.DataFrame]
+) -> None:  # 21, 22
+    changes = 0
+    for frame in frames.values():  # the exit fires as ranging begins within an hour of a trend
+        regime = frame["regime"]
+        trending = regime.isin(["trending_bullish", "trending_bearish"])
+        recently = trending.rolling(12, min_periods=12).max().fillna(0).astype(bool)
+        entering = (regime == "ranging") & (regime.shift(1) != "ranging")
+        expected = (entering & recently).to_numpy()
+        np.testing.assert_array_equal(frame["exit.long.trend_ended"].to_numpy(), expected)
+        changes += int(expected.sum())
+    assert changes > 0
+    for trade in result.trades:
+        if trade.exit_reason == "stale":
+            assert trade.exit_time - trade.entry_time >= pd.Timedelta("24h")
+        if trade.exit_reason == "trend_ended":
+            regime = frames[trade.pair]["regime"]
+            decided = regime.index.get_loc(trade.exit_time - pd.Timedelta("5min"))
+            assert regime.iloc[decided] == "ranging" != regime.iloc[decided - 1]
+
+
+def test_every_candle_has_one_of_five_regimes_and_volatile_halves_the_size(
+    frames: dict[str, pd.DataFrame],
+) -> None:  # 23, 25
+    classes = {"trending_bullish", "trending_bearish", "volatile", "ranging", "uncertain"}
+    for frame in frames.values():
+        assert set(frame["regime"].unique()) <= classes
+        volatile = frame[frame["regime"] == "volatile"]
+        trending = frame[frame["regime"] == "trending_bullish"]
+        if len(volatile) and len(trending):
+            assert volatile["indicators.allocation"].max() <= 0.5 * 0.40 + 1e-12
