@@ -28,7 +28,7 @@ from kinetic_rules.engine.scanner import blacklisted
 from kinetic_rules.errors import ConfigError, DataError
 from kinetic_rules.lang.checker import check
 from kinetic_rules.spec.loader import load_file
-from kinetic_rules.timeframes import timeframe_seconds
+from kinetic_rules.timeframes import format_duration, timeframe_seconds
 
 Feed = Callable[[str, str], pd.DataFrame]
 Progress = Callable[[str, int, int], None]  # (what, done, total)
@@ -135,6 +135,12 @@ def simulate(
     )
     equity = _equity(trades, data, timeline, step, spec.backtest.starting_balance)
     skipped = list(market.skipped)
+    warmup = format_duration(plan.warmup_seconds)
+    skipped += [
+        f"{d.pair}: not traded: its data ends before the strategy's warm-up ({warmup}) is over"
+        for d in data
+        if d.tradable_from >= len(d.signals.index)
+    ]
     return BacktestResult(
         strategy_name=spec.metadata.name,
         strategy_file="",

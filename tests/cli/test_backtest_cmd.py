@@ -92,3 +92,14 @@ def test_a_timerange_after_the_data_is_refused(
         main(["backtest", KE, "--data", str(fixture_store), "--timerange", "20250101-", "-q"]) == 2
     )
     assert "after the data ends (2024-03-14" in capsys.readouterr().err
+
+
+def test_pairs_whose_data_ends_within_the_warm_up_are_named(
+    fixture_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mtf = str(STRATEGIES / "adaptive_mtf.yaml")  # ranks ATR over 30 days of 5m candles
+    assert main(["backtest", mtf, "--data", str(fixture_store), "--pairs", "SOL/USDT", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "SOL/USDT: not traded: its data ends before the strategy's warm-up" in " ".join(
+        out.split()
+    )
