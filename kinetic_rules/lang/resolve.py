@@ -12,40 +12,30 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from kinetic_rules.errors import Diagnostic, Span
 from kinetic_rules.functions import REGISTRY, ArgKind, Function
 from kinetic_rules.lang import ast
 from kinetic_rules.lang.names import CANDLE_FIELDS, CONTEXT_NAMES, Scope
+from kinetic_rules.lang.symbols import (
+    BOOL,
+    DURATION,
+    ELEMENTWISE,
+    LIST,
+    NUMBER,
+    STRING,
+    Definition,
+    Symbols,
+    Typed,
+    compare_words,
+    fold,
+    is_regime,
+    kind_word,
+    scope_words,
+)
 from kinetic_rules.timeframes import candles_in, parse_duration, timeframe_seconds
 
-NUMBER, BOOL, STRING, LIST, DURATION = "number", "bool", "string", "list", "duration"
-
-
-@dataclass(frozen=True)
-class Typed:
-    node: ast.Node
-    kind: str
-
-
-@dataclass
-class Definition:
-    name: str
-    kind: str  # what it must be: number (indicators) or bool (conditions)
-    tree: ast.Node | None  # None: it did not parse (already reported)
-
-
-@dataclass
-class Symbols:
-    params: dict[str, float | int | bool | str]
-    definitions: dict[str, Definition]
-    regime_classes: tuple[str, ...] = ()
-    regime_tables: frozenset[str] = frozenset()
-    informative_timeframes: frozenset[str] | None = None
-    informative_pairs: frozenset[str] | None = None
-    declared_params: frozenset[str] = frozenset()  # including those whose value was rejected
-    used: set[str] = field(default_factory=set)
+__all__ = ["BOOL", "NUMBER", "Definition", "Resolver", "Symbols", "Typed"]
 
 
 class Resolver:
@@ -117,7 +107,7 @@ class Resolver:
         if name in CONTEXT_NAMES:
             builtin = CONTEXT_NAMES[name]
             if not (builtin.scope & scope):
-                where = _scope_words(builtin.scope)
+                where = scope_words(builtin.scope)
                 self._error(
                     node.span,
                     "wrong-place",
@@ -210,7 +200,7 @@ class Resolver:
             return None
         a, b = left.node, right.node
         if isinstance(a, ast.Number) and isinstance(b, ast.Number):
-            folded = _fold(node.op, a.value, b.value)
+            folded = fold(node.op, a.value, b.value)
             if folded is not None:
                 return Typed(ast.Number(folded, span=node.span), NUMBER)
         if isinstance(a, ast.Bool) and isinstance(b, ast.Bool):
@@ -239,7 +229,7 @@ class Resolver:
         first, *rest = (t.node for t in typed)
         pairs = tuple((op, n) for (op, _), n in zip(node.rest, rest, strict=True))
         if all(isinstance(n, ast.String) for n in (first, *rest)):
-            return Typed(ast.Bool(_compare_words(first, pairs), span=node.span), BOOL)
+            return Typed(ast.Bool(compare_words(first, pairs), span=node.span), BOOL)
         return Typed(ast.Compare(first, pairs, span=node.span), BOOL)
 
     def _check_string_compare(self, op: str, left: Typed, right: Typed, span: Span) -> bool:
@@ -247,7 +237,7 @@ class Resolver:
             self._error(span, "type", "words can only be compared with == or != to words")
             return False
         for side in (left.node, right.node):
-            if isinstance(side, ast.String) and any(_is_regime(o) for o in (left.node, right.node)):
+            if isinstance(side, ast.String) and any(is_regime(o) for o in (left.node, right.node)):
                 classes = self.symbols.regime_classes
                 if side.value not in classes:
                     near = difflib.get_close_matches(side.value, classes, n=1)
@@ -271,7 +261,7 @@ class Resolver:
             self._error(
                 node.span,
                 "type",
-                f"'then' gives a {_word(then.kind)}, 'else' a {_word(other.kind)}",
+                f"'then' gives a {kind_word(then.kind)}, 'else' a {kind_word(other.kind)}",
                 "both branches must give the same kind of value",
             )
             return None
@@ -453,7 +443,7 @@ class Resolver:
             typed = self._as_number(typed, tf) if want == NUMBER else typed
             if not self._expect(typed, want, given.span, where):
                 return None
-            if function.name not in _ELEMENTWISE and self._uses_trade(typed.node):
+            if function.name not in ELEMENTWISE and self._uses_trade(typed.node):
                 self._error(given.span, "wrong-place", f"{where} cannot follow a trade value")
                 return None
             return typed.node
@@ -513,7 +503,9 @@ class Resolver:
             hint = "to count a condition as a number, write: if <condition> then 1 else 0"
         elif want == BOOL and typed.kind == NUMBER:
             hint = "compare it with something, e.g. x > 0"
-        self._error(span, "type", f"{where} needs a {_word(want)}, got a {_word(typed.kind)}", hint)
+        self._error(
+            span, "type", f"{where} needs a {kind_word(want)}, got a {kind_word(typed.kind)}", hint
+        )
         return False
 
     def _uses_trade(self, node: ast.Node) -> bool:
@@ -521,57 +513,3 @@ class Resolver:
             isinstance(n, ast.Name) and n.id in CONTEXT_NAMES and n.id != "spread"
             for n in node.walk()
         )
-
-
-def _is_regime(node: ast.Node) -> bool:
-    """`regime`, or `regime[n]`: the series whose values are regime class names."""
-    if isinstance(node, ast.History):
-        node = node.operand
-    return isinstance(node, ast.Name) and node.id == "regime"
-
-
-_ELEMENTWISE = {"abs", "min", "max", "clamp", "log", "sqrt", "step"}
-RESERVED_WORDS = {"otherwise"}
-
-
-def _fold(op: str, a: float, b: float) -> float | None:
-    if op == "+":
-        return a + b
-    if op == "-":
-        return a - b
-    if op == "*":
-        return a * b
-    if op == "/" and b != 0:
-        return a / b
-    return None
-
-
-def _compare_words(first: ast.Node, pairs: tuple[tuple[str, ast.Node], ...]) -> bool:
-    left = first
-    for op, right in pairs:
-        assert isinstance(left, ast.String) and isinstance(right, ast.String)
-        if (left.value == right.value) != (op == "=="):
-            return False
-        left = right
-    return True
-
-
-def _word(kind: str) -> str:
-    return {
-        NUMBER: "number",
-        BOOL: "condition (true/false)",
-        STRING: "word",
-        LIST: "list",
-        DURATION: "duration",
-    }.get(kind, kind)
-
-
-def _scope_words(scope: Scope) -> str:
-    places = []
-    if scope & Scope.TRADE:
-        places.append("while a trade is open (exit, stoploss, take_profit)")
-    if scope & Scope.SIZING:
-        places.append("when sizing a trade (sizing)")
-    if scope & Scope.LIVE:
-        places.append("in live trading (scanner filters)")
-    return " or ".join(places)
