@@ -22,6 +22,7 @@ from kinetic_rules.errors import DataError
 from kinetic_rules.functions import REGISTRY, ArgKind
 from kinetic_rules.lang import ast
 from kinetic_rules.lang.checker import Rule
+from kinetic_rules.lang.names import LIVE_NAMES
 
 Feed = Callable[[str, str], pd.DataFrame]  # (pair, timeframe) -> candles indexed by open time
 Value = Any  # np.ndarray, or a Python scalar for constants
@@ -46,6 +47,8 @@ class Frame:
             estimate = self.candles["volume"].to_numpy() * self.candles["close"].to_numpy()
             return np.asarray(estimate, dtype=np.float64)
         if name not in self.candles:
+            if name in LIVE_NAMES:  # a live-only input, absent from candles: undefined
+                return np.full(self.length, np.nan)
             raise DataError(f"{self.pair} {self.timeframe} candles have no '{name}' column")
         return np.asarray(self.candles[name].to_numpy(), dtype=np.float64)
 

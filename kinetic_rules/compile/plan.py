@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from kinetic_rules.functions import REGISTRY, ArgKind
 from kinetic_rules.lang import ast
 from kinetic_rules.lang.checker import CheckedStrategy, Rule
-from kinetic_rules.lang.names import CONTEXT_NAMES, Scope
+from kinetic_rules.lang.names import CONTEXT_NAMES, LIVE_NAMES
 from kinetic_rules.timeframes import timeframe_seconds
 
 
@@ -32,7 +32,8 @@ class Plan:
     strategy: CheckedStrategy
     timeframe: str
     market: tuple[ast.Node, ...]  # market series every pair computes, in a stable order
-    live_only: tuple[Rule, ...]  # rules needing live-only inputs: skipped in backtests
+    live_only: tuple[Rule, ...]  # scanner steps needing live-only inputs: skipped in backtests
+    reads_live: tuple[Rule, ...]  # other rules reading a live-only input (undefined here)
     data: tuple[DataNeed, ...]  # candles the plan reads
     warmup: dict[str, int]  # candles of each timeframe needed before its series are trustworthy
     warmup_seconds: int  # the longest of those, as time
@@ -46,7 +47,8 @@ class Plan:
 def build_plan(checked: CheckedStrategy) -> Plan:
     base = checked.timeframe
     market: dict[ast.Node, None] = {}
-    live_only = tuple(r for r in checked.rules() if _uses_live(r.node))
+    live_only = tuple(s.rule for s in checked.scanner if s.live_only)
+    reads_live = tuple(r for r in checked.rules() if r not in live_only and _uses_live(r.node))
     for rule in checked.rules():
         if rule in live_only:
             continue
@@ -65,6 +67,7 @@ def build_plan(checked: CheckedStrategy) -> Plan:
         timeframe=base,
         market=tuple(market),
         live_only=live_only,
+        reads_live=reads_live,
         data=tuple(needs),
         warmup=warmups,
         warmup_seconds=seconds,
@@ -75,17 +78,13 @@ def build_plan(checked: CheckedStrategy) -> Plan:
 
 def _uses_trade(node: ast.Node) -> bool:
     return any(
-        isinstance(n, ast.Name) and n.id in CONTEXT_NAMES and n.id != "spread" for n in node.walk()
+        isinstance(n, ast.Name) and n.id in CONTEXT_NAMES and n.id not in LIVE_NAMES
+        for n in node.walk()
     )
 
 
 def _uses_live(node: ast.Node) -> bool:
-    return any(
-        isinstance(n, ast.Name)
-        and n.id in CONTEXT_NAMES
-        and Scope.LIVE in CONTEXT_NAMES[n.id].scope
-        for n in node.walk()
-    )
+    return any(isinstance(n, ast.Name) and n.id in LIVE_NAMES for n in node.walk())
 
 
 def _market_parts(rule: Rule) -> list[ast.Node]:

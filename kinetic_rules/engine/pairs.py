@@ -87,7 +87,8 @@ def prepare_market(
         prepared.allowed = picks.allowed[prepared.timeline_index, column]
     skipped = [*picks.skipped]
     skipped += [
-        f"{r.label}: needs live data" for r in plan.live_only if not r.label.startswith("scanner")
+        f"{r.label}: reads an input that exists only live; it is undefined in this run"
+        for r in plan.reads_live
     ]
     return Market(timeline, data, tuple(skipped))
 

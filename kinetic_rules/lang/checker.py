@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from kinetic_rules.errors import Diagnostic, Span, StrategyError
 from kinetic_rules.lang import ast
-from kinetic_rules.lang.names import CANDLE_FIELDS, CONTEXT_NAMES, RESERVED, Scope
+from kinetic_rules.lang.names import CANDLE_FIELDS, CONTEXT_NAMES, LIVE_NAMES, RESERVED, Scope
 from kinetic_rules.lang.parser import parse
 from kinetic_rules.lang.resolve import BOOL, NUMBER, Definition, Resolver, Symbols, Typed
 from kinetic_rules.spec.loader import LoadedStrategy, PathKey
@@ -218,7 +218,8 @@ class _Checker:
         tree = self._parse(path, text)
         if tree is None:
             return None
-        typed = self.resolver.resolve(tree, scope, self.spec.timeframe)
+        # Live-only inputs may be read anywhere market data may; backtests see them undefined.
+        typed = self.resolver.resolve(tree, scope | Scope.LIVE, self.spec.timeframe)
         return self._finish(path, tree, typed, kind)
 
     def _finish(self, path: PathKey, tree: ast.Node, typed: Typed | None, kind: str) -> Rule | None:
@@ -240,7 +241,8 @@ class _Checker:
             section = "indicators" if definition.kind == NUMBER else "conditions"
             if definition.tree is None:
                 continue
-            typed = self.resolver.resolve(definition.tree, Scope.MARKET, self.spec.timeframe)
+            scope = Scope.MARKET | Scope.LIVE
+            typed = self.resolver.resolve(definition.tree, scope, self.spec.timeframe)
             rule = self._finish((section, name), definition.tree, typed, definition.kind)
             if rule is not None:
                 getattr(out, section)[name] = rule
@@ -255,7 +257,7 @@ class _Checker:
                 rule = self.rule(path, text or "", kind, Scope.MARKET | Scope.LIVE)
                 if rule is not None:
                     live = any(
-                        isinstance(n, ast.Name) and n.id == "spread" for n in rule.node.walk()
+                        isinstance(n, ast.Name) and n.id in LIVE_NAMES for n in rule.node.walk()
                     )
                     out.scanner.append(
                         ScannerRule(step.name or f"step {index + 1}", step.top, rule, live)

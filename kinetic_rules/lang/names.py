@@ -56,7 +56,16 @@ CONTEXT_NAMES = {
         BuiltinName("stop", Scope.TRADE | Scope.SIZING, "the stop price in force"),
         BuiltinName("equity", Scope.SIZING, "account value when the trade is sized"),
         BuiltinName("spread", Scope.LIVE, "(ask − bid) / ask from the live order book"),
+        BuiltinName(
+            "book_imbalance",
+            Scope.LIVE,
+            "(bid volume − ask volume) / (bid volume + ask volume) near the top of the live "
+            "order book, from −1 (all selling) to 1 (all buying)",
+        ),
     )
 }
+
+# Inputs that exist only when trading live: undefined in backtests, and reports say so.
+LIVE_NAMES = frozenset(n for n, b in CONTEXT_NAMES.items() if Scope.LIVE in b.scope)
 
 RESERVED = {"regime", "otherwise", "true", "false", "and", "or", "not", "if", "then", "else"}

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from kinetic_rules.errors import Diagnostic, Span
 from kinetic_rules.functions import REGISTRY, ArgKind, Function
 from kinetic_rules.lang import ast
-from kinetic_rules.lang.names import CANDLE_FIELDS, CONTEXT_NAMES, Scope
+from kinetic_rules.lang.names import CANDLE_FIELDS, CONTEXT_NAMES, LIVE_NAMES, Scope
 from kinetic_rules.lang.symbols import (
     BOOL,
     DURATION,
@@ -162,9 +162,8 @@ class Resolver:
             definition = self.symbols.definitions[name]
             self._stack.append(name)
             try:
-                typed = (
-                    self._resolve(definition.tree, Scope.MARKET, tf) if definition.tree else None
-                )
+                scope = Scope.MARKET | (Scope.LIVE if not self._inside_context else Scope(0))
+                typed = self._resolve(definition.tree, scope, tf) if definition.tree else None
             finally:
                 self._stack.pop()
             self._memo[key] = typed if typed and typed.kind == definition.kind else None
@@ -510,6 +509,6 @@ class Resolver:
 
     def _uses_trade(self, node: ast.Node) -> bool:
         return any(
-            isinstance(n, ast.Name) and n.id in CONTEXT_NAMES and n.id != "spread"
+            isinstance(n, ast.Name) and n.id in CONTEXT_NAMES and n.id not in LIVE_NAMES
             for n in node.walk()
         )

@@ -87,5 +87,5 @@ def scope_words(scope: Scope) -> str:
     if scope & Scope.SIZING:
         places.append("when sizing a trade (sizing)")
     if scope & Scope.LIVE:
-        places.append("in live trading (scanner filters)")
+        places.append("in live trading, for the traded pair on the base timeframe")
     return " or ".join(places)

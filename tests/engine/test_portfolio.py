@@ -10,6 +10,7 @@ import pytest
 from kinetic_rules.backtest.runner import simulate
 from kinetic_rules.compile.plan import build_plan
 from kinetic_rules.engine.model import BacktestResult
+from kinetic_rules.errors import StrategyError
 from kinetic_rules.lang.checker import check
 from kinetic_rules.spec.loader import load_text
 
@@ -143,3 +144,27 @@ entry:
     feeds = {"A/USDT": loud, "B/USDT": quiet}
     result = simulate(plan, lambda pair, tf: feeds[pair], ["A/USDT", "B/USDT"])
     assert result.trades == []  # A held the only slot; its order expired unfilled
+
+
+def test_live_only_inputs_are_absent_in_backtests_and_reported() -> None:
+    text = """
+metadata: {name: live inputs}
+timeframe: 5m
+orders: {entry: market, exit: market}
+indicators:
+  bonus: if book_imbalance > 0.2 then 1 else 0     # exists only with a live order book
+entry:
+  long:
+    go: volume > 100
+    no_bonus_needed: volume + bonus > 0
+"""
+    plan = build_plan(check(load_text(text, "t.yaml")))
+    result = simulate(plan, lambda pair, tf: frame([0, 200, 0, 0, 0]), ["X/USDT"])
+    assert len(result.trades) == 1  # the bonus is undefined, hence 0: nothing else changes
+    assert any("indicators.bonus" in s and "only live" in s for s in result.assumptions.skipped)
+
+
+def test_live_only_inputs_cannot_be_read_from_another_timeframe() -> None:
+    text = "metadata: {name: t}\ntimeframe: 5m\nentry:\n  long:\n    a: book_imbalance@1h > 0\n"
+    with pytest.raises(StrategyError, match="exists only in live trading"):
+        check(load_text(text, "t.yaml"))
