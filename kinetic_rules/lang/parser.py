@@ -281,6 +281,7 @@ def _character_hint(char: str) -> str | None:
         "&": "write `and`",
         "|": "write `or`",
         "!": "write `not`, or != for 'not equal'",
+        "#": "inside a multi-line value # is not a comment; put the comment above the key",
         "'": "quote words with matching quotes",
         '"': "quote words with matching quotes",
     }.get(char)

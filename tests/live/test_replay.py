@@ -42,8 +42,15 @@ def replay(request: BacktestRequest) -> Runtime:
         (STRATEGIES / "kinetic_empire.yaml", {"roc_threshold": "0.3", "trail_activation": "1%"}),
         (BUSY, {}),
         (STRATEGIES / "kinetic_v3.yaml", {}),
+        (STRATEGIES / "confluence.yaml", {}),
     ],
-    ids=["kinetic_empire", "kinetic_empire_busier", "every_mechanism", "kinetic_v3_futures"],
+    ids=[
+        "kinetic_empire",
+        "kinetic_empire_busier",
+        "every_mechanism",
+        "kinetic_v3_futures",
+        "confluence",
+    ],
 )
 def test_replay_equals_backtest_trade_for_trade(
     fixture_store: Path, strategy: Path, overrides: dict[str, str]

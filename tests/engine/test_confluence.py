@@ -1,0 +1,96 @@
+"""Confluence (seed 004) on real 15m candles: votes, solo exceptions, modes and limits."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kinetic_rules.backtest.export import signal_frame
+from kinetic_rules.backtest.runner import BacktestRequest, prepare, run_backtest
+from kinetic_rules.compile.evaluate import Evaluator
+from kinetic_rules.engine.model import BacktestResult
+from tests.conftest import STRATEGIES
+
+CONFLUENCE = STRATEGIES / "confluence.yaml"
+SETUPS = ["keltner", "trend", "reversion", "momentum", "breakout", "reversal"]
+
+
+def _run(store: Path, **overrides: str) -> tuple[BacktestResult, dict[str, pd.DataFrame]]:
+    request = BacktestRequest(CONFLUENCE, store, overrides=overrides)
+    prepared = prepare(request)
+    evaluator = Evaluator(prepared.plan, prepared.feed)
+    frames = {p: signal_frame(prepared.plan, evaluator.evaluate(p)) for p in prepared.pairs}
+    return run_backtest(request), frames
+
+
+@pytest.fixture(scope="module")
+def voted(fixture_store: Path) -> tuple[BacktestResult, dict[str, pd.DataFrame]]:
+    return _run(fixture_store)
+
+
+def test_every_entry_had_a_confluence_or_a_confident_lone_signal(voted) -> None:  # type: ignore[no-untyped-def]
+    result, frames = voted
+    assert len(result.trades) >= 20
+    solos = 0
+    for trade in result.trades:
+        row = frames[trade.pair].loc[trade.signal_time]
+        votes, against = row["indicators.long_votes"], row["indicators.short_votes"]
+        confidence = row["indicators.long_confidence"]
+        assert confidence >= 0.5
+        if votes >= 2:
+            assert votes > against
+        else:
+            solos += 1
+            assert votes == 1 and against == 0
+            lone_keltner = row["conditions.keltner_long"]
+            assert confidence >= (0.52 if lone_keltner else 0.55)
+    assert solos < len(result.trades)  # confluences do happen
+
+
+def test_confidence_is_the_strength_weighted_average_of_the_voters(voted) -> None:  # type: ignore[no-untyped-def]
+    _, frames = voted
+    for frame in frames.values():
+        voting = frame["indicators.long_votes"] >= 1
+        weight = sum(
+            np.where(frame[f"conditions.{s}_long"], frame[f"indicators.{s}_strength"], 0.0)
+            for s in SETUPS
+        )
+        blended = sum(
+            np.where(
+                frame[f"conditions.{s}_long"],
+                frame[f"indicators.{s}_strength"] * frame[f"indicators.{s}_confidence"],
+                0.0,
+            )
+            for s in SETUPS
+        ) / np.where(weight > 0, weight, np.nan)
+        np.testing.assert_allclose(
+            frame["indicators.long_confidence"][voting], blended[voting], rtol=1e-12
+        )
+
+
+def test_one_trade_per_pair_and_a_cooldown_between_them(voted) -> None:  # type: ignore[no-untyped-def]
+    result, _ = voted
+    for pair in {t.pair for t in result.trades}:
+        trades = sorted((t for t in result.trades if t.pair == pair), key=lambda t: t.entry_time)
+        for first, second in pairwise(trades):
+            assert second.signal_time + pd.Timedelta("15min") >= first.exit_time + pd.Timedelta(
+                "30min"
+            )
+
+
+def test_the_order_book_bonus_is_reported_as_absent(voted) -> None:  # type: ignore[no-untyped-def]
+    result, _ = voted
+    assert any("long_confidence" in s and "only live" in s for s in result.assumptions.skipped)
+
+
+def test_single_strategy_mode_trades_that_strategy_alone(fixture_store: Path) -> None:
+    result, frames = _run(fixture_store, mode="keltner")
+    assert result.trades
+    for trade in result.trades:
+        row = frames[trade.pair].loc[trade.signal_time]
+        assert row["conditions.keltner_long"]
+        assert not any(row[f"conditions.{s}_long"] for s in SETUPS if s != "keltner")
