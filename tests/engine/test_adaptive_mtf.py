@@ -8,12 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kinetic_rules.backtest.export import signal_frame
 from kinetic_rules.backtest.runner import BacktestRequest, prepare, run_backtest
-from kinetic_rules.compile.evaluate import Evaluator
 from kinetic_rules.engine.model import BacktestResult
 from kinetic_rules.functions import REGISTRY
 from tests.conftest import STRATEGIES
+from tests.engine.runs import signal_frames
 
 MTF = STRATEGIES / "adaptive_mtf.yaml"
 SHORT_HISTORY = {"atr_days": "7"}  # the fixtures hold a month of 5m candles, not 30 days more
@@ -31,9 +30,7 @@ def result(request_: BacktestRequest) -> BacktestResult:
 
 @pytest.fixture(scope="module")
 def frames(request_: BacktestRequest) -> dict[str, pd.DataFrame]:
-    prepared = prepare(request_)
-    evaluator = Evaluator(prepared.plan, prepared.feed)
-    return {p: signal_frame(prepared.plan, evaluator.evaluate(p)) for p in prepared.pairs}
+    return signal_frames(request_)
 
 
 def test_it_trades(result: BacktestResult) -> None:

@@ -9,11 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kinetic_rules.backtest.export import signal_frame
-from kinetic_rules.backtest.runner import BacktestRequest, prepare, run_backtest
-from kinetic_rules.compile.evaluate import Evaluator
+from kinetic_rules.backtest.runner import BacktestRequest, run_backtest
 from kinetic_rules.engine.model import BacktestResult
 from tests.conftest import STRATEGIES
+from tests.engine.runs import signal_frames
 
 CONFLUENCE = STRATEGIES / "confluence.yaml"
 SETUPS = ["keltner", "trend", "reversion", "momentum", "breakout", "reversal"]
@@ -21,10 +20,7 @@ SETUPS = ["keltner", "trend", "reversion", "momentum", "breakout", "reversal"]
 
 def _run(store: Path, **overrides: str) -> tuple[BacktestResult, dict[str, pd.DataFrame]]:
     request = BacktestRequest(CONFLUENCE, store, overrides=overrides)
-    prepared = prepare(request)
-    evaluator = Evaluator(prepared.plan, prepared.feed)
-    frames = {p: signal_frame(prepared.plan, evaluator.evaluate(p)) for p in prepared.pairs}
-    return run_backtest(request), frames
+    return run_backtest(request), signal_frames(request)
 
 
 @pytest.fixture(scope="module")

@@ -8,15 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kinetic_rules.backtest.export import signal_frame
 from kinetic_rules.backtest.metrics import compute_metrics
 from kinetic_rules.backtest.report_files import results_json
 from kinetic_rules.backtest.runner import BacktestRequest, prepare, run_backtest, simulate
-from kinetic_rules.compile.evaluate import Evaluator
 from kinetic_rules.engine.model import BacktestResult
 from kinetic_rules.functions import REGISTRY
 from kinetic_rules.timeframes import timeframe_seconds
 from tests.conftest import STRATEGIES
+from tests.engine.runs import signal_frames
 
 STRATEGY = STRATEGIES / "kinetic_empire.yaml"
 
@@ -33,9 +32,7 @@ def result(request_: BacktestRequest) -> BacktestResult:
 
 @pytest.fixture(scope="module")
 def frames(request_: BacktestRequest) -> dict[str, pd.DataFrame]:
-    prepared = prepare(request_)
-    evaluator = Evaluator(prepared.plan, prepared.feed)
-    return {p: signal_frame(prepared.plan, evaluator.evaluate(p)) for p in prepared.pairs}
+    return signal_frames(request_)
 
 
 def test_the_backtest_trades_and_reports_its_assumptions(result: BacktestResult) -> None:

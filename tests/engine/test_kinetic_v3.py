@@ -8,11 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kinetic_rules.backtest.export import signal_frame
-from kinetic_rules.backtest.runner import BacktestRequest, prepare, run_backtest
-from kinetic_rules.compile.evaluate import Evaluator
+from kinetic_rules.backtest.runner import BacktestRequest, run_backtest
 from kinetic_rules.engine.model import BacktestResult
 from tests.conftest import STRATEGIES
+from tests.engine.runs import signal_frames
 
 V3 = STRATEGIES / "kinetic_v3.yaml"
 PAIRS = ["BTC/USDT", "ETH/USDT"]
@@ -31,9 +30,7 @@ def result(request_: BacktestRequest) -> BacktestResult:
 
 @pytest.fixture(scope="module")
 def frames(request_: BacktestRequest) -> dict[str, pd.DataFrame]:
-    prepared = prepare(request_)
-    evaluator = Evaluator(prepared.plan, prepared.feed)
-    return {p: signal_frame(prepared.plan, evaluator.evaluate(p)) for p in PAIRS}
+    return signal_frames(request_)
 
 
 def test_it_trades_both_sides_with_leverage(result: BacktestResult) -> None:
