@@ -45,13 +45,16 @@ class Run:
 def check(path: Path, printed: list[str]) -> int:
     with sqlite3.connect(path) as raw:
         assert raw.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    # Opens cleanly, and finishes a cut-off upgrade: a writer killed before its schema
+    # transaction committed leaves a valid, empty database.
+    with TradeStore(db_url(path)) as store:
+        trades = {t.id: t for t in store.trades()}
+    with sqlite3.connect(path) as raw:
         duplicates = raw.execute(
             "SELECT COUNT(*) FROM trades GROUP BY strategy, mode, pair, side, entry_time"
             " HAVING COUNT(*) > 1"
         ).fetchall()
         assert duplicates == []
-    with TradeStore(db_url(path)) as store:  # opens cleanly (and finishes a cut-off upgrade)
-        trades = {t.id: t for t in store.trades()}
     for trade in trades.values():
         reasons = [f.reason for f in trade.fills]
         if trade.is_open:
