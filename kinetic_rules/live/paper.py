@@ -20,8 +20,11 @@ import pandas as pd
 
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.data.download import download
+from kinetic_rules.data.exchange import RetryPolicy
 from kinetic_rules.data.store import CandleStore
 from kinetic_rules.errors import ExchangeError
+from kinetic_rules.live.events import EventKind
+from kinetic_rules.live.robust import FailSafe
 from kinetic_rules.live.runtime import Runtime, StepReport, TradeSink
 from kinetic_rules.live.window import WindowSource, window_sizes
 from kinetic_rules.timeframes import timeframe_seconds
@@ -50,6 +53,8 @@ class PaperSession:
     settle_seconds: float = 3.0  # wait after a close before asking for the candle
     sink: TradeSink | None = None  # where trade changes are kept (the trade store)
     journal: Journal | None = None  # where the session's start is kept, to resume after a crash
+    retry: RetryPolicy | None = None  # how downloads retry (default: the data layer's)
+    fail_safe_after: float = 300.0  # seconds of outage before no new entries are made
     runtime: Runtime | None = None
     _seen: dict[tuple[str, str], pd.Timestamp] = field(default_factory=dict)
     _last_close: pd.Timestamp | None = None
@@ -83,6 +88,12 @@ class PaperSession:
         source = WindowSource(self.plan, self.pairs, history, sizes)
         notifiers = self.runtime.notifiers if self.runtime else None
         self.runtime = Runtime(self.plan, source, notifiers, sink=self.sink)
+        self.fail_safe = FailSafe(
+            "the exchange's candle feed",
+            clock=lambda: self.clock().timestamp(),
+            after=self.fail_safe_after,
+            on_change=self._fail_safe_changed,
+        )
         source.refresh()
         self._last_close = source.timeline[-1] + self._base if len(source.timeline) else None
         if began is None:
@@ -126,7 +137,9 @@ class PaperSession:
             if not problem.temporary:
                 raise
             log.warning("candles could not be fetched (%s); trying again next candle", problem)
-            return None
+            self.fail_safe.failure(str(problem))
+            return None  # no new candles: nothing is decided, so no entry is made
+        self.fail_safe.success()
         return self._advance()
 
     def _advance(self, until: pd.Timestamp | None = None) -> StepReport | None:
@@ -150,6 +163,11 @@ class PaperSession:
         self._last_close = newest
         return self.runtime.step(step)
 
+    def _fail_safe_changed(self, active: bool, message: str) -> None:
+        assert self.runtime is not None
+        kind: EventKind = "fail_safe_entered" if active else "fail_safe_left"
+        self.runtime.announce(kind, self.clock(), message)
+
     def run(self, cycles: int | None = None) -> None:
         """Cycle at every close until stopped (or for `cycles` closes)."""
         assert self.runtime is not None, "call start() first"
@@ -172,8 +190,9 @@ class PaperSession:
         for timeframe in sorted({tf for _, tf in self.needs()}):
             pairs = sorted({pair for pair, tf in self.needs() if tf == timeframe})
             span = sizes.get(timeframe, 0) * timeframe_seconds(timeframe)
+            days = max(1, math.ceil(span / 86400))
             summary = download(
-                self.exchange, self.store, pairs, [timeframe], days=max(1, math.ceil(span / 86400))
+                self.exchange, self.store, pairs, [timeframe], days=days, retry=self.retry
             )
             if summary.failed:
                 first = summary.failed[0]

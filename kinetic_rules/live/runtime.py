@@ -97,6 +97,12 @@ class Runtime:
     def request_stop(self) -> None:
         self._stop.set()
 
+    def announce(self, kind: EventKind, time: pd.Timestamp, message: str) -> None:
+        """Tell the notifiers something that is not about one trade (e.g. fail-safe)."""
+        event = Event(kind, time, message)
+        for notifier in self.notifiers:
+            notifier.notify(event)
+
     # -- Controls (chat commands; called from the notifier's thread) ---------------------
     def status_text(self) -> str:
         with self._lock:

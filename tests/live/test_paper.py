@@ -110,3 +110,46 @@ def test_a_session_killed_at_any_moment_resumes_with_nothing_lost_or_doubled(
     assert open_at_crash or crash_after == 61  # 37 is mid-trade: that crash must hit one
     assert _stored(broken) == _stored(whole)
     assert len(_stored(whole)) >= 2
+
+
+def test_an_outage_over_five_minutes_enters_fail_safe_and_recovery_leaves_it(
+    tmp_path: Path,
+) -> None:
+    from kinetic_rules.data.exchange import RetryPolicy
+    from tests.live.test_replay import Recorder
+
+    plan = build_plan(check(load_file(BUSY)))
+    recorder = Recorder()
+    with ExchangeStandin.from_fixtures(pairs=tuple(PAIRS), timeframes=("5m",)) as standin:
+        standin.clock.set(START)
+
+        def now() -> pd.Timestamp:
+            return pd.Timestamp(standin.clock.now(), unit="ms", tz="UTC")
+
+        def sleep(seconds: float) -> None:
+            standin.clock.advance(int(seconds * 1000))
+
+        session = PaperSession(
+            plan, standin.ccxt_client(), CandleStore(tmp_path), PAIRS, clock=now, sleep=sleep,
+            sizes={"5m": 100_000}, retry=RetryPolicy(attempts=2, base_delay=1.0, sleep=sleep),
+        )  # fmt: skip
+        session.start()
+        assert session.runtime is not None
+        session.runtime.notifiers.append(recorder)
+        session.run(cycles=3)
+        outage_began = now()
+        standin.faults.fail_next(100_000)  # the exchange answers nothing but 503s
+        session.run(cycles=8)  # 40 minutes of closes
+        outage_ended = now()
+        standin.faults.clear()
+        session.run(cycles=2)
+    kinds = [e.kind for e in recorder.events if e.kind.startswith("fail_safe")]
+    assert kinds == ["fail_safe_entered", "fail_safe_left"]
+    entered = next(e for e in recorder.events if e.kind == "fail_safe_entered")
+    assert entered.time - outage_began > pd.Timedelta("5min")
+    assert "no new entries" in entered.message
+    decided_during = [
+        t for t in session.runtime.trades()
+        if outage_began <= t.signal_time + pd.Timedelta("5min") < outage_ended
+    ]  # fmt: skip
+    assert decided_during == []
