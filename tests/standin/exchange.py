@@ -14,9 +14,7 @@ stop orders) adds modules rather than growing one function.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,12 +22,12 @@ from tests.standin import binance_spot, binance_trading
 from tests.standin.account import Account
 from tests.standin.faults import Faults
 from tests.standin.market import Clock, Market
-from tests.standin.router import Recorded, Router, serve, start_in_thread
+from tests.standin.router import LoopbackServer, Recorded, Router
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
-class ExchangeStandin:
+class ExchangeStandin(LoopbackServer):
     def __init__(self, market: Market | None = None, account: Account | None = None) -> None:
         self.market = market or Market()
         self.account = account or Account(self.market)  # balances and orders
@@ -37,8 +35,6 @@ class ExchangeStandin:
         self.router = Router(self.faults)
         binance_spot.install(self.router, self.market)
         binance_trading.install(self.router, self.account)
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
 
     @classmethod
     def from_fixtures(
@@ -64,40 +60,6 @@ class ExchangeStandin:
     @property
     def clock(self) -> Clock:
         return self.market.clock
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the stand-in is not running; use it as a context manager")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> ExchangeStandin:
-        self.router.stopping.clear()
-        self._server = serve(self.router)
-        self._thread = start_in_thread(self._server)
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self.router.stopping.set()  # wakes handlers sleeping in a delay fault
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> ExchangeStandin:
-        return self.start()
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def requests(self, path: str | None = None) -> list[Recorded]:
         return self.router.requests(path)

@@ -11,7 +11,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
 from tests.standin.faults import Faults
@@ -140,3 +141,53 @@ def start_in_thread(server: ThreadingHTTPServer) -> threading.Thread:
     )
     thread.start()
     return thread
+
+
+class LoopbackServer:
+    """A router served on 127.0.0.1 in a thread, for the length of a `with` block.
+
+    Subclasses set `self.router` before use; `_waking()` lets one release requests
+    still waiting (long polls) before the server shuts down.
+    """
+
+    router: Router
+    _server: ThreadingHTTPServer | None = None
+    _thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the stand-in is not running; use it as a context manager")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> Self:
+        self.router.stopping.clear()
+        self._server = serve(self.router)
+        self._thread = start_in_thread(self._server)
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self.router.stopping.set()  # wakes handlers sleeping in a delay fault
+        self._waking()
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def _waking(self) -> None:
+        """Release requests still waiting on the stand-in; nothing by default."""
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -18,11 +18,10 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from tests.standin.faults import Fault, Faults
-from tests.standin.router import Request, Response, Router, serve, start_in_thread
+from tests.standin.router import LoopbackServer, Request, Response, Router
 
 TOKEN = "123456789:AAStandinToken_for-tests0123456789x"
 BOT_USER = {"id": 123456789, "is_bot": True, "first_name": "Kinetic", "username": "kinetic_bot"}
@@ -71,7 +70,7 @@ class _BotRouter(Router):
         return result
 
 
-class TelegramStandin:
+class TelegramStandin(LoopbackServer):
     def __init__(self, token: str = TOKEN) -> None:
         self.token = token
         self.faults = Faults()
@@ -82,48 +81,11 @@ class TelegramStandin:
         self._next_message_id = 1
         self._sent: list[Sent] = []
         self._polls = 0
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
 
-    # --- lifecycle -------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """The server's root, as `TelegramNotifier(base_url=...)` takes it."""
-        if self._server is None:
-            raise RuntimeError("the stand-in is not running; use it as a context manager")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> TelegramStandin:
-        self.router.stopping.clear()
-        self._server = serve(self.router)
-        self._thread = start_in_thread(self._server)
-        return self
-
-    def stop(self) -> None:
-        """Stop serving: afterwards the bot's requests are refused, as when Telegram is gone."""
-        if self._server is None:
-            return
-        self.router.stopping.set()
+    def _waking(self) -> None:
+        """Long polls wait on the condition: release them, as Telegram going away would."""
         with self._cond:
-            self._cond.notify_all()  # wake long polls
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> TelegramStandin:
-        return self.start()
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+            self._cond.notify_all()
 
     # --- what a test does -----------------------------------------------------------------
 
