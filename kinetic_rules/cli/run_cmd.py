@@ -36,7 +36,16 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     mode.add_argument(
         "--dry-run", action="store_true", help="paper trading, no real orders (the default)"
     )
-    mode.add_argument("--live", action="store_true", help="real orders (keys from the environment)")
+    mode.add_argument(
+        "--live",
+        action="store_true",
+        help="real orders: keys from KINETIC_API_KEY and KINETIC_API_SECRET, after a confirmation",
+    )
+    run.add_argument(
+        "--yes",
+        action="store_true",
+        help="with --live: skip the confirmation prompt (for unattended starts)",
+    )
     run.add_argument("--pairs", nargs="+", default=[], metavar="PAIR", help="pairs to trade")
     run.add_argument("--timerange", metavar="A-B", help="replay only this range (after warm-up)")
     run.add_argument(
@@ -67,17 +76,12 @@ def _speed(text: str) -> float | None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    if args.live:
-        raise ConfigError(
-            "--live (real orders) is not available in this version; "
-            "use --replay DIR to run the runtime on recorded candles"
-        )
     if not args.strategy.exists():
         raise ConfigError(f"{args.strategy}: no such file")
+    if args.live and args.replay is not None:
+        raise ConfigError("--live trades on the exchange's live market; it cannot --replay")
     if args.replay is None:
-        return _paper(args)
-    if not args.strategy.exists():
-        raise ConfigError(f"{args.strategy}: no such file")
+        return _session(args)
     if not args.replay.is_dir():
         raise ConfigError(f"--replay {args.replay}: not a directory (give a candle store)")
     speed = _speed(args.speed)
@@ -137,8 +141,9 @@ def _summary(trades: list[Any]) -> None:
     print(f"{len(trades)} trades, {wins} winners, profit {profit:+.2f}")
 
 
-def _paper(args: argparse.Namespace) -> int:
-    """Paper trading on the exchange's live candles, until Ctrl-C or /stop."""
+def _session(args: argparse.Namespace) -> int:
+    """Trading on the exchange's live candles (paper, or real orders with --live), until
+    Ctrl-C or /stop."""
     import pandas as pd
 
     from kinetic_rules.compile.plan import build_plan
@@ -146,8 +151,8 @@ def _paper(args: argparse.Namespace) -> int:
     from kinetic_rules.data.store import CandleStore, resolve_data_dir
     from kinetic_rules.lang.checker import check
     from kinetic_rules.live.notify import LogNotifier, notifier_from_env
-    from kinetic_rules.live.paper import PaperSession
     from kinetic_rules.live.runtime import Runtime
+    from kinetic_rules.live.session import TradingSession
     from kinetic_rules.spec.loader import load_file
 
     plan = build_plan(check(load_file(args.strategy), parse_overrides(args.set)))
@@ -158,14 +163,19 @@ def _paper(args: argparse.Namespace) -> int:
             "paper trading needs the pairs to trade: --pairs, market.pairs or scanner.universe "
             "(scanning all of an exchange's markets live is not available in this version)"
         )
-    exchange = create_exchange(
-        args.exchange or spec.market.exchange,
-        api_url=args.exchange_url,
-        futures=spec.market.type == "futures",
-    )
+    exchange_id = args.exchange or spec.market.exchange
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    sink = _sink(args.db, plan, "paper")
-    session = PaperSession(
+    sink = _sink(args.db, plan, "live" if args.live else "paper")
+    live: Any = None
+    if args.live:
+        from kinetic_rules.cli.live_setup import live_trading
+
+        exchange, live = live_trading(args, plan, exchange_id, sink.store)
+    else:
+        exchange = create_exchange(
+            exchange_id, api_url=args.exchange_url, futures=spec.market.type == "futures"
+        )
+    session = TradingSession(
         plan,
         exchange,
         CandleStore(resolve_data_dir(args.data)),
@@ -174,6 +184,7 @@ def _paper(args: argparse.Namespace) -> int:
         sleep=time.sleep,
         sink=sink,
         journal=sink.store,  # a restart resumes the session: see docs/live.md
+        live=live,
     )
     session.start()
     runtime = session.runtime
@@ -182,13 +193,13 @@ def _paper(args: argparse.Namespace) -> int:
     telegram = notifier_from_env(runtime)
     if telegram is not None:
         runtime.notifiers.append(telegram)
-    print(
-        f"paper trading {', '.join(session.pairs)} on {exchange.id}; Ctrl-C stops", file=sys.stderr
-    )
+    what = "trading for real" if args.live else "paper trading"
+    print(f"{what} {', '.join(session.pairs)} on {exchange.id}; Ctrl-C stops", file=sys.stderr)
     try:
         session.run()
     except KeyboardInterrupt:
-        print("stopped: open paper trades stay as they are", file=sys.stderr)
+        left = "orders and stops stay on the exchange" if args.live else "open paper trades stay"
+        print(f"stopped: {left}; run again to resume", file=sys.stderr)
         return _done(runtime, 130)
     return _done(runtime, 0)
 

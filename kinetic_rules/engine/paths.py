@@ -51,6 +51,10 @@ class TradePath:
     # A market exit decided at the last close of the data: it fills at the next open,
     # which the data does not hold yet, but its slot is free from that close on.
     closing_decided_at: int | None = None
+    # Every decision taken at the last close of the data (take-profits, a signal exit, a
+    # protection), to be acted on at the next open: what a live bot orders now. The next
+    # candle is not in the data, so `index` is -1 and `price` is nan.
+    decided: list[PlannedFill] = field(default_factory=list)
 
 
 @dataclass
@@ -157,6 +161,9 @@ def _window(
         j = lo + k + 1  # decided at the close of k, acted on at the next open
         if j >= n and j <= stop_candle and _ends_at_next_open(reason, share, remaining, fills):
             path.closing_decided_at = lo + k
+        if j >= n and j <= stop_candle:  # decided at the last close: only j == n gets here
+            _decided_now(path, reason, share, remaining)
+            continue
         if j >= n or j > stop_candle:
             break
         if reason.startswith("exit:"):
@@ -196,6 +203,16 @@ def _window(
     state.active = active
     state.remaining, state.taken = remaining, taken
     return "open"
+
+
+def _decided_now(path: TradePath, reason: str, share: float, remaining: float) -> None:
+    """Record a decision of the last close; later ones on that close see what it closes."""
+    left = remaining - sum(f.share for f in path.decided)
+    if left <= 1e-9:
+        return
+    whole = reason.startswith(("exit:", PROTECTION))
+    closing = left if whole else min(share, left)
+    path.decided.append(PlannedFill(-1, float("nan"), closing, reason, True))
 
 
 def _ends_at_next_open(reason: str, share: float, remaining: float, fills: FillModel) -> bool:

@@ -125,6 +125,61 @@ class Portfolio:
         (including an exit decided at the last close, whose slot is already free)."""
         return [p for p in (*self._positions, *self._unsettled) if p.state != "done"]
 
+    # -- positions the exchange fills (live trading: real fills, not the fill model) ---------
+    def entry_amount(self, position: Position, data: PairData, price: float) -> float:
+        """Base-asset units an entry order at `price` asks for: the stake times leverage."""
+        signal = int(data.signals.index.searchsorted(position.signal_time))
+        return position.stake * self._leverage(data, signal) / price
+
+    def open_filled(
+        self,
+        position: Position,
+        data: PairData,
+        filled_at: pd.Timestamp,
+        price: float,
+        amount: float,
+        fee: float,
+    ) -> Trade:
+        """The entry order filled on the exchange: the trade as it was made there. The trade's
+        entry time is the open of the candle the fill happened in, so its path starts there."""
+        index = data.signals.index
+        signal = int(index.searchsorted(position.signal_time))
+        self._open_trade(position, data, signal, signal, price)
+        trade = position.trade
+        assert trade is not None
+        trade.entry_time = max(filled_at.floor(self.timeframe), index[signal] + self.timeframe)
+        trade.stake = trade.stake * amount / trade.amount if trade.amount else 0.0
+        position.stake = trade.stake
+        trade.amount = amount
+        trade.fills[0] = Fill(filled_at, price, amount, fee, "entry")
+        return trade
+
+    def close_filled(self, position: Position, at: pd.Timestamp) -> None:
+        """The position ended on the exchange at `at` (its trade closed, or its entry never
+        filled): the slot is free and the profit counts from then."""
+        position.state = "done"
+        position.release = position.settle = at
+        if position.trade is not None:
+            self._last_exit[position.pair] = at
+
+    def restore(self, position: Position) -> None:
+        """After a restart: a position taken before it (a finished one only reports its trade)."""
+        if position.state != "done":
+            self._positions.append(position)
+        if position.trade is not None:
+            position.trade.id = len(self.trades) + 1
+            self.trades.append(position.trade)
+
+    def restore_books(self, realized: float, closed: dict[str, list[float]], next_id: int) -> None:
+        """After a restart: realized profit, closed profits per pair, the next position id."""
+        self.realized, self._closed_profits = realized, {k: list(v) for k, v in closed.items()}
+        self._next_id = max(self._next_id, next_id)
+
+    def books(self) -> tuple[float, dict[str, list[float]], int]:
+        """What a restart needs besides the open positions: realized profit, each pair's
+        closed profits (Kelly), and the next position id."""
+        return self.realized, {k: list(v) for k, v in self._closed_profits.items()}, self._next_id
+
     # -- deciding ----------------------------------------------------------------------------
     def _consider(
         self, data: PairData, side: Side, local: int, decided_at: pd.Timestamp

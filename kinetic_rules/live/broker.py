@@ -53,6 +53,11 @@ class Broker(Protocol):
     """An exchange account. Every method may raise ExchangeError (see errors.py):
     `temporary=True` means try again later, `temporary=False` means a human is needed."""
 
+    @property
+    def fail_safe(self) -> bool:
+        """True while the exchange has been unreachable too long to open new trades."""
+        ...
+
     def free_balance(self, currency: str) -> float: ...
 
     def place(self, order: OrderRequest) -> OrderState: ...
@@ -60,6 +65,11 @@ class Broker(Protocol):
     def cancel(self, client_id: str, pair: str) -> OrderState: ...
 
     def fetch(self, client_id: str, pair: str) -> OrderState: ...
+
+    def find(self, client_id: str, pair: str) -> OrderState | None:
+        """Like fetch, but None when the exchange has no such order: after a crash, an
+        order the bot meant to send may never have reached the exchange."""
+        ...
 
     def open_orders(self, pair: str | None = None) -> list[OrderState]: ...
 

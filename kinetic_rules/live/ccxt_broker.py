@@ -158,13 +158,17 @@ class CcxtBroker:
         return self._finish(raw, client_id, pair)
 
     def fetch(self, client_id: str, pair: str) -> OrderState:
-        self._market(pair)
-        raw = self._call(f"fetch {client_id} on {pair}", lambda: self._find(client_id, pair))
-        if raw is None:
+        state = self.find(client_id, pair)
+        if state is None:
             raise ExchangeError(
                 f"{self.exchange.id}: there is no order {client_id} on {pair}", temporary=False
             )
-        return self._finish(raw, client_id, pair)
+        return state
+
+    def find(self, client_id: str, pair: str) -> OrderState | None:
+        self._market(pair)
+        raw = self._call(f"fetch {client_id} on {pair}", lambda: self._find(client_id, pair))
+        return None if raw is None else self._finish(raw, client_id, pair)
 
     def open_orders(self, pair: str | None = None) -> list[OrderState]:
         self._load_markets() if pair is None else self._market(pair)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pandas as pd
 
@@ -23,6 +23,9 @@ from kinetic_rules.engine.portfolio import Candidate, PairData, Portfolio, candi
 from kinetic_rules.live.events import Event, EventKind, Notifier
 from kinetic_rules.live.source import MarketSource
 from kinetic_rules.timeframes import timeframe_seconds
+
+if TYPE_CHECKING:
+    from kinetic_rules.live.executor import Executor
 
 _REPORTED_CLOSED = -1
 
@@ -63,6 +66,7 @@ class Runtime:
         self.notifiers = notifiers or []
         self.sink = sink
         self._known: dict[int, int] = {}  # trade id -> fills already reported
+        self.executor: Executor | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()  # chat commands read state from another thread
 
@@ -73,15 +77,39 @@ class Runtime:
             view = self.source.as_of(step)
             closed_at = self.source.timeline[step] + self.step_length
             report = StepReport(closed_at)
-            for position in self.portfolio.unresolved():
-                self.portfolio.resolve(position, view[position.pair], final=False)
-            if not self._stop.is_set():
+            executor = self.executor
+            if executor is not None:
+                executor.on_close(view, closed_at)
+            else:
+                for position in self.portfolio.unresolved():
+                    self.portfolio.resolve(position, view[position.pair], final=False)
+            if not self._stop.is_set() and not (executor and executor.broker_in_fail_safe):
                 ranked = _ranked(self.plan, view, step)
-                report.decided = len(self.portfolio.decide(closed_at, ranked))
+                taken = self.portfolio.decide(closed_at, ranked)
+                report.decided = len(taken)
+                if executor is not None:
+                    executor.submit(taken, view, closed_at)
             else:
                 self.portfolio.advance(closed_at)
             self._report(report)
             return report
+
+    def poll(self, step: int, now: pd.Timestamp) -> StepReport:
+        """Between closes, trading for real: follow the orders (fills, timeouts, stops)."""
+        with self._lock:
+            report = StepReport(now)
+            if self.executor is not None:
+                self.executor.poll(self.source.as_of(step), now)
+                self.portfolio.advance(now)
+            self._report(report)
+            return report
+
+    def attach(self, executor: Executor, restored: list[Trade]) -> None:
+        """Trade for real: the executor's orders make the fills, not the fill model.
+        `restored` trades were reported before a restart: not announced again."""
+        self.executor = executor
+        for trade in restored:
+            self._known[trade.id] = 1  # the store has it: fills it may lack are re-sent
 
     def finish(self, step: int) -> StepReport:
         """The data has ended (replay): close what is open at the last close, as a backtest does."""
@@ -147,6 +175,8 @@ class Runtime:
             if self.sink is not None and (known is None or closed or fills != known):
                 self.sink.trade_changed(trade, fills, closed)
             self._known[trade.id] = _REPORTED_CLOSED if closed else fills
+        if self.executor is not None:
+            self.executor.reported(report.time)
 
     def _emit(self, kind: EventKind, time: pd.Timestamp, message: str, trade: Trade) -> None:
         data: dict[str, object] = {"pair": trade.pair, "side": trade.side, "trade": trade.id}

@@ -32,8 +32,9 @@ class StoreSink:
             self._ids[trade.id] = self.store.open_trade(
                 trade, strategy=self.strategy, mode=self.mode
             )
-            self._written[trade.id] = len(trade.fills)
-            return
+            # It may have been stored before a restart, without its latest fills: adding a
+            # fill the store holds changes nothing, so all of them are offered below.
+            self._written[trade.id] = 1
         stored, fresh = self._ids[trade.id], trade.fills[self._written[trade.id] :]
         last = fresh[-1] if closed and fresh else None
         for fill in fresh[:-1] if last is not None else fresh:

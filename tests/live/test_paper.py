@@ -12,7 +12,7 @@ from kinetic_rules.backtest.runner import simulate
 from kinetic_rules.compile.plan import build_plan
 from kinetic_rules.data.store import CandleStore
 from kinetic_rules.lang.checker import check
-from kinetic_rules.live.paper import PaperSession
+from kinetic_rules.live.session import TradingSession
 from kinetic_rules.spec.loader import load_file
 from tests.live.test_replay import BUSY, fingerprint
 from tests.standin.exchange import ExchangeStandin
@@ -33,7 +33,7 @@ def test_a_paper_session_trades_as_the_backtest_does(tmp_path: Path) -> None:
         def sleep(seconds: float) -> None:
             standin.clock.advance(int(seconds * 1000))
 
-        session = PaperSession(
+        session = TradingSession(
             plan, standin.ccxt_client(), store, PAIRS, clock=now, sleep=sleep,
             sizes={"5m": 100_000},  # the whole history: exactly what the backtest sees
         )  # fmt: skip
@@ -55,7 +55,7 @@ def test_a_paper_session_trades_as_the_backtest_does(tmp_path: Path) -> None:
     assert mine == closed
 
 
-def _session(standin: ExchangeStandin, root: Path, url: str) -> PaperSession:
+def _session(standin: ExchangeStandin, root: Path, url: str) -> TradingSession:
     from kinetic_rules.persist import TradeStore
     from kinetic_rules.persist.sink import StoreSink
 
@@ -68,7 +68,7 @@ def _session(standin: ExchangeStandin, root: Path, url: str) -> PaperSession:
     def sleep(seconds: float) -> None:
         standin.clock.advance(int(seconds * 1000))
 
-    return PaperSession(
+    return TradingSession(
         plan, standin.ccxt_client(), CandleStore(root), PAIRS, clock=now, sleep=sleep,
         sizes={"5m": 100_000}, sink=StoreSink(trades, strategy="busy", mode="paper"),
         journal=trades,
@@ -129,7 +129,7 @@ def test_an_outage_over_five_minutes_enters_fail_safe_and_recovery_leaves_it(
         def sleep(seconds: float) -> None:
             standin.clock.advance(int(seconds * 1000))
 
-        session = PaperSession(
+        session = TradingSession(
             plan, standin.ccxt_client(), CandleStore(tmp_path), PAIRS, clock=now, sleep=sleep,
             sizes={"5m": 100_000}, retry=RetryPolicy(attempts=2, base_delay=1.0, sleep=sleep),
         )  # fmt: skip

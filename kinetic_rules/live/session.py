@@ -1,4 +1,9 @@
-"""Paper trading on live exchange data: candles through ccxt, fills by the backtest's rules.
+"""A trading session on live exchange data: candles through ccxt, at every close.
+
+On paper (the default) fills follow the backtest's fill rules, so a session equals a
+backtest of the same candles. Trading for real, an executor (live/executor.py) is
+attached to the runtime: the exchange makes the fills, and between closes the session
+asks it every `poll_seconds` how the orders stand (fills, timeouts, triggered stops).
 
 Each cycle waits for a candle to close, brings the candle store up to date with the
 same incremental, retrying download that `kinetic-rules download` uses, hands the new
@@ -42,7 +47,7 @@ class Journal(Protocol):
 
 
 @dataclass
-class PaperSession:
+class TradingSession:
     plan: Plan
     exchange: Any  # a ccxt client (public endpoints only: paper trading needs no keys)
     store: CandleStore
@@ -56,6 +61,8 @@ class PaperSession:
     retry: RetryPolicy | None = None  # how downloads retry (default: the data layer's)
     fail_safe_after: float = 300.0  # seconds of outage before no new entries are made
     runtime: Runtime | None = None
+    live: Callable[[Runtime], None] | None = None  # attaches an executor: real orders
+    poll_seconds: float = 10.0  # real orders: how often they are checked between closes
     _seen: dict[tuple[str, str], pd.Timestamp] = field(default_factory=dict)
     _last_close: pd.Timestamp | None = None
 
@@ -76,7 +83,8 @@ class PaperSession:
         """
         sizes = self.sizes or window_sizes(self.plan)
         self._download(sizes)
-        began = self._began()
+        # Real orders resume from the executor's book and the exchange, not by replaying.
+        began = self._began() if self.live is None else None
         history = {}
         for key in self.needs():
             frame = self.store.read(self.store_exchange, *key)
@@ -96,6 +104,9 @@ class PaperSession:
         )
         source.refresh()
         self._last_close = source.timeline[-1] + self._base if len(source.timeline) else None
+        if self.live is not None:
+            self.live(self.runtime)
+            return
         if began is None:
             if self.journal is not None and self._last_close is not None:
                 self.journal.set_state(self._journal_key, self._last_close.isoformat())
@@ -173,11 +184,27 @@ class PaperSession:
         assert self.runtime is not None, "call start() first"
         done = 0
         while cycles is None or done < cycles:
-            self.sleep(self._until_next_close())
+            wait = self._until_next_close()
+            while self.runtime.executor is not None and wait > self.poll_seconds:
+                self.sleep(self.poll_seconds)
+                self._poll()
+                wait = self._until_next_close()
+            self.sleep(wait)
             self.cycle()
             done += 1
             if self.runtime.stopping and not self.runtime.portfolio.unresolved():
                 break
+
+    def _poll(self) -> None:
+        """Between closes: how the orders stand (the exchange may be down: next time)."""
+        assert self.runtime is not None
+        source = self.runtime.source
+        try:
+            self.runtime.poll(len(source.timeline) - 1, self.clock())
+        except ExchangeError as problem:
+            if not problem.temporary:
+                raise
+            log.warning("orders could not be checked (%s); trying again shortly", problem)
 
     def _until_next_close(self) -> float:
         now = self.clock()

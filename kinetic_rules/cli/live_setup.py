@@ -1,0 +1,95 @@
+"""`run --live`: the account, the confirmation, and the executor attached to the runtime."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import string
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from kinetic_rules.compile.plan import Plan
+from kinetic_rules.errors import ConfigError
+from kinetic_rules.live.ccxt_broker import CcxtBroker, broker_from_env
+from kinetic_rules.live.events import EventKind
+from kinetic_rules.live.executor import Book, attach_executor
+from kinetic_rules.live.runtime import Runtime
+from kinetic_rules.persist.book import StoredBook
+from kinetic_rules.persist.store import TradeStore
+
+log = logging.getLogger("kinetic_rules.live")
+
+
+def live_trading(
+    args: argparse.Namespace, plan: Plan, exchange_id: str, store: TradeStore
+) -> tuple[Any, Callable[[Runtime], None]]:
+    """The exchange client to read candles with, and what turns a runtime into a live one."""
+    spec = plan.strategy.spec
+    if spec.market.type != "spot" or spec.entry.short:
+        raise ConfigError(
+            "--live trades long positions on spot markets in this version; this strategy "
+            f"{'trades futures' if spec.market.type != 'spot' else 'has short entries'}"
+            " (paper trading and backtests support it)"
+        )
+    runtimes: list[Runtime] = []
+
+    def fail_safe(active: bool, message: str) -> None:
+        for runtime in runtimes:
+            kind: EventKind = "fail_safe_entered" if active else "fail_safe_left"
+            runtime.announce(kind, pd.Timestamp.now(tz="UTC"), message)
+
+    broker = broker_from_env(
+        exchange_id,
+        stake_currency=spec.market.stake_currency,
+        url_override=args.exchange_url,
+        rate_limit_ms=spec.market.rate_limit_ms,
+        on_fail_safe=fail_safe,
+    )
+    journal = StoredBook(store, spec.metadata.name)
+    book = journal.load_book()
+    resumed = book is not None
+    if book is None:
+        balance = broker.free_balance(spec.market.stake_currency)
+        book = Book(prefix=_new_prefix(), starting_balance=balance)
+    _confirm(args, plan, broker, book, resumed)
+    journal.save_book(book)
+
+    def attach(runtime: Runtime) -> None:
+        assert book is not None
+        runtimes.append(runtime)
+        attach_executor(runtime, broker, journal, book)
+
+    return broker.exchange, attach
+
+
+def _confirm(
+    args: argparse.Namespace, plan: Plan, broker: CcxtBroker, book: Book, resumed: bool
+) -> None:
+    spec = plan.strategy.spec
+    open_trades = sum(1 for t in book.tickets if not t.done)
+    state = (
+        f"resuming: {open_trades} open position(s) in its book"
+        if resumed
+        else f"starting equity {book.starting_balance:,.2f} {spec.market.stake_currency}"
+    )
+    print(
+        f"LIVE TRADING with real orders on {broker.exchange.id}: strategy "
+        f"{spec.metadata.name!r}, {state}.",
+        file=sys.stderr,
+    )
+    if args.yes:
+        return
+    print("Type yes to start: ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline().strip().lower()
+    if answer != "yes":
+        raise ConfigError("live trading was not confirmed; nothing was traded")
+
+
+def _new_prefix() -> str:
+    """A client-id prefix for a new session: its orders are told apart from any other's."""
+    alphabet = string.ascii_lowercase + string.digits
+    return "kr" + "".join(secrets.choice(alphabet) for _ in range(6)) + "-"

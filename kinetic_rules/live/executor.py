@@ -1,0 +1,502 @@
+"""Real orders for the portfolio's decisions, and the exchange's fills back into its trades.
+
+In a backtest (and a replay) the fill model decides what a decision costs. Trading for
+real, the exchange does: the executor turns each entry the portfolio takes into an
+order, follows it until it fills or times out, keeps a stop order resting on the
+exchange at the trade's stop (moved as the trailing stop rises), and turns the exits
+the strategy decides at each close into orders. The decisions themselves come from the
+same trade path a backtest computes, on the trade's real entry.
+
+Every order has a client id made of the session's prefix, the position and a counter,
+and the executor's book (below) is saved before and after each order it sends. So a
+restart — after a crash, at any moment — asks the exchange about each order it may
+have sent and carries on: nothing is sent twice and no fill is lost.
+
+On spot exchanges the coins a resting stop holds cannot be sold by another order, so
+an exit or a take-profit first cancels the stop, and a new stop for what is left is
+placed after it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import pandas as pd
+
+from kinetic_rules.compile.plan import Plan
+from kinetic_rules.engine.fills import FillModel, fill_model
+from kinetic_rules.engine.model import STOP_LOSS, TRAILING_STOP, Fill, Side, Trade
+from kinetic_rules.engine.paths import trade_path
+from kinetic_rules.engine.portfolio import PairData, Portfolio, Position
+from kinetic_rules.errors import ExchangeError
+from kinetic_rules.live.broker import Broker, OrderKind, OrderRequest, OrderState
+from kinetic_rules.live.events import EventKind
+from kinetic_rules.timeframes import format_duration
+
+if TYPE_CHECKING:
+    from kinetic_rules.live.runtime import Runtime
+
+log = logging.getLogger("kinetic_rules.live")
+DUST = 1e-9  # amounts below this share of a trade count as nothing left
+
+
+@dataclass
+class Ticket:
+    """One position's orders: what the executor must remember across a restart."""
+
+    position_id: int
+    pair: str
+    side: Side
+    signal_time: pd.Timestamp
+    stake: float
+    entry: str  # client id of the entry order
+    placed: pd.Timestamp  # when the entry order was sent
+    trade: Trade | None = None  # once the entry filled (partly, if it timed out)
+    stop: str | None = None  # the resting stop order
+    stop_price: float | None = None
+    exit: str | None = None  # a limit exit waiting to fill
+    exit_placed: pd.Timestamp | None = None
+    exit_reason: str = ""
+    closing: bool = False  # the exit order closes the whole trade (not a take-profit)
+    taken: int = 0  # take-profits done
+    serial: int = 0  # orders sent for this position; each client id is unique
+    seen: dict[str, float] = field(default_factory=dict)  # amount recorded, per order
+    done: bool = False
+
+
+@dataclass
+class Book:
+    """Everything a restart needs: the open tickets and the portfolio's own books."""
+
+    prefix: str  # this session's client-id prefix
+    starting_balance: float
+    realized: float = 0.0
+    closed_profits: dict[str, list[float]] = field(default_factory=dict)
+    next_id: int = 1
+    tickets: list[Ticket] = field(default_factory=list)
+
+
+class BookJournal(Protocol):
+    """Where the book is kept durably (the trade store implements it)."""
+
+    def load_book(self) -> Book | None: ...
+
+    def save_book(self, book: Book) -> None: ...
+
+    def save_order(self, state: OrderState) -> None: ...
+
+
+Announce = Callable[[EventKind, pd.Timestamp, str], None]
+
+
+def attach_executor(runtime: Runtime, broker: Broker, journal: BookJournal, book: Book) -> Executor:
+    """Make a runtime trade for real: its book restored, its unknown orders reported."""
+    plan = runtime.plan
+    runtime.portfolio.starting_balance = book.starting_balance
+    executor = Executor(
+        plan, runtime.portfolio, broker, journal, book, fill_model(plan), runtime.announce
+    )
+    runtime.attach(executor, executor.restore())
+    for order in executor.unknown_orders():
+        ours = order.client_id.startswith(book.prefix)
+        log.warning(
+            "open order %s on %s is not in this bot's book (%s); it is left alone",
+            order.client_id, order.pair, "this session's" if ours else "not this session's",
+        )  # fmt: skip
+    return executor
+
+
+class Executor:
+    def __init__(
+        self,
+        plan: Plan,
+        portfolio: Portfolio,
+        broker: Broker,
+        journal: BookJournal,
+        book: Book,
+        fills: FillModel,
+        announce: Announce | None = None,
+    ) -> None:
+        spec = plan.strategy.spec
+        self.plan = plan
+        self.portfolio = portfolio
+        self.broker = broker
+        self.journal = journal
+        self.book = book
+        self.fills = fills
+        self.announce = announce or (lambda kind, time, message: None)
+        self.entry_kind: OrderKind = "limit" if spec.orders.entry == "limit" else "market"
+        self.exit_kind: OrderKind = "limit" if spec.orders.exit == "limit" else "market"
+        self.entry_timeout = pd.Timedelta(seconds=spec.orders.timeouts.entry)
+        self.exit_timeout = pd.Timedelta(seconds=spec.orders.timeouts.exit)
+        self._positions: dict[int, Position] = {}
+        self._orders: dict[str, tuple[str, float]] = {}  # what the order table holds
+
+    @property
+    def broker_in_fail_safe(self) -> bool:
+        """The exchange has been unreachable too long: no new entries (stops stay put)."""
+        return self.broker.fail_safe
+
+    # -- start-up ------------------------------------------------------------------------
+    def restore(self) -> list[Trade]:
+        """Take the saved tickets back into the portfolio; the trades they hold."""
+        book = self.book
+        trades = []
+        for ticket in book.tickets:
+            position = Position(
+                ticket.position_id, ticket.pair, ticket.side, ticket.signal_time, ticket.stake
+            )
+            position.trade = ticket.trade
+            position.state = "done" if ticket.done else "open" if ticket.trade else "pending"
+            self.portfolio.restore(position)
+            self._positions[ticket.position_id] = position
+            if ticket.trade is not None:
+                trades.append(ticket.trade)
+        self.portfolio.restore_books(book.realized, book.closed_profits, book.next_id)
+        return trades
+
+    def unknown_orders(self) -> list[OrderState]:
+        """Open orders on the exchange this book does not know (reported, never touched)."""
+        known = {cid for t in self.book.tickets for cid in (t.entry, t.stop, t.exit) if cid}
+        return [o for o in self.broker.open_orders() if o.client_id not in known]
+
+    # -- entries -------------------------------------------------------------------------
+    def submit(
+        self, positions: list[Position], view: dict[str, PairData], now: pd.Timestamp
+    ) -> None:
+        """Send the entry orders of the positions the portfolio just took."""
+        for position in positions:
+            data = view[position.pair]
+            price = float(data.prices["close"][-1])
+            ticket = Ticket(
+                position.id, position.pair, position.side, position.signal_time,
+                position.stake, self._client_id(position.id, "e", 0), now,
+            )  # fmt: skip
+            self.book.tickets.append(ticket)
+            self._positions[position.id] = position
+            amount = self.portfolio.entry_amount(position, data, price)
+            request = OrderRequest(
+                ticket.entry, position.pair, position.side, True, self.entry_kind, amount,
+                price=price if self.entry_kind == "limit" else None,
+            )  # fmt: skip
+            self._save(now)  # the intent first: a crash now is found by its client id
+            state = self._send(request, now)
+            if state is not None and state.status != "rejected":
+                self._entry_progress(ticket, state, data, now)
+            else:
+                self._end(ticket, now)
+        self._save(now)
+
+    # -- between closes and at each close --------------------------------------------------
+    def poll(self, view: dict[str, PairData], now: pd.Timestamp) -> None:
+        """Follow every order: fills, timeouts, stops that triggered."""
+        for ticket in self._live():
+            try:
+                self._poll(ticket, view[ticket.pair], now)
+            except ExchangeError as problem:
+                if not problem.temporary:
+                    raise
+                log.warning("%s: orders not checked (%s); next time", ticket.pair, problem)
+        self._save(now)
+
+    def on_close(self, view: dict[str, PairData], now: pd.Timestamp) -> None:
+        """A candle closed: follow the orders, then act on what the strategy decides."""
+        self.poll(view, now)
+        for ticket in self._live():
+            if ticket.trade is None or ticket.exit is not None:
+                continue
+            try:
+                self._decide(ticket, view[ticket.pair], now)
+            except ExchangeError as problem:
+                if not problem.temporary:
+                    raise
+                log.warning("%s: exits not placed (%s); next close", ticket.pair, problem)
+        self._save(now)
+
+    def reported(self, now: pd.Timestamp) -> None:
+        """The runtime has handed every change to the trade store: finished tickets can go."""
+        self.book.tickets = [t for t in self.book.tickets if not t.done]
+        self._save(now)
+
+    # -- internals: orders ---------------------------------------------------------------
+    def _poll(self, ticket: Ticket, data: PairData, now: pd.Timestamp) -> None:
+        if ticket.trade is None:
+            state = self._fetch(ticket.entry, ticket.pair)
+            if state is None:  # the entry order never reached the exchange
+                self._end(ticket, now)
+                return
+            self._entry_progress(ticket, state, data, now)
+            return
+        if ticket.stop is not None:
+            state = self._fetch(ticket.stop, ticket.pair)
+            if state is not None:
+                self._record(ticket, state, self._stop_reason(ticket), now)
+                if state.done:
+                    ticket.stop, ticket.stop_price = None, None
+            else:
+                ticket.stop = None  # never placed: _decide places it again
+        if ticket.exit is not None and not ticket.done:
+            state = self._fetch(ticket.exit, ticket.pair)
+            if state is not None:
+                self._record(ticket, state, ticket.exit_reason, now)
+            if state is None or state.done:
+                ticket.exit = None
+            elif ticket.exit_placed is not None and now >= ticket.exit_placed + self.exit_timeout:
+                self._timed_out(ticket, "exit", now)
+                state = self._cancel(ticket.exit, ticket.pair)
+                self._record(ticket, state, ticket.exit_reason, now)
+                ticket.exit = None
+            if ticket.exit is None and ticket.closing and not ticket.done:  # the rest: market
+                self._reduce(ticket, self._left(ticket), ticket.exit_reason, now, closing=True)
+        self._close_if_flat(ticket, now)
+
+    def _entry_progress(
+        self, ticket: Ticket, state: OrderState, data: PairData, now: pd.Timestamp
+    ) -> None:
+        if not state.done and now >= ticket.placed + self.entry_timeout:
+            self._timed_out(ticket, "entry", now)
+            state = self._cancel(ticket.entry, ticket.pair)
+        if not state.done:
+            return
+        ticket.seen[ticket.entry] = state.filled
+        if state.filled <= 0 or state.average is None:
+            self._end(ticket, now)
+            return
+        position = self._positions[ticket.position_id]
+        filled_at = state.updated or now
+        ticket.trade = self.portfolio.open_filled(
+            position, data, filled_at, state.average, state.filled, state.fee
+        )
+        self._place_stop(ticket, ticket.trade.initial_stop, now)
+
+    def _decide(self, ticket: Ticket, data: PairData, now: pd.Timestamp) -> None:
+        """What the trade path says at this close, turned into orders."""
+        trade = ticket.trade
+        assert trade is not None
+        entry = int(data.signals.index.searchsorted(trade.entry_time))
+        path = trade_path(
+            self.plan, data.signals, data.prices, entry, trade.side, trade.entry_price,
+            trade.initial_stop, data.exit_rules[trade.side], self.fills, final=False,
+        )  # fmt: skip
+        targets = {name for name, _, _ in data.exit_rules[trade.side].take_profits}
+        past = [f for f in path.fills if 0 <= f.index < len(data.signals.index)]
+        for planned in [f for f in past if f.reason in targets][ticket.taken :]:
+            ticket.taken += 1  # due while the bot was away: now, at market
+            self._reduce(ticket, planned.share * trade.amount, planned.reason, now)
+        ending = [f for f in past if f.reason not in targets]
+        if ending and not ticket.done:  # the path ended the trade at a past candle
+            reason = ending[-1].reason
+            log.warning("%s: %s is due and has not happened; closing at market", trade.pair, reason)
+            self._reduce(ticket, self._left(ticket), reason, now, closing=True)
+        close = float(data.prices["close"][-1])
+        for planned in path.decided:
+            if ticket.done or ticket.exit is not None:
+                break
+            if planned.reason in targets:
+                ticket.taken += 1
+                self._reduce(ticket, planned.share * trade.amount, planned.reason, now)
+            elif planned.reason.startswith("exit:"):
+                limit = close if self.exit_kind == "limit" else None
+                reason = planned.reason.removeprefix("exit:")
+                self._reduce(ticket, self._left(ticket), reason, now, closing=True, limit=limit)
+            else:
+                self._reduce(ticket, self._left(ticket), planned.reason, now, closing=True)
+        stop = path.final_stop
+        moved = ticket.stop is None or not math.isclose(stop, ticket.stop_price or 0.0)
+        if not ticket.done and ticket.exit is None and math.isfinite(stop) and moved:
+            self._place_stop(ticket, stop, now)
+        self._close_if_flat(ticket, now)
+
+    def _reduce(
+        self,
+        ticket: Ticket,
+        amount: float,
+        reason: str,
+        now: pd.Timestamp,
+        *,
+        closing: bool = False,
+        limit: float | None = None,
+    ) -> None:
+        """Sell (or buy back) `amount` of the trade: at market, or at `limit`. A resting
+        stop is lifted first; `_decide` puts a new one back for what is left."""
+        trade = ticket.trade
+        assert trade is not None
+        amount = min(amount, self._left(ticket))
+        if amount <= DUST * trade.amount:
+            return
+        self._lift_stop(ticket, now)
+        if ticket.done:
+            return
+        kind: OrderKind = "market" if limit is None else "limit"
+        request = OrderRequest(
+            self._next_id(ticket, "x"), ticket.pair, ticket.side, False, kind, amount, price=limit
+        )
+        ticket.exit, ticket.exit_placed = request.client_id, now
+        ticket.exit_reason, ticket.closing = reason, closing
+        self._save(now)
+        state = self._send(request, now)
+        if state is None or state.status == "rejected":
+            ticket.exit = None
+            return
+        self._record(ticket, state, reason, now)
+        if state.done:
+            ticket.exit = None
+        self._close_if_flat(ticket, now)
+
+    def _place_stop(self, ticket: Ticket, price: float, now: pd.Timestamp) -> None:
+        """Rest a stop for what is left at `price`, replacing the one resting now."""
+        left = self._left(ticket)
+        if not math.isfinite(price) or ticket.trade is None or left <= DUST * ticket.trade.amount:
+            return
+        request = OrderRequest(
+            self._next_id(ticket, "s"), ticket.pair, ticket.side, False, "stop", left,
+            stop_price=price,
+        )  # fmt: skip
+        old, ticket.stop, ticket.stop_price = ticket.stop, request.client_id, price
+        self._save(now)
+        if old is None:
+            state = self._send(request, now)
+        else:
+            state = self._kept(self.broker.replace_stop(old, ticket.pair, request))
+            if state.replaced is not None:
+                self._kept(state.replaced)
+            ended = state.replaced if state.replaced is not None else state
+            self._record(ticket, ended, self._stop_reason(ticket), now, client_id=old)
+            if state.client_id == old:  # it had filled: nothing was replaced
+                ticket.stop = None
+                self._close_if_flat(ticket, now)
+                return
+        if state is None or state.status == "rejected":
+            ticket.stop, ticket.stop_price = None, None
+            log.warning(
+                "%s: no stop on the exchange; the bot watches the price itself", ticket.pair
+            )
+        else:
+            self._record(ticket, state, self._stop_reason(ticket), now)
+            if ticket.trade is not None:
+                ticket.trade.stop = price
+
+    def _lift_stop(self, ticket: Ticket, now: pd.Timestamp) -> None:
+        if ticket.stop is None:
+            return
+        state = self._cancel(ticket.stop, ticket.pair)
+        self._record(ticket, state, self._stop_reason(ticket), now)
+        ticket.stop, ticket.stop_price = None, None
+        self._close_if_flat(ticket, now)
+
+    # -- internals: bookkeeping ----------------------------------------------------------
+    def _record(
+        self,
+        ticket: Ticket,
+        state: OrderState,
+        reason: str,
+        now: pd.Timestamp,
+        client_id: str | None = None,
+    ) -> None:
+        """Turn what an order filled since we last looked into fills of the trade."""
+        trade = ticket.trade
+        key = client_id or state.client_id
+        before = ticket.seen.get(key, 0.0)
+        if trade is None or state.filled <= before + 1e-12 or state.average is None:
+            return
+        fresh = state.filled - before
+        paid_before = ticket.seen.get(key + "#cost", 0.0)
+        price = (state.average * state.filled - paid_before) / fresh
+        fee_before = ticket.seen.get(key + "#fee", 0.0)
+        trade.fills.append(Fill(state.updated or now, price, fresh, state.fee - fee_before, reason))
+        ticket.seen[key] = state.filled
+        ticket.seen[key + "#cost"] = state.average * state.filled
+        ticket.seen[key + "#fee"] = state.fee
+        self._close_if_flat(ticket, now)
+
+    def _close_if_flat(self, ticket: Ticket, now: pd.Timestamp) -> None:
+        trade = ticket.trade
+        if ticket.done or trade is None or self._left(ticket) > DUST * trade.amount:
+            return
+        closing = trade.fills[1:]
+        sold = sum(f.amount for f in closing)
+        trade.exit_price = sum(f.price * f.amount for f in closing) / sold
+        trade.exit_reason, trade.exit_time = closing[-1].reason, closing[-1].time
+        trade.stop = ticket.stop_price if ticket.stop_price is not None else trade.stop
+        if ticket.stop is not None:  # a dust remainder: its stop has nothing to protect
+            self._cancel(ticket.stop, ticket.pair)
+            ticket.stop = None
+        self._end(ticket, now)
+
+    def _end(self, ticket: Ticket, now: pd.Timestamp) -> None:
+        ticket.done = True
+        position = self._positions[ticket.position_id]
+        self.portfolio.close_filled(position, now)
+
+    def _left(self, ticket: Ticket) -> float:
+        trade = ticket.trade
+        if trade is None:
+            return 0.0
+        return max(0.0, trade.amount - sum(f.amount for f in trade.fills[1:]))
+
+    def _live(self) -> list[Ticket]:
+        return [t for t in self.book.tickets if not t.done]
+
+    def _save(self, now: pd.Timestamp) -> None:
+        """Keep the book: called before every order is sent and after every answer."""
+        self.portfolio.advance(now)  # a trade that just closed counts in what is kept
+        realized, closed, next_id = self.portfolio.books()
+        self.book.realized, self.book.closed_profits, self.book.next_id = realized, closed, next_id
+        self.journal.save_book(self.book)
+
+    def _send(self, request: OrderRequest, now: pd.Timestamp) -> OrderState | None:
+        try:
+            state = self._kept(self.broker.place(request))
+        except ExchangeError as problem:
+            if not problem.temporary:
+                raise
+            # The request may or may not have landed: the next poll asks by client id.
+            log.warning("order %s on %s: %s", request.client_id, request.pair, problem)
+            return self._fetch(request.client_id, request.pair)
+        if state.status == "rejected":
+            self.announce(
+                "order_rejected", now,
+                f"{request.pair}: {request.kind} order rejected by the exchange: {state.reason}",
+            )  # fmt: skip
+        return state
+
+    def _fetch(self, client_id: str, pair: str) -> OrderState | None:
+        state = self.broker.find(client_id, pair)
+        return None if state is None else self._kept(state)
+
+    def _cancel(self, client_id: str, pair: str) -> OrderState:
+        return self._kept(self.broker.cancel(client_id, pair))
+
+    def _kept(self, state: OrderState) -> OrderState:
+        """Every order's latest state goes to the trade store's order table."""
+        mark = (state.status, state.filled)
+        if self._orders.get(state.client_id) != mark:
+            self.journal.save_order(state)
+            self._orders[state.client_id] = mark
+        return state
+
+    def _timed_out(self, ticket: Ticket, what: str, now: pd.Timestamp) -> None:
+        limit = self.entry_timeout if what == "entry" else self.exit_timeout
+        self.announce(
+            "order_timeout", now,
+            f"{ticket.pair}: the {what} order did not fill within "
+            f"{format_duration(int(limit.total_seconds()))}; canceled"
+            + ("" if what == "entry" else ", closing at market"),
+        )  # fmt: skip
+
+    def _stop_reason(self, ticket: Ticket) -> str:
+        trade = ticket.trade
+        if trade is None or ticket.stop_price is None:
+            return STOP_LOSS
+        return STOP_LOSS if ticket.stop_price == trade.initial_stop else TRAILING_STOP
+
+    def _next_id(self, ticket: Ticket, kind: str) -> str:
+        ticket.serial += 1
+        return self._client_id(ticket.position_id, kind, ticket.serial)
+
+    def _client_id(self, position_id: int, kind: str, serial: int) -> str:
+        return f"{self.book.prefix}{position_id}{kind}{serial}"

@@ -1,0 +1,185 @@
+"""`run --live`: the runtime trading real orders through the ccxt broker, on the stand-in.
+
+The stand-in's account fills orders against recorded candles as its clock moves, so
+these sessions place, follow, time out, move and cancel real orders through the real
+ccxt client, and every fill the trades record is one the exchange made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kinetic_rules.compile.plan import build_plan
+from kinetic_rules.data.store import CandleStore
+from kinetic_rules.engine.model import Trade
+from kinetic_rules.lang.checker import check
+from kinetic_rules.live.ccxt_broker import CcxtBroker
+from kinetic_rules.live.executor import Book, attach_executor
+from kinetic_rules.live.session import TradingSession
+from kinetic_rules.persist import TradeStore
+from kinetic_rules.persist.book import StoredBook
+from kinetic_rules.persist.sink import StoreSink
+from kinetic_rules.spec.loader import load_file
+from tests.live.test_replay import Recorder
+from tests.standin import ExchangeStandin
+from tests.standin.account import API_KEY, API_SECRET
+
+BUSY_SPOT = Path(__file__).parent / "strategies" / "busy_spot.yaml"
+PAIRS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
+START = pd.Timestamp("2024-03-05 00:00:10", tz="UTC")
+DEPOSIT = 10_000.0
+
+
+@pytest.fixture
+def standin() -> Iterator[ExchangeStandin]:
+    with ExchangeStandin.from_fixtures(pairs=tuple(PAIRS), timeframes=("5m",)) as exchange:
+        exchange.clock.set(START)
+        exchange.account.deposit("USDT", DEPOSIT)
+        yield exchange
+
+
+@dataclass
+class Bot:
+    """One run of the bot process: everything it holds in memory dies with it."""
+
+    session: TradingSession
+    store: TradeStore
+    recorder: Recorder
+
+    @property
+    def trades(self) -> list[Trade]:
+        assert self.session.runtime is not None
+        return self.session.runtime.trades()
+
+
+def start_bot(standin: ExchangeStandin, root: Path, url: str, strategy: Path = BUSY_SPOT) -> Bot:
+    plan = build_plan(check(load_file(strategy)))
+    store = TradeStore(url)
+
+    def now() -> pd.Timestamp:
+        return pd.Timestamp(standin.clock.now(), unit="ms", tz="UTC")
+
+    def sleep(seconds: float) -> None:
+        standin.clock.advance(int(seconds * 1000))
+
+    client = standin.ccxt_client(apiKey=API_KEY, secret=API_SECRET)
+    broker = CcxtBroker(
+        client, stake_currency="USDT", clock=lambda: standin.clock.now() / 1000, sleep=sleep
+    )
+    journal = StoredBook(store, "busy-spot")
+    book = journal.load_book() or Book("krtest-", broker.free_balance("USDT"))
+    recorder = Recorder()
+
+    def attach(runtime: object) -> None:
+        runtime.notifiers.append(recorder)  # type: ignore[attr-defined]
+        attach_executor(runtime, broker, journal, book)  # type: ignore[arg-type]
+
+    session = TradingSession(
+        plan, broker.exchange, CandleStore(root), PAIRS, clock=now, sleep=sleep,
+        sizes={"5m": 100_000}, sink=StoreSink(store, strategy="busy-spot", mode="live"),
+        journal=store, live=attach, poll_seconds=60,
+    )  # fmt: skip
+    session.start()
+    return Bot(session, store, recorder)
+
+
+def usdt(standin: ExchangeStandin) -> float:
+    return standin.account.free("USDT") + standin.account.locked("USDT")
+
+
+def wind_down(bot: Bot, cycles: int = 200) -> None:
+    """/stop: no new entries; the open trades run their course."""
+    assert bot.session.runtime is not None
+    bot.session.runtime.request_stop()
+    bot.session.run(cycles=cycles)
+
+
+def assert_books_balance(standin: ExchangeStandin, url: str) -> list[Trade]:
+    """Every coin bought was sold, no order is left, and the account's dollars are the
+    stored trades' profits: no fill was lost, none was counted twice, none was doubled."""
+    with TradeStore(url) as store:
+        trades = store.trades(mode="live")
+    assert all(t.exit_time is not None for t in trades)
+    assert standin.account.open_orders(None) == []
+    for coin in ("BTC", "ETH", "SOL"):
+        assert standin.account.free(coin) + standin.account.locked(coin) == 0
+    assert usdt(standin) == pytest.approx(DEPOSIT + sum(t.profit for t in trades), abs=1e-6)
+    bought = sorted(
+        (o.symbol.replace("USDT", "/USDT"), float(o.executed))
+        for o in standin.account.orders
+        if o.side == "BUY" and o.executed > 0
+    )
+    assert bought == sorted((t.pair, t.amount) for t in trades)
+    return trades
+
+
+def test_a_live_session_trades_real_orders_and_every_fill_is_the_exchanges(
+    standin: ExchangeStandin, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'live.sqlite'}"
+    bot = start_bot(standin, tmp_path / "candles", url)
+    bot.session.run(cycles=80)
+    open_stops = {o.symbol for o in standin.account.open_orders(None) if o.stop_price > 0}
+    open_pairs = {t.pair.replace("/", "") for t in bot.trades if t.exit_time is None}
+    assert open_stops == open_pairs  # an open trade always has its stop on the exchange
+    wind_down(bot)
+    trades = assert_books_balance(standin, url)
+    assert len(trades) >= 3
+    reasons = {t.exit_reason for t in trades}
+    assert {"stop_loss", "trailing_stop"} <= reasons
+    # The trailing stop was moved on the exchange: later stops of a trade sit higher.
+    stops: dict[str, list[float]] = {}
+    for order in standin.account.orders:
+        if order.stop_price > 0:
+            position = order.client_id.removeprefix("krtest-").split("s")[0]
+            stops.setdefault(position, []).append(float(order.stop_price))
+    moved = [levels for levels in stops.values() if len(levels) > 1]
+    assert moved and all(levels == sorted(levels) for levels in moved)
+    with TradeStore(url) as store:
+        kept = {o.client_id: o.status for o in store.orders()}
+    assert {o.client_id for o in standin.account.orders} == set(kept)
+
+
+def test_an_entry_that_does_not_fill_in_time_is_canceled_and_recorded(
+    standin: ExchangeStandin, tmp_path: Path
+) -> None:
+    quick = tmp_path / "quick.yaml"
+    quick.write_text(BUSY_SPOT.read_text().replace("entry: 10m", "entry: 1m"))
+    url = f"sqlite:///{tmp_path / 'live.sqlite'}"
+    standin.account.partial_next(1, fraction=0.4)  # a thin book: the first entry fills 40%
+    bot = start_bot(standin, tmp_path / "candles", url, quick)
+    bot.session.run(cycles=80)
+    wind_down(bot)
+    timeouts = [e for e in bot.recorder.events if e.kind == "order_timeout"]
+    assert len(timeouts) == 1
+    assert "the entry order did not fill within 1m; canceled" in timeouts[0].message
+    canceled = [o for o in standin.account.orders if o.side == "BUY" and o.status == "CANCELED"]
+    assert len(canceled) == 1 and 0 < canceled[0].executed < canceled[0].quantity
+    with TradeStore(url) as store:
+        kept = {o.client_id: o.status for o in store.orders()}
+    assert all(kept[o.client_id] == "canceled" for o in canceled)
+    trades = assert_books_balance(standin, url)  # the partial entries traded what they got
+    partial = {(o.symbol.replace("USDT", "/USDT"), float(o.executed)) for o in canceled}
+    assert partial <= {(t.pair, t.amount) for t in trades}
+
+
+def test_a_rejected_order_is_reported_and_skipped(standin: ExchangeStandin, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'live.sqlite'}"
+    standin.faults.reject_next(
+        code=-1013, msg="Filter failure: NOTIONAL", path="/api/v3/order"
+    )  # the first order the bot sends: an entry
+    bot = start_bot(standin, tmp_path / "candles", url)
+    bot.session.run(cycles=60)
+    wind_down(bot)
+    rejected = [e for e in bot.recorder.events if e.kind == "order_rejected"]
+    assert len(rejected) == 1 and "NOTIONAL" in rejected[0].message
+    with TradeStore(url) as store:
+        statuses = [o.status for o in store.orders()]
+    assert statuses[0] == "rejected"
+    trades = assert_books_balance(standin, url)
+    assert trades  # the bot went on trading
