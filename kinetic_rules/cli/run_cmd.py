@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from kinetic_rules.cli.lang_cmd import parse_overrides
 from kinetic_rules.data.timerange import parse_timerange
 from kinetic_rules.errors import ConfigError
@@ -61,6 +63,11 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     )
     run.add_argument("--quiet", "-q", action="store_true", help="only the final summary")
     run.set_defaults(handler=run_command)
+
+
+def now() -> pd.Timestamp:
+    """The session's clock (the bot-process tests run it in the exchange stand-in's time)."""
+    return pd.Timestamp.now(tz="UTC")
 
 
 def _speed(text: str) -> float | None:
@@ -144,8 +151,6 @@ def _summary(trades: list[Any]) -> None:
 def _session(args: argparse.Namespace) -> int:
     """Trading on the exchange's live candles (paper, or real orders with --live), until
     Ctrl-C or /stop."""
-    import pandas as pd
-
     from kinetic_rules.compile.plan import build_plan
     from kinetic_rules.data.exchange import create_exchange
     from kinetic_rules.data.store import CandleStore, resolve_data_dir
@@ -165,6 +170,7 @@ def _session(args: argparse.Namespace) -> int:
         )
     exchange_id = args.exchange or spec.market.exchange
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # schema upgrades: not news
     sink = _sink(args.db, plan, "live" if args.live else "paper")
     live: Any = None
     if args.live:
@@ -180,7 +186,7 @@ def _session(args: argparse.Namespace) -> int:
         exchange,
         CandleStore(resolve_data_dir(args.data)),
         sorted(pairs),
-        clock=lambda: pd.Timestamp.now(tz="UTC"),
+        clock=now,
         sleep=time.sleep,
         sink=sink,
         journal=sink.store,  # a restart resumes the session: see docs/live.md

@@ -114,6 +114,18 @@ class CcxtBroker:
         balance = self._call("fetch balance", self.exchange.fetch_balance)
         return float((balance.get(currency) or {}).get("free") or 0.0)
 
+    def tradable(self, pair: str, amount: float) -> float:
+        market = self._market(pair)
+        if amount <= 0:
+            return 0.0
+        # A hair up first: 3.814 held as 3.8139999999999996 must not round down to 3.813.
+        try:
+            rounded = float(self.exchange.amount_to_precision(pair, amount * (1 + 1e-12)))
+        except ccxt.InvalidOrder:  # below one step of the pair's precision
+            return 0.0
+        least = ((market.get("limits") or {}).get("amount") or {}).get("min") or 0.0
+        return rounded if rounded >= float(least) and rounded > 0 else 0.0
+
     def place(self, order: OrderRequest) -> OrderState:
         """Send an order; a refusal comes back as status "rejected" with the reason.
 

@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from kinetic_rules.live.runtime import Runtime
 
 log = logging.getLogger("kinetic_rules.live")
-DUST = 1e-9  # amounts below this share of a trade count as nothing left
 
 
 @dataclass
@@ -178,7 +177,15 @@ class Executor:
             )  # fmt: skip
             self.book.tickets.append(ticket)
             self._positions[position.id] = position
-            amount = self.portfolio.entry_amount(position, data, price)
+            amount = self.broker.tradable(
+                position.pair, self.portfolio.entry_amount(position, data, price)
+            )
+            if amount <= 0:
+                log.warning(
+                    "%s: the stake buys less than the smallest order; skipped", position.pair
+                )
+                self._end(ticket, now)
+                continue
             request = OrderRequest(
                 ticket.entry, position.pair, position.side, True, self.entry_kind, amount,
                 price=price if self.entry_kind == "limit" else None,
@@ -325,8 +332,8 @@ class Executor:
         stop is lifted first; `_decide` puts a new one back for what is left."""
         trade = ticket.trade
         assert trade is not None
-        amount = min(amount, self._left(ticket))
-        if amount <= DUST * trade.amount:
+        amount = self.broker.tradable(ticket.pair, min(amount, self._left(ticket)))
+        if amount <= 0:
             return
         self._lift_stop(ticket, now)
         if ticket.done:
@@ -350,7 +357,7 @@ class Executor:
     def _place_stop(self, ticket: Ticket, price: float, now: pd.Timestamp) -> None:
         """Rest a stop for what is left at `price`, replacing the one resting now."""
         left = self._left(ticket)
-        if not math.isfinite(price) or ticket.trade is None or left <= DUST * ticket.trade.amount:
+        if not math.isfinite(price) or ticket.trade is None or left <= 0:
             return
         request = OrderRequest(
             self._next_id(ticket, "s"), ticket.pair, ticket.side, False, "stop", left,
@@ -415,7 +422,7 @@ class Executor:
 
     def _close_if_flat(self, ticket: Ticket, now: pd.Timestamp) -> None:
         trade = ticket.trade
-        if ticket.done or trade is None or self._left(ticket) > DUST * trade.amount:
+        if ticket.done or trade is None or self._left(ticket) > 0:
             return
         closing = trade.fills[1:]
         sold = sum(f.amount for f in closing)
@@ -433,10 +440,13 @@ class Executor:
         self.portfolio.close_filled(position, now)
 
     def _left(self, ticket: Ticket) -> float:
+        """What the trade still holds, as much of it as can be sold: a remainder below the
+        exchange's smallest order is dust, and the trade is closed without it."""
         trade = ticket.trade
         if trade is None:
             return 0.0
-        return max(0.0, trade.amount - sum(f.amount for f in trade.fills[1:]))
+        left = trade.amount - sum(f.amount for f in trade.fills[1:])
+        return self.broker.tradable(ticket.pair, left) if left > 0 else 0.0
 
     def _live(self) -> list[Ticket]:
         return [t for t in self.book.tickets if not t.done]

@@ -24,6 +24,7 @@ class StoredBook:
     def __init__(self, store: TradeStore, strategy: str) -> None:
         self.store = store
         self.key = f"live-book:{strategy}"
+        self._saved: str | None = None
 
     def load_book(self) -> Book | None:
         text = self.store.state(self.key)
@@ -37,7 +38,10 @@ class StoredBook:
             ) from None
 
     def save_book(self, book: Book) -> None:
-        self.store.set_state(self.key, json.dumps(book_to_dict(book), sort_keys=True))
+        text = json.dumps(book_to_dict(book), sort_keys=True)
+        if text != self._saved:  # the executor saves often; most times nothing changed
+            self.store.set_state(self.key, text)
+            self._saved = text
 
     def save_order(self, state: OrderState) -> None:
         self.store.save_order(None, state)

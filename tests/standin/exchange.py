@@ -22,7 +22,7 @@ from tests.standin import binance_spot, binance_trading
 from tests.standin.account import Account
 from tests.standin.faults import Faults
 from tests.standin.market import Clock, Market
-from tests.standin.router import LoopbackServer, Recorded, Router
+from tests.standin.router import LoopbackServer, Recorded, Request, Response, Router
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -35,6 +35,12 @@ class ExchangeStandin(LoopbackServer):
         self.router = Router(self.faults)
         binance_spot.install(self.router, self.market)
         binance_trading.install(self.router, self.account)
+        self.router.add("POST", "/standin/advance", self._advance)
+
+    def _advance(self, request: Request) -> Response:
+        """Not Binance: lets a bot in another process sleep in the stand-in's time."""
+        self.market.clock.advance(int(request.param("ms") or 0))
+        return Response(200, {"serverTime": self.market.clock.now()})
 
     @classmethod
     def from_fixtures(

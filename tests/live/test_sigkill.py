@@ -1,0 +1,130 @@
+"""The runner process killed with SIGKILL at many moments, and started again.
+
+`tests/live/bot_process.py` runs the real `kinetic-rules run --live` in the stand-in's
+time. The test kills it right after its k-th order request (the answer may or may not
+have reached it), lets 17 minutes of candles go by, starts it again on the same trade
+store, lets it trade on, kills it once more, and then checks the books the only way a
+user can: against the exchange. Every coin bought belongs to a stored trade, every
+dollar is accounted for by stored fills, and every open order is one the bot knows.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kinetic_rules.persist import TradeStore
+from kinetic_rules.persist.book import StoredBook
+from tests.live.test_live_trading import BUSY_SPOT, DEPOSIT, PAIRS, start_bot, usdt
+from tests.standin import ExchangeStandin
+from tests.standin.account import API_KEY, API_SECRET
+
+ROOT = Path(__file__).resolve().parents[2]
+START = pd.Timestamp("2024-03-05 03:20:10", tz="UTC")  # ten minutes before the first entry
+END = START + pd.Timedelta(hours=4)
+DOWNTIME_MS = 17 * 60_000
+
+
+@pytest.fixture
+def standin() -> Iterator[ExchangeStandin]:
+    with ExchangeStandin.from_fixtures(pairs=tuple(PAIRS), timeframes=("5m",)) as exchange:
+        exchange.clock.set(START)
+        exchange.account.deposit("USDT", DEPOSIT)
+        yield exchange
+
+
+def launch(standin: ExchangeStandin, tmp_path: Path, url: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "KINETIC_API_KEY": API_KEY, "KINETIC_API_SECRET": API_SECRET}
+    env.pop("KINETIC_TELEGRAM_TOKEN", None)
+    command = [
+        sys.executable, "-m", "tests.live.bot_process", standin.url,
+        "run", str(BUSY_SPOT), "--live", "--yes", "--exchange-url", standin.url,
+        "--db", url, "--data", str(tmp_path / "candles"), "--pairs", *PAIRS,
+    ]  # fmt: skip
+    with open(tmp_path / "bot.log", "ab") as log:  # the child keeps its own copy
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+
+
+def kill_when(process: subprocess.Popen[bytes], ready: object, tmp_path: Path) -> None:
+    deadline = time.monotonic() + 120
+    while not ready():  # type: ignore[operator]
+        if process.poll() is not None:
+            raise AssertionError(f"the bot exited ({process.returncode}):\n{_log(tmp_path)}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"the bot never got there:\n{_log(tmp_path)}")
+        time.sleep(0.002)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+def _log(tmp_path: Path) -> str:
+    return (tmp_path / "bot.log").read_text(errors="replace")[-3000:]
+
+
+def order_requests(standin: ExchangeStandin) -> int:
+    return sum(1 for r in standin.requests("/api/v3/order") if r.method == "POST")
+
+
+@pytest.mark.parametrize("kill_after", [1, 2, 4, 7, 11])
+def test_a_runner_killed_at_any_moment_resumes_with_nothing_lost_or_doubled(
+    standin: ExchangeStandin, tmp_path: Path, kill_after: int
+) -> None:
+    url = f"sqlite:///{tmp_path / 'live.sqlite'}"
+    kill_when(
+        launch(standin, tmp_path, url), lambda: order_requests(standin) >= kill_after, tmp_path
+    )
+    standin.clock.advance(DOWNTIME_MS)  # closes go by while it is down
+    end_ms = int(END.timestamp() * 1000)
+    kill_when(launch(standin, tmp_path, url), lambda: standin.clock.now() >= end_ms, tmp_path)
+    assert "Traceback" not in _log(tmp_path)
+
+    # One more start, in this process: it asks the exchange about every order it may
+    # have sent, and records what happened to them.
+    bot = start_bot(standin, tmp_path / "candles", url)
+    assert bot.session.runtime is not None
+    bot.session._poll()
+    assert_nothing_lost(standin, url)
+    assert order_requests(standin) > kill_after + 3  # it went on trading after the kill
+
+
+def assert_nothing_lost(standin: ExchangeStandin, url: str) -> None:
+    with TradeStore(url) as store:
+        trades = store.trades(mode="live")
+        book = StoredBook(store, "busy-spot").load_book()
+    assert book is not None and trades
+    bought = sorted(
+        (o.symbol.replace("USDT", "/USDT"), float(o.executed))
+        for o in standin.account.orders
+        if o.side == "BUY" and o.executed > 0
+    )
+    assert bought == sorted((t.pair, t.amount) for t in trades)  # one trade per buy, no more
+    for pair in PAIRS:
+        coin = pair.split("/")[0]
+        held = standin.account.free(coin) + standin.account.locked(coin)
+        # Open trades hold what they have not sold; closed ones at most dust (one step).
+        left = sum(t.amount - sum(f.amount for f in t.fills[1:]) for t in trades if t.pair == pair)
+        assert held == pytest.approx(left, abs=1e-12)
+        dust = [t.amount - sum(f.amount for f in t.fills[1:]) for t in trades if t.exit_time]
+        assert all(d < 0.001 + 1e-12 for d in dust)
+    flows = sum(
+        (-1 if i == 0 else 1) * f.price * f.amount - f.fee
+        for t in trades
+        for i, f in enumerate(t.fills)
+    )
+    assert usdt(standin) == pytest.approx(DEPOSIT + flows, abs=1e-6)
+    known = {cid for t in book.tickets for cid in (t.entry, t.stop, t.exit) if cid}
+    assert {o.client_id for o in standin.account.open_orders(None)} <= known
+    for trade in (t for t in trades if t.exit_time is None):
+        stops = [
+            o for o in standin.account.open_orders(trade.pair.replace("/", "")) if o.stop_price > 0
+        ]
+        assert len(stops) == 1  # an open trade keeps exactly one stop on the exchange
