@@ -32,7 +32,7 @@ def test_replay_reports_the_backtests_trades(
     ("extra", "message"),
     [
         ([], "paper trading needs the pairs to trade"),
-        (["--live"], "not available in this version"),
+        (["--live", "--replay", "."], "it cannot --replay"),
         (["--replay", "no/such/dir"], "not a directory"),
         (["--replay", ".", "--speed", "fast"], "--speed fast"),
     ],
@@ -43,3 +43,43 @@ def test_run_refuses_clearly(
     assert main(["run", KE, *extra]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_live_needs_keys_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("KINETIC_API_KEY", raising=False)
+    monkeypatch.delenv("KINETIC_API_SECRET", raising=False)
+    assert main(["run", KE, "--live", "--pairs", "BTC/USDT", "--db", "sqlite://"]) == 2
+    err = capsys.readouterr().err
+    assert "KINETIC_API_KEY and KINETIC_API_SECRET are not set" in err
+
+
+def test_live_refuses_what_it_cannot_trade(capsys: pytest.CaptureFixture[str]) -> None:
+    v3 = str(STRATEGIES / "kinetic_v3.yaml")
+    assert main(["run", v3, "--live", "--pairs", "BTC/USDT", "--db", "sqlite://"]) == 2
+    assert "--live trades long positions on spot markets" in capsys.readouterr().err
+
+
+def test_live_sends_nothing_without_a_yes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    from tests.standin import ExchangeStandin
+    from tests.standin.account import API_KEY, API_SECRET
+
+    monkeypatch.setenv("KINETIC_API_KEY", API_KEY)
+    monkeypatch.setenv("KINETIC_API_SECRET", API_SECRET)
+    monkeypatch.setattr("sys.stdin", io.StringIO("sure\n"))
+    with ExchangeStandin.from_fixtures(pairs=("BTC/USDT",), timeframes=("5m",)) as standin:
+        standin.clock.set("2024-03-05")
+        standin.account.deposit("USDT", 1000)
+        command = ["run", KE, "--live", "--pairs", "BTC/USDT", "--db", "sqlite://"]
+        assert main([*command, "--exchange-url", standin.url]) == 2
+        sent = [r for r in standin.requests() if r.method != "GET"]
+    err = capsys.readouterr().err
+    assert "LIVE TRADING with real orders on binance" in err
+    assert "starting equity 1,000.00 USDT" in err
+    assert "live trading was not confirmed; nothing was traded" in err
+    assert sent == []
