@@ -16,7 +16,9 @@ exchange keeps the rest of the margin (m·Q·P), so a liquidation costs the whol
 from __future__ import annotations
 
 
-def liquidation_price(entry_price: float, leverage: float, maintenance: float, sign: float) -> float:
+def liquidation_price(
+    entry_price: float, leverage: float, maintenance: float, sign: float
+) -> float:
     """The price at which an isolated-margin trade is liquidated (sign 1: long, −1: short).
 
     A long at leverage 1 has a liquidation price of 0: it can never be reached."""

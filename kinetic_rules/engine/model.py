@@ -116,6 +116,7 @@ class BacktestResult:
     trades: list[Trade]
     equity: pd.Series  # account value at each candle close (marked to market), UTC index
     regimes: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)  # the strategy's entry tags, in file order
     candles: dict[str, pd.DataFrame] = field(default_factory=dict)  # per pair, for charts
     elapsed_seconds: float = 0.0
 
