@@ -6,12 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kinetic_rules.backtest.runner import simulate
 from kinetic_rules.compile.plan import build_plan
 from kinetic_rules.engine.model import LIQUIDATION, BacktestResult, Trade
 from kinetic_rules.lang.checker import check
-from kinetic_rules.margin import liquidation_price
+from kinetic_rules.margin import beyond_liquidation, liquidation_price
 from kinetic_rules.spec.loader import load_text
 from tests.conftest import fixture_candles
 
@@ -23,12 +25,14 @@ LONG_LIQUIDATION = 100.0 * (1 - 1 / 10) / (1 - 0.005)  # 10×, maintenance margi
 SHORT_LIQUIDATION = 100.0 * (1 + 1 / 10) / (1 + 0.005)
 
 
-def run(body: str, rows: list[Row], market: str = "futures") -> BacktestResult:
+def run(
+    body: str, rows: list[Row], market: str = "futures", leverage: float = 10
+) -> BacktestResult:
     """One pair, a market entry at the open after the signal (at 100), 10× leverage and a
     margin of 100 (10% of 1000): 10 units, worth 1000."""
     text = (
         f"metadata: {{name: t}}\ntimeframe: 5m\nmarket: {{type: {market}, pairs: [X/USDT]}}\n"
-        "orders: {entry: market, exit: market}\nsizing: {stake: 10%}\nleverage: 10\n"
+        f"orders: {{entry: market, exit: market}}\nsizing: {{stake: 10%}}\nleverage: {leverage}\n"
         f"backtest: {{starting_balance: 1000, fee: {FEE}, slippage: 0}}\n" + body
     )
     plan = build_plan(check(load_text(text, "t.yaml")))
@@ -40,6 +44,7 @@ def run(body: str, rows: list[Row], market: str = "futures") -> BacktestResult:
 LONG = "entry:\n  long:\n    go: volume > 100\n"
 SHORT = "entry:\n  short:\n    go: volume > 100\n"
 ENTRY_FEE = 100.0 * 10 * FEE
+FIVE = pd.Timedelta("5min")
 
 
 def only(result: BacktestResult) -> Trade:
@@ -118,6 +123,46 @@ def test_spot_trades_have_no_margin_and_are_never_liquidated() -> None:
     trade = only(run(LONG, rows, market="spot"))
     assert trade.margin is None and trade.liquidation_price is None
     assert trade.exit_reason == "end_of_data"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(-0.04, 0.04), min_size=3, max_size=30),
+    st.sampled_from(["long", "short"]),
+    st.floats(2.0, 25.0),
+    st.floats(0.01, 0.15),
+    st.booleans(),
+)
+def test_no_trade_loses_more_than_its_margin_and_fees(
+    steps: list[float], side: str, leverage: float, stop: float, take: bool
+) -> None:
+    """Random walks with gaps: whatever happens, a trade loses at most its margin (plus
+    its fees); it is liquidated only at its liquidation price, and a stop nearer than
+    that loses to the liquidation only when a candle opens past both."""
+    rows, price = [FLAT, SIGNAL], 100.0
+    for step in steps:
+        new = price * (1 + step)
+        gap = price * (1 + step / 2)  # every candle opens halfway to its close
+        rows.append((gap, max(gap, new) * 1.003, min(gap, new) * 0.997, new, 0.0))
+        price = new
+    body = LONG if side == "long" else SHORT
+    body += f"stoploss:\n  initial: entry_price * (1 - side * {stop})\n"
+    body += "take_profit:\n  half: {when: profit > 1%, close: 50%}\n" if take else ""
+    result = run(body, rows, leverage=leverage)
+    trade = only(result)
+    sign = 1.0 if side == "long" else -1.0
+    assert trade.liquidation_price == pytest.approx(
+        liquidation_price(trade.entry_price, leverage, 0.005, sign)
+    )
+    fees = sum(f.fee for f in trade.fills if f.reason != LIQUIDATION)
+    assert trade.profit >= -trade.stake - fees - 1e-9
+    if trade.exit_reason == LIQUIDATION:
+        assert trade.fills[-1].price == trade.liquidation_price
+        assert trade.fills[-1].fee >= 0
+        if not beyond_liquidation(trade.initial_stop, trade.liquidation_price, sign):
+            candle = rows[int((trade.exit_time - pd.Timestamp("2024-01-01", tz="UTC")) / FIVE)]
+            opened_past = sign * (candle[0] - trade.liquidation_price) <= 0
+            assert opened_past  # the stop would have come first otherwise
 
 
 def test_real_candles_liquidate_where_the_low_first_reaches_the_price() -> None:
