@@ -35,7 +35,8 @@ def test_the_distance_is_how_far_the_price_moves_against_the_trade(
 ) -> None:
     price = liquidation_price(entry, leverage, rate, sign)
     distance = liquidation_distance(leverage, rate, sign)
-    assert price == pytest.approx(max(0.0, entry * (1 - sign * distance)), rel=1e-12)
+    expected = max(0.0, entry * (1 - sign * distance))
+    assert price == pytest.approx(expected, rel=1e-12, abs=entry * 1e-12)
 
 
 @given(leverages, leverages, rates, signs)
