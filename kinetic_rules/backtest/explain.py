@@ -120,6 +120,10 @@ def explain(request: BacktestRequest, pair: str, at: pd.Timestamp, trades: bool 
         out.append(f"\nentry {side}: {verdict} — {held} of {len(lines)} conditions hold")
         for line in lines:
             out += _render(line)
+    if checked.tags:
+        out.append("\nentry tags (a trade entered here would carry those that hold):")
+        for name, rule in checked.tags.items():
+            out += _render(_line(rule, signals, position, name, params))
     for side, side_rules in checked.exit.items():
         free = {n: r for n, r in side_rules.items() if plan.is_trade_free(r.node)}
         if free:
@@ -134,6 +138,7 @@ def explain(request: BacktestRequest, pair: str, at: pd.Timestamp, trades: bool 
 def _free_rules(plan: Plan) -> list[Rule]:
     checked = plan.strategy
     found = [r for _, r in checked.regime] + list(checked.protections.values())
+    found += list(checked.tags.values())
     for side in (*checked.entry.values(), *checked.exit.values()):
         found += [r for r in side.values() if plan.is_trade_free(r.node)]
     return found
@@ -164,6 +169,13 @@ def _trade_state(
         f"entry {open_trade.entry_price:.6g}, stake {open_trade.stake:.2f}",
         f"  initial stop {open_trade.initial_stop:.6g}; stop after this close {stop:.6g}",
     ]
+    if open_trade.liquidation_price is not None:
+        lines.append(
+            f"  isolated margin {open_trade.stake:.2f} at {open_trade.leverage:g}×; "
+            f"liquidation price {open_trade.liquidation_price:.6g}"
+        )
+    if open_trade.tags:
+        lines.append(f"  tags: {' '.join(open_trade.tags)}")
     for name, since in trailing.items():
         state = f"active since {since}" if since is not None else "not active yet"
         lines.append(f"  trailing {name}: {state}")

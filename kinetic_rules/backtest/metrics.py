@@ -87,7 +87,7 @@ class Metrics:
 
 @dataclass(frozen=True)
 class GroupRow:
-    """One line of a breakdown: the closed trades sharing a pair, exit reason or regime."""
+    """One line of a breakdown: the closed trades sharing a pair, exit reason, regime or tag."""
 
     key: str
     trades: int
@@ -326,12 +326,14 @@ def compute_metrics(result: BacktestResult) -> Metrics:
 
 
 def _breakdown(
-    result: BacktestResult, key: Callable[[Trade], str], keys: Iterable[str] = ()
+    result: BacktestResult, key: Callable[[Trade], Iterable[str]], keys: Iterable[str] = ()
 ) -> list[GroupRow]:
-    """Group closed trades; `keys` are listed even without trades. Best profit first."""
+    """Group closed trades (a trade may belong to several groups); `keys` are listed even
+    without trades. Best profit first."""
     groups: dict[str, list[Trade]] = {k: [] for k in keys}
     for trade in result.closed_trades():
-        groups.setdefault(key(trade), []).append(trade)
+        for name in key(trade):
+            groups.setdefault(name, []).append(trade)
     balance = float(result.assumptions.starting_balance)
     rows = []
     for name, trades in groups.items():
@@ -360,15 +362,23 @@ def _breakdown(
 
 def by_pair(result: BacktestResult) -> list[GroupRow]:
     """One row per pair of the backtest, traded or not."""
-    return _breakdown(result, lambda t: t.pair, result.pairs)
+    return _breakdown(result, lambda t: (t.pair,), result.pairs)
 
 
 def by_exit_reason(result: BacktestResult) -> list[GroupRow]:
     """One row per reason of the final closing fill (a partial take-profit counts under the
     reason that closed the rest of the trade)."""
-    return _breakdown(result, lambda t: t.exit_reason or NO_REGIME)
+    return _breakdown(result, lambda t: (t.exit_reason or NO_REGIME,))
 
 
 def by_regime(result: BacktestResult) -> list[GroupRow]:
     """One row per regime class of the strategy, by the regime at the signal candle."""
-    return _breakdown(result, lambda t: t.regime or NO_REGIME, result.regimes)
+    return _breakdown(result, lambda t: (t.regime or NO_REGIME,), result.regimes)
+
+
+def by_tag(result: BacktestResult) -> list[GroupRow]:
+    """One row per entry tag of the strategy; a trade counts under each of its tags, so
+    the rows may add up to more than the total. Empty for a strategy without tags."""
+    if not result.tags and not any(t.tags for t in result.trades):
+        return []
+    return _breakdown(result, lambda t: t.tags or (NO_REGIME,), result.tags)

@@ -24,6 +24,7 @@ from kinetic_rules.backtest.metrics import (
     by_exit_reason,
     by_pair,
     by_regime,
+    by_tag,
     daily_equity,
     iso_time,
     monthly_returns,
@@ -48,6 +49,9 @@ TRADE_COLUMNS = (
     "amount",
     "stake",
     "leverage",
+    "margin",
+    "liquidation_price",
+    "tags",
     "initial_stop",
     "final_stop",
     "exit_reason",
@@ -94,6 +98,9 @@ def trade_record(trade: Trade) -> dict[str, Any]:
         "amount": trade.amount,
         "stake": trade.stake,
         "leverage": trade.leverage,
+        "margin": trade.margin,
+        "liquidation_price": trade.liquidation_price,
+        "tags": list(trade.tags),
         "initial_stop": trade.initial_stop,
         "final_stop": trade.stop,
         "exit_reason": trade.exit_reason,
@@ -127,6 +134,7 @@ def results_document(result: BacktestResult, metrics: Metrics) -> dict[str, Any]
         "timeframe": result.timeframe,
         "pairs": list(result.pairs),
         "regimes": list(result.regimes),
+        "tags": list(result.tags),
         "data_range": {"start": result.start, "end": result.end},
         "assumptions": {
             "fee": a.fee,
@@ -134,12 +142,14 @@ def results_document(result: BacktestResult, metrics: Metrics) -> dict[str, Any]
             "starting_balance": a.starting_balance,
             "fill_model": list(a.fill_model),
             "skipped": list(a.skipped),
+            "warnings": list(a.warnings),
         },
         "metrics": metrics.to_dict(),
         "breakdowns": {
             "pair": [row.to_dict() for row in by_pair(result)],
             "exit_reason": [row.to_dict() for row in by_exit_reason(result)],
             "regime": [row.to_dict() for row in by_regime(result)],
+            "tag": [row.to_dict() for row in by_tag(result)],
         },
         "monthly_returns": _by_date(monthly_returns(result), "%Y-%m"),
         "daily_equity": _by_date(daily_equity(result), "%Y-%m-%d"),
@@ -155,10 +165,13 @@ def results_json(result: BacktestResult, metrics: Metrics) -> str:
 
 
 def _cell(value: Any) -> str:
-    """A CSV cell; text that a spreadsheet would run as a formula gets a leading quote."""
+    """A CSV cell; text that a spreadsheet would run as a formula gets a leading quote.
+    A list (a trade's tags) becomes its items separated by spaces."""
     value = plain(value)
     if value is None:
         return ""
+    if isinstance(value, list):
+        value = " ".join(str(v) for v in value)
     if isinstance(value, str):
         return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
     return repr(value) if isinstance(value, float) else str(value)

@@ -18,6 +18,7 @@ from kinetic_rules.backtest.metrics import (
     by_exit_reason,
     by_pair,
     by_regime,
+    by_tag,
     drawdown,
     equity_curve,
     monthly_returns,
@@ -108,10 +109,12 @@ def _header(result: BacktestResult) -> str:
     rows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in facts)
     fill = "".join(f"<li>{esc(s)}</li>" for s in a.fill_model) or f"<li>{DASH}</li>"
     skipped = "".join(f"<li>{esc(s)}</li>" for s in a.skipped) or "<li>none</li>"
+    warnings = "".join(f'<li class="neg">{esc(s)}</li>' for s in a.warnings)
     return (
         f"<h1>Backtest: {esc(result.strategy_name)}</h1>"
         f'<table class="kv">{rows}</table>'
         f"<h3>Fill model</h3><ul>{fill}</ul><h3>Skipped rules</h3><ul>{skipped}</ul>"
+        + (f"<h3>Warnings</h3><ul>{warnings}</ul>" if warnings else "")
     )
 
 
@@ -186,9 +189,16 @@ TRADE_HEADERS = (
 )
 
 
-def _trade_rows(trades: Sequence[Trade]) -> str:
-    rows = [
-        [
+MARGIN_HEADERS = ("Leverage", "Margin", "Liq. price")
+
+
+def _trade_rows(trades: Sequence[Trade], tags: bool, margin: bool) -> str:
+    """The trades of one pair; the tags and margin columns only for strategies that have
+    entry tags, or trade futures."""
+    headers = [*TRADE_HEADERS, *(["Tags"] if tags else []), *(MARGIN_HEADERS if margin else ())]
+    rows = []
+    for t in trades:
+        row = [
             str(t.id),
             t.side,
             t.regime or DASH,
@@ -201,9 +211,11 @@ def _trade_rows(trades: Sequence[Trade]) -> str:
             fmt_pct(t.profit_ratio),
             fmt_duration(t.duration),
         ]
-        for t in trades
-    ]
-    return _table(TRADE_HEADERS, rows, [_sign_class(t.profit) for t in trades])
+        row += [" ".join(t.tags) or DASH] if tags else []
+        if margin:
+            row += [fmt_num(t.leverage, 0), fmt_num(t.margin), fmt_price(t.liquidation_price)]
+        rows.append(row)
+    return _table(headers, rows, [_sign_class(t.profit) for t in trades])
 
 
 def _pair_candles(result: BacktestResult, pair: str) -> pd.DataFrame:
@@ -227,6 +239,8 @@ def _pairs(result: BacktestResult) -> str:
         return '<h2>Trades</h2><p class="none">no trades</p>'
     parts = ["<h2>Trades by pair</h2>"]
     opened = " open" if len(by_pair_trades) <= OPEN_SECTIONS else ""
+    tags = bool(result.tags) or any(t.tags for t in result.trades)
+    margin = any(t.liquidation_price is not None for t in result.trades)
     for pair in sorted(by_pair_trades):
         trades = by_pair_trades[pair]
         profit = sum(t.profit for t in trades)
@@ -234,7 +248,7 @@ def _pairs(result: BacktestResult) -> str:
         parts.append(
             f"<details{opened}><summary>{esc(pair)} — {len(trades)} trade(s), "
             f'<span class="{_sign_class(profit)}">{esc(fmt_num(profit))}</span></summary>'
-            f"{chart}{_trade_rows(trades)}</details>"
+            f"{chart}{_trade_rows(trades, tags, margin)}</details>"
         )
     return "".join(parts)
 
@@ -245,6 +259,8 @@ def render_html(result: BacktestResult, metrics: Metrics) -> str:
     curve = equity_curve(result)
     equity = line_chart(curve, title="equity")
     dd = line_chart(drawdown(curve), title="drawdown", percent=True, how="min", area=True)
+    tags = by_tag(result)
+    per_tag = [_breakdown("Per entry tag", "Tag", tags, currency)] if tags else []
     sections = [
         _header(result),
         _metrics(metrics, currency),
@@ -255,6 +271,7 @@ def render_html(result: BacktestResult, metrics: Metrics) -> str:
         _breakdown("Per pair", "Pair", by_pair(result), currency),
         _breakdown("Per exit reason", "Exit reason", by_exit_reason(result), currency),
         _breakdown("Per regime", "Regime", by_regime(result), currency),
+        *per_tag,
         _pairs(result),
     ]
     return (

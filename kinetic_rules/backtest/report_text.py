@@ -20,6 +20,7 @@ from kinetic_rules.backtest.metrics import (
     by_exit_reason,
     by_pair,
     by_regime,
+    by_tag,
     compute_metrics,
     utc,
 )
@@ -168,6 +169,8 @@ def _assumptions(result: BacktestResult) -> Table:
     skipped = a.skipped or ("none",)
     for i, sentence in enumerate(skipped):
         table.add_row("Skipped rules" if i == 0 else "", Text(f"• {sentence}"))
+    for i, sentence in enumerate(a.warnings):
+        table.add_row("Warnings" if i == 0 else "", Text(f"• {sentence}", style="yellow"))
     return table
 
 
@@ -196,8 +199,11 @@ def _breakdown(title: str, key: str, rows: list[GroupRow], currency: str) -> Tab
 
 
 def render_summary(result: BacktestResult, metrics: Metrics) -> RenderableType:
-    """Header, assumptions, totals and the three breakdowns, for an 80-column terminal."""
+    """Header, assumptions, totals and the breakdowns (per tag only for a strategy with
+    entry tags), for an 80-column terminal."""
     currency = stake_currency(result)
+    tags = by_tag(result)
+    per_tag = [_breakdown("Per entry tag", "Tag", tags, currency)] if tags else []
     return Group(
         _header(result),
         _assumptions(result),
@@ -205,6 +211,7 @@ def render_summary(result: BacktestResult, metrics: Metrics) -> RenderableType:
         _breakdown("Per pair", "Pair", by_pair(result), currency),
         _breakdown("Per exit reason", "Exit reason", by_exit_reason(result), currency),
         _breakdown("Per regime", "Regime", by_regime(result), currency),
+        *per_tag,
     )
 
 

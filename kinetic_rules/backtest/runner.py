@@ -27,6 +27,7 @@ from kinetic_rules.engine.portfolio import PairData, Portfolio
 from kinetic_rules.engine.scanner import blacklisted
 from kinetic_rules.errors import ConfigError, DataError
 from kinetic_rules.lang.checker import check
+from kinetic_rules.margin import beyond_liquidation
 from kinetic_rules.spec.loader import load_file
 from kinetic_rules.timeframes import format_duration, timeframe_seconds
 
@@ -156,12 +157,37 @@ def simulate(
             starting_balance=spec.backtest.starting_balance,
             fill_model=fills.describe(),
             skipped=tuple(skipped),
+            warnings=tuple(stop_warnings(trades)),
         ),
         trades=trades,
         equity=equity[equity.index >= first_tradable + step],
         regimes=regimes,
+        tags=list(checked.tags),
         candles={d.pair: feed(d.pair, plan.timeframe) for d in data},
     )
+
+
+def stop_warnings(trades: list[Trade]) -> list[str]:
+    """Futures trades whose stop could never fire: it lay at or beyond their liquidation
+    price (or they had none), so a fall that far liquidates them first."""
+    unprotected = [
+        t
+        for t in trades
+        if t.liquidation_price is not None
+        and beyond_liquidation(
+            t.initial_stop, t.liquidation_price, 1.0 if t.side == "long" else -1.0
+        )
+    ]
+    if not unprotected:
+        return []
+    first = unprotected[0]
+    return [
+        f"{len(unprotected)} of {len(trades)} trade(s) had their stop at or beyond the "
+        "liquidation price (or no stop): a move that far liquidates them, losing the whole "
+        f"margin, and the stop never fires. First: #{first.id} {first.pair} {first.side} "
+        f"entered {first.entry_time:%Y-%m-%d %H:%M}, stop {first.initial_stop:.6g}, "
+        f"liquidation {first.liquidation_price:.6g}"
+    ]
 
 
 def _equity(

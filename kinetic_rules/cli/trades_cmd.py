@@ -29,8 +29,8 @@ from kinetic_rules.persist import DB_ENV, TradeStore, serialize_trades, trade_to
 
 CSV_COLUMNS = (
     "id", "pair", "side", "regime", "signal_time", "entry_time", "entry_price", "amount",
-    "stake", "leverage", "initial_stop", "stop", "exit_time", "exit_price", "exit_reason",
-    "profit", "profit_ratio", "fees",
+    "stake", "leverage", "margin", "liquidation_price", "tags", "initial_stop", "stop",
+    "exit_time", "exit_price", "exit_reason", "profit", "profit_ratio", "fees",
 )  # fmt: skip
 
 
@@ -48,6 +48,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         help=f"database URL (default ${DB_ENV} or sqlite:///user_data/trades.sqlite)",
     )
     cmd.add_argument("--pair", help="only this pair, e.g. SOL/USDT")
+    cmd.add_argument("--tag", help="only trades carrying this entry tag (see entry.tags)")
     when = "TIME (UTC unless it says otherwise), e.g. 2024-03-01 or 2024-03-01T10:05"
     cmd.add_argument("--from", dest="start", type=_time, metavar="TIME",
                      help=f"entered at or after {when}")  # fmt: skip
@@ -92,7 +93,7 @@ def run_trades(args: argparse.Namespace) -> int:
     with TradeStore(args.db, create=False) as store:
         trades = store.trades(
             pair=pair, start=args.start, end=args.end, outcome=args.outcome,
-            strategy=args.strategy, mode=args.mode, limit=args.limit,
+            strategy=args.strategy, mode=args.mode, limit=args.limit, tag=args.tag,
         )  # fmt: skip
     if args.format == "json":
         text = serialize_trades(trades) + "\n"
@@ -149,6 +150,9 @@ def print_table(trades: list[Trade], console: Console) -> None:
     table.add_column("Profit", justify="right", no_wrap=True)
     table.add_column("Profit %", justify="right", no_wrap=True)
     table.add_column("Exit reason")
+    tagged = any(t.tags for t in trades)
+    if tagged:
+        table.add_column("Tags")
     for t in trades:
         profit = "" if t.is_open else f"{t.profit:+.4f}"
         ratio = "" if t.is_open else f"{t.profit_ratio * 100:+.2f}%"
@@ -157,6 +161,7 @@ def print_table(trades: list[Trade], console: Console) -> None:
             str(t.id), Text(t.pair), t.side, _when(t.entry_time), _price(t.entry_price),
             _when(t.exit_time) if t.exit_time is not None else "open", _price(t.exit_price),
             Text(profit, style=style), Text(ratio, style=style), Text(t.exit_reason or ""),
+            *([Text(" ".join(t.tags))] if tagged else []),
         )  # fmt: skip
     console.print(table)
     closed = [t for t in trades if not t.is_open]
@@ -172,6 +177,8 @@ def _cell(value: Any) -> str:
     """A CSV cell; text a spreadsheet would run as a formula gets a leading quote."""
     if value is None:
         return ""
+    if isinstance(value, list):  # a trade's tags
+        value = " ".join(str(v) for v in value)
     if isinstance(value, str):
         risky = value[:1] in ("=", "+", "-", "@", "\t", "\r")
         return "'" + value if risky and value not in ("-Infinity",) else value

@@ -18,6 +18,7 @@ class FillModel:
     exit_limit: bool  # signal exits are limit orders at the signal candle's close
     entry_timeout: int  # candles an unfilled entry order stays open
     exit_timeout: int  # candles an unfilled exit order stays open before going market
+    maintenance_margin: float | None = None  # futures: trades can be liquidated; spot: None
 
     def adverse(self, price: float, side: Side, buying: bool) -> float:
         """Slippage always costs: buying fills higher, selling lower."""
@@ -42,6 +43,18 @@ class FillModel:
             if self.exit_limit
             else "Signal exits are market orders filled at the next candle's open."
         )
+        margin = (
+            ()
+            if self.maintenance_margin is None
+            else (
+                "Futures use isolated margin: a trade's margin is its stake, and it is "
+                "liquidated when its margin balance falls to the maintenance margin "
+                f"({self.maintenance_margin:.2%} of its value). A candle reaching the "
+                "liquidation price before the stop closes the trade there, losing its whole "
+                "margin; a candle opening beyond it, too. A stop at or beyond the liquidation "
+                "price never fires.",
+            )
+        )
         return (
             "Signals are decided on closed candles and acted on at the next candle's open.",
             entry,
@@ -58,6 +71,7 @@ class FillModel:
             "labelled end_of_data.",
             "A slot is freed by an exit decided or filled by the candle close at which a new "
             "entry is decided.",
+            *margin,
         )
 
 
@@ -72,4 +86,7 @@ def fill_model(plan: Plan) -> FillModel:
         exit_limit=spec.orders.exit == "limit",
         entry_timeout=max(1, spec.orders.timeouts.entry // candle),
         exit_timeout=max(1, spec.orders.timeouts.exit // candle),
+        maintenance_margin=spec.market.maintenance_margin
+        if spec.market.type == "futures"
+        else None,
     )

@@ -19,6 +19,7 @@ STOP_LOSS = "stop_loss"
 TRAILING_STOP = "trailing_stop"
 END_OF_DATA = "end_of_data"  # still open when the data ran out: closed at the last close
 PROTECTION = "protection"  # a protection with close_all came into force
+LIQUIDATION = "liquidation"  # futures: the price reached the liquidation price
 
 
 @dataclass
@@ -42,7 +43,7 @@ class Trade:
     entry_time: pd.Timestamp
     entry_price: float
     amount: float  # base-asset units bought (or sold short) at entry
-    stake: float  # stake-currency value at entry (amount × entry_price)
+    stake: float  # what the trade put up, in the stake currency: amount × entry_price / leverage
     leverage: float
     initial_stop: float
     exit_time: pd.Timestamp | None = None
@@ -50,6 +51,9 @@ class Trade:
     exit_reason: str | None = None  # reason of the final closing fill
     stop: float | None = None  # the stop in force when the trade closed
     fills: list[Fill] = field(default_factory=list)
+    tags: tuple[str, ...] = ()  # the strategy's entry tags that held at the signal candle
+    margin: float | None = None  # futures: the isolated margin backing the trade (its stake)
+    liquidation_price: float | None = None  # futures: where the exchange would liquidate it
 
     @property
     def is_open(self) -> bool:
@@ -69,9 +73,8 @@ class Trade:
 
     @property
     def profit_ratio(self) -> float:
-        """Profit as a fraction of the stake put up (margin for leveraged trades)."""
-        margin = self.stake / self.leverage
-        return self.profit / margin if margin else 0.0
+        """Profit as a fraction of the stake put up (the margin, for a futures trade)."""
+        return self.profit / self.stake if self.stake else 0.0
 
     @property
     def is_winner(self) -> bool:
@@ -96,6 +99,7 @@ class Assumptions:
     starting_balance: float
     fill_model: tuple[str, ...]  # one plain sentence per rule of the fill model
     skipped: tuple[str, ...] = ()  # rules that could not run in a backtest, and why
+    warnings: tuple[str, ...] = ()  # what the run showed about the strategy, e.g. unreachable stops
 
 
 @dataclass
@@ -112,6 +116,7 @@ class BacktestResult:
     trades: list[Trade]
     equity: pd.Series  # account value at each candle close (marked to market), UTC index
     regimes: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)  # the strategy's entry tags, in file order
     candles: dict[str, pd.DataFrame] = field(default_factory=dict)  # per pair, for charts
     elapsed_seconds: float = 0.0
 

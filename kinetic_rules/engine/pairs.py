@@ -94,7 +94,7 @@ def prepare_market(
 
 
 def trade_nodes(plan: Plan) -> set[ast.Node]:
-    """Market series that trades read while open, or when they are sized and ranked."""
+    """Market series that trades read while open, or when they are sized, ranked and tagged."""
     checked = plan.strategy
     rules = [r for side in checked.exit.values() for r in side.values()]
     rules += [t.activate for t in checked.trailing.values()]
@@ -103,6 +103,7 @@ def trade_nodes(plan: Plan) -> set[ast.Node]:
     rules += [
         r for r in (checked.stop_initial, checked.stake, checked.leverage, checked.priority) if r
     ]
+    rules += list(checked.tags.values())  # read when an entry is decided and when it fills
     found: set[ast.Node] = set()
     for rule in rules:
         found.update(n for n in rule.node.walk() if n in plan.trade_free)

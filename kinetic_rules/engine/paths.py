@@ -3,6 +3,8 @@
 Within a candle the order of events is fixed: orders decided at the previous close fill
 at the open (signal exits, take-profits, protections), then the stop is checked against
 the candle's range, then — at the close — trailing stops move and new decisions are made.
+A futures trade also has a liquidation price: reached before the stop (or gapped through
+at the open, before anything fills there), it ends the trade at that price.
 Each of those is a vector over a window of candles; the first event wins. The window
 grows until the trade ends, so a trade costs a few numpy calls, not a Python loop per
 candle.
@@ -18,8 +20,16 @@ from kinetic_rules.compile.evaluate import PairSignals
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.compile.trade_eval import evaluate_span
 from kinetic_rules.engine.fills import FillModel
-from kinetic_rules.engine.model import END_OF_DATA, PROTECTION, STOP_LOSS, TRAILING_STOP, Side
+from kinetic_rules.engine.model import (
+    END_OF_DATA,
+    LIQUIDATION,
+    PROTECTION,
+    STOP_LOSS,
+    TRAILING_STOP,
+    Side,
+)
 from kinetic_rules.lang.checker import Rule, TrailRule
+from kinetic_rules.margin import beyond_liquidation
 
 FIRST_WINDOW = 256
 
@@ -77,9 +87,11 @@ def trade_path(
     rules: ExitRules,
     fills: FillModel,
     final: bool = True,
+    liquidation: float | None = None,
 ) -> TradePath:
     """The trade's fills as far as `prices` reach. With `final`, the data is complete and a
-    trade still open at its end is closed at the last close; otherwise it stays open."""
+    trade still open at its end is closed at the last close; otherwise it stays open.
+    `liquidation` is a futures trade's liquidation price (None: it cannot be liquidated)."""
     sign = 1.0 if side == "long" else -1.0
     n = len(prices["close"])
     state = _State(stop=initial_stop, active={name: False for name in rules.trailing})
@@ -101,6 +113,7 @@ def trade_path(
             fills,
             state,
             path,
+            liquidation,
         )
         if outcome == "retry":  # a pending limit exit runs past the window: look further
             width *= 2
@@ -132,6 +145,7 @@ def _window(
     fills: FillModel,
     state: _State,
     path: TradePath,
+    liquidation: float | None,
 ) -> str:
     """Resolve candles lo..hi-1: "closed", "open" (carry on), or "retry" with a wider window."""
     opens, highs, lows, closes = (prices[k] for k in ("open", "high", "low", "close"))
@@ -154,7 +168,10 @@ def _window(
     with np.errstate(invalid="ignore"):
         hit = lows[span] <= stop_before if sign > 0 else highs[span] >= stop_before
     stop_at = _first(hit)
-    stop_candle = lo + stop_at if stop_at is not None else n
+    end_at, liquidated = _ending(prices, lo, hi, sign, stop_before, stop_at, liquidation)
+    stop_candle = lo + end_at if end_at is not None else n
+    # Gapped through the liquidation price: it happened before anything fills at the open.
+    before_open = liquidated and _reached(float(opens[stop_candle]), liquidation, sign)
     remaining, taken = state.remaining, state.taken
     planned: list[PlannedFill] = []
     for k, share, reason in _decisions(plan, signals, lo, hi, env, rules, taken):
@@ -164,7 +181,7 @@ def _window(
         if j >= n and j <= stop_candle:  # decided at the last close: only j == n gets here
             _decided_now(path, reason, share, remaining)
             continue
-        if j >= n or j > stop_candle:
+        if j >= n or j > stop_candle or (j == stop_candle and before_open):
             break
         if reason.startswith("exit:"):
             name = reason.removeprefix("exit:")
@@ -190,6 +207,11 @@ def _window(
         last = planned[-1].index
         path.final_stop = float(stop_before[last - lo]) if last < hi else float(stop_after[-1])
         return "closed"
+    if end_at is not None and liquidated:
+        assert liquidation is not None
+        path.fills.append(PlannedFill(stop_candle, liquidation, remaining, LIQUIDATION, False))
+        path.final_stop = float(stop_before[end_at])
+        return "closed"
     if stop_at is not None:
         level = float(stop_before[stop_at])
         gapped = opens[stop_candle] <= level if sign > 0 else opens[stop_candle] >= level
@@ -213,6 +235,40 @@ def _decided_now(path: TradePath, reason: str, share: float, remaining: float) -
     whole = reason.startswith(("exit:", PROTECTION))
     closing = left if whole else min(share, left)
     path.decided.append(PlannedFill(-1, float("nan"), closing, reason, True))
+
+
+def _reached(price: float, liquidation: float | None, sign: float) -> bool:
+    if liquidation is None:
+        return False
+    return price <= liquidation if sign > 0 else price >= liquidation
+
+
+def _ending(
+    prices: dict[str, np.ndarray],
+    lo: int,
+    hi: int,
+    sign: float,
+    stop_before: np.ndarray,
+    stop_at: int | None,
+    liquidation: float | None,
+) -> tuple[int | None, bool]:
+    """The candle (in the window) where the stop or the liquidation ends the trade, and
+    whether it is the liquidation. Within one candle the price passes whichever level is
+    nearer the open first; a candle opening beyond the liquidation price liquidates."""
+    if liquidation is None:
+        return stop_at, False
+    extreme = prices["low"][lo:hi] if sign > 0 else prices["high"][lo:hi]
+    liquid_at = _first(extreme <= liquidation if sign > 0 else extreme >= liquidation)
+    if liquid_at is None or (stop_at is not None and stop_at < liquid_at):
+        return stop_at, False
+    if stop_at == liquid_at:
+        opened = float(prices["open"][lo + stop_at])
+        stop = float(stop_before[stop_at])
+        if not _reached(opened, liquidation, sign) and not beyond_liquidation(
+            stop, liquidation, sign
+        ):
+            return stop_at, False
+    return liquid_at, True
 
 
 def _ends_at_next_open(reason: str, share: float, remaining: float, fills: FillModel) -> bool:

@@ -24,9 +24,18 @@ from kinetic_rules.compile.evaluate import PairSignals
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.compile.trade_eval import evaluate_span
 from kinetic_rules.engine.fills import FillModel
-from kinetic_rules.engine.model import END_OF_DATA, STOP_LOSS, TRAILING_STOP, Fill, Side, Trade
+from kinetic_rules.engine.model import (
+    END_OF_DATA,
+    LIQUIDATION,
+    STOP_LOSS,
+    TRAILING_STOP,
+    Fill,
+    Side,
+    Trade,
+)
 from kinetic_rules.engine.paths import ExitRules, PlannedFill, trade_path
-from kinetic_rules.engine.sizing import kelly_stake
+from kinetic_rules.engine.sizing import kelly_cap, kelly_stake
+from kinetic_rules.margin import liquidation_price
 
 NEVER = pd.Timestamp.max.tz_localize("UTC")
 
@@ -75,7 +84,9 @@ class Portfolio:
     _positions: list[Position] = field(default_factory=list)  # holding a slot
     _unsettled: list[Position] = field(default_factory=list)  # slot free, profit not known
     _closed_profits: dict[str, list[float]] = field(default_factory=dict)
+    _all_profits: list[float] = field(default_factory=list)  # every pair's, as they settle
     _last_exit: dict[str, pd.Timestamp] = field(default_factory=dict)
+    _tag_exit: dict[tuple[str, str], pd.Timestamp] = field(default_factory=dict)  # (pair, tag)
     _next_id: int = 1
 
     # -- the backtest: every decision in time order, each position resolved on all data ----
@@ -103,6 +114,7 @@ class Portfolio:
                 continue
             if trade.exit_reason != END_OF_DATA:
                 self._closed_profits.setdefault(trade.pair, []).append(trade.profit)
+                self._all_profits.append(trade.profit)
             self.realized += trade.profit
 
     def decide(
@@ -150,6 +162,7 @@ class Portfolio:
         trade.entry_time = max(filled_at.floor(self.timeframe), index[signal] + self.timeframe)
         trade.stake = trade.stake * amount / trade.amount if trade.amount else 0.0
         position.stake = trade.stake
+        trade.margin = None if trade.margin is None else trade.stake
         trade.amount = amount
         trade.fills[0] = Fill(filled_at, price, amount, fee, "entry")
         return trade
@@ -187,7 +200,7 @@ class Portfolio:
         spec = self.plan.strategy.spec
         if any(p.pair == data.pair for p in self._positions):
             return None
-        if self._cooling_down(data.pair, decided_at):
+        if self._cooling_down(data, local, decided_at):
             return None
         if data.blocked is not None and data.blocked[local]:
             return None
@@ -207,12 +220,21 @@ class Portfolio:
         self._positions.append(position)
         return position
 
-    def _cooling_down(self, pair: str, decided_at: pd.Timestamp) -> bool:
+    def _cooling_down(self, data: PairData, local: int, decided_at: pd.Timestamp) -> bool:
+        """Did a trade on this pair — or one sharing a tag with this entry — close too lately?
+        An entry without tags shares the empty tag with other untagged trades."""
         cooldown = self.plan.strategy.spec.entry.cooldown
-        last_exit = self._last_exit.get(pair)
-        if cooldown is None or last_exit is None:
+        if cooldown is None:
             return False
-        return bool(decided_at < last_exit + pd.Timedelta(seconds=cooldown))
+        recent: list[tuple[pd.Timestamp | None, int | None]] = [
+            (self._last_exit.get(data.pair), cooldown.pair)
+        ]
+        for tag in entry_tags(self.plan, data.signals, local) or ("",):
+            recent.append((self._tag_exit.get((data.pair, tag)), cooldown.tag))
+        return any(
+            last is not None and wait is not None and decided_at < last + pd.Timedelta(seconds=wait)
+            for last, wait in recent
+        )
 
     def _initial_stop(self, data: PairData, signal: int, entry_price: float, sign: float) -> float:
         checked = self.plan.strategy
@@ -234,14 +256,19 @@ class Portfolio:
     ) -> float:
         sizing = self.plan.strategy.spec.sizing
         equity = self.starting_balance + self.realized
-        if sizing.kelly is not None:
-            fraction = kelly_stake(sizing.kelly, self._closed_profits.get(data.pair, []))
+        kelly = sizing.kelly
+        history = self._closed_profits.get(data.pair, [])
+        if kelly is not None and kelly.per == "strategy":
+            history = self._all_profits
+        rule = self.plan.strategy.stake
+        if rule is None:
+            assert kelly is not None
+            fraction = kelly_stake(kelly, history)
         else:
-            rule = self.plan.strategy.stake
-            assert rule is not None
             env = {"entry_price": entry_price, "side": sign, "stop": stop, "equity": equity}
             value = evaluate_span(self.plan, rule.node, data.signals, signal, signal + 1, env)
             fraction = float(value[0]) if np.isfinite(value[0]) else 0.0
+            fraction = kelly_cap(kelly, fraction, history) if kelly is not None else fraction
         if sizing.max_stake is not None:
             fraction = min(fraction, sizing.max_stake)
         holding = [*self._positions, *self._unsettled]
@@ -278,6 +305,7 @@ class Portfolio:
         sign = 1.0 if position.side == "long" else -1.0
         leverage = self._leverage(data, signal)
         amount = position.stake * leverage / price
+        maintenance = self.fills.maintenance_margin  # None: spot, nothing to liquidate
         regime = data.signals.regime
         index = data.signals.index
         trade = Trade(
@@ -292,6 +320,11 @@ class Portfolio:
             stake=position.stake,
             leverage=leverage,
             initial_stop=self._initial_stop(data, signal, price, sign),
+            tags=entry_tags(self.plan, data.signals, signal),
+            margin=None if maintenance is None else position.stake,
+            liquidation_price=None
+            if maintenance is None
+            else liquidation_price(price, leverage, maintenance, sign),
         )
         trade.fills.append(
             Fill(index[at], price, amount, self.fills.fee_on(price, amount), "entry")
@@ -307,12 +340,13 @@ class Portfolio:
         path = trade_path(
             self.plan, data.signals, data.prices, entry, trade.side, trade.entry_price,
             trade.initial_stop, data.exit_rules[trade.side], self.fills, final=final,
+            liquidation=trade.liquidation_price,
         )  # fmt: skip
-        trade.fills[1:] = [self._fill(p, index, trade.amount, trade.side) for p in path.fills]
+        trade.fills[1:] = [self._fill(p, index, trade) for p in path.fills]
         trade.stop = path.final_stop
         if path.closing_decided_at is not None:  # fills at the next open; the slot is free now
             position.release = index[path.closing_decided_at] + self.timeframe
-            self._last_exit[trade.pair] = position.release  # that open: the cooldown's start
+            self._exited(trade, position.release)  # that open: the cooldown's start
         if path.open_at_end and not final:
             return
         last = path.fills[-1]
@@ -321,7 +355,7 @@ class Portfolio:
         trade.exit_price = sum(f.price * f.amount for f in closing) / sold if sold else None
         trade.exit_reason, trade.exit_time = last.reason, index[last.index]
         position.state = "done"
-        self._last_exit[trade.pair] = trade.exit_time  # the pair is busy until then anyway
+        self._exited(trade, trade.exit_time)  # the pair is busy until then anyway
         if path.open_at_end:  # end of the data: nothing frees or settles before it
             position.release = position.settle = NEVER
             return
@@ -329,16 +363,31 @@ class Portfolio:
         position.release = index[last.index] + (pd.Timedelta(0) if at_open else self.timeframe)
         position.settle = index[last.index] + self.timeframe
 
-    def _fill(
-        self, planned: PlannedFill, index: pd.DatetimeIndex, amount: float, side: Side
-    ) -> Fill:
+    def _exited(self, trade: Trade, at: pd.Timestamp) -> None:
+        """Start the cooldowns: the pair's, and each of the trade's tags' on that pair."""
+        self._last_exit[trade.pair] = at
+        for tag in trade.tags or ("",):
+            self._tag_exit[(trade.pair, tag)] = at
+
+    def _fill(self, planned: PlannedFill, index: pd.DatetimeIndex, trade: Trade) -> Fill:
         price = planned.price
         if planned.market:
-            price = self.fills.adverse(price, side, buying=False)
-        size = amount * planned.share
-        return Fill(
-            index[planned.index], price, size, self.fills.fee_on(price, size), planned.reason
-        )
+            price = self.fills.adverse(price, trade.side, buying=False)
+        size = trade.amount * planned.share
+        fee = self.fills.fee_on(price, size)
+        if planned.reason == LIQUIDATION and trade.margin is not None:
+            # The exchange keeps what is left of this share's margin: it is lost whole.
+            sign = 1.0 if trade.side == "long" else -1.0
+            lost = sign * (trade.entry_price - price) * size
+            fee = max(0.0, trade.margin * planned.share - lost)
+        return Fill(index[planned.index], price, size, fee, planned.reason)
+
+
+def entry_tags(plan: Plan, signals: PairSignals, local: int) -> tuple[str, ...]:
+    """The strategy's entry tags that hold at candle `local`, in file order."""
+    return tuple(
+        name for name, rule in plan.strategy.tags.items() if bool(signals.values[rule.node][local])
+    )
 
 
 EntryOutcome = (

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from kinetic_rules.errors import Diagnostic, Span, StrategyError
 from kinetic_rules.lang import ast
+from kinetic_rules.lang.bounds import stop_past_liquidation
 from kinetic_rules.lang.names import CANDLE_FIELDS, CONTEXT_NAMES, LIVE_NAMES, RESERVED, Scope
 from kinetic_rules.lang.parser import parse
 from kinetic_rules.lang.resolve import BOOL, NUMBER, Definition, Resolver, Symbols, Typed
@@ -58,6 +59,7 @@ class CheckedStrategy:
     regime: list[tuple[str, Rule]] = field(default_factory=list)
     protections: dict[str, Rule] = field(default_factory=dict)
     entry: Sides = field(default_factory=dict)
+    tags: dict[str, Rule] = field(default_factory=dict)
     priority: Rule | None = None
     exit: Sides = field(default_factory=dict)
     stop_initial: Rule | None = None
@@ -78,6 +80,7 @@ class CheckedStrategy:
         found += list(self.protections.values())
         for side in self.entry.values():
             found += side.values()
+        found += list(self.tags.values())
         found += [self.priority] if self.priority else []
         for side in self.exit.values():
             found += side.values()
@@ -283,6 +286,16 @@ class _Checker:
             for name, text in getattr(spec.exit, side).items():
                 rules = out.exit.setdefault(side, {})
                 self._put(rules, name, ("exit", side, name), text, BOOL, trade)
+        for name, text in spec.entry.tags.items():
+            self._put(out.tags, name, ("entry", "tags", name), text, BOOL, Scope.MARKET)
+        cooldown = spec.entry.cooldown
+        if cooldown is not None and cooldown.tag is not None and not spec.entry.tags:
+            self.error(
+                ("entry", "cooldown", "tag"),
+                "cooldown",
+                "a cooldown per tag needs tags",
+                "name the setups under entry.tags",
+            )
         if spec.entry.priority is not None:
             out.priority = self.rule(
                 ("entry", "priority"), spec.entry.priority, NUMBER, Scope.MARKET
@@ -315,6 +328,11 @@ class _Checker:
             self.error(
                 ("take_profit",), "take-profit", "take-profits close more than 100% in total"
             )
+        past = stop_past_liquidation(spec, out.leverage.node if out.leverage else None)
+        if past is not None:
+            span = self._key_span(("stoploss", "max_distance"))
+            hint = "lower stoploss.max_distance or the leverage"
+            self.report(Diagnostic("warning", "liquidation", past, span, hint))
 
     def _put(
         self, target: dict[str, Rule], name: str, path: PathKey, text: str, kind: str, scope: Scope

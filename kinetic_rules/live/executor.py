@@ -288,6 +288,7 @@ class Executor:
         path = trade_path(
             self.plan, data.signals, data.prices, entry, trade.side, trade.entry_price,
             trade.initial_stop, data.exit_rules[trade.side], self.fills, final=False,
+            liquidation=trade.liquidation_price,
         )  # fmt: skip
         targets = {name for name, _, _ in data.exit_rules[trade.side].take_profits}
         past = [f for f in path.fills if 0 <= f.index < len(data.signals.index)]

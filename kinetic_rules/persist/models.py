@@ -104,6 +104,9 @@ class TradeRow(Base):
     exit_price: Mapped[float | None]
     exit_reason: Mapped[str | None] = mapped_column(String(200))
     profit: Mapped[float | None]  # realised, after fees; set when the trade closes
+    tags: Mapped[str] = mapped_column(String(1000), server_default="")  # space-separated names
+    margin: Mapped[float | None]  # futures: the isolated margin backing the trade
+    liquidation_price: Mapped[float | None]  # futures: where the exchange liquidates it
     fills: Mapped[list[FillRow]] = relationship(
         back_populates="trade",
         order_by="FillRow.seq",

@@ -29,7 +29,8 @@ def new_row(trade: Trade, strategy: str, mode: str) -> TradeRow:
         entry_price=trade.entry_price, amount=trade.amount, stake=trade.stake,
         leverage=trade.leverage, initial_stop=trade.initial_stop, stop=trade.stop,
         exit_time=trade.exit_time, exit_price=trade.exit_price, exit_reason=trade.exit_reason,
-        profit=None if trade.is_open else trade.profit,
+        profit=None if trade.is_open else trade.profit, tags=" ".join(trade.tags),
+        margin=trade.margin, liquidation_price=trade.liquidation_price,
         fills=[fill_row(seq, fill) for seq, fill in enumerate(trade.fills)],
     )  # fmt: skip
     return row
@@ -57,6 +58,8 @@ def to_trade(row: TradeRow) -> Trade:
         initial_stop=row.initial_stop, exit_time=row.exit_time, exit_price=row.exit_price,
         exit_reason=row.exit_reason, stop=row.stop,
         fills=[Fill(f.time, f.price, f.amount, f.fee, f.reason) for f in row.fills],
+        tags=tuple((row.tags or "").split()), margin=row.margin,
+        liquidation_price=row.liquidation_price,
     )  # fmt: skip
 
 
@@ -98,6 +101,13 @@ def check_trade(trade: Trade) -> None:
     for name in ("entry_price", "amount", "stake", "leverage"):
         check_number(name, getattr(trade, name))
     check_number("initial_stop", trade.initial_stop, infinite_ok=True)
+    for name in ("margin", "liquidation_price"):
+        value = getattr(trade, name)
+        if value is not None:
+            check_number(name, value)
+    for tag in trade.tags:
+        if not tag or any(c.isspace() for c in tag):
+            raise ValueError(f"tag {tag!r}: tags are names, without spaces")
     check_stop(trade.stop)
     if trade.exit_price is not None:
         check_number("exit_price", trade.exit_price)

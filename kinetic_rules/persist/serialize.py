@@ -68,6 +68,9 @@ def trade_to_dict(trade: Trade) -> dict[str, Any]:
         "exit_price": optional(trade.exit_price),
         "exit_reason": trade.exit_reason,
         "fills": [fill_to_dict(f) for f in trade.fills],
+        "tags": list(trade.tags),
+        "margin": optional(trade.margin),
+        "liquidation_price": optional(trade.liquidation_price),
         "is_open": trade.is_open,
         "profit": _number(trade.profit),
         "profit_ratio": _number(trade.profit_ratio),
@@ -130,6 +133,13 @@ class _Reader:
             raise self.bad(key, "an ISO 8601 time with a UTC offset")
         return stamp.tz_convert("UTC")
 
+    def words(self, key: str) -> tuple[str, ...]:
+        """A list of strings; absent (a trade written before tags existed) is empty."""
+        value = self.row.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.bad(key, "a list of strings")
+        return tuple(value)
+
     def required_number(self, key: str) -> float:
         value = self.number(key)
         assert value is not None
@@ -186,6 +196,9 @@ def trade_from_dict(row: object) -> Trade:
         exit_reason=r.text("exit_reason", optional=True),
         stop=r.number("stop", optional=True),
         fills=[fill_from_dict(f, f"{what}, fill {i + 1}") for i, f in enumerate(fills)],
+        tags=r.words("tags"),
+        margin=r.number("margin", optional=True),
+        liquidation_price=r.number("liquidation_price", optional=True),
     )
 
 

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Literal, TypeVar
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import literal, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
@@ -198,13 +198,18 @@ class TradeStore:
         strategy: str | None = None,
         mode: str | None = None,
         limit: int | None = None,
+        tag: str | None = None,
     ) -> list[Trade]:
         """Trades matching every filter given, oldest entry first. `start` (inclusive)
         and `end` (exclusive) bound the entry time; win: closed with profit > 0, loss:
-        closed with profit ≤ 0. `limit` keeps the most recent `limit` of them."""
+        closed with profit ≤ 0; `tag`: trades carrying that entry tag. `limit` keeps the
+        most recent `limit` of them."""
         query = select(TradeRow).options(selectinload(TradeRow.fills))
         if pair is not None:
             query = query.where(TradeRow.pair == pair)
+        if tag is not None:  # tags are stored space-separated: " a b " contains " a "
+            spaced = literal(" ") + TradeRow.tags + literal(" ")
+            query = query.where(spaced.contains(f" {tag} ", autoescape=True))
         if start is not None:
             query = query.where(TradeRow.entry_time >= pd.Timestamp(start))
         if end is not None:

@@ -8,7 +8,7 @@ the `description` of each field is also what an editor shows on hover.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -36,6 +36,14 @@ class Market(Section):
     )
     rate_limit_ms: int = Field(
         200, ge=0, description="Least milliseconds between two requests to the exchange."
+    )
+    maintenance_margin: Fraction = Field(
+        0.005,
+        ge=0,
+        lt=1,
+        description="Futures: the maintenance margin rate of the exchange, e.g. 0.5%. With "
+        "isolated margin, a trade is liquidated when its margin falls to this share of its "
+        "value (docs/backtesting.md, Margin and liquidation).",
     )
 
 
@@ -109,6 +117,22 @@ class Protection(Section):
     doc: str = Field("", description="Why this protection exists.")
 
 
+class Cooldown(Section):
+    pair: Duration | None = Field(
+        None, description="After a trade on a pair closes, wait this long before re-entering it."
+    )
+    tag: Duration | None = Field(
+        None,
+        description="After a trade on a pair closes, wait this long before another trade "
+        "carrying one of its tags enters that pair.",
+    )
+
+
+def _cooldown_schema(schema: dict[str, Any]) -> None:
+    duration = Cooldown.model_json_schema()["properties"]["pair"]["anyOf"][0]
+    schema["anyOf"].insert(0, duration)
+
+
 class Entry(Section):
     long: dict[Name, Condition] = Field(
         default_factory=dict, description="Named conditions that must all hold to open a long."
@@ -121,9 +145,23 @@ class Entry(Section):
         description="When more pairs signal than slots are free, higher priority enters first "
         "(ties: pair name order).",
     )
-    cooldown: Duration | None = Field(
-        None, description="After a trade on a pair closes, wait this long before re-entering it."
+    tags: dict[Name, Condition] = Field(
+        default_factory=dict,
+        description="Named conditions; a trade carries the name of each one that holds at its "
+        "signal candle (which setups opened it).",
     )
+    cooldown: Cooldown | None = Field(
+        None,
+        description="A duration (e.g. 30m): after a trade on a pair closes, wait this long "
+        "before re-entering it. Or `{pair: 30m, tag: 2h}` to also wait per tag.",
+        json_schema_extra=_cooldown_schema,
+    )
+
+    @field_validator("cooldown", mode="before")
+    @classmethod
+    def _short_cooldown(cls, value: Any) -> Any:
+        """`cooldown: 30m` is the short form of `cooldown: {pair: 30m}`."""
+        return value if value is None or isinstance(value, dict | Cooldown) else {"pair": value}
 
 
 class Exit(Section):
@@ -156,24 +194,44 @@ class TakeProfit(Section):
 
 
 class Kelly(Section):
-    lookback: int = Field(20, ge=1, description="Closed trades of the pair that count.")
-    min_trades: int = Field(10, ge=1, description="Fewer closed trades than this: use `default`.")
+    lookback: int = Field(20, ge=1, description="The most recent closed trades that count.")
+    min_trades: int = Field(
+        10,
+        ge=1,
+        description="Fewer closed trades than this: use `default` (or, with `stake`, no cap).",
+    )
     reward_risk: float = Field(2.0, gt=0, description="Average win divided by average loss.")
     default: Fraction = Field(0.01, description="Stake while history is too short.")
     clamp: tuple[Fraction, Fraction] = Field(
         (0.005, 0.05), description="Least and most stake, as fractions of equity."
     )
+    per: Literal["pair", "strategy"] = Field(
+        "pair",
+        description="Whose closed trades count: the pair's own (pair) or every trade of the "
+        "strategy, all pairs together (strategy).",
+    )
 
 
 class Sizing(Section):
-    kelly: Kelly | None = Field(None, description="Kelly-criterion stake from the pair's trades.")
+    kelly: Kelly | None = Field(
+        None,
+        description="Kelly-criterion stake from closed trades; with `stake`, a cap on it once "
+        "`min_trades` trades have closed and the Kelly fraction is above 0.",
+    )
     stake: Value | None = Field(None, description="Stake as a fraction of equity (expression).")
     max_stake: Fraction | None = Field(None, description="Never stake more than this of equity.")
 
     @model_validator(mode="after")
     def _one_method(self) -> Sizing:
-        if (self.kelly is None) == (self.stake is None):
-            raise ValueError("sizing needs exactly one of `kelly` or `stake`")
+        if self.kelly is None and self.stake is None:
+            raise ValueError("sizing needs `stake`, `kelly`, or both (Kelly then caps the stake)")
+        if self.kelly is not None and self.stake is not None:
+            unused = sorted({"default", "clamp"} & self.kelly.model_fields_set)
+            if unused:
+                raise ValueError(
+                    f"with `stake`, Kelly only caps the stake: {' and '.join(unused)} "
+                    "would do nothing here; remove them"
+                )
         return self
 
 

@@ -48,7 +48,7 @@ def make_trade(
         entry_time=entry_time,
         entry_price=entry_price,
         amount=amount,
-        stake=amount * entry_price,
+        stake=amount * entry_price / leverage,
         leverage=leverage,
         initial_stop=entry_price * (0.95 if side == "long" else 1.05),
         fills=[Fill(entry_time, entry_price, amount, fee, "entry")],

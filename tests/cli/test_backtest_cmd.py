@@ -103,3 +103,34 @@ def test_pairs_whose_data_ends_within_the_warm_up_are_named(
     assert "SOL/USDT: not traded: its data ends before the strategy's warm-up" in " ".join(
         out.split()
     )
+
+
+@pytest.mark.parametrize(
+    ("strategy", "printed", "explained"),
+    [
+        ("confluence.yaml", "Per entry tag", "  tags: "),
+        ("kinetic_v3.yaml", "isolated margin", "liquidation price "),
+    ],
+)
+def test_tags_and_margin_reach_the_summary_and_explain(
+    fixture_store: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    strategy: str,
+    printed: str,
+    explained: str,
+) -> None:
+    path = str(STRATEGIES / strategy)
+    out = tmp_path / "report"
+    assert main(["backtest", path, "--data", str(fixture_store), "--report", str(out), "-q"]) == 0
+    assert printed in capsys.readouterr().out
+    first = json.loads((out / "results.json").read_text())["trades"][0]
+    code = main(["explain", path, "--data", str(fixture_store), "--pair", first["pair"],
+                 "--at", first["entry_time"]])  # fmt: skip
+    text = capsys.readouterr().out
+    assert code == 0 and f"trade #{first['id']}" in text and explained in text
+    if first["tags"]:
+        assert "entry tags (a trade entered here" in text
+        assert f"  tags: {' '.join(first['tags'])}" in text
+    else:
+        assert f"{first['liquidation_price']:.6g}" in text

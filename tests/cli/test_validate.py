@@ -55,6 +55,44 @@ def test_set_overrides_are_checked_against_bounds(capsys: pytest.CaptureFixture[
     assert code == 2 and "NAME=VALUE" in err
 
 
+def test_a_futures_stop_that_may_lie_past_the_liquidation_price_is_warned_about(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = """metadata: {name: x}
+timeframe: 5m
+market: {type: futures}
+entry:
+  short:
+    a: close < open
+stoploss:
+  initial: entry_price + 2 * atr(14)
+  max_distance: 3%
+leverage: LEVERAGE
+"""
+    risky = tmp_path / "risky.yaml"
+    risky.write_text(
+        text.replace("LEVERAGE", "if close > open then 10 else step(rsi(close), [50], [40])")
+    )
+    code, _, err = run(["validate", str(risky)], capsys)
+    assert code == 0
+    assert "risky.yaml:9:3: warning[liquidation]: at leverage 40 a short is liquidated 1.99%" in err
+    assert "its stop may be 3.00% away" in err
+    safe = tmp_path / "safe.yaml"
+    safe.write_text(text.replace("LEVERAGE", "clamp(rsi(close) / 10, 1, 20)"))
+    code, _, err = run(["validate", str(safe)], capsys)
+    assert code == 0 and "warning" not in err
+
+
+def test_a_cooldown_per_tag_needs_tags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "untagged.yaml"
+    path.write_text(
+        "metadata: {name: x}\ntimeframe: 5m\nentry:\n  long:\n    a: close > open\n"
+        "  cooldown: {pair: 30m, tag: 2h}\n"
+    )
+    code, _, err = run(["validate", str(path)], capsys)
+    assert code == 2 and "a cooldown per tag needs tags" in err
+
+
 HOSTILE = {
     "empty": b"",
     "only_comment": b"# nothing here\n",

@@ -90,3 +90,63 @@ def test_single_strategy_mode_trades_that_strategy_alone(fixture_store: Path) ->
         row = frames[trade.pair].loc[trade.signal_time]
         assert row["conditions.keltner_long"]
         assert not any(row[f"conditions.{s}_long"] for s in SETUPS if s != "keltner")
+
+
+TAGS = {
+    "keltner": "keltner",
+    "trend": "trend",
+    "mean_reversion": "reversion",
+    "momentum": "momentum",
+    "breakout": "breakout",
+    "reversal": "reversal",
+}
+
+
+def test_each_trade_is_tagged_with_the_setups_that_voted_for_it(voted) -> None:  # type: ignore[no-untyped-def]
+    result, frames = voted
+    assert result.tags == list(TAGS)
+    for trade in result.trades:
+        row = frames[trade.pair].loc[trade.signal_time]
+        voters = tuple(tag for tag, setup in TAGS.items() if row[f"conditions.{setup}_long"])
+        assert trade.tags == voters and voters
+    assert len({t.tags for t in result.trades}) >= 4  # setups vote in many combinations
+
+
+def test_a_setup_waits_two_hours_on_a_pair_after_a_trade_it_voted_for(voted) -> None:  # type: ignore[no-untyped-def]
+    result, _ = voted
+    shared = 0
+    for first in result.trades:
+        for second in result.trades:
+            if second.pair != first.pair or second.entry_time <= first.entry_time:
+                continue
+            if set(first.tags) & set(second.tags):
+                shared += 1
+                decided = second.signal_time + pd.Timedelta("15min")
+                assert decided >= first.exit_time + pd.Timedelta("2h")
+    assert shared > 0
+
+
+def test_kelly_caps_the_fixed_fraction_after_fifty_closed_trades(voted) -> None:  # type: ignore[no-untyped-def]
+    """The stake rule gives at most 20% of equity; once 50 trades of the strategy have
+    closed and their full Kelly fraction (reward/risk 2) is positive, it is the cap."""
+    result, _ = voted
+    step = pd.Timedelta("15min")
+    capped = 0
+    for trade in result.trades:
+        decided = trade.signal_time + step
+        known = sorted(
+            (t for t in result.trades if t.exit_time and t.fills[-1].time + step <= decided),
+            key=lambda t: (t.fills[-1].time, t.signal_time),
+        )
+        equity = 10_000 + sum(t.profit for t in known)
+        assert trade.stake <= 0.2 * equity + 1e-6
+        history = [t.profit for t in known if t.exit_reason != "end_of_data"]
+        if len(history) < 50:
+            continue
+        recent = history[-50:]
+        rate = sum(p > 0 for p in recent) / len(recent)
+        kelly = rate - (1 - rate) / 2.0
+        if 0 < kelly < 0.2:
+            assert trade.stake <= kelly * equity + 1e-6
+            capped += 1
+    assert capped >= 5

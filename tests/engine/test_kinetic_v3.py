@@ -8,8 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kinetic_rules.backtest.metrics import compute_metrics
+from kinetic_rules.backtest.report_files import results_document, trades_csv
 from kinetic_rules.backtest.runner import BacktestRequest, run_backtest
 from kinetic_rules.engine.model import BacktestResult
+from kinetic_rules.margin import beyond_liquidation, liquidation_price
 from tests.conftest import STRATEGIES
 from tests.engine.runs import signal_frames
 
@@ -98,3 +101,28 @@ def test_short_profits_when_the_price_falls(result: BacktestResult) -> None:
         fell = trade.exit_price < trade.entry_price
         gross = sum((trade.entry_price - f.price) * f.amount for f in trade.fills[1:])
         assert (gross > 0) == fell or abs(trade.exit_price - trade.entry_price) < 1e-9
+
+
+def test_every_trade_has_isolated_margin_and_a_liquidation_price_its_stop_comes_before(
+    result: BacktestResult,
+) -> None:
+    for trade in result.trades:
+        sign = 1.0 if trade.side == "long" else -1.0
+        assert trade.margin == trade.stake
+        assert trade.stake * trade.leverage == pytest.approx(trade.amount * trade.entry_price)
+        assert trade.liquidation_price == pytest.approx(
+            liquidation_price(trade.entry_price, trade.leverage, 0.005, sign)
+        )
+        # A stop at most 3% away lies before a liquidation at least 4.48% away (20×).
+        assert not beyond_liquidation(trade.initial_stop, trade.liquidation_price, sign)
+    assert result.assumptions.warnings == ()
+    assert any("isolated margin" in s for s in result.assumptions.fill_model)
+
+
+def test_reports_carry_margin_and_liquidation_price(result: BacktestResult) -> None:
+    document = results_document(result, compute_metrics(result))
+    first = document["trades"][0]
+    assert first["margin"] == pytest.approx(result.trades[0].stake)
+    assert first["liquidation_price"] == pytest.approx(result.trades[0].liquidation_price)
+    header = trades_csv(result).splitlines()[0].split(",")
+    assert {"margin", "liquidation_price", "tags"} <= set(header)

@@ -168,3 +168,37 @@ def test_live_only_inputs_cannot_be_read_from_another_timeframe() -> None:
     text = "metadata: {name: t}\ntimeframe: 5m\nentry:\n  long:\n    a: book_imbalance@1h > 0\n"
     with pytest.raises(StrategyError, match="exists only in live trading"):
         check(load_text(text, "t.yaml"))
+
+
+@pytest.mark.parametrize(("per", "capped"), [("pair", False), ("strategy", True)])
+def test_kelly_caps_the_stake_rule_counting_the_pair_or_every_trade(per: str, capped: bool) -> None:
+    """A wins, then loses; then B signals. Over those two trades full Kelly at a reward/risk
+    of 1.1 is 0.5 − 0.5 / 1.1 ≈ 4.5%: B's 10% is capped only when every trade counts."""
+    text = f"""
+metadata: {{name: capped}}
+timeframe: 5m
+portfolio: {{max_open_trades: 2}}
+orders: {{entry: market, exit: market}}
+backtest: {{starting_balance: 1000, slippage: 0}}
+sizing:
+  stake: 10%
+  kelly: {{min_trades: 2, lookback: 2, reward_risk: 1.1, per: {per}}}
+entry:
+  long:
+    go: volume > 100
+exit:
+  long:
+    quick: bars_held >= 1
+"""
+    plan = build_plan(check(load_text(text, "t.yaml")))
+    a = frame([0, 200, 0, 0, 200, 0, 0, 0, 0, 0, 0, 0])
+    prices = [100.0, 100, 100, 105, 110, 110, 105, 100, 100, 100, 100, 100]  # up, then down
+    a["open"], a["close"] = prices, prices[1:] + prices[-1:]
+    b = frame([0, 0, 0, 0, 0, 0, 0, 0, 0, 200, 0, 0])
+    feeds = {"A/USDT": a, "B/USDT": b}
+    first, second, late = simulate(plan, lambda p, tf: feeds[p], list(feeds)).trades
+    assert first.is_winner and not second.is_winner and late.pair == "B/USDT"
+    equity = 1000 + first.profit + second.profit
+    assert second.stake == pytest.approx(0.1 * (1000 + first.profit))  # one trade: no cap yet
+    kelly = 0.5 - 0.5 / 1.1
+    assert late.stake == pytest.approx((kelly if capped else 0.1) * equity)

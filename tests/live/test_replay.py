@@ -14,6 +14,7 @@ from kinetic_rules.live.source import ReplaySource
 from tests.conftest import STRATEGIES
 
 BUSY = Path(__file__).parent / "strategies" / "busy.yaml"
+MARGIN_CALLS = Path(__file__).parent / "strategies" / "margin_calls.yaml"
 
 
 def fingerprint(trade: Trade) -> tuple[object, ...]:
@@ -21,7 +22,8 @@ def fingerprint(trade: Trade) -> tuple[object, ...]:
     return (
         trade.pair, trade.side, trade.regime, trade.signal_time, trade.entry_time,
         trade.entry_price, trade.amount, trade.stake, trade.leverage, trade.initial_stop,
-        trade.exit_time, trade.exit_price, trade.exit_reason, trade.stop, fills,
+        trade.exit_time, trade.exit_price, trade.exit_reason, trade.stop, fills, trade.tags,
+        trade.margin, trade.liquidation_price,
     )  # fmt: skip
 
 
@@ -43,6 +45,7 @@ def replay(request: BacktestRequest) -> Runtime:
         (BUSY, {}),
         (STRATEGIES / "kinetic_v3.yaml", {}),
         (STRATEGIES / "confluence.yaml", {}),
+        (MARGIN_CALLS, {}),
     ],
     ids=[
         "kinetic_empire",
@@ -50,6 +53,7 @@ def replay(request: BacktestRequest) -> Runtime:
         "every_mechanism",
         "kinetic_v3_futures",
         "confluence",
+        "liquidations_tags_kelly_cap",
     ],
 )
 def test_replay_equals_backtest_trade_for_trade(

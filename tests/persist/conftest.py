@@ -29,6 +29,7 @@ fees = st.floats(min_value=0, max_value=1e3, allow_nan=False, allow_infinity=Fal
 times = st.integers(EPOCH_2024, EPOCH_2024 + YEAR_NS).map(lambda ns: pd.Timestamp(ns, tz="UTC"))
 stops = prices | st.sampled_from([float("-inf"), float("inf")])
 pair_names = st.sampled_from(PAIRS)
+tag_names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,30}", fullmatch=True)
 names = st.text(st.characters(min_codepoint=32, max_codepoint=0x2FFF), min_size=1, max_size=40)
 
 
@@ -51,7 +52,10 @@ def trades(draw: st.DrawFn, pairs: st.SearchStrategy[str] = pair_names) -> Trade
         initial_stop=draw(stops),
         stop=draw(st.none() | stops),
         fills=[Fill(entry_time, entry_price, amount, draw(fees), "entry")],
+        tags=tuple(draw(st.lists(tag_names, max_size=3, unique=True))),
     )
+    if draw(st.booleans()):  # a futures trade: isolated margin and a liquidation price
+        trade.margin, trade.liquidation_price = draw(amounts), draw(prices)
     if draw(st.booleans()):
         later = st.integers(1, 10**15).map(lambda ns: entry_time + pd.Timedelta(ns, unit="ns"))
         # Distinct fills: recording the very same fill twice is a repeat, kept once.

@@ -65,6 +65,32 @@ def test_an_initial_revision_database_is_upgraded_with_its_rows(tmp_path: Path) 
     assert {"ix_trades_pair_entry_time", "ix_trades_exit_time"} <= indexes
 
 
+def test_trades_stored_before_tags_and_margin_get_none_and_new_ones_keep_them(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "before_tags.sqlite"
+    at_revision(path, "0002_trade_query_indexes")
+    with sqlite3.connect(path) as raw:
+        raw.execute(
+            "INSERT INTO trades (id, strategy, mode, pair, side, regime, signal_time, entry_time,"
+            " entry_price, amount, stake, leverage, initial_stop) VALUES (3, 'v3', 'paper',"
+            " 'BTC/USDT', 'short', NULL, ?, ?, 60000.0, 0.1, 600.0, 10.0, 61000.0)",
+            ((ENTRY - pd.Timedelta("5min")).value, ENTRY.value),
+        )
+    futures = Trade(0, "ETH/USDT", "long", None, ENTRY, ENTRY + pd.Timedelta("5min"), 3000.0,
+                    1.0, 300.0, 10.0, 2900.0, tags=("keltner", "trend"), margin=300.0,
+                    liquidation_price=2713.567839195979)  # fmt: skip
+    with TradeStore(db_url(path)) as store:
+        (old,) = store.trades()
+        assert (old.tags, old.margin, old.liquidation_price) == ((), None, None)
+        new_id = store.open_trade(futures, strategy="v3", mode="paper")
+        again = store.trade(new_id)
+    assert again is not None
+    assert (again.tags, again.margin, again.liquidation_price) == (
+        ("keltner", "trend"), 300.0, 2713.567839195979,
+    )  # fmt: skip
+
+
 def test_a_database_from_a_newer_kinetic_rules_is_refused(url: str) -> None:
     TradeStore(url).close()
     path = url.removeprefix("sqlite:///")

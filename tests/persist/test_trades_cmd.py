@@ -182,3 +182,26 @@ def test_a_missing_or_broken_database_exits_2(
     assert "not a usable SQLite database" in capsys.readouterr().err
     assert cli(["trades", "--db", "postgresql://bob:s3cret@localhost/x"]) == 2
     assert "s3cret" not in capsys.readouterr().err
+
+
+def test_tag_filters_by_a_whole_tag_and_shows_the_tags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = db_url(tmp_path / "tagged.sqlite")
+    tagged = {"keltner trend": 0, "trend_x": 3, "mean_reversion": 6, "": 9}
+    with TradeStore(url) as store:
+        for tags, hours in tagged.items():
+            made = trade("SOL/USDT", hours, 110.0)
+            made.tags = tuple(tags.split())
+            store.open_trade(made, strategy="confluence", mode="paper")
+    assert cli(["trades", "--db", url, "--tag", "trend", "--format", "json"]) == 0
+    found = deserialize_trades(capsys.readouterr().out)
+    assert [t.tags for t in found] == [("keltner", "trend")]  # not trend_x
+    assert cli(["trades", "--db", url, "--tag", "mean_reversion"]) == 0
+    out = capsys.readouterr().out
+    assert "Tags" in out and "mean_reversion" in out and "keltner" not in out
+    assert cli(["trades", "--db", url, "--tag", "mean%"]) == 0  # no wildcards
+    assert "No trades match." in capsys.readouterr().out
+    assert cli(["trades", "--db", url, "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["tags"] for r in rows] == ["keltner trend", "trend_x", "mean_reversion", ""]
