@@ -145,6 +145,7 @@ def _paper(args: argparse.Namespace) -> int:
     from kinetic_rules.data.exchange import create_exchange
     from kinetic_rules.data.store import CandleStore, resolve_data_dir
     from kinetic_rules.lang.checker import check
+    from kinetic_rules.live.markets import LiveUniverse
     from kinetic_rules.live.notify import LogNotifier, notifier_from_env
     from kinetic_rules.live.paper import PaperSession
     from kinetic_rules.live.runtime import Runtime
@@ -153,10 +154,10 @@ def _paper(args: argparse.Namespace) -> int:
     plan = build_plan(check(load_file(args.strategy), parse_overrides(args.set)))
     spec = plan.strategy.spec
     pairs = args.pairs or spec.market.pairs or (spec.scanner.universe if spec.scanner else [])
-    if not pairs:
+    if not pairs and spec.scanner is None:
         raise ConfigError(
-            "paper trading needs the pairs to trade: --pairs, market.pairs or scanner.universe "
-            "(scanning all of an exchange's markets live is not available in this version)"
+            "paper trading needs the pairs to trade: --pairs, market.pairs, or a scanner to "
+            "pick them from all of the exchange's markets"
         )
     exchange = create_exchange(
         args.exchange or spec.market.exchange,
@@ -164,6 +165,10 @@ def _paper(args: argparse.Namespace) -> int:
         futures=spec.market.type == "futures",
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    universe = None
+    if not pairs and spec.scanner is not None:  # scan all markets: see docs/live.md
+        universe = LiveUniverse(exchange, spec.market, spec.scanner)
+        pairs = universe.refresh(pd.Timestamp.now(tz="UTC"))
     sink = _sink(args.db, plan, "paper")
     session = PaperSession(
         plan,
@@ -174,6 +179,7 @@ def _paper(args: argparse.Namespace) -> int:
         sleep=time.sleep,
         sink=sink,
         journal=sink.store,  # a restart resumes the session: see docs/live.md
+        universe=universe,
     )
     session.start()
     runtime = session.runtime

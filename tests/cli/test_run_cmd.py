@@ -31,7 +31,6 @@ def test_replay_reports_the_backtests_trades(
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ([], "paper trading needs the pairs to trade"),
         (["--live"], "not available in this version"),
         (["--replay", "no/such/dir"], "not a directory"),
         (["--replay", ".", "--speed", "fast"], "--speed fast"),
@@ -43,3 +42,11 @@ def test_run_refuses_clearly(
     assert main(["run", KE, *extra]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_paper_trading_needs_pairs_or_a_scanner(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without pairs a scanner picks them from the exchange's markets (tests/live/test_markets.py);
+    a strategy with neither cannot start."""
+    assert main(["run", str(STRATEGIES / "adaptive_mtf.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "paper trading needs the pairs to trade" in err and "Traceback" not in err

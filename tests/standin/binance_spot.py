@@ -156,7 +156,8 @@ def _ticker(market: Market, symbol: str) -> dict[str, Any]:
     now = market.clock.now()
     listing = market.listings.get(symbol)
     if listing is not None and market.finest_interval(symbol) is None:
-        return _listed_ticker(market, symbol, listing.last, listing.quote_volume)
+        quote = market.volumes.get(symbol, listing.quote_volume)
+        return _listed_ticker(market, symbol, listing.last, quote)
     interval = market.finest_interval(symbol)
     times, rows = market.visible(symbol, interval) if interval else (np.empty(0), [])
     window = rows[int(np.searchsorted(times, now - 86_400_000, side="right")) :]
@@ -168,6 +169,9 @@ def _ticker(market: Market, symbol: str) -> dict[str, Any]:
     low = min((float(str(r[3])) for r in window), default=0.0)
     volume = sum(float(str(r[5])) for r in window)
     quote = sum(float(str(r[7])) for r in window)
+    if symbol in market.volumes:
+        quote = market.volumes[symbol]
+        volume = quote / last if last else 0.0
     bid, ask = _touch(market, symbol, last)
     change = last - first_open
     return {

@@ -4,10 +4,11 @@ Candles are kept as the exchange's 12-field kline rows, so the klines endpoint s
 them byte for byte as recorded. Nothing after the clock's "now" is visible: a candle
 is served once it has opened (the one still forming too, as the real API does).
 
-Two additions for tests of live market data: `set_book` gives a symbol an order book
-of its own (otherwise the book is synthetic, one coin per tick around the last price),
-and `list_symbol` lists a market without candles, with its last price and 24-hour
-quote volume, as the exchange lists hundreds of markets a test never trades.
+For tests of live market data: `set_book` gives a symbol an order book of its own
+(otherwise the book is synthetic, one coin per tick around the last price),
+`list_symbol` lists a market without candles, with its last price and 24-hour quote
+volume, as the exchange lists hundreds of markets a test never trades, and
+`set_quote_volume` says what a market traded in 24 hours, as markets rise and fall.
 """
 
 from __future__ import annotations
@@ -106,6 +107,11 @@ class Market:
     series: dict[tuple[str, str], Series] = field(default_factory=dict)
     books: dict[str, tuple[BookSide, BookSide]] = field(default_factory=dict)  # bids, asks
     listings: dict[str, Listing] = field(default_factory=dict)
+    volumes: dict[str, float] = field(default_factory=dict)  # 24h quote volume, as set
+
+    def set_quote_volume(self, symbol: str, volume: float) -> None:
+        """What the 24-hour tickers say `symbol` traded, in place of its candles' sum."""
+        self.volumes[symbol] = volume
 
     def set_book(self, symbol: str, bids: BookSide, asks: BookSide) -> None:
         """Serve this book for `symbol` from now on (depth, bookTicker, 24hr bid and ask)."""
