@@ -124,8 +124,8 @@ def scan_markets(
             f"{exchange.id} lists no active {market.type} market quoted in "
             f"{market.stake_currency} that the scanner may trade"
         )
-    kind = "spot" if market.type == "spot" else "swap"
-    tickers = call("fetch tickers", lambda: exchange.fetch_tickers(None, {"type": kind}))
+    params = {} if market.type == "spot" else {"type": "swap"}  # spot: every client's default
+    tickers = call("fetch tickers", lambda: exchange.fetch_tickers(None, params))
     ranked = rank(candidates, tickers)
     chosen = ranked[: universe_size(scanner)]
     log.info(
