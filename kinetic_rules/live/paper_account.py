@@ -9,8 +9,11 @@ quote currency on every fill, as the backtest charges them.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -20,6 +23,7 @@ from kinetic_rules.live.paper_fills import EPSILON, Level, Taken
 INSUFFICIENT = "Account has insufficient balance for requested action."  # the exchange's words
 
 FillRule = Callable[[list[Level], float], Taken]  # takes from one side of the book
+KEEP_ENDED = 1000  # orders that ended, kept in a saved account (the newest), for `fetch`
 
 
 class Refused(Exception):
@@ -78,6 +82,25 @@ class PaperOrder:
             raw={"paper": True, "triggered": self.triggered, "log": list(self.log)},
         )
 
+    def to_json(self) -> dict[str, Any]:
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        fields["request"] = dataclasses.asdict(self.request)
+        fields["created"] = self.created.isoformat()
+        fields["updated"] = self.updated.isoformat() if self.updated is not None else None
+        return fields
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PaperOrder:
+        updated = data.get("updated")
+        return cls(
+            **{
+                **data,
+                "request": OrderRequest(**data["request"]),
+                "created": pd.Timestamp(data["created"]),
+                "updated": pd.Timestamp(updated) if updated else None,
+            }
+        )
+
 
 class PaperAccount:
     def __init__(self, balances: dict[str, float], fee_rate: float) -> None:
@@ -85,6 +108,21 @@ class PaperAccount:
         self._free = dict(balances)
         self._held: dict[str, float] = {}
         self.orders: list[PaperOrder] = []  # every order accepted, in placement order
+
+    def dump(self) -> str:
+        """The account as text: balances, resting orders and the newest ended ones."""
+        ended = {id(o) for o in [o for o in self.orders if o.status != "open"][-KEEP_ENDED:]}
+        kept = [o for o in self.orders if o.status == "open" or id(o) in ended]
+        orders = [o.to_json() for o in kept]
+        return json.dumps({"free": self._free, "held": self._held, "orders": orders})
+
+    @classmethod
+    def load(cls, text: str, fee_rate: float) -> PaperAccount:
+        data = json.loads(text)
+        account = cls(data["free"], fee_rate)
+        account._held = dict(data["held"])
+        account.orders = [PaperOrder.from_json(o) for o in data["orders"]]
+        return account
 
     def free(self, asset: str) -> float:
         return self._free.get(asset, 0.0)

@@ -37,6 +37,7 @@ from kinetic_rules.engine.fills import FillModel
 from kinetic_rules.errors import ExchangeError
 from kinetic_rules.live.broker import OrderRequest, OrderState
 from kinetic_rules.live.ccxt_broker import CLIENT_ID, INSUFFICIENT_CUT, NEUTRAL
+from kinetic_rules.live.paper import Journal
 from kinetic_rules.live.paper_account import FillRule, PaperAccount, PaperOrder, Refused
 from kinetic_rules.live.paper_fills import (
     EPSILON,
@@ -78,6 +79,8 @@ class PaperBroker:
     held from the start. `fills` is the strategy's fill model (engine.fills.fill_model):
     its fee and slippage are the ones charged here. `book_depth` levels of each side of
     the book are fetched; what lies beyond them is not there for the paper broker.
+    With a `journal` (the trade store), the account is saved under `journal_key` after
+    every change and restored from it on the next start, `balance` then being ignored.
     """
 
     def __init__(
@@ -96,6 +99,8 @@ class PaperBroker:
         on_fail_safe: Callable[[bool, str], None] | None = None,
         book_depth: int = 100,
         look_interval: float = 1.0,
+        journal: Journal | None = None,
+        journal_key: str = "paper-broker",
     ) -> None:
         self.exchange = exchange
         self.fills = fills
@@ -109,11 +114,18 @@ class PaperBroker:
         self._fail_safe = FailSafe(
             f"exchange {exchange.id}", clock=seconds, after=fail_safe_after, on_change=on_fail_safe
         )
-        start = {asset: float(amount) for asset, amount in (assets or {}).items()}
-        start[stake_currency] = start.get(stake_currency, 0.0) + float(balance)
-        self.account = PaperAccount(start, fills.fee)
+        self._journal, self._journal_key = journal, journal_key
+        saved = journal.state(journal_key) if journal is not None else None
+        if saved:  # a restart: the account as it was, resting orders included
+            self.account = PaperAccount.load(saved, fills.fee)
+            log.info("paper account restored from %s", journal_key)
+        else:
+            start = {asset: float(amount) for asset, amount in (assets or {}).items()}
+            start[stake_currency] = start.get(stake_currency, 0.0) + float(balance)
+            self.account = PaperAccount(start, fills.fee)
         self._looks: dict[str, _Look] = {}
-        self._ids = itertools.count(1)
+        numbers = [int(o.exchange_id.rsplit("-", 1)[-1]) for o in self.account.orders]
+        self._ids = itertools.count(max(numbers, default=0) + 1)
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
@@ -179,6 +191,7 @@ class PaperBroker:
             order = self._require(client_id, pair)
             if order.status == "open":
                 self.account.end(order, "canceled", self._clock())
+                self._save()
             return order.state()
 
     def fetch(self, client_id: str, pair: str) -> OrderState:
@@ -218,6 +231,8 @@ class PaperBroker:
         what it reached; returns the orders that changed, in placement order."""
         with self._lock:
             changed = [order for order in self.account.resting(pair) if self._work(order)]
+            if changed:
+                self._save()
             return [order.state() for order in changed]
 
     def _work(self, order: PaperOrder) -> bool:
@@ -306,6 +321,7 @@ class PaperBroker:
         if order.is_market and order.status == "open":  # the book could not take it all:
             self.account.end(order, "expired", self._clock())  # the rest never fills
         self.account.orders.append(order)
+        self._save()
         return order.state()
 
     def _new_order(self, request: OrderRequest, market: dict[str, Any]) -> PaperOrder:
@@ -341,6 +357,11 @@ class PaperBroker:
             )
 
     # -- helpers -------------------------------------------------------------------------
+
+    def _save(self) -> None:
+        """Keep the account in the journal after every change, so a restart resumes it."""
+        if self._journal is not None:
+            self._journal.set_state(self._journal_key, self.account.dump())
 
     def _require(self, client_id: str, pair: str) -> PaperOrder:
         found = self.account.find(client_id, pair)

@@ -323,3 +323,30 @@ def test_an_outage_is_a_temporary_error_and_a_long_one_turns_the_fail_safe_on(
     standin.faults.clear()
     assert broker.fetch("kr-rest", PAIR).status == "open"
     assert not broker.fail_safe and changes == [True, False]
+
+
+def test_a_restarted_broker_resumes_the_account_and_its_resting_orders(
+    standin: ExchangeStandin, tmp_path: Any
+) -> None:
+    from kinetic_rules.persist import TradeStore
+
+    journal = TradeStore(f"sqlite:///{tmp_path / 'trades.sqlite'}")
+    standin.market.set_book(SYMBOL, bids=[(60_990.0, 1.0)], asks=[(61_000.0, 1.0)])
+    first = make_broker(standin, journal=journal)
+    bought = first.place(order("kr-in"))
+    resting = first.place(order("kr-out", "limit", opening=False, price=62_000.0))
+    before = first.account.balances()
+    del first  # the process dies
+    second = make_broker(standin, journal=journal, balance=1.0)  # the saved account wins
+    assert second.account.balances() == before
+    assert second.fetch("kr-in", PAIR) == bought
+    assert [o.client_id for o in second.open_orders()] == ["kr-out"]
+    other = second.place(order("kr-low", "limit", price=50_000.0))
+    assert other.exchange_id not in (bought.exchange_id, resting.exchange_id)
+    standin.market.set_book(SYMBOL, bids=[(62_010.0, 1.0)], asks=[(62_011.0, 1.0)])
+    standin.clock.advance(1_000)
+    sold = second.fetch("kr-out", PAIR)
+    assert (sold.status, sold.average) == ("closed", 62_000.0)
+    third = make_broker(standin, journal=journal)
+    assert third.fetch("kr-out", PAIR).status == "closed"
+    assert third.free_balance("BTC") == pytest.approx(0.0)
