@@ -87,6 +87,7 @@ class PaperSession:
         if switches:  # a scanning session: the pairs it began with
             self.pairs = switches[0][1]
         self._download(sizes)
+        self._drop_unready()
         source = self._windows(sizes, until=began)
         notifiers = self.runtime.notifiers if self.runtime else None
         self.runtime = Runtime(self.plan, source, notifiers, sink=self.sink)
@@ -229,7 +230,25 @@ class PaperSession:
         except ExchangeError:
             self.pairs = previous
             raise
+        self._drop_unready()
         self.runtime.source = self._windows(source.sizes, until=self._last_close)
+
+    def _drop_unready(self) -> None:
+        """Scanning: a market without candles of a timeframe the plan reads (listed too
+        recently for a daily candle, say) waits for a later refresh."""
+        if self.universe is None:
+            return
+        missing = {
+            pair
+            for pair in self.pairs
+            for need in self.plan.data
+            if self.store.find(self.store_exchange, need.pair or pair, need.timeframe) is None
+        }
+        if missing:
+            log.info(
+                "scanning: no candles yet for %s; left out for now", ", ".join(sorted(missing))
+            )
+            self.pairs = [pair for pair in self.pairs if pair not in missing]
 
     @property
     def _universe_key(self) -> str:

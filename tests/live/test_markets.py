@@ -271,3 +271,16 @@ def test_run_without_pairs_scans_the_exchanges_markets(
     assert code == 130, err
     assert "paper trading BTC/USDT, SOL/USDT on binance" in err
     assert "scanning 2 of 7 spot markets quoted in USDT on binance" in caplog.text
+
+
+def test_a_market_without_candles_yet_waits_for_a_later_refresh(
+    standin: ExchangeStandin, tmp_path: Path
+) -> None:
+    standin.market.list_symbol("NEW", "USDT", last=0.8, quote_volume=9.9e9)  # listed today
+    busiest(standin, BTCUSDT=3.1e9, ETHUSDT=1.8e9, SOLUSDT=1.2e9)
+    session = scanning_session(standin, tmp_path / "store", f"sqlite:///{tmp_path / 't.sqlite'}")
+    assert session.pairs == ["BTC/USDT", "NEW/USDT"]  # the listing: the busiest two
+    session.start()
+    session.run(cycles=2)
+    assert session.pairs == ["BTC/USDT"]
+    assert session.runtime is not None and session.runtime.source.pairs() == ["BTC/USDT"]
