@@ -212,11 +212,13 @@ class PaperSession:
         except ExchangeError:
             self.universe.listed_at = None  # try again at the next cycle
             raise
+        now = set(self.pairs)  # without markets that have no candles yet
+        if now == before:
+            return
         self._note_universe(sorted(before))
         log.info(
-            "scanning: %d pairs now (in: %s; out: %s)", len(pairs),
-            ", ".join(sorted(set(pairs) - before)) or "-",
-            ", ".join(sorted(before - set(pairs))) or "-",
+            "scanning: %d pairs now (in: %s; out: %s)", len(now),
+            ", ".join(sorted(now - before)) or "-", ", ".join(sorted(before - now)) or "-",
         )  # fmt: skip
 
     def _switch(self, pairs: list[str]) -> None:
