@@ -155,6 +155,7 @@ def _session(args: argparse.Namespace) -> int:
     from kinetic_rules.data.exchange import create_exchange
     from kinetic_rules.data.store import CandleStore, resolve_data_dir
     from kinetic_rules.lang.checker import check
+    from kinetic_rules.live.markets import LiveUniverse
     from kinetic_rules.live.notify import LogNotifier, notifier_from_env
     from kinetic_rules.live.runtime import Runtime
     from kinetic_rules.live.session import TradingSession
@@ -163,10 +164,10 @@ def _session(args: argparse.Namespace) -> int:
     plan = build_plan(check(load_file(args.strategy), parse_overrides(args.set)))
     spec = plan.strategy.spec
     pairs = args.pairs or spec.market.pairs or (spec.scanner.universe if spec.scanner else [])
-    if not pairs:
+    if not pairs and spec.scanner is None:
         raise ConfigError(
-            "paper trading needs the pairs to trade: --pairs, market.pairs or scanner.universe "
-            "(scanning all of an exchange's markets live is not available in this version)"
+            "trading needs the pairs to trade: --pairs, market.pairs, or a scanner to "
+            "pick them from all of the exchange's markets"
         )
     exchange_id = args.exchange or spec.market.exchange
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
@@ -181,6 +182,10 @@ def _session(args: argparse.Namespace) -> int:
         exchange = create_exchange(
             exchange_id, api_url=args.exchange_url, futures=spec.market.type == "futures"
         )
+    universe = None
+    if not pairs and spec.scanner is not None:  # scan all markets: see docs/live.md
+        universe = LiveUniverse(exchange, spec.market, spec.scanner)
+        pairs = universe.refresh(now())
     session = TradingSession(
         plan,
         exchange,
@@ -191,6 +196,7 @@ def _session(args: argparse.Namespace) -> int:
         sink=sink,
         journal=sink.store,  # a restart resumes the session: see docs/live.md
         live=live,
+        universe=universe,
     )
     session.start()
     runtime = session.runtime

@@ -11,10 +11,15 @@ candles to the rolling windows and lets the runtime act on the close. When close
 missed (the machine slept, the exchange was down), positions still catch up on every
 candle they missed — trade paths are replayed from the entry — but entries are decided
 on the newest close only: an entry signal from an hour ago is not acted on now.
+
+Given a LiveUniverse instead of fixed pairs (scanning all of an exchange's markets),
+the session lists the markets again at each scanner refresh and trades the new list
+from the next close on; a pair with a trade still open stays until the trade is over.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Callable
@@ -29,6 +34,7 @@ from kinetic_rules.data.exchange import RetryPolicy
 from kinetic_rules.data.store import CandleStore
 from kinetic_rules.errors import ExchangeError
 from kinetic_rules.live.events import EventKind
+from kinetic_rules.live.markets import LiveUniverse
 from kinetic_rules.live.robust import FailSafe
 from kinetic_rules.live.runtime import Runtime, StepReport, TradeSink
 from kinetic_rules.live.window import WindowSource, window_sizes
@@ -60,6 +66,7 @@ class TradingSession:
     journal: Journal | None = None  # where the session's start is kept, to resume after a crash
     retry: RetryPolicy | None = None  # how downloads retry (default: the data layer's)
     fail_safe_after: float = 300.0  # seconds of outage before no new entries are made
+    universe: LiveUniverse | None = None  # scanning all markets: the pairs follow its listings
     runtime: Runtime | None = None
     live: Callable[[Runtime], None] | None = None  # attaches an executor: real orders
     poll_seconds: float = 10.0  # real orders: how often they are checked between closes
@@ -82,18 +89,14 @@ class TradingSession:
         the trade store, which ignores what it already holds, records only what is new.
         """
         sizes = self.sizes or window_sizes(self.plan)
-        self._download(sizes)
         # Real orders resume from the executor's book and the exchange, not by replaying.
         began = self._began() if self.live is None else None
-        history = {}
-        for key in self.needs():
-            frame = self.store.read(self.store_exchange, *key)
-            if began is not None:
-                frame = frame[_closes(frame, key[1]) <= began]
-            history[key] = frame
-            if len(frame):
-                self._seen[key] = frame.index[-1]
-        source = WindowSource(self.plan, self.pairs, history, sizes)
+        switches = self._switches() if began is not None else []
+        if switches:  # a scanning session: the pairs it began with
+            self.pairs = switches[0][1]
+        self._download(sizes)
+        self._drop_unready()
+        source = self._windows(sizes, until=began)
         notifiers = self.runtime.notifiers if self.runtime else None
         self.runtime = Runtime(self.plan, source, notifiers, sink=self.sink)
         self.fail_safe = FailSafe(
@@ -110,21 +113,42 @@ class TradingSession:
         if began is None:
             if self.journal is not None and self._last_close is not None:
                 self.journal.set_state(self._journal_key, self._last_close.isoformat())
+            self._note_universe([])
             return
-        for close in self._closes_since(began):
+        later = switches[1:]
+        for close in self._closes_since(began, {p for _, ps in switches for p in ps}):
+            while later and later[0][0] < close:  # switched after that close, before this one
+                self._switch(later.pop(0)[1])
             self._advance(until=close)
+        for _, pairs in later:
+            self._switch(pairs)
+        if self.universe is not None:  # listed again at the next refresh, as before the crash
+            self.universe.pairs, self.universe.listed_at = list(self.pairs), self._last_close
+
+    def _windows(self, sizes: dict[str, int], until: pd.Timestamp | None) -> WindowSource:
+        """Every window as it stood at the close `until` (None: all that is stored)."""
+        history = {}
+        for key in self.needs():
+            frame = self.store.read(self.store_exchange, *key)
+            if until is not None:
+                frame = frame[_closes(frame, key[1]) <= until]
+            history[key] = frame
+            if len(frame):
+                self._seen[key] = frame.index[-1]
+        return WindowSource(self.plan, self.pairs, history, sizes)
 
     @property
     def _journal_key(self) -> str:
-        return f"paper-session:{self.plan.strategy.spec.metadata.name}:{','.join(self.pairs)}"
+        pairs = "scan" if self.universe is not None else ",".join(self.pairs)
+        return f"paper-session:{self.plan.strategy.spec.metadata.name}:{pairs}"
 
     def _began(self) -> pd.Timestamp | None:
         text = self.journal.state(self._journal_key) if self.journal is not None else None
         return pd.Timestamp(text) if text else None
 
-    def _closes_since(self, began: pd.Timestamp) -> list[pd.Timestamp]:
+    def _closes_since(self, began: pd.Timestamp, pairs: set[str]) -> list[pd.Timestamp]:
         closes: set[pd.Timestamp] = set()
-        for pair in self.pairs:
+        for pair in sorted(pairs | set(self.pairs)):
             frame = self.store.read(self.store_exchange, pair, self.plan.timeframe, start=began)
             closes.update(_closes(frame, self.plan.timeframe))
         return sorted(c for c in closes if c > began)
@@ -143,6 +167,7 @@ class TradingSession:
         source = self.runtime.source
         assert isinstance(source, WindowSource)
         try:
+            self._follow_universe()
             self._download(source.sizes)
         except ExchangeError as problem:
             if not problem.temporary:
@@ -173,6 +198,96 @@ class TradingSession:
             return None  # nothing new closed
         self._last_close = newest
         return self.runtime.step(step)
+
+    # -- scanning all markets ------------------------------------------------------------
+
+    def _follow_universe(self) -> None:
+        """At a scanner refresh, list the markets again; trade the new list from now on."""
+        if self.universe is None or not self.universe.due(self.clock()):
+            return
+        assert self.runtime is not None
+        try:
+            listed = self.universe.refresh(self.clock())
+        except ExchangeError as problem:
+            if not problem.temporary:
+                raise
+            log.warning("markets could not be listed (%s); keeping the pairs for now", problem)
+            return
+        held = {position.pair for position in self.runtime.portfolio.unresolved()}
+        pairs = sorted(set(listed) | held)  # an open trade keeps its pair until it is over
+        if pairs == self.pairs:
+            return
+        before = set(self.pairs)
+        try:
+            self._switch(pairs)
+        except ExchangeError:
+            self.universe.listed_at = None  # try again at the next cycle
+            raise
+        now = set(self.pairs)  # without markets that have no candles yet
+        if now == before:
+            return
+        self._note_universe(sorted(before))
+        log.info(
+            "scanning: %d pairs now (in: %s; out: %s)", len(now),
+            ", ".join(sorted(now - before)) or "-", ", ".join(sorted(before - now)) or "-",
+        )  # fmt: skip
+
+    def _switch(self, pairs: list[str]) -> None:
+        """Trade `pairs` from the next close on, their windows as they stand at the last one."""
+        assert self.runtime is not None
+        source = self.runtime.source
+        assert isinstance(source, WindowSource)
+        previous, self.pairs = self.pairs, pairs
+        try:
+            self._download(source.sizes)
+        except ExchangeError:
+            self.pairs = previous
+            raise
+        self._drop_unready()
+        self.runtime.source = self._windows(source.sizes, until=self._last_close)
+
+    def _drop_unready(self) -> None:
+        """Scanning: a market without candles of a timeframe the plan reads (listed too
+        recently for a daily candle, say) waits for a later refresh."""
+        if self.universe is None:
+            return
+        missing = {
+            pair
+            for pair in self.pairs
+            for need in self.plan.data
+            if self.store.find(self.store_exchange, need.pair or pair, need.timeframe) is None
+        }
+        if missing:
+            log.info(
+                "scanning: no candles yet for %s; left out for now", ", ".join(sorted(missing))
+            )
+            self.pairs = [pair for pair in self.pairs if pair not in missing]
+
+    @property
+    def _universe_key(self) -> str:
+        return f"{self._journal_key}:universe"
+
+    def _switches(self) -> list[tuple[pd.Timestamp, list[str]]]:
+        """The pairs of a scanning session and when they changed: (last close before, pairs)."""
+        if self.journal is None or self.universe is None:
+            return []
+        text = self.journal.state(self._universe_key)
+        switches: list[tuple[pd.Timestamp, list[str]]] = []
+        pairs: set[str] = set()
+        for stamp, added, removed in json.loads(text) if text else []:
+            pairs = (pairs | set(added)) - set(removed)
+            switches.append((pd.Timestamp(stamp), sorted(pairs)))
+        return switches
+
+    def _note_universe(self, before: list[str]) -> None:
+        """Journal a change of pairs (as what came in and went out) at the last close."""
+        if self.journal is None or self.universe is None or self._last_close is None:
+            return
+        text = self.journal.state(self._universe_key)
+        noted = json.loads(text) if text else []
+        added = sorted(set(self.pairs) - set(before))
+        noted.append([self._last_close.isoformat(), added, sorted(set(before) - set(self.pairs))])
+        self.journal.set_state(self._universe_key, json.dumps(noted))
 
     def _fail_safe_changed(self, active: bool, message: str) -> None:
         assert self.runtime is not None

@@ -31,7 +31,6 @@ def test_replay_reports_the_backtests_trades(
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ([], "paper trading needs the pairs to trade"),
         (["--live", "--replay", "."], "it cannot --replay"),
         (["--replay", "no/such/dir"], "not a directory"),
         (["--replay", ".", "--speed", "fast"], "--speed fast"),
@@ -83,3 +82,11 @@ def test_live_sends_nothing_without_a_yes(
     assert "starting equity 1,000.00 USDT" in err
     assert "live trading was not confirmed; nothing was traded" in err
     assert sent == []
+
+
+def test_paper_trading_needs_pairs_or_a_scanner(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without pairs a scanner picks them from the exchange's markets (tests/live/test_markets.py);
+    a strategy with neither cannot start."""
+    assert main(["run", str(STRATEGIES / "adaptive_mtf.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "trading needs the pairs to trade" in err and "Traceback" not in err

@@ -154,6 +154,10 @@ def ticker_24hr(request: Request, market: Market) -> Response:
 
 def _ticker(market: Market, symbol: str) -> dict[str, Any]:
     now = market.clock.now()
+    listing = market.listings.get(symbol)
+    if listing is not None and market.finest_interval(symbol) is None:
+        quote = market.volumes.get(symbol, listing.quote_volume)
+        return _listed_ticker(market, symbol, listing.last, quote)
     interval = market.finest_interval(symbol)
     times, rows = market.visible(symbol, interval) if interval else (np.empty(0), [])
     window = rows[int(np.searchsorted(times, now - 86_400_000, side="right")) :]
@@ -165,7 +169,10 @@ def _ticker(market: Market, symbol: str) -> dict[str, Any]:
     low = min((float(str(r[3])) for r in window), default=0.0)
     volume = sum(float(str(r[5])) for r in window)
     quote = sum(float(str(r[7])) for r in window)
-    tick = float(market.symbols[symbol].tick_size)
+    if symbol in market.volumes:
+        quote = market.volumes[symbol]
+        volume = quote / last if last else 0.0
+    bid, ask = _touch(market, symbol, last)
     change = last - first_open
     return {
         "symbol": symbol,
@@ -175,10 +182,10 @@ def _ticker(market: Market, symbol: str) -> dict[str, Any]:
         "prevClosePrice": _num(first_open),
         "lastPrice": _num(last),
         "lastQty": "0.10000000",
-        "bidPrice": _num(last),
-        "bidQty": "1.00000000",
-        "askPrice": _num(last + tick),
-        "askQty": "1.00000000",
+        "bidPrice": _num(bid[0]),
+        "bidQty": _num(bid[1]),
+        "askPrice": _num(ask[0]),
+        "askQty": _num(ask[1]),
         "openPrice": _num(first_open),
         "highPrice": _num(high),
         "lowPrice": _num(low),
@@ -192,6 +199,56 @@ def _ticker(market: Market, symbol: str) -> dict[str, Any]:
     }
 
 
+def _listed_ticker(market: Market, symbol: str, last: float, quote: float) -> dict[str, Any]:
+    """The 24-hour statistics of a market listed without candles: flat, at its last price."""
+    now = market.clock.now()
+    bid, ask = _touch(market, symbol, last)
+    return {
+        "symbol": symbol,
+        "priceChange": _num(0.0),
+        "priceChangePercent": _num(0.0, 3),
+        "weightedAvgPrice": _num(last),
+        "prevClosePrice": _num(last),
+        "lastPrice": _num(last),
+        "lastQty": "0.10000000",
+        "bidPrice": _num(bid[0]),
+        "bidQty": _num(bid[1]),
+        "askPrice": _num(ask[0]),
+        "askQty": _num(ask[1]),
+        "openPrice": _num(last),
+        "highPrice": _num(last),
+        "lowPrice": _num(last),
+        "volume": _num(quote / last if last else 0.0),
+        "quoteVolume": _num(quote),
+        "openTime": now - 86_400_000,
+        "closeTime": now,
+        "firstId": 1,
+        "lastId": 1,
+        "count": 1,
+    }
+
+
+def _book(market: Market, symbol: str, levels: int) -> tuple[list[Any], list[Any]]:
+    """The symbol's own book when a test set one, else one coin per tick around the last price."""
+    if symbol in market.books:
+        bids, asks = market.books[symbol]
+        return list(bids[:levels]), list(asks[:levels])
+    last = market.last_price(symbol) or 0.0
+    tick = float(market.symbols[symbol].tick_size)
+    bids = [(last - i * tick, 1.0) for i in range(levels)]
+    asks = [(last + (i + 1) * tick, 1.0) for i in range(levels)]
+    return bids, asks
+
+
+def _touch(
+    market: Market, symbol: str, last: float
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Best bid and best ask, each with its amount."""
+    bids, asks = _book(market, symbol, 1)
+    tick = float(market.symbols[symbol].tick_size)
+    return (bids[0] if bids else (last, 0.0)), (asks[0] if asks else (last + tick, 0.0))
+
+
 def ticker_price(request: Request, market: Market) -> Response:
     def one(symbol: str) -> dict[str, str]:
         return {"symbol": symbol, "price": _num(market.last_price(symbol) or 0.0)}
@@ -203,14 +260,13 @@ def ticker_price(request: Request, market: Market) -> Response:
 
 def book_ticker(request: Request, market: Market) -> Response:
     def one(symbol: str) -> dict[str, str]:
-        bid = market.last_price(symbol) or 0.0
-        ask = bid + float(market.symbols[symbol].tick_size)
+        bid, ask = _touch(market, symbol, market.last_price(symbol) or 0.0)
         return {
             "symbol": symbol,
-            "bidPrice": _num(bid),
-            "bidQty": "1.00000000",
-            "askPrice": _num(ask),
-            "askQty": "1.00000000",
+            "bidPrice": _num(bid[0]),
+            "bidQty": _num(bid[1]),
+            "askPrice": _num(ask[0]),
+            "askQty": _num(ask[1]),
         }
 
     if request.param("symbol") is not None:
@@ -219,14 +275,18 @@ def book_ticker(request: Request, market: Market) -> Response:
 
 
 def depth(request: Request, market: Market) -> Response:
-    """A symmetric synthetic book around the last price, one tick per level."""
+    """The symbol's book: the one a test set, or a synthetic one around the last price."""
     symbol = _one_symbol(request, market)
-    levels = min(_int_param(request, "limit", 100), 5000)
-    bid = market.last_price(symbol) or 0.0
-    tick = float(market.symbols[symbol].tick_size)
-    bids = [[_num(bid - i * tick), "1.00000000"] for i in range(levels)]
-    asks = [[_num(bid + (i + 1) * tick), "1.00000000"] for i in range(levels)]
-    return Response(200, {"lastUpdateId": market.clock.now(), "bids": bids, "asks": asks})
+    limit = min(_int_param(request, "limit", 100), 5000)  # more is cut to 5000
+    bids, asks = _book(market, symbol, limit)
+    return Response(
+        200,
+        {
+            "lastUpdateId": market.clock.now(),
+            "bids": [[_num(p), _num(a)] for p, a in bids],
+            "asks": [[_num(p), _num(a)] for p, a in asks],
+        },
+    )
 
 
 def _one_symbol(request: Request, market: Market) -> str:

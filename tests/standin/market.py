@@ -3,6 +3,12 @@
 Candles are kept as the exchange's 12-field kline rows, so the klines endpoint serves
 them byte for byte as recorded. Nothing after the clock's "now" is visible: a candle
 is served once it has opened (the one still forming too, as the real API does).
+
+For tests of live market data: `set_book` gives a symbol an order book of its own
+(otherwise the book is synthetic, one coin per tick around the last price),
+`list_symbol` lists a market without candles, with its last price and 24-hour quote
+volume, as the exchange lists hundreds of markets a test never trades, and
+`set_quote_volume` says what a market traded in 24 hours, as markets rise and fall.
 """
 
 from __future__ import annotations
@@ -77,6 +83,17 @@ class SymbolSpec:
     status: str = "TRADING"
 
 
+@dataclass(frozen=True)
+class Listing:
+    """A market known only by its 24-hour statistics (no candles held)."""
+
+    last: float
+    quote_volume: float
+
+
+BookSide = list[tuple[float, float]]  # (price, amount), best first
+
+
 @dataclass
 class Series:
     open_times: np.ndarray  # int64 ms, sorted
@@ -88,6 +105,35 @@ class Market:
     clock: Clock = field(default_factory=Clock)
     symbols: dict[str, SymbolSpec] = field(default_factory=dict)
     series: dict[tuple[str, str], Series] = field(default_factory=dict)
+    books: dict[str, tuple[BookSide, BookSide]] = field(default_factory=dict)  # bids, asks
+    listings: dict[str, Listing] = field(default_factory=dict)
+    volumes: dict[str, float] = field(default_factory=dict)  # 24h quote volume, as set
+
+    def set_quote_volume(self, symbol: str, volume: float) -> None:
+        """What the 24-hour tickers say `symbol` traded, in place of its candles' sum."""
+        self.volumes[symbol] = volume
+
+    def set_book(self, symbol: str, bids: BookSide, asks: BookSide) -> None:
+        """Serve this book for `symbol` from now on (depth, bookTicker, 24hr bid and ask)."""
+        if symbol not in self.symbols:
+            raise KeyError(f"{symbol} is not listed")
+        self.books[symbol] = (sorted(bids, reverse=True), sorted(asks))
+
+    def list_symbol(
+        self,
+        base: str,
+        quote: str,
+        *,
+        last: float,
+        quote_volume: float,
+        status: str = "TRADING",
+    ) -> None:
+        """List a market without candles: exchangeInfo and the tickers show it."""
+        symbol = f"{base}{quote}"
+        spec = _spec_for(symbol, base, quote, [], price=last)
+        spec.status = status
+        self.symbols[symbol] = spec
+        self.listings[symbol] = Listing(last, quote_volume)
 
     def add_klines(self, base: str, quote: str, interval: str, rows: list[Kline]) -> None:
         symbol = f"{base}{quote}"
@@ -155,14 +201,18 @@ class Market:
     def last_price(self, symbol: str) -> float | None:
         interval = self.finest_interval(symbol)
         if interval is None:
-            return None
+            listing = self.listings.get(symbol)
+            return listing.last if listing else None
         _, rows = self.visible(symbol, interval)
         return float(str(rows[-1][4])) if rows else None
 
 
-def _spec_for(symbol: str, base: str, quote: str, rows: list[Kline]) -> SymbolSpec:
+def _spec_for(
+    symbol: str, base: str, quote: str, rows: list[Kline], price: float | None = None
+) -> SymbolSpec:
     closes = [float(str(r[4])) for r in rows[-100:]]
-    price = float(np.median(closes)) if closes else 1.0
+    if price is None:
+        price = float(np.median(closes)) if closes else 1.0
     magnitude = math.floor(math.log10(price)) if price > 0 else 0
     tick = 10.0 ** min(-2, magnitude - 6)
     step = 10.0 ** min(0, -magnitude - 1)
