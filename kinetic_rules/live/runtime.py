@@ -75,6 +75,7 @@ class Runtime:
             report = StepReport(closed_at)
             for position in self.portfolio.unresolved():
                 self.portfolio.resolve(position, view[position.pair], final=False)
+            self.portfolio.observe(closed_at, view)
             if not self._stop.is_set():
                 ranked = _ranked(self.plan, view, step)
                 report.decided = len(self.portfolio.decide(closed_at, ranked))
