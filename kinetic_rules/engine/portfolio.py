@@ -94,7 +94,7 @@ class Portfolio:
     _last_exit: dict[str, pd.Timestamp] = field(default_factory=dict)
     _next_id: int = 1
     market: dict[str, PairData] = field(default_factory=dict)  # every pair as known now
-    _closed_days: list[tuple[pd.Timestamp, float]] = field(default_factory=list)
+    _closed_days: list[tuple[pd.Timestamp, pd.Timestamp, float]] = field(default_factory=list)
     _rules: PortfolioRules | None = None  # rules reading the portfolio (None: not looked yet)
 
     # -- the backtest: every decision in time order, each position resolved on all data ----
@@ -182,10 +182,10 @@ class Portfolio:
                 self._closed_profits.setdefault(trade.pair, []).append(trade.profit)
             self.realized += trade.profit
             if trade.exit_time is not None:  # for today's profit
-                self._closed_days.append((trade.exit_time, trade.profit))
+                self._closed_days.append((position.settle, trade.exit_time, trade.profit))
         if until < NEVER:  # trades closed before today never count again
             today = until.floor("D")
-            self._closed_days = [c for c in self._closed_days if c[0] >= today]
+            self._closed_days = [c for c in self._closed_days if c[1] >= today]
 
     def decide(
         self, decided_at: pd.Timestamp, ranked: list[tuple[PairData, Side, int]]

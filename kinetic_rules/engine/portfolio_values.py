@@ -69,7 +69,7 @@ class Ledger:
     realized: float  # profits settled so far
     slots: Sequence[Position]  # positions holding a slot
     unsettled: Sequence[Position]  # slot free, profit not known yet
-    closed: Sequence[tuple[pd.Timestamp, float]]  # (exit time, profit), in settlement order
+    closed: Sequence[tuple[pd.Timestamp, pd.Timestamp, float]]  # settled, exited, profit
     market: Mapping[str, PairData]  # every pair as known now
     timeframe: pd.Timedelta
 
@@ -86,20 +86,8 @@ def standing(ledger: Ledger, moments: pd.DatetimeIndex) -> Standing:
     """The values at each close in `moments`, all later than the ledger's last settlement."""
     at = nanoseconds(moments)
     step = ledger.timeframe.value
-    day = nanoseconds(moments.floor("D"))
-    realized = np.full(len(at), ledger.realized)
-    today = np.zeros(len(at))
-    for exit_time, profit in ledger.closed:
-        today = today + np.where(exit_time.value >= day, profit, 0.0)
     everyone = sorted([*ledger.slots, *ledger.unsettled], key=lambda p: p.id)
-    settling = [p for p in everyone if p.trade is not None and p.settle.value <= at[-1]]
-    for position in sorted(settling, key=lambda p: (p.settle, p.id)):  # as `advance` adds them
-        trade = position.trade
-        assert trade is not None and trade.exit_time is not None
-        settled = at >= position.settle.value
-        realized = realized + np.where(settled, trade.profit, 0.0)
-        this_day = settled & (trade.exit_time.value >= day)
-        today = today + np.where(this_day, trade.profit, 0.0)
+    realized, today, lowest = _settled(ledger, everyone, moments)
     open_profit = np.zeros(len(at))
     open_trades = np.zeros(len(at))
     staked = np.zeros(len(at))
@@ -120,6 +108,7 @@ def standing(ledger: Ledger, moments: pd.DatetimeIndex) -> Standing:
             held.append((position, stake))
     equity = ledger.starting + realized
     solvent = np.where(equity > 0, equity, np.nan)  # a ratio of a blown account is undefined
+    day_start = np.where(equity - today > 0, equity - today, np.nan)
     values = {
         "equity": equity,
         "open_trades": open_trades,
@@ -127,11 +116,43 @@ def standing(ledger: Ledger, moments: pd.DatetimeIndex) -> Standing:
         "open_profit_ratio": binary("/", open_profit, solvent),
         "exposure": binary("/", staked, solvent),
         "today_profit": today,
-        "today_profit_ratio": binary(
-            "/", today, np.where(equity - today > 0, equity - today, np.nan)
-        ),
+        "today_profit_ratio": binary("/", today, day_start),
+        "today_lowest_profit_ratio": binary("/", lowest, day_start),
     }
     return Standing(values, held)
+
+
+def _settled(
+    ledger: Ledger, everyone: list[Position], moments: pd.DatetimeIndex
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Realized profit, today's, and today's lowest point at a close, at each moment.
+
+    Profits are added in the order `advance` adds them (settlement, then position), so a
+    backtest and a live run get the same numbers to the last bit; today's lowest point is
+    taken after each moment's settlements, as it stood at that close."""
+    at = nanoseconds(moments)
+    day = nanoseconds(moments.floor("D"))
+    realized = np.full(len(at), ledger.realized)
+    today = np.zeros(len(at))
+    lowest = np.zeros(len(at))
+    previous = None
+    for settle, exit_time, profit in ledger.closed:  # settled already, in that order
+        if previous is not None and settle != previous:
+            lowest = np.minimum(lowest, today)
+        today = today + np.where(exit_time.value >= day, profit, 0.0)
+        previous = settle
+    settling = [p for p in everyone if p.trade is not None and p.settle.value <= at[-1]]
+    for position in sorted(settling, key=lambda p: (p.settle, p.id)):
+        trade = position.trade
+        assert trade is not None and trade.exit_time is not None
+        if previous is not None and position.settle != previous:
+            lowest = np.minimum(lowest, today)
+        settled = at >= position.settle.value
+        realized = realized + np.where(settled, trade.profit, 0.0)
+        this_day = settled & (trade.exit_time.value >= day)
+        today = today + np.where(this_day, trade.profit, 0.0)
+        previous = position.settle
+    return realized, today, np.minimum(lowest, today)
 
 
 def _marked(

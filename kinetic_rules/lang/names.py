@@ -100,6 +100,12 @@ CONTEXT_NAMES = {
             Scope.PORTFOLIO,
             "today_profit as a fraction of the equity at the start of the day",
         ),
+        BuiltinName(
+            "today_lowest_profit_ratio",
+            Scope.PORTFOLIO,
+            "the lowest today_profit_ratio of any close so far today: a loss limit on it "
+            "holds until midnight even if later trades win the loss back",
+        ),
         BuiltinName("spread", Scope.LIVE, "(ask − bid) / ask from the live order book"),
         BuiltinName(
             "book_imbalance",

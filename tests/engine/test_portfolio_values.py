@@ -56,7 +56,7 @@ def position(id: int, made: Trade | None, stake: float, pair: str = "A/USDT") ->
 def ledger(
     slots: list[Position],
     unsettled: list[Position] | None = None,
-    closed: list[tuple[pd.Timestamp, float]] | None = None,
+    closed: list[tuple[pd.Timestamp, pd.Timestamp, float]] | None = None,
     market: dict[str, PairData] | None = None,
     realized: float = 0.0,
 ) -> Ledger:
@@ -124,7 +124,7 @@ def test_today_counts_trades_whose_last_fill_was_today_from_midnight_utc() -> No
     first, second = position(1, late, 100.0), position(2, early, 95.0)
     first.release = first.settle = candle(8)  # known at midnight
     second.release = second.settle = candle(9)
-    closed = [(candle(0), -3.0)]  # an earlier trade of the same day, already settled
+    closed = [(candle(1), candle(0), -3.0)]  # an earlier trade of the same day, settled
     book = ledger([first, second], closed=closed, realized=-3.0)
     values = values_at(book, 6, 7, 8)  # closes at 23:45, 00:00, 00:15
     loss = -0.2 - 5.0 - 0.1
@@ -133,6 +133,26 @@ def test_today_counts_trades_whose_last_fill_was_today_from_midnight_utc() -> No
     start_of_day = 997.0 + loss
     np.testing.assert_allclose(values["today_profit_ratio"][1:], [0.0, early.profit / start_of_day])
     assert values["today_profit_ratio"][0] == pytest.approx(-3.0 / 1_000.0)
+
+
+def closed_trade(id: int, exit_at: int, profit: float) -> Position:
+    made = trade("A/USDT", "long", 0, 100.0, 1.0)
+    made.fills.append(Fill(candle(exit_at), 100.0 + profit + 0.2, 1.0, 0.0, "exit"))
+    made.exit_time = candle(exit_at)
+    held = position(id, made, 100.0)
+    held.release = held.settle = candle(exit_at + 1)
+    return held
+
+
+def test_todays_lowest_point_holds_until_midnight_even_when_won_back() -> None:
+    # Known at 22:45 (−5), 23:15 (+6), together at 23:45 (−8 and +3), and at 00:30 (−2).
+    slots = [closed_trade(1, 2, -5.0), closed_trade(2, 4, 6.0)]
+    slots += [closed_trade(3, 6, -8.0), closed_trade(4, 6, 3.0), closed_trade(5, 9, -2.0)]
+    values = values_at(ledger(slots), *range(1, 10))  # closes from 22:30 to 00:30
+    np.testing.assert_allclose(values["today_profit"], [0, -5, -5, 1, 1, -4, 0, 0, -2], atol=1e-9)
+    lowest = [0, -5, -5, -5, -5, -5, 0, 0, -2]  # −8 and +3 land together: never −7 at a close
+    start = [1_000.0] * 6 + [996.0] * 3  # the next day starts with yesterday's −4
+    np.testing.assert_allclose(values["today_lowest_profit_ratio"], np.divide(lowest, start))
 
 
 def test_the_backtests_closing_of_what_is_open_at_the_end_is_not_known_before_it() -> None:
@@ -163,7 +183,8 @@ def test_what_the_backtest_knows_of_the_future_is_masked_to_what_a_bot_knows() -
             known.fills += [f for f in fills if f.time <= candle(k)]
             book = ledger([position(1, known if k >= 1 else None, 200.0)])
         else:
-            book = ledger([], closed=[(candle(6), whole.profit)], realized=whole.profit)
+            closed = [(candle(7), candle(6), whole.profit)]
+            book = ledger([], closed=closed, realized=whole.profit)
         cut = {"A/USDT": pair_data("A/USDT", closes[: k + 1])}
         seen = values_at(replace(book, market=cut), k)
         for name, values in swept.items():

@@ -14,6 +14,7 @@ from kinetic_rules.live.source import ReplaySource
 from tests.conftest import STRATEGIES
 
 BUSY = Path(__file__).parent / "strategies" / "busy.yaml"
+V3 = STRATEGIES / "kinetic_v3.yaml"
 
 
 def fingerprint(trade: Trade) -> tuple[object, ...]:
@@ -42,14 +43,16 @@ def replay(request: BacktestRequest) -> Runtime:
         (STRATEGIES / "kinetic_empire.yaml", {"roc_threshold": "0.3", "trail_activation": "1%"}),
         (BUSY, {}),
         (STRATEGIES / "kinetic_v3.yaml", {}),
-        (STRATEGIES / "confluence.yaml", {}),
+        (STRATEGIES / "confluence.yaml", {"daily_loss_limit": "0.4%"}),
+        (STRATEGIES / "adaptive_mtf.yaml", {"atr_days": "7"}),
     ],
     ids=[
         "kinetic_empire",
         "kinetic_empire_busier",
         "every_mechanism",
         "kinetic_v3_futures",
-        "confluence",
+        "confluence_daily_loss_limit",
+        "adaptive_mtf_correlated_exposure",
     ],
 )
 def test_replay_equals_backtest_trade_for_trade(
@@ -60,6 +63,19 @@ def test_replay_equals_backtest_trade_for_trade(
     backtest = simulate(prepared.plan, prepared.feed, prepared.pairs)
     live = replay(request)
     assert len(backtest.trades) >= 5
+    assert [fingerprint(t) for t in live.trades()] == [fingerprint(t) for t in backtest.trades]
+
+
+def test_replay_equals_backtest_when_the_portfolio_closes_everything(fixture_store: Path) -> None:
+    """Kinetic v3's emergency exit depends on every open trade at every close: the backtest
+    finds the first close where it fires, the live runtime meets each close as it comes."""
+    request = BacktestRequest(V3, fixture_store, overrides={"max_open_loss": "0.2%"})
+    prepared = prepare(request)
+    backtest = simulate(prepared.plan, prepared.feed, prepared.pairs)
+    live = replay(request)
+    emergencies = [t for t in backtest.trades if t.exit_reason == "protection:emergency"]
+    assert len(emergencies) >= 10
+    assert len({t.exit_time for t in emergencies}) < len(emergencies)  # several at one close
     assert [fingerprint(t) for t in live.trades()] == [fingerprint(t) for t in backtest.trades]
 
 
