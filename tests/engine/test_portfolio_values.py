@@ -7,6 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kinetic_rules.compile.evaluate import PairSignals
 from kinetic_rules.engine.model import END_OF_DATA, Fill, Side, Trade
@@ -233,3 +235,42 @@ def test_correlated_exposure_counts_the_slots_on_pairs_moving_with_this_one() ->
     assert measure(0.7, 3) >= 0.17
     assert measure(-0.5, 20) == pytest.approx(expected(-0.5, 20))
     assert env["exposure"] == pytest.approx(0.42)
+
+
+@st.composite
+def books(draw: st.DrawFn) -> Ledger:
+    """A portfolio with a few trades at any stage: pending, open, partly sold, closed."""
+    walk = draw(st.lists(st.floats(0.95, 1.05), min_size=30, max_size=30))
+    closes = list(100 * np.cumprod(walk))
+    market = {
+        p: pair_data(p, closes if p == "A/USDT" else closes[::-1]) for p in ("A/USDT", "B/USDT")
+    }
+    slots = []
+    for id in range(1, draw(st.integers(1, 5)) + 1):
+        pair = draw(st.sampled_from(sorted(market)))
+        entry = draw(st.integers(1, 20))
+        made = trade(pair, draw(st.sampled_from(["long", "short"])), entry, closes[entry], 1.0)
+        sells = draw(st.lists(st.integers(entry, 28), max_size=3, unique=True))
+        for k, at in enumerate(sorted(sells)):
+            made.fills.append(Fill(candle(at), closes[at], 0.25 * (k + 1) / 2, 0.01, f"tp{k}"))
+        held = position(id, made if draw(st.booleans()) else None, 100.0, pair)
+        if draw(st.booleans()) and sells:  # closed: the last sale took what was left
+            last = made.fills[-1]
+            made.fills[-1] = Fill(
+                last.time, last.price, 1.0 - sum(f.amount for f in made.fills[1:-1]), 0.0, "exit"
+            )
+            made.exit_time = last.time
+            held.release = held.settle = last.time + STEP
+        slots.append(held)
+    closed = [(candle(0), candle(0), draw(st.floats(-50, 50)))]
+    return ledger(slots, closed=closed, market=market, realized=draw(st.floats(-100, 100)))
+
+
+@given(books(), st.integers(0, 28))
+def test_a_close_computed_with_others_equals_it_computed_alone(book: Ledger, first: int) -> None:
+    """The backtest computes many closes at once, the live runtime one: same bits."""
+    many = values_at(book, *range(first, 29))
+    for offset, k in enumerate(range(first, 29)):
+        alone = values_at(book, k)
+        for name, values in many.items():
+            np.testing.assert_array_equal(values[offset], alone[name][0], err_msg=name)
