@@ -61,6 +61,23 @@ def portfolio_rules(plan: Plan) -> PortfolioRules:
     return PortfolioRules(entry, protections)
 
 
+def describe(rules: PortfolioRules) -> tuple[str, ...]:
+    """The sentences a report adds to its assumptions when rules read the portfolio."""
+    said = []
+    if rules:
+        said.append(
+            "Rules that read portfolio values (open profit, exposure, today's profit) see "
+            "the fills and profits known at the close that decides, with open trades marked "
+            "to that close."
+        )
+    if rules.close_all:
+        said.append(
+            "Protections with close_all that read them are checked at every close while "
+            "trades are open; each trade of a pair where one holds is closed at the next open."
+        )
+    return tuple(said)
+
+
 @dataclass(frozen=True)
 class Ledger:
     """The portfolio's books at one point of its loop: what every value is computed from."""

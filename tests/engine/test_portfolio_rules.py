@@ -166,3 +166,13 @@ exit:
     trades = both_ways(plan, {"A/USDT": frame(closes, volumes, start)})
     assert [t.signal_time for t in trades] == [start + STEP, start + 5 * STEP]
     assert trades[1].entry_time == pd.Timestamp("2024-01-02", tz="UTC")
+
+
+def test_the_report_says_how_portfolio_rules_are_judged() -> None:
+    frames = {"A/USDT": frame([100.0] * 4, [0, 200, 0, 0])}
+    result = simulate(plan_of(LOSS_STOP), lambda pair, tf: frames[pair], ["A/USDT"])
+    said = " ".join(result.assumptions.fill_model)
+    assert "marked to that close" in said and "close_all" in said
+    plain = plan_of("sizing: {stake: 10%}\nentry:\n  long:\n    go: volume > 100\n")
+    quiet = simulate(plain, lambda pair, tf: frames[pair], ["A/USDT"])
+    assert "portfolio" not in " ".join(quiet.assumptions.fill_model)
