@@ -151,3 +151,13 @@ def test_the_emergency_exit_never_reads_a_later_candle(fixture_store: Path) -> N
     request = BacktestRequest(V3, fixture_store, pairs=PAIRS, overrides={"max_open_loss": TIGHT})
     moments = ["2024-02-29 13:15", "2024-03-06 02:45", "2024-03-11 18:00"]
     assert_no_look_ahead(request, [pd.Timestamp(m, tz="UTC") for m in moments])
+
+
+def test_no_entry_is_decided_while_the_open_loss_is_past_the_limit(
+    emergency: BacktestResult,
+) -> None:  # one of property 10's checks
+    step = pd.Timedelta("15min")
+    for trade in emergency.trades:
+        decided = trade.signal_time + step
+        ratio = marked_open_profit(emergency, decided) / settled_equity(emergency, decided)
+        assert ratio >= -0.002 - 1e-9
