@@ -537,7 +537,8 @@ _PORTFOLIO_HINT = (
 
 
 def _reads_portfolio(node: ast.Node) -> bool:
-    trade_names = {n for n, b in CONTEXT_NAMES.items() if b.scope & (Scope.TRADE | Scope.SIZING)}
+    """Portfolio values (equity among them), as opposed to an open trade's own."""
+    trade_names = {n for n, b in CONTEXT_NAMES.items() if b.scope & Scope.TRADE}
     return any(
         (isinstance(n, ast.Name) and n.id in PORTFOLIO_NAMES - trade_names)
         or (isinstance(n, ast.Call) and n.func in CONTEXT_FUNCTIONS)
