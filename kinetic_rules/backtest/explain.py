@@ -110,14 +110,19 @@ def explain(request: BacktestRequest, pair: str, at: pd.Timestamp, trades: bool 
     if checked.protections:
         out.append("\nprotections:")
         for name, rule in checked.protections.items():
-            out += _render(_line(rule, signals, position, name, params))
+            out += _render(_decided_line(plan, rule, signals, position, name, params))
     for side, side_rules in checked.entry.items():
         if not side_rules:
             continue
-        lines = [_line(r, signals, position, n, params) for n, r in side_rules.items()]
-        held = sum(bool(line.holds) for line in lines)
-        verdict = "SIGNAL" if held == len(lines) else "no signal"
-        out.append(f"\nentry {side}: {verdict} — {held} of {len(lines)} conditions hold")
+        lines = [
+            _decided_line(plan, r, signals, position, n, params) for n, r in side_rules.items()
+        ]
+        market = [line for line in lines if line.holds is not None]
+        held = sum(bool(line.holds) for line in market)
+        verdict = "SIGNAL" if held == len(market) else "no signal"
+        if verdict == "SIGNAL" and len(market) < len(lines):
+            verdict += " if the portfolio allows"
+        out.append(f"\nentry {side}: {verdict} — {held} of {len(market)} conditions hold")
         for line in lines:
             out += _render(line)
     if checked.tags:
@@ -137,11 +142,21 @@ def explain(request: BacktestRequest, pair: str, at: pd.Timestamp, trades: bool 
 
 def _free_rules(plan: Plan) -> list[Rule]:
     checked = plan.strategy
-    found = [r for _, r in checked.regime] + list(checked.protections.values())
+    found = [r for _, r in checked.regime]
+    found += [r for r in checked.protections.values() if plan.is_trade_free(r.node)]
     found += list(checked.tags.values())
     for side in (*checked.entry.values(), *checked.exit.values()):
         found += [r for r in side.values() if plan.is_trade_free(r.node)]
     return found
+
+
+def _decided_line(
+    plan: Plan, rule: Rule, signals: PairSignals, at: int, label: str, params: dict[str, object]
+) -> Line:
+    """A rule's line; one that reads the portfolio is judged only in its loop."""
+    if plan.is_trade_free(rule.node):
+        return _line(rule, signals, at, label, params)
+    return Line(label, _as_written(rule), "judged by the portfolio when it decides", None)
 
 
 def _render(line: Line) -> list[str]:

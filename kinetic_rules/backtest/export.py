@@ -39,8 +39,9 @@ def signal_frame(plan: Plan, signals: PairSignals) -> pd.DataFrame:
         names = np.array([name for name, _ in plan.strategy.regime], dtype=object)
         columns["regime"] = names[signals.regime]
     for side, rules in plan.strategy.entry.items():
-        if rules:
-            columns[f"entry.{side}"] = signals.all_of(rules)
+        if rules:  # conditions reading the portfolio are decided in its loop, not here
+            market = {n: r for n, r in rules.items() if plan.is_trade_free(r.node)}
+            columns[f"entry.{side}"] = signals.all_of(market)
     for side, rules in plan.strategy.exit.items():
         free = [r for r in rules.values() if plan.is_trade_free(r.node)]
         if free:

@@ -24,6 +24,7 @@ from kinetic_rules.engine.fills import fill_model
 from kinetic_rules.engine.model import Assumptions, BacktestResult, Trade
 from kinetic_rules.engine.pairs import prepare_market
 from kinetic_rules.engine.portfolio import PairData, Portfolio
+from kinetic_rules.engine.portfolio_values import describe, portfolio_rules
 from kinetic_rules.engine.scanner import blacklisted
 from kinetic_rules.errors import ConfigError, DataError
 from kinetic_rules.lang.checker import check
@@ -155,7 +156,7 @@ def simulate(
             fee=fills.fee,
             slippage=fills.slippage,
             starting_balance=spec.backtest.starting_balance,
-            fill_model=fills.describe(),
+            fill_model=fills.describe() + describe(portfolio_rules(plan)),
             skipped=tuple(skipped),
             warnings=tuple(stop_warnings(trades)),
         ),

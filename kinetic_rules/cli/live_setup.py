@@ -1,4 +1,5 @@
-"""`run --live`: the account, the confirmation, and the executor attached to the runtime."""
+"""`run --live` and `run --fills book`: the account (real, or simulated on the live order
+book), the confirmation for real money, and the executor attached to the runtime."""
 
 from __future__ import annotations
 
@@ -93,3 +94,32 @@ def _new_prefix() -> str:
     """A client-id prefix for a new session: its orders are told apart from any other's."""
     alphabet = string.ascii_lowercase + string.digits
     return "kr" + "".join(secrets.choice(alphabet) for _ in range(6)) + "-"
+
+
+def book_paper_trading(
+    args: argparse.Namespace, plan: Plan, exchange: Any, store: TradeStore
+) -> Callable[[Runtime], None]:
+    """Paper trading through the executor and a paper broker: orders fill against the
+    exchange's live tickers and order books instead of the candle fill model."""
+    from kinetic_rules.engine.fills import fill_model
+    from kinetic_rules.live.paper_broker import PaperBroker
+
+    spec = plan.strategy.spec
+    name = spec.metadata.name
+    broker = PaperBroker(
+        exchange,
+        fills=fill_model(plan),
+        stake_currency=spec.market.stake_currency,
+        balance=spec.backtest.starting_balance,
+        rate_limit_ms=spec.market.rate_limit_ms,
+        journal=store,  # the simulated account survives a restart, resting orders included
+        journal_key=f"paper-broker:{name}",
+    )
+    journal = StoredBook(store, name, mode="paper")
+    book = journal.load_book() or Book(_new_prefix(), spec.backtest.starting_balance)
+    journal.save_book(book)
+
+    def attach(runtime: Runtime) -> None:
+        attach_executor(runtime, broker, journal, book)
+
+    return attach

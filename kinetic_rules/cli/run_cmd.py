@@ -48,6 +48,13 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         action="store_true",
         help="with --live: skip the confirmation prompt (for unattended starts)",
     )
+    run.add_argument(
+        "--fills",
+        choices=["candles", "book"],
+        default="candles",
+        help="paper fills: by the backtest's candle rules (the default; equals a backtest), "
+        "or against the exchange's live tickers and order books",
+    )
     run.add_argument("--pairs", nargs="+", default=[], metavar="PAIR", help="pairs to trade")
     run.add_argument("--timerange", metavar="A-B", help="replay only this range (after warm-up)")
     run.add_argument(
@@ -87,6 +94,8 @@ def run_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.strategy}: no such file")
     if args.live and args.replay is not None:
         raise ConfigError("--live trades on the exchange's live market; it cannot --replay")
+    if args.fills == "book" and (args.live or args.replay is not None):
+        raise ConfigError("--fills book is for paper trading on live data (not --live, --replay)")
     if args.replay is None:
         return _session(args)
     if not args.replay.is_dir():
@@ -182,6 +191,10 @@ def _session(args: argparse.Namespace) -> int:
         exchange = create_exchange(
             exchange_id, api_url=args.exchange_url, futures=spec.market.type == "futures"
         )
+        if args.fills == "book":
+            from kinetic_rules.cli.live_setup import book_paper_trading
+
+            live = book_paper_trading(args, plan, exchange, sink.store)
     universe = None
     if not pairs and spec.scanner is not None:  # scan all markets: see docs/live.md
         universe = LiveUniverse(exchange, spec.market, spec.scanner)
@@ -195,7 +208,7 @@ def _session(args: argparse.Namespace) -> int:
         sleep=time.sleep,
         sink=sink,
         journal=sink.store,  # a restart resumes the session: see docs/live.md
-        live=live,
+        attach=live,
         universe=universe,
     )
     session.start()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from kinetic_rules.functions import REGISTRY, ArgKind
 from kinetic_rules.lang import ast
 from kinetic_rules.lang.checker import CheckedStrategy, Rule
-from kinetic_rules.lang.names import CONTEXT_NAMES, LIVE_NAMES
+from kinetic_rules.lang.names import LIVE_NAMES, reads_context
 from kinetic_rules.timeframes import timeframe_seconds
 
 
@@ -77,10 +77,7 @@ def build_plan(checked: CheckedStrategy) -> Plan:
 
 
 def _uses_trade(node: ast.Node) -> bool:
-    return any(
-        isinstance(n, ast.Name) and n.id in CONTEXT_NAMES and n.id not in LIVE_NAMES
-        for n in node.walk()
-    )
+    return reads_context(node)
 
 
 def _uses_live(node: ast.Node) -> bool:

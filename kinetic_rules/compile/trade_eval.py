@@ -3,7 +3,8 @@
 The plan has already computed every trade-free part as a market series over all
 history, so what is left is elementwise: slices of those series combined with the
 trade's own arrays (`profit`, `bars_held`, …). Stops, trailing rules and trade-aware
-exits are thus evaluated for a whole trade in a few numpy operations.
+exits are thus evaluated for a whole trade in a few numpy operations. Rules that read
+the portfolio are evaluated the same way, at the closes where the portfolio decides.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from kinetic_rules.compile.plan import Plan
 from kinetic_rules.functions import REGISTRY, ArgKind
 from kinetic_rules.lang import ast
 
-TradeEnv = Mapping[str, Any]  # name -> scalar or array over the slice
+# name -> scalar or array over the slice; a portfolio function's name -> its callable
+TradeEnv = Mapping[str, Any]
 
 
 def evaluate_span(
@@ -63,6 +65,8 @@ def _eval(plan: Plan, node: ast.Node, signals: PairSignals, lo: int, hi: int, en
                 _eval(plan, t, signals, lo, hi, env),
                 _eval(plan, o, signals, lo, hi, env),
             )
+        case ast.Call(func=name, args=args) if name in env:  # a portfolio function
+            return env[name](*(a.value for a in args if isinstance(a, ast.Number)))
         case ast.Call(func=name, args=args):
             function = REGISTRY.get(name)
             assert function is not None and not function.inputs

@@ -104,6 +104,10 @@ def trade_nodes(plan: Plan) -> set[ast.Node]:
         r for r in (checked.stop_initial, checked.stake, checked.leverage, checked.priority) if r
     ]
     rules += list(checked.tags.values())  # read when an entry is decided and when it fills
+    # Entry conditions and protections that read the portfolio are decided in its loop.
+    decided = [r for side in checked.entry.values() for r in side.values()]
+    decided += list(checked.protections.values())
+    rules += [r for r in decided if not plan.is_trade_free(r.node)]
     found: set[ast.Node] = set()
     for rule in rules:
         found.update(n for n in rule.node.walk() if n in plan.trade_free)
@@ -134,6 +138,8 @@ def pair_data(
     blocked = np.zeros(len(signals.index), dtype=bool)
     close_all = []
     for name, rule in checked.protections.items():
+        if not plan.is_trade_free(rule.node):
+            continue  # it reads the portfolio: the portfolio applies it as it decides
         protection = spec.protections[name]
         active = signals.values[rule.node].astype(bool)
         if protection.max_open_trades is not None:
@@ -142,7 +148,11 @@ def pair_data(
             blocked |= active
         if protection.close_all:
             close_all.append((name, active))
-    entries = {side: signals.all_of(rules) for side, rules in checked.entry.items() if rules}
+    entries = {
+        side: signals.all_of({n: r for n, r in rules.items() if plan.is_trade_free(r.node)})
+        for side, rules in checked.entry.items()
+        if rules
+    }
     take_profits = [
         (name, rule, spec.take_profit[name].close) for name, rule in checked.take_profit.items()
     ]

@@ -10,6 +10,12 @@ at the same moments, and every bookkeeping time below is a moment a live bot wou
 - a slot frees at the close that decided a market exit, or the close of the candle in
   which a stop, a limit or an entry-order expiry happened;
 - a trade's profit counts (equity, Kelly) from the close of the candle of its last fill.
+
+Rules that read the portfolio itself (`open_profit_ratio`, `exposure`, …) are applied
+here, from those same books (engine/portfolio_values.py). A protection with `close_all`
+that reads them depends on every open trade at every close, so the backtest looks for
+the first close where it fires between two decisions, cuts the trades there and plays
+them again; the live runtime checks each close as it comes (`observe`).
 """
 
 from __future__ import annotations
@@ -34,7 +40,16 @@ from kinetic_rules.engine.model import (
     Trade,
 )
 from kinetic_rules.engine.paths import ExitRules, PlannedFill, trade_path
+from kinetic_rules.engine.portfolio_values import (
+    Ledger,
+    PortfolioRules,
+    decision_env,
+    first_close_all,
+    portfolio_rules,
+    with_cut,
+)
 from kinetic_rules.engine.sizing import kelly_cap, kelly_stake
+from kinetic_rules.lang.checker import Rule
 from kinetic_rules.margin import liquidation_price
 
 NEVER = pd.Timestamp.max.tz_localize("UTC")
@@ -69,6 +84,7 @@ class Position:
     release: pd.Timestamp = NEVER  # when the slot is known to be free
     settle: pd.Timestamp = NEVER  # when its profit is known
     state: Literal["pending", "open", "done"] = "pending"
+    cut: tuple[str, pd.Timestamp] | None = None  # a portfolio close-all: name, candle decided
 
 
 @dataclass
@@ -88,16 +104,84 @@ class Portfolio:
     _last_exit: dict[str, pd.Timestamp] = field(default_factory=dict)
     _tag_exit: dict[tuple[str, str], pd.Timestamp] = field(default_factory=dict)  # (pair, tag)
     _next_id: int = 1
+    market: dict[str, PairData] = field(default_factory=dict)  # every pair as known now
+    _closed_days: list[tuple[pd.Timestamp, pd.Timestamp, float]] = field(default_factory=list)
+    _rules: PortfolioRules | None = None  # rules reading the portfolio (None: not looked yet)
 
     # -- the backtest: every decision in time order, each position resolved on all data ----
     def run(self, pairs: list[PairData], timeline: pd.DatetimeIndex) -> list[Trade]:
         by_pair = {d.pair: d for d in pairs}
+        self.market = by_pair
+        closes = timeline + self.timeframe
+        checked = 0  # closes before this one have been checked for portfolio close-alls
         for group in candidates(self.plan, pairs):
             decided_at = timeline[group[0][0]] + self.timeframe
+            checked = self._sweep(closes, checked, group[0][0] + 1)
             for position in self.decide(decided_at, [(d, s, i) for _, _, _, d, s, i in group]):
                 self.resolve(position, by_pair[position.pair], final=True)
+        self._sweep(closes, checked, len(closes))
         self.advance(NEVER)
         return sorted(self.trades, key=lambda t: (t.entry_time, t.pair))
+
+    def _sweep(self, closes: pd.DatetimeIndex, start: int, stop: int) -> int:
+        """Check closes[start:stop] for portfolio close-alls, in order; returns `stop`."""
+        if not self._portfolio_rules().close_all:
+            return stop
+        while start < stop:
+            if not any(p.trade is not None for p in self._positions):
+                return stop  # nothing open, nothing to close
+            moments = closes[start:stop]
+            self.advance(moments[0])
+            fired = first_close_all(self.plan, self._portfolio_rules(), self._ledger(), moments)
+            if fired is None:
+                return stop
+            self._cut(moments[fired[0]], fired[1], final=True)
+            start += fired[0] + 1
+        return stop
+
+    def observe(
+        self, closed_at: pd.Timestamp, market: dict[str, PairData], *, play: bool = True
+    ) -> list[tuple[Position, str]]:
+        """Live: the market as known at this close, after the open positions were resolved
+        on it. Decisions read it; portfolio close-alls are checked against it. Returns the
+        positions a close-all closes (and their protection); with `play`, the fill model
+        closes them, otherwise the caller does (real orders)."""
+        self.market = market
+        rules = self._portfolio_rules()
+        if not rules.close_all:
+            return []
+        self.advance(closed_at)
+        moment = pd.DatetimeIndex([closed_at])
+        fired = first_close_all(self.plan, rules, self._ledger(), moment)
+        if fired is None:
+            return []
+        if play:
+            self._cut(closed_at, fired[1], final=False)
+        return fired[1]
+
+    def _cut(self, moment: pd.Timestamp, closing: list[tuple[Position, str]], final: bool) -> None:
+        """A close-all decided at `moment`: play each trade again, closing at the next open."""
+        for position, name in closing:
+            position.cut = (name, moment - self.timeframe)
+            position.state = "open"  # the backtest had played it to its end: play it again
+            position.release = position.settle = NEVER
+            self.resolve(position, self.market[position.pair], final=final)
+
+    def _portfolio_rules(self) -> PortfolioRules:
+        if self._rules is None:
+            self._rules = portfolio_rules(self.plan)
+        return self._rules
+
+    def _ledger(self) -> Ledger:
+        return Ledger(
+            self.starting_balance,
+            self.realized,
+            self._positions,
+            self._unsettled,
+            self._closed_days,
+            self.market,
+            self.timeframe,
+        )
 
     # -- shared steps ------------------------------------------------------------------------
     def advance(self, until: pd.Timestamp) -> None:
@@ -116,6 +200,11 @@ class Portfolio:
                 self._closed_profits.setdefault(trade.pair, []).append(trade.profit)
                 self._all_profits.append(trade.profit)
             self.realized += trade.profit
+            if trade.exit_time is not None:  # for today's profit
+                self._closed_days.append((position.settle, trade.exit_time, trade.profit))
+        if until < NEVER:  # trades closed before today never count again
+            today = until.floor("D")
+            self._closed_days = [c for c in self._closed_days if c[1] >= today]
 
     def decide(
         self, decided_at: pd.Timestamp, ranked: list[tuple[PairData, Side, int]]
@@ -207,6 +296,8 @@ class Portfolio:
         limit = int(data.limit[local]) if data.limit is not None else spec.portfolio.max_open_trades
         if len(self._positions) >= limit:
             return None
+        if self._portfolio_refuses(data, side, local, decided_at):
+            return None
         expected = float(data.prices["close"][local])  # the price an order placed now expects
         sign = 1.0 if side == "long" else -1.0
         stake = self._stake(
@@ -219,6 +310,33 @@ class Portfolio:
         self._next_id += 1
         self._positions.append(position)
         return position
+
+    def _portfolio_refuses(
+        self, data: PairData, side: Side, local: int, decided_at: pd.Timestamp
+    ) -> bool:
+        """Entry conditions and protections that read the portfolio, at this decision."""
+        rules = self._portfolio_rules()
+        entry = rules.entry.get(side, [])
+        limits = [
+            (rule, protection)
+            for _, rule, protection in rules.protections
+            if protection.block_entries or protection.max_open_trades is not None
+        ]
+        if not entry and not limits:
+            return False
+        env = decision_env(self._ledger(), data, decided_at)
+
+        def holds(rule: Rule) -> bool:
+            value = evaluate_span(self.plan, rule.node, data.signals, local, local + 1, env)
+            return bool(value[0])
+
+        for rule, protection in limits:
+            if holds(rule) and (
+                protection.block_entries
+                or len(self._positions) >= (protection.max_open_trades or 0)
+            ):
+                return True
+        return not all(holds(rule) for rule in entry)
 
     def _cooling_down(self, data: PairData, local: int, decided_at: pd.Timestamp) -> bool:
         """Did a trade on this pair — or one sharing a tag with this entry — close too lately?
@@ -285,6 +403,8 @@ class Portfolio:
     # -- resolving ---------------------------------------------------------------------------
     def resolve(self, position: Position, data: PairData, final: bool) -> None:
         """Play the position forward over the candles `data` holds (all of them if `final`)."""
+        if position.cut is not None:
+            data = with_cut(data, position.side, *position.cut)
         index = data.signals.index
         signal = int(index.searchsorted(position.signal_time))
         if position.state == "pending":

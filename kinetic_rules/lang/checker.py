@@ -270,6 +270,8 @@ class _Checker:
                     re.compile(pattern)
                 except re.error as problem:
                     self.error(("scanner", "blacklist", index), "regex", f"bad pattern: {problem}")
+        # Protections and entries are decided by the portfolio, which knows its own state.
+        portfolio = Scope.MARKET | Scope.PORTFOLIO
         for name, protection in spec.protections.items():
             self._put(
                 out.protections,
@@ -277,12 +279,13 @@ class _Checker:
                 ("protections", name, "active"),
                 protection.active,
                 BOOL,
-                Scope.MARKET,
+                portfolio,
             )
         for side in ("long", "short"):
             for name, text in getattr(spec.entry, side).items():
                 rules = out.entry.setdefault(side, {})
-                self._put(rules, name, ("entry", side, name), text, BOOL, Scope.MARKET)
+                path = ("entry", side, name)
+                self._put(rules, name, path, text, BOOL, portfolio | Scope.ENTRY)
             for name, text in getattr(spec.exit, side).items():
                 rules = out.exit.setdefault(side, {})
                 self._put(rules, name, ("exit", side, name), text, BOOL, trade)

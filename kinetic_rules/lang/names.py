@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Flag, auto
 
+from kinetic_rules.functions.registry import Arg, ArgKind, Array, Function
+from kinetic_rules.lang import ast
+
 
 class Scope(Flag):
     """What a section of the file can see."""
@@ -13,6 +16,8 @@ class Scope(Flag):
     TRADE = auto()  # an open trade: stops, exits, take-profits
     SIZING = auto()  # the account at the moment a trade is sized
     LIVE = auto()  # inputs that exist only when trading live (skipped in backtests)
+    PORTFOLIO = auto()  # the whole portfolio at a decision close: entries and protections
+    ENTRY = auto()  # the pair being entered, against the portfolio: entry conditions
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,53 @@ CONTEXT_NAMES = {
         BuiltinName("bars_held", Scope.TRADE, "candles since the trade opened (0 on entry)"),
         BuiltinName("side", Scope.TRADE | Scope.SIZING, "1 for a long, -1 for a short"),
         BuiltinName("stop", Scope.TRADE | Scope.SIZING, "the stop price in force"),
-        BuiltinName("equity", Scope.SIZING, "account value when the trade is sized"),
+        BuiltinName(
+            "equity",
+            Scope.SIZING | Scope.PORTFOLIO,
+            "account value: the starting balance plus the profit of every trade whose last "
+            "fill is known at this close (open trades are not marked to market)",
+        ),
+        BuiltinName(
+            "open_trades",
+            Scope.PORTFOLIO,
+            "slots taken at this close: open trades, and entry orders not yet filled or "
+            "expired; a trade whose exit was decided at or before this close is not counted",
+        ),
+        BuiltinName(
+            "open_profit",
+            Scope.PORTFOLIO,
+            "profit of every trade in the market at this close, in the stake currency, as if "
+            "closed at this close: partial exits already filled, fees paid so far, and the rest "
+            "marked to the pair's close",
+        ),
+        BuiltinName(
+            "open_profit_ratio",
+            Scope.PORTFOLIO,
+            "open_profit as a fraction of equity (-0.05: the open trades are losing 5%)",
+        ),
+        BuiltinName(
+            "exposure",
+            Scope.PORTFOLIO,
+            "stakes still in the slots taken (the share of each not yet sold; entry orders in "
+            "full), as a fraction of equity: the units of sizing.stake",
+        ),
+        BuiltinName(
+            "today_profit",
+            Scope.PORTFOLIO,
+            "profit, in the stake currency, of the trades whose last fill was today (UTC) and "
+            "is known at this close; open trades do not count",
+        ),
+        BuiltinName(
+            "today_profit_ratio",
+            Scope.PORTFOLIO,
+            "today_profit as a fraction of the equity at the start of the day",
+        ),
+        BuiltinName(
+            "today_lowest_profit_ratio",
+            Scope.PORTFOLIO,
+            "the lowest today_profit_ratio of any close so far today: a loss limit on it "
+            "holds until midnight even if later trades win the loss back",
+        ),
         BuiltinName("spread", Scope.LIVE, "(ask − bid) / ask from the live order book"),
         BuiltinName(
             "book_imbalance",
@@ -67,5 +118,43 @@ CONTEXT_NAMES = {
 
 # Inputs that exist only when trading live: undefined in backtests, and reports say so.
 LIVE_NAMES = frozenset(n for n, b in CONTEXT_NAMES.items() if Scope.LIVE in b.scope)
+PORTFOLIO_NAMES = frozenset(n for n, b in CONTEXT_NAMES.items() if Scope.PORTFOLIO in b.scope)
+
+
+def _no_series(*_: object) -> Array:
+    raise TypeError("a portfolio value is no market series; the portfolio evaluates it")
+
+
+# Calls whose value comes from the portfolio at a decision, not from candles. They are
+# not in the function registry: no series computes them.
+CONTEXT_FUNCTIONS = {
+    "correlated_exposure": (
+        Function(
+            name="correlated_exposure",
+            category="portfolio",
+            doc="exposure of the slots taken on pairs whose returns correlate with this "
+            "pair's by more than `threshold`, over the last `lookback` base candles",
+            args=(
+                Arg("threshold", ArgKind.NUMBER, "correlation above which a pair counts", None, -1),
+                Arg("lookback", ArgKind.WINDOW, "candles of returns, or a duration", None, 2),
+            ),
+            returns="number",
+            impl=_no_series,
+            warmup=lambda _: 0,
+        ),
+        Scope.ENTRY,
+    )
+}
+
+
+def reads_context(node: ast.Node) -> bool:
+    """Does this tree read an open trade or the portfolio: values that are no market series?"""
+    for n in node.walk():
+        if isinstance(n, ast.Name) and n.id in CONTEXT_NAMES and n.id not in LIVE_NAMES:
+            return True
+        if isinstance(n, ast.Call) and n.func in CONTEXT_FUNCTIONS:
+            return True
+    return False
+
 
 RESERVED = {"regime", "otherwise", "true", "false", "and", "or", "not", "if", "then", "else"}

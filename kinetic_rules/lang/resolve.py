@@ -16,7 +16,14 @@ from collections.abc import Callable
 from kinetic_rules.errors import Diagnostic, Span
 from kinetic_rules.functions import REGISTRY, ArgKind, Function
 from kinetic_rules.lang import ast
-from kinetic_rules.lang.names import CANDLE_FIELDS, CONTEXT_NAMES, LIVE_NAMES, Scope
+from kinetic_rules.lang.names import (
+    CANDLE_FIELDS,
+    CONTEXT_FUNCTIONS,
+    CONTEXT_NAMES,
+    PORTFOLIO_NAMES,
+    Scope,
+    reads_context,
+)
 from kinetic_rules.lang.symbols import (
     BOOL,
     DURATION,
@@ -108,12 +115,10 @@ class Resolver:
             builtin = CONTEXT_NAMES[name]
             if not (builtin.scope & scope):
                 where = scope_words(builtin.scope)
-                self._error(
-                    node.span,
-                    "wrong-place",
-                    f"'{name}' exists only {where}",
-                    "rules about entering and the scanner run before any trade exists",
-                )
+                hint = "rules about entering and the scanner run before any trade exists"
+                if not builtin.scope & (Scope.TRADE | Scope.SIZING):
+                    hint = _PORTFOLIO_HINT
+                self._error(node.span, "wrong-place", f"'{name}' exists only {where}", hint)
                 return None
             return Typed(node, NUMBER)
         if name == "regime" or name in self.symbols.regime_tables:
@@ -143,7 +148,7 @@ class Resolver:
     def _unknown(self, span: Span, name: str, scope: Scope) -> None:
         visible = [*CANDLE_FIELDS, *self.symbols.definitions, *self.symbols.regime_tables]
         visible += [n for n, b in CONTEXT_NAMES.items() if b.scope & scope]
-        visible += REGISTRY.names()
+        visible += REGISTRY.names() + [n for n, (_, s) in CONTEXT_FUNCTIONS.items() if s & scope]
         near = difflib.get_close_matches(name, visible, n=1, cutoff=0.6)
         hint = f"did you mean '{near[0]}'?" if near else None
         if hint is None and name.startswith("$"):
@@ -293,7 +298,10 @@ class Resolver:
             self._error(node.span, "type", "only numbers, conditions and the regime have a history")
             return None
         if self._uses_trade(operand.node):
-            self._error(node.span, "wrong-place", "trade values have no history; use max_profit")
+            message = "trade values have no history; use max_profit"
+            if _reads_portfolio(operand.node):
+                message = "portfolio values have no history: they exist at a decision only"
+            self._error(node.span, "wrong-place", message)
             return None
         if value == 0:
             return operand
@@ -363,8 +371,18 @@ class Resolver:
     # calls ------------------------------------------------------------------------------
     def _r_Call(self, node: ast.Call, scope: Scope, tf: str) -> Typed | None:
         function = REGISTRY.get(node.func)
+        if node.func in CONTEXT_FUNCTIONS:
+            function, allowed = CONTEXT_FUNCTIONS[node.func]
+            if not allowed & scope:
+                span = Span(node.span.source, node.span.start, node.span.start + len(node.func))
+                where = scope_words(allowed)
+                message = f"'{node.func}' exists only {where}"
+                hint = "it weighs the pair being entered against the pairs already held"
+                self._error(span, "wrong-place", message, hint)
+                return None
         if function is None:
-            near = difflib.get_close_matches(node.func, REGISTRY.names(), n=1, cutoff=0.6)
+            names = REGISTRY.names() + list(CONTEXT_FUNCTIONS)
+            near = difflib.get_close_matches(node.func, names, n=1, cutoff=0.6)
             hint = f"did you mean {near[0]}(...)?" if near else "see `kinetic-rules functions`"
             span = Span(node.span.source, node.span.start, node.span.start + len(node.func))
             self._error(span, "unknown-function", f"unknown function '{node.func}'", hint)
@@ -443,7 +461,8 @@ class Resolver:
             if not self._expect(typed, want, given.span, where):
                 return None
             if function.name not in ELEMENTWISE and self._uses_trade(typed.node):
-                self._error(given.span, "wrong-place", f"{where} cannot follow a trade value")
+                what = "a portfolio value" if _reads_portfolio(typed.node) else "a trade value"
+                self._error(given.span, "wrong-place", f"{where} cannot follow {what}")
                 return None
             return typed.node
         if spec.kind is ArgKind.LIST:
@@ -508,7 +527,20 @@ class Resolver:
         return False
 
     def _uses_trade(self, node: ast.Node) -> bool:
-        return any(
-            isinstance(n, ast.Name) and n.id in CONTEXT_NAMES and n.id not in LIVE_NAMES
-            for n in node.walk()
-        )
+        return reads_context(node)
+
+
+_PORTFOLIO_HINT = (
+    "indicators, conditions, the scanner and trade rules are computed for every candle at "
+    "once; the portfolio is known only when it decides"
+)
+
+
+def _reads_portfolio(node: ast.Node) -> bool:
+    """Portfolio values (equity among them), as opposed to an open trade's own."""
+    trade_names = {n for n, b in CONTEXT_NAMES.items() if b.scope & Scope.TRADE}
+    return any(
+        (isinstance(n, ast.Name) and n.id in PORTFOLIO_NAMES - trade_names)
+        or (isinstance(n, ast.Call) and n.func in CONTEXT_FUNCTIONS)
+        for n in node.walk()
+    )

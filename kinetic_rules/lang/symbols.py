@@ -88,4 +88,8 @@ def scope_words(scope: Scope) -> str:
         places.append("when sizing a trade (sizing)")
     if scope & Scope.LIVE:
         places.append("in live trading, for the traded pair on the base timeframe")
+    if scope & Scope.PORTFOLIO:
+        places.append("where the portfolio decides (entry conditions, protections)")
+    elif scope & Scope.ENTRY:
+        places.append("when an entry is decided (entry conditions)")
     return " or ".join(places)

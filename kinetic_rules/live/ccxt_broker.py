@@ -31,6 +31,7 @@ from kinetic_rules.live.robust import (
     exchange_reason,
     live_retry,
     outage_text,
+    tradable_amount,
 )
 
 log = logging.getLogger(__name__)
@@ -115,16 +116,7 @@ class CcxtBroker:
         return float((balance.get(currency) or {}).get("free") or 0.0)
 
     def tradable(self, pair: str, amount: float) -> float:
-        market = self._market(pair)
-        if amount <= 0:
-            return 0.0
-        # A hair up first: 3.814 held as 3.8139999999999996 must not round down to 3.813.
-        try:
-            rounded = float(self.exchange.amount_to_precision(pair, amount * (1 + 1e-12)))
-        except ccxt.InvalidOrder:  # below one step of the pair's precision
-            return 0.0
-        least = ((market.get("limits") or {}).get("amount") or {}).get("min") or 0.0
-        return rounded if rounded >= float(least) and rounded > 0 else 0.0
+        return tradable_amount(self.exchange, self._market(pair), amount)
 
     def place(self, order: OrderRequest) -> OrderState:
         """Send an order; a refusal comes back as status "rejected" with the reason.

@@ -29,7 +29,7 @@ import pandas as pd
 
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.engine.fills import FillModel, fill_model
-from kinetic_rules.engine.model import STOP_LOSS, TRAILING_STOP, Fill, Side, Trade
+from kinetic_rules.engine.model import PROTECTION, STOP_LOSS, TRAILING_STOP, Fill, Side, Trade
 from kinetic_rules.engine.paths import trade_path
 from kinetic_rules.engine.portfolio import PairData, Portfolio, Position
 from kinetic_rules.errors import ExchangeError
@@ -227,6 +227,22 @@ class Executor:
     def reported(self, now: pd.Timestamp) -> None:
         """The runtime has handed every change to the trade store: finished tickets can go."""
         self.book.tickets = [t for t in self.book.tickets if not t.done]
+        self._save(now)
+
+    def close(self, closing: list[tuple[Position, str]], now: pd.Timestamp) -> None:
+        """A portfolio-wide close-all fired at this close: these positions go at market."""
+        for position, name in closing:
+            ticket = next(
+                (t for t in self._live() if t.position_id == position.id and t.trade), None
+            )
+            if ticket is None or ticket.closing:
+                continue
+            try:
+                self._reduce(ticket, self._left(ticket), f"{PROTECTION}:{name}", now, closing=True)
+            except ExchangeError as problem:
+                if not problem.temporary:
+                    raise
+                log.warning("%s: close-all not sent (%s); next close", ticket.pair, problem)
         self._save(now)
 
     # -- internals: orders ---------------------------------------------------------------

@@ -46,7 +46,14 @@ from kinetic_rules.live.paper_fills import (
     market_fill,
     stop_triggered,
 )
-from kinetic_rules.live.robust import FailSafe, Pacer, exchange_reason, live_retry, outage_text
+from kinetic_rules.live.robust import (
+    FailSafe,
+    Pacer,
+    exchange_reason,
+    live_retry,
+    outage_text,
+    tradable_amount,
+)
 from kinetic_rules.live.session import Journal
 
 log = logging.getLogger(__name__)
@@ -199,6 +206,16 @@ class PaperBroker:
         with self._lock:
             self.poll(pair)
             return self._require(client_id, pair).state()
+
+    def find(self, client_id: str, pair: str) -> OrderState | None:
+        self._market(pair)
+        with self._lock:
+            self.poll(pair)
+            found = self.account.find(client_id, pair)
+            return None if found is None else found.state()
+
+    def tradable(self, pair: str, amount: float) -> float:
+        return tradable_amount(self.exchange, self._market(pair), amount)
 
     def open_orders(self, pair: str | None = None) -> list[OrderState]:
         if pair is not None:

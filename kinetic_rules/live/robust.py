@@ -170,3 +170,19 @@ def outage_text(error: Exception) -> str:
         "OperationFailed": "internal error at the exchange",
     }
     return words.get(type(error).__name__, "network error")
+
+
+def tradable_amount(exchange: Any, market: dict[str, Any], amount: float) -> float:
+    """`amount` rounded down to the market's amount step; 0.0 below its smallest order.
+
+    A hair up first: 3.814 held as 3.8139999999999996 must not round down to 3.813."""
+    import ccxt
+
+    if amount <= 0:
+        return 0.0
+    try:
+        rounded = float(exchange.amount_to_precision(market["symbol"], amount * (1 + 1e-12)))
+    except ccxt.InvalidOrder:  # below one step of the pair's precision
+        return 0.0
+    least = ((market.get("limits") or {}).get("amount") or {}).get("min") or 0.0
+    return rounded if rounded >= float(least) and rounded > 0 else 0.0

@@ -68,7 +68,7 @@ class TradingSession:
     fail_safe_after: float = 300.0  # seconds of outage before no new entries are made
     universe: LiveUniverse | None = None  # scanning all markets: the pairs follow its listings
     runtime: Runtime | None = None
-    live: Callable[[Runtime], None] | None = None  # attaches an executor: real orders
+    attach: Callable[[Runtime], None] | None = None  # an executor: orders through a broker
     poll_seconds: float = 10.0  # real orders: how often they are checked between closes
     _seen: dict[tuple[str, str], pd.Timestamp] = field(default_factory=dict)
     _last_close: pd.Timestamp | None = None
@@ -90,7 +90,7 @@ class TradingSession:
         """
         sizes = self.sizes or window_sizes(self.plan)
         # Real orders resume from the executor's book and the exchange, not by replaying.
-        began = self._began() if self.live is None else None
+        began = self._began() if self.attach is None else None
         switches = self._switches() if began is not None else []
         if switches:  # a scanning session: the pairs it began with
             self.pairs = switches[0][1]
@@ -107,8 +107,8 @@ class TradingSession:
         )
         source.refresh()
         self._last_close = source.timeline[-1] + self._base if len(source.timeline) else None
-        if self.live is not None:
-            self.live(self.runtime)
+        if self.attach is not None:
+            self.attach(self.runtime)
             return
         if began is None:
             if self.journal is not None and self._last_close is not None:

@@ -19,11 +19,12 @@ from kinetic_rules.persist.store import TradeStore
 
 
 class StoredBook:
-    """Implements the executor's BookJournal on a TradeStore (one key per strategy)."""
+    """Implements the executor's BookJournal on a TradeStore (one key per strategy and
+    mode: a paper book never mixes with a live one)."""
 
-    def __init__(self, store: TradeStore, strategy: str) -> None:
+    def __init__(self, store: TradeStore, strategy: str, mode: str = "live") -> None:
         self.store = store
-        self.key = f"live-book:{strategy}"
+        self.key = f"{mode}-book:{strategy}"
         self._saved: str | None = None
 
     def load_book(self) -> Book | None:

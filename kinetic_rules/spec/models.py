@@ -110,10 +110,17 @@ class Regime(Section):
 
 
 class Protection(Section):
-    active: Condition = Field(description="When this holds, the protection is in force.")
+    active: Condition = Field(
+        description="When this holds, the protection is in force. It may read portfolio "
+        "values (open_profit_ratio, today_lowest_profit_ratio, …)."
+    )
     max_open_trades: int | None = Field(None, ge=0, description="Trade limit while in force.")
     block_entries: bool = Field(False, description="No new trades while in force.")
-    close_all: bool = Field(False, description="Close every open trade when it comes into force.")
+    close_all: bool = Field(
+        False,
+        description="Close every open trade when it comes into force; if `active` reads "
+        "portfolio values, at every close where it holds.",
+    )
     doc: str = Field("", description="Why this protection exists.")
 
 

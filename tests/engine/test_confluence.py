@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from kinetic_rules.backtest.runner import BacktestRequest, run_backtest
 from kinetic_rules.engine.model import BacktestResult
 from tests.conftest import STRATEGIES
-from tests.engine.runs import signal_frames
+from tests.engine.runs import closed_today, settled_equity, signal_frames
 
 CONFLUENCE = STRATEGIES / "confluence.yaml"
 SETUPS = ["keltner", "trend", "reversion", "momentum", "breakout", "reversal"]
@@ -150,3 +151,35 @@ def test_kelly_caps_the_fixed_fraction_after_fifty_closed_trades(voted) -> None:
             assert trade.stake <= kelly * equity + 1e-6
             capped += 1
     assert capped >= 5
+
+
+def _entries_after_the_limit(result: BacktestResult, limit: float) -> tuple[int, set[pd.Timestamp]]:
+    """Entries decided after the first close of their day at which the trades closed that
+    day had lost `limit` of the day's starting equity; and the days that happened."""
+    step = pd.Timedelta("15min")
+    first_hit: dict[pd.Timestamp, pd.Timestamp] = {}
+    for close in result.equity.index:
+        today = closed_today(result, close)
+        if today / (settled_equity(result, close) - today) <= -limit + 1e-12:
+            first_hit.setdefault(close.floor("D"), close)
+    late = 0
+    for trade in result.trades:
+        decided = trade.signal_time + step
+        hit = first_hit.get(decided.floor("D"))
+        late += hit is not None and decided >= hit
+    return late, set(first_hit)
+
+
+def test_no_entry_once_the_daily_loss_limit_is_hit_and_entries_again_the_next_day(
+    fixture_store: Path,
+) -> None:
+    # The file's 3% is never lost in one day of the fixture month: 0.4% is, on several days.
+    request = BacktestRequest(CONFLUENCE, fixture_store, overrides={"daily_loss_limit": "0.4%"})
+    result = run_backtest(request)
+    late, hit_days = _entries_after_the_limit(result, 0.004)
+    assert late == 0 and len(hit_days) >= 2
+    decided_days = {(t.signal_time + pd.Timedelta("15min")).floor("D") for t in result.trades}
+    assert any(day + pd.Timedelta("1D") in decided_days for day in hit_days)  # the next day
+    # Without the limit, the same month has entries after such a loss on the same day.
+    free = run_backtest(replace(request, overrides={"daily_loss_limit": "1"}))
+    assert _entries_after_the_limit(free, 0.004)[0] > 0

@@ -82,7 +82,7 @@ def start_bot(standin: ExchangeStandin, root: Path, url: str, strategy: Path = B
     session = TradingSession(
         plan, broker.exchange, CandleStore(root), PAIRS, clock=now, sleep=sleep,
         sizes={"5m": 100_000}, sink=StoreSink(store, strategy="busy-spot", mode="live"),
-        journal=store, live=attach, poll_seconds=60,
+        journal=store, attach=attach, poll_seconds=60,
     )  # fmt: skip
     session.start()
     return Bot(session, store, recorder)
@@ -183,3 +183,54 @@ def test_a_rejected_order_is_reported_and_skipped(standin: ExchangeStandin, tmp_
     assert statuses[0] == "rejected"
     trades = assert_books_balance(standin, url)
     assert trades  # the bot went on trading
+
+
+def test_paper_fills_from_the_order_book_go_through_the_same_executor(
+    standin: ExchangeStandin, tmp_path: Path
+) -> None:
+    """`run --fills book`: the executor and a paper broker that fills against the stand-in's
+    live order book; the exchange account is never touched."""
+    from kinetic_rules.engine.fills import fill_model
+    from kinetic_rules.live.paper_broker import PaperBroker
+
+    plan = build_plan(check(load_file(BUSY_SPOT)))
+    url = f"sqlite:///{tmp_path / 'paper.sqlite'}"
+    store = TradeStore(url)
+
+    def now() -> pd.Timestamp:
+        return pd.Timestamp(standin.clock.now(), unit="ms", tz="UTC")
+
+    def sleep(seconds: float) -> None:
+        standin.clock.advance(int(seconds * 1000))
+
+    client = standin.ccxt_client()
+    broker = PaperBroker(
+        client, fills=fill_model(plan), stake_currency="USDT", balance=DEPOSIT,
+        clock=now, sleep=sleep, journal=store,
+    )  # fmt: skip
+    journal = StoredBook(store, "busy-spot", mode="paper")
+    book = Book("krpaper-", DEPOSIT)
+    session = TradingSession(
+        plan, client, CandleStore(tmp_path / "candles"), PAIRS, clock=now, sleep=sleep,
+        sizes={"5m": 100_000}, sink=StoreSink(store, strategy="busy-spot", mode="paper"),
+        journal=store, poll_seconds=60,
+        attach=lambda runtime: attach_executor(runtime, broker, journal, book) and None,
+    )  # fmt: skip
+    session.start()
+    session.run(cycles=80)
+    assert session.runtime is not None
+    session.runtime.request_stop()
+    session.run(cycles=200)
+    trades = store.trades(mode="paper")
+    assert len(trades) >= 3 and all(t.exit_time is not None for t in trades)
+    assert standin.account.orders == []  # paper: nothing reached the exchange's account
+    balances = broker.account.balances()
+    cash = sum(balances["USDT"])
+    flows = sum(
+        (-1 if i == 0 else 1) * f.price * f.amount - f.fee
+        for t in trades
+        for i, f in enumerate(t.fills)
+    )
+    assert cash == pytest.approx(DEPOSIT + flows, abs=1e-6)
+    for coin in ("BTC", "ETH", "SOL"):
+        assert sum(balances.get(coin, (0.0, 0.0))) < 0.001  # at most dust is left

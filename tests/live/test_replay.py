@@ -15,6 +15,7 @@ from tests.conftest import STRATEGIES
 
 BUSY = Path(__file__).parent / "strategies" / "busy.yaml"
 MARGIN_CALLS = Path(__file__).parent / "strategies" / "margin_calls.yaml"
+V3 = STRATEGIES / "kinetic_v3.yaml"
 
 
 def fingerprint(trade: Trade) -> tuple[object, ...]:
@@ -46,6 +47,8 @@ def replay(request: BacktestRequest) -> Runtime:
         (STRATEGIES / "kinetic_v3.yaml", {}),
         (STRATEGIES / "confluence.yaml", {}),
         (MARGIN_CALLS, {}),
+        (STRATEGIES / "confluence.yaml", {"daily_loss_limit": "0.4%"}),
+        (STRATEGIES / "adaptive_mtf.yaml", {"atr_days": "7"}),
     ],
     ids=[
         "kinetic_empire",
@@ -54,6 +57,8 @@ def replay(request: BacktestRequest) -> Runtime:
         "kinetic_v3_futures",
         "confluence",
         "liquidations_tags_kelly_cap",
+        "confluence_daily_loss_limit",
+        "adaptive_mtf_correlated_exposure",
     ],
 )
 def test_replay_equals_backtest_trade_for_trade(
@@ -64,6 +69,19 @@ def test_replay_equals_backtest_trade_for_trade(
     backtest = simulate(prepared.plan, prepared.feed, prepared.pairs)
     live = replay(request)
     assert len(backtest.trades) >= 5
+    assert [fingerprint(t) for t in live.trades()] == [fingerprint(t) for t in backtest.trades]
+
+
+def test_replay_equals_backtest_when_the_portfolio_closes_everything(fixture_store: Path) -> None:
+    """Kinetic v3's emergency exit depends on every open trade at every close: the backtest
+    finds the first close where it fires, the live runtime meets each close as it comes."""
+    request = BacktestRequest(V3, fixture_store, overrides={"max_open_loss": "0.2%"})
+    prepared = prepare(request)
+    backtest = simulate(prepared.plan, prepared.feed, prepared.pairs)
+    live = replay(request)
+    emergencies = [t for t in backtest.trades if t.exit_reason == "protection:emergency"]
+    assert len(emergencies) >= 10
+    assert len({t.exit_time for t in emergencies}) < len(emergencies)  # several at one close
     assert [fingerprint(t) for t in live.trades()] == [fingerprint(t) for t in backtest.trades]
 
 
