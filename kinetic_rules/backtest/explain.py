@@ -50,6 +50,25 @@ def _operands(node: ast.Node) -> list[ast.Node]:
     return []
 
 
+def _computed(node: ast.Node) -> bool:
+    """Whether a node is a series worth evaluating and showing (a literal is in the text)."""
+    return not isinstance(node, ast.Number | ast.Bool | ast.String)
+
+
+def _reads_regime(node: ast.Node) -> bool:
+    """`regime` or `regime[n]`: values that are class numbers, shown by their names."""
+    if isinstance(node, ast.History):
+        node = node.operand
+    return isinstance(node, ast.Name) and node.id == "regime"
+
+
+def _show_regime(value: object, names: list[str]) -> str:
+    number = float(value)  # type: ignore[arg-type]
+    if math.isnan(number):
+        return "undefined (before the first candle)"
+    return names[int(number)]
+
+
 def _show(value: object) -> str:
     if isinstance(value, bool | np.bool_):
         return "true" if value else "false"
@@ -59,18 +78,47 @@ def _show(value: object) -> str:
     return f"{number:.6g}"
 
 
-def _line(rule: Rule, signals: PairSignals, at: int, label: str, params: dict[str, object]) -> Line:
+@dataclass
+class _Moment:
+    """What every line is read at: one pair's series, the candle, the params, the regimes."""
+
+    signals: PairSignals
+    at: int
+    params: dict[str, object]
+    regimes: list[str]
+    definitions: dict[str, Rule]  # indicators and conditions, by name
+
+
+def _line(rule: Rule, label: str, moment: _Moment) -> Line:
+    signals, at, params = moment.signals, moment.at, moment.params
     value = signals.values[rule.node][at]
     written = _as_written(rule)
     parts = [(f"${name}", str(params[name])) for name in _PARAM.findall(written) if name in params]
-    for operand in _operands(rule.node):
-        if isinstance(operand, ast.Number | ast.Bool | ast.String):
+    for operand in dict.fromkeys(_operands(rule.node)):  # each operand once, in order
+        found = signals.values.get(operand) if _computed(operand) else None
+        if found is None:
             continue
-        found = signals.values.get(operand)
-        if found is not None:
-            parts.append((to_text(operand), _show(found[at])))
+        if _reads_regime(operand):
+            parts.append((_label(operand, rule, moment), _show_regime(found[at], moment.regimes)))
+        else:
+            parts.append((_label(operand, rule, moment), _show(found[at])))
     holds = bool(value) if rule.kind == "bool" else None
     return Line(label, written, _show(value), holds, parts)
+
+
+def _label(operand: ast.Node, rule: Rule, moment: _Moment) -> str:
+    """An operand as the user knows it: as written in this rule, else by the name of the
+    indicator or condition it is, else as written in that definition, else printed."""
+    span = operand.span
+    inside = span.source is rule.span.source and rule.span.start <= span.start < span.end
+    if span.source is not None and inside and span.end <= rule.span.end:
+        return " ".join(span.source.text[span.start : span.end].split())
+    same = [name for name, d in moment.definitions.items() if d.node == operand]
+    if same:  # two definitions may compute the same series: the one written here
+        return next((n for n in same if moment.definitions[n].node.span == span), same[0])
+    if span.source is not None and span.start < span.end:
+        return " ".join(span.source.text[span.start : span.end].split())
+    return to_text(operand)
 
 
 def _as_written(rule: Rule) -> str:
@@ -87,7 +135,9 @@ def explain(request: BacktestRequest, pair: str, at: pd.Timestamp, trades: bool 
     if pair not in prepared.pairs:
         prepared.pairs = sorted({*prepared.pairs, pair})
     rules = _free_rules(plan)
-    extra = tuple(o for r in rules for o in _operands(r.node) if o not in plan.trade_free)
+    extra = tuple(
+        o for r in rules for o in _operands(r.node) if _computed(o) and o not in plan.trade_free
+    )
     signals = Evaluator(plan, prepared.feed).evaluate(pair, extra)
     index = signals.index
     position = int(index.searchsorted(at, side="right")) - 1
@@ -100,23 +150,22 @@ def explain(request: BacktestRequest, pair: str, at: pd.Timestamp, trades: bool 
         )
     out = [f"{pair} — candle {index[position]} ({plan.timeframe}), as decided at its close"]
     checked = plan.strategy
-    params: dict[str, object] = dict(checked.params)
+    regimes = [name for name, _ in checked.regime]
+    definitions = {**checked.indicators, **checked.conditions}
+    moment = _Moment(signals, position, dict(checked.params), regimes, definitions)
     if signals.regime is not None:
-        name = checked.regime[int(signals.regime[position])][0]
-        out.append(f"\nregime: {name}")
+        out.append(f"\nregime: {regimes[int(signals.regime[position])]}")
         for cls, rule in checked.regime:
             if not isinstance(rule.node, ast.Bool):
-                out += _render(_line(rule, signals, position, cls, params))
+                out += _render(_line(rule, cls, moment))
     if checked.protections:
         out.append("\nprotections:")
         for name, rule in checked.protections.items():
-            out += _render(_decided_line(plan, rule, signals, position, name, params))
+            out += _render(_decided_line(plan, rule, name, moment))
     for side, side_rules in checked.entry.items():
         if not side_rules:
             continue
-        lines = [
-            _decided_line(plan, r, signals, position, n, params) for n, r in side_rules.items()
-        ]
+        lines = [_decided_line(plan, r, n, moment) for n, r in side_rules.items()]
         market = [line for line in lines if line.holds is not None]
         held = sum(bool(line.holds) for line in market)
         verdict = "SIGNAL" if held == len(market) else "no signal"
@@ -128,13 +177,13 @@ def explain(request: BacktestRequest, pair: str, at: pd.Timestamp, trades: bool 
     if checked.tags:
         out.append("\nentry tags (a trade entered here would carry those that hold):")
         for name, rule in checked.tags.items():
-            out += _render(_line(rule, signals, position, name, params))
+            out += _render(_line(rule, name, moment))
     for side, side_rules in checked.exit.items():
         free = {n: r for n, r in side_rules.items() if plan.is_trade_free(r.node)}
         if free:
             out.append(f"\nexit {side} (any one closes an open trade):")
             for name, rule in free.items():
-                out += _render(_line(rule, signals, position, name, params))
+                out += _render(_line(rule, name, moment))
     if trades:
         out += _trade_state(request, prepared.pairs, plan, prepared.feed, pair, index[position])
     return "\n".join(out)
@@ -150,12 +199,10 @@ def _free_rules(plan: Plan) -> list[Rule]:
     return found
 
 
-def _decided_line(
-    plan: Plan, rule: Rule, signals: PairSignals, at: int, label: str, params: dict[str, object]
-) -> Line:
+def _decided_line(plan: Plan, rule: Rule, label: str, moment: _Moment) -> Line:
     """A rule's line; one that reads the portfolio is judged only in its loop."""
     if plan.is_trade_free(rule.node):
-        return _line(rule, signals, at, label, params)
+        return _line(rule, label, moment)
     return Line(label, _as_written(rule), "judged by the portfolio when it decides", None)
 
 

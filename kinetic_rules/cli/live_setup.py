@@ -15,9 +15,10 @@ import pandas as pd
 
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.errors import ConfigError
+from kinetic_rules.live.book import Book
 from kinetic_rules.live.ccxt_broker import CcxtBroker, broker_from_env
 from kinetic_rules.live.events import EventKind
-from kinetic_rules.live.executor import Book, attach_executor
+from kinetic_rules.live.executor import attach_executor
 from kinetic_rules.live.runtime import Runtime
 from kinetic_rules.persist.book import StoredBook
 from kinetic_rules.persist.store import TradeStore

@@ -6,6 +6,9 @@ rules) and the ccxt broker (real orders). The runtime never imports ccxt.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -14,6 +17,9 @@ import pandas as pd
 OrderKind = Literal["market", "limit", "stop"]  # stop: a stop-loss order resting on the exchange
 OrderStatus = Literal["open", "closed", "canceled", "rejected", "expired"]
 Side = Literal["long", "short"]
+INSUFFICIENT_CUT = 0.01  # the one retry after "insufficient balance" asks for 1% less
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -82,3 +88,63 @@ class Broker(Protocol):
         """Move a resting stop: cancel it and place `new`; the stop is never left absent
         for longer than the two calls take, and a failed placement is retried first."""
         ...
+
+
+# -- rules every broker follows, real or paper -------------------------------------------
+
+
+class Refused(Exception):
+    """The exchange says no to this order (it is there, and it means it); `reason` is
+    what it says. Not an outage: it becomes a "rejected" OrderState, not an error."""
+
+    def __init__(self, reason: str, *, insufficient: bool = False) -> None:
+        super().__init__(reason)
+        self.reason, self.insufficient = reason, insufficient
+
+
+def rejected(order: OrderRequest, reason: str) -> OrderState:
+    log.warning("order %s on %s rejected: %s", order.client_id, order.pair, reason)
+    return OrderState(
+        order.client_id, "", order.pair, "rejected", order.kind, order.amount, reason=reason
+    )
+
+
+def submit_or_reject(
+    order: OrderRequest, submit: Callable[[OrderRequest], OrderState]
+) -> OrderState:
+    """Send an order; a refusal is a "rejected" state with the reason. After "insufficient
+    balance" it is sent once more for 1% less (fees and rounding are the usual cause)."""
+    try:
+        return submit(order)
+    except Refused as refused:
+        if not refused.insufficient:
+            return rejected(order, refused.reason)
+        first = refused.reason
+    smaller = dataclasses.replace(order, amount=order.amount * (1 - INSUFFICIENT_CUT))
+    log.warning(
+        "order %s on %s refused (%s); sending it once more for %g instead of %g",
+        order.client_id, order.pair, first, smaller.amount, order.amount,
+    )  # fmt: skip
+    try:
+        return submit(smaller)
+    except Refused as refused:
+        return rejected(smaller, refused.reason)
+
+
+def replace_stop(broker: Broker, client_id: str, pair: str, new: OrderRequest) -> OrderState:
+    """Cancel a resting stop and place `new`; the old one's end is in `.replaced`.
+
+    If the old stop had already filled completely, the position is gone: nothing is
+    placed (that would sell coins the strategy no longer holds) and the old, filled
+    state is returned. Otherwise `new` is placed as given, also when the old one was
+    already canceled or partly filled; `replaced.filled` says what it sold.
+    """
+    if new.kind != "stop":
+        raise ValueError(f"replace_stop needs a stop order, not {new.kind}")
+    old = broker.cancel(client_id, pair)
+    if old.status == "closed" or (old.amount > 0 and old.filled >= old.amount):
+        log.warning("stop %s on %s had already filled; nothing to replace", client_id, pair)
+        return old
+    placed = broker.place(new)
+    placed.replaced = old
+    return placed

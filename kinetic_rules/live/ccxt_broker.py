@@ -22,7 +22,16 @@ import pandas as pd
 
 from kinetic_rules.data.exchange import RetryPolicy, call_with_retry, create_exchange
 from kinetic_rules.errors import ConfigError, ExchangeError
-from kinetic_rules.live.broker import OrderKind, OrderRequest, OrderState, OrderStatus
+from kinetic_rules.live.broker import (
+    OrderKind,
+    OrderRequest,
+    OrderState,
+    OrderStatus,
+    Refused,
+    rejected,
+    replace_stop,
+    submit_or_reject,
+)
 from kinetic_rules.live.robust import (
     FailSafe,
     Pacer,
@@ -40,7 +49,6 @@ T = TypeVar("T")
 ENV_KEY = "KINETIC_API_KEY"
 ENV_SECRET = "KINETIC_API_SECRET"
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")  # what Binance accepts as newClientOrderId
-INSUFFICIENT_CUT = 0.01  # the one retry after "insufficient balance" asks for 1% less
 STATUSES: tuple[OrderStatus, ...] = ("open", "closed", "canceled", "rejected", "expired")
 # the exchange is there but says no: these turn into a "rejected" OrderState
 REFUSALS = (ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.BadRequest, ccxt.OperationRejected)
@@ -51,12 +59,6 @@ NEUTRAL = (ccxt.DDoSProtection, ccxt.RateLimitExceeded, ccxt.InvalidNonce)
 class Reconciliation(NamedTuple):
     unknown: list[OrderState]  # open on the exchange, but not among the ids we know
     missing: list[str]  # ids we know that are no longer open on the exchange: fetch them
-
-
-class _Refused(Exception):
-    def __init__(self, reason: str, *, insufficient: bool) -> None:
-        super().__init__(reason)
-        self.reason, self.insufficient = reason, insufficient
 
 
 class CcxtBroker:
@@ -119,32 +121,15 @@ class CcxtBroker:
         return tradable_amount(self.exchange, self._market(pair), amount)
 
     def place(self, order: OrderRequest) -> OrderState:
-        """Send an order; a refusal comes back as status "rejected" with the reason.
-
-        After "insufficient balance" the order is sent once more for 1% less (fees and
-        rounding are the usual cause); any other refusal is final at once.
-        """
+        """Send an order; a refusal comes back as status "rejected" with the reason, and
+        "insufficient balance" is tried once more for 1% less (see submit_or_reject)."""
         if not CLIENT_ID.match(order.client_id):
             raise ValueError(f"client id {order.client_id!r}: 1-36 of A-Z a-z 0-9 _ - expected")
         market = self._market(order.pair)
         self._kinds[order.client_id] = order.kind
         if order.side == "short" and market.get("spot"):
-            return self._rejected(order, "a spot market has no short positions")
-        try:
-            return self._submit(order)
-        except _Refused as refused:
-            if not refused.insufficient:
-                return self._rejected(order, refused.reason)
-            first = refused.reason
-        smaller = dataclasses.replace(order, amount=order.amount * (1 - INSUFFICIENT_CUT))
-        log.warning(
-            "order %s on %s refused (%s); sending it once more for %g instead of %g",
-            order.client_id, order.pair, first, smaller.amount, order.amount,
-        )  # fmt: skip
-        try:
-            return self._submit(smaller)
-        except _Refused as refused:
-            return self._rejected(smaller, refused.reason)
+            return rejected(order, "a spot market has no short positions")
+        return submit_or_reject(order, self._submit)
 
     def cancel(self, client_id: str, pair: str) -> OrderState:
         """Cancel an order; one that already filled or ended is returned as it ended."""
@@ -180,22 +165,7 @@ class CcxtBroker:
         return [self._finish(raw, _client_id(raw), raw.get("symbol") or pair or "") for raw in raws]
 
     def replace_stop(self, client_id: str, pair: str, new: OrderRequest) -> OrderState:
-        """Cancel a resting stop and place `new`; the old one's end is in `.replaced`.
-
-        If the old stop had already filled completely, the position is gone: nothing is
-        placed (that would sell coins the strategy no longer holds) and the old, filled
-        state is returned. Otherwise `new` is placed as given, also when the old one was
-        already canceled or partly filled; `replaced.filled` says what it sold.
-        """
-        if new.kind != "stop":
-            raise ValueError(f"replace_stop needs a stop order, not {new.kind}")
-        old = self.cancel(client_id, pair)
-        if old.status == "closed" or (old.amount > 0 and old.filled >= old.amount):
-            log.warning("stop %s on %s had already filled; nothing to replace", client_id, pair)
-            return old
-        placed = self.place(new)
-        placed.replaced = old
-        return placed
+        return replace_stop(self, client_id, pair, new)
 
     def reconcile(self, known_client_ids: Iterable[str]) -> Reconciliation:
         """At start-up: open orders we do not know of, and known orders no longer open."""
@@ -306,7 +276,7 @@ class CcxtBroker:
                     if landed is not None:
                         return landed
                 insufficient = isinstance(error, ccxt.InsufficientFunds)
-                raise _Refused(self._redact(reason), insufficient=insufficient) from None
+                raise Refused(self._redact(reason), insufficient=insufficient) from None
 
         what = f"place {order.client_id} ({order.kind} {side} {order.amount:g} {order.pair})"
         return self._finish(self._call(what, create), order.client_id, order.pair)
@@ -325,12 +295,6 @@ class CcxtBroker:
         beyond = -1 if side == "sell" else 1
         limit = order.stop_price * (1 + beyond * self.stop_limit_offset)
         return "limit", limit, {**params, "stopLossPrice": order.stop_price}
-
-    def _rejected(self, order: OrderRequest, reason: str) -> OrderState:
-        log.warning("order %s on %s rejected: %s", order.client_id, order.pair, reason)
-        return OrderState(
-            order.client_id, "", order.pair, "rejected", order.kind, order.amount, reason=reason
-        )
 
     # -- answers -------------------------------------------------------------------------
 

@@ -21,18 +21,19 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.engine.fills import FillModel, fill_model
-from kinetic_rules.engine.model import PROTECTION, STOP_LOSS, TRAILING_STOP, Fill, Side, Trade
+from kinetic_rules.engine.model import PROTECTION, STOP_LOSS, TRAILING_STOP, Fill, Trade
 from kinetic_rules.engine.paths import trade_path
 from kinetic_rules.engine.portfolio import PairData, Portfolio, Position
 from kinetic_rules.errors import ExchangeError
+from kinetic_rules.live.book import Book, BookJournal, Ticket
 from kinetic_rules.live.broker import Broker, OrderKind, OrderRequest, OrderState
 from kinetic_rules.live.events import EventKind
 from kinetic_rules.timeframes import format_duration
@@ -41,52 +42,6 @@ if TYPE_CHECKING:
     from kinetic_rules.live.runtime import Runtime
 
 log = logging.getLogger("kinetic_rules.live")
-
-
-@dataclass
-class Ticket:
-    """One position's orders: what the executor must remember across a restart."""
-
-    position_id: int
-    pair: str
-    side: Side
-    signal_time: pd.Timestamp
-    stake: float
-    entry: str  # client id of the entry order
-    placed: pd.Timestamp  # when the entry order was sent
-    trade: Trade | None = None  # once the entry filled (partly, if it timed out)
-    stop: str | None = None  # the resting stop order
-    stop_price: float | None = None
-    exit: str | None = None  # a limit exit waiting to fill
-    exit_placed: pd.Timestamp | None = None
-    exit_reason: str = ""
-    closing: bool = False  # the exit order closes the whole trade (not a take-profit)
-    taken: int = 0  # take-profits done
-    serial: int = 0  # orders sent for this position; each client id is unique
-    seen: dict[str, float] = field(default_factory=dict)  # amount recorded, per order
-    done: bool = False
-
-
-@dataclass
-class Book:
-    """Everything a restart needs: the open tickets and the portfolio's own books."""
-
-    prefix: str  # this session's client-id prefix
-    starting_balance: float
-    realized: float = 0.0
-    closed_profits: dict[str, list[float]] = field(default_factory=dict)
-    next_id: int = 1
-    tickets: list[Ticket] = field(default_factory=list)
-
-
-class BookJournal(Protocol):
-    """Where the book is kept durably (the trade store implements it)."""
-
-    def load_book(self) -> Book | None: ...
-
-    def save_book(self, book: Book) -> None: ...
-
-    def save_order(self, state: OrderState) -> None: ...
 
 
 Announce = Callable[[EventKind, pd.Timestamp, str], None]
@@ -202,12 +157,8 @@ class Executor:
     def poll(self, view: dict[str, PairData], now: pd.Timestamp) -> None:
         """Follow every order: fills, timeouts, stops that triggered."""
         for ticket in self._live():
-            try:
+            with _until_next_time(ticket, "orders not checked"):
                 self._poll(ticket, view[ticket.pair], now)
-            except ExchangeError as problem:
-                if not problem.temporary:
-                    raise
-                log.warning("%s: orders not checked (%s); next time", ticket.pair, problem)
         self._save(now)
 
     def on_close(self, view: dict[str, PairData], now: pd.Timestamp) -> None:
@@ -216,12 +167,8 @@ class Executor:
         for ticket in self._live():
             if ticket.trade is None or ticket.exit is not None:
                 continue
-            try:
+            with _until_next_time(ticket, "exits not placed"):
                 self._decide(ticket, view[ticket.pair], now)
-            except ExchangeError as problem:
-                if not problem.temporary:
-                    raise
-                log.warning("%s: exits not placed (%s); next close", ticket.pair, problem)
         self._save(now)
 
     def reported(self, now: pd.Timestamp) -> None:
@@ -237,12 +184,8 @@ class Executor:
             )
             if ticket is None or ticket.closing:
                 continue
-            try:
+            with _until_next_time(ticket, "close-all not sent"):
                 self._reduce(ticket, self._left(ticket), f"{PROTECTION}:{name}", now, closing=True)
-            except ExchangeError as problem:
-                if not problem.temporary:
-                    raise
-                log.warning("%s: close-all not sent (%s); next close", ticket.pair, problem)
         self._save(now)
 
     # -- internals: orders ---------------------------------------------------------------
@@ -527,3 +470,15 @@ class Executor:
 
     def _client_id(self, position_id: int, kind: str, serial: int) -> str:
         return f"{self.book.prefix}{position_id}{kind}{serial}"
+
+
+@contextmanager
+def _until_next_time(ticket: Ticket, what: str) -> Iterator[None]:
+    """The exchange is out of reach for now: log it; the next poll or close tries again.
+    A problem a human must solve (a refused API key) still stops the bot."""
+    try:
+        yield
+    except ExchangeError as problem:
+        if not problem.temporary:
+            raise
+        log.warning("%s: %s (%s); trying again later", ticket.pair, what, problem)

@@ -17,21 +17,13 @@ from typing import Any
 
 import pandas as pd
 
-from kinetic_rules.live.broker import OrderRequest, OrderState, OrderStatus
+from kinetic_rules.live.broker import OrderRequest, OrderState, OrderStatus, Refused
 from kinetic_rules.live.paper_fills import EPSILON, Level, Taken
 
 INSUFFICIENT = "Account has insufficient balance for requested action."  # the exchange's words
 
 FillRule = Callable[[list[Level], float], Taken]  # takes from one side of the book
 KEEP_ENDED = 1000  # orders that ended, kept in a saved account (the newest), for `fetch`
-
-
-class Refused(Exception):
-    """The exchange would say no to this order; `reason` is what it would say."""
-
-    def __init__(self, reason: str, *, insufficient: bool = False) -> None:
-        super().__init__(reason)
-        self.reason, self.insufficient = reason, insufficient
 
 
 @dataclass

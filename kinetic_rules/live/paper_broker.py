@@ -35,9 +35,16 @@ import pandas as pd
 from kinetic_rules.data.exchange import RetryPolicy, call_with_retry
 from kinetic_rules.engine.fills import FillModel
 from kinetic_rules.errors import ExchangeError
-from kinetic_rules.live.broker import OrderRequest, OrderState
-from kinetic_rules.live.ccxt_broker import CLIENT_ID, INSUFFICIENT_CUT, NEUTRAL
-from kinetic_rules.live.paper_account import FillRule, PaperAccount, PaperOrder, Refused
+from kinetic_rules.live.broker import (
+    OrderRequest,
+    OrderState,
+    Refused,
+    rejected,
+    replace_stop,
+    submit_or_reject,
+)
+from kinetic_rules.live.ccxt_broker import CLIENT_ID, NEUTRAL
+from kinetic_rules.live.paper_account import FillRule, PaperAccount, PaperOrder
 from kinetic_rules.live.paper_fills import (
     EPSILON,
     Level,
@@ -164,28 +171,14 @@ class PaperBroker:
             if existing is not None and existing.status == "open":
                 return existing.state()
             if order.side == "short" and market.get("spot"):
-                return _rejected(order, "a spot market has no short positions")
+                return rejected(order, "a spot market has no short positions")
             _check_prices(order)
             if not market.get("spot"):
-                return _rejected(order, "the paper broker simulates spot markets only")
+                return rejected(order, "the paper broker simulates spot markets only")
             if market.get("active") is False:
-                return _rejected(order, MARKET_CLOSED)
+                return rejected(order, MARKET_CLOSED)
             self.poll(order.pair)  # orders already resting there come first
-            try:
-                return self._submit(order, market)
-            except Refused as refused:
-                if not refused.insufficient:
-                    return _rejected(order, refused.reason)
-                first = refused.reason
-            smaller = dataclasses.replace(order, amount=order.amount * (1 - INSUFFICIENT_CUT))
-            log.warning(
-                "paper order %s on %s refused (%s); trying once more for %g instead of %g",
-                order.client_id, order.pair, first, smaller.amount, order.amount,
-            )  # fmt: skip
-            try:
-                return self._submit(smaller, market)
-            except Refused as refused:
-                return _rejected(smaller, refused.reason)
+            return submit_or_reject(order, lambda request: self._submit(request, market))
 
     def cancel(self, client_id: str, pair: str) -> OrderState:
         """Cancel an order; one that already filled or ended is returned as it ended.
@@ -225,21 +218,8 @@ class PaperBroker:
             return [order.state() for order in self.account.resting(pair)]
 
     def replace_stop(self, client_id: str, pair: str, new: OrderRequest) -> OrderState:
-        """Cancel a resting stop and place `new`; the old one's end is in `.replaced`.
-
-        The CcxtBroker's rule: if the old stop had filled completely, the position is
-        gone and nothing is placed; the old, filled state is returned.
-        """
-        if new.kind != "stop":
-            raise ValueError(f"replace_stop needs a stop order, not {new.kind}")
         with self._lock:
-            old = self.cancel(client_id, pair)
-            if old.status == "closed" or (old.amount > 0 and old.filled >= old.amount):
-                log.warning("stop %s on %s had already filled; nothing to replace", client_id, pair)
-                return old
-            placed = self.place(new)
-            placed.replaced = old
-            return placed
+            return replace_stop(self, client_id, pair, new)
 
     # -- looking at the market -----------------------------------------------------------
 
@@ -442,13 +422,6 @@ class PaperBroker:
             raise
         self._fail_safe.success()
         return result
-
-
-def _rejected(order: OrderRequest, reason: str) -> OrderState:
-    log.warning("paper order %s on %s rejected: %s", order.client_id, order.pair, reason)
-    return OrderState(
-        order.client_id, "", order.pair, "rejected", order.kind, order.amount, reason=reason
-    )
 
 
 def _check_prices(order: OrderRequest) -> None:

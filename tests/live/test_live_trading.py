@@ -18,8 +18,9 @@ from kinetic_rules.compile.plan import build_plan
 from kinetic_rules.data.store import CandleStore
 from kinetic_rules.engine.model import Trade
 from kinetic_rules.lang.checker import check
+from kinetic_rules.live.book import Book
 from kinetic_rules.live.ccxt_broker import CcxtBroker
-from kinetic_rules.live.executor import Book, attach_executor
+from kinetic_rules.live.executor import attach_executor
 from kinetic_rules.live.session import TradingSession
 from kinetic_rules.persist import TradeStore
 from kinetic_rules.persist.book import StoredBook
