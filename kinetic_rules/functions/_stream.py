@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -92,12 +93,49 @@ class Replay:
         return out[len(out) - count :]
 
 
-class SeededEma:
-    """`_core.seeded_ema` over defined values: the batch until the seed, then one step each.
+_SHORT = 64  # chunks up to this long are stepped in Python, longer ones through pandas
+
+
+def ewm_steps(last: float, x: core.Floats, alpha: float) -> core.Floats:
+    """The recursion of `_core.ewm_from` continued from its `last` value over defined `x`.
 
     pandas' recursion (adjust=False) carries nothing but its last value, so continuing
-    from it gives the bits a single pass gives.
+    from it gives the bits a single pass gives. A call into pandas costs tens of
+    microseconds, so the few values of a close are stepped here instead, with pandas'
+    own arithmetic — checked against pandas once per process, pandas used if they differ.
     """
+    if len(x) > _SHORT or np.isnan(x).any() or not _steps_match_pandas():
+        return core.ewm_from(last, x, alpha)[1:]
+    return np.array(_step_values(last, x.tolist(), alpha), dtype=np.float64)
+
+
+def _step_values(last: float, values: list[float], alpha: float) -> list[float]:
+    share = 1.0 / (1.0 + (1.0 - alpha) / alpha)  # alpha as pandas derives it from its com
+    keep = 1.0 - share
+    out = []
+    weighted = last
+    for value in values:
+        if weighted != weighted:  # NaN: pandas restarts from the value
+            weighted = value
+        elif weighted != value:
+            weighted = (keep * weighted + share * value) / (keep + share)
+        out.append(weighted)
+    return out
+
+
+@cache
+def _steps_match_pandas() -> bool:
+    values = np.sin(np.arange(400) * 0.7) * 1e4 + np.arange(400) * 3.0 + 4e4
+    for alpha in (2.0 / 3.0, 0.5, 2.0 / 15.0, 1.0 / 14.0, 2.0 / 201.0, 1.0):
+        expected = core.ewm_from(float(values[0]), values[1:], alpha)[1:]
+        stepped = np.array(_step_values(float(values[0]), values[1:].tolist(), alpha))
+        if not np.array_equal(expected, stepped):
+            return False
+    return True
+
+
+class SeededEma:
+    """`_core.seeded_ema` over defined values: the batch until the seed, then one step each."""
 
     def __init__(self, period: int, alpha: float) -> None:
         self._period, self._alpha = period, alpha
@@ -115,7 +153,7 @@ class SeededEma:
             return out
         if not len(x):
             return np.empty(0)
-        out = core.ewm_from(self._last, x, self._alpha)[1:]
+        out = ewm_steps(self._last, x, self._alpha)
         self._last = float(out[-1])
         return out
 
@@ -143,7 +181,7 @@ class SmoothedSum:
             seed = np.concatenate((self._early, moves[:start]))
             self._last = float(np.sum(seed)) / self._n
         if len(moves) > start:
-            steps = core.ewm_from(self._last, moves[start:], core.wilder_alpha(self._n))[1:]
+            steps = ewm_steps(self._last, moves[start:], core.wilder_alpha(self._n))
             out[start:] = steps
             self._last = float(steps[-1])
         return out

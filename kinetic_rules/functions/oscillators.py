@@ -154,8 +154,8 @@ class _MacdStream:
             else:
                 self._early = values
         elif len(x):
-            fast_ema = core.ewm_from(self._lasts[0], x, fast_alpha)[1:]
-            slow_ema = core.ewm_from(self._lasts[1], x, slow_alpha)[1:]
+            fast_ema = stream.ewm_steps(self._lasts[0], x, fast_alpha)
+            slow_ema = stream.ewm_steps(self._lasts[1], x, slow_alpha)
             line = fast_ema - slow_ema
             self._lasts = (float(fast_ema[-1]), float(slow_ema[-1]))
         defined = max(0, slow - 1 - self._seen)  # the line starts at candle slow − 1
