@@ -21,8 +21,9 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from kinetic_rules.compile.candle_windows import CandleWindow
 from kinetic_rules.compile.evaluate import PairSignals
-from kinetic_rules.compile.incremental import CandleWindow, IncrementalEvaluator
+from kinetic_rules.compile.incremental import IncrementalEvaluator
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.engine.pairs import assemble_market, warmed_up
 from kinetic_rules.engine.portfolio import PairData

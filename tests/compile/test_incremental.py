@@ -19,8 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kinetic_rules.backtest.runner import BacktestRequest, prepare
+from kinetic_rules.compile.candle_windows import Tape
 from kinetic_rules.compile.evaluate import Evaluator, PairSignals
-from kinetic_rules.compile.incremental import IncrementalEvaluator, Tape
+from kinetic_rules.compile.incremental import IncrementalEvaluator
 from kinetic_rules.compile.plan import Plan, build_plan
 from kinetic_rules.functions import REGISTRY
 from kinetic_rules.lang.checker import check
