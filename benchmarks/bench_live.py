@@ -11,9 +11,12 @@ scanner and verdicts, and the portfolio step. Printed next to it: the time of
 evaluating the same windows in one vectorized batch, which is what every close cost
 when the windows were evaluated afresh. Target: under 50 ms per close for 20 pairs.
 
-Figures on the 2-core development machine (2024-06-01, 144 closes, 12 of them hourly):
-median 14 ms, 90th percentile 19 ms, worst (an hourly close) 36 ms, against 75 ms for
-the batch — and 170 ms per close before series were extended (docs/live.md, latency).
+Figures on the shared 2-core development machine (2024-06-01, 144 closes, 12 of them
+hourly), two runs each: median 16–17 ms, 90th percentile 23–25 ms, worst 34–36 ms, while
+one batch of the same windows takes 68–115 ms. Evaluating the windows again at every
+close, as before, gave a median of 77–102 ms (worst 183–202 ms); docs/live.md has the
+profile and the design.
+
 Uses the store built by bench_backtest.py (see its docstring).
 """
 
