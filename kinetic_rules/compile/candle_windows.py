@@ -55,10 +55,15 @@ class Tape:
         self._start = max(self._start, self._end - self.size)
 
     def view(self) -> np.ndarray:
-        return self._data[self._start : self._end]
+        """The values kept, read-only: they are shared with everything that reads them."""
+        view = self._data[self._start : self._end]
+        view.flags.writeable = False
+        return view
 
     def last(self, count: int) -> np.ndarray:
-        return self._data[self._end - count : self._end]
+        view = self._data[self._end - count : self._end]
+        view.flags.writeable = False
+        return view
 
 
 @dataclass(eq=False)

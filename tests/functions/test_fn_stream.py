@@ -37,10 +37,17 @@ def chunked(
     bounds.append(n)
     parts = []
     for lo, hi in pairwise(bounds):
-        cut = [a[lo:hi] for a in inputs]
-        given_args = [a[lo:hi] if isinstance(a, np.ndarray) else a for a in args]
+        cut = [read_only(a[lo:hi]) for a in inputs]
+        given_args = [read_only(a[lo:hi]) if isinstance(a, np.ndarray) else a for a in args]
         parts.append(np.asarray(stream(*cut, *given_args)))
     return np.concatenate(parts) if parts else np.empty(0)
+
+
+def read_only(values: np.ndarray) -> np.ndarray:
+    """As the live evaluator hands them out: a stream must not write into its inputs."""
+    view = values.view()
+    view.flags.writeable = False
+    return view
 
 
 def with_counts(function: Function, args: list[Any], draw: Any) -> list[Any]:
