@@ -94,6 +94,7 @@ class CandleWindow:
     times: Tape = field(init=False)  # open times, UTC nanoseconds
     columns: dict[str, Tape] = field(init=False)
     rows: int = 0  # candles since the window started (it keeps the last `size`)
+    synced: int = 0  # rows every series had values for at the last sync
     series: dict[ast.Node, Series] = field(default_factory=dict)
     order: list[Series] = field(default_factory=list)
     regime: Series | None = None
@@ -170,6 +171,8 @@ class Alignment:
 
 def candle_columns(candles: pd.DataFrame) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Open times (UTC nanoseconds, sorted, unique: the last of duplicates) and columns."""
+    if not len(candles):
+        return np.empty(0, np.int64), {str(name): np.empty(0) for name in candles.columns}
     index = candles.index
     if not isinstance(index, pd.DatetimeIndex):
         index = pd.DatetimeIndex(index)

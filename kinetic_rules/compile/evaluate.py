@@ -1,7 +1,7 @@
 """Evaluate a plan over whole columns: one pair at a time, every series once.
 
-The same code serves backtests (all history at once) and live trading (a rolling
-window): both hand over candle frames through a `Feed`. Series of other pairs and
+Backtests and replays hand over all history through a `Feed`; live trading extends the
+same values close by close instead (incremental.py). Series of other pairs and
 timeframes are computed on their own candles, cached across pairs (BTC's daily EMA is
 computed once for forty pairs), and aligned so that a value appears only on the first
 base candle that closes at or after its own candle closed.
@@ -78,10 +78,6 @@ class Evaluator:
         self.feed = feed
         self._shared: dict[tuple[str, str], Frame] = {}  # frames of other pairs and timeframes
         self._tables = regime_tables(plan)
-
-    def invalidate(self, pair: str, timeframe: str) -> None:
-        """New candles arrived for (pair, timeframe): forget what was computed on the old ones."""
-        self._shared.pop((pair, timeframe), None)
 
     def evaluate(self, pair: str, extra: tuple[ast.Node, ...] = ()) -> PairSignals:
         """Every market series of the plan for `pair`, plus any `extra` trade-free nodes."""

@@ -86,9 +86,10 @@ class IncrementalEvaluator:
         if not len(times):
             return
         first_close = int(times[0]) + timeframe_ns(timeframe)
-        too_many = len(times) > window.size and bool(window.series)
-        if first_close <= window.read_until or too_many:
-            self._start_over()  # candles that read this window have been computed without it
+        behind = window.rows + len(times) - window.synced  # rows its series will have to add
+        if first_close <= window.read_until or (behind > window.size and window.series):
+            # Candles that should have been read were not, or more than the window keeps.
+            self._start_over()
         window.append(times, columns)
 
     def _rewrite(self, window: CandleWindow, times: np.ndarray, columns: dict[str, Any]) -> None:
@@ -144,6 +145,7 @@ class IncrementalEvaluator:
                     assert series.tape is not None and series.grow is not None
                     series.tape.extend(series.grow(window.rows - series.rows))
                     series.rows = window.rows
+            window.synced = window.rows
         finally:
             self._syncing.discard(id(window))
 
@@ -174,11 +176,15 @@ class IncrementalEvaluator:
         return found
 
     def _register(self, window: CandleWindow, grow: Grow) -> Series:
-        """A new series: its values over the whole window now, extended at every sync."""
+        """A new series: its values over the whole window now, extended at every sync.
+
+        The window has just been synced, so every series it holds is as new as this one.
+        """
         values = grow(window.length)
         series = Series(Tape(window.size, values.dtype), rows=window.rows, grow=grow)
         series.tape.extend(values)  # type: ignore[union-attr]
         window.order.append(series)
+        window.synced = window.rows
         return series
 
     def _make(self, node: ast.Node, window: CandleWindow, regime: Series | None) -> Series:

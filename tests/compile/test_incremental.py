@@ -259,3 +259,19 @@ def test_a_tape_keeps_its_last_values_and_never_changes_a_view_handed_out(
         views.append((tape.view(), expected.copy()))
     for view, expected in views:
         np.testing.assert_array_equal(view, expected)
+
+
+def test_more_candles_between_two_closes_than_a_window_keeps_start_the_series_over() -> None:
+    """After a long outage, a window's series cannot be extended over what it dropped."""
+    plan = small_plan()
+    frames = {key: fixture_candles(*key).iloc[:1500] for key in needs(plan, ["SOL/USDT"])}
+    base = frames[("SOL/USDT", "5m")]
+    evaluator = IncrementalEvaluator(plan, {"5m": 300}, 10**7)
+    for key, frame in frames.items():
+        evaluator.append(*key, frame.iloc[:1000] if key == ("SOL/USDT", "5m") else frame)
+    evaluator.evaluate("SOL/USDT")
+    for start in range(1000, 1400, 100):  # 400 candles in four arrivals, nothing evaluated
+        evaluator.append("SOL/USDT", "5m", base.iloc[start : start + 100])
+    assert evaluator.restarts == 1
+    mine = evaluator.evaluate("SOL/USDT")
+    np.testing.assert_array_equal(mine.index, base.index[1100:1400])
