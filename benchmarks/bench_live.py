@@ -12,7 +12,7 @@ evaluating the same windows in one vectorized batch, which is what every close c
 when the windows were evaluated afresh. Target: under 50 ms per close for 20 pairs.
 
 Figures on the shared 2-core development machine (2024-06-01, 144 closes, 12 of them
-hourly), two runs each: median 16–17 ms, 90th percentile 23–25 ms, worst 34–36 ms, while
+hourly), several runs: median 16–17 ms, 90th percentile 23–27 ms, worst 33–36 ms, while
 one batch of the same windows takes 68–115 ms. Evaluating the windows again at every
 close, as before, gave a median of 77–102 ms (worst 183–202 ms); docs/live.md has the
 profile and the design.
@@ -57,9 +57,11 @@ def main() -> None:
     needs = sorted({(n.pair or pair, n.timeframe) for pair in pairs for n in plan.data})
     frames = {key: prepared.feed(*key) for key in needs}
     history = {key: f[closes(f, key[1]) <= START] for key, f in frames.items()}
+    started = time.perf_counter()
     source = WindowSource(plan, pairs, history)
     runtime = Runtime(plan, source)
     source.refresh()
+    startup = time.perf_counter() - started
     step = pd.Timedelta(seconds=timeframe_seconds(plan.timeframe))
     latencies = []
     for k in range(args.candles):
@@ -90,6 +92,7 @@ def main() -> None:
     print(f"  per-candle decision latency   median {median:6.1f} ms   90% {p90:6.1f} ms")
     print(f"                                worst  {worst:6.1f} ms")
     print(f"  one vectorized batch                 {floor:6.1f} ms")
+    print(f"  session start (windows filled, evaluated once) {startup:5.2f} s")
     print(f"\n  median / batch   {median / floor:5.2f}×")
     print(f"  median           {median:5.1f} ms   (target < 50 ms)")
 
