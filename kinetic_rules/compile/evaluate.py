@@ -1,7 +1,7 @@
 """Evaluate a plan over whole columns: one pair at a time, every series once.
 
-The same code serves backtests (all history at once) and live trading (a rolling
-window): both hand over candle frames through a `Feed`. Series of other pairs and
+Backtests and replays hand over all history through a `Feed`; live trading extends the
+same values close by close instead (incremental.py). Series of other pairs and
 timeframes are computed on their own candles, cached across pairs (BTC's daily EMA is
 computed once for forty pairs), and aligned so that a value appears only on the first
 base candle that closes at or after its own candle closed.
@@ -77,16 +77,7 @@ class Evaluator:
         self.plan = plan
         self.feed = feed
         self._shared: dict[tuple[str, str], Frame] = {}  # frames of other pairs and timeframes
-        regime = plan.strategy.spec.regime
-        classes = [name for name, _ in plan.strategy.regime]
-        self._tables = {
-            name: np.asarray([values[c] for c in classes], dtype=np.float64)
-            for name, values in (regime.tables.items() if regime else ())
-        }
-
-    def invalidate(self, pair: str, timeframe: str) -> None:
-        """New candles arrived for (pair, timeframe): forget what was computed on the old ones."""
-        self._shared.pop((pair, timeframe), None)
+        self._tables = regime_tables(plan)
 
     def evaluate(self, pair: str, extra: tuple[ast.Node, ...] = ()) -> PairSignals:
         """Every market series of the plan for `pair`, plus any `extra` trade-free nodes."""
@@ -95,7 +86,7 @@ class Evaluator:
         values: dict[ast.Node, np.ndarray] = {}
         for node in (*self.plan.market, *extra):
             if node not in values:
-                values[node] = _as_array(self._eval(node, base, regime), base.length)
+                values[node] = as_array(self._eval(node, base, regime), base.length)
         return PairSignals(pair, pd.DatetimeIndex(base.candles.index), values, regime)
 
     # frames ------------------------------------------------------------------------------
@@ -118,7 +109,7 @@ class Evaluator:
         codes = np.full(base.length, len(classes) - 1, dtype=np.int64)
         decided = np.zeros(base.length, dtype=bool)
         for index, (_, rule) in enumerate(classes):
-            holds = _as_array(self._eval(rule.node, base, None), base.length).astype(bool)
+            holds = as_array(self._eval(rule.node, base, None), base.length).astype(bool)
             codes[holds & ~decided] = index
             decided |= holds
         return codes
@@ -156,10 +147,10 @@ class Evaluator:
                 a, b = self._eval(left, frame, regime), self._eval(right, frame, regime)
                 return binary(op, a, b)
             case ast.Compare(first=first, rest=rest):
-                left = self._word(self._eval(first, frame, regime))
+                left = class_number(self.plan, self._eval(first, frame, regime))
                 result: Value = True
                 for op, operand in rest:
-                    right = self._word(self._eval(operand, frame, regime))
+                    right = class_number(self.plan, self._eval(operand, frame, regime))
                     result = np.logical_and(result, compare(op, left, right))
                     left = right
                 return result
@@ -168,20 +159,13 @@ class Evaluator:
                 return np.where(cond, self._eval(t, frame, regime), self._eval(o, frame, regime))
             case ast.History(operand=operand, offset=offset):
                 assert isinstance(offset, ast.Number)
-                inner = _as_array(self._eval(operand, frame, regime), frame.length)
+                inner = as_array(self._eval(operand, frame, regime), frame.length)
                 if inner.dtype.kind == "i":  # regime class numbers: undefined before the start
                     inner = inner.astype(np.float64)
                 return shift(inner, int(offset.value))
             case ast.Context(operand=operand, timeframe=tf, pair=pair):
                 return self._context(operand, tf or frame.timeframe, pair or frame.pair, frame)
         raise TypeError(f"cannot evaluate {type(node).__name__}")
-
-    def _word(self, value: Value) -> Value:
-        """Regime names compare as class numbers."""
-        if isinstance(value, str):
-            names = [name for name, _ in self.plan.strategy.regime]
-            return names.index(value)
-        return value
 
     def _call(self, node: ast.Call, frame: Frame, regime: np.ndarray | None) -> Value:
         function = REGISTRY.get(node.func)
@@ -190,7 +174,7 @@ class Evaluator:
         args: list[Value] = []
         for spec, arg in zip(function.args, node.args, strict=True):
             if spec.kind.is_series:
-                args.append(_as_array(self._eval(arg, frame, regime), frame.length))
+                args.append(as_array(self._eval(arg, frame, regime), frame.length))
             elif spec.kind is ArgKind.LIST:
                 assert isinstance(arg, ast.ListLit)
                 args.append(tuple(i.value for i in arg.items if isinstance(i, ast.Number)))
@@ -204,7 +188,7 @@ class Evaluator:
         if tf == base.timeframe and pair == base.pair:
             return self._eval(operand, base, None)
         other = self._frame(pair, tf, shared=True)
-        values = _as_array(self._eval(operand, other, None), other.length)
+        values = as_array(self._eval(operand, other, None), other.length)
         positions = base.positions.get((pair, tf))
         if positions is None:
             positions = visible_positions(
@@ -214,16 +198,39 @@ class Evaluator:
                 tf,
             )
             base.positions[(pair, tf)] = positions
-        visible = positions >= 0
-        taken = values[np.where(visible, positions, 0)] if len(values) else values[:0]
-        if values.dtype == bool:
-            return taken & visible if len(values) else np.zeros(len(positions), dtype=bool)
-        if not len(values):
-            return np.full(len(positions), np.nan)
-        return np.where(visible, taken, np.nan)
+        return take_visible(values, positions)
 
 
-def _as_array(value: Value, length: int) -> np.ndarray:
+def take_visible(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """values[positions], undefined (NaN, or False) where no candle is visible (-1)."""
+    visible = positions >= 0
+    taken = values[np.where(visible, positions, 0)] if len(values) else values[:0]
+    if values.dtype == bool:
+        return taken & visible if len(values) else np.zeros(len(positions), dtype=bool)
+    if not len(values):
+        return np.full(len(positions), np.nan)
+    return np.where(visible, taken, np.nan)
+
+
+def regime_tables(plan: Plan) -> dict[str, np.ndarray]:
+    """Each regime table as one value per class, indexed by class number."""
+    regime = plan.strategy.spec.regime
+    classes = [name for name, _ in plan.strategy.regime]
+    return {
+        name: np.asarray([values[c] for c in classes], dtype=np.float64)
+        for name, values in (regime.tables.items() if regime else ())
+    }
+
+
+def class_number(plan: Plan, value: Value) -> Value:
+    """Regime names compare as class numbers."""
+    if isinstance(value, str):
+        names = [name for name, _ in plan.strategy.regime]
+        return names.index(value)
+    return value
+
+
+def as_array(value: Value, length: int) -> np.ndarray:
     if isinstance(value, np.ndarray):
         return value
     if isinstance(value, bool | np.bool_):

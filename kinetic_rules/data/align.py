@@ -69,6 +69,15 @@ def visible_positions(
     The same rule as `align_to_base`, as positions: many series read from one other
     timeframe or pair share them, so they are computed once and reused.
     """
-    base_close = _open_times(base_index, "base_index") + timeframe_ns(base_timeframe)
-    other_close = _open_times(other_index, "other") + timeframe_ns(other_timeframe)
+    base_open = _open_times(base_index, "base_index")
+    other_open = _open_times(other_index, "other")
+    return positions_by_close(base_open, base_timeframe, other_open, other_timeframe)
+
+
+def positions_by_close(
+    base_open: np.ndarray, base_timeframe: str, other_open: np.ndarray, other_timeframe: str
+) -> np.ndarray[tuple[int], np.dtype[np.int64]]:
+    """`visible_positions` on sorted UTC open times in nanoseconds, unchecked (hot paths)."""
+    base_close = base_open + timeframe_ns(base_timeframe)
+    other_close = other_open + timeframe_ns(other_timeframe)
     return np.searchsorted(other_close, base_close, side="right") - 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import reduce
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,50 @@ class Market:
     skipped: tuple[str, ...]  # rules that need live data, not run here
 
 
+class PairInputs(Protocol):
+    """Where a market's pairs come from: all history (a backtest) or live windows."""
+
+    def index(self, pair: str) -> pd.DatetimeIndex:
+        """Open times of the pair's base candles."""
+        ...
+
+    def signals(self, pair: str) -> PairSignals: ...
+
+    def prices(self, pair: str) -> dict[str, np.ndarray]:
+        """open, high, low and close of the base candles."""
+        ...
+
+    def tradable_from(self, pair: str, index: pd.DatetimeIndex) -> int:
+        """First candle whose close may decide an entry."""
+        ...
+
+
+@dataclass
+class FeedInputs:
+    """Pairs read from a feed of candles and evaluated in one batch each."""
+
+    plan: Plan
+    feed: Feed
+    evaluator: Evaluator
+    start: pd.Timestamp | None = None
+
+    def index(self, pair: str) -> pd.DatetimeIndex:
+        return pd.DatetimeIndex(self.feed(pair, self.plan.timeframe).index)
+
+    def signals(self, pair: str) -> PairSignals:
+        return self.evaluator.evaluate(pair)
+
+    def prices(self, pair: str) -> dict[str, np.ndarray]:
+        candles = self.feed(pair, self.plan.timeframe)
+        return {k: candles[k].to_numpy(dtype=np.float64) for k in ("open", "high", "low", "close")}
+
+    def tradable_from(self, pair: str, index: pd.DatetimeIndex) -> int:
+        first = warmed_up(self.plan, self.feed, pair, index)
+        if self.start is not None:
+            first = max(first, int(index.searchsorted(self.start)))
+        return first
+
+
 def prepare_market(
     plan: Plan,
     feed: Feed,
@@ -44,7 +89,15 @@ def prepare_market(
     progress: Progress | None = None,
     evaluator: Evaluator | None = None,
 ) -> Market:
-    """Signals of every pair over all its candles, then the point-in-time scanner.
+    """Signals of every pair over all its candles, then the point-in-time scanner."""
+    inputs = FeedInputs(plan, feed, evaluator or Evaluator(plan, feed), start)
+    return assemble_market(plan, inputs, pairs, progress)
+
+
+def assemble_market(
+    plan: Plan, inputs: PairInputs, pairs: list[str], progress: Progress | None = None
+) -> Market:
+    """Every pair's signals and verdicts, laid on one timeline, then the scanner's shortlist.
 
     Each pair is cut down to what trade paths read as soon as its verdicts and scanner
     values are taken, so memory grows with pairs × candles, not × rules.
@@ -53,9 +106,12 @@ def prepare_market(
         raise ConfigError("no pairs to run the strategy on")
     checked, spec = plan.strategy, plan.strategy.spec
     step = timeframe_seconds(plan.timeframe)
-    indexes = [pd.DatetimeIndex(feed(pair, plan.timeframe).index) for pair in pairs]
+    indexes = [inputs.index(pair) for pair in pairs]
     timeline = reduce(lambda a, b: a.union(b), indexes)
-    positions = [timeline.get_indexer(index) for index in indexes]
+    positions = [
+        np.arange(len(index)) if index.equals(timeline) else timeline.get_indexer(index)
+        for index in indexes
+    ]
     available = np.zeros((len(timeline), len(pairs)), dtype=bool)
     for column, where in enumerate(positions):
         available[where, column] = True
@@ -63,12 +119,11 @@ def prepare_market(
     scanned = [r for r in checked.scanner if not r.live_only]
     matrices = {id(r): np.full((len(rows), len(pairs)), np.nan) for r in scanned}
     keep = trade_nodes(plan)
-    evaluator = evaluator or Evaluator(plan, feed)
     data: list[PairData] = []
     for column, pair in enumerate(pairs):
         if progress:
             progress("signals", column, len(pairs))
-        signals = evaluator.evaluate(pair)
+        signals = inputs.signals(pair)
         where = positions[column]
         local = np.full(len(timeline), -1)
         local[where] = np.arange(len(where))
@@ -76,7 +131,8 @@ def prepare_market(
         seen = at_rows >= 0
         for rule in scanned:
             matrices[id(rule)][seen, column] = signals.values[rule.rule.node][at_rows[seen]]
-        data.append(pair_data(plan, feed, pair, signals, where, start))
+        tradable_from = inputs.tradable_from(pair, signals.index)
+        data.append(pair_data(plan, pair, signals, inputs.prices(pair), where, tradable_from))
         signals.values = {n: v for n, v in signals.values.items() if n in keep}
     if progress:
         progress("signals", len(pairs), len(pairs))
@@ -116,18 +172,13 @@ def trade_nodes(plan: Plan) -> set[ast.Node]:
 
 def pair_data(
     plan: Plan,
-    feed: Feed,
     pair: str,
     signals: PairSignals,
+    prices: dict[str, np.ndarray],
     where: np.ndarray,
-    start: pd.Timestamp | None,
+    tradable_from: int,
 ) -> PairData:
     checked, spec = plan.strategy, plan.strategy.spec
-    candles = feed(pair, plan.timeframe)
-    prices = {k: candles[k].to_numpy(dtype=np.float64) for k in ("open", "high", "low", "close")}
-    tradable_from = warmed_up(plan, feed, pair, signals.index)
-    if start is not None:
-        tradable_from = max(tradable_from, int(signals.index.searchsorted(start)))
     limit = np.full(len(signals.index), spec.portfolio.max_open_trades, dtype=np.int64)
     if spec.regime is not None and signals.regime is not None:
         names = [name for name, _ in checked.regime]

@@ -12,6 +12,7 @@ from kinetic_rules.functions.registry import (
     Array,
     ConstArgs,
     Function,
+    StreamFactory,
 )
 
 Warmup = Callable[[ConstArgs], int]
@@ -29,6 +30,7 @@ def define(
     inputs: tuple[str, ...] = (),
     talib: str | None = None,
     example: str = "",
+    stream: StreamFactory | None = None,
 ) -> Function:
     """Register a function whose warm-up sees every constant argument, defaults filled in.
 
@@ -54,6 +56,7 @@ def define(
             inputs=inputs,
             talib=talib,
             example=example,
+            stream=stream,
         )
     )
 

@@ -11,6 +11,8 @@ candle.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -23,6 +25,19 @@ _CHUNK = 16_384  # rows per chunk of the exact path: bounds its memory
 
 def _block_size(window: int) -> int:
     return max(4 * window, _MIN_BLOCK)
+
+
+def restart_exactly(window: int) -> Callable[[int], int]:
+    """For streams: a candle a call may start from and still give `row`'s value bit for bit.
+
+    Small windows are summed on their own, so their own candles suffice. Larger ones are
+    summed block by block, blocks counted from the first candle: a call must start on a
+    block boundary, one block early so that the row's block has its whole span.
+    """
+    if window <= EXACT_UP_TO:
+        return lambda row: max(0, row - window + 1)
+    block = _block_size(window)
+    return lambda row: max(0, (row // block - 1) * block)
 
 
 def _centres(x: Floats, block: int) -> Floats:

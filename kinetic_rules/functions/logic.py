@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from kinetic_rules.functions import _core as core
+from kinetic_rules.functions import _stream as stream
 from kinetic_rules.functions._define import (
     condition,
     const,
@@ -106,6 +107,51 @@ def _falling(x: Array, periods: int) -> Array:
     return values < core.shifted(values, periods)
 
 
+class _BarsSinceStream:
+    """The candle number of the last true candle, carried on."""
+
+    def __init__(self) -> None:
+        self._seen = 0
+        self._last = -1
+
+    def __call__(self, cond: Array) -> core.Floats:
+        (c,) = core.bools(cond)
+        idx = np.arange(self._seen, self._seen + len(c))
+        last = np.maximum.accumulate(np.where(c, idx, self._last)) if len(c) else idx
+        self._seen += len(c)
+        self._last = int(last[-1]) if len(c) else self._last
+        out = (idx - last).astype(np.float64)
+        out[last < 0] = np.nan
+        return out
+
+
+class _LatchStream:
+    """The switch's state, carried on: each chunk starts after a candle forcing that state."""
+
+    def __init__(self) -> None:
+        self._on: bool | None = None
+
+    def __call__(self, set_: Array, reset: Array) -> Array:
+        s, r = core.bools(set_, reset)
+        if not len(s):
+            return np.zeros(0, dtype=bool)
+        if self._on is None:
+            out = _latch(s, r)
+        else:  # set only forces on, reset only forces off
+            forced = np.concatenate(([self._on], s)), np.concatenate(([not self._on], r))
+            out = _latch(*forced)[1:]
+        self._on = bool(out[-1])
+        return out
+
+
+def _window(n: int) -> int:
+    return n
+
+
+def _and_one(n: int) -> int:
+    return n + 1
+
+
 define(
     "crossed_above",
     CATEGORY,
@@ -115,6 +161,7 @@ define(
     const(1),
     returns="bool",
     example="golden_cross: crossed_above(ema(close, 50), ema(close, 200))",
+    stream=stream.from_constants(lambda: stream.Replay(_crossed_above, stream.trailing(2))),
 )
 
 define(
@@ -126,6 +173,7 @@ define(
     const(1),
     returns="bool",
     example="rsi_drops: crossed_below(rsi(close, 14), 70)",
+    stream=stream.from_constants(lambda: stream.Replay(_crossed_below, stream.trailing(2))),
 )
 
 define(
@@ -138,6 +186,7 @@ define(
     of("window"),
     returns="bool",
     example="steady: all(close > ema(close, 50), 1h)",
+    stream=stream.replayed(_all, _window),
 )
 
 define(
@@ -150,6 +199,7 @@ define(
     of("window"),
     returns="bool",
     example="recent_dip: any(rsi(close, 14) < 30, 2h)",
+    stream=stream.replayed(_any, _window),
 )
 
 define(
@@ -160,6 +210,7 @@ define(
     _count,
     of("window"),
     example="mostly_green: count(close > open, 12) >= 8",
+    stream=stream.replayed(_count, _window),
 )
 
 define(
@@ -171,6 +222,7 @@ define(
     _bars_since,
     const(0),
     example="fresh_cross: bars_since(crossed_above(close, ema(close, 20))) < 6",
+    stream=stream.from_constants(_BarsSinceStream),
 )
 
 define(
@@ -189,6 +241,7 @@ define(
     const(0),
     returns="bool",
     example="armed: latch(rsi(close, 14) < 25, rsi(close, 14) > 50)",
+    stream=stream.from_constants(_LatchStream),
 )
 
 define(
@@ -200,6 +253,7 @@ define(
     of("periods"),
     returns="bool",
     example="ema_up: rising(ema(close, 50), 3)",
+    stream=stream.replayed(_rising, _and_one),
 )
 
 define(
@@ -211,4 +265,5 @@ define(
     of("periods"),
     returns="bool",
     example="volume_fading: falling(mean(volume, 6), 6)",
+    stream=stream.replayed(_falling, _and_one),
 )

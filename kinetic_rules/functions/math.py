@@ -8,6 +8,7 @@ from itertools import pairwise
 import numpy as np
 
 from kinetic_rules.functions import _core as core
+from kinetic_rules.functions import _stream as stream
 from kinetic_rules.functions._define import const, define, number, series
 from kinetic_rules.functions.registry import Arg, ArgKind, Array
 
@@ -91,6 +92,7 @@ define(
     (series("x", "any number"),),
     _abs,
     _NONE,
+    stream=stream.stateless(_abs),
     example="big_move: abs(pct_change(close)) > 2%",
 )
 
@@ -101,6 +103,7 @@ define(
     (series("a", "a number"), series("b", "another number")),
     _min,
     _NONE,
+    stream=stream.stateless(_min),
     example="body_low: min(open, close) > ema(close, 20)",
 )
 
@@ -111,6 +114,7 @@ define(
     (series("a", "a number"), series("b", "another number")),
     _max,
     _NONE,
+    stream=stream.stateless(_max),
     example="body_high: max(open, close) < ema(close, 20)",
 )
 
@@ -127,6 +131,7 @@ define(
     ),
     _clamp,
     _NONE,
+    stream=stream.stateless(_clamp),
     example="stake: clamp(0.02 / (atr(14) / close), 0.005, 0.05)",
 )
 
@@ -137,6 +142,7 @@ define(
     (series("x", "a positive number"),),
     _log,
     _NONE,
+    stream=stream.stateless(_log),
     example="log_volume_high: log(volume) > mean(log(volume), 24h) + 1",
 )
 
@@ -147,6 +153,7 @@ define(
     (series("x", "a number that is zero or more"),),
     _sqrt,
     _NONE,
+    stream=stream.stateless(_sqrt),
     example="daily_vol: std(log_return(close), 24h) * sqrt(288) > 3%",
 )
 
@@ -166,5 +173,6 @@ define(
     ),
     _step,
     _NONE,
+    stream=stream.stateless(_step),
     example="stake: step(adx(), [20, 30, 40], [0.01, 0.02, 0.03])",
 )

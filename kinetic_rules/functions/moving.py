@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from kinetic_rules.functions import _core as core
+from kinetic_rules.functions import _stream as stream
 from kinetic_rules.functions._define import define, of, period, source, times
 from kinetic_rules.functions.registry import Array
 
@@ -42,6 +43,7 @@ define(
     times("period", 3),
     talib="EMA",
     example="uptrend: close > ema(close, 200)",
+    stream=stream.from_constants(stream.ema),
 )
 
 define(
@@ -53,6 +55,7 @@ define(
     of("period"),
     talib="SMA",
     example="above_average: close > sma(close, 50)",
+    stream=stream.from_constants(lambda n: stream.RollingSum(n, mean=True)),
 )
 
 define(
@@ -65,4 +68,5 @@ define(
     of("period"),
     talib="WMA",
     example="fast_above_slow: wma(close, 10) > wma(close, 30)",
+    stream=stream.from_constants(lambda n: stream.Replay(lambda x: _wma(x, n), stream.trailing(n))),
 )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 from kinetic_rules.functions import _core as core
+from kinetic_rules.functions import _stream as stream
 from kinetic_rules.functions._define import (
     Warmup,
     define,
@@ -15,7 +18,7 @@ from kinetic_rules.functions._define import (
     times,
     whole,
 )
-from kinetic_rules.functions.registry import Array, ConstArgs
+from kinetic_rules.functions.registry import Array, ConstArgs, StreamFactory
 
 CATEGORY = "oscillators"
 
@@ -102,6 +105,87 @@ def _stoch_d(high: Array, low: Array, close: Array, k: int, smooth_k: int, d: in
     return core.sma(_stoch_k(high, low, close, k, smooth_k), d)
 
 
+class _RsiStream:
+    """`_rsi_valid` as a stream: the previous value, and Wilder averages of gains and losses."""
+
+    def __init__(self, n: int) -> None:
+        self._previous = stream.Previous()
+        self._gain = stream.SeededEma(n, core.wilder_alpha(n))
+        self._loss = stream.SeededEma(n, core.wilder_alpha(n))
+
+    def __call__(self, x: core.Floats) -> core.Floats:
+        first = self._previous.first_chunk(x)
+        change = (x - self._previous.before(x))[1 if first else 0 :]
+        gain = self._gain(np.maximum(change, 0.0))
+        loss = self._loss(np.maximum(-change, 0.0))
+        out = 100.0 * core.divide(gain, gain + loss)
+        return np.concatenate(([np.nan], out)) if first else out
+
+
+MacdPart = Literal["line", "signal", "hist"]
+
+
+class _MacdStream:
+    """`_macd_parts` as a stream (defined values only): both averages seeded together, as
+    TA-Lib does, then stepped on; the signal line is a seeded average of the line."""
+
+    def __init__(self, fast: int, slow: int, signal: int, part: MacdPart) -> None:
+        self._fast, self._slow = min(fast, slow), max(fast, slow)
+        self._signal = stream.SeededEma(signal, core.ema_alpha(signal))
+        self._part = part
+        self._early = np.empty(0)
+        self._lasts: tuple[float, float] | None = None  # (fast, slow) averages
+        self._seen = 0
+
+    def __call__(self, x: core.Floats) -> core.Floats:
+        fast, slow = self._fast, self._slow
+        fast_alpha, slow_alpha = core.ema_alpha(fast), core.ema_alpha(slow)
+        line = core.nans(len(x))
+        if self._lasts is None:
+            values = np.concatenate((self._early, x))
+            if len(values) >= slow:
+                slow_ema = core.ewm_from(float(np.mean(values[:slow])), values[slow:], slow_alpha)
+                seed = float(np.mean(values[slow - fast : slow]))
+                fast_ema = core.ewm_from(seed, values[slow:], fast_alpha)
+                whole = core.nans(len(values))
+                whole[slow - 1 :] = fast_ema - slow_ema
+                line = whole[len(self._early) :]
+                self._lasts = (float(fast_ema[-1]), float(slow_ema[-1]))
+            else:
+                self._early = values
+        elif len(x):
+            fast_ema = stream.ewm_steps(self._lasts[0], x, fast_alpha)
+            slow_ema = stream.ewm_steps(self._lasts[1], x, slow_alpha)
+            line = fast_ema - slow_ema
+            self._lasts = (float(fast_ema[-1]), float(slow_ema[-1]))
+        defined = max(0, slow - 1 - self._seen)  # the line starts at candle slow − 1
+        self._seen += len(x)
+        sig = core.nans(len(x))
+        sig[defined:] = self._signal(line[defined:])
+        if self._part == "line":
+            return line
+        return sig if self._part == "signal" else line - sig
+
+
+def _macd_stream(part: MacdPart) -> StreamFactory:
+    return stream.from_constants(
+        lambda fast, slow, signal: stream.OnValid(_MacdStream(fast, slow, signal, part))
+    )
+
+
+class _StochStream:
+    """%K: the trailing range (replayed), then pandas' rolling means carried on; %D: once more."""
+
+    def __init__(self, k: int, smooth_k: int, d: int | None = None) -> None:
+        self._fast = stream.Replay(lambda h, lo, c: _fast_k(h, lo, c, k), stream.trailing(k))
+        self._smooth = stream.RollingSum(smooth_k, mean=True)
+        self._d = stream.RollingSum(d, mean=True) if d is not None else None
+
+    def __call__(self, high: Array, low: Array, close: Array) -> core.Floats:
+        out = self._smooth(self._fast(*core.floats(high, low, close)))
+        return self._d(out) if self._d is not None else out
+
+
 def _macd_warmup(with_signal: bool) -> Warmup:
     def warmup(args: ConstArgs) -> int:
         slow = max(size(args, "fast"), size(args, "slow"))
@@ -131,6 +215,7 @@ define(
     times("period", 3),
     talib="RSI",
     example="oversold: rsi(close, 14) < 30",
+    stream=stream.from_constants(lambda n: stream.OnValid(_RsiStream(n))),
 )
 
 define(
@@ -143,6 +228,9 @@ define(
     of("period"),
     talib="ROC",
     example="momentum: roc(close, 12) > 2",
+    stream=stream.from_constants(
+        lambda n: stream.Replay(lambda x: _roc(x, n), stream.trailing(n + 1))
+    ),
 )
 
 _MACD_ARGS = (
@@ -162,6 +250,7 @@ define(
     _macd_warmup(False),
     talib="MACD",
     example="bullish: macd(close) > macd_signal(close)",
+    stream=_macd_stream("line"),
 )
 
 define(
@@ -173,6 +262,7 @@ define(
     _macd_warmup(True),
     talib="MACD",
     example="bullish: macd(close, 12, 26, 9) > macd_signal(close, 12, 26, 9)",
+    stream=_macd_stream("signal"),
 )
 
 define(
@@ -184,6 +274,7 @@ define(
     _macd_warmup(True),
     talib="MACD",
     example="turning_up: crossed_above(macd_hist(close), 0)",
+    stream=_macd_stream("hist"),
 )
 
 _STOCH_ARGS = (
@@ -203,6 +294,7 @@ define(
     inputs=("high", "low", "close"),
     talib="STOCH",
     example="oversold: stoch_k() < 20",
+    stream=stream.from_constants(_StochStream),
 )
 
 define(
@@ -215,4 +307,5 @@ define(
     inputs=("high", "low", "close"),
     talib="STOCH",
     example="turning_up: crossed_above(stoch_k(), stoch_d())",
+    stream=stream.from_constants(_StochStream),
 )

@@ -9,12 +9,15 @@ the whole history is processed in blocks of rows with numpy, not candle by candl
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 
 from kinetic_rules.functions import _core as core
+from kinetic_rules.functions import _stream as stream
 from kinetic_rules.functions._define import define, number, of, window
-from kinetic_rules.functions.registry import Array
+from kinetic_rules.functions.registry import Array, StreamFactory
 
 CATEGORY = "volume profile"
 _INPUTS = ("high", "low", "close", "volume")
@@ -147,6 +150,18 @@ def _val(
     return _profile(high, low, close, volume, w, bin_pct, area)[2]
 
 
+def _restart(w: int) -> stream.Restart:
+    """Blocks of rows start at candle w − 1 + k·_ROWS and read back w − 1 candles: a call
+    starting at k·_ROWS lines its blocks up with those of a call over all candles."""
+    return lambda row: _ROWS * max(0, (row - (w - 1)) // _ROWS)
+
+
+def _profile_stream(impl: Callable[..., Array]) -> StreamFactory:
+    return stream.from_constants(
+        lambda w, *rest: stream.Replay(lambda *cols: impl(*cols, w, *rest), _restart(w))
+    )
+
+
 _WINDOW = window("window", "how many candles, or how long, the profile covers, e.g. 7d")
 _BIN = number("bin_pct", "width of each price level, in percent of the price", 0.1, 0.01)
 _AREA = number("value_area", "percentage of the volume the value area holds (up to 100)", 70.0, 1)
@@ -171,6 +186,7 @@ define(
     of("window"),
     inputs=_INPUTS,
     example="above_poc: close > volume_profile_poc(7d)",
+    stream=_profile_stream(_poc),
 )
 
 define(
@@ -183,6 +199,7 @@ define(
     of("window"),
     inputs=_INPUTS,
     example="above_value: close > volume_profile_vah(7d)",
+    stream=_profile_stream(_vah),
 )
 
 define(
@@ -195,4 +212,5 @@ define(
     of("window"),
     inputs=_INPUTS,
     example="below_value: close < volume_profile_val(7d, 70, 0.1)",
+    stream=_profile_stream(_val),
 )

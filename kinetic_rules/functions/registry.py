@@ -10,6 +10,9 @@ come first as float64 arrays, then every declared argument in order — series
 as float64 (or bool) arrays, INT and WINDOW as int, NUMBER as float, LIST as
 a tuple of floats. It returns one array of the input length: float64 with NaN
 where the value is not yet defined, or bool (False where not yet defined).
+
+A function may also have a stream (`Function.stream`), for the live runtime that
+adds candles one close at a time: see `_stream.py` for the contract.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import numpy.typing as npt
 
 Array = npt.NDArray[Any]
 ConstArgs = Mapping[str, float | int | tuple[float, ...]]
+Stream = Callable[..., Array]  # called like `impl`, with only the newest candles in its arrays
+StreamFactory = Callable[[], Stream]  # a fresh stream, for one call site
 
 
 class ArgKind(Enum):
@@ -64,6 +69,7 @@ class Function:
     inputs: tuple[str, ...] = ()  # candle fields passed implicitly, e.g. ("high", "low", "close")
     talib: str | None = None  # the TA-Lib function whose definition this follows
     example: str = ""
+    stream: StreamFactory | None = None  # values extended candle by candle (see _stream.py)
 
     def arg(self, name: str) -> Arg | None:
         return next((a for a in self.args if a.name == name), None)

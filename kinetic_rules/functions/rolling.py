@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from kinetic_rules.functions import _core as core
+from kinetic_rules.functions import _stream as stream
 from kinetic_rules.functions._define import define, of, series, source, whole, window
-from kinetic_rules.functions._windows import rolling_corr, rolling_mean_dev, rolling_var
-from kinetic_rules.functions.registry import Array
+from kinetic_rules.functions._windows import (
+    restart_exactly,
+    rolling_corr,
+    rolling_mean_dev,
+    rolling_var,
+)
+from kinetic_rules.functions.registry import Array, StreamFactory
 
 CATEGORY = "rolling statistics"
 _WINDOW = window("window", "how many candles, or how long, e.g. 50 or 24h")
@@ -78,6 +86,21 @@ def _log_return(x: Array, periods: int) -> Array:
     return out
 
 
+def _exactly(impl: Callable[..., Array]) -> StreamFactory:
+    """A stream for the accurate rolling moments: replayed from where they stay exact."""
+    return stream.from_constants(
+        lambda n: stream.Replay(lambda *x: impl(*x, n), restart_exactly(n))
+    )
+
+
+def _window(n: int) -> int:
+    return n
+
+
+def _and_one(n: int) -> int:
+    return n + 1
+
+
 define(
     "mean",
     CATEGORY,
@@ -88,6 +111,7 @@ define(
     of("window"),
     talib="SMA",
     example="busy: volume > 2 * mean(volume, 24h)",
+    stream=stream.from_constants(lambda n: stream.RollingSum(n, mean=True)),
 )
 
 define(
@@ -99,6 +123,7 @@ define(
     of("window"),
     talib="SUM",
     example="heavy_day: sum(volume, 24h) > 1000000",
+    stream=stream.from_constants(lambda n: stream.RollingSum(n, mean=False)),
 )
 
 define(
@@ -110,6 +135,7 @@ define(
     of("window"),
     talib="MIN",
     example="new_low: low <= lowest(low, 7d)",
+    stream=stream.replayed(_lowest, _window),
 )
 
 define(
@@ -122,6 +148,7 @@ define(
     of("window"),
     talib="MAX",
     example="breakout: close > highest(high, 20)[1]",
+    stream=stream.replayed(_highest, _window),
 )
 
 define(
@@ -135,6 +162,7 @@ define(
     of("window"),
     talib="STDDEV",
     example="quiet: std(close, 24h) / close < 1%",
+    stream=_exactly(_std),
 )
 
 define(
@@ -147,6 +175,7 @@ define(
     _zscore,
     of("window"),
     example="stretched: zscore(close, 100) < -2",
+    stream=_exactly(_zscore),
 )
 
 define(
@@ -159,6 +188,7 @@ define(
     _percentile_rank,
     of("window"),
     example="cheap_volatility: percentile_rank(atr(14), 30d) < 20",
+    stream=stream.replayed(_percentile_rank, _window),
 )
 
 define(
@@ -172,6 +202,7 @@ define(
     of("window"),
     talib="CORREL",
     example="follows_btc: correlation(close, close[BTC/USDT], 7d) > 0.8",
+    stream=_exactly(_correlation),
 )
 
 define(
@@ -183,6 +214,7 @@ define(
     of("periods"),
     talib="MOM",
     example="rsi_rising: change(rsi(close, 14), 3) > 10",
+    stream=stream.replayed(_change, _and_one),
 )
 
 define(
@@ -195,6 +227,7 @@ define(
     of("periods"),
     talib="ROCP",
     example="jump: pct_change(close, 12) > 3%",
+    stream=stream.replayed(_pct_change, _and_one),
 )
 
 define(
@@ -207,4 +240,5 @@ define(
     _log_return,
     of("periods"),
     example="volatile: std(log_return(close), 24h) > 0.01",
+    stream=stream.replayed(_log_return, _and_one),
 )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 from kinetic_rules.functions import _core as core
+from kinetic_rules.functions import _stream as stream
 from kinetic_rules.functions._define import define, period, times
-from kinetic_rules.functions.registry import Array
+from kinetic_rules.functions.registry import Array, StreamFactory
 
 CATEGORY = "trend"
 _HLC = ("high", "low", "close")
@@ -65,6 +68,46 @@ def _minus_di(high: Array, low: Array, close: Array, n: int) -> Array:
     return core.on_valid(lambda h, lo, c: _directional(h, lo, c, n)[1], *_hlc(high, low, close))
 
 
+DirectionalPart = Literal["adx", "plus", "minus"]
+
+
+class _DirectionalStream:
+    """`_directional` and `_adx_valid` as a stream (defined candles only): the moves of
+    each new candle against the one before, Wilder's running sums carried on."""
+
+    def __init__(self, n: int, part: DirectionalPart) -> None:
+        self._part = part
+        self._high, self._low, self._close = stream.Previous(), stream.Previous(), stream.Previous()
+        self._tr, self._plus, self._minus = (stream.SmoothedSum(n) for _ in range(3))
+        self._adx = stream.OnValid(stream.SeededEma(n, core.wilder_alpha(n)))
+
+    def __call__(self, high: core.Floats, low: core.Floats, close: core.Floats) -> core.Floats:
+        skip = 1 if self._close.first_chunk(close) else 0  # the very first candle has no move
+        prev_high, prev_low = self._high.before(high), self._low.before(low)
+        prev_close = self._close.before(close)
+        up = (high - prev_high)[skip:]
+        down = -(low - prev_low)[skip:]
+        plus_dm = np.where((up > 0) & (up > down), up, 0.0)
+        minus_dm = np.where((down > 0) & (down > up), down, 0.0)
+        h, lo, pc = high[skip:], low[skip:], prev_close[skip:]
+        ranges = np.maximum(h - lo, np.maximum(np.abs(pc - h), np.abs(pc - lo)))
+        tr = self._tr(ranges)
+        plus = core.nans(len(close))
+        minus = core.nans(len(close))
+        plus[skip:] = 100.0 * core.divide(self._plus(plus_dm), tr)
+        minus[skip:] = 100.0 * core.divide(self._minus(minus_dm), tr)
+        if self._part == "plus":
+            return plus
+        if self._part == "minus":
+            return minus
+        dx = 100.0 * core.divide(np.abs(plus - minus), plus + minus)
+        return self._adx(dx)
+
+
+def _directional_stream(part: DirectionalPart) -> StreamFactory:
+    return stream.from_constants(lambda n: stream.OnValid(_DirectionalStream(n, part)))
+
+
 define(
     "adx",
     CATEGORY,
@@ -77,6 +120,7 @@ define(
     inputs=_HLC,
     talib="ADX",
     example="trending: adx() > 25",
+    stream=_directional_stream("adx"),
 )
 
 define(
@@ -90,6 +134,7 @@ define(
     inputs=_HLC,
     talib="PLUS_DI",
     example="up_trend: plus_di() > minus_di()",
+    stream=_directional_stream("plus"),
 )
 
 define(
@@ -103,4 +148,5 @@ define(
     inputs=_HLC,
     talib="MINUS_DI",
     example="down_trend: minus_di(14) > plus_di(14)",
+    stream=_directional_stream("minus"),
 )

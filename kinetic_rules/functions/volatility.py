@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from kinetic_rules.functions import _core as core
+from kinetic_rules.functions import _stream as stream
 from kinetic_rules.functions._define import (
     Warmup,
     const,
@@ -17,8 +20,8 @@ from kinetic_rules.functions._define import (
     times,
     whole,
 )
-from kinetic_rules.functions._windows import rolling_var
-from kinetic_rules.functions.registry import Array, ConstArgs
+from kinetic_rules.functions._windows import restart_exactly, rolling_var
+from kinetic_rules.functions.registry import Array, ConstArgs, StreamFactory
 
 CATEGORY = "volatility"
 _HLC = ("high", "low", "close")
@@ -87,6 +90,59 @@ def _keltner_lower(
     return middle - half
 
 
+Combine = Callable[[core.Floats, core.Floats], core.Floats]  # (middle, half-width) -> line
+
+
+class _BandsStream:
+    """Bollinger bands as a stream: pandas' rolling mean carried on, the spread replayed."""
+
+    def __init__(self, n: int, deviations: float, combine: Combine) -> None:
+        self._middle = stream.RollingSum(n, mean=True)
+        self._var = stream.Replay(lambda x: rolling_var(x, n), restart_exactly(n))
+        self._deviations, self._combine = deviations, combine
+
+    def __call__(self, x: Array) -> core.Floats:
+        (values,) = core.floats(x)
+        half = self._deviations * np.sqrt(self._var(values))
+        return self._combine(self._middle(values), half)
+
+
+def _bands_stream(combine: Combine) -> StreamFactory:
+    return stream.from_constants(lambda n, deviations: _BandsStream(n, deviations, combine))
+
+
+class _KeltnerStream:
+    def __init__(self, n: int, multiplier: float, atr_n: int, combine: Combine) -> None:
+        self._middle, self._atr = stream.ema(n), stream.atr(atr_n)
+        self._multiplier, self._combine = multiplier, combine
+
+    def __call__(self, high: Array, low: Array, close: Array) -> core.Floats:
+        h, lo, c = core.floats(high, low, close)
+        return self._combine(self._middle(c), self._multiplier * self._atr(h, lo, c))
+
+
+def _keltner_stream(combine: Combine) -> StreamFactory:
+    return stream.from_constants(
+        lambda n, multiplier, atr_n: _KeltnerStream(n, multiplier, atr_n, combine)
+    )
+
+
+def _upper(middle: core.Floats, half: core.Floats) -> core.Floats:
+    return middle + half
+
+
+def _lower(middle: core.Floats, half: core.Floats) -> core.Floats:
+    return middle - half
+
+
+def _middle(middle: core.Floats, half: core.Floats) -> core.Floats:
+    return middle
+
+
+def _width(middle: core.Floats, half: core.Floats) -> core.Floats:
+    return core.divide(2.0 * half, middle)
+
+
 def _keltner_warmup(args: ConstArgs) -> int:
     """3 × the larger of period and atr_period"""
     return 3 * max(size(args, "period"), size(args, "atr_period"))
@@ -104,6 +160,7 @@ define(
     inputs=_HLC,
     talib="TRANGE",
     example="wide_candle: true_range() > 2 * atr(14)",
+    stream=stream.from_constants(lambda: stream.Replay(_true_range, stream.trailing(2))),
 )
 
 define(
@@ -117,6 +174,7 @@ define(
     inputs=_HLC,
     talib="ATR",
     example="calm: atr(14) / close < 1%",
+    stream=stream.from_constants(stream.atr),
 )
 
 _BB_ARGS = (
@@ -136,6 +194,7 @@ define(
     _bb_warmup,
     talib="BBANDS",
     example="breakout: close > bb_upper(close, 20, 2)",
+    stream=_bands_stream(_upper),
 )
 
 define(
@@ -147,6 +206,7 @@ define(
     _bb_warmup,
     talib="BBANDS",
     example="above_middle: close > bb_middle(close)",
+    stream=_bands_stream(_middle),
 )
 
 define(
@@ -158,6 +218,7 @@ define(
     _bb_warmup,
     talib="BBANDS",
     example="stretched_down: close < bb_lower(close, 20, 2.5)",
+    stream=_bands_stream(_lower),
 )
 
 define(
@@ -171,6 +232,7 @@ define(
     _bb_warmup,
     talib="BBANDS",
     example="squeeze: bb_width(close) < 2%",
+    stream=_bands_stream(_width),
 )
 
 _KELTNER_ARGS = (
@@ -193,6 +255,7 @@ define(
     _keltner_warmup,
     inputs=_HLC,
     example="breakout: close > keltner_upper(20, 2, 10)",
+    stream=_keltner_stream(_upper),
 )
 
 define(
@@ -204,6 +267,7 @@ define(
     _keltner_warmup,
     inputs=_HLC,
     example="above_middle: close > keltner_middle()",
+    stream=_keltner_stream(_middle),
 )
 
 define(
@@ -216,4 +280,5 @@ define(
     _keltner_warmup,
     inputs=_HLC,
     example="stretched_down: close < keltner_lower()",
+    stream=_keltner_stream(_lower),
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from kinetic_rules.functions import _core as core
+from kinetic_rules.functions import _stream as stream
 from kinetic_rules.functions._define import const, define, of, window
 from kinetic_rules.functions.registry import Array
 
@@ -31,6 +32,40 @@ def _vwap(high: Array, low: Array, close: Array, volume: Array, w: int) -> Array
     return core.divide(weighted, total)
 
 
+class _ObvStream:
+    """`_obv_valid` as a stream (defined candles only): the running total carried on."""
+
+    def __init__(self) -> None:
+        self._close = stream.Previous()
+        self._total = 0.0
+
+    def __call__(self, close: core.Floats, volume: core.Floats) -> core.Floats:
+        first = self._close.first_chunk(close)
+        steps = np.sign(close - self._close.before(close)) * volume
+        if not len(steps):
+            return steps
+        if first:
+            steps[0] = volume[0]
+            out = np.cumsum(steps)
+        else:  # cumsum adds in order: starting from the last total continues it bit for bit
+            out = np.cumsum(np.concatenate(([self._total], steps)))[1:]
+        self._total = float(out[-1])
+        return out
+
+
+class _VwapStream:
+    """The two rolling sums of vwap, carried on as pandas would."""
+
+    def __init__(self, w: int) -> None:
+        self._weighted = stream.RollingSum(w, mean=False)
+        self._total = stream.RollingSum(w, mean=False)
+
+    def __call__(self, high: Array, low: Array, close: Array, volume: Array) -> core.Floats:
+        h, lo, c, v = core.floats(high, low, close, volume)
+        typical = (h + lo + c) / 3.0
+        return core.divide(self._weighted(typical * v), self._total(v))
+
+
 define(
     "obv",
     CATEGORY,
@@ -44,6 +79,7 @@ define(
     inputs=("close", "volume"),
     talib="OBV",
     example="accumulation: obv() > ema(obv(), 50)",
+    stream=stream.from_constants(lambda: stream.OnValid(_ObvStream())),
 )
 
 define(
@@ -58,4 +94,5 @@ define(
     of("window"),
     inputs=("high", "low", "close", "volume"),
     example="above_vwap: close > vwap(24h)",
+    stream=stream.from_constants(_VwapStream),
 )

@@ -1,21 +1,31 @@
-"""Candles as they arrive, kept in rolling windows and evaluated afresh at every close.
+"""Candles as they arrive, kept in rolling windows; every series extended at each close.
 
-A live bot cannot keep all history in memory, so each (pair, timeframe) keeps a window.
-Windows are long on purpose: recursive indicators (EMA, RSI, ATR) depend on where their
-history starts, and the influence of the start decays geometrically — after a few
-thousand candles it is below what a float64 can represent, so the values match a
-computation over all history. Longer timeframes are cheap and keep more.
+A live bot cannot keep all history in memory, so each (pair, timeframe) keeps a window
+of its last candles. At a close, the candles that closed are appended and every series
+of the plan grows by their values only (compile/incremental.py): the result is exactly
+what a batch evaluation over every candle since the windows were filled would give, in
+a small fraction of the time (benchmarks/bench_live.py).
+
+Windows are long on purpose. The first values, when the session starts, are computed
+over the windows in one batch: recursive indicators (EMA, RSI, ATR) depend on where
+their history starts, and after a few thousand candles that influence is below what a
+float64 can represent, so they match a computation over all history. From then on each
+recursion carries on from its own last value. Open trades read their signals back to
+their entry, which must still be in the window.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
 
-from kinetic_rules.compile.evaluate import Evaluator
+from kinetic_rules.compile.candle_windows import CandleWindow
+from kinetic_rules.compile.evaluate import PairSignals
+from kinetic_rules.compile.incremental import IncrementalEvaluator
 from kinetic_rules.compile.plan import Plan
-from kinetic_rules.engine.pairs import prepare_market
+from kinetic_rules.engine.pairs import assemble_market, warmed_up
 from kinetic_rules.engine.portfolio import PairData
 
 DEFAULT_WINDOW = 3000  # candles kept per (pair, timeframe) at least
@@ -39,15 +49,15 @@ class WindowSource:
         self.plan = plan
         self._pairs = list(pairs)
         self.sizes = sizes or window_sizes(plan)
-        self._frames: dict[tuple[str, str], pd.DataFrame] = {}
-        # One evaluator for the whole session: series of a longer timeframe or another
-        # pair are recomputed only when their own candles change.
-        self._evaluator = Evaluator(plan, self._feed)
+        # One evaluator for the whole session: it keeps the windows and every series on them.
+        self._evaluator = IncrementalEvaluator(plan, self.sizes, DEFAULT_WINDOW)
         for (pair, timeframe), frame in history.items():
             self.add(pair, timeframe, frame)
         self.timeline = pd.DatetimeIndex([], tz="UTC")
         self._view: dict[str, PairData] = {}
         self._skipped: tuple[str, ...] = ()
+        self._tradable: dict[str, int] = {}  # first tradable candle, counted since the start
+        self._restarts = 0
 
     def pairs(self) -> list[str]:
         return list(self._pairs)
@@ -57,17 +67,14 @@ class WindowSource:
 
     def add(self, pair: str, timeframe: str, candles: pd.DataFrame) -> None:
         """Append newly closed candles; a candle seen before is replaced, never duplicated."""
-        key = (pair, timeframe)
-        old = self._frames.get(key)
-        frame = candles if old is None else pd.concat([old, candles])
-        frame = frame[~frame.index.duplicated(keep="last")].sort_index()
-        self._frames[key] = frame.iloc[-self.sizes.get(timeframe, DEFAULT_WINDOW) :]
-        if hasattr(self, "_evaluator"):
-            self._evaluator.invalidate(pair, timeframe)
+        self._evaluator.append(pair, timeframe, candles)
 
     def refresh(self) -> int:
-        """Evaluate every pair over its window; returns the step of the newest close."""
-        market = prepare_market(self.plan, self._feed, self._pairs, evaluator=self._evaluator)
+        """Bring every pair up to its newest candle; returns the step of the newest close."""
+        if self._evaluator.restarts != self._restarts:  # the series started over
+            self._restarts = self._evaluator.restarts
+            self._tradable.clear()
+        market = assemble_market(self.plan, _Windows(self), self._pairs)
         self.timeline = market.timeline
         self._view = {data.pair: data for data in market.pairs}
         self._skipped = market.skipped
@@ -78,8 +85,51 @@ class WindowSource:
             raise ValueError("a window source only knows the newest close; call refresh() first")
         return self._view
 
-    def _feed(self, pair: str, timeframe: str) -> pd.DataFrame:
-        frame = self._frames.get((pair, timeframe))
-        if frame is None:
+    def _window(self, pair: str, timeframe: str) -> CandleWindow:
+        window = self._evaluator.window(pair, timeframe)
+        if window is None:
             raise KeyError(f"no {timeframe} candles for {pair} in the live window")
-        return frame
+        return window
+
+    def _feed(self, pair: str, timeframe: str) -> pd.DataFrame:
+        """The candles a window holds, as the candle store hands them out."""
+        window = self._window(pair, timeframe)
+        index = pd.DatetimeIndex(window.times.view().view("M8[ns]"), tz="UTC")
+        columns = {name: np.array(tape.view()) for name, tape in window.columns.items()}
+        return pd.DataFrame(columns, index=index)
+
+    def _tradable_from(self, pair: str, index: pd.DatetimeIndex) -> int:
+        """The warm-up, counted from where the series started; found once, then kept."""
+        window = self._window(pair, self.plan.timeframe)
+        before = window.rows - window.length  # candles the window no longer holds
+        known = self._tradable.get(pair)
+        if known is not None:
+            return max(0, known - before)
+        first = warmed_up(self.plan, self._feed, pair, index)
+        if first < len(index):
+            self._tradable[pair] = before + first
+        return first
+
+
+class _Windows:
+    """The pairs of a window source, as assembling a market reads them."""
+
+    def __init__(self, source: WindowSource) -> None:
+        self._source = source
+        self._signals: dict[str, PairSignals] = {}
+
+    def signals(self, pair: str) -> PairSignals:
+        found = self._signals.get(pair)
+        if found is None:
+            found = self._signals[pair] = self._source._evaluator.evaluate(pair)
+        return found
+
+    def index(self, pair: str) -> pd.DatetimeIndex:
+        return self.signals(pair).index
+
+    def prices(self, pair: str) -> dict[str, np.ndarray]:
+        window = self._source._window(pair, self._source.plan.timeframe)
+        return {k: window.columns[k].view() for k in ("open", "high", "low", "close")}
+
+    def tradable_from(self, pair: str, index: pd.DatetimeIndex) -> int:
+        return self._source._tradable_from(pair, index)

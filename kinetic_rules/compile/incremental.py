@@ -1,0 +1,309 @@
+"""Evaluate a plan as candles arrive: every series extended by the new candles only.
+
+The batch evaluator (evaluate.py) computes each series over all candles at once. A live
+bot receives one candle per pair at each close, and computing its windows again costs
+their whole length every time. Here each series keeps its values and grows by the new
+rows: functions through their streams (functions/_stream.py), arithmetic, comparisons
+and conditions on the new rows alone, offsets (`x[3]`) from the values kept, other
+timeframes and pairs by the same alignment rule as the batch.
+
+What comes out is exactly what the batch evaluator gives over every candle since the
+windows were filled, bit for bit (tests/compile/test_incremental.py), while memory stays
+bounded: each (pair, timeframe) keeps its last `size` candles and the values on them.
+So an EMA or a latch remembers everything since the session began, as in a backtest.
+
+A candle that arrives out of order — a correction of one already seen, or a candle
+of another timeframe or pair after a base candle that should have seen it — cannot
+be appended. Then every series starts over from the windows as they are: correct,
+and as slow once as the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kinetic_rules.compile.candle_windows import (
+    Alignment,
+    CandleWindow,
+    Grow,
+    Series,
+    Tape,
+    candle_columns,
+    unchanged,
+)
+from kinetic_rules.compile.evaluate import (
+    PairSignals,
+    Value,
+    as_array,
+    binary,
+    class_number,
+    compare,
+    regime_tables,
+    take_visible,
+)
+from kinetic_rules.compile.plan import Plan
+from kinetic_rules.data.candles import timeframe_ns
+from kinetic_rules.errors import DataError
+from kinetic_rules.functions import REGISTRY, ArgKind
+from kinetic_rules.lang import ast
+
+
+class IncrementalEvaluator:
+    """The batch evaluator's values for a plan, extended close by close."""
+
+    def __init__(self, plan: Plan, sizes: Mapping[str, int], default_size: int) -> None:
+        self.plan = plan
+        self.sizes = dict(sizes)
+        self.default_size = default_size
+        self.restarts = 0  # times every series had to start over (out-of-order candles)
+        self._windows: dict[tuple[str, str], CandleWindow] = {}
+        self._tables = regime_tables(plan)
+        self._syncing: set[int] = set()
+
+    # candles -----------------------------------------------------------------------------
+    def window(self, pair: str, timeframe: str) -> CandleWindow | None:
+        return self._windows.get((pair, timeframe))
+
+    def append(self, pair: str, timeframe: str, candles: pd.DataFrame) -> None:
+        """Add candles of (pair, timeframe); one seen before is replaced, never duplicated."""
+        times, columns = candle_columns(candles)
+        window = self._windows.get((pair, timeframe))
+        if window is None:
+            size = self.sizes.get(timeframe, self.default_size)
+            window = CandleWindow(pair, timeframe, size, tuple(columns))
+            self._windows[(pair, timeframe)] = window
+        newest = window.newest()
+        if newest is not None and len(times) and times[0] <= newest:
+            if not unchanged(window, times, columns):
+                self._rewrite(window, times, columns)
+                return
+            fresh = times > newest
+            times, columns = times[fresh], {k: v[fresh] for k, v in columns.items()}
+        if not len(times):
+            return
+        first_close = int(times[0]) + timeframe_ns(timeframe)
+        behind = window.rows + len(times) - window.synced  # rows its series will have to add
+        if first_close <= window.read_until or (behind > window.size and window.series):
+            # Candles that should have been read were not, or more than the window keeps.
+            self._start_over()
+        window.append(times, columns)
+
+    def _rewrite(self, window: CandleWindow, times: np.ndarray, columns: dict[str, Any]) -> None:
+        """Merge changed or inserted candles into the window, then start every series over."""
+        kept = pd.DataFrame(
+            {name: tape.view() for name, tape in window.columns.items()},
+            index=window.times.view(),
+        )
+        merged = pd.concat([kept, pd.DataFrame(columns, index=times)])
+        merged = merged[~merged.index.duplicated(keep="last")].sort_index()
+        merged = merged.iloc[-window.size :]
+        fresh = CandleWindow(window.pair, window.timeframe, window.size, window.names)
+        fresh.append(
+            merged.index.to_numpy(np.int64), {str(k): merged[k].to_numpy() for k in merged}
+        )
+        self._windows[(window.pair, window.timeframe)] = fresh
+        self._start_over()
+
+    def _start_over(self) -> None:
+        self.restarts += 1
+        for window in self._windows.values():
+            window.forget()
+
+    # values ------------------------------------------------------------------------------
+    def evaluate(self, pair: str) -> PairSignals:
+        """Every market series of the plan for `pair`, over its window."""
+        base = self._window_of(pair, self.plan.timeframe)
+        self._sync(base)
+        regime = self._regime(base)
+        if base.market is None:
+            base.market = [self._series(node, base, regime) for node in self.plan.market]
+        nodes, length = self.plan.market, base.length
+        values = {
+            node: series.full(length) for node, series in zip(nodes, base.market, strict=True)
+        }
+        codes = regime.full(length) if regime is not None else None
+        return PairSignals(pair, base.index(), values, codes)
+
+    def _window_of(self, pair: str, timeframe: str) -> CandleWindow:
+        window = self._windows.get((pair, timeframe))
+        if window is None or not window.length:
+            raise DataError(f"no {timeframe} candles for {pair}")
+        return window
+
+    def _sync(self, window: CandleWindow) -> None:
+        """Extend every series of the window to its newest candle, dependencies first."""
+        if id(window) in self._syncing:
+            return
+        self._syncing.add(id(window))
+        try:
+            for series in window.order:
+                if series.rows < window.rows:
+                    assert series.tape is not None and series.grow is not None
+                    series.tape.extend(series.grow(window.rows - series.rows))
+                    series.rows = window.rows
+            window.synced = window.rows
+        finally:
+            self._syncing.discard(id(window))
+
+    def _regime(self, base: CandleWindow) -> Series | None:
+        classes = self.plan.strategy.regime
+        if not classes:
+            return None
+        if base.regime is None:
+            rules = [self._series(rule.node, base, None) for _, rule in classes]
+
+            def grow(count: int) -> np.ndarray:
+                codes = np.full(count, len(classes) - 1, dtype=np.int64)
+                decided = np.zeros(count, dtype=bool)
+                for index, rule in enumerate(rules):
+                    holds = as_array(rule.chunk(count), count).astype(bool)
+                    codes[holds & ~decided] = index
+                    decided |= holds
+                return codes
+
+            base.regime = self._register(base, grow)
+        return base.regime
+
+    def _series(self, node: ast.Node, window: CandleWindow, regime: Series | None) -> Series:
+        found = window.series.get(node)
+        if found is None:
+            found = self._make(node, window, regime)
+            window.series[node] = found
+        return found
+
+    def _register(self, window: CandleWindow, grow: Grow) -> Series:
+        """A new series: its values over the whole window now, extended at every sync.
+
+        The window has just been synced, so every series it holds is as new as this one.
+        """
+        values = grow(window.length)
+        series = Series(Tape(window.size, values.dtype), rows=window.rows, grow=grow)
+        series.tape.extend(values)  # type: ignore[union-attr]
+        window.order.append(series)
+        window.synced = window.rows
+        return series
+
+    def _make(self, node: ast.Node, window: CandleWindow, regime: Series | None) -> Series:
+        match node:
+            case ast.Number(value=v) | ast.Bool(value=v) | ast.String(value=v):
+                return Series(None, v)
+            case ast.Name(id="regime"):
+                assert regime is not None, "regime read outside the base timeframe"
+                return regime
+            case ast.Name(id=name) if name in self._tables:
+                assert regime is not None
+                table, codes = self._tables[name], regime
+                return self._register(window, lambda k: table[codes.chunk(k)])
+            case ast.Name(id=name):
+                return self._register(window, lambda k: window.column(name, k))
+            case ast.Call():
+                return self._call(node, window, regime)
+            case ast.Context(operand=operand, timeframe=tf, pair=pair):
+                tf, pair = tf or window.timeframe, pair or window.pair
+                if tf == window.timeframe and pair == window.pair:
+                    return self._series(operand, window, None)
+                return self._context(operand, window, tf, pair)
+            case ast.History(operand=operand, offset=offset):
+                assert isinstance(offset, ast.Number)
+                inner = self._series(operand, window, regime)
+                return self._register(window, _shifted(inner, int(offset.value)))
+        parts = [self._series(child, window, regime) for child in node.children()]
+        combine = self._elementwise(node)
+        if all(part.tape is None for part in parts):
+            return Series(None, combine([part.constant for part in parts]))
+        return self._register(window, lambda k: combine([part.chunk(k) for part in parts]))
+
+    def _elementwise(self, node: ast.Node) -> Callable[[list[Value]], Any]:
+        """The operator of a node that works candle by candle, as the batch applies it."""
+        plan = self.plan
+        match node:
+            case ast.Unary(op="not"):
+                return lambda v: np.logical_not(v[0])
+            case ast.Unary():
+                return lambda v: np.negative(v[0])
+            case ast.Binary(op=op):
+                return lambda v: binary(op, v[0], v[1])
+            case ast.Compare(rest=rest):
+                ops = [op for op, _ in rest]
+
+                def chain(v: list[Value]) -> Value:
+                    left = class_number(plan, v[0])
+                    result: Value = True
+                    for op, right in zip(ops, v[1:], strict=True):
+                        right = class_number(plan, right)
+                        result = np.logical_and(result, compare(op, left, right))
+                        left = right
+                    return result
+
+                return chain
+            case ast.IfElse():
+                return lambda v: np.where(v[0], v[1], v[2])
+        raise TypeError(f"cannot evaluate {type(node).__name__}")
+
+    def _call(self, node: ast.Call, window: CandleWindow, regime: Series | None) -> Series:
+        function = REGISTRY.get(node.func)
+        assert function is not None
+        parts: list[tuple[Series | None, Any]] = []  # (series argument, or None and a constant)
+        for spec, arg in zip(function.args, node.args, strict=True):
+            if spec.kind.is_series:
+                parts.append((self._series(arg, window, regime), None))
+            elif spec.kind is ArgKind.LIST:
+                assert isinstance(arg, ast.ListLit)
+                parts.append((None, tuple(i.value for i in arg.items if isinstance(i, ast.Number))))
+            else:
+                assert isinstance(arg, ast.Number)
+                count = spec.kind in (ArgKind.INT, ArgKind.WINDOW)
+                parts.append((None, int(arg.value) if count else float(arg.value)))
+        stream = function.stream() if function.stream is not None else None
+
+        def grow(k: int) -> np.ndarray:
+            if stream is None:  # no stream: the function over the whole window, newest rows kept
+                size = window.length
+                inputs = [window.column(name, size) for name in function.inputs]
+                args = [as_array(s.full(size), size) if s else c for s, c in parts]
+                return np.asarray(function.impl(*inputs, *args))[size - k :]
+            inputs = [window.column(name, k) for name in function.inputs]
+            args = [as_array(s.chunk(k), k) if s else c for s, c in parts]
+            return np.asarray(stream(*inputs, *args))
+
+        return self._register(window, grow)
+
+    def _context(self, operand: ast.Node, base: CandleWindow, tf: str, pair: str) -> Series:
+        other = self._window_of(pair, tf)
+        self._sync(other)
+        inner = self._series(operand, other, None)
+        alignment = base.alignments.get((pair, tf))
+        if alignment is None:
+            alignment = base.alignments[(pair, tf)] = Alignment(base, other)
+
+        def grow(k: int) -> np.ndarray:
+            self._sync(other)
+            assert inner.tape is None or inner.rows == other.rows, "contexts read in a cycle"
+            values = as_array(inner.full(other.length), other.length)
+            return take_visible(values, alignment.positions(k))
+
+        return self._register(base, grow)
+
+
+def _shifted(inner: Series, offset: int) -> Grow:
+    """`x[offset]`: each new row takes the value `offset` rows before it (the batch's shift)."""
+    before: list[np.ndarray] = []  # the last `offset` values, once known
+
+    def grow(k: int) -> np.ndarray:
+        values = as_array(inner.chunk(k), k)
+        if values.dtype.kind == "i":  # regime class numbers: undefined before the start
+            values = values.astype(np.float64)
+        if offset == 0:
+            return values
+        if not before:
+            fill: Any = False if values.dtype == bool else np.nan
+            before.append(np.full(offset, fill, dtype=values.dtype))
+        joined = np.concatenate((before[0], values))
+        before[0] = joined[len(joined) - offset :]
+        return joined[:k]
+
+    return grow
