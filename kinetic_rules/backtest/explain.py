@@ -74,7 +74,7 @@ def _show(value: object) -> str:
         return "true" if value else "false"
     number = float(value)  # type: ignore[arg-type]
     if math.isnan(number):
-        return "undefined (warm-up or no data)"
+        return "undefined (warm-up, no data, or a division by zero)"
     return f"{number:.6g}"
 
 

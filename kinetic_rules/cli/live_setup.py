@@ -11,13 +11,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import pandas as pd
-
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.errors import ConfigError
 from kinetic_rules.live.book import Book
 from kinetic_rules.live.ccxt_broker import CcxtBroker, broker_from_env
-from kinetic_rules.live.events import EventKind
 from kinetic_rules.live.executor import attach_executor
 from kinetic_rules.live.runtime import Runtime
 from kinetic_rules.persist.book import StoredBook
@@ -37,19 +34,11 @@ def live_trading(
             f"{'trades futures' if spec.market.type != 'spot' else 'has short entries'}"
             " (paper trading and backtests support it)"
         )
-    runtimes: list[Runtime] = []
-
-    def fail_safe(active: bool, message: str) -> None:
-        for runtime in runtimes:
-            kind: EventKind = "fail_safe_entered" if active else "fail_safe_left"
-            runtime.announce(kind, pd.Timestamp.now(tz="UTC"), message)
-
     broker = broker_from_env(
         exchange_id,
         stake_currency=spec.market.stake_currency,
         url_override=args.exchange_url,
         rate_limit_ms=spec.market.rate_limit_ms,
-        on_fail_safe=fail_safe,
     )
     journal = StoredBook(store, spec.metadata.name)
     book = journal.load_book()
@@ -62,7 +51,6 @@ def live_trading(
 
     def attach(runtime: Runtime) -> None:
         assert book is not None
-        runtimes.append(runtime)
         attach_executor(runtime, broker, journal, book)
 
     return broker.exchange, attach

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 import time
@@ -220,6 +221,9 @@ def _session(args: argparse.Namespace) -> int:
         runtime.notifiers.append(telegram)
     what = "trading for real" if args.live else "paper trading"
     print(f"{what} {', '.join(session.pairs)} on {exchange.id}; Ctrl-C stops", file=sys.stderr)
+    # The windows and the plan live as long as the process: keeping them out of the
+    # garbage collector's full passes spares a close a pause of tens of milliseconds.
+    gc.freeze()
     try:
         session.run()
     except KeyboardInterrupt:

@@ -132,9 +132,16 @@ class Executor:
             )  # fmt: skip
             self.book.tickets.append(ticket)
             self._positions[position.id] = position
-            amount = self.broker.tradable(
-                position.pair, self.portfolio.entry_amount(position, data, price)
-            )
+            try:
+                wanted = self.portfolio.entry_amount(position, data, price)
+                amount = self.broker.tradable(position.pair, wanted)
+            except ExchangeError as problem:
+                if not problem.temporary:
+                    raise
+                log.warning(
+                    "%s: no entry, the exchange is out of reach (%s)", position.pair, problem
+                )
+                amount = 0.0
             if amount <= 0:
                 log.warning(
                     "%s: the stake buys less than the smallest order; skipped", position.pair
@@ -147,10 +154,10 @@ class Executor:
             )  # fmt: skip
             self._save(now)  # the intent first: a crash now is found by its client id
             state = self._send(request, now)
-            if state is not None and state.status != "rejected":
-                self._entry_progress(ticket, state, data, now)
-            else:
+            if state is not None and state.status == "rejected":
                 self._end(ticket, now)
+            elif state is not None:
+                self._entry_progress(ticket, state, data, now)
         self._save(now)
 
     # -- between closes and at each close --------------------------------------------------
@@ -306,7 +313,9 @@ class Executor:
         ticket.exit_reason, ticket.closing = reason, closing
         self._save(now)
         state = self._send(request, now)
-        if state is None or state.status == "rejected":
+        if state is None:  # unknown: the next poll finds it, or sends the exit again
+            return
+        if state.status == "rejected":
             ticket.exit = None
             return
         self._record(ticket, state, reason, now)
@@ -337,7 +346,9 @@ class Executor:
                 ticket.stop = None
                 self._close_if_flat(ticket, now)
                 return
-        if state is None or state.status == "rejected":
+        if state is None:  # unknown: the next poll finds it, or it is placed again
+            return
+        if state.status == "rejected":
             ticket.stop, ticket.stop_price = None, None
             log.warning(
                 "%s: no stop on the exchange; the bot watches the price itself", ticket.pair
@@ -424,9 +435,9 @@ class Executor:
         except ExchangeError as problem:
             if not problem.temporary:
                 raise
-            # The request may or may not have landed: the next poll asks by client id.
+            # It may or may not have landed: None, and the next poll asks by client id.
             log.warning("order %s on %s: %s", request.client_id, request.pair, problem)
-            return self._fetch(request.client_id, request.pair)
+            return None
         if state.status == "rejected":
             self.announce(
                 "order_rejected", now,

@@ -67,6 +67,7 @@ class Runtime:
         self.sink = sink
         self._known: dict[int, int] = {}  # trade id -> fills already reported
         self.executor: Executor | None = None
+        self._fail_safe = False  # the broker's, as last told
         self._stop = threading.Event()
         self._lock = threading.Lock()  # chat commands read state from another thread
 
@@ -80,6 +81,7 @@ class Runtime:
             executor = self.executor
             if executor is not None:
                 executor.on_close(view, closed_at)
+                self._watch_broker(closed_at)
             else:
                 for position in self.portfolio.unresolved():
                     self.portfolio.resolve(position, view[position.pair], final=False)
@@ -104,6 +106,7 @@ class Runtime:
             if self.executor is not None:
                 self.executor.poll(self.source.as_of(step), now)
                 self.portfolio.advance(now)
+                self._watch_broker(now)
             self._report(report)
             return report
 
@@ -162,6 +165,19 @@ class Runtime:
         return sorted(self.portfolio.trades, key=lambda t: (t.entry_time, t.pair))
 
     # -- internals -----------------------------------------------------------------------
+    def _watch_broker(self, now: pd.Timestamp) -> None:
+        """Tell a human when the exchange's fail-safe starts and ends (the broker logs it)."""
+        assert self.executor is not None
+        active = self.executor.broker_in_fail_safe
+        if active == self._fail_safe:
+            return
+        self._fail_safe = active
+        if active:
+            message = "FAIL-SAFE: the exchange is out of reach; no new entries, stops stay"
+            self.announce("fail_safe_entered", now, message)
+        else:
+            self.announce("fail_safe_left", now, "The exchange answers again; entries resume")
+
     def _report(self, report: StepReport) -> None:
         """Tell the sink and the notifiers what changed since the last close."""
         for trade in self.portfolio.trades:

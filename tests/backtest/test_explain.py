@@ -45,6 +45,8 @@ def test_operands_are_named_as_the_strategy_names_them(
     assert "keltner_confidence = 0.600845" in lines
     assert "reversal_strength = 0.600845" in lines
     assert "rsi14 = 68.0253" in lines
+    # nothing voted: long_confidence divides 0 by a weight of 0
+    assert "long_confidence = undefined (warm-up, no data, or a division by zero)" in lines
     assert not any("clamp(" in line and line.endswith("0.600845") for line in lines)
 
 

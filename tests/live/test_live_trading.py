@@ -235,3 +235,31 @@ def test_paper_fills_from_the_order_book_go_through_the_same_executor(
     assert cash == pytest.approx(DEPOSIT + flows, abs=1e-6)
     for coin in ("BTC", "ETH", "SOL"):
         assert sum(balances.get(coin, (0.0, 0.0))) < 0.001  # at most dust is left
+
+
+def test_an_exchange_outage_enters_fail_safe_and_the_books_still_balance(
+    standin: ExchangeStandin, tmp_path: Path
+) -> None:
+    """Twenty minutes of 503s on every request while trades are open: the bot keeps
+    running, makes no new entries, says so, and carries on when the exchange is back."""
+    url = f"sqlite:///{tmp_path / 'live.sqlite'}"
+    bot = start_bot(standin, tmp_path / "candles", url)
+    bot.session.run(cycles=44)  # 03:40: a trade is open
+    assert any(t.exit_time is None for t in bot.trades)
+    outage_began = standin.clock.now()
+    while standin.clock.now() < outage_began + 20 * 60_000:
+        standin.faults.fail_next(50, status=503)
+        bot.session.run(cycles=1)
+        standin.faults.clear()
+    entered = [e for e in bot.recorder.events if e.kind == "fail_safe_entered"]
+    assert entered
+    opened_in_outage = [
+        t
+        for t in bot.trades
+        if outage_began <= t.signal_time.timestamp() * 1000 < outage_began + 20 * 60_000
+    ]
+    assert opened_in_outage == []
+    bot.session.run(cycles=40)
+    assert [e for e in bot.recorder.events if e.kind == "fail_safe_left"]
+    wind_down(bot)
+    assert_books_balance(standin, url)

@@ -6,6 +6,7 @@ have reached it), lets 17 minutes of candles go by, starts it again on the same 
 store, lets it trade on, kills it once more, and then checks the books the only way a
 user can: against the exchange. Every coin bought belongs to a stored trade, every
 dollar is accounted for by stored fills, and every open order is one the bot knows.
+Paper sessions are killed mid-trade too; theirs must still be the backtest's trades.
 """
 
 from __future__ import annotations
@@ -21,9 +22,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from kinetic_rules.backtest.runner import simulate
+from kinetic_rules.compile.plan import build_plan
+from kinetic_rules.data.store import CandleStore
+from kinetic_rules.lang.checker import check
 from kinetic_rules.persist import TradeStore
 from kinetic_rules.persist.book import StoredBook
+from kinetic_rules.spec.loader import load_file
 from tests.live.test_live_trading import BUSY_SPOT, DEPOSIT, PAIRS, start_bot, usdt
+from tests.live.test_replay import fingerprint
 from tests.standin import ExchangeStandin
 from tests.standin.account import API_KEY, API_SECRET
 
@@ -41,12 +48,15 @@ def standin() -> Iterator[ExchangeStandin]:
         yield exchange
 
 
-def launch(standin: ExchangeStandin, tmp_path: Path, url: str) -> subprocess.Popen[bytes]:
+def launch(
+    standin: ExchangeStandin, tmp_path: Path, url: str, *mode: str
+) -> subprocess.Popen[bytes]:
+    """The bot, trading for real unless `mode` says otherwise (e.g. "--dry-run")."""
     env = {**os.environ, "KINETIC_API_KEY": API_KEY, "KINETIC_API_SECRET": API_SECRET}
     env.pop("KINETIC_TELEGRAM_TOKEN", None)
     command = [
         sys.executable, "-m", "tests.live.bot_process", standin.url,
-        "run", str(BUSY_SPOT), "--live", "--yes", "--exchange-url", standin.url,
+        "run", str(BUSY_SPOT), *(mode or ("--live", "--yes")), "--exchange-url", standin.url,
         "--db", url, "--data", str(tmp_path / "candles"), "--pairs", *PAIRS,
     ]  # fmt: skip
     with open(tmp_path / "bot.log", "ab") as log:  # the child keeps its own copy
@@ -94,6 +104,35 @@ def test_a_runner_killed_at_any_moment_resumes_with_nothing_lost_or_doubled(
     bot.session._poll()
     assert_nothing_lost(standin, url)
     assert order_requests(standin) > kill_after + 3  # it went on trading after the kill
+
+
+@pytest.mark.parametrize("kill_at", ["04:07:30", "05:41:10", "06:12:00"])
+def test_a_paper_runner_killed_mid_trade_resumes_as_if_nothing_happened(
+    standin: ExchangeStandin, tmp_path: Path, kill_at: str
+) -> None:
+    """Paper sessions resume by feeding the runtime every close since they began: after a
+    SIGKILL at any moment the stored trades are the backtest's, none lost, none twice."""
+    url = f"sqlite:///{tmp_path / 'paper.sqlite'}"
+    kill_ms = int(pd.Timestamp(f"2024-03-05 {kill_at}", tz="UTC").timestamp() * 1000)
+    end_ms = int(END.timestamp() * 1000)
+    for until in (kill_ms, end_ms):
+        bot = launch(standin, tmp_path, url, "--dry-run")
+        kill_when(bot, lambda until=until: standin.clock.now() >= until, tmp_path)
+    assert "Traceback" not in _log(tmp_path)
+    with TradeStore(url) as store:
+        stored = [t for t in store.trades(mode="paper") if t.exit_time is not None]
+    plan = build_plan(check(load_file(BUSY_SPOT)))
+    candles = CandleStore(tmp_path / "candles")
+    cutoff = END - pd.Timedelta(hours=1)  # well before the last kill
+
+    def feed(pair: str, timeframe: str) -> pd.DataFrame:
+        return candles.read("binance", pair, timeframe)
+
+    backtest = simulate(plan, feed, PAIRS, start=START.floor("5min"))
+    expected = [fingerprint(t)[1:] for t in backtest.trades if t.fills[-1].time < cutoff]
+    mine = [fingerprint(t)[1:] for t in stored if t.fills[-1].time < cutoff]
+    assert len(mine) >= 3
+    assert sorted(mine, key=repr) == sorted(expected, key=repr)
 
 
 def assert_nothing_lost(standin: ExchangeStandin, url: str) -> None:
