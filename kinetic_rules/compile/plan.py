@@ -81,7 +81,12 @@ def _uses_trade(node: ast.Node) -> bool:
 
 
 def _uses_live(node: ast.Node) -> bool:
-    return any(isinstance(n, ast.Name) and n.id in LIVE_NAMES for n in node.walk())
+    return bool(live_names(node))
+
+
+def live_names(node: ast.Node) -> list[str]:
+    """The live-only inputs (spread, book_imbalance) a rule reads, itself or through names."""
+    return sorted({n.id for n in node.walk() if isinstance(n, ast.Name) and n.id in LIVE_NAMES})
 
 
 def _market_parts(rule: Rule) -> list[ast.Node]:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from kinetic_rules.compile.evaluate import Evaluator, PairSignals
-from kinetic_rules.compile.plan import Plan
+from kinetic_rules.compile.plan import Plan, live_names
 from kinetic_rules.engine.paths import ExitRules
 from kinetic_rules.engine.portfolio import PairData
 from kinetic_rules.engine.scanner import refresh_rows, shortlist
@@ -143,7 +143,8 @@ def assemble_market(
         prepared.allowed = picks.allowed[prepared.timeline_index, column]
     skipped = [*picks.skipped]
     skipped += [
-        f"{r.label}: reads an input that exists only live; it is undefined in this run"
+        f"{r.label}: reads {', '.join(live_names(r.node))}, which exist(s) only live: "
+        "undefined in this run, so comparisons with it are false"
         for r in plan.reads_live
     ]
     return Market(timeline, data, tuple(skipped))
