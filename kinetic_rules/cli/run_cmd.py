@@ -22,10 +22,13 @@ from kinetic_rules.timeframes import timeframe_seconds
 def register(commands: argparse._SubParsersAction[Any]) -> None:
     run = commands.add_parser(
         "run",
-        help="run a strategy: paper trading by default; --replay plays recorded candles",
-        description="Run the live runtime. With --replay DIR it plays the candles of a "
-        "candle store through the runtime and the paper broker, one closed candle at a "
-        "time; its trades equal the backtest's on the same data. See docs/live.md.",
+        help="run a strategy: paper trading by default, --live for real orders, "
+        "--replay to play recorded candles",
+        description="Run the live runtime at every candle close. By default it paper-trades "
+        "on the exchange's live candles; --live places real orders; --replay DIR plays the "
+        "candles of a candle store, one closed candle at a time, and its trades equal the "
+        "backtest's on the same data. Without --pairs, the strategy's pairs or its scanner "
+        "decide. See docs/live.md.",
     )
     run.add_argument("strategy", type=Path, metavar="FILE", help="strategy YAML file")
     run.add_argument("--replay", metavar="DIR", type=Path, help="a candle store to replay")
@@ -62,7 +65,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         "--set", action="append", default=[], metavar="NAME=VALUE", help="override a param"
     )
     run.add_argument("--exchange", help="ccxt exchange id (default: the file's market.exchange)")
-    run.add_argument("--data", metavar="DIR", help="candle store used as the paper session's cache")
+    run.add_argument("--data", metavar="DIR", help="candle store the session keeps its candles in")
     run.add_argument("--exchange-url", help=argparse.SUPPRESS)  # tests: the stand-in's address
     run.add_argument(
         "--db",
