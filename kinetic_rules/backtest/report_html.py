@@ -270,7 +270,7 @@ def render_html(result: BacktestResult, metrics: Metrics) -> str:
         "<h2>Breakdowns</h2>",
         _breakdown("Per pair", "Pair", by_pair(result), currency),
         _breakdown("Per exit reason", "Exit reason", by_exit_reason(result), currency),
-        _breakdown("Per regime", "Regime", by_regime(result), currency),
+        *_per_regime(result, currency),
         *per_tag,
         _pairs(result),
     ]
@@ -280,3 +280,10 @@ def render_html(result: BacktestResult, metrics: Metrics) -> str:
         f"<title>Backtest: {esc(result.strategy_name)}</title><style>{CSS}</style></head>"
         f"<body>{''.join(sections)}</body></html>\n"
     )
+
+
+def _per_regime(result: BacktestResult, currency: str) -> list[str]:
+    """The regime breakdown, for strategies that have regimes."""
+    if not any(t.regime is not None for t in result.trades):
+        return []
+    return [_breakdown("Per regime", "Regime", by_regime(result), currency)]

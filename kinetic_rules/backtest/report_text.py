@@ -210,7 +210,7 @@ def render_summary(result: BacktestResult, metrics: Metrics) -> RenderableType:
         _totals(metrics, currency),
         _breakdown("Per pair", "Pair", by_pair(result), currency),
         _breakdown("Per exit reason", "Exit reason", by_exit_reason(result), currency),
-        _breakdown("Per regime", "Regime", by_regime(result), currency),
+        *_per_regime(result, currency),
         *per_tag,
     )
 
@@ -222,3 +222,10 @@ def print_summary(
     metrics = metrics if metrics is not None else compute_metrics(result)
     console.print(render_summary(result, metrics))
     return metrics
+
+
+def _per_regime(result: BacktestResult, currency: str) -> list[Table]:
+    """The regime breakdown, for strategies that have regimes."""
+    if not any(t.regime is not None for t in result.trades):
+        return []
+    return [_breakdown("Per regime", "Regime", by_regime(result), currency)]

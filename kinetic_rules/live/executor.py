@@ -87,6 +87,8 @@ class Executor:
         self.exit_kind: OrderKind = "limit" if spec.orders.exit == "limit" else "market"
         self.entry_timeout = pd.Timedelta(seconds=spec.orders.timeouts.entry)
         self.exit_timeout = pd.Timedelta(seconds=spec.orders.timeouts.exit)
+        self.emergency_kind: OrderKind = spec.orders.emergency_exit
+        self.stop_on_exchange = spec.orders.stoploss_on_exchange
         self._positions: dict[int, Position] = {}
         self._orders: dict[str, tuple[str, float]] = {}  # what the order table holds
 
@@ -183,16 +185,21 @@ class Executor:
         self.book.tickets = [t for t in self.book.tickets if not t.done]
         self._save(now)
 
-    def close(self, closing: list[tuple[Position, str]], now: pd.Timestamp) -> None:
-        """A portfolio-wide close-all fired at this close: these positions go at market."""
+    def close(
+        self, closing: list[tuple[Position, str]], view: dict[str, PairData], now: pd.Timestamp
+    ) -> None:
+        """A portfolio-wide close-all fired at this close: these positions go (by
+        `orders.emergency_exit`: at market, or a limit at the close)."""
         for position, name in closing:
             ticket = next(
                 (t for t in self._live() if t.position_id == position.id and t.trade), None
             )
             if ticket is None or ticket.closing:
                 continue
+            limit = self._emergency_limit(view[ticket.pair])
             with _until_next_time(ticket, "close-all not sent"):
-                self._reduce(ticket, self._left(ticket), f"{PROTECTION}:{name}", now, closing=True)
+                reason = f"{PROTECTION}:{name}"
+                self._reduce(ticket, self._left(ticket), reason, now, closing=True, limit=limit)
         self._save(now)
 
     # -- internals: orders ---------------------------------------------------------------
@@ -264,7 +271,10 @@ class Executor:
         ending = [f for f in past if f.reason not in targets]
         if ending and not ticket.done:  # the path ended the trade at a past candle
             reason = ending[-1].reason
-            log.warning("%s: %s is due and has not happened; closing at market", trade.pair, reason)
+            if reason in (STOP_LOSS, TRAILING_STOP) and not self.stop_on_exchange:
+                log.info("%s: the stop was reached; selling at market", trade.pair)
+            else:
+                log.warning("%s: %s is due and has not happened; at market", trade.pair, reason)
             self._reduce(ticket, self._left(ticket), reason, now, closing=True)
         close = float(data.prices["close"][-1])
         for planned in path.decided:
@@ -277,8 +287,11 @@ class Executor:
                 limit = close if self.exit_kind == "limit" else None
                 reason = planned.reason.removeprefix("exit:")
                 self._reduce(ticket, self._left(ticket), reason, now, closing=True, limit=limit)
-            else:
-                self._reduce(ticket, self._left(ticket), planned.reason, now, closing=True)
+            else:  # a protection's close-all
+                limit = self._emergency_limit(data)
+                self._reduce(
+                    ticket, self._left(ticket), planned.reason, now, closing=True, limit=limit
+                )
         stop = path.final_stop
         moved = ticket.stop is None or not math.isclose(stop, ticket.stop_price or 0.0)
         if not ticket.done and ticket.exit is None and math.isfinite(stop) and moved:
@@ -327,6 +340,9 @@ class Executor:
         """Rest a stop for what is left at `price`, replacing the one resting now."""
         left = self._left(ticket)
         if not math.isfinite(price) or ticket.trade is None or left <= 0:
+            return
+        if not self.stop_on_exchange:  # the bot watches it: _decide sells when it is reached
+            ticket.stop_price = ticket.trade.stop = price
             return
         request = OrderRequest(
             self._next_id(ticket, "s"), ticket.pair, ticket.side, False, "stop", left,
@@ -474,6 +490,9 @@ class Executor:
         if trade is None or ticket.stop_price is None:
             return STOP_LOSS
         return STOP_LOSS if ticket.stop_price == trade.initial_stop else TRAILING_STOP
+
+    def _emergency_limit(self, data: PairData) -> float | None:
+        return float(data.prices["close"][-1]) if self.emergency_kind == "limit" else None
 
     def _next_id(self, ticket: Ticket, kind: str) -> str:
         ticket.serial += 1

@@ -87,7 +87,7 @@ class Runtime:
                     self.portfolio.resolve(position, view[position.pair], final=False)
             closing = self.portfolio.observe(closed_at, view, play=executor is None)
             if executor is not None and closing:
-                executor.close(closing, closed_at)
+                executor.close(closing, view, closed_at)
             if not self._stop.is_set() and not (executor and executor.broker_in_fail_safe):
                 ranked = _ranked(self.plan, view, step)
                 taken = self.portfolio.decide(closed_at, ranked)

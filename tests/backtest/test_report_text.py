@@ -38,6 +38,14 @@ def test_summary_fits_80_columns_and_has_every_table(hand_result: BacktestResult
     assert "roc_threshold=1.5" in text
 
 
+def test_a_strategy_without_regimes_gets_no_regime_table(hand_result: BacktestResult) -> None:
+    from dataclasses import replace
+
+    plain = replace(hand_result, trades=[replace(t, regime=None) for t in hand_result.trades])
+    assert "Per regime" not in printed(plain)
+    assert "Per pair" in printed(plain)
+
+
 def test_long_names_still_fit(hand_result: BacktestResult) -> None:
     for trade in hand_result.trades:
         trade.exit_reason = "a_very_long_exit_rule_name_that_goes_on_and_on"

@@ -263,3 +263,23 @@ def test_an_exchange_outage_enters_fail_safe_and_the_books_still_balance(
     assert [e for e in bot.recorder.events if e.kind == "fail_safe_left"]
     wind_down(bot)
     assert_books_balance(standin, url)
+
+
+def test_with_the_stop_off_the_exchange_the_bot_sells_when_a_close_reaches_it(
+    standin: ExchangeStandin, tmp_path: Path
+) -> None:
+    watched = tmp_path / "watched.yaml"
+    text = BUSY_SPOT.read_text().replace(
+        "  exit: limit\n", "  exit: limit\n  stoploss_on_exchange: false\n"
+    )
+    watched.write_text(text)
+    url = f"sqlite:///{tmp_path / 'live.sqlite'}"
+    bot = start_bot(standin, tmp_path / "candles", url, watched)
+    bot.session.run(cycles=80)
+    wind_down(bot)
+    assert not [o for o in standin.account.orders if o.stop_price > 0]  # no stop order, ever
+    trades = assert_books_balance(standin, url)
+    stopped = [t for t in trades if t.exit_reason in ("stop_loss", "trailing_stop")]
+    assert stopped
+    sells = {o.client_id: o.type for o in standin.account.orders if o.side == "SELL"}
+    assert set(sells.values()) <= {"MARKET", "LIMIT"}
