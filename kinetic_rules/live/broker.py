@@ -66,6 +66,10 @@ class Broker(Protocol):
 
     def free_balance(self, currency: str) -> float: ...
 
+    def total_balance(self, currency: str) -> float:
+        """What the account holds of `currency`: free, plus what open orders hold."""
+        ...
+
     def tradable(self, pair: str, amount: float) -> float:
         """`amount` rounded down to the pair's amount step; 0.0 when that is below the
         smallest order the exchange takes (what is left then is dust, not a position)."""

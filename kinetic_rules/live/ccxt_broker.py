@@ -113,9 +113,15 @@ class CcxtBroker:
     # -- the Broker protocol -------------------------------------------------------------
 
     def free_balance(self, currency: str) -> float:
+        return self._balance(currency, "free")
+
+    def total_balance(self, currency: str) -> float:
+        return self._balance(currency, "total")
+
+    def _balance(self, currency: str, which: str) -> float:
         self._load_markets()
         balance = self._call("fetch balance", self.exchange.fetch_balance)
-        return float((balance.get(currency) or {}).get("free") or 0.0)
+        return float((balance.get(currency) or {}).get(which) or 0.0)
 
     def tradable(self, pair: str, amount: float) -> float:
         return tradable_amount(self.exchange, self._market(pair), amount)

@@ -55,6 +55,9 @@ def attach_executor(runtime: Runtime, broker: Broker, journal: BookJournal, book
         plan, runtime.portfolio, broker, journal, book, fill_model(plan), runtime.announce
     )
     runtime.attach(executor, executor.restore())
+    for problem in executor.missing_coins():
+        log.error("%s", problem)
+        runtime.announce("error", pd.Timestamp.now(tz="UTC"), problem)
     for order in executor.unknown_orders():
         ours = order.client_id.startswith(book.prefix)
         log.warning(
@@ -114,6 +117,25 @@ class Executor:
                 trades.append(ticket.trade)
         self.portfolio.restore_books(book.realized, book.closed_profits, book.next_id)
         return trades
+
+    def missing_coins(self) -> list[str]:
+        """Open trades holding more than the account has: coins sold by hand, or by
+        another bot. Each is said once; the trade's stop and exits will be refused."""
+        problems = []
+        by_pair: dict[str, float] = {}
+        for ticket in self._live():
+            if ticket.trade is not None:
+                left = ticket.trade.amount - sum(f.amount for f in ticket.trade.fills[1:])
+                by_pair[ticket.pair] = by_pair.get(ticket.pair, 0.0) + left
+        for pair, needed in sorted(by_pair.items()):
+            base = pair.split("/")[0]
+            held = self.broker.total_balance(base)
+            if held < needed * (1 - 1e-9):
+                problems.append(
+                    f"{pair}: the open trades hold {needed:g} {base}, the account only {held:g}: "
+                    "coins were sold outside this bot; check the position by hand"
+                )
+        return problems
 
     def unknown_orders(self) -> list[OrderState]:
         """Open orders on the exchange this book does not know (reported, never touched)."""

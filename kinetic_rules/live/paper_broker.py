@@ -157,6 +157,11 @@ class PaperBroker:
             self.poll()
             return self.account.free(currency)
 
+    def total_balance(self, currency: str) -> float:
+        with self._lock:
+            self.poll()
+            return sum(self.account.balances().get(currency, (0.0, 0.0)))
+
     def place(self, order: OrderRequest) -> OrderState:
         """Fill or rest an order; a refusal comes back as status "rejected" with the reason.
 

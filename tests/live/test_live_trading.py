@@ -283,3 +283,26 @@ def test_with_the_stop_off_the_exchange_the_bot_sells_when_a_close_reaches_it(
     assert stopped
     sells = {o.client_id: o.type for o in standin.account.orders if o.side == "SELL"}
     assert set(sells.values()) <= {"MARKET", "LIMIT"}
+
+
+def test_a_restart_says_so_when_coins_of_an_open_trade_were_sold_by_hand(
+    standin: ExchangeStandin, tmp_path: Path
+) -> None:
+    from decimal import Decimal
+
+    url = f"sqlite:///{tmp_path / 'live.sqlite'}"
+    first = start_bot(standin, tmp_path / "candles", url)
+    first.session.run(cycles=44)  # 03:40: a trade is open, its stop resting
+    (trade,) = [t for t in first.trades if t.exit_time is None]
+    symbol = trade.pair.replace("/", "")
+    del first  # the bot is stopped; someone cancels its stop and sells half by hand
+    (stop,) = standin.account.open_orders(symbol)
+    standin.account.cancel(symbol, None, stop.client_id)
+    half = Decimal(str(trade.amount / 2)).quantize(Decimal("0.0001"))
+    standin.account.place(symbol, "SELL", "MARKET", half, None, None, "by-hand", "GTC")
+
+    second = start_bot(standin, tmp_path / "candles", url)
+    errors = [e.message for e in second.recorder.events if e.kind == "error"]
+    coin = trade.pair.split("/")[0]
+    assert len(errors) == 1 and f"{trade.pair}: the open trades hold" in errors[0]
+    assert f"{coin}, the account only" in errors[0]
