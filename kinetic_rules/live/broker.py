@@ -30,7 +30,7 @@ class OrderRequest:
     opening: bool  # True: opens/increases the position; False: reduces/closes it
     kind: OrderKind
     amount: float  # base-asset units
-    price: float | None = None  # limit price (limit orders)
+    price: float | None = None  # limit price (limit orders; a stop with one is a stop-limit)
     stop_price: float | None = None  # trigger price (stop orders)
 
 

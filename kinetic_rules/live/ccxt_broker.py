@@ -81,12 +81,10 @@ class CcxtBroker:
         sleep: Callable[[float], None] = time.sleep,
         on_fail_safe: Callable[[bool, str], None] | None = None,
         fail_safe_after: float = 300.0,
-        stop_limit_offset: float = 0.005,
         client_prefix: str = "kr-",
     ) -> None:
         self.exchange = exchange
         self.stake_currency = stake_currency
-        self.stop_limit_offset = stop_limit_offset
         self.client_prefix = client_prefix
         self._retry = dataclasses.replace(retry or live_retry(), sleep=sleep)
         self._pacer = Pacer(rate_limit_ms / 1000, clock=clock, sleep=sleep)
@@ -288,7 +286,7 @@ class CcxtBroker:
         return self._finish(self._call(what, create), order.client_id, order.pair)
 
     def _shape(self, order: OrderRequest, side: str) -> tuple[str, float | None, dict[str, Any]]:
-        """ccxt's (type, price, params); a stop is a stop-limit `stop_limit_offset` beyond."""
+        """ccxt's (type, price, params); a stop with a `price` is a stop-limit."""
         params: dict[str, Any] = {"clientOrderId": order.client_id}
         if order.kind == "market":
             return "market", None, params
@@ -298,9 +296,10 @@ class CcxtBroker:
             return "limit", order.price, params
         if order.stop_price is None:
             raise ValueError(f"stop order {order.client_id} has no stop_price")
-        beyond = -1 if side == "sell" else 1
-        limit = order.stop_price * (1 + beyond * self.stop_limit_offset)
-        return "limit", limit, {**params, "stopLossPrice": order.stop_price}
+        stop = {**params, "stopLossPrice": order.stop_price}
+        if order.price is None:  # Binance spot: STOP_LOSS, a market order once triggered
+            return "market", None, stop
+        return "limit", order.price, stop  # STOP_LOSS_LIMIT
 
     # -- answers -------------------------------------------------------------------------
 

@@ -44,6 +44,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("kinetic_rules.live")
 
 
+# `orders.stoploss: limit`: once triggered, the stop sells no more than this below it
+# (buys no more above); beyond that it rests as a limit until the price comes back.
+STOP_LIMIT_OFFSET = 0.005
+
 Announce = Callable[[EventKind, pd.Timestamp, str], None]
 
 
@@ -92,6 +96,7 @@ class Executor:
         self.exit_timeout = pd.Timedelta(seconds=spec.orders.timeouts.exit)
         self.emergency_kind: OrderKind = spec.orders.emergency_exit
         self.stop_on_exchange = spec.orders.stoploss_on_exchange
+        self.stop_limit = spec.orders.stoploss == "limit"  # else stop-market
         self._positions: dict[int, Position] = {}
         self._orders: dict[str, tuple[str, float]] = {}  # what the order table holds
 
@@ -366,9 +371,11 @@ class Executor:
         if not self.stop_on_exchange:  # the bot watches it: _decide sells when it is reached
             ticket.stop_price = ticket.trade.stop = price
             return
+        beyond = -1.0 if ticket.side == "long" else 1.0  # a long's stop sells: below it
+        limit = price * (1 + beyond * STOP_LIMIT_OFFSET) if self.stop_limit else None
         request = OrderRequest(
             self._next_id(ticket, "s"), ticket.pair, ticket.side, False, "stop", left,
-            stop_price=price,
+            price=limit, stop_price=price,
         )  # fmt: skip
         old, ticket.stop, ticket.stop_price = ticket.stop, request.client_id, price
         self._save(now)

@@ -116,11 +116,11 @@ def test_a_limit_that_is_not_reached_is_canceled(
 
 def test_a_stop_rests_moves_up_and_triggers(broker: CcxtBroker, standin: ExchangeStandin) -> None:
     standin.account.deposit("BTC", 0.01)
-    stop = broker.place(sell("kr-stop-1", "stop", stop_price=61_000.0))
+    stop = broker.place(sell("kr-stop-1", "stop", stop_price=61_000.0, price=60_695.0))
     assert (stop.status, stop.kind) == ("open", "stop")
     resting = standin.account.find("BTCUSDT", None, "kr-stop-1")
     assert (resting.type, float(resting.stop_price), float(resting.price)) == (
-        "STOP_LOSS_LIMIT", 61_000.0, 61_000.0 * 0.995,
+        "STOP_LOSS_LIMIT", 61_000.0, 60_695.0,
     )  # fmt: skip
     standin.clock.advance(QUARTER)
     assert broker.fetch("kr-stop-1", PAIR).status == "open"  # the low stayed above it
@@ -137,6 +137,15 @@ def test_a_stop_rests_moves_up_and_triggers(broker: CcxtBroker, standin: Exchang
     again = broker.replace_stop("kr-stop-2", PAIR, sell("kr-stop-3", "stop", stop_price=trigger))
     assert (again.client_id, again.status) == ("kr-stop-2", "closed")  # filled: nothing placed
     assert broker.open_orders() == []
+
+
+def test_a_stop_without_a_limit_is_a_stop_market(
+    broker: CcxtBroker, standin: ExchangeStandin
+) -> None:
+    standin.account.deposit("BTC", 0.01)
+    broker.place(sell("kr-stop-m", "stop", stop_price=61_000.0))
+    resting = standin.account.find("BTCUSDT", None, "kr-stop-m")
+    assert (resting.type, float(resting.stop_price)) == ("STOP_LOSS", 61_000.0)
 
 
 def test_a_stop_that_would_trigger_at_once_is_rejected(broker: CcxtBroker) -> None:
