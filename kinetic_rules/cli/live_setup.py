@@ -4,7 +4,6 @@ book), the confirmation for real money, and the executor attached to the runtime
 from __future__ import annotations
 
 import argparse
-import logging
 import secrets
 import string
 import sys
@@ -19,8 +18,6 @@ from kinetic_rules.live.executor import attach_executor
 from kinetic_rules.live.runtime import Runtime
 from kinetic_rules.persist.book import StoredBook
 from kinetic_rules.persist.store import TradeStore
-
-log = logging.getLogger("kinetic_rules.live")
 
 
 def live_trading(
@@ -85,9 +82,7 @@ def _new_prefix() -> str:
     return "kr" + "".join(secrets.choice(alphabet) for _ in range(6)) + "-"
 
 
-def book_paper_trading(
-    args: argparse.Namespace, plan: Plan, exchange: Any, store: TradeStore
-) -> Callable[[Runtime], None]:
+def book_paper_trading(plan: Plan, exchange: Any, store: TradeStore) -> Callable[[Runtime], None]:
     """Paper trading through the executor and a paper broker: orders fill against the
     exchange's live tickers and order books instead of the candle fill model."""
     from kinetic_rules.engine.fills import fill_model

@@ -198,7 +198,7 @@ def _session(args: argparse.Namespace) -> int:
         if args.fills == "book":
             from kinetic_rules.cli.live_setup import book_paper_trading
 
-            live = book_paper_trading(args, plan, exchange, sink.store)
+            live = book_paper_trading(plan, exchange, sink.store)
     universe = None
     if not pairs and spec.scanner is not None:  # scan all markets: see docs/live.md
         universe = LiveUniverse(exchange, spec.market, spec.scanner)

@@ -284,3 +284,30 @@ def test_a_market_without_candles_yet_waits_for_a_later_refresh(
     session.run(cycles=2)
     assert session.pairs == ["BTC/USDT"]
     assert session.runtime is not None and session.runtime.source.pairs() == ["BTC/USDT"]
+
+
+def test_run_fills_book_trades_through_the_executor_and_the_paper_broker(
+    standin: ExchangeStandin,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from kinetic_rules.live.paper_broker import PaperBroker
+
+    seen: list[object] = []
+
+    def look_and_stop(self: TradingSession, cycles: int | None = None) -> None:
+        assert self.runtime is not None and self.runtime.executor is not None
+        seen.append(self.runtime.executor.broker)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(TradingSession, "run", look_and_stop)
+    code = main(
+        [
+            "run", str(SCANNING), "--fills", "book", "--pairs", "BTC/USDT",
+            "--exchange-url", standin.url, "--data", str(tmp_path / "store"),
+            "--db", f"sqlite:///{tmp_path / 'trades.sqlite'}",
+        ]
+    )  # fmt: skip
+    assert code == 130, capsys.readouterr().err
+    assert len(seen) == 1 and isinstance(seen[0], PaperBroker)
