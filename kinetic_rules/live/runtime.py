@@ -5,7 +5,9 @@ order fills or expires, stops and exits happen), then the entries decided at thi
 take their slots. The portfolio, the fill model and the trade paths are the backtest's
 own, so a replay of recorded candles gives the backtest's trades — the test that lets
 users trust both. What the runtime adds is the outside world: a trade store that keeps
-every change (so a restart resumes), and notifiers that tell a human.
+every change (so a restart resumes), and notifiers that tell a human. With an executor
+attached (real orders, or paper orders on the live order book) the exchange makes the
+fills instead of the fill model, while the decisions stay the backtest's.
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ class Runtime:
             return report
 
     def poll(self, step: int, now: pd.Timestamp) -> StepReport:
-        """Between closes, trading for real: follow the orders (fills, timeouts, stops)."""
+        """Between closes, with an executor: follow the orders (fills, timeouts, stops)."""
         with self._lock:
             report = StepReport(now)
             if self.executor is not None:
