@@ -21,6 +21,7 @@ from kinetic_rules.lang.checker import check
 from kinetic_rules.live.book import Book
 from kinetic_rules.live.ccxt_broker import CcxtBroker
 from kinetic_rules.live.executor import attach_executor
+from kinetic_rules.live.runtime import Runtime
 from kinetic_rules.live.session import TradingSession
 from kinetic_rules.persist import TradeStore
 from kinetic_rules.persist.book import StoredBook
@@ -76,9 +77,9 @@ def start_bot(standin: ExchangeStandin, root: Path, url: str, strategy: Path = B
     book = journal.load_book() or Book("krtest-", broker.free_balance("USDT"))
     recorder = Recorder()
 
-    def attach(runtime: object) -> None:
-        runtime.notifiers.append(recorder)  # type: ignore[attr-defined]
-        attach_executor(runtime, broker, journal, book)  # type: ignore[arg-type]
+    def attach(runtime: Runtime) -> None:
+        runtime.notifiers.append(recorder)
+        attach_executor(runtime, broker, journal, book)
 
     session = TradingSession(
         plan, broker.exchange, CandleStore(root), PAIRS, clock=now, sleep=sleep,
@@ -211,11 +212,14 @@ def test_paper_fills_from_the_order_book_go_through_the_same_executor(
     )  # fmt: skip
     journal = StoredBook(store, "busy-spot", mode="paper")
     book = Book("krpaper-", DEPOSIT)
+
+    def attach(runtime: Runtime) -> None:
+        attach_executor(runtime, broker, journal, book)
+
     session = TradingSession(
         plan, client, CandleStore(tmp_path / "candles"), PAIRS, clock=now, sleep=sleep,
         sizes={"5m": 100_000}, sink=StoreSink(store, strategy="busy-spot", mode="paper"),
-        journal=store, poll_seconds=60,
-        attach=lambda runtime: attach_executor(runtime, broker, journal, book) and None,
+        journal=store, poll_seconds=60, attach=attach,
     )  # fmt: skip
     session.start()
     session.run(cycles=80)
