@@ -19,6 +19,7 @@ from the next close on; a pair with a trade still open stays until the trade is 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -140,7 +141,11 @@ class TradingSession:
     @property
     def _journal_key(self) -> str:
         pairs = "scan" if self.universe is not None else ",".join(self.pairs)
-        return f"paper-session:{self.plan.strategy.spec.metadata.name}:{pairs}"
+        key = f"paper-session:{self.plan.strategy.spec.metadata.name}:{pairs}"
+        if len(key) > 160:  # the state table's keys hold 200 characters: name many pairs briefly
+            digest = hashlib.sha256(pairs.encode()).hexdigest()[:16]
+            key = f"paper-session:{self.plan.strategy.spec.metadata.name[:80]}:{digest}"
+        return key
 
     def _began(self) -> pd.Timestamp | None:
         text = self.journal.state(self._journal_key) if self.journal is not None else None

@@ -153,3 +153,16 @@ def test_an_outage_over_five_minutes_enters_fail_safe_and_recovery_leaves_it(
         if outage_began <= t.signal_time + pd.Timedelta("5min") < outage_ended
     ]  # fmt: skip
     assert decided_during == []
+
+
+def test_a_session_of_many_pairs_keeps_its_journal_key_within_the_state_table() -> None:
+    plan = build_plan(check(load_file(BUSY)))
+    many = [f"COIN{i:03d}/USDT" for i in range(60)]
+
+    def session(pairs: list[str]) -> TradingSession:
+        return TradingSession(plan, None, None, pairs, clock=pd.Timestamp.now, sleep=print)  # type: ignore[arg-type]
+
+    key = session(many)._journal_key
+    assert len(key) <= 200 and key == session(list(many))._journal_key
+    assert key != session(many[:-1])._journal_key
+    assert session(PAIRS)._journal_key == "paper-session:busy:" + ",".join(PAIRS)
