@@ -59,6 +59,16 @@ def trailing(reach: int) -> Restart:
     return lambda row: max(0, row - reach + 1)
 
 
+def window(n: int) -> int:
+    """Reach of a function over the last n candles."""
+    return n
+
+
+def window_and_one(n: int) -> int:
+    """Reach of a function comparing a candle with the one n candles before it."""
+    return n + 1
+
+
 def replayed(impl: Callable[..., Array], reach: Callable[[int], int]) -> StreamFactory:
     """For a function of one constant n (a window, a period) whose value at a candle
     depends on the last `reach(n)` candles only: `impl` called again over those."""

@@ -144,14 +144,6 @@ class _LatchStream:
         return out
 
 
-def _window(n: int) -> int:
-    return n
-
-
-def _and_one(n: int) -> int:
-    return n + 1
-
-
 define(
     "crossed_above",
     CATEGORY,
@@ -186,7 +178,7 @@ define(
     of("window"),
     returns="bool",
     example="steady: all(close > ema(close, 50), 1h)",
-    stream=stream.replayed(_all, _window),
+    stream=stream.replayed(_all, stream.window),
 )
 
 define(
@@ -199,7 +191,7 @@ define(
     of("window"),
     returns="bool",
     example="recent_dip: any(rsi(close, 14) < 30, 2h)",
-    stream=stream.replayed(_any, _window),
+    stream=stream.replayed(_any, stream.window),
 )
 
 define(
@@ -210,7 +202,7 @@ define(
     _count,
     of("window"),
     example="mostly_green: count(close > open, 12) >= 8",
-    stream=stream.replayed(_count, _window),
+    stream=stream.replayed(_count, stream.window),
 )
 
 define(
@@ -253,7 +245,7 @@ define(
     of("periods"),
     returns="bool",
     example="ema_up: rising(ema(close, 50), 3)",
-    stream=stream.replayed(_rising, _and_one),
+    stream=stream.replayed(_rising, stream.window_and_one),
 )
 
 define(
@@ -265,5 +257,5 @@ define(
     of("periods"),
     returns="bool",
     example="volume_fading: falling(mean(volume, 6), 6)",
-    stream=stream.replayed(_falling, _and_one),
+    stream=stream.replayed(_falling, stream.window_and_one),
 )

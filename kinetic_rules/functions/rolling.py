@@ -93,14 +93,6 @@ def _exactly(impl: Callable[..., Array]) -> StreamFactory:
     )
 
 
-def _window(n: int) -> int:
-    return n
-
-
-def _and_one(n: int) -> int:
-    return n + 1
-
-
 define(
     "mean",
     CATEGORY,
@@ -135,7 +127,7 @@ define(
     of("window"),
     talib="MIN",
     example="new_low: low <= lowest(low, 7d)",
-    stream=stream.replayed(_lowest, _window),
+    stream=stream.replayed(_lowest, stream.window),
 )
 
 define(
@@ -148,7 +140,7 @@ define(
     of("window"),
     talib="MAX",
     example="breakout: close > highest(high, 20)[1]",
-    stream=stream.replayed(_highest, _window),
+    stream=stream.replayed(_highest, stream.window),
 )
 
 define(
@@ -188,7 +180,7 @@ define(
     _percentile_rank,
     of("window"),
     example="cheap_volatility: percentile_rank(atr(14), 30d) < 20",
-    stream=stream.replayed(_percentile_rank, _window),
+    stream=stream.replayed(_percentile_rank, stream.window),
 )
 
 define(
@@ -214,7 +206,7 @@ define(
     of("periods"),
     talib="MOM",
     example="rsi_rising: change(rsi(close, 14), 3) > 10",
-    stream=stream.replayed(_change, _and_one),
+    stream=stream.replayed(_change, stream.window_and_one),
 )
 
 define(
@@ -227,7 +219,7 @@ define(
     of("periods"),
     talib="ROCP",
     example="jump: pct_change(close, 12) > 3%",
-    stream=stream.replayed(_pct_change, _and_one),
+    stream=stream.replayed(_pct_change, stream.window_and_one),
 )
 
 define(
@@ -240,5 +232,5 @@ define(
     _log_return,
     of("periods"),
     example="volatile: std(log_return(close), 24h) > 0.01",
-    stream=stream.replayed(_log_return, _and_one),
+    stream=stream.replayed(_log_return, stream.window_and_one),
 )
