@@ -245,16 +245,11 @@ class Portfolio:
         entry time is the open of the candle the fill happened in, so its path starts there."""
         index = data.signals.index
         signal = int(index.searchsorted(position.signal_time))
-        self._open_trade(position, data, signal, signal, price)
-        trade = position.trade
-        assert trade is not None
-        trade.entry_time = max(filled_at.floor(self.timeframe), index[signal] + self.timeframe)
-        trade.stake = trade.stake * amount / trade.amount if trade.amount else 0.0
-        position.stake = trade.stake
-        trade.margin = None if trade.margin is None else trade.stake
-        trade.amount = amount
-        trade.fills[0] = Fill(filled_at, price, amount, fee, "entry")
-        return trade
+        candle = max(filled_at.floor(self.timeframe), index[signal] + self.timeframe)
+        wanted = self.entry_amount(position, data, price)
+        position.stake *= amount / wanted if wanted else 0.0  # a partial fill stakes its share
+        fill = Fill(filled_at, price, amount, fee, "entry")
+        return self._open_trade(position, data, signal, candle, price, fill)
 
     def close_filled(self, position: Position, at: pd.Timestamp) -> None:
         """The position ended on the exchange at `at` (its trade closed, or its entry never
@@ -415,16 +410,24 @@ class Portfolio:
                 position.state = "done"
                 position.release = position.settle = index[entry[1]] + self.timeframe
                 return
-            self._open_trade(position, data, signal, entry[1], entry[2])
+            self._open_trade(position, data, signal, index[entry[1]], entry[2])
         if position.state == "open":
             self._follow(position, data, final)
 
     def _open_trade(
-        self, position: Position, data: PairData, signal: int, at: int, price: float
-    ) -> None:
+        self,
+        position: Position,
+        data: PairData,
+        signal: int,
+        entry_time: pd.Timestamp,
+        price: float,
+        filled: Fill | None = None,
+    ) -> Trade:
+        """The trade an entry opened at `price`; `filled` is the fill as the exchange made
+        it (live), else the fill model's at the open of `entry_time`'s candle."""
         sign = 1.0 if position.side == "long" else -1.0
         leverage = self._leverage(data, signal)
-        amount = position.stake * leverage / price
+        amount = position.stake * leverage / price if filled is None else filled.amount
         maintenance = self.fills.maintenance_margin  # None: spot, nothing to liquidate
         regime = data.signals.regime
         index = data.signals.index
@@ -434,7 +437,7 @@ class Portfolio:
             side=position.side,
             regime=self.regimes[int(regime[signal])] if regime is not None else None,
             signal_time=index[signal],
-            entry_time=index[at],
+            entry_time=entry_time,
             entry_price=price,
             amount=amount,
             stake=position.stake,
@@ -446,11 +449,11 @@ class Portfolio:
             if maintenance is None
             else liquidation_price(price, leverage, maintenance, sign),
         )
-        trade.fills.append(
-            Fill(index[at], price, amount, self.fills.fee_on(price, amount), "entry")
-        )
+        fee = self.fills.fee_on(price, amount)
+        trade.fills.append(filled or Fill(entry_time, price, amount, fee, "entry"))
         self.trades.append(trade)
         position.trade, position.state = trade, "open"
+        return trade
 
     def _follow(self, position: Position, data: PairData, final: bool) -> None:
         trade = position.trade
