@@ -51,6 +51,12 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         action="store_true",
         help="import a file without its invalid rows instead of rejecting it",
     )
+    imp.add_argument(
+        "--accept-price-jump",
+        action="store_true",
+        help="import a file even where its prices jump against the stored series "
+        "(checked to catch a file of another pair or in another price unit)",
+    )
     imp.add_argument("--dry-run", action="store_true", help="validate and report; store nothing")
     _store_flags(imp)
     imp.set_defaults(handler=run_import)
@@ -151,6 +157,7 @@ def run_import(args: argparse.Namespace) -> int:
         timeframe=args.timeframe,
         drop_bad_rows=args.drop_bad_rows,
         dry_run=args.dry_run,
+        accept_price_jump=args.accept_price_jump,
         on_file=show,
     )
     rejected = len(summary.rejected)
@@ -192,8 +199,12 @@ def _file_lines(outcome: FileOutcome) -> list[str]:
     assert report is not None
     if report.fatal:
         head = f"✗ {what}: rejected, {report.rows_read:,} rows read"
-        hint = "  (fix the file, or pass --drop-bad-rows to import it without the bad rows)"
-        return [head, *("  " + line for line in report.render_lines()), hint]
+        lines = [head, *("  " + line for line in report.render_lines())]
+        if any(i.fatal and i.kind != "price_seam" for i in report.issues):
+            lines.append(
+                "  (fix the file, or pass --drop-bad-rows to import it without the bad rows)"
+            )
+        return lines
     if report.candles_kept == 0:
         return [f"- {what}: no candles in the file; nothing to import"]
     head = f"✓ {what}: {report.candles_kept:,} candles"

@@ -2,15 +2,17 @@
 
 Nothing is written until every path is understood (an unknown file name is a
 ConfigError before any import). Each file is validated on its own and reported on
-its own; files of one series (say twelve monthly zips) are then merged and written
-in one atomic step, later files winning where they overlap.
+its own, then checked against what the series already holds (the store, and the
+files before it in this import): prices that cannot be the pair's refuse the file
+(data/seams.py). Files of one series (say twelve monthly zips) are then merged and
+written in one atomic step, later files winning where they overlap.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +20,7 @@ import pandas as pd
 from kinetic_rules.data.candles import check_timeframe, is_quote_volume_estimated
 from kinetic_rules.data.pairs import normalize_pair, pair_from_filename, split_symbol
 from kinetic_rules.data.readers import CandleSource, is_candle_file, sources_in
+from kinetic_rules.data.seams import seam_issue
 from kinetic_rules.data.store import CandleStore, WriteResult, check_exchange
 from kinetic_rules.data.validate import ValidationReport, validate
 from kinetic_rules.errors import ConfigError, DataError
@@ -154,9 +157,16 @@ def import_paths(
     timeframe: str | None = None,
     drop_bad_rows: bool = False,
     dry_run: bool = False,
+    accept_price_jump: bool = False,
+    now_ns: int | None = None,
     on_file: Callable[[FileOutcome], None] | None = None,
 ) -> ImportSummary:
-    """Validate every file, report each through `on_file`, and store the accepted ones."""
+    """Validate every file, report each through `on_file`, and store the accepted ones.
+
+    `now_ns` is the import time candles may not be dated after (default: the clock);
+    `accept_price_jump` imports a file whose prices jump at the seam with stored data,
+    with a warning instead of refusing it.
+    """
     check_exchange(exchange)
     planned, unreadable = plan_import(paths, pair=pair, timeframe=timeframe)
     summary = ImportSummary(files=list(unreadable))
@@ -164,13 +174,25 @@ def import_paths(
         if on_file:
             on_file(outcome)
     accepted: dict[tuple[str, str], list[pd.DataFrame]] = {}
+    stored: dict[tuple[str, str], pd.DataFrame | None] = {}
     for item in planned:
         outcome = FileOutcome(item.source.label, item.pair, item.timeframe)
         try:
             raw = item.source.read()
             frame, outcome.report = validate(
-                raw, item.timeframe, item.source.label, drop_bad_rows=drop_bad_rows
+                raw,
+                item.timeframe,
+                item.source.label,
+                drop_bad_rows=drop_bad_rows,
+                now_ns=now_ns,
             )
+            key = (item.pair, item.timeframe)
+            if frame is not None and len(frame):
+                held = _held(store, exchange, key, stored, accepted.get(key, []))
+                seam = seam_issue(frame, held, item.pair)
+                if seam is not None:
+                    outcome.report.issues.append(replace(seam, fatal=not accept_price_jump))
+                    frame = frame if accept_price_jump else None
         except DataError as error:
             outcome.error = str(error)
             frame = None
@@ -185,6 +207,23 @@ def import_paths(
         for batch in _combine(frames):
             summary.written.append(store.write(exchange, series_pair, series_tf, batch))
     return summary
+
+
+def _held(
+    store: CandleStore,
+    exchange: str,
+    key: tuple[str, str],
+    stored: dict[tuple[str, str], pd.DataFrame | None],
+    accepted: list[pd.DataFrame],
+) -> pd.DataFrame | None:
+    """What the series holds before the next file: the store, then this import's files."""
+    if key not in stored:
+        stored[key] = store.read(exchange, *key) if store.find(exchange, *key) else None
+    frames = [f for f in (stored[key], *accepted) if f is not None]
+    if len(frames) <= 1:
+        return frames[0] if frames else None
+    both = pd.concat(frames)
+    return both[~both.index.duplicated(keep="last")].sort_index(kind="stable")
 
 
 def _combine(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:

@@ -3,16 +3,22 @@
 Policy (docs/data.md repeats it for users):
 - fatal, the file is rejected as a whole unless bad rows are to be dropped: unparseable
   rows, missing values, non-positive prices, high below low, open or close outside
-  high..low, negative volume, open times off the timeframe's grid, a timeframe that
-  does not match the spacing of the candles;
-- repaired and reported: rows out of order are sorted (stable); duplicates with
-  identical values are dropped; conflicting duplicates keep the LAST occurrence in
-  file order (a later row is the later snapshot of that candle);
-- reported only: gaps. They are never filled.
+  high..low, negative volume, open times off the timeframe's grid, candles dated in
+  the future (opening more than one candle after the import time), a timestamp
+  repeated after other rows (out of order), duplicates that disagree on a value, a
+  timeframe that does not match the spacing of the candles;
+- repaired and reported: rows out of order are sorted (stable); a candle repeated on
+  the next row with identical values is dropped;
+- reported only: gaps. They are never filled in the store (a backtest may fill them,
+  see data/gaps.py).
+
+Dropping bad rows drops every row of a conflicting timestamp (no row can be trusted
+over the other) and keeps the first of identical repeats.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -138,10 +144,20 @@ class ValidationReport:
 
 
 def validate(
-    raw: RawCandles, timeframe: str, source: str, *, drop_bad_rows: bool = False
+    raw: RawCandles,
+    timeframe: str,
+    source: str,
+    *,
+    drop_bad_rows: bool = False,
+    now_ns: int | None = None,
 ) -> tuple[pd.DataFrame | None, ValidationReport]:
-    """Checked canonical candles (None when rejected) and the report of what was found."""
+    """Checked canonical candles (None when rejected) and the report of what was found.
+
+    `now_ns` is the import time (default: the clock); candles opening more than one
+    candle after it cannot be real.
+    """
     step = timeframe_ns(timeframe)
+    now = time.time_ns() if now_ns is None else now_ns
     report = ValidationReport(source, timeframe, rows_read=len(raw) + raw.unparseable_count)
     if raw.unparseable_count:
         report.issues.append(
@@ -154,13 +170,16 @@ def validate(
             )
         )
     bad = np.zeros(len(raw), dtype=np.bool_)
-    for kind, title, mask, explain in _row_checks(raw, timeframe, step):
+    for kind, title, mask, explain in _row_checks(raw, timeframe, step, now):
         if mask.any():
             examples = tuple(_where(raw, i) + ": " + explain(i) for i in _first(mask))
             report.issues.append(
                 Issue(kind, title, int(mask.sum()), examples, fatal=not drop_bad_rows)
             )
             bad |= mask
+    duplicates, repeated_bad = _duplicate_checks(raw, drop_bad_rows)
+    report.issues.extend(duplicates)
+    bad |= repeated_bad
     if bad.any():
         raw = raw.take(~bad)
     spacing = _spacing_issue(raw.times_ns, timeframe, step)
@@ -168,8 +187,8 @@ def validate(
         report.issues.append(spacing)
     if report.fatal:
         return None, report
+    raw = _drop_adjacent_repeats(raw, report)
     raw = _sort(raw, report)
-    raw = _deduplicate(raw, report)
     _report_gaps(raw.times_ns, step, report)
     report.candles_kept = len(raw)
     frame = candle_frame(
@@ -181,7 +200,7 @@ def validate(
 RowCheck = tuple[str, str, BoolArray, Callable[[int], str]]
 
 
-def _row_checks(raw: RawCandles, timeframe: str, step: int) -> list[RowCheck]:
+def _row_checks(raw: RawCandles, timeframe: str, step: int, now_ns: int) -> list[RowCheck]:
     o, h, lo, c, v = raw.open, raw.high, raw.low, raw.close, raw.volume
     qv = raw.quote_volume
     finite = np.logical_and.reduce([np.isfinite(col) for col in raw.values()])
@@ -195,6 +214,7 @@ def _row_checks(raw: RawCandles, timeframe: str, step: int) -> list[RowCheck]:
     off_grid = np.zeros(len(raw), dtype=np.bool_)
     if has_known_grid(timeframe):
         off_grid = (raw.times_ns - bucket_origin_ns(timeframe)) % step != 0
+    future = raw.times_ns > now_ns + step
 
     def prices(i: int) -> str:
         return f"open {o[i]:g}, high {h[i]:g}, low {lo[i]:g}, close {c[i]:g}"
@@ -218,6 +238,13 @@ def _row_checks(raw: RawCandles, timeframe: str, step: int) -> list[RowCheck]:
         ("outside_range", "open or close outside high..low", outside, prices),
         ("negative_volume", "volume below zero", negative_volume, volumes),
         ("off_grid", "open times off the timeframe grid", off_grid, grid),
+        (
+            "future",
+            f"candles dated in the future (after {format_time(now_ns)}, the import time, "
+            "plus one candle)",
+            future,
+            lambda i: "opens after the import time",
+        ),
     ]
 
 
@@ -263,48 +290,80 @@ def _sort(raw: RawCandles, report: ValidationReport) -> RawCandles:
     return raw.take(np.argsort(raw.times_ns, kind="stable"))
 
 
-def _deduplicate(raw: RawCandles, report: ValidationReport) -> RawCandles:
+def _duplicate_checks(raw: RawCandles, drop_bad_rows: bool) -> tuple[list[Issue], BoolArray]:
+    """Repeated timestamps nothing can resolve: the rows to drop, and why.
+
+    A timestamp repeated after other rows says the file was spliced from pieces, and two
+    rows of one candle that disagree leave no way to tell which is right: both refuse the
+    file. Only a repeat on the very next row with identical values is harmless.
+    """
+    bad = np.zeros(len(raw), dtype=np.bool_)
+    if len(raw) < 2:
+        return [], bad
+    order = np.argsort(raw.times_ns, kind="stable")  # file order within one timestamp
+    times = raw.times_ns[order]
+    later = np.flatnonzero(times[1:] == times[:-1]) + 1  # positions (in `order`) of repeats
+    if len(later) == 0:
+        return [], bad
+    group_start = np.r_[0, np.flatnonzero(times[1:] != times[:-1]) + 1]
+    first_of = group_start[np.searchsorted(group_start, later, side="right") - 1]
+    row, first, previous = order[later], order[first_of], order[later - 1]
+    columns = raw.values()
+    same = np.logical_and.reduce(
+        [np.isnan(c[row]) & np.isnan(c[first]) | (c[row] == c[first]) for c in columns]
+    )
+    conflicting_times = np.unique(times[later][~same])
+    spliced_times = np.unique(times[later][row != previous + 1])
+    conflicting = np.isin(times[later], conflicting_times)
+    out_of_order = ~conflicting & np.isin(times[later], spliced_times)
+    issues: list[Issue] = []
+    fatal = not drop_bad_rows
+    if conflicting.any():
+        examples = tuple(
+            f"{_where(raw, int(r))} differs from {_where(raw, int(f))}"
+            for r, f in zip(row[~same][:MAX_EXAMPLES], first[~same][:MAX_EXAMPLES], strict=True)
+        )
+        title = "conflicting duplicates (two rows of one candle disagree)"
+        issues.append(
+            Issue("duplicate_conflicting", title, int(conflicting.sum()), examples, fatal)
+        )
+        bad |= np.isin(raw.times_ns, conflicting_times)
+    if out_of_order.any():
+        examples = tuple(
+            f"{_where(raw, int(r))} repeats {_where(raw, int(f))}"
+            for r, f in zip(
+                row[out_of_order][:MAX_EXAMPLES], first[out_of_order][:MAX_EXAMPLES], strict=True
+            )
+        )
+        title = "timestamps repeated out of order (the file repeats an earlier candle later on)"
+        issues.append(
+            Issue("duplicate_out_of_order", title, int(out_of_order.sum()), examples, fatal)
+        )
+        bad[row[out_of_order]] = True
+    return issues, bad
+
+
+def _drop_adjacent_repeats(raw: RawCandles, report: ValidationReport) -> RawCandles:
+    """Drop a row that repeats the row before it exactly (left after the checks above)."""
     times = raw.times_ns
     if len(times) < 2:
         return raw
-    is_last = np.r_[times[1:] != times[:-1], True]
-    if is_last.all():
+    repeat = np.r_[False, times[1:] == times[:-1]]
+    if not repeat.any():
         return raw
-    group_last = np.flatnonzero(is_last)
-    group_of = np.cumsum(np.r_[True, is_last[:-1]]) - 1
-    winner = group_last[group_of]
-    same = np.logical_and.reduce([col == col[winner] for col in raw.values()])
-    dropped = ~is_last
-    identical = dropped & same
-    conflicting = dropped & ~same
-    if identical.any():
-        examples = tuple(
-            f"{_where(raw, i)} repeats {_where(raw, winner[i])}" for i in _first(identical)
+    examples = tuple(
+        f"{_where(raw, int(i))} repeats {_where(raw, int(i) - 1)}" for i in _first(repeat)
+    )
+    report.issues.append(
+        Issue(
+            "duplicate_identical",
+            "identical duplicate candles dropped",
+            int(repeat.sum()),
+            examples,
+            fatal=False,
         )
-        report.issues.append(
-            Issue(
-                "duplicate_identical",
-                "identical duplicate candles dropped",
-                int(identical.sum()),
-                examples,
-                fatal=False,
-            )
-        )
-    if conflicting.any():
-        examples = tuple(
-            f"{_where(raw, i)} differs from {_where(raw, winner[i])}, which is kept"
-            for i in _first(conflicting)
-        )
-        report.issues.append(
-            Issue(
-                "duplicate_conflicting",
-                "conflicting duplicates (the last one is kept)",
-                int(conflicting.sum()),
-                examples,
-                fatal=False,
-            )
-        )
-    return raw.take(is_last)
+    )
+    return raw.take(~repeat)
 
 
 def _report_gaps(times: IntArray, step: int, report: ValidationReport) -> None:

@@ -84,24 +84,56 @@ def test_rows_out_of_order_are_sorted_and_reported() -> None:
     assert "line 3 (2024-01-01 00:05) comes after line 2 (2024-01-01 00:10)" in issue.examples[0]
 
 
-def test_identical_duplicates_are_dropped_and_counted() -> None:
-    rows = [*GOOD, GOOD[2], GOOD[2]]
+def test_a_candle_repeated_on_the_next_row_is_dropped_and_counted() -> None:
+    rows = [*GOOD[:3], GOOD[2], GOOD[2], *GOOD[3:]]
     frame, report = validate(raw(rows), "5m", "x.csv")
     assert frame is not None and len(frame) == 6
     issue = report.issue("duplicate_identical")
     assert issue is not None and issue.count == 2 and not issue.fatal
-    assert report.issue("duplicate_conflicting") is None
+    assert "line 4 (2024-01-01 00:10) repeats line 3" in issue.examples[0]
 
 
-def test_conflicting_duplicates_keep_the_last_occurrence_in_file_order() -> None:
-    revised = (2, 12.0, 15.0, 11.0, 14.0, 7.0)
-    rows = [*GOOD[:3], *GOOD[3:], revised]  # the revision of candle 2 comes last
+def test_a_timestamp_repeated_out_of_order_refuses_the_file_with_its_rows() -> None:
+    rows = [*GOOD, GOOD[2]]  # identical values, but after candles 3..5: a spliced file
     frame, report = validate(raw(rows), "5m", "x.csv")
-    assert frame is not None and len(frame) == 6
-    assert frame["close"].iloc[2] == 14.0
+    assert frame is None and report.fatal
+    issue = report.issue("duplicate_out_of_order")
+    assert issue is not None and issue.count == 1 and issue.fatal
+    assert issue.examples[0] == "line 7 (2024-01-01 00:10) repeats line 3 (2024-01-01 00:10)"
+
+
+def test_conflicting_duplicates_refuse_the_file_naming_both_rows() -> None:
+    revised = (2, 12.0, 15.0, 11.0, 14.0, 7.0)
+    rows = [*GOOD[:3], revised, *GOOD[3:]]  # even on the next row: which one is right?
+    frame, report = validate(raw(rows), "5m", "x.csv")
+    assert frame is None
     issue = report.issue("duplicate_conflicting")
-    assert issue is not None and issue.count == 1
-    assert "line 3" in issue.examples[0] and "line 7" in issue.examples[0]
+    assert issue is not None and issue.count == 1 and issue.fatal
+    assert issue.examples[0] == "line 4 (2024-01-01 00:10) differs from line 3 (2024-01-01 00:10)"
+
+
+def test_dropping_bad_rows_drops_every_row_of_a_conflict_and_later_repeats() -> None:
+    revised = (2, 12.0, 15.0, 11.0, 14.0, 7.0)
+    rows = [*GOOD, revised, GOOD[4], GOOD[4], GOOD[1]]
+    frame, report = validate(raw(rows), "5m", "x.csv", drop_bad_rows=True)
+    assert frame is not None and not report.fatal
+    assert frame.index.is_unique and frame.index.is_monotonic_increasing
+    # candle 2 is gone (no row of it can be trusted); candles 1 and 4 kept once, as first seen
+    assert [int((t.value - T0) // STEP) for t in frame.index] == [0, 1, 3, 4, 5]
+    assert frame["close"].tolist() == [11.0, 12.0, 14.0, 15.0, 16.0]
+
+
+def test_candles_dated_after_the_import_time_are_refused() -> None:
+    now = T0 + 3 * STEP + 60 * 1_000_000_000  # 00:16, while candle 3 (00:15) is open
+    frame, report = validate(raw(GOOD), "5m", "x.csv", now_ns=now)
+    assert frame is None
+    issue = report.issue("future")
+    # 00:20 opens within one candle of the import time (clock skew); 00:25 cannot be real
+    assert issue is not None and issue.count == 1 and issue.fatal
+    assert issue.examples[0].startswith("line 6 (2024-01-01 00:25)")
+    assert "2024-01-01 00:16" in issue.title
+    frame, report = validate(raw(GOOD), "5m", "x.csv", now_ns=now, drop_bad_rows=True)
+    assert frame is not None and len(frame) == 5
 
 
 def test_gaps_are_reported_and_never_filled() -> None:
