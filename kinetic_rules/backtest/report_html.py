@@ -33,6 +33,7 @@ from kinetic_rules.backtest.report_text import (
     fmt_pct,
     fmt_price,
     fmt_time,
+    gaps_text,
     group_cells,
     group_headers,
     metric_rows,
@@ -105,6 +106,7 @@ def _header(result: BacktestResult) -> str:
         ("Params", params_text(result)),
         ("Fee per side", fmt_pct(a.fee)),
         ("Slippage", fmt_pct(a.slippage)),
+        ("Gaps", gaps_text(result)),
     ]
     rows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in facts)
     fill = "".join(f"<li>{esc(s)}</li>" for s in a.fill_model) or f"<li>{DASH}</li>"

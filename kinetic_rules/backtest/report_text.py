@@ -82,6 +82,20 @@ def data_range(result: BacktestResult) -> str:
     return f"{fmt_time(result.start)} → {fmt_time(result.end)} UTC"
 
 
+def gaps_text(result: BacktestResult) -> str:
+    """The gap policy and what it did, per pair: `fill: 5 candles filled (BTC/USDT 5, …)`."""
+    a = result.assumptions
+    counts = dict(a.gap_candles)
+    total = sum(counts.values())
+    candles = f"{total:,} missing candle{'s' if total != 1 else ''}"
+    if a.gaps == "fill":
+        head = f"fill: {candles} filled at the previous close, volume 0"
+    else:
+        head = f"keep: {candles} left out (windows count candles held)"
+    per_pair = ", ".join(f"{pair} {n:,}" for pair, n in counts.items() if n)
+    return head + (f" ({per_pair})" if per_pair else "")
+
+
 def params_text(result: BacktestResult) -> str:
     return ", ".join(f"{k}={result.params[k]}" for k in sorted(result.params)) or DASH
 
@@ -164,6 +178,7 @@ def _assumptions(result: BacktestResult) -> Table:
     table.add_column(overflow="fold")
     table.add_row("Fee per side", fmt_pct(a.fee))
     table.add_row("Slippage", fmt_pct(a.slippage))
+    table.add_row("Gaps", Text(gaps_text(result)))
     for i, sentence in enumerate(a.fill_model):
         table.add_row("Fill model" if i == 0 else "", Text(f"• {sentence}"))
     skipped = a.skipped or ("none",)

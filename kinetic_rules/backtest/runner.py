@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from kinetic_rules.compile.plan import Plan, build_plan
+from kinetic_rules.data.gaps import apply_gap_policy, gap_candles
 from kinetic_rules.data.store import CandleStore
 from kinetic_rules.engine.fills import fill_model
 from kinetic_rules.engine.model import Assumptions, BacktestResult, Trade
@@ -45,6 +46,7 @@ class BacktestRequest:
     end: pd.Timestamp | None = None
     overrides: Mapping[str, str] = field(default_factory=dict)
     exchange: str | None = None
+    gaps: str | None = None  # missing candles: keep or fill (None: the file's backtest.gaps)
 
 
 @dataclass
@@ -59,7 +61,7 @@ class Prepared:
 
 def prepare(request: BacktestRequest) -> Prepared:
     loaded = load_file(request.strategy)
-    plan = build_plan(check(loaded, request.overrides))
+    plan = build_plan(check(loaded, request.overrides), gaps=request.gaps)
     store = CandleStore(request.data_dir)
     exchange = request.exchange or plan.strategy.spec.market.exchange
     cache: dict[tuple[str, str], pd.DataFrame] = {}
@@ -67,7 +69,8 @@ def prepare(request: BacktestRequest) -> Prepared:
     def feed(pair: str, timeframe: str) -> pd.DataFrame:
         key = (pair, timeframe)
         if key not in cache:
-            cache[key] = store.load(exchange, pair, timeframe, end=request.end)
+            candles = store.load(exchange, pair, timeframe, end=request.end)
+            cache[key] = apply_gap_policy(candles, timeframe, plan.gaps)
         return cache[key]
 
     pairs = _pairs(request, plan, store, exchange)
@@ -159,6 +162,11 @@ def simulate(
             fill_model=fills.describe() + describe(portfolio_rules(plan)),
             skipped=tuple(skipped),
             warnings=tuple(stop_warnings(trades)),
+            gaps=plan.gaps,
+            gap_candles=tuple(
+                (d.pair, gap_candles(feed(d.pair, plan.timeframe), plan.timeframe, plan.gaps))
+                for d in data
+            ),
         ),
         trades=trades,
         equity=equity[equity.index >= first_tradable + step],

@@ -13,6 +13,16 @@ from kinetic_rules.data.timerange import parse_timerange
 from kinetic_rules.errors import ConfigError
 
 
+def add_gaps_flag(parser: argparse.ArgumentParser) -> None:
+    """`--gaps keep|fill`, the same in every command that runs a strategy on candles."""
+    parser.add_argument(
+        "--gaps",
+        choices=("keep", "fill"),
+        help="missing candles: keep the holes, or fill each at the previous close with zero "
+        "volume as freqtrade does (default: the file's backtest.gaps, else keep)",
+    )
+
+
 def register(commands: argparse._SubParsersAction[Any]) -> None:
     backtest = commands.add_parser(
         "backtest",
@@ -58,6 +68,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         "trades: the trade list (CSV); written to --report DIR (default ./user_data/backtest)",
     )
     backtest.add_argument("--exchange", help="exchange of the stored candles (default: the file's)")
+    add_gaps_flag(backtest)
     backtest.add_argument("--quiet", "-q", action="store_true", help="no progress display")
     backtest.set_defaults(handler=run_backtest_command)
 
@@ -76,6 +87,7 @@ def run_backtest_command(args: argparse.Namespace) -> int:
         end=end,
         overrides=parse_overrides(args.set),
         exchange=args.exchange,
+        gaps=args.gaps,
     )
     progress = None if args.quiet or not sys.stderr.isatty() else _progress()
     result = run_backtest(request, progress)
@@ -156,6 +168,7 @@ def register_explain(commands: argparse._SubParsersAction[Any]) -> None:
         help="skip the backtest that finds the open trade (faster)",
     )
     explain.add_argument("--exchange", help="exchange of the stored candles (default: the file's)")
+    add_gaps_flag(explain)
     explain.set_defaults(handler=run_explain_command)
 
 
@@ -175,6 +188,7 @@ def run_explain_command(args: argparse.Namespace) -> int:
         data_dir=resolve_data_dir(args.data),
         overrides=parse_overrides(args.set),
         exchange=args.exchange,
+        gaps=args.gaps,
     )
     if not args.strategy.exists():
         raise ConfigError(f"{args.strategy}: no such file")

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from kinetic_rules.cli.backtest_cmd import add_gaps_flag
 from kinetic_rules.cli.lang_cmd import parse_overrides
 from kinetic_rules.data.timerange import parse_timerange
 from kinetic_rules.errors import ConfigError
@@ -72,6 +73,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         metavar="URL",
         help="where trades are kept (default: $KINETIC_RULES_DB or sqlite:///user_data/trades.sqlite)",
     )
+    add_gaps_flag(run)
     run.add_argument("--quiet", "-q", action="store_true", help="only the final summary")
     run.set_defaults(handler=run_command)
 
@@ -119,6 +121,7 @@ def run_command(args: argparse.Namespace) -> int:
         end=end,
         overrides=parse_overrides(args.set),
         exchange=args.exchange,
+        gaps=args.gaps,
     )
     if not args.quiet:
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
@@ -174,7 +177,7 @@ def _session(args: argparse.Namespace) -> int:
     from kinetic_rules.live.session import TradingSession
     from kinetic_rules.spec.loader import load_file
 
-    plan = build_plan(check(load_file(args.strategy), parse_overrides(args.set)))
+    plan = build_plan(check(load_file(args.strategy), parse_overrides(args.set)), gaps=args.gaps)
     spec = plan.strategy.spec
     pairs = args.pairs or spec.market.pairs or (spec.scanner.universe if spec.scanner else [])
     if not pairs and spec.scanner is None:

@@ -68,6 +68,9 @@ class IncrementalEvaluator:
     def window(self, pair: str, timeframe: str) -> CandleWindow | None:
         return self._windows.get((pair, timeframe))
 
+    def windows(self) -> list[CandleWindow]:
+        return list(self._windows.values())
+
     def append(self, pair: str, timeframe: str, candles: pd.DataFrame) -> None:
         """Add candles of (pair, timeframe); one seen before is replaced, never duplicated."""
         times, columns = candle_columns(candles)

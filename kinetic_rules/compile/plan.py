@@ -39,12 +39,14 @@ class Plan:
     warmup_seconds: int  # the longest of those, as time
     distinct_series: int  # distinct computed nodes (functions, history, contexts)
     trade_free: frozenset[ast.Node] = field(default_factory=frozenset)
+    gaps: str = "keep"  # missing candles: kept as holes, or filled (data/gaps.py)
 
     def is_trade_free(self, node: ast.Node) -> bool:
         return node in self.trade_free or not _uses_trade(node)
 
 
-def build_plan(checked: CheckedStrategy) -> Plan:
+def build_plan(checked: CheckedStrategy, gaps: str | None = None) -> Plan:
+    """The plan of a checked strategy; `gaps` overrides the file's `backtest.gaps`."""
     base = checked.timeframe
     market: dict[ast.Node, None] = {}
     live_only = tuple(s.rule for s in checked.scanner if s.live_only)
@@ -73,6 +75,7 @@ def build_plan(checked: CheckedStrategy) -> Plan:
         warmup_seconds=seconds,
         distinct_series=len(distinct),
         trade_free=trade_free,
+        gaps=gaps or checked.spec.backtest.gaps,
     )
 
 

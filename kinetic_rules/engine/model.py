@@ -100,6 +100,9 @@ class Assumptions:
     fill_model: tuple[str, ...]  # one plain sentence per rule of the fill model
     skipped: tuple[str, ...] = ()  # rules that could not run in a backtest, and why
     warnings: tuple[str, ...] = ()  # what the run showed about the strategy, e.g. unreachable stops
+    gaps: str = "keep"  # the gap policy: missing candles kept as holes, or filled
+    # per pair, base timeframe: candles filled (fill) or missing and left out (keep)
+    gap_candles: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass

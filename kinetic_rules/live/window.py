@@ -25,6 +25,8 @@ from kinetic_rules.compile.candle_windows import CandleWindow
 from kinetic_rules.compile.evaluate import PairSignals
 from kinetic_rules.compile.incremental import IncrementalEvaluator
 from kinetic_rules.compile.plan import Plan
+from kinetic_rules.data.candles import timeframe_ns
+from kinetic_rules.data.gaps import fill_gaps, fills_until
 from kinetic_rules.engine.pairs import assemble_market, warmed_up
 from kinetic_rules.engine.portfolio import PairData
 
@@ -66,11 +68,24 @@ class WindowSource:
         return self._skipped
 
     def add(self, pair: str, timeframe: str, candles: pd.DataFrame) -> None:
-        """Append newly closed candles; a candle seen before is replaced, never duplicated."""
+        """Append newly closed candles; a candle seen before is replaced, never duplicated.
+
+        Under the `fill` gap policy, candles missing before them (since the window's
+        newest) are inserted first, exactly as a backtest over the same candles fills them.
+        """
+        if self.plan.gaps == "fill" and len(candles):
+            window = self._evaluator.window(pair, timeframe)
+            newest = window.newest() if window is not None else None
+            previous = None
+            if window is not None and newest is not None:
+                previous = (newest, float(window.columns["close"].last(1)[0]))
+            candles = fill_gaps(candles, timeframe, previous)
         self._evaluator.append(pair, timeframe, candles)
 
     def refresh(self) -> int:
         """Bring every pair up to its newest candle; returns the step of the newest close."""
+        if self.plan.gaps == "fill":
+            self._fill_missing()
         if self._evaluator.restarts != self._restarts:  # the series started over
             self._restarts = self._evaluator.restarts
             self._tradable.clear()
@@ -79,6 +94,29 @@ class WindowSource:
         self._view = {data.pair: data for data in market.pairs}
         self._skipped = market.skipped
         return len(self.timeline) - 1
+
+    def _fill_missing(self) -> None:
+        """Fill candles still absent that closed by the newest base close (`fill` policy).
+
+        The candles of every close are fetched before it is acted on, so one that should
+        have closed by now and has not arrived is missing, as a backtest would see it once
+        a later candle shows the hole.
+        """
+        base = [self._evaluator.window(pair, self.plan.timeframe) for pair in self._pairs]
+        step = timeframe_ns(self.plan.timeframe)
+        newest = [w.newest() for w in base if w is not None]
+        known = [n for n in newest if n is not None]
+        if not known:
+            return
+        close = max(known) + step
+        for window in list(self._evaluator.windows()):
+            last = window.newest()
+            if last is None:
+                continue
+            previous = (last, float(window.columns["close"].last(1)[0]))
+            fills = fills_until(previous, window.timeframe, close, window.names)
+            if len(fills):
+                self._evaluator.append(window.pair, window.timeframe, fills)
 
     def as_of(self, step: int) -> dict[str, PairData]:
         if step != len(self.timeline) - 1:

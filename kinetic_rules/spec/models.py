@@ -270,6 +270,13 @@ class Backtest(Section):
     starting_balance: float = Field(10_000.0, gt=0, description="Equity at the start.")
     fee: Fraction = Field(0.001, description="Fee per side (entry and exit), e.g. 0.1%.")
     slippage: Fraction = Field(0.0005, description="Price slippage per fill, e.g. 0.05%.")
+    gaps: Literal["keep", "fill"] = Field(
+        "keep",
+        description="Missing candles in the data: keep the holes (a window of N candles then "
+        "reaches back past them), or fill each with a no-trade candle at the previous close "
+        "and zero volume, as freqtrade does. Replays and live sessions do the same. "
+        "`backtest --gaps` overrides it.",
+    )
 
 
 class Strategy(Section):
