@@ -12,6 +12,7 @@ import pytest
 
 from kinetic_rules.backtest.runner import BacktestRequest, prepare, simulate
 from kinetic_rules.cli.app import main
+from kinetic_rules.compile.evaluate import Evaluator
 from kinetic_rules.data.store import CandleStore
 from kinetic_rules.live.source import ReplaySource
 from kinetic_rules.live.window import WindowSource
@@ -112,3 +113,21 @@ def test_a_live_window_fills_a_gap_as_the_backtest_does(gap_store: Path) -> None
     assert window._feed("BTC/USDT", "1h").loc["2023-03-24 13:00", "volume"] == 0
     minutes = window._feed("BTC/USDT", "15m").loc[OUTAGE : OUTAGE + pd.Timedelta(hours=1)]
     assert len(minutes) == 5 and (minutes["volume"] == 0).all()
+
+
+@pytest.mark.parametrize(("gaps", "reach"), [("fill", "6h"), ("keep", "7h15min")])
+def test_a_duration_window_covers_its_time_under_fill_and_its_candles_under_keep(
+    gap_store: Path, gaps: str, reach: str
+) -> None:
+    """`mean(volume, 6h)` on the first candle after the outage: under fill, the six hours
+    before it (the five filled candles count as no trade); under keep, the 24 candles held,
+    which reach back 7h15m across the hole."""
+    prepared = prepare(BacktestRequest(GAPPY, gap_store, gaps=gaps))
+    busy = prepared.plan.strategy.indicators["busy"].node
+    signals = Evaluator(prepared.plan, prepared.feed).evaluate("BTC/USDT", extra=(busy,))
+    after = pd.Timestamp("2023-03-24 14:00", tz="UTC")
+    value = signals.values[busy][signals.index.get_loc(after)]
+    volume = CandleStore(gap_store).read("binance", "BTC/USDT", "15m")["volume"]
+    window = volume[(volume.index > after - pd.Timedelta(reach)) & (volume.index <= after)]
+    assert len(window) == 19 if gaps == "fill" else len(window) == 24
+    assert value == pytest.approx(window.sum() / 24, rel=1e-12)
