@@ -143,7 +143,11 @@ def results_document(result: BacktestResult, metrics: Metrics) -> dict[str, Any]
             "fill_model": list(a.fill_model),
             "skipped": list(a.skipped),
             "warnings": list(a.warnings),
-            "gaps": {"policy": a.gaps, "candles": dict(a.gap_candles)},
+            "gaps": {
+                "policy": a.gaps,
+                "durations": a.durations,
+                "candles": dict(a.gap_candles),
+            },
         },
         "metrics": metrics.to_dict(),
         "breakdowns": {

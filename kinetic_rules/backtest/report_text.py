@@ -90,8 +90,10 @@ def gaps_text(result: BacktestResult) -> str:
     candles = f"{total:,} missing candle{'s' if total != 1 else ''}"
     if a.gaps == "fill":
         head = f"fill: {candles} filled at the previous close, volume 0"
+    elif a.durations == "time":
+        head = f"keep: {candles} left out (windows written as durations cover their time)"
     else:
-        head = f"keep: {candles} left out (windows count candles held)"
+        head = f"keep: {candles} left out (every window counts candles held)"
     per_pair = ", ".join(f"{pair} {n:,}" for pair, n in counts.items() if n)
     return head + (f" ({per_pair})" if per_pair else "")
 

@@ -163,6 +163,7 @@ def simulate(
             skipped=tuple(skipped),
             warnings=tuple(stop_warnings(trades)),
             gaps=plan.gaps,
+            durations=plan.durations,
             gap_candles=tuple(
                 (d.pair, gap_candles(feed(d.pair, plan.timeframe), plan.timeframe, plan.gaps))
                 for d in data

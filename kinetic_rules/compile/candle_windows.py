@@ -101,6 +101,7 @@ class CandleWindow:
     market: list[Series] | None = None  # the plan's market series, when this is a base window
     alignments: dict[tuple[str, str], Alignment] = field(default_factory=dict)
     read_until: int = np.iinfo(np.int64).min  # newest close of a candle that read this one
+    gapped: bool = False  # candles have been missing since it started (compile/time_windows.py)
     _index: tuple[int, pd.DatetimeIndex] | None = None
 
     def __post_init__(self) -> None:

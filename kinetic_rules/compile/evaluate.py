@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 
 from kinetic_rules.compile.plan import Plan
+from kinetic_rules.compile.time_windows import batch_call, has_hole
 from kinetic_rules.data.align import visible_positions
+from kinetic_rules.data.candles import has_known_grid, timeframe_ns
 from kinetic_rules.errors import DataError
 from kinetic_rules.functions import REGISTRY, ArgKind
 from kinetic_rules.lang import ast
@@ -41,6 +43,16 @@ class Frame:
     @property
     def length(self) -> int:
         return len(self.candles)
+
+    def times(self) -> np.ndarray:
+        """Open times, UTC nanoseconds."""
+        return np.asarray(pd.DatetimeIndex(self.candles.index).as_unit("ns").asi8, np.int64)
+
+    def has_hole(self) -> bool:
+        """Candles are missing between the first and the last (on a grid all agree on)."""
+        if not has_known_grid(self.timeframe):
+            return False
+        return has_hole(self.times(), timeframe_ns(self.timeframe))
 
     def column(self, name: str) -> np.ndarray:
         if name == "quote_volume" and "quote_volume" not in self.candles:
@@ -182,6 +194,10 @@ class Evaluator:
                 assert isinstance(arg, ast.Number)
                 count = spec.kind in (ArgKind.INT, ArgKind.WINDOW)
                 args.append(int(arg.value) if count else float(arg.value))
+        if node.spans_time and self.plan.windows_span_time and frame.has_hole():
+            named = {name: frame.column(name) for name in function.inputs}
+            step = timeframe_ns(frame.timeframe)
+            return batch_call(function, named, frame.column("close"), args, frame.times(), step)
         return function.impl(*inputs, *args)
 
     def _context(self, operand: ast.Node, tf: str, pair: str, base: Frame) -> Value:

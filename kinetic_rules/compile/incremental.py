@@ -46,9 +46,11 @@ from kinetic_rules.compile.evaluate import (
     take_visible,
 )
 from kinetic_rules.compile.plan import Plan
-from kinetic_rules.data.candles import timeframe_ns
+from kinetic_rules.compile.time_windows import TimeStream, has_hole
+from kinetic_rules.data.candles import has_known_grid, timeframe_ns
 from kinetic_rules.errors import DataError
 from kinetic_rules.functions import REGISTRY, ArgKind
+from kinetic_rules.functions.registry import Function
 from kinetic_rules.lang import ast
 
 
@@ -62,6 +64,10 @@ class IncrementalEvaluator:
         self.restarts = 0  # times every series had to start over (out-of-order candles)
         self._windows: dict[tuple[str, str], CandleWindow] = {}
         self._tables = regime_tables(plan)
+        # duration windows that span time, when candles go missing (compile/time_windows.py)
+        self._time_calls = plan.windows_span_time and any(
+            isinstance(n, ast.Call) and n.spans_time for node in plan.market for n in node.walk()
+        )
         self._syncing: set[int] = set()
 
     # candles -----------------------------------------------------------------------------
@@ -88,6 +94,10 @@ class IncrementalEvaluator:
             times, columns = times[fresh], {k: v[fresh] for k, v in columns.items()}
         if not len(times):
             return
+        if self._time_calls and not window.gapped and _opens_hole(window, times, timeframe):
+            window.gapped = True  # duration windows now span time: computed again on the grid
+            if any(isinstance(n, ast.Call) and n.spans_time for n in window.series):
+                self._start_over()
         first_close = int(times[0]) + timeframe_ns(timeframe)
         behind = window.rows + len(times) - window.synced  # rows its series will have to add
         if first_close <= window.read_until or (behind > window.size and window.series):
@@ -108,6 +118,7 @@ class IncrementalEvaluator:
         fresh.append(
             merged.index.to_numpy(np.int64), {str(k): merged[k].to_numpy() for k in merged}
         )
+        fresh.gapped = window.gapped or _opens_hole(fresh, fresh.times.view(), window.timeframe)
         self._windows[(window.pair, window.timeframe)] = fresh
         self._start_over()
 
@@ -261,6 +272,8 @@ class IncrementalEvaluator:
                 assert isinstance(arg, ast.Number)
                 count = spec.kind in (ArgKind.INT, ArgKind.WINDOW)
                 parts.append((None, int(arg.value) if count else float(arg.value)))
+        if node.spans_time and self.plan.windows_span_time and window.gapped:
+            return self._register(window, _on_grid(function, window, parts))
         stream = function.stream() if function.stream is not None else None
 
         def grow(k: int) -> np.ndarray:
@@ -290,6 +303,36 @@ class IncrementalEvaluator:
             return take_visible(values, alignment.positions(k))
 
         return self._register(base, grow)
+
+
+def _opens_hole(window: CandleWindow, times: np.ndarray, timeframe: str) -> bool:
+    """Whether appending `times` leaves candles missing (on a grid all agree on)."""
+    if not has_known_grid(timeframe) or not len(times):
+        return False
+    step = timeframe_ns(timeframe)
+    newest = window.newest()
+    after_newest = newest is not None and newest < int(times[0]) - step
+    return after_newest or has_hole(times, step)
+
+
+def _on_grid(
+    function: Function, window: CandleWindow, parts: list[tuple[Series | None, Any]]
+) -> Grow:
+    """A duration window on the time grid, chunk by chunk (compile/time_windows.py)."""
+    stream = TimeStream(function, timeframe_ns(window.timeframe))
+
+    def grow(k: int) -> np.ndarray:
+        reach = min(k + 1, window.length)
+        times, closes = window.times.last(reach), window.column("close", reach)
+        before = None
+        if reach > k:  # the candle before the new ones: where their grid starts
+            before = (int(times[0]), float(closes[0]))
+            times, closes = times[1:], closes[1:]
+        inputs = {name: window.column(name, k) for name in function.inputs}
+        args = [as_array(s.chunk(k), k) if s else c for s, c in parts]
+        return stream(times, inputs, closes, args, before)
+
+    return grow
 
 
 def _shifted(inner: Series, offset: int) -> Grow:

@@ -40,6 +40,12 @@ class Plan:
     distinct_series: int  # distinct computed nodes (functions, history, contexts)
     trade_free: frozenset[ast.Node] = field(default_factory=frozenset)
     gaps: str = "keep"  # missing candles: kept as holes, or filled (data/gaps.py)
+    durations: str = "time"  # under keep: duration windows span time, or count candles
+
+    @property
+    def windows_span_time(self) -> bool:
+        """Duration windows are evaluated on the time grid (compile/time_windows.py)."""
+        return self.gaps == "keep" and self.durations == "time"
 
     def is_trade_free(self, node: ast.Node) -> bool:
         return node in self.trade_free or not _uses_trade(node)
@@ -76,6 +82,7 @@ def build_plan(checked: CheckedStrategy, gaps: str | None = None) -> Plan:
         distinct_series=len(distinct),
         trade_free=trade_free,
         gaps=gaps or checked.spec.backtest.gaps,
+        durations=checked.spec.backtest.durations,
     )
 
 

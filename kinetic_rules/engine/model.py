@@ -101,6 +101,7 @@ class Assumptions:
     skipped: tuple[str, ...] = ()  # rules that could not run in a backtest, and why
     warnings: tuple[str, ...] = ()  # what the run showed about the strategy, e.g. unreachable stops
     gaps: str = "keep"  # the gap policy: missing candles kept as holes, or filled
+    durations: str = "time"  # under keep: duration windows span time, or count candles held
     # per pair, base timeframe: candles filled (fill) or missing and left out (keep)
     gap_candles: tuple[tuple[str, int], ...] = ()
 

@@ -100,6 +100,9 @@ class Call(Node):
     func: str
     args: tuple[Node, ...]
     kwargs: tuple[tuple[str, Node], ...] = ()
+    # its window was written as a duration (`24h`): where candles are missing it may
+    # cover that much time rather than that many candles (compile/time_windows.py)
+    spans_time: bool = False
 
 
 @dataclass(frozen=True)

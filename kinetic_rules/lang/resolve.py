@@ -52,6 +52,7 @@ class Resolver:
         self._memo: dict[tuple[str, str], Typed | None] = {}
         self._stack: list[str] = []
         self._inside_context = 0  # > 0 while resolving the operand of @tf / [PAIR]
+        self._was_duration = False  # the argument just resolved was written as a duration
 
     # entry point ----------------------------------------------------------------------
     def resolve(self, tree: ast.Node, scope: Scope, timeframe: str) -> Typed | None:
@@ -392,15 +393,18 @@ class Resolver:
             return None
         args: list[ast.Node] = []
         ok = True
+        spans_time = False
         for spec, given in zip(function.args, bound, strict=True):
             checked = self._argument(function, spec, given, node, scope, tf)
             ok = ok and checked is not None
             if checked is not None:
                 args.append(checked)
+            spans_time = spans_time or (spec.kind is ArgKind.WINDOW and self._was_duration)
         if not ok:
             return None
         kind = BOOL if function.returns == "bool" else NUMBER
-        return Typed(ast.Call(function.name, tuple(args), span=node.span), kind)
+        call = ast.Call(function.name, tuple(args), span=node.span, spans_time=spans_time)
+        return Typed(call, kind)
 
     def _bind(self, function: Function, node: ast.Call) -> list[ast.Node | None] | None:
         params = function.args
@@ -449,11 +453,13 @@ class Resolver:
         from kinetic_rules.functions.registry import Arg
 
         assert isinstance(spec, Arg)
+        self._was_duration = False
         if given is None:
             return ast.Number(float(spec.default))  # type: ignore[arg-type]
         typed = self._resolve(given, scope, tf)
         if typed is None:
             return None
+        self._was_duration = typed.kind == DURATION
         where = f"{function.name}'s '{spec.name}'"
         if spec.kind is ArgKind.SERIES or spec.kind is ArgKind.BOOL_SERIES:
             want = NUMBER if spec.kind is ArgKind.SERIES else BOOL

@@ -277,6 +277,12 @@ class Backtest(Section):
         "and zero volume, as freqtrade does. Replays and live sessions do the same. "
         "`backtest --gaps` overrides it.",
     )
+    durations: Literal["time", "candles"] = Field(
+        "time",
+        description="Under `gaps: keep`, what a window written as a duration (`24h`) covers "
+        "where candles are missing: that much time (missing candles left out of the window) "
+        "or that many candles held, reaching back further across a gap.",
+    )
 
 
 class Strategy(Section):

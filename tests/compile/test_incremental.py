@@ -24,10 +24,11 @@ from kinetic_rules.compile.evaluate import Evaluator, PairSignals
 from kinetic_rules.compile.incremental import IncrementalEvaluator
 from kinetic_rules.compile.plan import Plan, build_plan
 from kinetic_rules.functions import REGISTRY
+from kinetic_rules.lang import ast
 from kinetic_rules.lang.checker import check
 from kinetic_rules.spec.loader import load_text
 from kinetic_rules.timeframes import timeframe_seconds
-from tests.conftest import STRATEGIES, fixture_candles
+from tests.conftest import FIXTURES, STRATEGIES, fixture_candles
 from tests.live.test_replay import BUSY
 
 Feed = Callable[[str, str], pd.DataFrame]
@@ -275,3 +276,99 @@ def test_more_candles_between_two_closes_than_a_window_keeps_start_the_series_ov
     assert evaluator.restarts == 1
     mine = evaluator.evaluate("SOL/USDT")
     np.testing.assert_array_equal(mine.index, base.index[1100:1400])
+
+
+GAPPED = """
+metadata: {name: t}
+market: {pairs: [BTC/USDT]}
+timeframe: 15m
+informative: {timeframes: [1h], pairs: [ETH/USDT]}
+indicators:
+  busy: mean(volume, 6h)
+  total: sum(volume, 2h)
+  top: highest(high, 3h)
+  bottom: lowest(low, 3h)@1h
+  wobble: std(close, 2h) + zscore(close, 2h)
+conditions:
+  up: any(close > open, 1h) or all(close > open, 45m)
+  green: count(close > open, 2h) > 4
+entry:
+  long:
+    a: volume > busy and total > 0 and close < top and close > bottom and wobble > -9
+    b: up or green or percentile_rank(volume, 2h) > 50
+    c: vwap(4h) > close or volume_profile_poc(6h) < close
+    d: correlation(close, close[ETH/USDT], 4h) > 0.5 or mean(volume, 24) > 0
+"""
+
+
+def gap_frames(plan: Plan) -> dict[tuple[str, str], pd.DataFrame]:
+    """The real candles around the exchange's outage of 2023-03-24 (holes kept)."""
+    import gzip
+
+    from kinetic_rules.data.readers import read_kline_csv
+    from kinetic_rules.data.validate import validate
+
+    frames = {}
+    for pair, timeframe in needs(plan, ["BTC/USDT"]):
+        name = f"{pair.replace('/', '')}-{timeframe}.csv.gz"
+        data = (FIXTURES / "binance-15m-gap" / name).read_bytes()
+        frame, _ = validate(read_kline_csv(gzip.decompress(data)), timeframe, name)
+        assert frame is not None
+        frames[(pair, timeframe)] = frame
+    return frames
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chunks=st.lists(st.integers(1, 30), min_size=1, max_size=20), head=st.integers(8, 1000))
+def test_duration_windows_across_a_gap_equal_the_batch_however_candles_arrive(
+    chunks: list[int], head: int
+) -> None:
+    """Under keep, duration windows are computed on the time grid; fed close by close
+    (the outage arriving before or after the first evaluation), every series equals the
+    batch bit for bit."""
+    plan = build_plan(check(load_text(GAPPED, "t.yaml")))
+    assert plan.windows_span_time
+    frames = gap_frames(plan)
+    base = frames[("BTC/USDT", "15m")]
+    bounds = np.cumsum([head, *chunks])
+    bounds = [*bounds[bounds < len(base)].tolist(), len(base)]
+    evaluator = IncrementalEvaluator(plan, {}, 10**7)
+    before = pd.Timestamp.min.tz_localize("UTC")
+    for bound in bounds:
+        moment = closes(base, "15m")[bound - 1]
+        for key, frame in frames.items():
+            when = closes(frame, key[1])
+            evaluator.append(*key, frame[(when > before) & (when <= moment)])
+        evaluator.evaluate("BTC/USDT")
+        before = moment
+
+    def feed(pair: str, timeframe: str) -> pd.DataFrame:
+        return frames[(pair, timeframe)]
+
+    assert_same(plan, evaluator.evaluate("BTC/USDT"), Evaluator(plan, feed).evaluate("BTC/USDT"))
+
+
+def test_duration_windows_span_time_only_where_the_file_wants_them_to() -> None:
+    """The same file with `durations: candles` counts candles held: the values differ in
+    the six hours after the outage only; a window written as a count always counts."""
+    spanning = build_plan(check(load_text(GAPPED, "t.yaml")))
+    counting = build_plan(check(load_text(GAPPED + "backtest: {durations: candles}\n", "t.yaml")))
+    frames = gap_frames(spanning)
+
+    def feed(pair: str, timeframe: str) -> pd.DataFrame:
+        return frames[(pair, timeframe)]
+
+    busy = spanning.strategy.indicators["busy"].node
+    counted = counting.strategy.indicators["busy"].node
+    assert isinstance(busy, ast.Call) and busy.spans_time
+    time = Evaluator(spanning, feed).evaluate("BTC/USDT", extra=(busy,))
+    candles = Evaluator(counting, feed).evaluate("BTC/USDT", extra=(counted,))
+    # (elsewhere they agree up to rounding: a sum over the grid carries the hole's zeros)
+    differ = ~np.isclose(time.values[busy], candles.values[counted], rtol=1e-9, equal_nan=True)
+    after = time.index[differ]
+    # exactly the six hours after the outage (12:45 .. 13:45 missing) see a different window
+    assert after[0] == pd.Timestamp("2023-03-24 14:00", tz="UTC")
+    assert after[-1] < pd.Timestamp("2023-03-24 20:00", tz="UTC")
+    means = [n for r in spanning.market for n in r.walk() if isinstance(n, ast.Call)]
+    means = [n for n in means if n.func == "mean"]
+    assert {n.spans_time for n in means} == {False, True}  # 24 counts candles; 6h is time

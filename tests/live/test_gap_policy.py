@@ -66,19 +66,22 @@ def test_every_report_states_the_policy_and_the_candles_filled_per_pair(
     results = json.loads((folder / "results.json").read_text())
     assert results["assumptions"]["gaps"] == {
         "policy": "fill",
+        "durations": "time",
         "candles": {"BTC/USDT": 5, "ETH/USDT": 5},
     }
     assert "fill: 10 missing candles filled" in (folder / "report.html").read_text()
     assert main([*base, "--gaps", "keep", "--report", str(folder)]) == 0
-    assert "Gaps keep: 10 missing candles" in " ".join(capsys.readouterr().out.split())
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Gaps keep: 10 missing candles left out (windows written as durations cover" in text
     results = json.loads((folder / "results.json").read_text())
     assert results["assumptions"]["gaps"]["policy"] == "keep"
 
 
-def test_a_live_window_fills_a_gap_as_the_backtest_does(gap_store: Path) -> None:
+@pytest.mark.parametrize("gaps", ["fill", "keep"])
+def test_a_live_window_treats_a_gap_as_the_backtest_does(gap_store: Path, gaps: str) -> None:
     """Candles arrive from the store as a live session reads them, holes and all; at each
     close every series the window holds equals the replay's, through the outage."""
-    prepared = prepare(BacktestRequest(GAPPY, gap_store))
+    prepared = prepare(BacktestRequest(GAPPY, gap_store, gaps=gaps))
     plan, pairs = prepared.plan, prepared.pairs
     store = CandleStore(gap_store)
     needs = sorted({(n.pair or pair, n.timeframe) for pair in pairs for n in plan.data})
@@ -107,6 +110,12 @@ def test_a_live_window_fills_a_gap_as_the_backtest_does(gap_store: Path) -> None
             np.testing.assert_array_equal(live[pair].allowed, seen[pair].allowed)
         checked += 1
     assert checked == 48
+    if gaps == "keep":  # the first hole: duration windows start over on the time grid, once
+        assert window._evaluator.restarts == 1
+        stored = raw[("BTC/USDT", "15m")]
+        held = window._feed("BTC/USDT", "15m")  # the stored candles, nothing invented
+        assert held.index.equals(stored.index[closes(stored, "15m") <= moment])
+        return
     # the hourly candle the outage swallowed was filled when the base candles after the
     # outage closed, before anything read it: no series had to start over
     assert window._evaluator.restarts == 0
@@ -115,19 +124,31 @@ def test_a_live_window_fills_a_gap_as_the_backtest_does(gap_store: Path) -> None
     assert len(minutes) == 5 and (minutes["volume"] == 0).all()
 
 
-@pytest.mark.parametrize(("gaps", "reach"), [("fill", "6h"), ("keep", "7h15min")])
-def test_a_duration_window_covers_its_time_under_fill_and_its_candles_under_keep(
-    gap_store: Path, gaps: str, reach: str
+@pytest.mark.parametrize(
+    ("gaps", "durations", "reach", "divisor"),
+    [
+        ("fill", "time", "6h", 24),  # 19 candles held and 5 filled ones with no volume
+        ("keep", "time", "6h", 19),  # the 19 candles held in the six hours
+        ("keep", "candles", "7h15min", 24),  # the last 24 candles held, across the hole
+    ],
+)
+def test_what_a_duration_window_covers_after_the_outage(
+    gap_store: Path, tmp_path: Path, gaps: str, durations: str, reach: str, divisor: int
 ) -> None:
-    """`mean(volume, 6h)` on the first candle after the outage: under fill, the six hours
-    before it (the five filled candles count as no trade); under keep, the 24 candles held,
-    which reach back 7h15m across the hole."""
-    prepared = prepare(BacktestRequest(GAPPY, gap_store, gaps=gaps))
+    """`mean(volume, 6h)` on the first candle after the outage, under each policy."""
+    strategy = tmp_path / "gappy.yaml"
+    text = GAPPY.read_text().replace("gaps: fill}", f"gaps: fill, durations: {durations}}}")
+    strategy.write_text(text)
+    prepared = prepare(BacktestRequest(strategy, gap_store, gaps=gaps))
     busy = prepared.plan.strategy.indicators["busy"].node
     signals = Evaluator(prepared.plan, prepared.feed).evaluate("BTC/USDT", extra=(busy,))
     after = pd.Timestamp("2023-03-24 14:00", tz="UTC")
     value = signals.values[busy][signals.index.get_loc(after)]
     volume = CandleStore(gap_store).read("binance", "BTC/USDT", "15m")["volume"]
     window = volume[(volume.index > after - pd.Timedelta(reach)) & (volume.index <= after)]
-    assert len(window) == 19 if gaps == "fill" else len(window) == 24
-    assert value == pytest.approx(window.sum() / 24, rel=1e-12)
+    assert len(window) == (19 if reach == "6h" else 24)
+    assert value == pytest.approx(window.sum() / divisor, rel=1e-12)
+    later = pd.Timestamp("2023-03-25 00:00", tz="UTC")  # the hole has left the window
+    expected = volume[(volume.index > later - pd.Timedelta("6h")) & (volume.index <= later)]
+    at_later = signals.values[busy][signals.index.get_loc(later)]
+    assert at_later == pytest.approx(expected.mean(), rel=1e-12)
