@@ -47,12 +47,24 @@ class Market(Section):
     )
 
 
+ParamUnit = Literal["price", "ratio", "points", "percent", "count", "volume", "money", "number"]
+
+
 class Param(Section):
     value: float | int | bool | str = Field(description="The value used unless overridden.")
     min: float | None = Field(None, description="Smallest allowed value (inclusive).")
     max: float | None = Field(None, description="Largest allowed value (inclusive).")
     choices: list[str] | None = Field(None, description="Allowed values for a word param.")
     doc: str = Field("", description="What this knob does, for the people who turn it.")
+    unit: ParamUnit | None = Field(
+        None,
+        description="What the value is measured in: price (quote currency per unit), ratio "
+        "(2.5% is 0.025), points (a 0–100 scale such as RSI), percent (percent points, 5 "
+        "means 5%, as roc gives), count (candles or trades), volume (base asset), money "
+        "(quote currency) or number (plain). Left out, it is taken from how the value is "
+        "written (2% is a ratio) or from what the param is compared with; `--set` is "
+        "checked against it. See docs/language.md, Units.",
+    )
 
 
 class Informative(Section):
