@@ -83,7 +83,7 @@ class UnitChecker:
     def param_unit(self, name: str) -> Unit:
         """What a param is measured in: declared, as written, or as used."""
         fixed = self.params.get(name)
-        if fixed is not None and fixed.unit != Unit.NUMBER:
+        if fixed is not None and (fixed.declared or fixed.unit != Unit.NUMBER):
             return fixed.unit
         return self.inferred.get(name, Unit.NUMBER)
 
@@ -111,7 +111,7 @@ class UnitChecker:
         fixed = self.params.get(node.id)
         if fixed is None:
             return Measured(Unit.ANY, node)
-        if fixed.unit == Unit.NUMBER:
+        if fixed.unit == Unit.NUMBER and not fixed.declared:  # open: learned from its use
             return Measured(Unit.NUMBER, node, param=node.id)
         return Measured(fixed.unit, node)
 

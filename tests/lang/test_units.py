@@ -299,3 +299,15 @@ def test_unit_inference_never_crashes_and_ignores_what_definitions_are_called(
     other = ("a_much_longer_name", "z")
     renamed = measure(rename(rule, other), rename(d0, other), rename(d1, other), other)
     assert plain == renamed
+
+
+def test_a_param_declared_a_plain_number_is_not_given_a_unit_by_its_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "metadata: {name: units}\ntimeframe: 5m\nparams:\n"
+        "  level: {value: 50.0, unit: number}\n"
+        "entry:\n  long:\n    a: rsi(close, 14) > $level\n"
+    )
+    assert main(["validate", str(path), "--set", "level=50%"]) == 0
