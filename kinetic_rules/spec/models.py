@@ -194,11 +194,17 @@ class Exit(Section):
 
 class StopRule(Section):
     activate: Condition = Field(description="From the first closed candle where this holds …")
-    level: Value = Field(description="… the stop follows this price, never loosening.")
+    level: Value = Field(
+        description="… the stop follows this price, never loosening. Its unit must be a "
+        "price, e.g. close - 1.5 * atr(14)."
+    )
 
 
 class Stoploss(Section):
-    initial: Value = Field(description="Stop price when the trade opens.")
+    initial: Value = Field(
+        description="Stop price when the trade opens. Its unit must be a price, e.g. "
+        "entry_price - 2 * atr(14), or entry_price * (1 - 3%) for 3% below the entry."
+    )
     max_distance: Fraction | None = Field(
         None, description="The stop is never further than this from the entry price, e.g. 3%."
     )
@@ -237,7 +243,11 @@ class Sizing(Section):
         description="Kelly-criterion stake from closed trades; with `stake`, a cap on it once "
         "`min_trades` trades have closed and the Kelly fraction is above 0.",
     )
-    stake: Value | None = Field(None, description="Stake as a fraction of equity (expression).")
+    stake: Value | None = Field(
+        None,
+        description="Stake as a fraction of equity (expression). Its unit must be a ratio, "
+        "e.g. 2% or min(1% / ((entry_price - stop) / entry_price), 20%).",
+    )
     max_stake: Fraction | None = Field(None, description="Never stake more than this of equity.")
 
     @model_validator(mode="after")
