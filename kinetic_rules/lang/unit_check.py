@@ -67,6 +67,7 @@ class UnitChecker:
         self.tables = tables
         self.report = report
         self.inferred: dict[str, Unit] = {}  # params whose unit was learned from their use
+        self._first_use: dict[str, ast.Node] = {}  # what each of those was first used with
         self._memo: dict[str, Unit] = {}
         self._stack: list[str] = []
 
@@ -217,11 +218,27 @@ class UnitChecker:
         if common is not None:
             for one, other in ((a, b), (b, a)):
                 if one.param and one.unit == Unit.NUMBER and other.unit not in OPEN:
-                    self.inferred.setdefault(one.param, other.unit)
+                    self._learn(one, other)
             return common
         message, span, hint = self._explain(a, b, verb)
         self.report(Diagnostic("error", "unit", message, span, hint))
         return Unit.ANY
+
+    def _learn(self, param: Measured, other: Measured) -> None:
+        """A param with no unit of its own takes the unit of the first thing it meets; meeting
+        something of another unit later means one knob is used for two different things."""
+        name = param.param or ""
+        first = self.inferred.get(name)
+        if first is None:
+            self.inferred[name] = other.unit
+            self._first_use[name] = other.node
+        elif unify(first, other.unit) is None:
+            message = (
+                f"${name} is used with {_text(other.node)}, {other.unit.words}, but also with "
+                f"{_text(self._first_use[name])}, {first.words}"
+            )
+            hint = "a param measures one thing: use two params, or give it a `unit:`"
+            self.report(Diagnostic("error", "unit", message, param.node.span, hint))
 
     def _explain(self, a: Measured, b: Measured, verb: str) -> tuple[str, Span, str | None]:
         for written, other in ((b, a), (a, b)):

@@ -311,3 +311,12 @@ def test_a_param_declared_a_plain_number_is_not_given_a_unit_by_its_use(
         "entry:\n  long:\n    a: rsi(close, 14) > $level\n"
     )
     assert main(["validate", str(path), "--set", "level=50%"]) == 0
+
+
+def test_one_param_used_for_two_different_units_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, text = validate(tmp_path, capsys, entry("rsi(close, 14) > $level", "close > $level"))
+    assert code == 2
+    assert "$level is used with close, a price, but also with rsi(close, 14), on a 0–100" in text
+    assert "use two params, or give it a `unit:`" in text
