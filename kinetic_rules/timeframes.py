@@ -60,9 +60,17 @@ def candles_in(duration_seconds: int, timeframe: str) -> int:
     return duration_seconds // step
 
 
+_HUMAN_UNITS = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+
+
 def format_duration(seconds: int) -> str:
-    for unit in ("w", "d", "h", "m"):
-        size = UNIT_SECONDS[unit]
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    """A duration in words a reader need not convert: `30 days 3 hours`, not `43380m`."""
+    seconds = int(seconds)
+    if seconds <= 0:
+        return "0 seconds" if seconds == 0 else f"-{format_duration(-seconds)}"
+    parts = []
+    for name, size in _HUMAN_UNITS:
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count} {name}{'' if count == 1 else 's'}")
+    return " ".join(parts)

@@ -7,9 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kinetic_rules.cli.lang_cmd import parse_overrides
-from kinetic_rules.data.store import resolve_data_dir
-from kinetic_rules.data.timerange import parse_timerange
+from kinetic_rules.cli.options import parse_overrides
 from kinetic_rules.errors import ConfigError
 
 
@@ -64,6 +62,8 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 
 def run_backtest_command(args: argparse.Namespace) -> int:
     from kinetic_rules.backtest.runner import BacktestRequest, run_backtest
+    from kinetic_rules.data.store import resolve_data_dir
+    from kinetic_rules.data.timerange import parse_timerange
 
     start, end = parse_timerange(args.timerange) if args.timerange else (None, None)
     if not args.strategy.exists():
@@ -144,7 +144,8 @@ def register_explain(commands: argparse._SubParsersAction[Any]) -> None:
         "--at",
         required=True,
         metavar="TIME",
-        help="the candle's open time in UTC, e.g. 2024-03-04T10:05",
+        help="the candle's open time, ISO 8601, UTC unless it says otherwise, e.g. "
+        "2024-03-04T10:05; a time inside a candle explains that candle",
     )
     explain.add_argument("--data", metavar="DIR", help="candle store (default: ./user_data/data)")
     explain.add_argument(
@@ -160,16 +161,12 @@ def register_explain(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def run_explain_command(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from kinetic_rules.backtest.explain import explain
     from kinetic_rules.backtest.runner import BacktestRequest
+    from kinetic_rules.data.store import resolve_data_dir
+    from kinetic_rules.data.timerange import parse_time
 
-    try:
-        at = pd.Timestamp(args.at)
-    except ValueError:
-        raise ConfigError(f"--at {args.at}: not a time; write e.g. 2024-03-04T10:05") from None
-    at = at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")
+    at = parse_time(args.at, "--at")
     request = BacktestRequest(
         strategy=args.strategy,
         data_dir=resolve_data_dir(args.data),

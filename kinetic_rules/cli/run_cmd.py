@@ -8,15 +8,16 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from kinetic_rules.cli.lang_cmd import parse_overrides
-from kinetic_rules.data.timerange import parse_timerange
+from kinetic_rules.cli.options import parse_overrides
 from kinetic_rules.errors import ConfigError
-from kinetic_rules.persist.sink import EventLog, StoreSink
 from kinetic_rules.timeframes import timeframe_seconds
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from kinetic_rules.persist.sink import StoreSink
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
@@ -78,6 +79,8 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 
 def now() -> pd.Timestamp:
     """The session's clock (the bot-process tests run it in the exchange stand-in's time)."""
+    import pandas as pd
+
     return pd.Timestamp.now(tz="UTC")
 
 
@@ -106,9 +109,11 @@ def run_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"--replay {args.replay}: not a directory (give a candle store)")
     speed = _speed(args.speed)
     from kinetic_rules.backtest.runner import BacktestRequest, prepare
+    from kinetic_rules.data.timerange import parse_timerange
     from kinetic_rules.live.notify import LogNotifier, notifier_from_env
     from kinetic_rules.live.runtime import Runtime
     from kinetic_rules.live.source import ReplaySource
+    from kinetic_rules.persist.sink import EventLog
 
     start, end = parse_timerange(args.timerange) if args.timerange else (None, None)
     request = BacktestRequest(
@@ -165,13 +170,14 @@ def _session(args: argparse.Namespace) -> int:
     """Trading on the exchange's live candles (paper, or real orders with --live), until
     Ctrl-C or /stop."""
     from kinetic_rules.compile.plan import build_plan
-    from kinetic_rules.data.exchange import create_exchange
+    from kinetic_rules.data.exchange import create_exchange, ensure_reachable
     from kinetic_rules.data.store import CandleStore, resolve_data_dir
     from kinetic_rules.lang.checker import check
     from kinetic_rules.live.markets import LiveUniverse
     from kinetic_rules.live.notify import LogNotifier, notifier_from_env
     from kinetic_rules.live.runtime import Runtime
     from kinetic_rules.live.session import TradingSession
+    from kinetic_rules.persist.sink import EventLog
     from kinetic_rules.spec.loader import load_file
 
     plan = build_plan(check(load_file(args.strategy), parse_overrides(args.set)))
@@ -184,7 +190,10 @@ def _session(args: argparse.Namespace) -> int:
         )
     exchange_id = args.exchange or spec.market.exchange
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # schema upgrades: not news
+    exchange = create_exchange(
+        exchange_id, api_url=args.exchange_url, futures=spec.market.type == "futures"
+    )
+    ensure_reachable(exchange)  # before the store is opened or anything is asked of it
     sink = _sink(args.db, plan, "live" if args.live else "paper")
     live: Any = None
     if args.live:
@@ -192,9 +201,6 @@ def _session(args: argparse.Namespace) -> int:
 
         exchange, live = live_trading(args, plan, exchange_id, sink.store)
     else:
-        exchange = create_exchange(
-            exchange_id, api_url=args.exchange_url, futures=spec.market.type == "futures"
-        )
         if args.fills == "book":
             from kinetic_rules.cli.live_setup import book_paper_trading
 
@@ -239,5 +245,6 @@ def _session(args: argparse.Namespace) -> int:
 def _sink(url: str | None, plan: Any, mode: str) -> StoreSink:
     """Every trade change, kept in the trade store as it happens (see docs/persistence.md)."""
     from kinetic_rules.persist import TradeStore
+    from kinetic_rules.persist.sink import StoreSink
 
     return StoreSink(TradeStore(url), strategy=plan.strategy.spec.metadata.name, mode=mode)
