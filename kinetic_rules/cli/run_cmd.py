@@ -190,10 +190,11 @@ def _session(args: argparse.Namespace) -> int:
         )
     exchange_id = args.exchange or spec.market.exchange
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    exchange = create_exchange(
-        exchange_id, api_url=args.exchange_url, futures=spec.market.type == "futures"
-    )
-    ensure_reachable(exchange)  # before the store is opened or anything is asked of it
+    if not args.live:  # --live checks its keys first, then the connection: live_setup.py
+        exchange = create_exchange(
+            exchange_id, api_url=args.exchange_url, futures=spec.market.type == "futures"
+        )
+        ensure_reachable(exchange)  # at once, not after minutes of retries
     sink = _sink(args.db, plan, "live" if args.live else "paper")
     live: Any = None
     if args.live:
