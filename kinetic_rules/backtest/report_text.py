@@ -166,6 +166,8 @@ def _assumptions(result: BacktestResult) -> Table:
     table.add_row("Slippage", fmt_pct(a.slippage))
     for i, sentence in enumerate(a.fill_model):
         table.add_row("Fill model" if i == 0 else "", Text(f"• {sentence}"))
+    for i, sentence in enumerate(a.warmup):
+        table.add_row("Warm-up" if i == 0 else "", Text(f"• {sentence}"))
     skipped = a.skipped or ("none",)
     for i, sentence in enumerate(skipped):
         table.add_row("Skipped rules" if i == 0 else "", Text(f"• {sentence}"))

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kinetic_rules.cli.options import parse_overrides
+from kinetic_rules.cli.options import WARMUP_HELP, parse_overrides, parse_warmup
 from kinetic_rules.errors import ConfigError
 
 
@@ -56,6 +56,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         "trades: the trade list (CSV); written to --report DIR (default ./user_data/backtest)",
     )
     backtest.add_argument("--exchange", help="exchange of the stored candles (default: the file's)")
+    backtest.add_argument("--warmup", metavar="DURATION", help=WARMUP_HELP)
     backtest.add_argument("--quiet", "-q", action="store_true", help="no progress display")
     backtest.set_defaults(handler=run_backtest_command)
 
@@ -76,6 +77,7 @@ def run_backtest_command(args: argparse.Namespace) -> int:
         end=end,
         overrides=parse_overrides(args.set),
         exchange=args.exchange,
+        warmup=parse_warmup(args.warmup),
     )
     progress = None if args.quiet or not sys.stderr.isatty() else _progress()
     result = run_backtest(request, progress)

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kinetic_rules.cli.options import parse_overrides
+from kinetic_rules.cli.options import WARMUP_HELP, parse_overrides, parse_warmup
 from kinetic_rules.errors import ConfigError
 from kinetic_rules.timeframes import timeframe_seconds
 
@@ -62,6 +62,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     )
     run.add_argument("--pairs", nargs="+", default=[], metavar="PAIR", help="pairs to trade")
     run.add_argument("--timerange", metavar="A-B", help="replay only this range (after warm-up)")
+    run.add_argument("--warmup", metavar="DURATION", help="with --replay: " + WARMUP_HELP)
     run.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", help="override a param"
     )
@@ -124,6 +125,7 @@ def run_command(args: argparse.Namespace) -> int:
         end=end,
         overrides=parse_overrides(args.set),
         exchange=args.exchange,
+        warmup=parse_warmup(args.warmup),
     )
     if not args.quiet:
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
