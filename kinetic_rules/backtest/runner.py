@@ -9,6 +9,7 @@ never traded; a `--timerange` start only moves the first tradable candle.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable, Mapping
@@ -81,6 +82,8 @@ def prepare(request: BacktestRequest) -> Prepared:
 
 def run_backtest(request: BacktestRequest, progress: Progress | None = None) -> BacktestResult:
     started = time.perf_counter()
+    if progress:
+        progress("loading", 0, 0)
     prepared = prepare(request)
     result = simulate(
         prepared.plan, prepared.feed, prepared.pairs, request.start, progress, must_trade=True
@@ -130,6 +133,13 @@ def simulate(
         raise ConfigError("no pairs to backtest")
     checked, spec = plan.strategy, plan.strategy.spec
     step = pd.Timedelta(seconds=timeframe_seconds(plan.timeframe))
+    if progress:  # read every candle series now, so that "loading" is what it says
+        wanted = {(need.pair or pair, need.timeframe): None for pair in pairs for need in plan.data}
+        for done, (pair, timeframe) in enumerate(wanted):
+            progress("loading", done, len(wanted))
+            with contextlib.suppress(DataError):  # reported where the series is used
+                feed(pair, timeframe)
+        progress("loading", len(wanted), len(wanted))
     market = prepare_market(plan, feed, pairs, start, progress)
     timeline, data = market.timeline, market.pairs
     if start is not None and start > timeline[-1]:
@@ -141,6 +151,8 @@ def simulate(
     fills = fill_model(plan)
     regimes = [name for name, _ in checked.regime]
     portfolio = Portfolio(plan, fills, spec.backtest.starting_balance, step, regimes)
+    if progress:
+        progress("portfolio", 0, 0)
     trades = portfolio.run(data, timeline)
     first_tradable = min(
         d.signals.index[min(d.tradable_from, len(d.signals.index) - 1)] for d in data

@@ -79,20 +79,25 @@ def run_backtest_command(args: argparse.Namespace) -> int:
         exchange=args.exchange,
         warmup=parse_warmup(args.warmup),
     )
-    progress = None if args.quiet or not sys.stderr.isatty() else _progress()
-    result = run_backtest(request, progress)
-    _finish(progress)
-    from rich.console import Console
+    from kinetic_rules.cli.progress import Phases
 
-    from kinetic_rules.backtest.report_files import write_reports
-    from kinetic_rules.backtest.report_text import print_summary
+    with Phases(live=False if args.quiet else None) as phases:
+        progress = None if args.quiet else phases
+        result = run_backtest(request, progress)
+        if progress:
+            progress("reports", 0, 0)
+        from rich.console import Console
 
-    metrics = print_summary(result, Console(soft_wrap=False))
-    folder = args.report or (Path("user_data/backtest") if args.export else None)
-    if folder is not None:
-        written = write_reports(result, metrics, folder)
-        for path in written.values():
-            print(f"wrote {path}", file=sys.stderr)
+        from kinetic_rules.backtest.metrics import compute_metrics
+        from kinetic_rules.backtest.report_files import write_reports
+        from kinetic_rules.backtest.report_text import print_summary
+
+        metrics = compute_metrics(result)
+        folder = args.report or (Path("user_data/backtest") if args.export else None)
+        written = write_reports(result, metrics, folder) if folder is not None else {}
+    print_summary(result, Console(soft_wrap=False), metrics)
+    for path in written.values():
+        print(f"wrote {path}", file=sys.stderr)
     if "signals" in args.export:
         from kinetic_rules.backtest.export import write_signals
         from kinetic_rules.backtest.runner import prepare
@@ -105,32 +110,6 @@ def run_backtest_command(args: argparse.Namespace) -> int:
         for path in write_signals(prepared.plan, signals, folder):
             print(f"wrote {path}", file=sys.stderr)
     return 0
-
-
-_bars: dict[str, Any] = {}
-
-
-def _progress() -> Any:
-    from rich.progress import Progress
-
-    bar = Progress(transient=True)
-    bar.start()
-    _bars["bar"] = bar
-
-    def update(what: str, done: int, total: int) -> None:
-        task = _bars.get(what)
-        if task is None:
-            task = _bars[what] = bar.add_task(f"evaluating {what}", total=total)
-        bar.update(task, completed=done)
-
-    return update
-
-
-def _finish(progress: Any) -> None:
-    bar = _bars.pop("bar", None)
-    if bar is not None:
-        bar.stop()
-    _bars.clear()
 
 
 def register_explain(commands: argparse._SubParsersAction[Any]) -> None:

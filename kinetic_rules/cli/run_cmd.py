@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kinetic_rules.cli.options import WARMUP_HELP, parse_overrides, parse_warmup
+from kinetic_rules.cli.progress import Phases
 from kinetic_rules.errors import ConfigError
 from kinetic_rules.timeframes import timeframe_seconds
 
@@ -129,6 +130,10 @@ def run_command(args: argparse.Namespace) -> int:
     )
     if not args.quiet:
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    # Trades are logged as they happen: phases print as lines between them, never redraw.
+    phases = Phases(live=False)
+    if not args.quiet:
+        phases("loading")
     prepared = prepare(request)
     source = ReplaySource(prepared.plan, prepared.feed, prepared.pairs, start)
     sink = _sink(args.db, prepared.plan, "replay") if args.db else None
@@ -141,6 +146,8 @@ def run_command(args: argparse.Namespace) -> int:
     last = len(source.timeline) - 1
     try:
         for step in source.steps():
+            if not args.quiet:
+                phases("replay", step, last + 1)
             runtime.step(step)
             if runtime.stopping and not runtime.portfolio.unresolved():
                 break  # /stop: nothing open any more
@@ -149,8 +156,10 @@ def run_command(args: argparse.Namespace) -> int:
         else:
             runtime.finish(last)
     except KeyboardInterrupt:
+        phases.close()
         print("interrupted: open trades stay as they are", file=sys.stderr)
         return _done(runtime, 130)
+    phases.close()
     return _done(runtime, 0)
 
 

@@ -122,7 +122,7 @@ def assemble_market(
     data: list[PairData] = []
     for column, pair in enumerate(pairs):
         if progress:
-            progress("signals", column, len(pairs))
+            progress("indicators", column, len(pairs))
         signals = inputs.signals(pair)
         where = positions[column]
         local = np.full(len(timeline), -1)
@@ -135,7 +135,7 @@ def assemble_market(
         data.append(pair_data(plan, pair, signals, inputs.prices(pair), where, tradable_from))
         signals.values = {n: v for n, v in signals.values.items() if n in keep}
     if progress:
-        progress("signals", len(pairs), len(pairs))
+        progress("indicators", len(pairs), len(pairs))
     picks = shortlist(
         spec.scanner, checked.scanner, pairs, rows, len(timeline), matrices, available
     )
