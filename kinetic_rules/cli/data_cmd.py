@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kinetic_rules.cli.progress import Phases
 from kinetic_rules.errors import ConfigError, KineticError
 
 if TYPE_CHECKING:  # the rest is imported where used, so that `--help` stays fast
@@ -152,16 +153,19 @@ def run_import(args: argparse.Namespace) -> int:
         for line in _file_lines(outcome):
             out.print(line, markup=False)
 
-    summary = import_paths(
-        list(args.paths),
-        store,
-        exchange=args.exchange,
-        pair=args.pair,
-        timeframe=args.timeframe,
-        drop_bad_rows=args.drop_bad_rows,
-        dry_run=args.dry_run,
-        on_file=show,
-    )
+    # Lines, never a redrawn bar: each file's outcome is printed as it is checked.
+    with Phases(live=False) as phases:
+        summary = import_paths(
+            list(args.paths),
+            store,
+            exchange=args.exchange,
+            pair=args.pair,
+            timeframe=args.timeframe,
+            drop_bad_rows=args.drop_bad_rows,
+            dry_run=args.dry_run,
+            on_file=show,
+            progress=None if args.quiet else phases,
+        )
     rejected = len(summary.rejected)
     if summary.written and not args.quiet:
         out.print(f"store: {store.root}", markup=False)

@@ -61,3 +61,13 @@ def test_replay_names_its_phases(fixture_store: Path, capsys: pytest.CaptureFixt
     err = capsys.readouterr().err
     assert re.search(r"^loading: \d+\.\ds$", err, re.MULTILINE)
     assert re.search(r"^replay \([\d,]+\): \d+\.\ds$", err, re.MULTILINE)
+
+
+def test_data_import_names_its_phases(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fixtures = Path(__file__).parents[1] / "fixtures" / "binance-15m-csv"
+    assert main(["data", "import", "--data", str(tmp_path), str(fixtures)]) == 0
+    err = capsys.readouterr().err
+    found = re.findall(r"^(checking|storing) \((\d+)\): \d+\.\ds$", err, re.MULTILINE)
+    files = len([p for p in fixtures.iterdir() if p.is_file()])
+    assert [name for name, _ in found] == ["checking", "storing"]
+    assert int(found[0][1]) == files > 0
