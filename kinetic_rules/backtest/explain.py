@@ -154,7 +154,7 @@ def explain(request: BacktestRequest, pair: str, at: pd.Timestamp, trades: bool 
         step = pd.Timedelta(seconds=timeframe_seconds(plan.timeframe))
         which = "that contains it" if at < index[position] + step else "latest before it"
         out.append(
-            f"note: {at:%Y-%m-%d %H:%M:%S} is not the open of a {plan.timeframe} candle; "
+            f"note: {at:%Y-%m-%d %H:%M:%S} UTC is not the open of a {plan.timeframe} candle; "
             f"used the candle {which}, opened {index[position]:%Y-%m-%d %H:%M}"
         )
     checked = plan.strategy

@@ -113,7 +113,7 @@ def test_an_off_grid_time_says_which_candle_it_explains(
     out = capsys.readouterr().out
     assert "candle 2024-03-04 10:05:00+00:00 (5m)" in out
     assert (
-        "note: 2024-03-04 10:07:30 is not the open of a 5m candle; used the candle that "
+        "note: 2024-03-04 10:07:30 UTC is not the open of a 5m candle; used the candle that "
         "contains it, opened 2024-03-04 10:05" in out
     )
     assert main([*args, "--at", "2024-03-04T10:05"]) == 0
