@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; KineticError → its rendering on stderr and its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    quiet_libraries(verbose=getattr(args, "verbose", False))
+    restore_logs = quiet_libraries(verbose=getattr(args, "verbose", False))
     handler: Handler = args.handler
     try:
         return handler(args)
@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as bug:  # never a traceback on screen, even for our own mistakes
         return _internal_error(bug)
+    finally:
+        restore_logs()
 
 
 def _internal_error(bug: Exception) -> int:

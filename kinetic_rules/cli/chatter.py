@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
 
 # Loggers of the libraries kinetic-rules drives; their INFO lines are for debugging us.
 LIBRARIES = (
@@ -49,8 +50,16 @@ def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser
     return found
 
 
-def quiet_libraries(*, verbose: bool) -> None:
-    """Libraries log at WARNING and above only, unless --verbose; ours are untouched."""
-    level = logging.NOTSET if verbose else logging.WARNING
-    for name in LIBRARIES:
-        logging.getLogger(name).setLevel(level)
+def quiet_libraries(*, verbose: bool) -> Callable[[], None]:
+    """Libraries log at WARNING and above only, unless --verbose; ours are untouched.
+    Returns what puts the levels back (a command run in-process leaves no trace)."""
+    loggers = [logging.getLogger(name) for name in LIBRARIES]
+    before = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.NOTSET if verbose else logging.WARNING)
+
+    def restore() -> None:
+        for logger, level in zip(loggers, before, strict=True):
+            logger.setLevel(level)
+
+    return restore

@@ -202,4 +202,6 @@ def test_library_logs_stay_hidden_unless_verbose(
     caplog.clear()
     assert main(["-v", "trades", "--db", url, "--format", "json"]) == 0
     assert [r for r in caplog.records if r.name.startswith("alembic")]
+    before = logging.getLogger("alembic").level
     assert main(["trades", "--db", url, "--format", "json"]) == 0  # quiet again
+    assert logging.getLogger("alembic").level == before  # and nothing left behind
