@@ -59,7 +59,7 @@ def create_exchange(exchange_id: str, *, api_url: str | None = None, futures: bo
     return exchange
 
 
-REACH_SECONDS = 5.0  # for the name, then for the connection: under 10 s in all
+REACH_SECONDS = 4.0  # for the name, then for the connection: well under 10 s in all
 
 
 def ensure_reachable(exchange: Any, seconds: float = REACH_SECONDS) -> None:
