@@ -148,6 +148,7 @@ def results_document(result: BacktestResult, metrics: Metrics) -> dict[str, Any]
                 "durations": a.durations,
                 "candles": dict(a.gap_candles),
             },
+            "warmup": list(a.warmup),
         },
         "metrics": metrics.to_dict(),
         "breakdowns": {

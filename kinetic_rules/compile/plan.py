@@ -41,6 +41,7 @@ class Plan:
     trade_free: frozenset[ast.Node] = field(default_factory=frozenset)
     gaps: str = "keep"  # missing candles: kept as holes, or filled (data/gaps.py)
     durations: str = "time"  # under keep: duration windows span time, or count candles
+    accepted_warmup: int | None = None  # seconds: `backtest.warmup` or `--warmup`, if shorter
 
     @property
     def windows_span_time(self) -> bool:
@@ -49,6 +50,19 @@ class Plan:
 
     def is_trade_free(self, node: ast.Node) -> bool:
         return node in self.trade_free or not _uses_trade(node)
+
+    def warmup_candles(self, timeframe: str) -> int:
+        """Candles of `timeframe` waited for before trading: the full warm-up, or fewer
+        when the user accepted a shorter one (indicators are still computed on all data)."""
+        needed = self.warmup.get(timeframe, 0)
+        if self.accepted_warmup is None:
+            return needed
+        return min(needed, -(-self.accepted_warmup // timeframe_seconds(timeframe)))
+
+    @property
+    def used_warmup_seconds(self) -> int:
+        """The longest warm-up actually waited for, as time."""
+        return max(timeframe_seconds(tf) * self.warmup_candles(tf) for tf in self.warmup)
 
 
 def build_plan(checked: CheckedStrategy, gaps: str | None = None) -> Plan:
@@ -83,6 +97,7 @@ def build_plan(checked: CheckedStrategy, gaps: str | None = None) -> Plan:
         trade_free=trade_free,
         gaps=gaps or checked.spec.backtest.gaps,
         durations=checked.spec.backtest.durations,
+        accepted_warmup=checked.spec.backtest.warmup,
     )
 
 

@@ -160,8 +160,10 @@ def import_paths(
     accept_price_jump: bool = False,
     now_ns: int | None = None,
     on_file: Callable[[FileOutcome], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> ImportSummary:
-    """Validate every file, report each through `on_file`, and store the accepted ones.
+    """Validate every file, report each through `on_file`, and store the accepted ones;
+    `progress(phase, done, total)` hears of the phases: checking, then storing.
 
     `now_ns` is the import time candles may not be dated after (default: the clock);
     `accept_price_jump` imports a file whose prices jump at the seam with stored data,
@@ -175,7 +177,9 @@ def import_paths(
             on_file(outcome)
     accepted: dict[tuple[str, str], list[pd.DataFrame]] = {}
     stored: dict[tuple[str, str], pd.DataFrame | None] = {}
-    for item in planned:
+    for done, item in enumerate(planned):
+        if progress:
+            progress("checking", done, len(planned))
         outcome = FileOutcome(item.source.label, item.pair, item.timeframe)
         try:
             raw = item.source.read()
@@ -203,7 +207,9 @@ def import_paths(
             accepted.setdefault((item.pair, item.timeframe), []).append(frame)
     if dry_run:
         return summary
-    for (series_pair, series_tf), frames in accepted.items():
+    for done, ((series_pair, series_tf), frames) in enumerate(accepted.items()):
+        if progress:
+            progress("storing", done, len(accepted))
         for batch in _combine(frames):
             summary.written.append(store.write(exchange, series_pair, series_tf, batch))
     return summary

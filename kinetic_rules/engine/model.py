@@ -104,6 +104,8 @@ class Assumptions:
     durations: str = "time"  # under keep: duration windows span time, or count candles held
     # per pair, base timeframe: candles filled (fill) or missing and left out (keep)
     gap_candles: tuple[tuple[str, int], ...] = ()
+    warmup: tuple[str, ...] = ()  # the warm-up waited for, how converged its slowest
+    # indicator was, pairs whose data ended inside it, a timerange that started inside it
 
 
 @dataclass

@@ -305,6 +305,12 @@ class Backtest(Section):
         "where candles are missing: that much time (missing candles left out of the window) "
         "or that many candles held, reaching back further across a gap.",
     )
+    warmup: Duration | None = Field(
+        None,
+        description="Accept a shorter warm-up than the indicators need, e.g. 30d: trading "
+        "may start this long after the data does. The report states how converged the "
+        "slowest indicator is then. Default: the full warm-up.",
+    )
 
 
 class Strategy(Section):
