@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
+from kinetic_rules.cli.flags import whole_number
 from kinetic_rules.data.candles import format_time
 from kinetic_rules.data.download import DEFAULT_DAYS, SeriesOutcome, download
 from kinetic_rules.data.exchange import create_exchange
@@ -91,7 +92,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     dl.add_argument("--timerange", help="START-END as YYYYMMDD-YYYYMMDD; either side may be empty")
     dl.add_argument(
         "--days",
-        type=int,
+        type=whole_number(1, 36_500),
         default=DEFAULT_DAYS,
         help=f"without --timerange: how many days back (default {DEFAULT_DAYS})",
     )

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from kinetic_rules.cli.flags import whole_number
 from kinetic_rules.data.atomic import atomic_write
 from kinetic_rules.data.pairs import normalize_pair
 from kinetic_rules.engine.model import Trade
@@ -80,10 +81,7 @@ def _time(text: str) -> pd.Timestamp:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
-def _positive(text: str) -> int:
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a positive whole number")
-    return int(text)
+_positive = whole_number(1, 1_000_000_000)
 
 
 def run_trades(args: argparse.Namespace) -> int:

@@ -11,10 +11,11 @@ a failed subtree yields None so one mistake does not cascade into many.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable
 
 from kinetic_rules.errors import Diagnostic, Span
-from kinetic_rules.functions import REGISTRY, ArgKind, Function
+from kinetic_rules.functions import MAX_CANDLES, REGISTRY, Arg, ArgKind, Function
 from kinetic_rules.lang import ast
 from kinetic_rules.lang.names import (
     CANDLE_FIELDS,
@@ -40,7 +41,12 @@ from kinetic_rules.lang.symbols import (
     kind_word,
     scope_words,
 )
-from kinetic_rules.timeframes import candles_in, parse_duration, timeframe_seconds
+from kinetic_rules.timeframes import (
+    candles_in,
+    format_duration,
+    parse_duration,
+    timeframe_seconds,
+)
 
 __all__ = ["BOOL", "NUMBER", "Definition", "Resolver", "Symbols", "Typed"]
 
@@ -205,6 +211,9 @@ class Resolver:
         a, b = left.node, right.node
         if isinstance(a, ast.Number) and isinstance(b, ast.Number):
             folded = fold(node.op, a.value, b.value)
+            if folded is not None and not math.isfinite(folded):
+                self._error(node.span, "range", "this calculation gives a number too large to use")
+                return None
             if folded is not None:
                 return Typed(ast.Number(folded, span=node.span), NUMBER)
         if isinstance(a, ast.Bool) and isinstance(b, ast.Bool):
@@ -283,6 +292,13 @@ class Resolver:
         if value is None or not float(value).is_integer():
             self._error(
                 node.offset.span, "history", "a history offset is a whole number of candles"
+            )
+            return None
+        if value > MAX_CANDLES:
+            self._error(
+                node.offset.span,
+                "range",
+                f"a history offset is at most {MAX_CANDLES} candles",
             )
             return None
         if value < 0:
@@ -399,6 +415,19 @@ class Resolver:
                 args.append(checked)
         if not ok:
             return None
+        lists = {
+            spec.name: _list_values(arg)
+            for spec, arg in zip(function.args, args, strict=True)
+            if isinstance(arg, ast.ListLit)
+        }
+        for name, problem in function.list_problems(lists):
+            index = [spec.name for spec in function.args].index(name)
+            given = bound[index]
+            span = given.span if given is not None else node.span
+            self._error(span, "range", f"{function.name}'s '{name}' {problem}")
+            ok = False
+        if not ok:
+            return None
         kind = BOOL if function.returns == "bool" else NUMBER
         return Typed(ast.Call(function.name, tuple(args), span=node.span), kind)
 
@@ -440,15 +469,12 @@ class Resolver:
     def _argument(
         self,
         function: Function,
-        spec: object,
+        spec: Arg,
         given: ast.Node | None,
         call: ast.Call,
         scope: Scope,
         tf: str,
     ) -> ast.Node | None:
-        from kinetic_rules.functions.registry import Arg
-
-        assert isinstance(spec, Arg)
         if given is None:
             return ast.Number(float(spec.default))  # type: ignore[arg-type]
         typed = self._resolve(given, scope, tf)
@@ -469,6 +495,11 @@ class Resolver:
             if typed.kind != LIST:
                 self._error(given.span, "type", f"{where} is a list such as [60, 70, 80]")
                 return None
+            assert isinstance(typed.node, ast.ListLit)
+            problem = spec.problem(_list_values(typed.node))
+            if problem is not None:
+                self._error(given.span, "range", f"{where} {problem}")
+                return None
             return typed.node
         typed = self._as_number(typed, tf, given.span)
         if typed.kind == "error":
@@ -476,12 +507,11 @@ class Resolver:
         if not isinstance(typed.node, ast.Number):
             self._error(given.span, "constant", f"{where} must be a fixed number, not a series")
             return None
-        value = typed.node.value
-        if spec.kind in (ArgKind.INT, ArgKind.WINDOW) and not value.is_integer():
-            self._error(given.span, "type", f"{where} must be a whole number")
-            return None
-        if spec.minimum is not None and value < spec.minimum:
-            self._error(given.span, "range", f"{where} must be at least {spec.minimum:g}")
+        problem = spec.problem(typed.node.value)
+        if problem is not None:
+            code = "type" if problem == "must be a whole number" else "range"
+            hint = _window_hint(spec, tf) if code == "range" else None
+            self._error(given.span, code, f"{where} {problem}", hint)
             return None
         return typed.node
 
@@ -534,6 +564,18 @@ _PORTFOLIO_HINT = (
     "indicators, conditions, the scanner and trade rules are computed for every candle at "
     "once; the portfolio is known only when it decides"
 )
+
+
+def _list_values(node: ast.ListLit) -> tuple[float, ...]:
+    return tuple(item.value if isinstance(item, ast.Number) else math.nan for item in node.items)
+
+
+def _window_hint(spec: Arg, tf: str) -> str | None:
+    """For a count of candles that is too long, what that maximum is in time."""
+    if spec.kind not in (ArgKind.INT, ArgKind.WINDOW) or spec.maximum is None:
+        return None
+    longest = format_duration(int(spec.maximum) * timeframe_seconds(tf))
+    return f"{int(spec.maximum)} candles of {tf} is {longest}"
 
 
 def _reads_portfolio(node: ast.Node) -> bool:
