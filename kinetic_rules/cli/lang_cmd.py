@@ -113,7 +113,13 @@ def run_functions(args: argparse.Namespace) -> int:
                 "returns": f.returns,
                 "doc": f.doc,
                 "args": [
-                    {"name": a.name, "kind": a.kind.value, "default": a.default, "doc": a.doc}
+                    {
+                        "name": a.name,
+                        "kind": a.kind.value,
+                        "default": a.default,
+                        "doc": a.doc,
+                        "limits": a.limits(),
+                    }
                     for a in f.args
                 ],
                 "example": f.example,
@@ -128,7 +134,8 @@ def run_functions(args: argparse.Namespace) -> int:
         if args.name:
             for a in f.args:
                 default = "" if a.required else f" (default {a.default})"
-                print(f"    {a.name}: {a.kind.value}{default} — {a.doc}")
+                limits = "".join(f"; {words}" for words in a.limits())
+                print(f"    {a.name}: {a.kind.value}{default} — {a.doc}{limits}")
             if f.example:
                 print(f"    example: {f.example}")
     return 0

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import math
 import gc
 import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -91,8 +91,7 @@ def _speed(text: str) -> float | None:
         factor = math.nan
     if not _SLOWEST <= factor <= _FASTEST:  # NaN fails too
         raise ConfigError(
-            f"--speed {text}: write max, or a number from {_SLOWEST:g} to {_FASTEST:g} "
-            "such as 60"
+            f"--speed {text}: write max, or a number from {_SLOWEST:g} to {_FASTEST:g} such as 60"
         )
     return factor
 

@@ -50,6 +50,17 @@ from kinetic_rules.timeframes import (
 
 __all__ = ["BOOL", "NUMBER", "Definition", "Resolver", "Symbols", "Typed"]
 
+# Named definitions are written out where they are used, so a chain of definitions each
+# using the previous one makes one deep tree, and a definition used twice in the next
+# doubles it at every step. Every later stage walks these trees; these limits keep them
+# within what those walks (and Python's stack) handle, far above any readable strategy.
+MAX_EXPANDED_DEPTH = 150  # levels of one expression with its definitions written out
+MAX_EXPANDED_SIZE = 50_000  # parts (numbers, names, calls, operators) of one expression
+_SPLIT_HINT = (
+    "a definition is written out in full wherever it is used; shorten the chain of "
+    "definitions that use one another, or use a function such as mean or sum"
+)
+
 
 class Resolver:
     def __init__(self, symbols: Symbols, report: Callable[[Diagnostic], None]) -> None:
@@ -58,18 +69,76 @@ class Resolver:
         self._memo: dict[tuple[str, str], Typed | None] = {}
         self._stack: list[str] = []
         self._inside_context = 0  # > 0 while resolving the operand of @tf / [PAIR]
+        self._depth = 0  # nodes being resolved, one inside the other
+        self._measured: dict[int, tuple[ast.Node, int, int]] = {}  # id → (node, depth, size)
 
     # entry point ----------------------------------------------------------------------
     def resolve(self, tree: ast.Node, scope: Scope, timeframe: str) -> Typed | None:
-        return self._resolve(tree, scope, timeframe)
+        typed = self._resolve(tree, scope, timeframe)
+        if typed is not None and not self._small_enough(typed.node, tree.span):
+            return None
+        return typed
 
     def _error(self, span: Span, code: str, message: str, hint: str | None = None) -> None:
         self.report(Diagnostic("error", code, message, span, hint))
 
     def _resolve(self, node: ast.Node, scope: Scope, tf: str) -> Typed | None:
+        if self._depth >= MAX_EXPANDED_DEPTH:
+            message = (
+                f"with its named definitions written out, this nests deeper than "
+                f"{MAX_EXPANDED_DEPTH} levels"
+            )
+            self._error(node.span, "too-deep", message, _SPLIT_HINT)
+            return None
         method = getattr(self, f"_r_{type(node).__name__}")
-        result: Typed | None = method(node, scope, tf)
+        self._depth += 1
+        try:
+            result: Typed | None = method(node, scope, tf)
+        finally:
+            self._depth -= 1
         return result
+
+    def _small_enough(self, node: ast.Node, span: Span) -> bool:
+        """Report a resolved tree beyond the limits every later stage relies on."""
+        depth, size = self._measure(node)
+        if depth > MAX_EXPANDED_DEPTH:
+            message = (
+                f"with its named definitions written out, this nests {depth} levels deep "
+                f"(at most {MAX_EXPANDED_DEPTH})"
+            )
+            self._error(span, "too-deep", message, _SPLIT_HINT)
+            return False
+        if size > MAX_EXPANDED_SIZE:
+            message = (
+                f"with its named definitions written out, this has more than "
+                f"{MAX_EXPANDED_SIZE} parts"
+            )
+            self._error(span, "too-large", message, _SPLIT_HINT)
+            return False
+        return True
+
+    def _measure(self, root: ast.Node) -> tuple[int, int]:
+        """(depth, size) of a tree whose shared subtrees count every time they occur.
+
+        Iterative, and each distinct node is measured once: the tree of a definition used
+        twice in the next may be exponentially large, its shared nodes are not.
+        """
+        known = self._measured
+        stack: list[tuple[ast.Node, bool]] = [(root, False)]
+        while stack:
+            node, children_done = stack.pop()
+            if id(node) in known:
+                continue
+            children = list(node.children())
+            if children_done:
+                depth = 1 + max((known[id(c)][1] for c in children), default=0)
+                size = 1 + sum(known[id(c)][2] for c in children)
+                known[id(node)] = (node, depth, min(size, MAX_EXPANDED_SIZE + 1))
+            else:
+                stack.append((node, True))
+                stack.extend((c, False) for c in children if id(c) not in known)
+        _, depth, size = known[id(root)]
+        return depth, size
 
     # literals ---------------------------------------------------------------------------
     def _r_Number(self, node: ast.Number, scope: Scope, tf: str) -> Typed:
@@ -177,6 +246,13 @@ class Resolver:
                 typed = self._resolve(definition.tree, scope, tf) if definition.tree else None
             finally:
                 self._stack.pop()
+            tree = definition.tree
+            if (
+                typed is not None
+                and tree is not None
+                and not self._small_enough(typed.node, tree.span)
+            ):
+                typed = None
             self._memo[key] = typed if typed and typed.kind == definition.kind else None
         return self._memo[key]
 
