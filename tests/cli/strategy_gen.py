@@ -1,0 +1,172 @@
+"""Hypothesis strategies that write whole strategy files, hostile edges included.
+
+Function calls are drawn from the registry itself, so a function added tomorrow is
+exercised too; constant arguments are drawn from the edges of what each kind accepts
+(0, negatives, the largest window, lists out of order, numbers too large to store).
+"""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import strategies as st
+
+from kinetic_rules.functions import MAX_CANDLES, REGISTRY, ArgKind, Function
+
+PARAMS = {"p_num": 2.0, "p_int": 14, "p_word": "fast"}
+
+COUNTS = ["1", "2", "3", "14", "50", "$p_int"]
+EDGE_COUNTS = ["0", "-1", "1.5", str(MAX_CANDLES), str(MAX_CANDLES + 1), "99999999999999999999"]
+DURATIONS = ["1h", "2h", "1d", "7d"]
+EDGE_DURATIONS = ["90m", "30m", "0h", "1000w", "999999w"]
+NUMBERS = ["0", "0.5", "2", "70", "2.5%", "$p_num"]
+EDGE_NUMBERS = ["-1", "100", "100.5", "1e308", "1e309", "1e-320"]
+
+
+def _mostly(good: list[str], edge: list[str]) -> st.SearchStrategy[str]:
+    """Usually a value a person would write, sometimes one from the edges."""
+    return st.one_of(*[st.sampled_from(good)] * 5, st.sampled_from(edge))
+
+
+def _functions() -> list[Function]:
+    return REGISTRY.all()
+
+
+def _numbers() -> st.SearchStrategy[str]:
+    return st.one_of(
+        _mostly(NUMBERS, EDGE_NUMBERS),
+        st.floats(-1e6, 1e6, allow_nan=False).map(lambda x: f"{abs(x):.6g}"),
+    )
+
+
+def _constant(kind: ArgKind) -> st.SearchStrategy[str]:
+    if kind is ArgKind.INT:
+        return _mostly(COUNTS, EDGE_COUNTS)
+    if kind is ArgKind.WINDOW:
+        return _mostly(COUNTS + DURATIONS, EDGE_COUNTS + EDGE_DURATIONS)
+    if kind is ArgKind.NUMBER:
+        return _numbers()
+    items = st.lists(_numbers(), min_size=0, max_size=5)
+    ordered = st.lists(st.integers(-50, 150), min_size=1, max_size=5, unique=True).map(sorted)
+    return st.one_of(items, ordered.map(lambda xs: [str(x) for x in xs])).map(
+        lambda xs: "[" + ", ".join(xs) + "]"
+    )
+
+
+LEAVES = ["close", "open", "high", "low", "volume", "$p_num", "1", "0", "2.5%", "-3"]
+
+
+def _call(function: Function, number: st.SearchStrategy[str], condition: st.SearchStrategy[str]):
+    @st.composite
+    def draw_call(draw: st.DrawFn) -> str:
+        parts = []
+        for arg in function.args:
+            if not arg.required and draw(st.booleans()):
+                continue  # leave it to its default (later ones become keywords)
+            if arg.kind is ArgKind.SERIES:
+                value = draw(number)
+            elif arg.kind is ArgKind.BOOL_SERIES:
+                value = draw(condition)
+            else:
+                value = draw(_constant(arg.kind))
+            parts.append(f"{arg.name}={value}")
+        return f"{function.name}({', '.join(parts)})"
+
+    return draw_call()
+
+
+def expressions() -> tuple[st.SearchStrategy[str], st.SearchStrategy[str]]:
+    """(numbers, conditions): nested expressions over the registry, with edge constants."""
+
+    def extend_number(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+        cond = _conditions(inner)
+        calls = st.sampled_from([f for f in _functions() if f.returns == "number"]).flatmap(
+            lambda f: _call(f, inner, cond)
+        )
+        return st.one_of(
+            calls,
+            st.tuples(inner, st.sampled_from(["+", "-", "*", "/"]), inner).map(
+                lambda t: f"({t[0]} {t[1]} {t[2]})"
+            ),
+            st.tuples(inner, _mostly(["0", "1", "3", "$p_int"], ["99999999", "1e309"])).map(
+                lambda t: f"({t[0]})[{t[1]}]"
+            ),
+            st.tuples(cond, inner, inner).map(lambda t: f"(if {t[0]} then {t[1]} else {t[2]})"),
+            inner.map(lambda x: f"({x})@1d"),
+            inner.map(lambda x: f"-({x})"),
+        )
+
+    numbers = st.recursive(st.sampled_from(LEAVES), extend_number, max_leaves=6)
+    return numbers, _conditions(numbers)
+
+
+def _conditions(numbers: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    compare = st.tuples(numbers, st.sampled_from(["<", ">", "<=", ">=", "==", "!="]), numbers).map(
+        lambda t: f"{t[0]} {t[1]} {t[2]}"
+    )
+    bool_calls = st.sampled_from([f for f in _functions() if f.returns == "bool"]).flatmap(
+        lambda f: _call(f, numbers, compare)
+    )
+    base = st.one_of(compare, bool_calls, st.just('$p_word == "fast"'), st.just("true"))
+    return st.one_of(
+        base,
+        st.tuples(base, st.sampled_from(["and", "or"]), base).map(
+            lambda t: f"({t[0]}) {t[1]} ({t[2]})"
+        ),
+        base.map(lambda c: f"not ({c})"),
+    )
+
+
+def _quoted(text: str) -> str:
+    return json.dumps(text)  # a JSON string is a valid YAML scalar, whatever it holds
+
+
+@st.composite
+def strategy_files(draw: st.DrawFn) -> str:
+    """The text of one strategy file, valid or not."""
+    numbers, conditions = expressions()
+    lines = [
+        "metadata: {name: generated}",
+        f"timeframe: {draw(st.sampled_from(['1h', '1h', '5m']))}",
+        "market: {pairs: [BTC/USDT, ETH/USDT]}",
+        "informative: {timeframes: [1d]}",
+        "params:",
+        f"  p_num: {{value: {draw(_mostly(['2', '0.5', '1%'], ['.nan', '1e309', '11']))},"
+        f" min: -10, max: 10}}",
+        "  p_int: {value: 14, min: 1, max: 100}",
+        "  p_word: {value: fast, choices: [fast, slow]}",
+        "indicators:",
+        f"  ind_a: {_quoted(draw(numbers))}",
+        f"  ind_b: {_quoted(draw(numbers))} ",
+        "conditions:",
+        f"  cond_a: {_quoted(draw(conditions))}",
+        "entry:",
+        "  long:",
+        f"    first: {_quoted(draw(conditions))}",
+        "    named: cond_a or ind_a > ind_b",
+    ]
+    lines += ["exit:", "  long:", f"    out: {_quoted(draw(conditions))}"]
+    if draw(st.booleans()):
+        lines += [
+            "stoploss:",
+            f"  initial: {_quoted(draw(numbers))}",
+            f"  max_distance: {draw(_mostly(['3%', '0.5'], ['0', '-1%', '1e309']))}",
+            "  trailing:",
+            f"    trail: {{activate: {_quoted(draw(conditions))}, level: {_quoted(draw(numbers))}}}",
+        ]
+    if draw(st.booleans()):
+        lines += [
+            "take_profit:",
+            f"  half: {{when: {_quoted(draw(conditions))}, "
+            f"close: {draw(_mostly(['50%', '1'], ['0', '2', '-5%']))}}}",
+        ]
+    stake = draw(st.one_of(numbers, _mostly(["0.01", "1%"], ["0", "-1", "1e300"])))
+    lines += ["sizing:", f"  stake: {_quoted(stake)}"]
+    if draw(st.booleans()):
+        lines += [f"  max_stake: {draw(_mostly(['5%', '1'], ['0', '-1', '.nan']))}"]
+    if draw(st.booleans()):
+        lines += [f"portfolio: {{max_open_trades: {draw(st.sampled_from(['0', '1', '3']))}}}"]
+    balance = draw(_mostly(["10000", "0.01"], ["1e15", "1e16", ".inf"]))
+    fee = draw(_mostly(["0.1%", "0"], ["0.49", "0.5", ".nan"]))
+    lines += ["backtest:", f"  starting_balance: {balance}", f"  fee: {fee}"]
+    return "\n".join(lines) + "\n"
