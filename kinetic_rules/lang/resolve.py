@@ -103,8 +103,8 @@ class Resolver:
         depth, size = self._measure(node)
         if depth > MAX_EXPANDED_DEPTH:
             message = (
-                f"with its named definitions written out, this nests {depth} levels deep "
-                f"(at most {MAX_EXPANDED_DEPTH})"
+                f"with its named definitions written out, this nests deeper than "
+                f"{MAX_EXPANDED_DEPTH} levels ({depth})"
             )
             self._error(span, "too-deep", message, _SPLIT_HINT)
             return False

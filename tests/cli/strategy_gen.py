@@ -152,7 +152,8 @@ def strategy_files(draw: st.DrawFn) -> str:
             f"  initial: {_quoted(draw(numbers))}",
             f"  max_distance: {draw(_mostly(['3%', '0.5'], ['0', '-1%', '1e309']))}",
             "  trailing:",
-            f"    trail: {{activate: {_quoted(draw(conditions))}, level: {_quoted(draw(numbers))}}}",
+            f"    trail: {{activate: {_quoted(draw(conditions))}, "
+            f"level: {_quoted(draw(numbers))}}}",
         ]
     if draw(st.booleans()):
         lines += [

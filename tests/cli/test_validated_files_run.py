@@ -61,15 +61,9 @@ def test_every_file_validate_accepts_runs_without_an_internal_error(
     runs = {
         "backtest": ["backtest", str(path), "--data", store, "--quiet", *window],
         "explain": [
-            "explain",
-            str(path),
-            "--data",
-            store,
-            "--pair",
-            "BTC/USDT",
-            "--at",
-            "2024-03-12T10:00",
-        ],  # fmt: skip
+            *("explain", str(path), "--data", store),
+            *("--pair", "BTC/USDT", "--at", "2024-03-12T10:00"),
+        ],
         "run --replay": ["run", str(path), "--replay", store, "--quiet", *window],
     }
     for command, argv in runs.items():
