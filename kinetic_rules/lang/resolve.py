@@ -586,7 +586,7 @@ class Resolver:
         problem = spec.problem(typed.node.value)
         if problem is not None:
             code = "type" if problem == "must be a whole number" else "range"
-            hint = _window_hint(spec, tf) if code == "range" else None
+            hint = _window_hint(spec, tf) if problem.startswith("must be at most") else None
             self._error(given.span, code, f"{where} {problem}", hint)
             return None
         return typed.node

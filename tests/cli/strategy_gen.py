@@ -23,30 +23,30 @@ NUMBERS = ["0", "0.5", "2", "70", "2.5%", "$p_num"]
 EDGE_NUMBERS = ["-1", "100", "100.5", "1e308", "1e309", "1e-320"]
 
 
-def _mostly(good: list[str], edge: list[str]) -> st.SearchStrategy[str]:
-    """Usually a value a person would write, sometimes one from the edges."""
-    return st.one_of(*[st.sampled_from(good)] * 5, st.sampled_from(edge))
+def _mostly(good: list[str], edge: list[str], edgy: bool) -> st.SearchStrategy[str]:
+    """A value a person would write or, in an edgy file, often one from the edges."""
+    return st.sampled_from(good) if not edgy else st.sampled_from(good + edge)
 
 
 def _functions() -> list[Function]:
     return REGISTRY.all()
 
 
-def _numbers() -> st.SearchStrategy[str]:
+def _numbers(edgy: bool) -> st.SearchStrategy[str]:
     return st.one_of(
-        _mostly(NUMBERS, EDGE_NUMBERS),
+        _mostly(NUMBERS, EDGE_NUMBERS, edgy),
         st.floats(-1e6, 1e6, allow_nan=False).map(lambda x: f"{abs(x):.6g}"),
     )
 
 
-def _constant(kind: ArgKind) -> st.SearchStrategy[str]:
+def _constant(kind: ArgKind, edgy: bool) -> st.SearchStrategy[str]:
     if kind is ArgKind.INT:
-        return _mostly(COUNTS, EDGE_COUNTS)
+        return _mostly(COUNTS, EDGE_COUNTS, edgy)
     if kind is ArgKind.WINDOW:
-        return _mostly(COUNTS + DURATIONS, EDGE_COUNTS + EDGE_DURATIONS)
+        return _mostly(COUNTS + DURATIONS, EDGE_COUNTS + EDGE_DURATIONS, edgy)
     if kind is ArgKind.NUMBER:
-        return _numbers()
-    items = st.lists(_numbers(), min_size=0, max_size=5)
+        return _numbers(edgy)
+    items = st.lists(_numbers(edgy), min_size=0 if edgy else 1, max_size=5)
     ordered = st.lists(st.integers(-50, 150), min_size=1, max_size=5, unique=True).map(sorted)
     return st.one_of(items, ordered.map(lambda xs: [str(x) for x in xs])).map(
         lambda xs: "[" + ", ".join(xs) + "]"
@@ -56,7 +56,12 @@ def _constant(kind: ArgKind) -> st.SearchStrategy[str]:
 LEAVES = ["close", "open", "high", "low", "volume", "$p_num", "1", "0", "2.5%", "-3"]
 
 
-def _call(function: Function, number: st.SearchStrategy[str], condition: st.SearchStrategy[str]):
+def _call(
+    function: Function,
+    number: st.SearchStrategy[str],
+    condition: st.SearchStrategy[str],
+    edgy: bool,
+) -> st.SearchStrategy[str]:
     @st.composite
     def draw_call(draw: st.DrawFn) -> str:
         parts = []
@@ -68,27 +73,27 @@ def _call(function: Function, number: st.SearchStrategy[str], condition: st.Sear
             elif arg.kind is ArgKind.BOOL_SERIES:
                 value = draw(condition)
             else:
-                value = draw(_constant(arg.kind))
+                value = draw(_constant(arg.kind, edgy))
             parts.append(f"{arg.name}={value}")
         return f"{function.name}({', '.join(parts)})"
 
     return draw_call()
 
 
-def expressions() -> tuple[st.SearchStrategy[str], st.SearchStrategy[str]]:
+def expressions(edgy: bool) -> tuple[st.SearchStrategy[str], st.SearchStrategy[str]]:
     """(numbers, conditions): nested expressions over the registry, with edge constants."""
 
     def extend_number(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
-        cond = _conditions(inner)
+        cond = _conditions(inner, edgy)
         calls = st.sampled_from([f for f in _functions() if f.returns == "number"]).flatmap(
-            lambda f: _call(f, inner, cond)
+            lambda f: _call(f, inner, cond, edgy)
         )
         return st.one_of(
             calls,
             st.tuples(inner, st.sampled_from(["+", "-", "*", "/"]), inner).map(
                 lambda t: f"({t[0]} {t[1]} {t[2]})"
             ),
-            st.tuples(inner, _mostly(["0", "1", "3", "$p_int"], ["99999999", "1e309"])).map(
+            st.tuples(inner, _mostly(["0", "1", "3", "$p_int"], ["99999999", "1e309"], edgy)).map(
                 lambda t: f"({t[0]})[{t[1]}]"
             ),
             st.tuples(cond, inner, inner).map(lambda t: f"(if {t[0]} then {t[1]} else {t[2]})"),
@@ -97,15 +102,15 @@ def expressions() -> tuple[st.SearchStrategy[str], st.SearchStrategy[str]]:
         )
 
     numbers = st.recursive(st.sampled_from(LEAVES), extend_number, max_leaves=6)
-    return numbers, _conditions(numbers)
+    return numbers, _conditions(numbers, edgy)
 
 
-def _conditions(numbers: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+def _conditions(numbers: st.SearchStrategy[str], edgy: bool) -> st.SearchStrategy[str]:
     compare = st.tuples(numbers, st.sampled_from(["<", ">", "<=", ">=", "==", "!="]), numbers).map(
         lambda t: f"{t[0]} {t[1]} {t[2]}"
     )
     bool_calls = st.sampled_from([f for f in _functions() if f.returns == "bool"]).flatmap(
-        lambda f: _call(f, numbers, compare)
+        lambda f: _call(f, numbers, compare, edgy)
     )
     base = st.one_of(compare, bool_calls, st.just('$p_word == "fast"'), st.just("true"))
     return st.one_of(
@@ -124,14 +129,16 @@ def _quoted(text: str) -> str:
 @st.composite
 def strategy_files(draw: st.DrawFn) -> str:
     """The text of one strategy file, valid or not."""
-    numbers, conditions = expressions()
+    edgy = draw(st.booleans())  # constants from the edges in expressions
+    odd = draw(st.booleans())  # edge values in the file's own numeric fields
+    numbers, conditions = expressions(edgy)
     lines = [
         "metadata: {name: generated}",
         f"timeframe: {draw(st.sampled_from(['1h', '1h', '5m']))}",
         "market: {pairs: [BTC/USDT, ETH/USDT]}",
         "informative: {timeframes: [1d]}",
         "params:",
-        f"  p_num: {{value: {draw(_mostly(['2', '0.5', '1%'], ['.nan', '1e309', '11']))},"
+        f"  p_num: {{value: {draw(_mostly(['2', '0.5', '1%'], ['.nan', '1e309', '11'], odd))},"
         f" min: -10, max: 10}}",
         "  p_int: {value: 14, min: 1, max: 100}",
         "  p_word: {value: fast, choices: [fast, slow]}",
@@ -150,7 +157,7 @@ def strategy_files(draw: st.DrawFn) -> str:
         lines += [
             "stoploss:",
             f"  initial: {_quoted(draw(numbers))}",
-            f"  max_distance: {draw(_mostly(['3%', '0.5'], ['0', '-1%', '1e309']))}",
+            f"  max_distance: {draw(_mostly(['3%', '0.5'], ['0', '-1%', '1e309'], odd))}",
             "  trailing:",
             f"    trail: {{activate: {_quoted(draw(conditions))}, "
             f"level: {_quoted(draw(numbers))}}}",
@@ -159,15 +166,15 @@ def strategy_files(draw: st.DrawFn) -> str:
         lines += [
             "take_profit:",
             f"  half: {{when: {_quoted(draw(conditions))}, "
-            f"close: {draw(_mostly(['50%', '1'], ['0', '2', '-5%']))}}}",
+            f"close: {draw(_mostly(['50%', '1'], ['0', '2', '-5%'], odd))}}}",
         ]
-    stake = draw(st.one_of(numbers, _mostly(["0.01", "1%"], ["0", "-1", "1e300"])))
+    stake = draw(st.one_of(numbers, _mostly(["0.01", "1%"], ["0", "-1", "1e300"], odd)))
     lines += ["sizing:", f"  stake: {_quoted(stake)}"]
     if draw(st.booleans()):
-        lines += [f"  max_stake: {draw(_mostly(['5%', '1'], ['0', '-1', '.nan']))}"]
+        lines += [f"  max_stake: {draw(_mostly(['5%', '1'], ['0', '-1', '.nan'], odd))}"]
     if draw(st.booleans()):
         lines += [f"portfolio: {{max_open_trades: {draw(st.sampled_from(['0', '1', '3']))}}}"]
-    balance = draw(_mostly(["10000", "0.01"], ["1e15", "1e16", ".inf"]))
-    fee = draw(_mostly(["0.1%", "0"], ["0.49", "0.5", ".nan"]))
+    balance = draw(_mostly(["10000", "0.01"], ["1e15", "1e16", ".inf"], odd))
+    fee = draw(_mostly(["0.1%", "0"], ["0.49", "0.5", ".nan"], odd))
     lines += ["backtest:", f"  starting_balance: {balance}", f"  fee: {fee}"]
     return "\n".join(lines) + "\n"
