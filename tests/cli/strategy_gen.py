@@ -131,12 +131,18 @@ def strategy_files(draw: st.DrawFn) -> str:
     """The text of one strategy file, valid or not."""
     edgy = draw(st.booleans())  # constants from the edges in expressions
     odd = draw(st.booleans())  # edge values in the file's own numeric fields
+    futures = draw(st.booleans())
     numbers, conditions = expressions(edgy)
+    trade = st.one_of(
+        conditions,
+        st.sampled_from(["profit > 2%", "bars_held >= $p_int", "profit < -1%", "bars_held > 3h"]),
+    )
+    market = "futures" if futures else "spot"
     lines = [
         "metadata: {name: generated}",
         f"timeframe: {draw(st.sampled_from(['1h', '1h', '5m']))}",
-        "market: {pairs: [BTC/USDT, ETH/USDT]}",
-        "informative: {timeframes: [1d]}",
+        f"market: {{type: {market}, pairs: [BTC/USDT, ETH/USDT]}}",
+        "informative: {timeframes: [1d], pairs: [ETH/USDT]}",
         "params:",
         f"  p_num: {{value: {draw(_mostly(['2', '0.5', '1%'], ['.nan', '1e309', '11'], odd))},"
         f" min: -10, max: 10}}",
@@ -145,30 +151,51 @@ def strategy_files(draw: st.DrawFn) -> str:
         "indicators:",
         f"  ind_a: {_quoted(draw(numbers))}",
         f"  ind_b: {_quoted(draw(numbers))} ",
+        "  ind_eth: close[ETH/USDT] / close",
         "conditions:",
         f"  cond_a: {_quoted(draw(conditions))}",
+        "regime:",
+        f"  classes: {{up: {_quoted(draw(conditions))}, otherwise: 'true'}}",
+        f"  max_open_trades: {{up: 2, otherwise: {draw(st.sampled_from(['0', '1']))}}}",
+        f"  tables: {{mult: {{up: {draw(_mostly(['0.5', '2'], ['0', '-1', '1e308'], odd))}, "
+        "otherwise: 1}}",
         "entry:",
         "  long:",
         f"    first: {_quoted(draw(conditions))}",
         "    named: cond_a or ind_a > ind_b",
     ]
-    lines += ["exit:", "  long:", f"    out: {_quoted(draw(conditions))}"]
+    if futures:
+        lines += ["  short:", f"    first: {_quoted(draw(conditions))}"]
+    if draw(st.booleans()):
+        lines += [f"  priority: {_quoted(draw(numbers))}", "  cooldown: 2h"]
+    if draw(st.booleans()):
+        lines += [
+            "protections:",
+            f"  guard: {{active: {_quoted(draw(conditions))}, block_entries: true}}",
+        ]
+    lines += ["exit:", "  long:", f"    out: {_quoted(draw(trade))}"]
+    if futures:
+        lines += ["  short:", f"    out: {_quoted(draw(trade))}"]
+        lines += [
+            f"leverage: {_quoted(draw(_mostly(['2', '1', 'mult'], ['0', '-3', '1e9'], odd)))}"
+        ]
     if draw(st.booleans()):
         lines += [
             "stoploss:",
-            f"  initial: {_quoted(draw(numbers))}",
+            f"  initial: {_quoted(draw(st.one_of(numbers, st.just('entry_price * 0.95'))))}",
             f"  max_distance: {draw(_mostly(['3%', '0.5'], ['0', '-1%', '1e309'], odd))}",
             "  trailing:",
-            f"    trail: {{activate: {_quoted(draw(conditions))}, "
-            f"level: {_quoted(draw(numbers))}}}",
+            f"    trail: {{activate: {_quoted(draw(trade))}, level: {_quoted(draw(numbers))}}}",
         ]
     if draw(st.booleans()):
         lines += [
             "take_profit:",
-            f"  half: {{when: {_quoted(draw(conditions))}, "
+            f"  half: {{when: {_quoted(draw(trade))}, "
             f"close: {draw(_mostly(['50%', '1'], ['0', '2', '-5%'], odd))}}}",
         ]
-    stake = draw(st.one_of(numbers, _mostly(["0.01", "1%"], ["0", "-1", "1e300"], odd)))
+    stake = draw(
+        st.one_of(numbers, _mostly(["0.01", "1%", "mult * 1%"], ["0", "-1", "1e300"], odd))
+    )
     lines += ["sizing:", f"  stake: {_quoted(stake)}"]
     if draw(st.booleans()):
         lines += [f"  max_stake: {draw(_mostly(['5%', '1'], ['0', '-1', '.nan'], odd))}"]
