@@ -164,12 +164,16 @@ def run_explain_command(args: argparse.Namespace) -> int:
 
     from kinetic_rules.backtest.explain import explain
     from kinetic_rules.backtest.runner import BacktestRequest
+    from kinetic_rules.data.timerange import supported
 
+    problem = ConfigError(f"--at {args.at}: not a time; write e.g. 2024-03-04T10:05")
     try:
         at = pd.Timestamp(args.at)
-    except ValueError:
-        raise ConfigError(f"--at {args.at}: not a time; write e.g. 2024-03-04T10:05") from None
-    at = at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")
+        at = at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")
+    except (ValueError, OverflowError):
+        raise problem from None
+    if not supported(at):  # NaT ("nan"), or beyond where candles can be
+        raise problem
     request = BacktestRequest(
         strategy=args.strategy,
         data_dir=resolve_data_dir(args.data),

@@ -29,13 +29,28 @@ def parse_timerange(text: str) -> tuple[pd.Timestamp | None, pd.Timestamp | None
     return start, end
 
 
+# Candle times are nanoseconds since 1970 (pandas' range ends in 2262); a date outside
+# these bounds is a typo, and would overflow deep inside a run.
+EARLIEST = pd.Timestamp("1970-01-01", tz="UTC")
+LATEST = pd.Timestamp("2200-01-01", tz="UTC")
+
+
+def supported(time: pd.Timestamp) -> bool:
+    """Whether a time given on the command line lies where candles can be."""
+    return not pd.isna(time) and EARLIEST <= time < LATEST
+
+
 def _side(value: str, text: str) -> pd.Timestamp | None:
     if not value:
         return None
     try:
         if len(value) == 10:
-            return pd.Timestamp(int(value), unit="s", tz="UTC")
-        fmt = "%Y%m%d" if len(value) == 8 else "%Y%m%d%H%M"
-        return pd.Timestamp(pd.to_datetime(value, format=fmt, utc=True))
+            time = pd.Timestamp(int(value), unit="s", tz="UTC")
+        else:
+            fmt = "%Y%m%d" if len(value) == 8 else "%Y%m%d%H%M"
+            time = pd.Timestamp(pd.to_datetime(value, format=fmt, utc=True))
     except (ValueError, OverflowError):
         raise ConfigError(f"timerange '{text}': '{value}' is not a date") from None
+    if not supported(time):
+        raise ConfigError(f"timerange '{text}': '{value}' is not between 1970 and 2199")
+    return time

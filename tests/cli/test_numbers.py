@@ -165,3 +165,23 @@ def test_numeric_flags_name_the_flag_and_exit_2(
     err = capsys.readouterr().err
     assert code == 2 and words in err, err
     assert "internal error" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["backtest", KE, "--timerange", "99991231-"], "not between 1970 and 2199"),
+        (["backtest", KE, "--timerange", "9999999999-"], "not between 1970 and 2199"),
+        (["run", KE, "--replay", ".", "--timerange", "19600101-"], "not between 1970 and 2199"),
+        (["explain", KE, "--pair", "BTC/USDT", "--at", "9999-12-31"], "--at 9999-12-31"),
+        (["explain", KE, "--pair", "BTC/USDT", "--at", "nan"], "--at nan: not a time"),
+        (["explain", KE, "--pair", "BTC/USDT", "--at", "0001-01-01"], "--at 0001-01-01"),
+    ],
+)
+def test_times_beyond_where_candles_can_be_are_refused(
+    argv: list[str], words: str, tmp_path: Path
+) -> None:
+    store = [] if argv[0] == "run" else ["--data", str(tmp_path)]
+    code, err = _cli([*argv, *store])
+    assert code == 2 and words in err, err
+    assert "internal error" not in err
