@@ -17,6 +17,14 @@ from collections.abc import Callable
 from kinetic_rules.errors import Diagnostic, Span
 from kinetic_rules.functions import MAX_CANDLES, REGISTRY, Arg, ArgKind, Function
 from kinetic_rules.lang import ast
+from kinetic_rules.lang.limits import (
+    MAX_EXPANDED_DEPTH,
+    SPLIT_HINT,
+    TOO_DEEP,
+    TreeMeter,
+    list_values,
+    window_hint,
+)
 from kinetic_rules.lang.names import (
     CANDLE_FIELDS,
     CONTEXT_FUNCTIONS,
@@ -43,23 +51,11 @@ from kinetic_rules.lang.symbols import (
 )
 from kinetic_rules.timeframes import (
     candles_in,
-    format_duration,
     parse_duration,
     timeframe_seconds,
 )
 
 __all__ = ["BOOL", "NUMBER", "Definition", "Resolver", "Symbols", "Typed"]
-
-# Named definitions are written out where they are used, so a chain of definitions each
-# using the previous one makes one deep tree, and a definition used twice in the next
-# doubles it at every step. Every later stage walks these trees; these limits keep them
-# within what those walks (and Python's stack) handle, far above any readable strategy.
-MAX_EXPANDED_DEPTH = 150  # levels of one expression with its definitions written out
-MAX_EXPANDED_SIZE = 50_000  # parts (numbers, names, calls, operators) of one expression
-_SPLIT_HINT = (
-    "a definition is written out in full wherever it is used; shorten the chain of "
-    "definitions that use one another, or use a function such as mean or sum"
-)
 
 
 class Resolver:
@@ -70,7 +66,7 @@ class Resolver:
         self._stack: list[str] = []
         self._inside_context = 0  # > 0 while resolving the operand of @tf / [PAIR]
         self._depth = 0  # nodes being resolved, one inside the other
-        self._measured: dict[int, tuple[ast.Node, int, int]] = {}  # id → (node, depth, size)
+        self._meter = TreeMeter()
 
     # entry point ----------------------------------------------------------------------
     def resolve(self, tree: ast.Node, scope: Scope, timeframe: str) -> Typed | None:
@@ -84,11 +80,7 @@ class Resolver:
 
     def _resolve(self, node: ast.Node, scope: Scope, tf: str) -> Typed | None:
         if self._depth >= MAX_EXPANDED_DEPTH:
-            message = (
-                f"with its named definitions written out, this nests deeper than "
-                f"{MAX_EXPANDED_DEPTH} levels"
-            )
-            self._error(node.span, "too-deep", message, _SPLIT_HINT)
+            self._error(node.span, "too-deep", TOO_DEEP, SPLIT_HINT)
             return None
         method = getattr(self, f"_r_{type(node).__name__}")
         self._depth += 1
@@ -100,45 +92,11 @@ class Resolver:
 
     def _small_enough(self, node: ast.Node, span: Span) -> bool:
         """Report a resolved tree beyond the limits every later stage relies on."""
-        depth, size = self._measure(node)
-        if depth > MAX_EXPANDED_DEPTH:
-            message = (
-                f"with its named definitions written out, this nests deeper than "
-                f"{MAX_EXPANDED_DEPTH} levels ({depth})"
-            )
-            self._error(span, "too-deep", message, _SPLIT_HINT)
-            return False
-        if size > MAX_EXPANDED_SIZE:
-            message = (
-                f"with its named definitions written out, this has more than "
-                f"{MAX_EXPANDED_SIZE} parts"
-            )
-            self._error(span, "too-large", message, _SPLIT_HINT)
-            return False
-        return True
-
-    def _measure(self, root: ast.Node) -> tuple[int, int]:
-        """(depth, size) of a tree whose shared subtrees count every time they occur.
-
-        Iterative, and each distinct node is measured once: the tree of a definition used
-        twice in the next may be exponentially large, its shared nodes are not.
-        """
-        known = self._measured
-        stack: list[tuple[ast.Node, bool]] = [(root, False)]
-        while stack:
-            node, children_done = stack.pop()
-            if id(node) in known:
-                continue
-            children = list(node.children())
-            if children_done:
-                depth = 1 + max((known[id(c)][1] for c in children), default=0)
-                size = 1 + sum(known[id(c)][2] for c in children)
-                known[id(node)] = (node, depth, min(size, MAX_EXPANDED_SIZE + 1))
-            else:
-                stack.append((node, True))
-                stack.extend((c, False) for c in children if id(c) not in known)
-        _, depth, size = known[id(root)]
-        return depth, size
+        problem = self._meter.problem(node)
+        if problem is not None:
+            code, message = problem
+            self._error(span, code, message, SPLIT_HINT)
+        return problem is None
 
     # literals ---------------------------------------------------------------------------
     def _r_Number(self, node: ast.Number, scope: Scope, tf: str) -> Typed:
@@ -492,7 +450,7 @@ class Resolver:
         if not ok:
             return None
         lists = {
-            spec.name: _list_values(arg)
+            spec.name: list_values(arg)
             for spec, arg in zip(function.args, args, strict=True)
             if isinstance(arg, ast.ListLit)
         }
@@ -572,7 +530,7 @@ class Resolver:
                 self._error(given.span, "type", f"{where} is a list such as [60, 70, 80]")
                 return None
             assert isinstance(typed.node, ast.ListLit)
-            problem = spec.problem(_list_values(typed.node))
+            problem = spec.problem(list_values(typed.node))
             if problem is not None:
                 self._error(given.span, "range", f"{where} {problem}")
                 return None
@@ -586,7 +544,7 @@ class Resolver:
         problem = spec.problem(typed.node.value)
         if problem is not None:
             code = "type" if problem == "must be a whole number" else "range"
-            hint = _window_hint(spec, tf) if problem.startswith("must be at most") else None
+            hint = window_hint(spec, tf) if problem.startswith("must be at most") else None
             self._error(given.span, code, f"{where} {problem}", hint)
             return None
         return typed.node
@@ -640,18 +598,6 @@ _PORTFOLIO_HINT = (
     "indicators, conditions, the scanner and trade rules are computed for every candle at "
     "once; the portfolio is known only when it decides"
 )
-
-
-def _list_values(node: ast.ListLit) -> tuple[float, ...]:
-    return tuple(item.value if isinstance(item, ast.Number) else math.nan for item in node.items)
-
-
-def _window_hint(spec: Arg, tf: str) -> str | None:
-    """For a count of candles that is too long, what that maximum is in time."""
-    if spec.kind not in (ArgKind.INT, ArgKind.WINDOW) or spec.maximum is None:
-        return None
-    longest = format_duration(int(spec.maximum) * timeframe_seconds(tf))
-    return f"{int(spec.maximum)} candles of {tf} is {longest}"
 
 
 def _reads_portfolio(node: ast.Node) -> bool:

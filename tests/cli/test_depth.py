@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from kinetic_rules.cli.app import main
-from kinetic_rules.lang.resolve import MAX_EXPANDED_DEPTH
+from kinetic_rules.lang.limits import MAX_EXPANDED_DEPTH
 
 HEAD = "metadata: {name: deep}\ntimeframe: 1h\nmarket: {pairs: [BTC/USDT]}\n"
 EXIT = "exit:\n  long:\n    out: close < open\n"
