@@ -59,6 +59,8 @@ def _timeframe(value: Any) -> str:
 def _expression(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("expected a finite number (this one is NaN, infinite or too large)")
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, str):

@@ -133,6 +133,7 @@ def test_set_refuses_values_that_would_slip_past_a_params_bounds(value: str) -> 
         ("portfolio: {max_open_trades: 100000000000000000000000}\n", 4),
         ("stoploss: {initial: close * 0.9, max_distance: .nan}\n", 4),
         ("sizing:\n  kelly: {lookback: 1e309}\n", 5),
+        ("indicators:\n  big: 1e309\n", 5),
     ],
 )
 def test_spec_numbers_refuse_nan_infinity_and_overflow(
