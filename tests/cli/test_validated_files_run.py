@@ -17,13 +17,28 @@ from hypothesis import HealthCheck, example, given, settings
 from kinetic_rules.cli.app import main
 from tests.cli.strategy_gen import strategy_files
 
-FOUND_STEP = """metadata: {name: found}
+FOUND = """metadata: {name: found}
 timeframe: 1h
 market: {pairs: [BTC/USDT]}
+params:
+  p_num: {value: 0.5, min: -10, max: 10}
+  p_int: {value: 14, min: 1, max: 100}
 entry:
   long:
-    a: step(close, [3, 2, 1], [1, 2, 3]) > 1
+    a: CONDITION
 """
+# Crashes this property found (or the issue reported), each fixed at its root:
+FOUND_STEP = FOUND.replace("CONDITION", "step(close, [3, 2, 1], [1, 2, 3]) > 1")
+FOUND_VALUE_AREA = FOUND.replace("CONDITION", "close > volume_profile_vah(7d, value_area=1000)")
+FOUND_CONSTANT_IF = FOUND.replace(  # numpy's 0-d array from np.where over constants
+    "CONDITION", "(if 1 == $p_num then 0 else 0)[$p_int] > (-($p_num))@1d"
+).replace("market:", "informative: {timeframes: [1d]}\nmarket:")
+FOUND_DEEP_CHAIN = FOUND.replace("CONDITION", "d299 > 0").replace(
+    "entry:",
+    "indicators:\n  d0: close\n"
+    + "".join(f"  d{i}: d{i - 1} + 1\n" for i in range(1, 300))
+    + "entry:",
+)
 
 
 def _cli(argv: list[str]) -> tuple[int, str]:
@@ -48,6 +63,9 @@ def _assert_clean(command: str, code: int, err: str, text: str) -> None:
 )
 @given(text=strategy_files())
 @example(text=FOUND_STEP)
+@example(text=FOUND_VALUE_AREA)
+@example(text=FOUND_CONSTANT_IF)
+@example(text=FOUND_DEEP_CHAIN)
 def test_every_file_validate_accepts_runs_without_an_internal_error(
     text: str, fixture_store: Path, tmp_path: Path
 ) -> None:
