@@ -87,11 +87,8 @@ def number(
     minimum: float | None = None,
     *,
     maximum: float | None = None,
-    above: float | None = None,
 ) -> Arg:
-    return Arg(
-        name, ArgKind.NUMBER, doc, default=default, minimum=minimum, maximum=maximum, above=above
-    )
+    return Arg(name, ArgKind.NUMBER, doc, default=default, minimum=minimum, maximum=maximum)
 
 
 def table(

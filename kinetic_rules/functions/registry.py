@@ -66,7 +66,6 @@ class Arg:
     default: float | int | None = None  # None: the argument is required
     minimum: float | None = None  # inclusive lower bound for constant arguments
     maximum: float | None = None  # inclusive upper bound for constant arguments
-    above: float | None = None  # exclusive lower bound, e.g. a width that must exceed 0
     increasing: bool = False  # a list whose items must rise strictly from left to right
     same_length_as: str | None = None  # a list with one item per item of that other list
     max_items: int = MAX_LIST_ITEMS  # a list holds 1 to this many items
@@ -85,8 +84,6 @@ class Arg:
             if self.same_length_as:
                 words.append(f"as many items as `{self.same_length_as}`")
             return words
-        if self.above is not None:
-            words.append(f"above {_fmt(self.above)}")
         if self.minimum is not None:
             words.append(f"at least {_fmt(self.minimum)}")
         if self.maximum is not None:
@@ -101,8 +98,6 @@ class Arg:
             return "must be a finite number"
         if self.kind in (ArgKind.INT, ArgKind.WINDOW) and not value.is_integer():
             return "must be a whole number"
-        if self.above is not None and not value > self.above:
-            return f"must be above {_fmt(self.above)}"
         if self.minimum is not None and value < self.minimum:
             return f"must be at least {_fmt(self.minimum)}"
         if self.maximum is not None and value > self.maximum:
