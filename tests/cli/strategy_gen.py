@@ -19,8 +19,8 @@ COUNTS = ["1", "2", "3", "14", "50", "$p_int"]
 EDGE_COUNTS = ["0", "-1", "1.5", str(MAX_CANDLES), str(MAX_CANDLES + 1), "99999999999999999999"]
 DURATIONS = ["1h", "2h", "1d", "7d"]
 EDGE_DURATIONS = ["90m", "30m", "0h", "1000w", "999999w"]
-NUMBERS = ["0", "0.5", "2", "70", "2.5%", "$p_num"]
-EDGE_NUMBERS = ["-1", "100", "100.5", "1e308", "1e309", "1e-320"]
+NUMBERS = ["0", "0.5", "2", "70", "$p_num"]
+EDGE_NUMBERS = ["-1", "100", "100.5", "1e308", "1e309", "1e-320", "2.5%"]
 
 
 def _mostly(good: list[str], edge: list[str], edgy: bool) -> st.SearchStrategy[str]:
@@ -53,7 +53,8 @@ def _constant(kind: ArgKind, edgy: bool) -> st.SearchStrategy[str]:
     )
 
 
-LEAVES = ["close", "open", "high", "low", "volume", "$p_num", "1", "0", "2.5%", "-3"]
+PRICES = ["entry_price * 0.95", "close - 2 * atr(14)", "lowest(low, 24h)"]
+LEAVES = ["close", "open", "high", "low", "volume", "$p_num", "1", "0", "-3"]
 
 
 def _call(
@@ -133,6 +134,7 @@ def strategy_files(draw: st.DrawFn) -> str:
     odd = draw(st.booleans())  # edge values in the file's own numeric fields
     futures = draw(st.booleans())
     numbers, conditions = expressions(edgy)
+    prices = st.one_of(st.sampled_from(PRICES), numbers)
     trade = st.one_of(
         conditions,
         st.sampled_from(["profit > 2%", "bars_held >= $p_int", "profit < -1%", "bars_held > 3h"]),
@@ -182,10 +184,10 @@ def strategy_files(draw: st.DrawFn) -> str:
     if draw(st.booleans()):
         lines += [
             "stoploss:",
-            f"  initial: {_quoted(draw(st.one_of(numbers, st.just('entry_price * 0.95'))))}",
+            f"  initial: {_quoted(draw(st.one_of(st.sampled_from(PRICES), numbers)))}",
             f"  max_distance: {draw(_mostly(['3%', '0.5'], ['0', '-1%', '1e309'], odd))}",
             "  trailing:",
-            f"    trail: {{activate: {_quoted(draw(trade))}, level: {_quoted(draw(numbers))}}}",
+            f"    trail: {{activate: {_quoted(draw(trade))}, level: {_quoted(draw(prices))}}}",
         ]
     if draw(st.booleans()):
         lines += [
@@ -193,9 +195,7 @@ def strategy_files(draw: st.DrawFn) -> str:
             f"  half: {{when: {_quoted(draw(trade))}, "
             f"close: {draw(_mostly(['50%', '1'], ['0', '2', '-5%'], odd))}}}",
         ]
-    stake = draw(
-        st.one_of(numbers, _mostly(["0.01", "1%", "mult * 1%"], ["0", "-1", "1e300"], odd))
-    )
+    stake = draw(_mostly(["0.01", "1%", "mult * 1%"], ["0", "-1", "1e300", "close"], odd))
     lines += ["sizing:", f"  stake: {_quoted(stake)}"]
     if draw(st.booleans()):
         lines += [f"  max_stake: {draw(_mostly(['5%', '1'], ['0', '-1', '.nan'], odd))}"]
