@@ -313,6 +313,12 @@ class Backtest(Section):
     slippage: Fraction = Field(
         0.0005, ge=0, lt=0.5, description="Price slippage per fill, e.g. 0.05%."
     )
+    warmup: Duration | None = Field(
+        None,
+        description="Accept a shorter warm-up than the indicators need, e.g. 30d: trading "
+        "may start this long after the data does. The report states how converged the "
+        "slowest indicator is then. Default: the full warm-up.",
+    )
 
 
 class Strategy(Section):
