@@ -48,7 +48,7 @@ def parse_time(text: str, what: str = "time") -> pd.Timestamp:
         raise problem from None
     stamp = stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
     if not supported(stamp):
-        raise ConfigError(f"{what} '{text}' is not between 1970 and 2199")
+        raise ConfigError(f"{what} '{text}' is not between 1970 and 2200")
     return stamp
 
 
@@ -86,14 +86,14 @@ def _side(value: str, text: str) -> pd.Timestamp | None:
     except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
         raise ConfigError(f"timerange '{text}': '{value}' is not a date") from None
     if not supported(time):
-        raise ConfigError(f"timerange '{text}': '{value}' is not between 1970 and 2199")
+        raise ConfigError(f"timerange '{text}': '{value}' is not between 1970 and 2200")
     return time
 
 
 # Candle times are nanoseconds since 1970 (pandas' range ends in 2262); a date outside
 # these bounds is a typo, and would overflow deep inside a run.
 EARLIEST = pd.Timestamp("1970-01-01", tz="UTC")
-LATEST = pd.Timestamp("2200-01-01", tz="UTC")
+LATEST = pd.Timestamp("2201-01-01", tz="UTC")
 
 
 def supported(time: pd.Timestamp) -> bool:

@@ -171,12 +171,12 @@ def test_numeric_flags_name_the_flag_and_exit_2(
 @pytest.mark.parametrize(
     ("argv", "words"),
     [
-        (["backtest", KE, "--timerange", "99991231-"], "not between 1970 and 2199"),
-        (["backtest", KE, "--timerange", "9999999999-"], "not between 1970 and 2199"),
-        (["run", KE, "--replay", ".", "--timerange", "19600101-"], "not between 1970 and 2199"),
-        (["explain", KE, "--pair", "BTC/USDT", "--at", "9999-12-31"], "not between 1970 and 2199"),
+        (["backtest", KE, "--timerange", "99991231-"], "not between 1970 and 2200"),
+        (["backtest", KE, "--timerange", "9999999999-"], "not between 1970 and 2200"),
+        (["run", KE, "--replay", ".", "--timerange", "19600101-"], "not between 1970 and 2200"),
+        (["explain", KE, "--pair", "BTC/USDT", "--at", "9999-12-31"], "not between 1970 and 2200"),
         (["explain", KE, "--pair", "BTC/USDT", "--at", "nan"], "--at 'nan' is not a time"),
-        (["explain", KE, "--pair", "BTC/USDT", "--at", "0001-01-01"], "not between 1970 and 2199"),
+        (["explain", KE, "--pair", "BTC/USDT", "--at", "0001-01-01"], "not between 1970 and 2200"),
     ],
 )
 def test_times_beyond_where_candles_can_be_are_refused(
