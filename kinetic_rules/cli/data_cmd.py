@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kinetic_rules.cli.flags import whole_number
 from kinetic_rules.cli.progress import Phases
 from kinetic_rules.errors import ConfigError, KineticError
 
@@ -94,7 +93,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     dl.add_argument("--timerange", help="START-END as YYYYMMDD-YYYYMMDD; either side may be empty")
     dl.add_argument(
         "--days",
-        type=whole_number(1, 36_500),
+        type=int,
         default=DEFAULT_DAYS,
         help=f"without --timerange: how many days back (default {DEFAULT_DAYS})",
     )
@@ -340,8 +339,8 @@ def run_download(args: argparse.Namespace) -> int:
     store = CandleStore(resolve_data_dir(args.data))
     pairs, timeframes = _split(args.pairs), _split(args.timeframes)
     start, end = parse_timerange(args.timerange) if args.timerange else (None, None)
-    if args.days < 1:
-        raise ConfigError("--days must be at least 1")
+    if not 1 <= args.days <= 36_500:  # a hundred years; more would overflow the dates
+        raise ConfigError("--days must be from 1 to 36500")
     futures = any(":" in p for p in pairs)
     exchange = create_exchange(args.exchange, api_url=args.exchange_url, futures=futures)
     ensure_reachable(exchange)
