@@ -150,9 +150,12 @@ def test_spec_numbers_refuse_nan_infinity_and_overflow(
     [
         (["trades", "--limit", "99999999999999999999999"], "argument --limit"),
         (["trades", "--limit", "nan"], "argument --limit"),
-        (["download", "--days", "-1"], "--days must be from 1 to 36500"),
-        (["download", "--days", "99999999999"], "--days must be from 1 to 36500"),
-        (["download", "--days", "1e309"], "argument --days"),
+        (["download", "--pairs", "BTC/USDT", "--days", "-1"], "--days must be from 1 to 36500"),
+        (
+            ["download", "--pairs", "BTC/USDT", "--days", "99999999999"],
+            "--days must be from 1 to 36500",
+        ),
+        (["download", "--pairs", "BTC/USDT", "--days", "1e309"], "argument --days"),
         (["run", KE, "--replay", ".", "--speed", "nan"], "--speed nan"),
         (["run", KE, "--replay", ".", "--speed", "1e-300"], "--speed 1e-300"),
     ],
