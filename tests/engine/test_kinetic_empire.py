@@ -54,15 +54,39 @@ def test_every_entry_had_all_five_conditions_and_no_protection(
         assert row["entry.long"]
 
 
-def test_open_trades_never_exceed_the_regime_limit(result: BacktestResult) -> None:
-    for trade in result.trades:
+TIGHT = {"bull": 2, "bear": 1}
+
+
+@pytest.fixture(scope="module")
+def crowded(fixture_store: Path, tmp_path_factory: pytest.TempPathFactory) -> BacktestResult:
+    """Kinetic Empire with limits three pairs can reach (bull 2, bear 1), the regime read
+    from BTC's hourly trend (its daily one stays bull all through the fixture's months),
+    and the entry knobs opened so that signals compete for the slots."""
+    text = STRATEGY.read_text()
+    daily = "bull: close@1d[BTC/USDT] > ema(close, 50)@1d[BTC/USDT]"
+    limits = "max_open_trades: {bull: 20, bear: 3}"
+    assert daily in text and limits in text, "the variant no longer matches the strategy"
+    text = text.replace(daily, daily.replace("@1d", "@1h")).replace(
+        limits, f"max_open_trades: {{bull: {TIGHT['bull']}, bear: {TIGHT['bear']}}}"
+    )
+    variant = tmp_path_factory.mktemp("crowded") / "kinetic_empire.yaml"
+    variant.write_text(text)
+    overrides = {"roc_threshold": "0", "rsi_min": "0", "rsi_max": "100"}
+    return run_backtest(BacktestRequest(variant, fixture_store, overrides=overrides))
+
+
+def test_open_trades_reach_the_regime_limit_and_never_exceed_it(crowded: BacktestResult) -> None:
+    never = pd.Timestamp.max.tz_localize("UTC")
+    seen: set[tuple[str | None, int]] = set()
+    for trade in crowded.trades:
         decided = trade.signal_time + pd.Timedelta("5min")
-        open_then = [
-            t for t in result.trades
-            if t is not trade and t.entry_time <= decided and t.exit_time > decided
-        ]  # fmt: skip
-        limit = 20 if trade.regime == "bull" else 3
-        assert len(open_then) < limit
+        open_then = sum(
+            1 for t in crowded.trades if t.entry_time <= decided < (t.exit_time or never)
+        )  # this trade included
+        assert trade.regime in TIGHT
+        assert open_then <= TIGHT[trade.regime], trade
+        seen.add((trade.regime, open_then))
+    assert {("bull", 2), ("bear", 1)} <= seen, "each regime's limit must be reached"
 
 
 def test_initial_stop_is_entry_minus_two_atr(
