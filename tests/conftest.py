@@ -11,10 +11,14 @@ import pandas as pd
 import pytest
 from hypothesis import settings
 
-# CI draws the same examples every run (no flaky landings); local runs keep exploring.
-settings.register_profile("ci", derandomize=True, print_blob=True)
-if os.environ.get("CI"):
-    settings.load_profile("ci")
+# No example has a deadline: Hypothesis's default (200 ms each) is a wall-clock limit that
+# fails tests on a busy machine, and speed is the benchmarks' business. CI draws the same
+# examples every run (no flaky landings); local runs keep exploring.
+settings.register_profile("dev", deadline=None)
+settings.register_profile(
+    "ci", parent=settings.get_profile("dev"), derandomize=True, print_blob=True
+)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 STRATEGIES = Path(__file__).parents[1] / "strategies"

@@ -18,6 +18,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from kinetic_rules.live.book import Book
 from kinetic_rules.persist.book import book_from_dict
 from tests.live.test_live_trading import start_bot
@@ -25,6 +27,7 @@ from tests.live.test_sigkill import kill_when, launch, order_requests, standin  
 from tests.standin import ExchangeStandin
 
 BOOK_KEY = "live-book:busy-spot"
+pytestmark = pytest.mark.slow  # hours of stand-in time in a subprocess, then in this one
 
 
 def stored_book(database: Path) -> Book | None:

@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 START = pd.Timestamp("2024-03-05 03:20:10", tz="UTC")  # ten minutes before the first entry
 END = START + pd.Timedelta(hours=4)
 DOWNTIME_MS = 17 * 60_000
+pytestmark = pytest.mark.slow  # each case runs the bot for hours of stand-in time
 
 
 @pytest.fixture
