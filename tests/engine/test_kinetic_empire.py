@@ -107,6 +107,7 @@ def test_trailing_exits_happened_only_after_two_and_a_half_percent(
 ) -> None:
     feed = prepare(request_).feed
     trailing = [t for t in result.trades if t.exit_reason == "trailing_stop"]
+    assert trailing, "no trailing exit on the fixtures: this test would check nothing"
     for trade in trailing:
         closes = feed(trade.pair, "5m")["close"]
         held = closes[(closes.index >= trade.entry_time) & (closes.index < trade.exit_time)]
@@ -117,7 +118,9 @@ def test_trailing_exits_happened_only_after_two_and_a_half_percent(
 def test_trend_break_exits_follow_the_rule(
     result: BacktestResult, frames: dict[str, pd.DataFrame]
 ) -> None:
-    for trade in (t for t in result.trades if t.exit_reason == "trend_break"):
+    broken = [t for t in result.trades if t.exit_reason == "trend_break"]
+    assert broken, "no trend_break exit on the fixtures: this test would check nothing"
+    for trade in broken:
         frame = frames[trade.pair]
         decided = frame.loc[: trade.exit_time - pd.Timedelta("1ns")]
         fired = decided["exit.long.trend_break"]
