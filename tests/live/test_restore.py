@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ def stored_book(database: Path) -> Book | None:
     """The book as the runner last committed it, read without taking any lock."""
     if not database.exists():
         return None
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as raw:
+    with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as raw:
         try:
             row = raw.execute(
                 "SELECT value FROM runtime_state WHERE key = ?", (BOOK_KEY,)
