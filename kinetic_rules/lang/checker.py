@@ -19,10 +19,10 @@ from kinetic_rules.lang.names import CANDLE_FIELDS, CONTEXT_NAMES, LIVE_NAMES, R
 from kinetic_rules.lang.parser import parse
 from kinetic_rules.lang.resolve import BOOL, NUMBER, Definition, Resolver, Symbols, Typed
 from kinetic_rules.lang.unit_check import UnitChecker, param_units, set_unit_problem
-from kinetic_rules.lang.units import Unit
 from kinetic_rules.spec.loader import LoadedStrategy, PathKey
 from kinetic_rules.spec.models import Param, Strategy
 from kinetic_rules.spec.types import _fraction
+from kinetic_rules.units import Unit
 
 Sides = dict[str, dict[str, "Rule"]]
 ParamValue = float | int | bool | str
