@@ -16,6 +16,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 # A hair of relative room before truncating: 3.814 held as 3.8139999999999996 is 3.814.
 _ROOM = 1e-9
 
@@ -61,6 +63,22 @@ def round_stop(price: float, tick: float, sign: float) -> float:
         return price
     steps = _steps(price, tick)
     return _clean((math.ceil(steps) if sign > 0 else math.floor(steps)) * tick, tick)
+
+
+def round_stops(levels: np.ndarray, tick: float, sign: float) -> np.ndarray:
+    """`round_stop` over an array of stop levels (infinite ones stay as they are)."""
+    if tick <= 0:
+        return levels
+    with np.errstate(invalid="ignore", over="ignore"):
+        steps = levels / tick
+        nearest = np.round(steps)
+        steps = np.where(
+            np.abs(steps - nearest) <= _ROOM * np.maximum(1.0, np.abs(steps)), nearest, steps
+        )
+        rounded = (np.ceil(steps) if sign > 0 else np.floor(steps)) * tick
+    decimals = max(0, math.ceil(-math.log10(tick))) + 2
+    result: np.ndarray = np.where(np.isfinite(levels), np.round(rounded, decimals), levels)
+    return result
 
 
 def tradable(rules: MarketRules, amount: float, price: float | None = None) -> float:

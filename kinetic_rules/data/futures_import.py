@@ -136,7 +136,9 @@ def import_funding(
     for chosen, parts in frames.items():
         times, hours, rates = (np.concatenate([p[i] for p in parts]) for i in range(3))
         if len(times):
-            written.append(store.write_funding(exchange, chosen, funding_frame(times, rates, hours)))
+            written.append(
+                store.write_funding(exchange, chosen, funding_frame(times, rates, hours))
+            )
     return outcomes, written
 
 

@@ -30,6 +30,7 @@ from kinetic_rules.compile.evaluate import PairSignals
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.compile.trade_eval import evaluate_span
 from kinetic_rules.engine.fills import FillModel
+from kinetic_rules.engine.futures import funding_payments
 from kinetic_rules.engine.model import (
     END_OF_DATA,
     LIQUIDATION,
@@ -51,6 +52,7 @@ from kinetic_rules.engine.portfolio_values import (
 from kinetic_rules.engine.sizing import kelly_cap, kelly_stake
 from kinetic_rules.lang.checker import Rule
 from kinetic_rules.margin import liquidation_price
+from kinetic_rules.market_rules import MarketRules, round_stop, tradable, truncate_amount
 
 NEVER = pd.Timestamp.max.tz_localize("UTC")
 
@@ -69,6 +71,7 @@ class PairData:
     exit_rules: dict[Side, ExitRules] = field(default_factory=dict)
     blocked: np.ndarray | None = None  # a protection blocks entries
     limit: np.ndarray | None = None  # most open trades allowed, per candle
+    rules: MarketRules | None = None  # the exchange's tick, amount step and minimums
 
 
 @dataclass
@@ -97,6 +100,8 @@ class Portfolio:
     trades: list[Trade] = field(default_factory=list)
     realized: float = 0.0
     no_funds: int = 0
+    below_minimum: int = 0  # entries not sent: worth less than the exchange's minimum
+    _skipped_exits: dict[int, int] = field(default_factory=dict)  # trade id -> take-profits
     _positions: list[Position] = field(default_factory=list)  # holding a slot
     _unsettled: list[Position] = field(default_factory=list)  # slot free, profit not known
     _closed_profits: dict[str, list[float]] = field(default_factory=dict)
@@ -301,6 +306,11 @@ class Portfolio:
         if stake <= 0:
             self.no_funds += 1
             return None
+        if data.rules is not None:
+            amount = stake * self._leverage(data, local) / expected
+            if tradable(data.rules, amount, expected) <= 0:
+                self.below_minimum += 1
+                return None
         position = Position(self._next_id, data.pair, side, data.signals.index[local], stake)
         self._next_id += 1
         self._positions.append(position)
@@ -428,6 +438,11 @@ class Portfolio:
         sign = 1.0 if position.side == "long" else -1.0
         leverage = self._leverage(data, signal)
         amount = position.stake * leverage / price if filled is None else filled.amount
+        if filled is None and data.rules is not None and data.rules.amount_step > 0:
+            # The exchange takes whole steps only: the stake is what that amount costs.
+            wanted, amount = amount, truncate_amount(amount, data.rules.amount_step)
+            position.stake *= amount / wanted
+        tick = data.rules.tick_size if data.rules is not None else 0.0
         maintenance = self.fills.maintenance_margin  # None: spot, nothing to liquidate
         regime = data.signals.regime
         index = data.signals.index
@@ -442,7 +457,7 @@ class Portfolio:
             amount=amount,
             stake=position.stake,
             leverage=leverage,
-            initial_stop=self._initial_stop(data, signal, price, sign),
+            initial_stop=round_stop(self._initial_stop(data, signal, price, sign), tick, sign),
             tags=entry_tags(self.plan, data.signals, signal),
             margin=None if maintenance is None else position.stake,
             liquidation_price=None
@@ -465,8 +480,9 @@ class Portfolio:
             trade.initial_stop, data.exit_rules[trade.side], self.fills, final=final,
             liquidation=trade.liquidation_price,
         )  # fmt: skip
-        trade.fills[1:] = [self._fill(p, index, trade) for p in path.fills]
+        trade.fills[1:] = self._closing_fills(path.fills, index, trade, data.rules)
         trade.stop = path.final_stop
+        trade.funding = float(funding_payments(trade, index, data.prices)[1].sum())
         if path.closing_decided_at is not None:  # fills at the next open; the slot is free now
             position.release = index[path.closing_decided_at] + self.timeframe
             self._exited(trade, position.release)  # that open: the cooldown's start
@@ -492,18 +508,51 @@ class Portfolio:
         for tag in trade.tags or ("",):
             self._tag_exit[(trade.pair, tag)] = at
 
-    def _fill(self, planned: PlannedFill, index: pd.DatetimeIndex, trade: Trade) -> Fill:
-        price = planned.price
-        if planned.market:
-            price = self.fills.adverse(price, trade.side, buying=False)
-        size = trade.amount * planned.share
+    def _closing_fills(
+        self,
+        planned: list[PlannedFill],
+        index: pd.DatetimeIndex,
+        trade: Trade,
+        rules: MarketRules | None,
+    ) -> list[Fill]:
+        """The fills of the trade path. With exchange rules, a take-profit's amount is
+        truncated to the step, and one worth less than the minimum is not sent: its share
+        closes with the next exit. The fill that ends the trade closes all that is left."""
+        fills: list[Fill] = []
+        left, share_left, skipped = trade.amount, 1.0, 0
+        for step in planned:
+            share_left -= step.share
+            price = step.price
+            if step.market:
+                price = self.fills.adverse(price, trade.side, buying=False)
+            size = trade.amount * step.share
+            if rules is not None and share_left <= 1e-9:
+                size = left
+            elif rules is not None:
+                size = tradable(rules, size, price)
+                if size <= 0:
+                    skipped += 1
+                    continue
+            fills.append(self._fill(step, index, trade, price, size))
+            left -= size
+        self._skipped_exits[trade.id] = skipped
+        return fills
+
+    def _fill(
+        self, planned: PlannedFill, index: pd.DatetimeIndex, trade: Trade, price: float, size: float
+    ) -> Fill:
         fee = self.fills.fee_on(price, size)
         if planned.reason == LIQUIDATION and trade.margin is not None:
             # The exchange keeps what is left of this share's margin: it is lost whole.
             sign = 1.0 if trade.side == "long" else -1.0
             lost = sign * (trade.entry_price - price) * size
-            fee = max(0.0, trade.margin * planned.share - lost)
+            fee = max(0.0, trade.margin * size / trade.amount - lost)
         return Fill(index[planned.index], price, size, fee, planned.reason)
+
+    @property
+    def skipped_exits(self) -> int:
+        """Take-profits not sent because they were worth less than the exchange's minimum."""
+        return sum(self._skipped_exits.values())
 
 
 def entry_tags(plan: Plan, signals: PairSignals, local: int) -> tuple[str, ...]:
