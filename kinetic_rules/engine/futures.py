@@ -18,7 +18,7 @@ after it: an entry there pays nothing then, an exit there still pays.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -46,7 +46,6 @@ class MarketExtras:
     mark: MarkFeed = _none_mark
     rules: Mapping[str, MarketRules] | None = None  # None: no markets file at all
     exchange: str = ""
-    notes: list[str] = field(default_factory=list)  # filled as pairs are prepared
 
     def rules_for(self, pair: str) -> MarketRules | None:
         return None if self.rules is None else self.rules.get(pair)
@@ -154,8 +153,8 @@ def describe_extras(
     if ruled:
         each = "; ".join(f"{p}: {r.describe()}" for p, r in ruled)
         lines.append(
-            f"Exchange rules from the store's markets file ({each}) are applied as the "
-            "live bot applies them: amounts are truncated to the amount step, stops are "
+            f"Exchange rules from the store's markets file ({each}) are applied to every "
+            "order: amounts are truncated to the amount step, stops are "
             "rounded to the tick towards the price (never looser), and orders worth less "
             f"than the minimum are not sent (skipped: {skipped_entries} entries, "
             f"{skipped_exits} take-profits; a skipped take-profit's share closes with the "

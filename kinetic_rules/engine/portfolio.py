@@ -20,6 +20,7 @@ them again; the live runtime checks each close as it comes (`observe`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -438,10 +439,13 @@ class Portfolio:
         sign = 1.0 if position.side == "long" else -1.0
         leverage = self._leverage(data, signal)
         amount = position.stake * leverage / price if filled is None else filled.amount
+        stake = position.stake
         if filled is None and data.rules is not None and data.rules.amount_step > 0:
-            # The exchange takes whole steps only: the stake is what that amount costs.
+            # The exchange takes whole steps only: the trade's stake is what that amount
+            # costs. The slot keeps what was set aside at the decision, as a live bot's does
+            # until its order fills, so later decisions size alike in a backtest and live.
             wanted, amount = amount, truncate_amount(amount, data.rules.amount_step)
-            position.stake *= amount / wanted
+            stake *= amount / wanted
         tick = data.rules.tick_size if data.rules is not None else 0.0
         maintenance = self.fills.maintenance_margin  # None: spot, nothing to liquidate
         regime = data.signals.regime
@@ -455,11 +459,11 @@ class Portfolio:
             entry_time=entry_time,
             entry_price=price,
             amount=amount,
-            stake=position.stake,
+            stake=stake,
             leverage=leverage,
             initial_stop=round_stop(self._initial_stop(data, signal, price, sign), tick, sign),
             tags=entry_tags(self.plan, data.signals, signal),
-            margin=None if maintenance is None else position.stake,
+            margin=None if maintenance is None else stake,
             liquidation_price=None
             if maintenance is None
             else liquidation_price(price, leverage, maintenance, sign),
@@ -482,7 +486,8 @@ class Portfolio:
         )  # fmt: skip
         trade.fills[1:] = self._closing_fills(path.fills, index, trade, data.rules)
         trade.stop = path.final_stop
-        trade.funding = float(funding_payments(trade, index, data.prices)[1].sum())
+        # fsum: exact, so a replay that sees fewer candles gets the very same number
+        trade.funding = math.fsum(funding_payments(trade, index, data.prices)[1])
         if path.closing_decided_at is not None:  # fills at the next open; the slot is free now
             position.release = index[path.closing_decided_at] + self.timeframe
             self._exited(trade, position.release)  # that open: the cooldown's start
