@@ -30,18 +30,18 @@ import pandas as pd
 from kinetic_rules.compile.evaluate import PairSignals
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.compile.trade_eval import evaluate_span
+from kinetic_rules.engine.closing import closing_fills
 from kinetic_rules.engine.fills import FillModel
 from kinetic_rules.engine.futures import funding_payments
 from kinetic_rules.engine.model import (
     END_OF_DATA,
-    LIQUIDATION,
     STOP_LOSS,
     TRAILING_STOP,
     Fill,
     Side,
     Trade,
 )
-from kinetic_rules.engine.paths import ExitRules, PlannedFill, trade_path
+from kinetic_rules.engine.paths import ExitRules, trade_path
 from kinetic_rules.engine.portfolio_values import (
     Ledger,
     PortfolioRules,
@@ -484,7 +484,9 @@ class Portfolio:
             trade.initial_stop, data.exit_rules[trade.side], self.fills, final=final,
             liquidation=trade.liquidation_price,
         )  # fmt: skip
-        trade.fills[1:] = self._closing_fills(path.fills, index, trade, data.rules)
+        closing, skipped = closing_fills(self.fills, path.fills, index, trade, data.rules)
+        trade.fills[1:] = closing
+        self._skipped_exits[trade.id] = skipped
         trade.stop = path.final_stop
         # fsum: exact, so a replay that sees fewer candles gets the very same number
         trade.funding = math.fsum(funding_payments(trade, index, data.prices)[1])
@@ -512,47 +514,6 @@ class Portfolio:
         self._last_exit[trade.pair] = at
         for tag in trade.tags or ("",):
             self._tag_exit[(trade.pair, tag)] = at
-
-    def _closing_fills(
-        self,
-        planned: list[PlannedFill],
-        index: pd.DatetimeIndex,
-        trade: Trade,
-        rules: MarketRules | None,
-    ) -> list[Fill]:
-        """The fills of the trade path. With exchange rules, a take-profit's amount is
-        truncated to the step, and one worth less than the minimum is not sent: its share
-        closes with the next exit. The fill that ends the trade closes all that is left."""
-        fills: list[Fill] = []
-        left, share_left, skipped = trade.amount, 1.0, 0
-        for step in planned:
-            share_left -= step.share
-            price = step.price
-            if step.market:
-                price = self.fills.adverse(price, trade.side, buying=False)
-            size = trade.amount * step.share
-            if rules is not None and share_left <= 1e-9:
-                size = left
-            elif rules is not None:
-                size = tradable(rules, size, price)
-                if size <= 0:
-                    skipped += 1
-                    continue
-            fills.append(self._fill(step, index, trade, price, size))
-            left -= size
-        self._skipped_exits[trade.id] = skipped
-        return fills
-
-    def _fill(
-        self, planned: PlannedFill, index: pd.DatetimeIndex, trade: Trade, price: float, size: float
-    ) -> Fill:
-        fee = self.fills.fee_on(price, size)
-        if planned.reason == LIQUIDATION and trade.margin is not None:
-            # The exchange keeps what is left of this share's margin: it is lost whole.
-            sign = 1.0 if trade.side == "long" else -1.0
-            lost = sign * (trade.entry_price - price) * size
-            fee = max(0.0, trade.margin * size / trade.amount - lost)
-        return Fill(index[planned.index], price, size, fee, planned.reason)
 
     @property
     def skipped_exits(self) -> int:
