@@ -16,13 +16,11 @@ from kinetic_rules.persist.store import TradeStore
 BOTH_SIDES = Path(__file__).parents[1] / "engine" / "strategies" / "futures_both_sides.yaml"
 
 
-def test_stored_trades_keep_their_funding_and_profit(futures_store: Path) -> None:
+def test_stored_trades_keep_their_funding_and_profit(futures_store: Path, tmp_path: Path) -> None:
     prepared = prepare(BacktestRequest(BOTH_SIDES, futures_store))
     source = ReplaySource(prepared.plan, prepared.feed, prepared.pairs, extras=prepared.extras)
-    with TradeStore() as store:
-        runtime = Runtime(
-            prepared.plan, source, sink=StoreSink(store, strategy="t", mode="replay")
-        )
+    with TradeStore(f"sqlite:///{tmp_path / 'trades.sqlite'}") as store:
+        runtime = Runtime(prepared.plan, source, sink=StoreSink(store, strategy="t", mode="replay"))
         for step in source.steps():
             runtime.step(step)
         runtime.finish(len(source.timeline) - 1)
