@@ -51,3 +51,22 @@ def fixture_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )  # fmt: skip
     assert code == 0
     return root
+
+
+@pytest.fixture(scope="session")
+def futures_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fixture candles plus funding rates, BTC/USDT mark prices and market rules
+    (fixtures/binance-futures, fixtures/binance-markets.json), imported through the CLI."""
+    from kinetic_rules.cli.app import main
+
+    root = tmp_path_factory.mktemp("futures-store")
+    code = main(
+        [
+            "data", "import", "--quiet", "--data", str(root), str(FIXTURES / "binance-5m-2024"),
+            str(FIXTURES / "binance-15m-csv"), str(FIXTURES / "binance-futures"),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    markets = FIXTURES / "binance-markets.json"
+    assert main(["data", "import-markets", "--quiet", "--data", str(root), str(markets)]) == 0
+    return root

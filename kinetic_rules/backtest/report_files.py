@@ -26,6 +26,7 @@ from kinetic_rules.backtest.metrics import (
     by_regime,
     by_tag,
     daily_equity,
+    funding_by_pair,
     iso_time,
     monthly_returns,
 )
@@ -58,6 +59,7 @@ TRADE_COLUMNS = (
     "profit",
     "profit_ratio",
     "fees",
+    "funding",
     "duration_minutes",
 )
 
@@ -107,6 +109,7 @@ def trade_record(trade: Trade) -> dict[str, Any]:
         "profit": trade.profit,
         "profit_ratio": trade.profit_ratio,
         "fees": trade.fees,
+        "funding": trade.funding,
         "duration_minutes": None if duration is None else duration.total_seconds() / 60,
         "fills": [
             {"time": f.time, "price": f.price, "amount": f.amount, "fee": f.fee, "reason": f.reason}
@@ -151,6 +154,10 @@ def results_document(result: BacktestResult, metrics: Metrics) -> dict[str, Any]
             "exit_reason": [row.to_dict() for row in by_exit_reason(result)],
             "regime": [row.to_dict() for row in by_regime(result)],
             "tag": [row.to_dict() for row in by_tag(result)],
+            "funding": [
+                {"pair": pair, "trades": n, "funding": paid}
+                for pair, n, paid in funding_by_pair(result)
+            ],
         },
         "monthly_returns": _by_date(monthly_returns(result), "%Y-%m"),
         "daily_equity": _by_date(daily_equity(result), "%Y-%m-%d"),

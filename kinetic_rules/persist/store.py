@@ -141,6 +141,19 @@ class TradeStore:
         records.check_fill(fill)
         self._write(lambda s: records.append_fill(_get(s, trade_id), fill))
 
+    def update_funding(self, trade_id: int, funding: float) -> None:
+        """The funding the trade has paid (+) or received (−) so far; its profit, when it
+        is closed, follows."""
+        records.check_number("funding", funding)
+
+        def work(session: Session) -> None:
+            row = _get(session, trade_id)
+            row.funding = funding
+            if row.exit_time is not None:
+                row.profit = records.to_trade(row).profit
+
+        self._write(work)
+
     def update_stop(self, trade_id: int, stop: float, at: TimeLike) -> None:
         records.check_stop(stop)
 
