@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
 from kinetic_rules.data.exchange import RetryPolicy
+from kinetic_rules.secrets import mask
 
 log = logging.getLogger("kinetic_rules.live")
 
@@ -109,15 +110,14 @@ def _minutes(seconds: float) -> str:
 
 
 class Redactor:
-    """Replaces each secret with `***` in any text; the empty string is never a secret."""
+    """The project's one mask (`kinetic_rules.secrets.mask`), plus this exchange's own
+    credentials; the empty string is never a secret."""
 
     def __init__(self, secrets: Iterable[str | None]) -> None:
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._secrets = tuple(s for s in secrets if s)
 
     def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return mask(text, self._secrets)
 
 
 class RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]

@@ -10,7 +10,6 @@ transaction. Nothing else here knows which database it talks to.
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.pool import StaticPool
 
+from kinetic_rules import secrets
 from kinetic_rules.errors import ConfigError, KineticError
 
 DB_ENV = "KINETIC_RULES_DB"
@@ -51,10 +51,8 @@ def resolve_url(url: str | None) -> str:
 
 def mask(url: str | URL) -> str:
     """The URL as it may appear in a message or a log: never with its password."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
+    text = url if isinstance(url, str) else url.render_as_string(hide_password=False)
+    return secrets.mask(text)
 
 
 def parse_url(url: str) -> URL:

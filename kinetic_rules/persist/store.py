@@ -37,6 +37,7 @@ from kinetic_rules.persist.models import (
     TradeRow,
 )
 from kinetic_rules.persist.serialize import plain_json
+from kinetic_rules.secrets import mask
 
 T = TypeVar("T")
 Outcome = Literal["win", "loss", "open"]
@@ -247,7 +248,8 @@ class TradeStore:
             row.exchange_id, row.pair, row.status = order.exchange_id, order.pair, order.status
             row.kind, row.amount, row.filled = order.kind, order.amount, order.filled
             row.average, row.fee, row.updated = order.average, order.fee, order.updated
-            row.reason, row.raw = order.reason, plain_json(order.raw)
+            row.reason = mask(order.reason) if order.reason else order.reason
+            row.raw = mask(plain_json(order.raw))
 
         self._write(work)
 
@@ -267,9 +269,8 @@ class TradeStore:
     # -- events and state ------------------------------------------------------------------
 
     def log_event(self, event: Event) -> None:
-        row = EventRow(
-            kind=event.kind, time=event.time, message=event.message, data=plain_json(event.data)
-        )
+        data, message = mask(plain_json(event.data)), mask(event.message)
+        row = EventRow(kind=event.kind, time=event.time, message=message, data=data)
         self._write(lambda s: s.add(row))
 
     def events(
@@ -295,6 +296,8 @@ class TradeStore:
         return self._read(lambda s: s.scalar(select(StateRow.value).where(StateRow.key == key)))
 
     def set_state(self, key: str, value: str) -> None:
+        value = mask(value)
+
         def work(session: Session) -> None:
             now = pd.Timestamp.now(tz="UTC")
             row = session.get(StateRow, key)
