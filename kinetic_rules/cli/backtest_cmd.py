@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from kinetic_rules.cli.lang_cmd import parse_overrides
+from kinetic_rules.cli.outputs import check_output_dir
 from kinetic_rules.data.store import resolve_data_dir
 from kinetic_rules.data.timerange import parse_timerange
 from kinetic_rules.errors import ConfigError
@@ -68,6 +69,9 @@ def run_backtest_command(args: argparse.Namespace) -> int:
     start, end = parse_timerange(args.timerange) if args.timerange else (None, None)
     if not args.strategy.exists():
         raise ConfigError(f"{args.strategy}: no such file")
+    folder = args.report or (Path("user_data/backtest") if args.export else None)
+    if folder is not None:  # before the work: never lose a long run to an unwritable folder
+        check_output_dir(folder, "--report")
     request = BacktestRequest(
         strategy=args.strategy,
         data_dir=resolve_data_dir(args.data),
@@ -86,7 +90,6 @@ def run_backtest_command(args: argparse.Namespace) -> int:
     from kinetic_rules.backtest.report_text import print_summary
 
     metrics = print_summary(result, Console(soft_wrap=False))
-    folder = args.report or (Path("user_data/backtest") if args.export else None)
     if folder is not None:
         written = write_reports(result, metrics, folder)
         for path in written.values():

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
+from kinetic_rules.cli.outputs import check_output_dir
 from kinetic_rules.data.candles import format_time
 from kinetic_rules.data.download import DEFAULT_DAYS, SeriesOutcome, download
 from kinetic_rules.data.exchange import create_exchange
@@ -134,6 +135,8 @@ def _split(values: list[str]) -> list[str]:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    if not args.dry_run:
+        check_output_dir(resolve_data_dir(args.data), "--data")
     store = CandleStore(resolve_data_dir(args.data))
     out = _console()
 
@@ -310,6 +313,7 @@ class _ProgressView:
 
 
 def run_download(args: argparse.Namespace) -> int:
+    check_output_dir(resolve_data_dir(args.data), "--data")
     store = CandleStore(resolve_data_dir(args.data))
     pairs, timeframes = _split(args.pairs), _split(args.timeframes)
     start, end = parse_timerange(args.timerange) if args.timerange else (None, None)

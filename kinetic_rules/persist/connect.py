@@ -13,6 +13,7 @@ import os
 import sqlite3
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
@@ -27,6 +28,7 @@ from sqlalchemy.pool import StaticPool
 
 from kinetic_rules import secrets
 from kinetic_rules.errors import ConfigError, KineticError
+from kinetic_rules.files import open_regular
 
 DB_ENV = "KINETIC_RULES_DB"
 DEFAULT_PATH = Path("user_data") / "trades.sqlite"
@@ -76,10 +78,17 @@ def sqlite_file(url: URL) -> Path | None:
     return Path(database)
 
 
-def create(url: URL, *, busy_timeout: float, create_file: bool) -> Engine:
-    """An engine for `url`; ConfigError when the URL cannot name a usable database."""
+def create(url: URL, *, busy_timeout: float, create_file: bool, read_only: bool = False) -> Engine:
+    """An engine for `url`; ConfigError when the URL cannot name a usable database.
+
+    `read_only`: a SQLite file is opened with mode=ro and left exactly as it was (no
+    journal mode switched, nothing created); a missing, empty or non-SQLite file is
+    refused before SQLite sees it."""
     where = mask(url)
     path = sqlite_file(url)
+    if path is not None and read_only:
+        _check_readable_database(path, where)
+        return _read_only_sqlite(path, busy_timeout)
     if path is not None:
         if path.is_dir():
             raise ConfigError(f"{where}: {path} is a directory, not a database file")
@@ -105,6 +114,34 @@ def create(url: URL, *, busy_timeout: float, create_file: bool) -> Engine:
         ) from None
     if url.get_backend_name() == "sqlite":
         _setup_sqlite(engine, busy_timeout, wal=path is not None)
+    return engine
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _check_readable_database(path: Path, where: str) -> None:
+    try:
+        with open_regular(path) as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        raise ConfigError(f"no trade database at {path} ({where})") from None
+    except OSError as problem:
+        raise ConfigError(f"{where}: {problem.strerror or problem}") from None
+    if not header:
+        raise ConfigError(f"{where}: the file is empty, not a trade database")
+    if header != SQLITE_HEADER:
+        raise ConfigError(f"{where} is not a SQLite database; give a trade database with --db")
+
+
+def _read_only_sqlite(path: Path, busy_timeout: float) -> Engine:
+    uri = f"file:{quote(str(path.absolute()))}?mode=ro"
+
+    def connection() -> sqlite3.Connection:
+        return sqlite3.connect(uri, uri=True, timeout=busy_timeout, check_same_thread=False)
+
+    engine = create_engine("sqlite://", creator=connection, pool_pre_ping=True)
+    _setup_sqlite(engine, busy_timeout, wal=False)
     return engine
 
 

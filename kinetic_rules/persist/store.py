@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
 from kinetic_rules.engine.model import Fill, Trade
-from kinetic_rules.errors import KineticError
+from kinetic_rules.errors import ConfigError, KineticError
 from kinetic_rules.live.broker import OrderState
 from kinetic_rules.live.events import Event
 from kinetic_rules.persist import connect, migrations, records
@@ -55,13 +55,16 @@ class TradeStore:
         url: str | None = None,
         *,
         create: bool = True,
+        read_only: bool = False,
         retries: int = 3,
         retry_interval: float = 5.0,
         busy_timeout: float = 5.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """Open (and with `create`, create) the database and migrate it to the newest
-        schema. `url`: None → $KINETIC_RULES_DB, else sqlite:///user_data/trades.sqlite."""
+        schema. `url`: None → $KINETIC_RULES_DB, else sqlite:///user_data/trades.sqlite.
+        `read_only`: never create, migrate or convert anything; a database that is not a
+        kinetic-rules trade database at the newest schema is refused (ConfigError)."""
         parsed = connect.parse_url(connect.resolve_url(url))
         self.where = connect.mask(parsed)  # safe to print: no password
         self.retries = retries
@@ -70,12 +73,19 @@ class TradeStore:
         # Threads may share a store (a chat command reading while the runtime writes);
         # its calls take turns, which in-memory SQLite's single connection needs.
         self._lock = threading.RLock()
-        self._engine = connect.create(parsed, busy_timeout=busy_timeout, create_file=create)
+        self._engine = connect.create(
+            parsed,
+            busy_timeout=busy_timeout,
+            create_file=create and not read_only,
+            read_only=read_only,
+        )
         self._writer = self._engine.execution_options(**{connect.WRITE: True})
         try:
             # Only a database behind the code takes the write lock: a reader (the `trades`
             # command) must not queue behind a running bot to learn that nothing changed.
             if self._read(lambda s: migrations.check(s.connection(), self.where)):
+                if read_only:
+                    raise ConfigError(_not_ours(self._read(_is_stamped), self.where))
                 self._write(lambda s: migrations.upgrade(s.connection(), self.where))
         except BaseException:
             self._engine.dispose()
@@ -352,6 +362,19 @@ class TradeStore:
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def _is_stamped(session: Session) -> bool:
+    return bool(migrations.current(session.connection()))
+
+
+def _not_ours(stamped: bool, where: str) -> str:
+    if stamped:
+        return (
+            f"the trade database {where} has an older schema; a command that writes to it "
+            "(run) upgrades it, this one only reads"
+        )
+    return f"{where} is not a kinetic-rules trade database (it holds no trades table)"
 
 
 def _reason(error: BaseException) -> str:
