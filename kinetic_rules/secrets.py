@@ -33,7 +33,7 @@ _URL_ENVS = ("KINETIC_RULES_DB",)
 
 # scheme://userinfo@ — userinfo runs to the last '@' of the URL, so a password may hold '@'.
 _URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<rest>[^\s'\"<>`]+)")
-_TELEGRAM = re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{30,}")
+_TELEGRAM = re.compile(r"(?<!\d)\d{5,}:[A-Za-z0-9_-]{30,}")
 _BEARER = re.compile(r"(?i)\b(bearer)(\s+)[A-Za-z0-9._~+/=\-]{8,}")
 _ASSIGNED = re.compile(
     r"(?i)\b([A-Za-z0-9_\-]*(?:key|secret|token|passw(?:or)?d|signature)[A-Za-z0-9_\-]*)"

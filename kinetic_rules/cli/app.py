@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     for argument in arguments:  # a --db password is hidden even where it appears alone
         register_url(argument.partition("=")[2] if argument.startswith("-") else argument)
     install_log_masking()
+    _pipe_errors_reach_us()
     screen = sys.stdout, sys.stderr
     sys.stdout = cast(TextIO, MaskedStream(screen[0]))
     sys.stderr = cast(TextIO, MaskedStream(screen[1]))
@@ -65,6 +66,19 @@ def main(argv: list[str] | None = None) -> int:
         return _dispatch(arguments)
     finally:
         sys.stdout, sys.stderr = screen
+
+
+def _pipe_errors_reach_us() -> None:
+    """rich ends the process with exit status 1 on a closed pipe (its documented default,
+    meant to be overridden); let the error reach `main`, which ends the way a shell
+    expects."""
+    from rich.console import Console
+
+    setattr(Console, "on_broken_pipe", _broken_pipe)  # noqa: B010 - a library hook
+
+
+def _broken_pipe(_console: object) -> None:
+    raise BrokenPipeError
 
 
 def _dispatch(arguments: list[str]) -> int:
