@@ -131,7 +131,10 @@ def _check_readable_database(path: Path, where: str) -> None:
     if not header:
         raise ConfigError(f"{where}: the file is empty, not a trade database")
     if header != SQLITE_HEADER:
-        raise ConfigError(f"{where} is not a SQLite database; give a trade database with --db")
+        raise ConfigError(
+            f"{where} is not a usable SQLite database (it is not a SQLite file); "
+            "give a trade database with --db"
+        )
 
 
 def _read_only_sqlite(path: Path, busy_timeout: float) -> Engine:
