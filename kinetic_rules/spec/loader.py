@@ -118,9 +118,23 @@ def _diag(span: Span, code: str, message: str, hint: str | None = None) -> Diagn
 def _screen(text: str, source: Source) -> None:
     """Refuse, from the event stream and before any node is built, what could make the
     composed document unbounded: an alias inside the value it names (a cycle), nesting
-    deeper than MAX_DEPTH, more than MAX_NODES values."""
+    deeper than MAX_DEPTH, more than MAX_NODES values.
+
+    libyaml's parser, when present, screens a good file quickly; any problem is found
+    again with the pure-Python parser, whose positions the rest of the loader uses."""
+    fast = getattr(yaml, "CSafeLoader", None)
+    if fast is not None:
+        try:
+            _screen_events(text, source, fast)
+            return
+        except (StrategyError, yaml.YAMLError):
+            pass
+    _screen_events(text, source, yaml.SafeLoader)
+
+
+def _screen_events(text: str, source: Source, loader: Any) -> None:
     open_anchors: list[str | None] = []
-    for count, event in enumerate(yaml.parse(text, Loader=yaml.SafeLoader)):
+    for count, event in enumerate(yaml.parse(text, Loader=loader)):
         start = event.start_mark.index if event.start_mark else 0
         end = event.end_mark.index if event.end_mark else start
         span = Span(source, start, max(end, start + 1))
