@@ -28,7 +28,7 @@ from sqlalchemy.pool import StaticPool
 
 from kinetic_rules import secrets
 from kinetic_rules.errors import ConfigError, KineticError
-from kinetic_rules.files import open_regular
+from kinetic_rules.files import check_regular, open_regular
 
 DB_ENV = "KINETIC_RULES_DB"
 DEFAULT_PATH = Path("user_data") / "trades.sqlite"
@@ -92,10 +92,19 @@ def create(url: URL, *, busy_timeout: float, create_file: bool, read_only: bool 
     if path is not None:
         if path.is_dir():
             raise ConfigError(f"{where}: {path} is a directory, not a database file")
-        if not path.exists():
-            if not create_file:
-                raise ConfigError(f"no trade database at {path} ({where})")
-            path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            try:  # a FIFO or a device would block SQLite, or feed it garbage
+                check_regular(path)
+            except OSError as problem:
+                raise ConfigError(f"{where}: {problem.strerror or problem}") from None
+        elif not create_file:
+            raise ConfigError(f"no trade database at {path} ({where})")
+        else:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as problem:
+                reason = problem.strerror or str(problem)
+                raise ConfigError(f"{where}: cannot create {path.parent} ({reason})") from None
     options: dict[str, Any] = {"pool_pre_ping": True}
     if url.get_backend_name() == "sqlite":
         options["connect_args"] = {"timeout": busy_timeout}

@@ -65,3 +65,25 @@ def test_a_folder_import_skips_the_fifo_inside_and_imports_the_rest(tmp_path: Pa
 
 def test_a_shipped_strategy_still_reads(tmp_path: Path) -> None:
     assert cli("validate", str(STRATEGIES / "kinetic_empire.yaml")).returncode == 0
+
+
+def test_a_fifo_or_device_as_trade_database_is_refused(tmp_path: Path) -> None:
+    from kinetic_rules.errors import ConfigError
+    from kinetic_rules.persist import TradeStore
+
+    pipe = tmp_path / "trades.sqlite"
+    os.mkfifo(pipe)
+    for given in (pipe, Path("/dev/zero")):
+        with pytest.raises(ConfigError, match="not a regular file"):
+            TradeStore(f"sqlite:///{given}")  # the runtime's way: would create if missing
+        done = cli("trades", "--db", f"sqlite:///{given}")
+        assert done.returncode == 2 and "not a regular file" in done.stderr
+
+
+def test_a_database_under_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    from kinetic_rules.errors import ConfigError
+    from kinetic_rules.persist import TradeStore
+
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ConfigError, match="cannot create"):
+        TradeStore(f"sqlite:///{tmp_path / 'notes.txt' / 'trades.sqlite'}")
