@@ -127,6 +127,8 @@ def _hide_userinfo(scheme: str, rest: str) -> str:
         return scheme + rest
     userinfo, host = rest[:at], rest[at + 1 :]
     user, colon, _password = userinfo.partition(":")
+    if not colon and "/" in userinfo:  # an '@' in the path (https://host/@name): no secret
+        return scheme + rest
     if colon and user:
         return f"{scheme}{user}:{HIDDEN}@{host}"
     return f"{scheme}{HIDDEN}@{host}"

@@ -58,7 +58,6 @@ def main(argv: list[str] | None = None) -> int:
     for argument in arguments:  # a --db password is hidden even where it appears alone
         register_url(argument.partition("=")[2] if argument.startswith("-") else argument)
     install_log_masking()
-    _pipe_errors_reach_us()
     screen = sys.stdout, sys.stderr
     sys.stdout = cast(TextIO, MaskedStream(screen[0]))
     sys.stderr = cast(TextIO, MaskedStream(screen[1]))
@@ -85,6 +84,7 @@ def _dispatch(arguments: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(arguments)
     handler: Handler = args.handler
+    _pipe_errors_reach_us()  # after parsing: --help need not import rich
     try:
         return handler(args)
     except KineticError as error:
@@ -136,7 +136,7 @@ def _end_by_sigpipe(stdout: TextIO) -> None:
     Output still buffered goes to /dev/null first, so Python's own final flush cannot
     print "Exception ignored" on the way out."""
     devnull = os.open(os.devnull, os.O_WRONLY)
-    with contextlib.suppress(OSError, ValueError):
+    with contextlib.suppress(OSError, ValueError, AttributeError):
         os.dup2(devnull, stdout.fileno())
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)

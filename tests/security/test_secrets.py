@@ -41,6 +41,7 @@ def test_url_credentials_are_masked_even_with_unencoded_at_and_colon() -> None:
     )
     assert mask("sqlite:///user_data/trades.sqlite") == "sqlite:///user_data/trades.sqlite"
     assert mask("https://ghp_0123456789abcdef@github.com/x") == "https://***@github.com/x"
+    assert mask("see https://example.com/people/@alice") == "see https://example.com/people/@alice"
     assert mask_url(DB_URL) == "postgresql://trader:***@db.example:5432/trades"
     assert DB_PASSWORD not in mask_argv(["run", "--db", DB_URL, f"--db={DB_URL}"])
     assert "with space" not in mask_argv(["--db", "mysql://u:with space@h/db"])
@@ -152,6 +153,7 @@ def test_a_failing_run_writes_no_secret_anywhere(fixture_store: Path, tmp_path: 
     assert "about to fail" in done.stdout and "connecting: " in done.stderr
     assert "internal error" in done.stderr
     assert "failed: postgresql://trader:***@db.example" in outputs[str(db_file)]  # masked, kept
+    assert "KE postgresql://trader:***@db.example" in (report / "results.json").read_text()
     for where, content in outputs.items():
         for secret in SECRETS:
             assert secret not in content, f"{secret!r} in {where}"
