@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from kinetic_rules.errors import ConfigError
+from kinetic_rules.files import check_regular
 
 
 def check_output_dir(path: Path, flag: str) -> None:
@@ -32,6 +33,17 @@ def check_output_file(path: Path, flag: str) -> None:
     be written."""
     if path.is_dir():
         raise ConfigError(f"{flag} {path}: is a folder; give a file name")
+    if path.is_symlink():  # replacing it would replace the link, not the file it names
+        target = path.resolve()
+        raise ConfigError(f"{flag} {path}: is a symbolic link; give the file itself ({target})")
+    if path.exists():
+        try:  # the file is replaced whole: a device or a FIFO must never be replaced
+            check_regular(path)
+        except OSError as problem:
+            reason = problem.strerror or str(problem)
+            raise ConfigError(
+                f"{flag} {path}: {reason}; leave out {flag} to write to standard output"
+            ) from None
     parent = path.parent
     if not parent.exists():
         raise ConfigError(f"{flag} {path}: the folder {parent} does not exist")

@@ -55,6 +55,14 @@ def test_trades_output_is_checked_before_the_database_is_opened(
         assert words in done.stderr and "no trade database" not in done.stderr
 
 
+def test_a_device_is_never_replaced_by_an_output_file() -> None:
+    with pytest.raises(ConfigError, match="is a device, not a regular file"):
+        check_output_file(Path("/dev/null"), "--output")
+    with pytest.raises(ConfigError, match="is a symbolic link"):
+        check_output_file(Path("/dev/stdout"), "--output")
+    assert Path("/dev/null").is_char_device()
+
+
 def test_the_data_store_folder_is_checked_before_importing(a_file: Path) -> None:
     done = cli("data", "import", "--data", str(a_file), str(a_file))
     assert done.returncode == 2 and "--data" in done.stderr and "not a folder" in done.stderr
