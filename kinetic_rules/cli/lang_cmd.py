@@ -10,6 +10,7 @@ from typing import Any
 from kinetic_rules.compile.plan import build_plan
 from kinetic_rules.errors import ConfigError, Diagnostic, StrategyError, render_diagnostics
 from kinetic_rules.functions import REGISTRY
+from kinetic_rules.functions.docs import gives
 from kinetic_rules.lang.checker import check
 from kinetic_rules.spec.loader import load_file
 from kinetic_rules.timeframes import format_duration
@@ -111,9 +112,17 @@ def run_functions(args: argparse.Namespace) -> int:
                 "category": f.category,
                 "signature": f.signature(),
                 "returns": f.returns,
+                "unit": f.unit_words(),
+                "same_unit": [list(group) for group in f.alike],
                 "doc": f.doc,
                 "args": [
-                    {"name": a.name, "kind": a.kind.value, "default": a.default, "doc": a.doc}
+                    {
+                        "name": a.name,
+                        "kind": a.kind.value,
+                        "default": a.default,
+                        "doc": a.doc,
+                        **({"unit": f.arg_units[a.name].value} if a.name in f.arg_units else {}),
+                    }
                     for a in f.args
                 ],
                 "example": f.example,
@@ -123,12 +132,18 @@ def run_functions(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     width = max(len(f.signature()) for f in functions)
+    unit_width = max(len(f.unit_words()) for f in functions)
     for f in functions:
-        print(f"{f.signature():<{width}}  {f.doc.splitlines()[0] if f.doc else ''}")
+        doc = f.doc.splitlines()[0] if f.doc else ""
+        print(f"{f.signature():<{width}}  {f.unit_words():<{unit_width}}  {doc}")
         if args.name:
+            print(f"    gives: {gives(f)}")
+            for group in f.alike:
+                print(f"    same unit: {', '.join(group)}")
             for a in f.args:
                 default = "" if a.required else f" (default {a.default})"
-                print(f"    {a.name}: {a.kind.value}{default} — {a.doc}")
+                unit = f", in {f.arg_units[a.name].noun}" if a.name in f.arg_units else ""
+                print(f"    {a.name}: {a.kind.value}{unit}{default} — {a.doc}")
             if f.example:
                 print(f"    example: {f.example}")
     return 0
