@@ -3,7 +3,8 @@ its subcommands to the parser; this module only wires them and maps errors to ex
 
 Exit codes: 0 success, 1 the command ran and found a problem it reports (e.g. data
 validation findings) or kinetic-rules itself failed (an internal error, details saved to a
-file), 2 a user error (bad strategy, bad flag, bad data), 130 interrupted, and death by
+file), 2 a user error (bad strategy, bad flag, bad data), 3 the exchange cannot be reached
+(offline, name not resolved, connection refused, timed out), 130 interrupted, and death by
 SIGPIPE (141 in a shell) when the reader of the output goes away (`… | head`).
 
 Everything the command writes to the terminal, its log records and a crash report pass
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from typing import TextIO, cast
 
 from kinetic_rules import __version__
+from kinetic_rules.cli.chatter import add_verbose, quiet_libraries
 from kinetic_rules.errors import KineticError
 from kinetic_rules.secrets import (
     MaskedStream,
@@ -49,11 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     backtest_cmd.register_explain(commands)
     run_cmd.register(commands)
     trades_cmd.register(commands)
+    add_verbose(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; KineticError → its rendering on stderr and exit code 2."""
+    """Run one command; KineticError → its rendering on stderr and its exit code."""
     arguments = sys.argv[1:] if argv is None else list(argv)
     for argument in arguments:  # a --db password is hidden even where it appears alone
         register_url(argument.partition("=")[2] if argument.startswith("-") else argument)
@@ -83,6 +86,7 @@ def _broken_pipe(_console: object) -> None:
 def _dispatch(arguments: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(arguments)
+    restore_logs = quiet_libraries(verbose=getattr(args, "verbose", False))
     handler: Handler = args.handler
     _pipe_errors_reach_us()  # after parsing: --help need not import rich
     try:
@@ -97,6 +101,8 @@ def _dispatch(arguments: list[str]) -> int:
         return PIPE_CLOSED
     except Exception as bug:  # never a traceback on screen, even for our own mistakes
         return _internal_error(bug, arguments)
+    finally:
+        restore_logs()
 
 
 def _internal_error(bug: Exception, arguments: list[str]) -> int:

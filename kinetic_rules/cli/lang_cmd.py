@@ -7,13 +7,11 @@ import json
 import sys
 from typing import Any
 
-from kinetic_rules.compile.plan import build_plan
+from kinetic_rules.cli.options import parse_overrides
 from kinetic_rules.errors import ConfigError, Diagnostic, StrategyError, render_diagnostics
-from kinetic_rules.functions import REGISTRY
-from kinetic_rules.functions.docs import gives
-from kinetic_rules.lang.checker import check
-from kinetic_rules.spec.loader import load_file
 from kinetic_rules.timeframes import format_duration
+
+__all__ = ["parse_overrides", "register"]
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
@@ -49,17 +47,11 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     functions.set_defaults(handler=run_functions)
 
 
-def parse_overrides(pairs: list[str]) -> dict[str, str]:
-    overrides: dict[str, str] = {}
-    for item in pairs:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise ConfigError(f"--set expects NAME=VALUE, got '{item}'")
-        overrides[name.strip()] = value.strip()
-    return overrides
-
-
 def run_validate(args: argparse.Namespace) -> int:
+    from kinetic_rules.compile.plan import build_plan
+    from kinetic_rules.lang.checker import check
+    from kinetic_rules.spec.loader import load_file
+
     overrides = parse_overrides(args.set)
     report: list[dict[str, Any]] = []
     failed = False
@@ -99,11 +91,22 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_functions(args: argparse.Namespace) -> int:
+    from kinetic_rules.functions import REGISTRY
+    from kinetic_rules.functions.docs import gives
+
     functions = REGISTRY.all()
     if args.name:
         found = REGISTRY.get(args.name)
         if found is None:
-            raise ConfigError(f"no function named '{args.name}'; see `kinetic-rules functions`")
+            import difflib
+
+            names = [f.name for f in functions]
+            near = difflib.get_close_matches(args.name.lower(), names, n=3, cutoff=0.6)
+            near += [n for n in names if args.name.lower() in n and n not in near][: 3 - len(near)]
+            maybe = f"did you mean {' or '.join(near)}? " if near else ""
+            raise ConfigError(
+                f"no function named '{args.name}'; {maybe}see `kinetic-rules functions`"
+            )
         functions = [found]
     if args.format == "json":
         rows = [

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kinetic_rules.compile.plan import Plan
+from kinetic_rules.data.exchange import ensure_reachable
 from kinetic_rules.errors import ConfigError
 from kinetic_rules.live.book import Book
 from kinetic_rules.live.ccxt_broker import CcxtBroker, broker_from_env
@@ -37,6 +38,7 @@ def live_trading(
         url_override=args.exchange_url,
         rate_limit_ms=spec.market.rate_limit_ms,
     )
+    ensure_reachable(broker.exchange)
     journal = StoredBook(store, spec.metadata.name)
     book = journal.load_book()
     resumed = book is not None

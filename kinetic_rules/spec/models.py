@@ -292,6 +292,12 @@ class Backtest(Section):
     starting_balance: float = Field(10_000.0, gt=0, description="Equity at the start.")
     fee: Fraction = Field(0.001, description="Fee per side (entry and exit), e.g. 0.1%.")
     slippage: Fraction = Field(0.0005, description="Price slippage per fill, e.g. 0.05%.")
+    warmup: Duration | None = Field(
+        None,
+        description="Accept a shorter warm-up than the indicators need, e.g. 30d: trading "
+        "may start this long after the data does. The report states how converged the "
+        "slowest indicator is then. Default: the full warm-up.",
+    )
 
 
 class Strategy(Section):
