@@ -344,8 +344,8 @@ def run_download(args: argparse.Namespace) -> int:
     store = CandleStore(resolve_data_dir(args.data))
     pairs, timeframes = _split(args.pairs), _split(args.timeframes)
     start, end = parse_timerange(args.timerange) if args.timerange else (None, None)
-    if args.days < 1:
-        raise ConfigError("--days must be at least 1")
+    if not 1 <= args.days <= 36_500:  # a hundred years; more would overflow the dates
+        raise ConfigError("--days must be from 1 to 36500")
     futures = any(":" in p for p in pairs)
     exchange = create_exchange(args.exchange, api_url=args.exchange_url, futures=futures)
     ensure_reachable(exchange)

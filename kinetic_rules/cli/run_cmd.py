@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -92,10 +93,15 @@ def _speed(text: str) -> float | None:
     try:
         factor = float(text)
     except ValueError:
-        factor = 0.0
-    if factor <= 0:
-        raise ConfigError(f"--speed {text}: write max, or a positive number such as 60")
+        factor = math.nan
+    if not _SLOWEST <= factor <= _FASTEST:  # NaN fails too
+        raise ConfigError(
+            f"--speed {text}: write max, or a number from {_SLOWEST:g} to {_FASTEST:g} such as 60"
+        )
     return factor
+
+
+_SLOWEST, _FASTEST = 0.001, 1_000_000.0  # replay pace, times real time
 
 
 def run_command(args: argparse.Namespace) -> int:

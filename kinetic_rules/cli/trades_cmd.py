@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kinetic_rules.cli.flags import whole_number
 from kinetic_rules.errors import ConfigError
 
 if TYPE_CHECKING:  # imported where used, so that `--help` stays fast
@@ -74,10 +75,7 @@ def _time(text: str) -> pd.Timestamp:
         raise argparse.ArgumentTypeError(str(unreadable)) from None
 
 
-def _positive(text: str) -> int:
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a positive whole number")
-    return int(text)
+_positive = whole_number(1, 1_000_000_000)
 
 
 def run_trades(args: argparse.Namespace) -> int:

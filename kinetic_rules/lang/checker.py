@@ -7,6 +7,7 @@ user fixes a file in one pass. The result is plain data for the compiler.
 from __future__ import annotations
 
 import difflib
+import heapq
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -257,7 +258,8 @@ class _Checker:
         return Rule(label, typed.node, kind, tree.span)
 
     def _named(self, out: CheckedStrategy, symbols: Symbols) -> None:
-        for name, definition in symbols.definitions.items():
+        for name in _dependency_order(symbols.definitions):
+            definition = symbols.definitions[name]
             section = "indicators" if definition.kind == NUMBER else "conditions"
             if definition.tree is None:
                 continue
@@ -437,6 +439,40 @@ class _Checker:
             if "$" + name not in symbols.used:
                 span = self._key_span(("params", name))
                 self.report(Diagnostic("warning", "unused", f"param ${name} is never used", span))
+
+
+def _dependency_order(definitions: Mapping[str, Definition]) -> list[str]:
+    """Definitions, each after those it uses (file order otherwise; cycles last).
+
+    Resolving in this order, every definition finds the ones it uses already resolved,
+    so even a chain of thousands stays one level deep in the resolver.
+    """
+    uses = {
+        name: {
+            node.id
+            for node in (d.tree.walk() if d.tree is not None else ())
+            if isinstance(node, ast.Name) and node.id in definitions and node.id != name
+        }
+        for name, d in definitions.items()
+    }
+    users: dict[str, list[str]] = {name: [] for name in definitions}
+    for name, used in uses.items():
+        for other in used:
+            users[other].append(name)
+    position = {name: index for index, name in enumerate(definitions)}
+    waiting = {name: len(used) for name, used in uses.items()}
+    ready = [position[name] for name in definitions if not waiting[name]]
+    names = list(definitions)
+    order: list[str] = []
+    while ready:
+        name = names[heapq.heappop(ready)]  # the earliest in the file first
+        order.append(name)
+        for user in users[name]:
+            waiting[user] -= 1
+            if not waiting[user]:
+                heapq.heappush(ready, position[user])
+    placed = set(order)
+    return order + [name for name in definitions if name not in placed]
 
 
 def _unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
