@@ -1,7 +1,8 @@
 """The backtest's files: results.json, trades.csv and report.html, byte-identical for equal runs.
 
 Determinism rules: keys sorted, floats rounded to 12 significant digits, times in ISO-8601
-UTC, no wall-clock time (not even the run's duration) in any file. Each file is written to
+UTC, no wall-clock time (not even the run's duration) in any file, no secret (each file
+passes through the one mask). Each file is written to
 a temporary sibling and moved into place, so a crash never leaves half a report behind.
 """
 
@@ -33,6 +34,7 @@ from kinetic_rules.backtest.metrics import (
 from kinetic_rules.backtest.report_html import render_html
 from kinetic_rules.data.atomic import atomic_write
 from kinetic_rules.engine.model import BacktestResult, Trade
+from kinetic_rules.secrets import mask
 
 FORMAT_VERSION = 1  # bump when a reader of results.json would break
 SIGNIFICANT_DIGITS = 12
@@ -211,6 +213,6 @@ def write_reports(result: BacktestResult, metrics: Metrics, directory: Path) -> 
     written: dict[str, Path] = {}
     for kind, (name, text) in contents.items():
         path = directory / name
-        atomic_write(path, _writer(text.encode("utf-8")))
+        atomic_write(path, _writer(mask(text).encode("utf-8")))
         written[kind] = path
     return written

@@ -158,12 +158,15 @@ def _split(values: list[str]) -> list[str]:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    from kinetic_rules.cli.outputs import check_output_dir
     from kinetic_rules.data.futures_import import is_funding_file, is_mark_file
     from kinetic_rules.data.futures_store import FuturesStore
     from kinetic_rules.data.importers import expand_paths
     from kinetic_rules.data.store import CandleStore, resolve_data_dir
 
     root = resolve_data_dir(args.data)
+    if not args.dry_run:
+        check_output_dir(root, "--data")
     futures = FuturesStore(root)
     out = _console()
     files = expand_paths(list(args.paths))
@@ -425,11 +428,13 @@ class _ProgressView:
 
 
 def run_download(args: argparse.Namespace) -> int:
+    from kinetic_rules.cli.outputs import check_output_dir
     from kinetic_rules.data.download import download
     from kinetic_rules.data.exchange import create_exchange, ensure_reachable
     from kinetic_rules.data.store import CandleStore, resolve_data_dir
     from kinetic_rules.data.timerange import parse_timerange
 
+    check_output_dir(resolve_data_dir(args.data), "--data")
     store = CandleStore(resolve_data_dir(args.data))
     pairs, timeframes = _split(args.pairs), _split(args.timeframes)
     start, end = parse_timerange(args.timerange) if args.timerange else (None, None)

@@ -16,6 +16,7 @@ from typing import Any
 
 from kinetic_rules.data.exchange import RetryPolicy
 from kinetic_rules.market_rules import TICK_SIZE, rules_from_ccxt, tradable
+from kinetic_rules.secrets import mask
 
 log = logging.getLogger("kinetic_rules.live")
 
@@ -110,15 +111,14 @@ def _minutes(seconds: float) -> str:
 
 
 class Redactor:
-    """Replaces each secret with `***` in any text; the empty string is never a secret."""
+    """The project's one mask (`kinetic_rules.secrets.mask`), plus this exchange's own
+    credentials; the empty string is never a secret."""
 
     def __init__(self, secrets: Iterable[str | None]) -> None:
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._secrets = tuple(s for s in secrets if s)
 
     def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return mask(text, self._secrets)
 
 
 class RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
