@@ -143,7 +143,9 @@ def run_command(args: argparse.Namespace) -> int:
     if not args.quiet:
         phases("loading")
     prepared = prepare(request)
-    source = ReplaySource(prepared.plan, prepared.feed, prepared.pairs, start)
+    source = ReplaySource(
+        prepared.plan, prepared.feed, prepared.pairs, start, extras=prepared.extras
+    )
     sink = _sink(args.db, prepared.plan, "replay") if args.db else None
     notifiers: list[Any] = [LogNotifier()] + ([EventLog(sink.store)] if sink else [])
     runtime = Runtime(prepared.plan, source, notifiers=notifiers, sink=sink)

@@ -16,7 +16,7 @@ from kinetic_rules.functions.registry import (
     StreamFactory,
     UnitRule,
 )
-from kinetic_rules.lang.units import Unit
+from kinetic_rules.units import Unit
 
 Warmup = Callable[[ConstArgs], int]
 

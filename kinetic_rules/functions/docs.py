@@ -9,7 +9,7 @@ import sys
 
 from kinetic_rules.functions import REGISTRY
 from kinetic_rules.functions.registry import MAX_CANDLES, MAX_LIST_ITEMS, Arg, Function
-from kinetic_rules.lang.units import Unit
+from kinetic_rules.units import Unit
 
 CATEGORY_ORDER = (
     "moving averages",

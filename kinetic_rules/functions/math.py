@@ -11,7 +11,7 @@ from kinetic_rules.functions import _core as core
 from kinetic_rules.functions import _stream as stream
 from kinetic_rules.functions._define import const, define, number, series, table
 from kinetic_rules.functions.registry import Array
-from kinetic_rules.lang.units import Unit
+from kinetic_rules.units import Unit
 
 CATEGORY = "math"
 _NONE = const(0)

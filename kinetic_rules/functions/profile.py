@@ -18,7 +18,7 @@ from kinetic_rules.functions import _core as core
 from kinetic_rules.functions import _stream as stream
 from kinetic_rules.functions._define import define, number, of, window
 from kinetic_rules.functions.registry import Array, StreamFactory
-from kinetic_rules.lang.units import Unit
+from kinetic_rules.units import Unit
 
 CATEGORY = "volume profile"
 _INPUTS = ("high", "low", "close", "volume")

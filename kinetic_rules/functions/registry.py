@@ -27,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from kinetic_rules.lang.units import Unit
+from kinetic_rules.units import Unit
 
 Array = npt.NDArray[Any]
 ConstArgs = Mapping[str, float | int | tuple[float, ...]]

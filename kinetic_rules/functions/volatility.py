@@ -22,7 +22,7 @@ from kinetic_rules.functions._define import (
 )
 from kinetic_rules.functions._windows import restart_exactly, rolling_var
 from kinetic_rules.functions.registry import Array, ConstArgs, StreamFactory
-from kinetic_rules.lang.units import Unit
+from kinetic_rules.units import Unit
 
 CATEGORY = "volatility"
 _HLC = ("high", "low", "close")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import heapq
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -19,10 +18,11 @@ from kinetic_rules.lang.names import CANDLE_FIELDS, CONTEXT_NAMES, LIVE_NAMES, R
 from kinetic_rules.lang.parser import parse
 from kinetic_rules.lang.resolve import BOOL, NUMBER, Definition, Resolver, Symbols, Typed
 from kinetic_rules.lang.unit_check import UnitChecker, param_units, set_unit_problem
-from kinetic_rules.lang.units import Unit
+from kinetic_rules.patterns import MAX_PATTERNS, PatternError, compile_pattern
 from kinetic_rules.spec.loader import LoadedStrategy, PathKey
 from kinetic_rules.spec.models import Param, Strategy
 from kinetic_rules.spec.types import _fraction
+from kinetic_rules.units import Unit
 
 Sides = dict[str, dict[str, "Rule"]]
 ParamValue = float | int | bool | str
@@ -269,6 +269,18 @@ class _Checker:
             if rule is not None:
                 getattr(out, section)[name] = rule
 
+    def _blacklist(self, patterns: list[str]) -> None:
+        if len(patterns) > MAX_PATTERNS:
+            message = f"{len(patterns)} blacklist patterns; at most {MAX_PATTERNS} are allowed"
+            hint = "combine them with | into fewer patterns"
+            self.error(("scanner", "blacklist", MAX_PATTERNS), "regex", message, hint)
+            return
+        for index, pattern in enumerate(patterns):
+            try:
+                compile_pattern(pattern)
+            except PatternError as problem:
+                self.error(("scanner", "blacklist", index), "regex", str(problem))
+
     def _sections(self, out: CheckedStrategy) -> None:
         spec, trade = self.spec, Scope.MARKET | Scope.TRADE
         if spec.scanner:
@@ -284,11 +296,7 @@ class _Checker:
                     out.scanner.append(
                         ScannerRule(step.name or f"step {index + 1}", step.top, rule, live)
                     )
-            for index, pattern in enumerate(spec.scanner.blacklist):
-                try:
-                    re.compile(pattern)
-                except re.error as problem:
-                    self.error(("scanner", "blacklist", index), "regex", f"bad pattern: {problem}")
+            self._blacklist(spec.scanner.blacklist)
         # Protections and entries are decided by the portfolio, which knows its own state.
         portfolio = Scope.MARKET | Scope.PORTFOLIO
         for name, protection in spec.protections.items():

@@ -7,7 +7,7 @@ from enum import Flag, auto
 
 from kinetic_rules.functions.registry import MAX_CANDLES, Arg, ArgKind, Array, Function
 from kinetic_rules.lang import ast
-from kinetic_rules.lang.units import Unit
+from kinetic_rules.units import Unit
 
 
 class Scope(Flag):

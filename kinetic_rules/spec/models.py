@@ -297,6 +297,11 @@ class Orders(Section):
     stoploss_on_exchange: bool = Field(
         True, description="Keep the stop as an order on the exchange, safe if the bot dies."
     )
+    stop_trigger: Literal["mark", "contract"] = Field(
+        "mark",
+        description="Futures, live: the price that triggers a stop resting on the exchange, the "
+        "mark price (as liquidations) or the last trade price of the contract.",
+    )
     timeouts: Timeouts = Field(default_factory=Timeouts)
 
 
