@@ -15,6 +15,7 @@ from kinetic_rules.errors import ConfigError
 from kinetic_rules.live.book import Book
 from kinetic_rules.live.ccxt_broker import CcxtBroker, broker_from_env
 from kinetic_rules.live.executor import attach_executor
+from kinetic_rules.live.futures import FuturesSettings
 from kinetic_rules.live.runtime import Runtime
 from kinetic_rules.persist.book import StoredBook
 from kinetic_rules.persist.store import TradeStore
@@ -25,18 +26,22 @@ def live_trading(
 ) -> tuple[Any, Callable[[Runtime], None]]:
     """The exchange client to read candles with, and what turns a runtime into a live one."""
     spec = plan.strategy.spec
-    if spec.market.type != "spot" or spec.entry.short:
+    futures = spec.market.type == "futures"
+    if not futures and spec.entry.short:
         raise ConfigError(
-            "--live trades long positions on spot markets in this version; this strategy "
-            f"{'trades futures' if spec.market.type != 'spot' else 'has short entries'}"
-            " (paper trading and backtests support it)"
+            "--live on a spot market trades long positions only; this strategy has short "
+            "entries: set market.type: futures to trade them on a futures account"
         )
     broker = broker_from_env(
         exchange_id,
         stake_currency=spec.market.stake_currency,
         url_override=args.exchange_url,
         rate_limit_ms=spec.market.rate_limit_ms,
+        futures=FuturesSettings(spec.market.margin_mode, spec.orders.stop_trigger)
+        if futures
+        else None,
     )
+    broker.check_account()  # futures: hedge mode is refused before anything is traded
     journal = StoredBook(store, spec.metadata.name)
     book = journal.load_book()
     resumed = book is not None

@@ -36,6 +36,7 @@ from kinetic_rules.errors import ExchangeError
 from kinetic_rules.live.book import Book, BookJournal, Ticket
 from kinetic_rules.live.broker import Broker, OrderKind, OrderRequest, OrderState
 from kinetic_rules.live.events import EventKind
+from kinetic_rules.live.reconcile import liquidation_gap, position_problems
 from kinetic_rules.timeframes import format_duration
 
 if TYPE_CHECKING:
@@ -125,7 +126,17 @@ class Executor:
 
     def missing_coins(self) -> list[str]:
         """Open trades holding more than the account has: coins sold by hand, or by
-        another bot. Each is said once; the trade's stop and exits will be refused."""
+        another bot. Each is said once; the trade's stop and exits will be refused.
+        On futures: every position that differs from the book's (reconcile.py)."""
+        positions = self.broker.positions()
+        if positions is not None:
+            expected: dict[str, float] = {}
+            for ticket in self._live():
+                if ticket.trade is not None:
+                    sign = 1.0 if ticket.side == "long" else -1.0
+                    left = ticket.trade.amount - sum(f.amount for f in ticket.trade.fills[1:])
+                    expected[ticket.pair] = expected.get(ticket.pair, 0.0) + sign * left
+            return position_problems(expected, positions)
         problems = []
         by_pair: dict[str, float] = {}
         for ticket in self._live():
@@ -180,6 +191,7 @@ class Executor:
             request = OrderRequest(
                 ticket.entry, position.pair, position.side, True, self.entry_kind, amount,
                 price=price if self.entry_kind == "limit" else None,
+                leverage=wanted * price / position.stake if position.stake > 0 else None,
             )  # fmt: skip
             self._save(now)  # the intent first: a crash now is found by its client id
             state = self._send(request, now)
@@ -279,6 +291,20 @@ class Executor:
             position, data, filled_at, state.average, state.filled, state.fee
         )
         self._place_stop(ticket, ticket.trade.initial_stop, now)
+        self._compare_liquidation(ticket, now)
+
+    def _compare_liquidation(self, ticket: Ticket, now: pd.Timestamp) -> None:
+        """Futures: the exchange's liquidation price against the engine's, once per entry."""
+        trade = ticket.trade
+        positions = self.broker.positions() if trade is not None else None
+        held = next((p for p in positions or [] if p.pair == ticket.pair), None)
+        if trade is None or held is None:
+            return
+        maintenance = self.plan.strategy.spec.market.maintenance_margin
+        warning = liquidation_gap(trade.liquidation_price, held, maintenance)
+        if warning is not None:
+            log.warning("%s", warning)
+            self.announce("warning", now, warning)
 
     def _decide(self, ticket: Ticket, data: PairData, now: pd.Timestamp) -> None:
         """What the trade path says at this close, turned into orders."""

@@ -45,6 +45,11 @@ class Market(Section):
         "isolated margin, a trade is liquidated when its margin falls to this share of its "
         "value (docs/backtesting.md, Margin and liquidation).",
     )
+    margin_mode: Literal["isolated", "cross"] = Field(
+        "isolated",
+        description="Futures, live: the margin mode set on each symbol before its first order "
+        "(isolated: a trade can lose its own margin only; docs/live.md).",
+    )
 
 
 class Param(Section):
@@ -257,6 +262,11 @@ class Orders(Section):
     stoploss: OrderType = Field("market", description="Order type when a stop triggers.")
     stoploss_on_exchange: bool = Field(
         True, description="Keep the stop as an order on the exchange, safe if the bot dies."
+    )
+    stop_trigger: Literal["mark", "contract"] = Field(
+        "mark",
+        description="Futures, live: the price that triggers a stop resting on the exchange, the "
+        "mark price (as liquidations) or the last trade price of the contract.",
     )
     timeouts: Timeouts = Field(default_factory=Timeouts)
 
