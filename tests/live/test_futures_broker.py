@@ -100,7 +100,7 @@ def test_a_short_stands_on_its_own(broker: CcxtBroker, standin: ExchangeStandin)
 def test_the_stop_rests_reduce_only_and_triggers_on_the_mark_price(
     broker: CcxtBroker, standin: ExchangeStandin
 ) -> None:
-    o, h, low, c = candle(standin, START)
+    o, _, low, _ = candle(standin, START)
     broker.place(order("kr-1", "long", True, 0.01, leverage=10))
     stop = round(o * 0.995, 2)
     assert low > stop  # the trade price never reaches the stop in this candle: the mark will
@@ -121,7 +121,7 @@ def test_the_stop_rests_reduce_only_and_triggers_on_the_mark_price(
 
 def test_a_contract_price_stop_ignores_the_mark(standin: ExchangeStandin) -> None:
     broker = make_broker(standin, stop_trigger="contract")
-    o, h, low, c = candle(standin, START)
+    o = candle(standin, START)[0]
     broker.place(order("kr-1", "long", True, 0.01, leverage=10))
     broker.place(order("kr-2", "long", False, 0.01, "stop", stop_price=round(o * 0.995, 2)))
     assert sent(standin, "/fapi/v1/algoOrder")[0]["workingType"] == "CONTRACT_PRICE"
@@ -189,7 +189,7 @@ def test_an_account_in_hedge_mode_is_refused_with_a_clear_message(
 ) -> None:
     broker.check_account()  # one-way mode: fine
     standin.futures.dual_side = True
-    with pytest.raises(ConfigError, match="hedge mode.*one-way"):
+    with pytest.raises(ConfigError, match=r"hedge mode.*one-way"):
         broker.check_account()
 
 
