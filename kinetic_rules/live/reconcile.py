@@ -61,7 +61,7 @@ def liquidation_gap(
         return None
     return (
         f"{position.pair}: the exchange liquidates the {position.side} at {actual:g}, the "
-        f"engine's model at {modelled:g} ({abs(actual - modelled) / modelled:.2%} apart); "
+        f"engine's model at {modelled:g}; "
         "stops and reports use the model (docs/live.md, futures)"
     )
 
