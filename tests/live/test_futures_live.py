@@ -44,8 +44,16 @@ def standin() -> Iterator[ExchangeStandin]:
         yield exchange
 
 
-def start_futures_bot(standin: ExchangeStandin, root: Path, url: str) -> Bot:
-    plan = build_plan(check(load_file(BUSY)))
+def start_futures_bot(
+    standin: ExchangeStandin,
+    root: Path,
+    url: str,
+    strategy: Path = BUSY,
+    pairs: list[str] = PAIRS,
+    poll_seconds: int = 60,
+) -> Bot:
+    plan = build_plan(check(load_file(strategy)))
+    name = plan.strategy.spec.metadata.name
     store = TradeStore(url)
 
     def now() -> pd.Timestamp:
@@ -60,7 +68,7 @@ def start_futures_bot(standin: ExchangeStandin, root: Path, url: str) -> Bot:
         futures=(BinanceUsdm(), FuturesSettings()),
     )  # fmt: skip
     broker.check_account()
-    journal = StoredBook(store, "busy")
+    journal = StoredBook(store, name)
     book = journal.load_book() or Book("krfut-", broker.free_balance("USDT"))
     recorder = Recorder()
 
@@ -69,9 +77,9 @@ def start_futures_bot(standin: ExchangeStandin, root: Path, url: str) -> Bot:
         attach_executor(runtime, broker, journal, book)
 
     session = TradingSession(
-        plan, broker.exchange, CandleStore(root), PAIRS, clock=now, sleep=sleep,
-        sizes={"5m": 100_000}, sink=StoreSink(store, strategy="busy", mode="live"),
-        journal=store, attach=attach, poll_seconds=60,
+        plan, broker.exchange, CandleStore(root), pairs, clock=now, sleep=sleep,
+        sizes={"5m": 100_000, "15m": 100_000}, sink=StoreSink(store, strategy=name, mode="live"),
+        journal=store, attach=attach, poll_seconds=poll_seconds,
     )  # fmt: skip
     session.start()
     return Bot(session, store, recorder)
