@@ -3,6 +3,7 @@ executor, the real ccxt `binanceusdm` client and the stand-in; and what a restar
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -44,6 +45,12 @@ def standin() -> Iterator[ExchangeStandin]:
         yield exchange
 
 
+class BookRecorder(Recorder):
+    """The events, and the executor's book as a start restored it (before any close)."""
+
+    restored: Book | None = None
+
+
 def start_futures_bot(
     standin: ExchangeStandin,
     root: Path,
@@ -70,11 +77,12 @@ def start_futures_bot(
     broker.check_account()
     journal = StoredBook(store, name)
     book = journal.load_book() or Book("krfut-", broker.free_balance("USDT"))
-    recorder = Recorder()
+    recorder = BookRecorder()
 
     def attach(runtime: Runtime) -> None:
         runtime.notifiers.append(recorder)
-        attach_executor(runtime, broker, journal, book)
+        executor = attach_executor(runtime, broker, journal, book)
+        recorder.restored = copy.deepcopy(executor.book)  # as restored, before any close
 
     session = TradingSession(
         plan, broker.exchange, CandleStore(root), pairs, clock=now, sleep=sleep,
