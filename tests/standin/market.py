@@ -199,8 +199,9 @@ class Market:
             low = min(float(str(r[3])) for r in part)
             volume = sum(float(str(r[5])) for r in part)
             quoted = sum(float(str(r[7])) for r in part)
-            rows.append([start, str(part[0][1]), repr(high), repr(low), str(part[-1][4]),
-                         repr(volume), start + step - 1, repr(quoted), 0, "0", "0", "0"])  # fmt: skip
+            first, last = str(part[0][1]), str(part[-1][4])
+            prices = [first, repr(high), repr(low), last, repr(volume)]
+            rows.append([start, *prices, start + step - 1, repr(quoted), 0, "0", "0", "0"])
         self.add_klines(base, quote, target, rows)
 
     def visible(self, symbol: str, interval: str) -> tuple[np.ndarray, list[Kline]]:
