@@ -76,3 +76,33 @@ def test_hedge_mode_stops_the_bot_before_it_trades(
     log = _log(tmp_path)
     assert "hedge mode" in log and "Traceback" not in log
     assert not [r for r in standin.requests("/fapi/v1/order") if r.method == "POST"]
+
+
+def test_paper_trading_a_futures_strategy_trades_shorts_with_simulated_margin(
+    tmp_path: Path,
+) -> None:
+    """`run` without --live on a futures strategy: the candle fill model simulates margin,
+    leverage, liquidation and shorts as the backtest does; the account is never touched."""
+    from kinetic_rules.persist import TradeStore
+
+    pairs = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
+    busy = Path(__file__).parent / "strategies" / "busy.yaml"
+    with ExchangeStandin.from_fixtures(pairs=pairs, timeframes=("5m",)) as standin:
+        start = pd.Timestamp("2024-03-05 03:20:10", tz="UTC")
+        standin.clock.set(start)
+        url = f"sqlite:///{tmp_path / 'paper.sqlite'}"
+        command = [
+            sys.executable, "-m", "tests.live.bot_process", standin.url, "run", str(busy),
+            "--exchange-url", standin.url, "--db", url, "--data", str(tmp_path / "candles"),
+            "--pairs", *pairs,
+        ]  # fmt: skip
+        with open(tmp_path / "bot.log", "ab") as log:
+            bot = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=log)
+        until = int((start + pd.Timedelta(hours=10)).timestamp() * 1000)
+        kill_when(bot, lambda: standin.clock.now() >= until, tmp_path)
+        assert "Traceback" not in _log(tmp_path)
+        with TradeStore(url) as store:
+            trades = store.trades(mode="paper")
+        assert {"long", "short"} <= {t.side for t in trades}
+        assert all(t.margin == pytest.approx(t.stake) for t in trades)
+        assert not standin.requests("/fapi/v1/order") and not standin.requests("/api/v3/order")
