@@ -94,6 +94,12 @@ def book_paper_trading(plan: Plan, exchange: Any, store: TradeStore) -> Callable
     from kinetic_rules.live.paper_broker import PaperBroker
 
     spec = plan.strategy.spec
+    if spec.market.type == "futures":
+        raise ConfigError(
+            "--fills book simulates spot accounts only in this version; paper-trade a futures "
+            "strategy with the default --fills candles (margin, leverage, liquidation and "
+            "shorts as in a backtest)"
+        )
     name = spec.metadata.name
     broker = PaperBroker(
         exchange,

@@ -106,3 +106,20 @@ def test_paper_trading_a_futures_strategy_trades_shorts_with_simulated_margin(
         assert {"long", "short"} <= {t.side for t in trades}
         assert all(t.margin == pytest.approx(t.stake) for t in trades)
         assert not standin.requests("/fapi/v1/order") and not standin.requests("/api/v3/order")
+
+
+def test_book_fills_on_a_futures_strategy_are_refused_with_what_to_do_instead(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kinetic_rules.cli.app import main
+
+    with ExchangeStandin.from_fixtures(pairs=("BTC/USDT",), timeframes=("5m",)) as standin:
+        code = main(
+            [
+                "run", str(Path(__file__).parent / "strategies" / "busy.yaml"),
+                "--fills", "book", "--pairs", "BTC/USDT", "--exchange-url", standin.url,
+                "--data", str(tmp_path / "store"), "--db", f"sqlite:///{tmp_path / 't.sqlite'}",
+            ]
+        )  # fmt: skip
+    assert code == 2
+    assert "--fills candles" in capsys.readouterr().err
