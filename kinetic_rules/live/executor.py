@@ -131,12 +131,15 @@ class Executor:
         positions = self.broker.positions()
         if positions is not None:
             expected: dict[str, float] = {}
+            leverage: dict[str, float] = {}
             for ticket in self._live():
                 if ticket.trade is not None:
                     sign = 1.0 if ticket.side == "long" else -1.0
                     left = ticket.trade.amount - sum(f.amount for f in ticket.trade.fills[1:])
                     expected[ticket.pair] = expected.get(ticket.pair, 0.0) + sign * left
-            return position_problems(expected, positions)
+                    leverage[ticket.pair] = ticket.trade.leverage
+            mode = self.plan.strategy.spec.market.margin_mode
+            return position_problems(expected, positions, leverage, mode)
         problems = []
         by_pair: dict[str, float] = {}
         for ticket in self._live():

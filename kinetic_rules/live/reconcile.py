@@ -17,12 +17,29 @@ RELATIVE = 1e-6  # amounts that differ by less are the same (float parsing)
 
 
 def position_problems(
-    expected: dict[str, float], positions: Iterable[ExchangePosition]
+    expected: dict[str, float],
+    positions: Iterable[ExchangePosition],
+    leverage: dict[str, float] | None = None,
+    margin_mode: str | None = None,
 ) -> list[str]:
-    """`expected`: the signed amount (short < 0) the book holds per pair. One sentence per
-    pair whose exchange position differs: opened by hand, closed by hand, or resized."""
+    """`expected`: the signed amount (short < 0) the book holds per pair; `leverage`: the
+    book's leverage per pair. One sentence per pair whose exchange position differs:
+    opened by hand, closed by hand, resized, or its leverage or margin mode changed."""
+    positions = list(positions)
     held = {p.pair: (p.amount if p.side == "long" else -p.amount) for p in positions}
     problems = []
+    for position in positions:
+        wanted = (leverage or {}).get(position.pair)
+        if wanted and position.leverage and round(wanted) != round(position.leverage):
+            problems.append(
+                f"{position.pair}: the exchange holds the position at {position.leverage:g}x, "
+                f"the book at {max(1, round(wanted))}x: the leverage was changed outside this bot"
+            )
+        if margin_mode and position.margin_mode and position.margin_mode != margin_mode:
+            problems.append(
+                f"{position.pair}: the position is on {position.margin_mode} margin, the "
+                f"strategy asks for {margin_mode} (market.margin_mode)"
+            )
     for pair in sorted(set(expected) | set(held)):
         want, have = expected.get(pair, 0.0), held.get(pair, 0.0)
         if abs(want - have) <= RELATIVE * max(abs(want), abs(have), 1e-12):
