@@ -479,6 +479,7 @@ def broker_from_env(
     CcxtBroker. The key is read from the environment only, never from a file or flag.
     With `futures`, the client is the exchange's futures one (live/futures.py).
     """
+    venue = None if futures is None else venue_for(exchange_id)  # refused before the keys
     env = os.environ if environ is None else environ
     key, secret = env.get(ENV_KEY, "").strip(), env.get(ENV_SECRET, "").strip()
     missing = [name for name, value in ((ENV_KEY, key), (ENV_SECRET, secret)) if not value]
@@ -488,7 +489,6 @@ def broker_from_env(
             f"{' and '.join(missing)} {verb} not set: live trading reads the exchange API key "
             f"and secret from the environment variables {ENV_KEY} and {ENV_SECRET}"
         )
-    venue = None if futures is None else venue_for(exchange_id)
     exchange = create_exchange(venue.ccxt_id if venue else exchange_id, api_url=url_override)
     exchange.apiKey, exchange.secret = key, secret
     on = None if venue is None or futures is None else (venue, futures)
