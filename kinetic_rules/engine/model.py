@@ -54,6 +54,7 @@ class Trade:
     tags: tuple[str, ...] = ()  # the strategy's entry tags that held at the signal candle
     margin: float | None = None  # futures: the isolated margin backing the trade (its stake)
     liquidation_price: float | None = None  # futures: where the exchange would liquidate it
+    funding: float = 0.0  # futures: funding paid (+) or received (−), in the stake currency
 
     @property
     def is_open(self) -> bool:
@@ -65,11 +66,11 @@ class Trade:
 
     @property
     def profit(self) -> float:
-        """Realised profit in the stake currency, after every fee."""
+        """Realised profit in the stake currency, after every fee and funding payment."""
         sign = 1.0 if self.side == "long" else -1.0
         closing = [f for f in self.fills if f.reason != "entry"]
         gross = sum(sign * (f.price - self.entry_price) * f.amount for f in closing)
-        return gross - self.fees
+        return gross - self.fees - self.funding
 
     @property
     def profit_ratio(self) -> float:

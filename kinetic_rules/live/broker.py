@@ -108,6 +108,13 @@ class Broker(Protocol):
         spot account (it has balances, not positions)."""
         ...
 
+    def funding(
+        self, pair: str, since: pd.Timestamp, until: pd.Timestamp | None = None
+    ) -> float | None:
+        """Futures: the funding the account paid (+) or received (−) on `pair` between
+        `since` and `until`, from the exchange's own income records; None on spot."""
+        ...
+
     def replace_stop(self, client_id: str, pair: str, new: OrderRequest) -> OrderState:
         """Move a resting stop: cancel it and place `new`; the stop is never left absent
         for longer than the two calls take, and a failed placement is retried first."""

@@ -160,6 +160,20 @@ class CcxtBroker:
         self._load_markets()
         return self._call("fetch positions", lambda: venue.positions(self.exchange))
 
+    def funding(
+        self, pair: str, since: pd.Timestamp, until: pd.Timestamp | None = None
+    ) -> float | None:
+        """Futures: funding paid (+) or received (−) on `pair` in [since, until]."""
+        venue = self._venue
+        if venue is None:
+            return None
+        symbol = self._symbol(pair)
+        start, end = _ms(since), None if until is None else _ms(until)
+        return self._call(
+            f"fetch funding of {pair}",
+            lambda: venue.funding_paid(self.exchange, symbol, start, end),
+        )
+
     def check_account(self) -> None:
         """Futures: refuse an account in hedge (dual-side) mode before anything is traded."""
         venue = self._venue
@@ -493,6 +507,10 @@ def broker_from_env(
     exchange.apiKey, exchange.secret = key, secret
     on = None if venue is None or futures is None else (venue, futures)
     return CcxtBroker(exchange, stake_currency=stake_currency, futures=on, **settings)
+
+
+def _ms(stamp: pd.Timestamp) -> int:
+    return int(stamp.value // 1_000_000)
 
 
 def _client_id(raw: Any) -> str:

@@ -216,6 +216,7 @@ class Executor:
         """A candle closed: follow the orders, then act on what the strategy decides."""
         self.poll(view, now)
         for ticket in self._live():
+            self._charge_funding(ticket)
             if ticket.trade is None or ticket.exit is not None:
                 continue
             with _until_next_time(ticket, "exits not placed"):
@@ -473,11 +474,28 @@ class Executor:
         sold = sum(f.amount for f in closing)
         trade.exit_price = sum(f.price * f.amount for f in closing) / sold
         trade.exit_reason, trade.exit_time = closing[-1].reason, closing[-1].time
+        self._charge_funding(ticket, until=trade.exit_time)
         trade.stop = ticket.stop_price if ticket.stop_price is not None else trade.stop
         if ticket.stop is not None:  # a dust remainder: its stop has nothing to protect
             self._cancel(ticket.stop, ticket.pair)
             ticket.stop = None
         self._end(ticket, now)
+
+    def _charge_funding(self, ticket: Ticket, until: pd.Timestamp | None = None) -> None:
+        """Futures: the trade's funding is what the exchange's income records say was paid
+        on its pair while it was open (one position per pair: all of it is the trade's)."""
+        trade = ticket.trade
+        if trade is None or not trade.fills:
+            return
+        try:
+            paid = self.broker.funding(ticket.pair, trade.fills[0].time, until)
+        except ExchangeError as problem:
+            if not problem.temporary:
+                raise
+            log.warning("%s: funding not read (%s); trying again later", ticket.pair, problem)
+            return
+        if paid is not None:
+            trade.funding = paid
 
     def _end(self, ticket: Ticket, now: pd.Timestamp) -> None:
         ticket.done = True

@@ -119,6 +119,16 @@ class BinanceUsdm:
         """The fills of one order (ccxt's fetch_order_trades is spot-only here)."""
         return list(exchange.fetch_my_trades(symbol, None, None, {"orderId": order_id}))
 
+    def funding_paid(self, exchange: Any, symbol: str, since: int, until: int | None) -> float:
+        """Funding paid (+) or received (−) between two times (ms), from the income
+        records: their amounts are what the wallet received."""
+        records = exchange.fetch_funding_history(symbol, since, 1000)
+        return -sum(
+            float(r.get("amount") or 0.0)
+            for r in records
+            if until is None or int(r.get("timestamp") or 0) <= until
+        )
+
     def positions(self, exchange: Any) -> list[ExchangePosition]:
         result = []
         for raw in exchange.fetch_positions():

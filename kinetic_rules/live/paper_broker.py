@@ -223,6 +223,11 @@ class PaperBroker:
             self.poll(pair)
             return [order.state() for order in self.account.resting(pair)]
 
+    def funding(
+        self, pair: str, since: pd.Timestamp, until: pd.Timestamp | None = None
+    ) -> float | None:
+        return None
+
     def positions(self) -> list[ExchangePosition] | None:
         """A paper account keeps its positions in the executor's book: nothing to compare."""
         return None

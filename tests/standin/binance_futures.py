@@ -23,7 +23,6 @@ from tests.standin.binance_spot import (
     ticker_price,
 )
 from tests.standin.futures_account import (
-    FUNDING_MS,
     FuturesAccount,
     FuturesFill,
     FuturesOrder,
@@ -226,7 +225,7 @@ def premium_index(request: Request, account: FuturesAccount) -> Response:
             "estimatedSettlePrice": _num(account.mark_now(symbol)),
             "lastFundingRate": _num(account.rate(symbol)),
             "interestRate": "0.00010000",
-            "nextFundingTime": (now // FUNDING_MS + 1) * FUNDING_MS,
+            "nextFundingTime": (now // account.funding_ms + 1) * account.funding_ms,
             "time": now,
         }
 
@@ -241,9 +240,10 @@ def funding_history(request: Request, account: FuturesAccount) -> Response:
     limit = _int(request, "limit", 100)
     start = _int(request, "startTime", None)
     end = min(_int(request, "endTime", now) or now, now)
-    times = list(range(((start or 0) // FUNDING_MS + 1) * FUNDING_MS, end + 1, FUNDING_MS))
+    every = account.funding_ms
+    times = list(range(((start or 0) // every + 1) * every, end + 1, every))
     if start is None:
-        times = list(range((end // FUNDING_MS - limit + 1) * FUNDING_MS, end + 1, FUNDING_MS))
+        times = list(range((end // every - limit + 1) * every, end + 1, every))
     rows = [
         {"symbol": symbol, "fundingRate": _num(account.rate(symbol)), "fundingTime": t,
          "markPrice": _num(account._mark_at(symbol, t))}

@@ -21,7 +21,7 @@ test can move the mark away from the last trade. Fixed, predictable rules:
 - isolated positions are liquidated when the mark candle reaches the liquidation price
   (the formula of kinetic_rules/margin.py, on the position's own margin): the whole
   margin is lost and the symbol's open orders are canceled;
-- funding is charged at every 8-hour boundary on |position| × mark × rate, as a
+- funding is charged at every 8-hour boundary (`funding_ms`) on |position| × mark × rate, as a
   FUNDING_FEE income record (a long pays a positive rate, a short receives it).
 Fees are `fee_rate` of the notional, charged in USDT, as COMMISSION income records.
 """
@@ -140,6 +140,7 @@ class FuturesAccount:
         self.incomes: list[Income] = []
         self.mark_ratio: dict[str, Decimal] = {}
         self.funding_rate: dict[str, Decimal] = {}
+        self.funding_ms = FUNDING_MS  # some symbols fund every 4 or 1 hours: tests may say so
         self.lock = threading.RLock()
         self._funded_until = 0  # funding boundaries at or before this are charged
         self._order_ids = itertools.count(8_000_001)
@@ -487,8 +488,9 @@ class FuturesAccount:
         self.positions[symbol] = Position(symbol, update_time=when)
 
     def _charge_funding(self, now: int) -> None:
-        first = (self._funded_until // FUNDING_MS + 1) * FUNDING_MS
-        for boundary in range(first, now + 1, FUNDING_MS):
+        every = self.funding_ms
+        first = (self._funded_until // every + 1) * every
+        for boundary in range(first, now + 1, every):
             for symbol, position in sorted(self.positions.items()):
                 if not position.amount or position.update_time > boundary:
                     continue
