@@ -4,6 +4,7 @@
     ├── StrategyError            a strategy file is wrong: carries every Diagnostic found
     ├── DataError                candle data is missing, malformed or inconsistent
     ├── ExchangeError            the exchange refused or failed (see `temporary`)
+    │   └── ExchangeUnreachable  no connection to it at all: exit code 3, not 2
     └── ConfigError              a command-line flag or setting is wrong
 
 Anything else that escapes is a bug in kinetic-rules, never the user's fault.
@@ -165,6 +166,16 @@ class ExchangeError(KineticError):
     def __init__(self, message: str, *, temporary: bool) -> None:
         super().__init__(message)
         self.temporary = temporary
+
+
+class ExchangeUnreachable(ExchangeError):
+    """No connection to the exchange (offline, name not resolved, refused, timed out): not
+    the user's input, so its own exit code, which scripts can tell from a bad flag."""
+
+    exit_code = 3
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, temporary=True)
 
 
 def render_diagnostics(diagnostics: list[Diagnostic]) -> str:

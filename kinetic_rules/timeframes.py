@@ -60,9 +60,22 @@ def candles_in(duration_seconds: int, timeframe: str) -> int:
     return duration_seconds // step
 
 
-def format_duration(seconds: int) -> str:
-    for unit in ("w", "d", "h", "m"):
-        size = UNIT_SECONDS[unit]
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+_HUMAN_UNITS = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+
+
+def format_duration(seconds: float, parts: int | None = None) -> str:
+    """A duration in words a reader need not convert: `30 days 3 hours`, not `43380m`.
+    With `parts`, only that many units from the largest, rounded to the last one shown."""
+    seconds = round(seconds)
+    if seconds <= 0:
+        return "0 seconds" if seconds == 0 else f"-{format_duration(-seconds, parts)}"
+    if parts is not None:
+        largest = next(i for i, (_, size) in enumerate(_HUMAN_UNITS) if seconds >= size)
+        smallest = _HUMAN_UNITS[min(largest + parts - 1, len(_HUMAN_UNITS) - 1)][1]
+        seconds = max(smallest, round(seconds / smallest) * smallest)
+    words = []
+    for name, size in _HUMAN_UNITS:
+        count, seconds = divmod(seconds, size)
+        if count:
+            words.append(f"{count} {name}{'' if count == 1 else 's'}")
+    return " ".join(words[:parts] if parts is not None else words)

@@ -25,6 +25,7 @@ from kinetic_rules.errors import ConfigError
 from kinetic_rules.lang import ast
 from kinetic_rules.lang.checker import Rule
 from kinetic_rules.lang.printer import to_text
+from kinetic_rules.timeframes import timeframe_seconds
 
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -149,6 +150,13 @@ def explain(request: BacktestRequest, pair: str, at: pd.Timestamp, trades: bool 
             f"{at} is outside them"
         )
     out = [f"{pair} — candle {index[position]} ({plan.timeframe}), as decided at its close"]
+    if index[position] != at:
+        step = pd.Timedelta(seconds=timeframe_seconds(plan.timeframe))
+        which = "that contains it" if at < index[position] + step else "latest before it"
+        out.append(
+            f"note: {at:%Y-%m-%d %H:%M:%S} UTC is not the open of a {plan.timeframe} candle; "
+            f"used the candle {which}, opened {index[position]:%Y-%m-%d %H:%M}"
+        )
     checked = plan.strategy
     regimes = [name for name, _ in checked.regime]
     definitions = {**checked.indicators, **checked.conditions}

@@ -143,6 +143,7 @@ def results_document(result: BacktestResult, metrics: Metrics) -> dict[str, Any]
             "fill_model": list(a.fill_model),
             "skipped": list(a.skipped),
             "warnings": list(a.warnings),
+            "warmup": list(a.warmup),
         },
         "metrics": metrics.to_dict(),
         "breakdowns": {

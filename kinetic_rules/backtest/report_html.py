@@ -109,11 +109,13 @@ def _header(result: BacktestResult) -> str:
     rows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in facts)
     fill = "".join(f"<li>{esc(s)}</li>" for s in a.fill_model) or f"<li>{DASH}</li>"
     skipped = "".join(f"<li>{esc(s)}</li>" for s in a.skipped) or "<li>none</li>"
+    warmup = "".join(f"<li>{esc(s)}</li>" for s in a.warmup) or f"<li>{DASH}</li>"
     warnings = "".join(f'<li class="neg">{esc(s)}</li>' for s in a.warnings)
     return (
         f"<h1>Backtest: {esc(result.strategy_name)}</h1>"
         f'<table class="kv">{rows}</table>'
-        f"<h3>Fill model</h3><ul>{fill}</ul><h3>Skipped rules</h3><ul>{skipped}</ul>"
+        f"<h3>Fill model</h3><ul>{fill}</ul><h3>Warm-up</h3><ul>{warmup}</ul>"
+        f"<h3>Skipped rules</h3><ul>{skipped}</ul>"
         + (f"<h3>Warnings</h3><ul>{warnings}</ul>" if warnings else "")
     )
 

@@ -25,6 +25,7 @@ from kinetic_rules.backtest.metrics import (
     utc,
 )
 from kinetic_rules.engine.model import BacktestResult
+from kinetic_rules.timeframes import format_duration
 
 DASH = "–"  # what every report prints where a number does not exist
 
@@ -48,13 +49,10 @@ def fmt_price(value: float | None) -> str:
 
 
 def fmt_duration(value: timedelta | None) -> str:
-    """ "2d 04:05" (days, hours, minutes), or "04:05" under a day."""
+    """ "2 days 4 hours", "3 hours 20 minutes", "45 minutes": the two largest units, in words."""
     if value is None:
         return DASH
-    minutes = round(value.total_seconds() / 60)
-    days, rest = divmod(minutes, 24 * 60)
-    clock = f"{rest // 60:02d}:{rest % 60:02d}"
-    return f"{days}d {clock}" if days else clock
+    return format_duration(value.total_seconds(), parts=2)
 
 
 def fmt_time(value: pd.Timestamp | None) -> str:
@@ -166,6 +164,8 @@ def _assumptions(result: BacktestResult) -> Table:
     table.add_row("Slippage", fmt_pct(a.slippage))
     for i, sentence in enumerate(a.fill_model):
         table.add_row("Fill model" if i == 0 else "", Text(f"• {sentence}"))
+    for i, sentence in enumerate(a.warmup):
+        table.add_row("Warm-up" if i == 0 else "", Text(f"• {sentence}"))
     skipped = a.skipped or ("none",)
     for i, sentence in enumerate(skipped):
         table.add_row("Skipped rules" if i == 0 else "", Text(f"• {sentence}"))

@@ -9,20 +9,22 @@ never traded; a `--timerange` start only moves the first tradable candle.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from kinetic_rules.compile.convergence import warmup_statement
 from kinetic_rules.compile.plan import Plan, build_plan
 from kinetic_rules.data.store import CandleStore
 from kinetic_rules.engine.fills import fill_model
 from kinetic_rules.engine.model import Assumptions, BacktestResult, Trade
-from kinetic_rules.engine.pairs import prepare_market
+from kinetic_rules.engine.pairs import prepare_market, warmup_ends
 from kinetic_rules.engine.portfolio import PairData, Portfolio
 from kinetic_rules.engine.portfolio_values import describe, portfolio_rules
 from kinetic_rules.engine.scanner import blacklisted
@@ -45,6 +47,7 @@ class BacktestRequest:
     end: pd.Timestamp | None = None
     overrides: Mapping[str, str] = field(default_factory=dict)
     exchange: str | None = None
+    warmup: int | None = None  # seconds of warm-up accepted (`--warmup`); None: the file's
 
 
 @dataclass
@@ -60,6 +63,8 @@ class Prepared:
 def prepare(request: BacktestRequest) -> Prepared:
     loaded = load_file(request.strategy)
     plan = build_plan(check(loaded, request.overrides))
+    if request.warmup is not None:
+        plan = replace(plan, accepted_warmup=request.warmup)
     store = CandleStore(request.data_dir)
     exchange = request.exchange or plan.strategy.spec.market.exchange
     cache: dict[tuple[str, str], pd.DataFrame] = {}
@@ -77,8 +82,12 @@ def prepare(request: BacktestRequest) -> Prepared:
 
 def run_backtest(request: BacktestRequest, progress: Progress | None = None) -> BacktestResult:
     started = time.perf_counter()
+    if progress:
+        progress("loading", 0, 0)
     prepared = prepare(request)
-    result = simulate(prepared.plan, prepared.feed, prepared.pairs, request.start, progress)
+    result = simulate(
+        prepared.plan, prepared.feed, prepared.pairs, request.start, progress, must_trade=True
+    )
     result.strategy_file = str(request.strategy)
     result.strategy_sha256 = prepared.sha256
     result.elapsed_seconds = time.perf_counter() - started
@@ -115,12 +124,22 @@ def simulate(
     pairs: list[str],
     start: pd.Timestamp | None = None,
     progress: Progress | None = None,
+    *,
+    must_trade: bool = False,
 ) -> BacktestResult:
-    """Run the portfolio simulation on candles from `feed`; the core, without files."""
+    """Run the portfolio simulation on candles from `feed`; the core, without files.
+    `must_trade`: DataError, not an empty result, when every pair's data ends in warm-up."""
     if not pairs:
         raise ConfigError("no pairs to backtest")
     checked, spec = plan.strategy, plan.strategy.spec
     step = pd.Timedelta(seconds=timeframe_seconds(plan.timeframe))
+    if progress:  # read every candle series now, so that "loading" is what it says
+        wanted = {(need.pair or pair, need.timeframe): None for pair in pairs for need in plan.data}
+        for done, (pair, timeframe) in enumerate(wanted):
+            progress("loading", done, len(wanted))
+            with contextlib.suppress(DataError):  # reported where the series is used
+                feed(pair, timeframe)
+        progress("loading", len(wanted), len(wanted))
     market = prepare_market(plan, feed, pairs, start, progress)
     timeline, data = market.timeline, market.pairs
     if start is not None and start > timeline[-1]:
@@ -128,21 +147,18 @@ def simulate(
             f"the timerange starts at {start:%Y-%m-%d %H:%M}, after the data ends "
             f"({timeline[-1]:%Y-%m-%d %H:%M}); import or download more, or move the start"
         )
+    late = _warmup_notes(plan, feed, data, start, must_trade)
     fills = fill_model(plan)
     regimes = [name for name, _ in checked.regime]
     portfolio = Portfolio(plan, fills, spec.backtest.starting_balance, step, regimes)
+    if progress:
+        progress("portfolio", 0, 0)
     trades = portfolio.run(data, timeline)
     first_tradable = min(
         d.signals.index[min(d.tradable_from, len(d.signals.index) - 1)] for d in data
     )
     equity = _equity(trades, data, timeline, step, spec.backtest.starting_balance)
     skipped = list(market.skipped)
-    warmup = format_duration(plan.warmup_seconds)
-    skipped += [
-        f"{d.pair}: not traded: its data ends before the strategy's warm-up ({warmup}) is over"
-        for d in data
-        if d.tradable_from >= len(d.signals.index)
-    ]
     return BacktestResult(
         strategy_name=spec.metadata.name,
         strategy_file="",
@@ -159,6 +175,7 @@ def simulate(
             fill_model=fills.describe() + describe(portfolio_rules(plan)),
             skipped=tuple(skipped),
             warnings=tuple(stop_warnings(trades)),
+            warmup=(warmup_statement(plan), *late),
         ),
         trades=trades,
         equity=equity[equity.index >= first_tradable + step],
@@ -166,6 +183,43 @@ def simulate(
         tags=list(checked.tags),
         candles={d.pair: feed(d.pair, plan.timeframe) for d in data},
     )
+
+
+def _warmup_notes(
+    plan: Plan, feed: Feed, data: list[PairData], start: pd.Timestamp | None, must_trade: bool
+) -> list[str]:
+    """The warm-up in one line each: pairs whose data ends inside it (DataError when that is
+    every pair, rather than an empty backtest), and a timerange that starts inside it."""
+    warmup = format_duration(plan.used_warmup_seconds)
+    ends = {d.pair: warmup_ends(plan, feed, d.pair, d.signals.index) for d in data}
+    short = [d for d in data if d.tradable_from >= len(d.signals.index)]
+    advice = (
+        "import or download earlier candles, or accept a shorter warm-up with "
+        "`backtest.warmup` in the file or --warmup (e.g. --warmup 30d)"
+    )
+    if must_trade and short and len(short) == len(data):
+        pair = min(ends, key=lambda p: ends[p])
+        last = {d.pair: d.signals.index[-1] for d in data}[pair]
+        raise DataError(
+            f"nothing can trade: the strategy needs {warmup} of warm-up and every pair's "
+            f"data ends before it is over (the first, {pair}, could trade from "
+            f"{ends[pair]:%Y-%m-%d %H:%M}; its data ends {last:%Y-%m-%d %H:%M}); {advice}"
+        )
+    notes = []
+    if short:
+        names = ", ".join(f"{d.pair} (from {ends[d.pair]:%Y-%m-%d})" for d in short)
+        notes.append(
+            f"not traded, their data ends inside the warm-up of {warmup}: {names}; {advice}"
+        )
+    tradable = [d for d in data if d not in short]
+    if start is not None and tradable:
+        first = min(ends[d.pair] for d in tradable)
+        if first > start:
+            notes.append(
+                f"the timerange starts {start:%Y-%m-%d %H:%M}, inside the warm-up of {warmup}: "
+                f"the first candle that can trade is {first:%Y-%m-%d %H:%M}"
+            )
+    return notes
 
 
 def stop_warnings(trades: list[Trade]) -> list[str]:

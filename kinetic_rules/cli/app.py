@@ -3,7 +3,8 @@ its subcommands to the parser; this module only wires them and maps errors to ex
 
 Exit codes: 0 success, 1 the command ran and found a problem it reports (e.g. data
 validation findings) or kinetic-rules itself failed (an internal error, details saved to a
-file), 2 a user error (bad strategy, bad flag, bad data), 130 interrupted.
+file), 2 a user error (bad strategy, bad flag, bad data), 3 the exchange cannot be reached
+(offline, name not resolved, connection refused, timed out), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 from collections.abc import Callable
 
 from kinetic_rules import __version__
+from kinetic_rules.cli.chatter import add_verbose, quiet_libraries
 from kinetic_rules.errors import KineticError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -33,13 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
     backtest_cmd.register_explain(commands)
     run_cmd.register(commands)
     trades_cmd.register(commands)
+    add_verbose(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; KineticError → its rendering on stderr and exit code 2."""
+    """Run one command; KineticError → its rendering on stderr and its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    restore_logs = quiet_libraries(verbose=getattr(args, "verbose", False))
     handler: Handler = args.handler
     try:
         return handler(args)
@@ -51,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as bug:  # never a traceback on screen, even for our own mistakes
         return _internal_error(bug)
+    finally:
+        restore_logs()
 
 
 def _internal_error(bug: Exception) -> int:

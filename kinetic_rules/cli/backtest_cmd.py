@@ -7,9 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kinetic_rules.cli.lang_cmd import parse_overrides
-from kinetic_rules.data.store import resolve_data_dir
-from kinetic_rules.data.timerange import parse_timerange
+from kinetic_rules.cli.options import WARMUP_HELP, parse_overrides, parse_warmup
 from kinetic_rules.errors import ConfigError
 
 
@@ -58,12 +56,15 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         "trades: the trade list (CSV); written to --report DIR (default ./user_data/backtest)",
     )
     backtest.add_argument("--exchange", help="exchange of the stored candles (default: the file's)")
+    backtest.add_argument("--warmup", metavar="DURATION", help=WARMUP_HELP)
     backtest.add_argument("--quiet", "-q", action="store_true", help="no progress display")
     backtest.set_defaults(handler=run_backtest_command)
 
 
 def run_backtest_command(args: argparse.Namespace) -> int:
     from kinetic_rules.backtest.runner import BacktestRequest, run_backtest
+    from kinetic_rules.data.store import resolve_data_dir
+    from kinetic_rules.data.timerange import parse_timerange
 
     start, end = parse_timerange(args.timerange) if args.timerange else (None, None)
     if not args.strategy.exists():
@@ -76,21 +77,27 @@ def run_backtest_command(args: argparse.Namespace) -> int:
         end=end,
         overrides=parse_overrides(args.set),
         exchange=args.exchange,
+        warmup=parse_warmup(args.warmup),
     )
-    progress = None if args.quiet or not sys.stderr.isatty() else _progress()
-    result = run_backtest(request, progress)
-    _finish(progress)
-    from rich.console import Console
+    from kinetic_rules.cli.progress import Phases
 
-    from kinetic_rules.backtest.report_files import write_reports
-    from kinetic_rules.backtest.report_text import print_summary
+    with Phases(live=False if args.quiet else None) as phases:
+        progress = None if args.quiet else phases
+        result = run_backtest(request, progress)
+        if progress:
+            progress("reports", 0, 0)
+        from rich.console import Console
 
-    metrics = print_summary(result, Console(soft_wrap=False))
-    folder = args.report or (Path("user_data/backtest") if args.export else None)
-    if folder is not None:
-        written = write_reports(result, metrics, folder)
-        for path in written.values():
-            print(f"wrote {path}", file=sys.stderr)
+        from kinetic_rules.backtest.metrics import compute_metrics
+        from kinetic_rules.backtest.report_files import write_reports
+        from kinetic_rules.backtest.report_text import print_summary
+
+        metrics = compute_metrics(result)
+        folder = args.report or (Path("user_data/backtest") if args.export else None)
+        written = write_reports(result, metrics, folder) if folder is not None else {}
+    print_summary(result, Console(soft_wrap=False), metrics)
+    for path in written.values():
+        print(f"wrote {path}", file=sys.stderr)
     if "signals" in args.export:
         from kinetic_rules.backtest.export import write_signals
         from kinetic_rules.backtest.runner import prepare
@@ -103,32 +110,6 @@ def run_backtest_command(args: argparse.Namespace) -> int:
         for path in write_signals(prepared.plan, signals, folder):
             print(f"wrote {path}", file=sys.stderr)
     return 0
-
-
-_bars: dict[str, Any] = {}
-
-
-def _progress() -> Any:
-    from rich.progress import Progress
-
-    bar = Progress(transient=True)
-    bar.start()
-    _bars["bar"] = bar
-
-    def update(what: str, done: int, total: int) -> None:
-        task = _bars.get(what)
-        if task is None:
-            task = _bars[what] = bar.add_task(f"evaluating {what}", total=total)
-        bar.update(task, completed=done)
-
-    return update
-
-
-def _finish(progress: Any) -> None:
-    bar = _bars.pop("bar", None)
-    if bar is not None:
-        bar.stop()
-    _bars.clear()
 
 
 def register_explain(commands: argparse._SubParsersAction[Any]) -> None:
@@ -144,7 +125,8 @@ def register_explain(commands: argparse._SubParsersAction[Any]) -> None:
         "--at",
         required=True,
         metavar="TIME",
-        help="the candle's open time in UTC, e.g. 2024-03-04T10:05",
+        help="the candle's open time, ISO 8601, UTC unless it says otherwise, e.g. "
+        "2024-03-04T10:05; a time inside a candle explains that candle",
     )
     explain.add_argument("--data", metavar="DIR", help="candle store (default: ./user_data/data)")
     explain.add_argument(
@@ -160,16 +142,12 @@ def register_explain(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def run_explain_command(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from kinetic_rules.backtest.explain import explain
     from kinetic_rules.backtest.runner import BacktestRequest
+    from kinetic_rules.data.store import resolve_data_dir
+    from kinetic_rules.data.timerange import parse_time
 
-    try:
-        at = pd.Timestamp(args.at)
-    except ValueError:
-        raise ConfigError(f"--at {args.at}: not a time; write e.g. 2024-03-04T10:05") from None
-    at = at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")
+    at = parse_time(args.at, "--at")
     request = BacktestRequest(
         strategy=args.strategy,
         data_dir=resolve_data_dir(args.data),

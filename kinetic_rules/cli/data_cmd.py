@@ -10,21 +10,23 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich import box
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
-from rich.table import Table
-
-from kinetic_rules.data.candles import format_time
-from kinetic_rules.data.download import DEFAULT_DAYS, SeriesOutcome, download
-from kinetic_rules.data.exchange import create_exchange
-from kinetic_rules.data.importers import FileOutcome, import_paths
-from kinetic_rules.data.pairs import normalize_pair
-from kinetic_rules.data.store import DATA_ENV, CandleStore, StoredSeries, resolve_data_dir
-from kinetic_rules.data.timerange import parse_timerange
+from kinetic_rules.cli.progress import Phases
 from kinetic_rules.errors import ConfigError, KineticError
+
+if TYPE_CHECKING:  # the rest is imported where used, so that `--help` stays fast
+    from rich.console import Console
+    from rich.progress import TaskID
+    from rich.table import Table
+
+    from kinetic_rules.data.download import SeriesOutcome
+    from kinetic_rules.data.importers import FileOutcome
+    from kinetic_rules.data.store import CandleStore, StoredSeries
+
+# kinetic_rules.data.store.DATA_ENV and data.download.DEFAULT_DAYS, without importing them
+DATA_ENV = "KINETIC_RULES_DATA"
+DEFAULT_DAYS = 30
 
 ESTIMATE_NOTE = "* estimated as volume × close: the source had no quote volume"
 
@@ -113,6 +115,8 @@ def _store_flags(parser: argparse.ArgumentParser, *, quiet: bool = True) -> None
 
 
 def _console(*, stderr: bool = False) -> Console:
+    from rich.console import Console
+
     probe = Console(stderr=stderr)
     width = None if probe.is_terminal else 200
     return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
@@ -120,6 +124,9 @@ def _console(*, stderr: bool = False) -> Console:
 
 def _table(*headers: str) -> Table:
     """Only the last column wraps on a narrow terminal; the others stay whole."""
+    from rich import box
+    from rich.table import Table
+
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     for number, header in enumerate(headers, 1):
         table.add_column(header, no_wrap=number < len(headers))
@@ -134,6 +141,9 @@ def _split(values: list[str]) -> list[str]:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    from kinetic_rules.data.importers import import_paths
+    from kinetic_rules.data.store import CandleStore, resolve_data_dir
+
     store = CandleStore(resolve_data_dir(args.data))
     out = _console()
 
@@ -143,16 +153,19 @@ def run_import(args: argparse.Namespace) -> int:
         for line in _file_lines(outcome):
             out.print(line, markup=False)
 
-    summary = import_paths(
-        list(args.paths),
-        store,
-        exchange=args.exchange,
-        pair=args.pair,
-        timeframe=args.timeframe,
-        drop_bad_rows=args.drop_bad_rows,
-        dry_run=args.dry_run,
-        on_file=show,
-    )
+    # Lines, never a redrawn bar: each file's outcome is printed as it is checked.
+    with Phases(live=False) as phases:
+        summary = import_paths(
+            list(args.paths),
+            store,
+            exchange=args.exchange,
+            pair=args.pair,
+            timeframe=args.timeframe,
+            drop_bad_rows=args.drop_bad_rows,
+            dry_run=args.dry_run,
+            on_file=show,
+            progress=None if args.quiet else phases,
+        )
     rejected = len(summary.rejected)
     if summary.written and not args.quiet:
         out.print(f"store: {store.root}", markup=False)
@@ -204,6 +217,10 @@ def _file_lines(outcome: FileOutcome) -> list[str]:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from kinetic_rules.data.candles import format_time
+    from kinetic_rules.data.pairs import normalize_pair
+    from kinetic_rules.data.store import CandleStore, resolve_data_dir
+
     store = CandleStore(resolve_data_dir(args.data))
     series, problems = store.listing()
     if args.exchange:
@@ -264,6 +281,8 @@ def _series_json(s: StoredSeries) -> dict[str, Any]:
 
 
 def _range(s: StoredSeries) -> str:
+    from kinetic_rules.data.candles import format_time
+
     return f"{format_time(s.first.value)} .. {format_time(s.last.value)}"
 
 
@@ -278,6 +297,8 @@ class _ProgressView:
     """Per-series bars on a terminal; one line per finished series otherwise."""
 
     def __init__(self, quiet: bool) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
         self.err = _console(stderr=True)
         self.quiet = quiet
         self.live = not quiet and self.err.is_terminal
@@ -310,6 +331,11 @@ class _ProgressView:
 
 
 def run_download(args: argparse.Namespace) -> int:
+    from kinetic_rules.data.download import download
+    from kinetic_rules.data.exchange import create_exchange, ensure_reachable
+    from kinetic_rules.data.store import CandleStore, resolve_data_dir
+    from kinetic_rules.data.timerange import parse_timerange
+
     store = CandleStore(resolve_data_dir(args.data))
     pairs, timeframes = _split(args.pairs), _split(args.timeframes)
     start, end = parse_timerange(args.timerange) if args.timerange else (None, None)
@@ -317,6 +343,7 @@ def run_download(args: argparse.Namespace) -> int:
         raise ConfigError("--days must be at least 1")
     futures = any(":" in p for p in pairs)
     exchange = create_exchange(args.exchange, api_url=args.exchange_url, futures=futures)
+    ensure_reachable(exchange)
     view = _ProgressView(args.quiet)
     failure: KineticError | None = None
     with view.bars:

@@ -7,12 +7,11 @@ import json
 import sys
 from typing import Any
 
-from kinetic_rules.compile.plan import build_plan
+from kinetic_rules.cli.options import parse_overrides
 from kinetic_rules.errors import ConfigError, Diagnostic, StrategyError, render_diagnostics
-from kinetic_rules.functions import REGISTRY
-from kinetic_rules.lang.checker import check
-from kinetic_rules.spec.loader import load_file
 from kinetic_rules.timeframes import format_duration
+
+__all__ = ["parse_overrides", "register"]
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
@@ -48,17 +47,11 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     functions.set_defaults(handler=run_functions)
 
 
-def parse_overrides(pairs: list[str]) -> dict[str, str]:
-    overrides: dict[str, str] = {}
-    for item in pairs:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise ConfigError(f"--set expects NAME=VALUE, got '{item}'")
-        overrides[name.strip()] = value.strip()
-    return overrides
-
-
 def run_validate(args: argparse.Namespace) -> int:
+    from kinetic_rules.compile.plan import build_plan
+    from kinetic_rules.lang.checker import check
+    from kinetic_rules.spec.loader import load_file
+
     overrides = parse_overrides(args.set)
     report: list[dict[str, Any]] = []
     failed = False
@@ -98,11 +91,22 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_functions(args: argparse.Namespace) -> int:
+    from kinetic_rules.functions import REGISTRY
+    from kinetic_rules.functions.docs import gives
+
     functions = REGISTRY.all()
     if args.name:
         found = REGISTRY.get(args.name)
         if found is None:
-            raise ConfigError(f"no function named '{args.name}'; see `kinetic-rules functions`")
+            import difflib
+
+            names = [f.name for f in functions]
+            near = difflib.get_close_matches(args.name.lower(), names, n=3, cutoff=0.6)
+            near += [n for n in names if args.name.lower() in n and n not in near][: 3 - len(near)]
+            maybe = f"did you mean {' or '.join(near)}? " if near else ""
+            raise ConfigError(
+                f"no function named '{args.name}'; {maybe}see `kinetic-rules functions`"
+            )
         functions = [found]
     if args.format == "json":
         rows = [
@@ -111,9 +115,17 @@ def run_functions(args: argparse.Namespace) -> int:
                 "category": f.category,
                 "signature": f.signature(),
                 "returns": f.returns,
+                "unit": f.unit_words(),
+                "same_unit": [list(group) for group in f.alike],
                 "doc": f.doc,
                 "args": [
-                    {"name": a.name, "kind": a.kind.value, "default": a.default, "doc": a.doc}
+                    {
+                        "name": a.name,
+                        "kind": a.kind.value,
+                        "default": a.default,
+                        "doc": a.doc,
+                        **({"unit": f.arg_units[a.name].value} if a.name in f.arg_units else {}),
+                    }
                     for a in f.args
                 ],
                 "example": f.example,
@@ -123,12 +135,18 @@ def run_functions(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     width = max(len(f.signature()) for f in functions)
+    unit_width = max(len(f.unit_words()) for f in functions)
     for f in functions:
-        print(f"{f.signature():<{width}}  {f.doc.splitlines()[0] if f.doc else ''}")
+        doc = f.doc.splitlines()[0] if f.doc else ""
+        print(f"{f.signature():<{width}}  {f.unit_words():<{unit_width}}  {doc}")
         if args.name:
+            print(f"    gives: {gives(f)}")
+            for group in f.alike:
+                print(f"    same unit: {', '.join(group)}")
             for a in f.args:
                 default = "" if a.required else f" (default {a.default})"
-                print(f"    {a.name}: {a.kind.value}{default} — {a.doc}")
+                unit = f", in {f.arg_units[a.name].noun}" if a.name in f.arg_units else ""
+                print(f"    {a.name}: {a.kind.value}{unit}{default} — {a.doc}")
             if f.example:
                 print(f"    example: {f.example}")
     return 0

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kinetic_rules.compile.plan import Plan
+from kinetic_rules.data.exchange import ensure_reachable
 from kinetic_rules.errors import ConfigError
 from kinetic_rules.live.book import Book
 from kinetic_rules.live.ccxt_broker import CcxtBroker, broker_from_env
@@ -36,6 +37,7 @@ def live_trading(
         if futures
         else None,
     )
+    ensure_reachable(broker.exchange)
     broker.check_account()  # futures: hedge mode is refused before anything is traded
     journal = StoredBook(store, spec.metadata.name)
     book = journal.load_book()

@@ -8,15 +8,17 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from kinetic_rules.cli.lang_cmd import parse_overrides
-from kinetic_rules.data.timerange import parse_timerange
+from kinetic_rules.cli.options import WARMUP_HELP, parse_overrides, parse_warmup
+from kinetic_rules.cli.progress import Phases
 from kinetic_rules.errors import ConfigError
-from kinetic_rules.persist.sink import EventLog, StoreSink
 from kinetic_rules.timeframes import timeframe_seconds
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from kinetic_rules.persist.sink import StoreSink
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
@@ -61,6 +63,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     )
     run.add_argument("--pairs", nargs="+", default=[], metavar="PAIR", help="pairs to trade")
     run.add_argument("--timerange", metavar="A-B", help="replay only this range (after warm-up)")
+    run.add_argument("--warmup", metavar="DURATION", help="with --replay: " + WARMUP_HELP)
     run.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", help="override a param"
     )
@@ -78,6 +81,8 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 
 def now() -> pd.Timestamp:
     """The session's clock (the bot-process tests run it in the exchange stand-in's time)."""
+    import pandas as pd
+
     return pd.Timestamp.now(tz="UTC")
 
 
@@ -106,9 +111,11 @@ def run_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"--replay {args.replay}: not a directory (give a candle store)")
     speed = _speed(args.speed)
     from kinetic_rules.backtest.runner import BacktestRequest, prepare
+    from kinetic_rules.data.timerange import parse_timerange
     from kinetic_rules.live.notify import LogNotifier, notifier_from_env
     from kinetic_rules.live.runtime import Runtime
     from kinetic_rules.live.source import ReplaySource
+    from kinetic_rules.persist.sink import EventLog
 
     start, end = parse_timerange(args.timerange) if args.timerange else (None, None)
     request = BacktestRequest(
@@ -119,9 +126,14 @@ def run_command(args: argparse.Namespace) -> int:
         end=end,
         overrides=parse_overrides(args.set),
         exchange=args.exchange,
+        warmup=parse_warmup(args.warmup),
     )
     if not args.quiet:
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    # Trades are logged as they happen: phases print as lines between them, never redraw.
+    phases = Phases(live=False)
+    if not args.quiet:
+        phases("loading")
     prepared = prepare(request)
     source = ReplaySource(prepared.plan, prepared.feed, prepared.pairs, start)
     sink = _sink(args.db, prepared.plan, "replay") if args.db else None
@@ -134,6 +146,8 @@ def run_command(args: argparse.Namespace) -> int:
     last = len(source.timeline) - 1
     try:
         for step in source.steps():
+            if not args.quiet:
+                phases("replay", step, last + 1)
             runtime.step(step)
             if runtime.stopping and not runtime.portfolio.unresolved():
                 break  # /stop: nothing open any more
@@ -142,8 +156,10 @@ def run_command(args: argparse.Namespace) -> int:
         else:
             runtime.finish(last)
     except KeyboardInterrupt:
+        phases.close()
         print("interrupted: open trades stay as they are", file=sys.stderr)
         return _done(runtime, 130)
+    phases.close()
     return _done(runtime, 0)
 
 
@@ -165,13 +181,14 @@ def _session(args: argparse.Namespace) -> int:
     """Trading on the exchange's live candles (paper, or real orders with --live), until
     Ctrl-C or /stop."""
     from kinetic_rules.compile.plan import build_plan
-    from kinetic_rules.data.exchange import create_exchange
+    from kinetic_rules.data.exchange import create_exchange, ensure_reachable
     from kinetic_rules.data.store import CandleStore, resolve_data_dir
     from kinetic_rules.lang.checker import check
     from kinetic_rules.live.markets import LiveUniverse
     from kinetic_rules.live.notify import LogNotifier, notifier_from_env
     from kinetic_rules.live.runtime import Runtime
     from kinetic_rules.live.session import TradingSession
+    from kinetic_rules.persist.sink import EventLog
     from kinetic_rules.spec.loader import load_file
 
     plan = build_plan(check(load_file(args.strategy), parse_overrides(args.set)))
@@ -184,7 +201,11 @@ def _session(args: argparse.Namespace) -> int:
         )
     exchange_id = args.exchange or spec.market.exchange
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # schema upgrades: not news
+    if not args.live:  # --live checks its keys first, then the connection: live_setup.py
+        exchange = create_exchange(
+            exchange_id, api_url=args.exchange_url, futures=spec.market.type == "futures"
+        )
+        ensure_reachable(exchange)  # at once, not after minutes of retries
     sink = _sink(args.db, plan, "live" if args.live else "paper")
     live: Any = None
     if args.live:
@@ -192,9 +213,6 @@ def _session(args: argparse.Namespace) -> int:
 
         exchange, live = live_trading(args, plan, exchange_id, sink.store)
     else:
-        exchange = create_exchange(
-            exchange_id, api_url=args.exchange_url, futures=spec.market.type == "futures"
-        )
         if args.fills == "book":
             from kinetic_rules.cli.live_setup import book_paper_trading
 
@@ -239,5 +257,6 @@ def _session(args: argparse.Namespace) -> int:
 def _sink(url: str | None, plan: Any, mode: str) -> StoreSink:
     """Every trade change, kept in the trade store as it happens (see docs/persistence.md)."""
     from kinetic_rules.persist import TradeStore
+    from kinetic_rules.persist.sink import StoreSink
 
     return StoreSink(TradeStore(url), strategy=plan.strategy.spec.metadata.name, mode=mode)

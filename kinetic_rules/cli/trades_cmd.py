@@ -13,19 +13,17 @@ import io
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
-from kinetic_rules.data.atomic import atomic_write
-from kinetic_rules.data.pairs import normalize_pair
-from kinetic_rules.engine.model import Trade
 from kinetic_rules.errors import ConfigError
-from kinetic_rules.persist import DB_ENV, TradeStore, serialize_trades, trade_to_dict
+
+if TYPE_CHECKING:  # imported where used, so that `--help` stays fast
+    import pandas as pd
+    from rich.console import Console
+
+    from kinetic_rules.engine.model import Trade
+
+DB_ENV = "KINETIC_RULES_DB"  # kinetic_rules.persist.connect.DB_ENV, without importing SQLAlchemy
 
 CSV_COLUMNS = (
     "id", "pair", "side", "regime", "signal_time", "entry_time", "entry_price", "amount",
@@ -67,17 +65,13 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def _time(text: str) -> pd.Timestamp:
-    """A UTC time from the command line; a time without an offset is UTC."""
-    problem = argparse.ArgumentTypeError(
-        f"'{text}' is not a time; write 2024-03-01, 2024-03-01T10:05 or 20240301"
-    )
+    """A UTC time from the command line, ISO 8601 or compact; never guessed."""
+    from kinetic_rules.data.timerange import parse_time
+
     try:
-        stamp = pd.Timestamp(text.strip())
-    except (ValueError, OverflowError):
-        raise problem from None
-    if pd.isna(stamp) or not text.strip():
-        raise problem
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        return parse_time(text)
+    except ConfigError as unreadable:
+        raise argparse.ArgumentTypeError(str(unreadable)) from None
 
 
 def _positive(text: str) -> int:
@@ -87,6 +81,12 @@ def _positive(text: str) -> int:
 
 
 def run_trades(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from kinetic_rules.data.atomic import atomic_write
+    from kinetic_rules.data.pairs import normalize_pair
+    from kinetic_rules.persist import TradeStore, serialize_trades
+
     if args.start is not None and args.end is not None and args.start >= args.end:
         raise ConfigError(f"--from {args.start} is not before --to {args.end}")
     pair = normalize_pair(args.pair) if args.pair else None
@@ -123,6 +123,8 @@ def run_trades(args: argparse.Namespace) -> int:
 
 
 def _console() -> Console:
+    from rich.console import Console
+
     probe = Console()
     return Console(highlight=False, soft_wrap=True, width=None if probe.is_terminal else 200)
 
@@ -141,6 +143,10 @@ def _when(value: pd.Timestamp | None) -> str:
 def print_table(trades: list[Trade], console: Console) -> None:
     """One row per trade, then a one-line summary; strings from the database are shown
     as plain text (a pair or reason can never be read as rich markup)."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     if not trades:
         console.print("No trades match.")
         return
@@ -186,6 +192,8 @@ def _cell(value: Any) -> str:
 
 
 def trades_csv(trades: list[Trade]) -> str:
+    from kinetic_rules.persist import trade_to_dict
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)

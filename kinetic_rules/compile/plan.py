@@ -39,9 +39,23 @@ class Plan:
     warmup_seconds: int  # the longest of those, as time
     distinct_series: int  # distinct computed nodes (functions, history, contexts)
     trade_free: frozenset[ast.Node] = field(default_factory=frozenset)
+    accepted_warmup: int | None = None  # seconds: `backtest.warmup` or `--warmup`, if shorter
 
     def is_trade_free(self, node: ast.Node) -> bool:
         return node in self.trade_free or not _uses_trade(node)
+
+    def warmup_candles(self, timeframe: str) -> int:
+        """Candles of `timeframe` waited for before trading: the full warm-up, or fewer
+        when the user accepted a shorter one (indicators are still computed on all data)."""
+        needed = self.warmup.get(timeframe, 0)
+        if self.accepted_warmup is None:
+            return needed
+        return min(needed, -(-self.accepted_warmup // timeframe_seconds(timeframe)))
+
+    @property
+    def used_warmup_seconds(self) -> int:
+        """The longest warm-up actually waited for, as time."""
+        return max(timeframe_seconds(tf) * self.warmup_candles(tf) for tf in self.warmup)
 
 
 def build_plan(checked: CheckedStrategy) -> Plan:
@@ -73,6 +87,7 @@ def build_plan(checked: CheckedStrategy) -> Plan:
         warmup_seconds=seconds,
         distinct_series=len(distinct),
         trade_free=trade_free,
+        accepted_warmup=checked.spec.backtest.warmup,
     )
 
 

@@ -9,13 +9,15 @@ ExchangeError(temporary=False). The same split freqtrade makes, in one place.
 from __future__ import annotations
 
 import difflib
+import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from kinetic_rules.errors import ConfigError, ExchangeError
+from kinetic_rules.errors import ConfigError, ExchangeError, ExchangeUnreachable
 
 T = TypeVar("T")
 
@@ -57,6 +59,79 @@ def create_exchange(exchange_id: str, *, api_url: str | None = None, futures: bo
     return exchange
 
 
+REACH_SECONDS = 4.0  # for the name, then for the connection: well under 10 s in all
+
+
+def ensure_reachable(exchange: Any, seconds: float = REACH_SECONDS) -> None:
+    """Resolve the exchange's API host and open a connection to it, each within `seconds`;
+    ExchangeUnreachable saying which step failed. Run before a command's first request, so
+    an offline machine hears why at once instead of after minutes of retries."""
+    host, port = api_address(exchange)
+    found: list[Any] = []
+    failed: list[BaseException] = []
+
+    def resolve() -> None:
+        try:
+            found.extend(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except (OSError, UnicodeError) as error:
+            failed.append(error)
+
+    # getaddrinfo has no timeout of its own: a resolver that never answers must not hang us
+    lookup = threading.Thread(target=resolve, name="resolve-exchange", daemon=True)
+    lookup.start()
+    lookup.join(seconds)
+    if lookup.is_alive():
+        raise ExchangeUnreachable(unreachable(exchange.id, host, port, "timed out", seconds))
+    if failed or not found:
+        raise ExchangeUnreachable(unreachable(exchange.id, host, port, "name not resolved"))
+    last: OSError | None = None
+    for family, kind, proto, _, address in found:
+        try:
+            with socket.socket(family, kind, proto) as connection:
+                connection.settimeout(seconds)
+                connection.connect(address)
+                return
+        except TimeoutError:
+            raise ExchangeUnreachable(
+                unreachable(exchange.id, host, port, "timed out", seconds)
+            ) from None
+        except OSError as error:
+            last = error
+    cause = "connection refused" if isinstance(last, ConnectionRefusedError) else "network error"
+    detail = "" if isinstance(last, ConnectionRefusedError) else f" ({last})"
+    raise ExchangeUnreachable(unreachable(exchange.id, host, port, cause) + detail)
+
+
+def unreachable(exchange_id: str, host: str, port: int, cause: str, seconds: float = 0) -> str:
+    """The one wording of "no connection" in every command."""
+    advice = {
+        "name not resolved": f"the name {host} does not resolve: is this machine online, "
+        "and its DNS working?",
+        "connection refused": "nothing accepts connections there: a wrong address, a "
+        "firewall or a proxy?",
+        "timed out": f"no answer within {seconds:g} seconds: is this machine online?",
+    }.get(cause, "check this machine's network connection")
+    return f"cannot reach the exchange {exchange_id} at {host}:{port}: {cause}; {advice}"
+
+
+def api_address(exchange: Any) -> tuple[str, int]:
+    """Host and port of the exchange's public API (the first URL ccxt lists otherwise)."""
+    urls = exchange.urls.get("api")
+    chosen = urls.get("public") if isinstance(urls, dict) else urls
+    if not isinstance(chosen, str):
+        chosen = next(iter(_urls(urls)), None)
+    parts = urlsplit(chosen or "")
+    if not parts.hostname:
+        raise ConfigError(f"exchange {exchange.id}: no API address to connect to")
+    return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _urls(urls: Any) -> list[str]:
+    if isinstance(urls, dict):
+        return [u for value in urls.values() for u in _urls(value)]
+    return [urls] if isinstance(urls, str) and urls.startswith(("http://", "https://")) else []
+
+
 def rehost(urls: Any, base_url: str) -> Any:
     """The same URLs with scheme and host replaced by `base_url`; paths are kept."""
     if isinstance(urls, dict):
@@ -82,6 +157,10 @@ def call_with_retry(
             return action()
         except (ccxt.NetworkError, ccxt.BadResponse, MalformedResponse) as error:
             if attempt == policy.attempts:
+                cause = _connection_cause(error)
+                if cause is not None:
+                    host, port = api_address(exchange)
+                    raise ExchangeUnreachable(unreachable(exchange.id, host, port, cause)) from None
                 raise ExchangeError(
                     f"{exchange.id}: {what}: gave up after {attempt} attempts; last error: "
                     f"{_describe(error)}",
@@ -101,6 +180,20 @@ def call_with_retry(
                 f"{exchange.id}: {what} failed: {_describe(error)}", temporary=False
             ) from None
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _connection_cause(error: Exception) -> str | None:
+    """Why no connection could be made, when that is what a network error says."""
+    import ccxt
+
+    if not isinstance(error, ccxt.NetworkError) or isinstance(error, ccxt.ExchangeNotAvailable):
+        return None
+    text = str(error).lower()
+    if "resolve" in text or "name or service not known" in text or "nodename" in text:
+        return "name not resolved"
+    if "refused" in text:
+        return "connection refused"
+    return None
 
 
 def _retry_after(exchange: Any, error: Exception) -> float | None:

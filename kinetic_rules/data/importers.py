@@ -155,8 +155,10 @@ def import_paths(
     drop_bad_rows: bool = False,
     dry_run: bool = False,
     on_file: Callable[[FileOutcome], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> ImportSummary:
-    """Validate every file, report each through `on_file`, and store the accepted ones."""
+    """Validate every file, report each through `on_file`, and store the accepted ones;
+    `progress(phase, done, total)` hears of the phases: checking, then storing."""
     check_exchange(exchange)
     planned, unreadable = plan_import(paths, pair=pair, timeframe=timeframe)
     summary = ImportSummary(files=list(unreadable))
@@ -164,7 +166,9 @@ def import_paths(
         if on_file:
             on_file(outcome)
     accepted: dict[tuple[str, str], list[pd.DataFrame]] = {}
-    for item in planned:
+    for done, item in enumerate(planned):
+        if progress:
+            progress("checking", done, len(planned))
         outcome = FileOutcome(item.source.label, item.pair, item.timeframe)
         try:
             raw = item.source.read()
@@ -181,7 +185,9 @@ def import_paths(
             accepted.setdefault((item.pair, item.timeframe), []).append(frame)
     if dry_run:
         return summary
-    for (series_pair, series_tf), frames in accepted.items():
+    for done, ((series_pair, series_tf), frames) in enumerate(accepted.items()):
+        if progress:
+            progress("storing", done, len(accepted))
         for batch in _combine(frames):
             summary.written.append(store.write(exchange, series_pair, series_tf, batch))
     return summary

@@ -101,6 +101,8 @@ class Assumptions:
     fill_model: tuple[str, ...]  # one plain sentence per rule of the fill model
     skipped: tuple[str, ...] = ()  # rules that could not run in a backtest, and why
     warnings: tuple[str, ...] = ()  # what the run showed about the strategy, e.g. unreachable stops
+    warmup: tuple[str, ...] = ()  # the warm-up waited for, how converged its slowest
+    # indicator was, pairs whose data ended inside it, a timerange that started inside it
 
 
 @dataclass

@@ -122,7 +122,7 @@ def assemble_market(
     data: list[PairData] = []
     for column, pair in enumerate(pairs):
         if progress:
-            progress("signals", column, len(pairs))
+            progress("indicators", column, len(pairs))
         signals = inputs.signals(pair)
         where = positions[column]
         local = np.full(len(timeline), -1)
@@ -135,7 +135,7 @@ def assemble_market(
         data.append(pair_data(plan, pair, signals, inputs.prices(pair), where, tradable_from))
         signals.values = {n: v for n, v in signals.values.items() if n in keep}
     if progress:
-        progress("signals", len(pairs), len(pairs))
+        progress("indicators", len(pairs), len(pairs))
     picks = shortlist(
         spec.scanner, checked.scanner, pairs, rows, len(timeline), matrices, available
     )
@@ -236,12 +236,30 @@ def warmed_up(plan: Plan, feed: Feed, pair: str, index: pd.DatetimeIndex) -> int
         if need.timeframe == plan.timeframe and need.pair is None:
             continue
         frame = feed(need.pair or pair, need.timeframe)
-        candles = plan.warmup.get(need.timeframe, 0) + 1
+        candles = plan.warmup_candles(need.timeframe) + 1
         if len(frame) < candles:
             return len(index)
         seconds = timeframe_seconds(need.timeframe)
         closes = frame.index[candles - 1] + pd.Timedelta(seconds=seconds)
         ready = max(ready, closes - step)
     # Base-timeframe series computed over those values need their own warm-up after it.
-    first = int(index.searchsorted(ready)) + plan.warmup.get(plan.timeframe, 0)
+    first = int(index.searchsorted(ready)) + plan.warmup_candles(plan.timeframe)
     return min(first, len(index))
+
+
+def warmup_ends(plan: Plan, feed: Feed, pair: str, index: pd.DatetimeIndex) -> pd.Timestamp:
+    """Open time of the first candle that may trade: as `warmed_up` finds it, or, when the
+    data ends too soon, where it would be if the data went on (for messages)."""
+    step = pd.Timedelta(seconds=timeframe_seconds(plan.timeframe))
+    start = index[0] if len(index) else pd.Timestamp(0, tz="UTC")
+    ready = start - step
+    for need in plan.data:
+        if need.timeframe == plan.timeframe and need.pair is None:
+            continue
+        frame = feed(need.pair or pair, need.timeframe)
+        first = frame.index[0] if len(frame) else start
+        seconds = timeframe_seconds(need.timeframe)
+        closes = first + pd.Timedelta(seconds=seconds * (plan.warmup_candles(need.timeframe) + 1))
+        ready = max(ready, closes - step)
+    opens = ready if ready <= start else start + -((start - ready) // step) * step
+    return opens + plan.warmup_candles(plan.timeframe) * step

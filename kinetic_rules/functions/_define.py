@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Literal
 
 from kinetic_rules.functions.registry import (
@@ -13,7 +13,9 @@ from kinetic_rules.functions.registry import (
     ConstArgs,
     Function,
     StreamFactory,
+    UnitRule,
 )
+from kinetic_rules.lang.units import Unit
 
 Warmup = Callable[[ConstArgs], int]
 
@@ -31,12 +33,23 @@ def define(
     talib: str | None = None,
     example: str = "",
     stream: StreamFactory | None = None,
+    unit: UnitRule | None = None,
+    alike: tuple[tuple[str, ...], ...] = (),
+    arg_units: Mapping[str, Unit] | None = None,
 ) -> Function:
     """Register a function whose warm-up sees every constant argument, defaults filled in.
 
     The checker may pass only the arguments a strategy wrote; filling defaults here
-    keeps each warm-up rule a one-liner over named arguments.
+    keeps each warm-up rule a one-liner over named arguments. `unit` is what the result
+    is measured in (a Unit, or the name of the argument whose unit it takes); `alike`
+    names arguments that must share a unit; `arg_units` gives constant arguments theirs.
     """
+    names = {a.name for a in args}
+    for arg in [*(n for group in alike for n in group), *(arg_units or {})]:
+        if arg not in names:
+            raise ValueError(f"{name}: a unit is declared for an argument it lacks: {arg}")
+    if isinstance(unit, str) and unit not in names:
+        raise ValueError(f"{name}: its unit follows an argument it does not have: {unit}")
     defaults = {a.name: a.default for a in args if a.default is not None}
 
     def filled(given: ConstArgs) -> int:
@@ -57,6 +70,9 @@ def define(
             talib=talib,
             example=example,
             stream=stream,
+            unit=unit,
+            alike=alike,
+            arg_units=dict(arg_units or {}),
         )
     )
 

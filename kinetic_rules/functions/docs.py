@@ -9,6 +9,7 @@ import sys
 
 from kinetic_rules.functions import REGISTRY
 from kinetic_rules.functions.registry import Arg, Function
+from kinetic_rules.lang.units import Unit
 
 CATEGORY_ORDER = (
     "moving averages",
@@ -41,6 +42,14 @@ How to read the argument kinds:
   converted to candles of the strategy's timeframe.
 - **list**: fixed numbers in square brackets, e.g. `[30, 50, 70]`.
 
+**Units.** Each function says what its result is measured in: a price (`ema(close, 50)`,
+`atr()`), a ratio (`pct_change`, where 0.05 is 5%), points on a 0–100 scale (`rsi`, `adx`),
+percent points (`roc`, where 5 means 5%), a count, an amount of the base asset (`obv`) or
+of the quote currency. "Same as `source`" means the result is in the unit of that argument:
+`ema(close, 50)` is a price, `ema(volume, 50)` an amount of the base asset. The checker
+refuses rules that mix units that cannot be mixed, such as `rsi(close, 14) < 65%` (65% is
+the ratio 0.65; RSI is on a 0–100 scale): see "Units" in docs/language.md.
+
 **Undefined values.** At the start of the data, and wherever an input is undefined, a
 function that gives a number is undefined and any comparison with it is false; a function
 that gives true/false gives false. Nothing is ever infinite: dividing by zero is undefined.
@@ -59,10 +68,22 @@ def _value(value: float | int | None) -> str:
     return str(value)
 
 
-def _arg_row(arg: Arg) -> str:
+def _arg_row(arg: Arg, unit: Unit | None = None) -> str:
     default = "required" if arg.required else f"`{_value(arg.default)}`"
     limit = f" At least {_value(arg.minimum)}." if arg.minimum is not None else ""
-    return f"| `{arg.name}` | {arg.kind.value} | {default} | {arg.doc}.{limit} |"
+    kind = f"{arg.kind.value}, in {unit.noun}" if unit is not None else arg.kind.value
+    return f"| `{arg.name}` | {kind} | {default} | {arg.doc}.{limit} |"
+
+
+def gives(function: Function) -> str:
+    """What a function's result is, unit included, in words."""
+    if function.returns == "bool":
+        return "true/false"
+    if isinstance(function.unit, Unit):
+        return f"a number: {function.unit.noun}"
+    if function.unit is None:
+        return "a number"
+    return f"a number in the same unit as `{function.unit}`"
 
 
 def _candles(count: int) -> str:
@@ -82,9 +103,11 @@ def _default_warmup(function: Function) -> str:
 
 
 def _section(function: Function) -> list[str]:
-    returns = "true/false" if function.returns == "bool" else "a number"
     lines = [f"### `{function.signature()}`", "", function.doc, ""]
-    lines.append(f"- **Gives:** {returns}")
+    lines.append(f"- **Gives:** {gives(function)}")
+    for group in function.alike:
+        names = " and ".join(f"`{name}`" for name in group)
+        lines.append(f"- **Same unit:** {names} must be in the same unit")
     if function.inputs:
         fields = ", ".join(f"`{field}`" for field in function.inputs)
         lines.append(f"- **Reads from each candle:** {fields}")
@@ -94,7 +117,7 @@ def _section(function: Function) -> list[str]:
     lines.append("")
     if function.args:
         lines += ["| argument | kind | default | meaning |", "|---|---|---|---|"]
-        lines += [_arg_row(a) for a in function.args]
+        lines += [_arg_row(a, function.arg_units.get(a.name)) for a in function.args]
         lines.append("")
     if function.example:
         lines += ["```yaml", function.example, "```", ""]

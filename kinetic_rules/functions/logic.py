@@ -17,6 +17,7 @@ from kinetic_rules.functions._define import (
     window,
 )
 from kinetic_rules.functions.registry import Array
+from kinetic_rules.lang.units import Unit
 
 CATEGORY = "conditions over time"
 _WINDOW = window("window", "how many candles, or how long, e.g. 6 or 30m")
@@ -154,6 +155,8 @@ define(
     returns="bool",
     example="golden_cross: crossed_above(ema(close, 50), ema(close, 200))",
     stream=stream.from_constants(lambda: stream.Replay(_crossed_above, stream.trailing(2))),
+    unit=Unit.BOOL,
+    alike=(("a", "b"),),
 )
 
 define(
@@ -166,6 +169,8 @@ define(
     returns="bool",
     example="rsi_drops: crossed_below(rsi(close, 14), 70)",
     stream=stream.from_constants(lambda: stream.Replay(_crossed_below, stream.trailing(2))),
+    unit=Unit.BOOL,
+    alike=(("a", "b"),),
 )
 
 define(
@@ -179,6 +184,7 @@ define(
     returns="bool",
     example="steady: all(close > ema(close, 50), 1h)",
     stream=stream.replayed(_all, stream.window),
+    unit=Unit.BOOL,
 )
 
 define(
@@ -192,6 +198,7 @@ define(
     returns="bool",
     example="recent_dip: any(rsi(close, 14) < 30, 2h)",
     stream=stream.replayed(_any, stream.window),
+    unit=Unit.BOOL,
 )
 
 define(
@@ -203,6 +210,7 @@ define(
     of("window"),
     example="mostly_green: count(close > open, 12) >= 8",
     stream=stream.replayed(_count, stream.window),
+    unit=Unit.COUNT,
 )
 
 define(
@@ -215,6 +223,7 @@ define(
     const(0),
     example="fresh_cross: bars_since(crossed_above(close, ema(close, 20))) < 6",
     stream=stream.from_constants(_BarsSinceStream),
+    unit=Unit.COUNT,
 )
 
 define(
@@ -234,6 +243,7 @@ define(
     returns="bool",
     example="armed: latch(rsi(close, 14) < 25, rsi(close, 14) > 50)",
     stream=stream.from_constants(_LatchStream),
+    unit=Unit.BOOL,
 )
 
 define(
@@ -246,6 +256,7 @@ define(
     returns="bool",
     example="ema_up: rising(ema(close, 50), 3)",
     stream=stream.replayed(_rising, stream.window_and_one),
+    unit=Unit.BOOL,
 )
 
 define(
@@ -258,4 +269,5 @@ define(
     returns="bool",
     example="volume_fading: falling(mean(volume, 6), 6)",
     stream=stream.replayed(_falling, stream.window_and_one),
+    unit=Unit.BOOL,
 )

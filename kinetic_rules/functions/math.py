@@ -11,6 +11,7 @@ from kinetic_rules.functions import _core as core
 from kinetic_rules.functions import _stream as stream
 from kinetic_rules.functions._define import const, define, number, series
 from kinetic_rules.functions.registry import Arg, ArgKind, Array
+from kinetic_rules.lang.units import Unit
 
 CATEGORY = "math"
 _NONE = const(0)
@@ -94,6 +95,7 @@ define(
     _NONE,
     stream=stream.stateless(_abs),
     example="big_move: abs(pct_change(close)) > 2%",
+    unit="x",
 )
 
 define(
@@ -105,6 +107,8 @@ define(
     _NONE,
     stream=stream.stateless(_min),
     example="body_low: min(open, close) > ema(close, 20)",
+    unit="a",
+    alike=(("a", "b"),),
 )
 
 define(
@@ -116,6 +120,8 @@ define(
     _NONE,
     stream=stream.stateless(_max),
     example="body_high: max(open, close) < ema(close, 20)",
+    unit="a",
+    alike=(("a", "b"),),
 )
 
 define(
@@ -133,6 +139,8 @@ define(
     _NONE,
     stream=stream.stateless(_clamp),
     example="stake: clamp(0.02 / (atr(14) / close), 0.005, 0.05)",
+    unit="x",
+    alike=(("x", "low", "high"),),
 )
 
 define(
@@ -144,6 +152,7 @@ define(
     _NONE,
     stream=stream.stateless(_log),
     example="log_volume_high: log(volume) > mean(log(volume), 24h) + 1",
+    unit=Unit.ANY,
 )
 
 define(
@@ -155,6 +164,7 @@ define(
     _NONE,
     stream=stream.stateless(_sqrt),
     example="daily_vol: std(log_return(close), 24h) * sqrt(288) > 3%",
+    unit=Unit.ANY,
 )
 
 define(
@@ -175,4 +185,6 @@ define(
     _NONE,
     stream=stream.stateless(_step),
     example="stake: step(adx(), [20, 30, 40], [0.01, 0.02, 0.03])",
+    unit="values",
+    alike=(("x", "thresholds"), ("values", "below")),
 )

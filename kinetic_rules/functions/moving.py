@@ -44,6 +44,7 @@ define(
     talib="EMA",
     example="uptrend: close > ema(close, 200)",
     stream=stream.from_constants(stream.ema),
+    unit="source",
 )
 
 define(
@@ -56,6 +57,7 @@ define(
     talib="SMA",
     example="above_average: close > sma(close, 50)",
     stream=stream.from_constants(lambda n: stream.RollingSum(n, mean=True)),
+    unit="source",
 )
 
 define(
@@ -69,4 +71,5 @@ define(
     talib="WMA",
     example="fast_above_slow: wma(close, 10) > wma(close, 30)",
     stream=stream.from_constants(lambda n: stream.Replay(lambda x: _wma(x, n), stream.trailing(n))),
+    unit="source",
 )

@@ -19,6 +19,7 @@ from kinetic_rules.functions._define import (
     whole,
 )
 from kinetic_rules.functions.registry import Array, ConstArgs, StreamFactory
+from kinetic_rules.lang.units import Unit
 
 CATEGORY = "oscillators"
 
@@ -216,6 +217,7 @@ define(
     talib="RSI",
     example="oversold: rsi(close, 14) < 30",
     stream=stream.from_constants(lambda n: stream.OnValid(_RsiStream(n))),
+    unit=Unit.POINTS,
 )
 
 define(
@@ -231,6 +233,7 @@ define(
     stream=stream.from_constants(
         lambda n: stream.Replay(lambda x: _roc(x, n), stream.trailing(n + 1))
     ),
+    unit=Unit.PERCENT,
 )
 
 _MACD_ARGS = (
@@ -251,6 +254,7 @@ define(
     talib="MACD",
     example="bullish: macd(close) > macd_signal(close)",
     stream=_macd_stream("line"),
+    unit="source",
 )
 
 define(
@@ -263,6 +267,7 @@ define(
     talib="MACD",
     example="bullish: macd(close, 12, 26, 9) > macd_signal(close, 12, 26, 9)",
     stream=_macd_stream("signal"),
+    unit="source",
 )
 
 define(
@@ -275,6 +280,7 @@ define(
     talib="MACD",
     example="turning_up: crossed_above(macd_hist(close), 0)",
     stream=_macd_stream("hist"),
+    unit="source",
 )
 
 _STOCH_ARGS = (
@@ -295,6 +301,7 @@ define(
     talib="STOCH",
     example="oversold: stoch_k() < 20",
     stream=stream.from_constants(_StochStream),
+    unit=Unit.POINTS,
 )
 
 define(
@@ -308,4 +315,5 @@ define(
     talib="STOCH",
     example="turning_up: crossed_above(stoch_k(), stoch_d())",
     stream=stream.from_constants(_StochStream),
+    unit=Unit.POINTS,
 )

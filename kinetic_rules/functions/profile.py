@@ -18,6 +18,7 @@ from kinetic_rules.functions import _core as core
 from kinetic_rules.functions import _stream as stream
 from kinetic_rules.functions._define import define, number, of, window
 from kinetic_rules.functions.registry import Array, StreamFactory
+from kinetic_rules.lang.units import Unit
 
 CATEGORY = "volume profile"
 _INPUTS = ("high", "low", "close", "volume")
@@ -165,6 +166,9 @@ def _profile_stream(impl: Callable[..., Array]) -> StreamFactory:
 _WINDOW = window("window", "how many candles, or how long, the profile covers, e.g. 7d")
 _BIN = number("bin_pct", "width of each price level, in percent of the price", 0.1, 0.01)
 _AREA = number("value_area", "percentage of the volume the value area holds (up to 100)", 70.0, 1)
+# Both are percentages written as percent points: value_area=70 is 70%, not 70% of 1%.
+_BIN_UNITS = {"bin_pct": Unit.PERCENT}
+_PROFILE_UNITS = {"value_area": Unit.PERCENT, **_BIN_UNITS}
 _GRID = (
     " Typical prices (high + low + close) / 3 are grouped into price levels that are each "
     "`bin_pct` percent wide, on one fixed grid, and each candle's whole volume goes to the "
@@ -187,6 +191,8 @@ define(
     inputs=_INPUTS,
     example="above_poc: close > volume_profile_poc(7d)",
     stream=_profile_stream(_poc),
+    unit=Unit.PRICE,
+    arg_units=_BIN_UNITS,
 )
 
 define(
@@ -200,6 +206,8 @@ define(
     inputs=_INPUTS,
     example="above_value: close > volume_profile_vah(7d)",
     stream=_profile_stream(_vah),
+    unit=Unit.PRICE,
+    arg_units=_PROFILE_UNITS,
 )
 
 define(
@@ -213,4 +221,6 @@ define(
     inputs=_INPUTS,
     example="below_value: close < volume_profile_val(7d, 70, 0.1)",
     stream=_profile_stream(_val),
+    unit=Unit.PRICE,
+    arg_units=_PROFILE_UNITS,
 )

@@ -18,15 +18,20 @@ adds candles one close at a time: see `_stream.py` for the contract.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from kinetic_rules.lang.units import Unit
+
 Array = npt.NDArray[Any]
 ConstArgs = Mapping[str, float | int | tuple[float, ...]]
+# What a function's result is measured in: a fixed unit, or the name of the argument whose
+# unit it takes (`ema(x, n)` is in x's unit).
+UnitRule = Unit | str
 Stream = Callable[..., Array]  # called like `impl`, with only the newest candles in its arrays
 StreamFactory = Callable[[], Stream]  # a fresh stream, for one call site
 
@@ -70,9 +75,20 @@ class Function:
     talib: str | None = None  # the TA-Lib function whose definition this follows
     example: str = ""
     stream: StreamFactory | None = None  # values extended candle by candle (see _stream.py)
+    unit: UnitRule | None = None  # what the result is measured in; None: not declared
+    alike: tuple[tuple[str, ...], ...] = ()  # arguments that must share a unit, e.g. min's a, b
+    arg_units: Mapping[str, Unit] = field(default_factory=dict)  # units of constant arguments
 
     def arg(self, name: str) -> Arg | None:
         return next((a for a in self.args if a.name == name), None)
+
+    def unit_words(self) -> str:
+        """The result's unit as the docs and `kinetic-rules functions` show it."""
+        if isinstance(self.unit, Unit):
+            return self.unit.value
+        if self.unit is None:
+            return "not declared"
+        return f"same as {self.unit}"
 
     def signature(self) -> str:
         parts = []

@@ -16,6 +16,7 @@ from kinetic_rules.functions._windows import (
     rolling_var,
 )
 from kinetic_rules.functions.registry import Array, StreamFactory
+from kinetic_rules.lang.units import Unit
 
 CATEGORY = "rolling statistics"
 _WINDOW = window("window", "how many candles, or how long, e.g. 50 or 24h")
@@ -104,6 +105,7 @@ define(
     talib="SMA",
     example="busy: volume > 2 * mean(volume, 24h)",
     stream=stream.from_constants(lambda n: stream.RollingSum(n, mean=True)),
+    unit="source",
 )
 
 define(
@@ -116,6 +118,7 @@ define(
     talib="SUM",
     example="heavy_day: sum(volume, 24h) > 1000000",
     stream=stream.from_constants(lambda n: stream.RollingSum(n, mean=False)),
+    unit="source",
 )
 
 define(
@@ -128,6 +131,7 @@ define(
     talib="MIN",
     example="new_low: low <= lowest(low, 7d)",
     stream=stream.replayed(_lowest, stream.window),
+    unit="source",
 )
 
 define(
@@ -141,6 +145,7 @@ define(
     talib="MAX",
     example="breakout: close > highest(high, 20)[1]",
     stream=stream.replayed(_highest, stream.window),
+    unit="source",
 )
 
 define(
@@ -155,6 +160,7 @@ define(
     talib="STDDEV",
     example="quiet: std(close, 24h) / close < 1%",
     stream=_exactly(_std),
+    unit="source",
 )
 
 define(
@@ -168,6 +174,7 @@ define(
     of("window"),
     example="stretched: zscore(close, 100) < -2",
     stream=_exactly(_zscore),
+    unit=Unit.NUMBER,
 )
 
 define(
@@ -181,6 +188,7 @@ define(
     of("window"),
     example="cheap_volatility: percentile_rank(atr(14), 30d) < 20",
     stream=stream.replayed(_percentile_rank, stream.window),
+    unit=Unit.POINTS,
 )
 
 define(
@@ -195,6 +203,7 @@ define(
     talib="CORREL",
     example="follows_btc: correlation(close, close[BTC/USDT], 7d) > 0.8",
     stream=_exactly(_correlation),
+    unit=Unit.RATIO,
 )
 
 define(
@@ -207,6 +216,7 @@ define(
     talib="MOM",
     example="rsi_rising: change(rsi(close, 14), 3) > 10",
     stream=stream.replayed(_change, stream.window_and_one),
+    unit="source",
 )
 
 define(
@@ -220,6 +230,7 @@ define(
     talib="ROCP",
     example="jump: pct_change(close, 12) > 3%",
     stream=stream.replayed(_pct_change, stream.window_and_one),
+    unit=Unit.RATIO,
 )
 
 define(
@@ -233,4 +244,5 @@ define(
     of("periods"),
     example="volatile: std(log_return(close), 24h) > 0.01",
     stream=stream.replayed(_log_return, stream.window_and_one),
+    unit=Unit.RATIO,
 )

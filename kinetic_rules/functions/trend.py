@@ -10,6 +10,7 @@ from kinetic_rules.functions import _core as core
 from kinetic_rules.functions import _stream as stream
 from kinetic_rules.functions._define import define, period, times
 from kinetic_rules.functions.registry import Array, StreamFactory
+from kinetic_rules.lang.units import Unit
 
 CATEGORY = "trend"
 _HLC = ("high", "low", "close")
@@ -121,6 +122,7 @@ define(
     talib="ADX",
     example="trending: adx() > 25",
     stream=_directional_stream("adx"),
+    unit=Unit.POINTS,
 )
 
 define(
@@ -135,6 +137,7 @@ define(
     talib="PLUS_DI",
     example="up_trend: plus_di() > minus_di()",
     stream=_directional_stream("plus"),
+    unit=Unit.POINTS,
 )
 
 define(
@@ -149,4 +152,5 @@ define(
     talib="MINUS_DI",
     example="down_trend: minus_di(14) > plus_di(14)",
     stream=_directional_stream("minus"),
+    unit=Unit.POINTS,
 )

@@ -22,6 +22,7 @@ from kinetic_rules.functions._define import (
 )
 from kinetic_rules.functions._windows import restart_exactly, rolling_var
 from kinetic_rules.functions.registry import Array, ConstArgs, StreamFactory
+from kinetic_rules.lang.units import Unit
 
 CATEGORY = "volatility"
 _HLC = ("high", "low", "close")
@@ -161,6 +162,7 @@ define(
     talib="TRANGE",
     example="wide_candle: true_range() > 2 * atr(14)",
     stream=stream.from_constants(lambda: stream.Replay(_true_range, stream.trailing(2))),
+    unit=Unit.PRICE,
 )
 
 define(
@@ -175,6 +177,7 @@ define(
     talib="ATR",
     example="calm: atr(14) / close < 1%",
     stream=stream.from_constants(stream.atr),
+    unit=Unit.PRICE,
 )
 
 _BB_ARGS = (
@@ -195,6 +198,7 @@ define(
     talib="BBANDS",
     example="breakout: close > bb_upper(close, 20, 2)",
     stream=_bands_stream(_upper),
+    unit="source",
 )
 
 define(
@@ -207,6 +211,7 @@ define(
     talib="BBANDS",
     example="above_middle: close > bb_middle(close)",
     stream=_bands_stream(_middle),
+    unit="source",
 )
 
 define(
@@ -219,6 +224,7 @@ define(
     talib="BBANDS",
     example="stretched_down: close < bb_lower(close, 20, 2.5)",
     stream=_bands_stream(_lower),
+    unit="source",
 )
 
 define(
@@ -233,6 +239,7 @@ define(
     talib="BBANDS",
     example="squeeze: bb_width(close) < 2%",
     stream=_bands_stream(_width),
+    unit=Unit.RATIO,
 )
 
 _KELTNER_ARGS = (
@@ -256,6 +263,7 @@ define(
     inputs=_HLC,
     example="breakout: close > keltner_upper(20, 2, 10)",
     stream=_keltner_stream(_upper),
+    unit=Unit.PRICE,
 )
 
 define(
@@ -268,6 +276,7 @@ define(
     inputs=_HLC,
     example="above_middle: close > keltner_middle()",
     stream=_keltner_stream(_middle),
+    unit=Unit.PRICE,
 )
 
 define(
@@ -281,4 +290,5 @@ define(
     inputs=_HLC,
     example="stretched_down: close < keltner_lower()",
     stream=_keltner_stream(_lower),
+    unit=Unit.PRICE,
 )

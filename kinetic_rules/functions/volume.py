@@ -8,6 +8,7 @@ from kinetic_rules.functions import _core as core
 from kinetic_rules.functions import _stream as stream
 from kinetic_rules.functions._define import const, define, of, window
 from kinetic_rules.functions.registry import Array
+from kinetic_rules.lang.units import Unit
 
 CATEGORY = "volume"
 
@@ -80,6 +81,7 @@ define(
     talib="OBV",
     example="accumulation: obv() > ema(obv(), 50)",
     stream=stream.from_constants(lambda: stream.OnValid(_ObvStream())),
+    unit=Unit.VOLUME,
 )
 
 define(
@@ -95,4 +97,5 @@ define(
     inputs=("high", "low", "close", "volume"),
     example="above_vwap: close > vwap(24h)",
     stream=stream.from_constants(_VwapStream),
+    unit=Unit.PRICE,
 )

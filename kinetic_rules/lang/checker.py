@@ -17,6 +17,8 @@ from kinetic_rules.lang.bounds import stop_past_liquidation
 from kinetic_rules.lang.names import CANDLE_FIELDS, CONTEXT_NAMES, LIVE_NAMES, RESERVED, Scope
 from kinetic_rules.lang.parser import parse
 from kinetic_rules.lang.resolve import BOOL, NUMBER, Definition, Resolver, Symbols, Typed
+from kinetic_rules.lang.unit_check import UnitChecker, param_units, set_unit_problem
+from kinetic_rules.lang.units import Unit
 from kinetic_rules.spec.loader import LoadedStrategy, PathKey
 from kinetic_rules.spec.models import Param, Strategy
 from kinetic_rules.spec.types import _fraction
@@ -130,10 +132,15 @@ class _Checker:
             informative_pairs=frozenset(spec.informative.pairs) if spec.informative else None,
         )
         self.resolver = Resolver(symbols, self.report)
+        trees = {name: d.tree for name, d in symbols.definitions.items()}
+        units = param_units(spec.params, self.positions, self.report)
+        tables = symbols.regime_tables
+        self.units = UnitChecker(trees, units, tables, self.report)
         out = CheckedStrategy(spec=spec, params=params)
         self._named(out, symbols)
         self._sections(out)
         self._regime(out)
+        self._set_units()
         if not any(d.severity == "error" for d in self.diagnostics):
             self._unused(symbols, out)  # after an error, "unused" is mostly its echo
         self.diagnostics = _unique(self.diagnostics)
@@ -217,15 +224,24 @@ class _Checker:
                 found[name] = Definition(name, kind, self._parse(path, text))
         return found
 
-    def rule(self, path: PathKey, text: str, kind: str, scope: Scope) -> Rule | None:
+    def rule(
+        self, path: PathKey, text: str, kind: str, scope: Scope, unit: Unit | None = None
+    ) -> Rule | None:
         tree = self._parse(path, text)
         if tree is None:
             return None
         # Live-only inputs may be read anywhere market data may; backtests see them undefined.
         typed = self.resolver.resolve(tree, scope | Scope.LIVE, self.spec.timeframe)
-        return self._finish(path, tree, typed, kind)
+        return self._finish(path, tree, typed, kind, unit)
 
-    def _finish(self, path: PathKey, tree: ast.Node, typed: Typed | None, kind: str) -> Rule | None:
+    def _finish(
+        self,
+        path: PathKey,
+        tree: ast.Node,
+        typed: Typed | None,
+        kind: str,
+        unit: Unit | None = None,
+    ) -> Rule | None:
         if typed is None:
             return None
         if typed.kind != kind:
@@ -237,6 +253,7 @@ class _Checker:
             )
             return None
         label = ".".join(str(p) for p in path)
+        self.units.check(tree, unit, label)
         return Rule(label, typed.node, kind, tree.span)
 
     def _named(self, out: CheckedStrategy, symbols: Symbols) -> None:
@@ -305,19 +322,19 @@ class _Checker:
             )
         if spec.stoploss is not None:
             out.stop_initial = self.rule(
-                ("stoploss", "initial"), spec.stoploss.initial, NUMBER, trade
+                ("stoploss", "initial"), spec.stoploss.initial, NUMBER, trade, Unit.PRICE
             )
             for name, stop_rule in spec.stoploss.trailing.items():
                 base: PathKey = ("stoploss", "trailing", name)
                 activate = self.rule((*base, "activate"), stop_rule.activate, BOOL, trade)
-                level = self.rule((*base, "level"), stop_rule.level, NUMBER, trade)
+                level = self.rule((*base, "level"), stop_rule.level, NUMBER, trade, Unit.PRICE)
                 if activate and level:
                     out.trailing[name] = TrailRule(activate, level)
         for name, take in spec.take_profit.items():
             self._put(out.take_profit, name, ("take_profit", name, "when"), take.when, BOOL, trade)
         if spec.sizing.stake is not None:
             scope = Scope.MARKET | Scope.SIZING
-            out.stake = self.rule(("sizing", "stake"), spec.sizing.stake, NUMBER, scope)
+            out.stake = self.rule(("sizing", "stake"), spec.sizing.stake, NUMBER, scope, Unit.RATIO)
         if spec.leverage is not None:
             out.leverage = self.rule(("leverage",), spec.leverage, NUMBER, Scope.MARKET)
         if spec.market.type == "spot" and spec.entry.short:
@@ -389,6 +406,16 @@ class _Checker:
         near = difflib.get_close_matches(name, names, n=1)
         hint = f"did you mean '{near[0]}'?" if near else f"regimes: {', '.join(names)}"
         self.error(path, "unknown-regime", f"no regime '{name}'", hint)
+
+    def _set_units(self) -> None:
+        """`--set name=2%` on a param measured in points or percent points is a mistake."""
+        for name, text in self.overrides.items():
+            if name not in self.spec.params:
+                continue
+            problem = set_unit_problem(name, text, self.units.param_unit(name))
+            if problem is not None:
+                message, hint = problem
+                self.report(Diagnostic("error", "unit", message, hint=hint))
 
     def _unused(self, symbols: Symbols, out: CheckedStrategy) -> None:
         for name, definition in symbols.definitions.items():

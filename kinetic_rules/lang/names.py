@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Flag, auto
 
 from kinetic_rules.functions.registry import Arg, ArgKind, Array, Function
 from kinetic_rules.lang import ast
+from kinetic_rules.lang.units import Unit
 
 
 class Scope(Flag):
@@ -26,10 +27,37 @@ class BuiltinName:
     scope: Scope
     doc: str
     kind: str = "number"
+    unit: Unit = Unit.ANY  # what the value is measured in; every built-in declares it below
 
+
+# What each built-in name is measured in (the checker's unit rules, docs/language.md).
+_UNITS = {
+    "open": Unit.PRICE,
+    "high": Unit.PRICE,
+    "low": Unit.PRICE,
+    "close": Unit.PRICE,
+    "volume": Unit.VOLUME,
+    "quote_volume": Unit.MONEY,
+    "entry_price": Unit.PRICE,
+    "profit": Unit.RATIO,
+    "max_profit": Unit.RATIO,
+    "bars_held": Unit.COUNT,
+    "side": Unit.NUMBER,
+    "stop": Unit.PRICE,
+    "equity": Unit.MONEY,
+    "open_trades": Unit.COUNT,
+    "open_profit": Unit.MONEY,
+    "open_profit_ratio": Unit.RATIO,
+    "exposure": Unit.RATIO,
+    "today_profit": Unit.MONEY,
+    "today_profit_ratio": Unit.RATIO,
+    "today_lowest_profit_ratio": Unit.RATIO,
+    "spread": Unit.RATIO,
+    "book_imbalance": Unit.RATIO,
+}
 
 CANDLE_FIELDS = {
-    b.name: b
+    b.name: replace(b, unit=_UNITS[b.name])
     for b in (
         BuiltinName("open", Scope.MARKET, "first price of the candle"),
         BuiltinName("high", Scope.MARKET, "highest price of the candle"),
@@ -46,7 +74,7 @@ CANDLE_FIELDS = {
 }
 
 CONTEXT_NAMES = {
-    b.name: b
+    b.name: replace(b, unit=_UNITS[b.name])
     for b in (
         BuiltinName("entry_price", Scope.TRADE | Scope.SIZING, "price the trade was opened at"),
         BuiltinName(
@@ -141,6 +169,7 @@ CONTEXT_FUNCTIONS = {
             returns="number",
             impl=_no_series,
             warmup=lambda _: 0,
+            unit=Unit.RATIO,
         ),
         Scope.ENTRY,
     )

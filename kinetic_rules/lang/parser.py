@@ -269,10 +269,38 @@ def _syntax_error(snippet: Snippet, problem: UnexpectedInput) -> StrategyError:
     assert isinstance(problem, UnexpectedToken)
     token = problem.token
     end = token.end_pos if token.end_pos is not None else pos + 1
+    missing = _missing_comma(problem, text[:pos])
+    if missing is not None:
+        return _error(snippet, pos, end, *missing)
     hint = _character_hint(str(token)) if token.type == "EQUAL" else None
     if hint is None and problem.expected:
         hint = f"expected {_expected(problem.expected)}"
     return _error(snippet, pos, end, f"unexpected '{token}'", hint)
+
+
+_VALUE_STARTS = {"NUMBER", "PERCENT", "DURATION", "NAME", "PARAM", "PAIR", "STRING", "LPAR", "LSQB"}
+
+
+def _missing_comma(problem: UnexpectedToken, before: str) -> tuple[str, str] | None:
+    """A value right after another inside a call's `(` or a list's `[`: a missing comma."""
+    expected = set(problem.expected or ())
+    if "COMMA" not in expected or problem.token.type not in _VALUE_STARTS:
+        return None
+    depth = 0
+    for at in range(len(before) - 1, -1, -1):
+        char = before[at]
+        if char in ")]":
+            depth += 1
+        elif char in "([" and depth:
+            depth -= 1
+        elif char == "[":
+            return "missing `,` between list items", "write e.g. [1, 2, 3]"
+        elif char == "(":
+            is_call = before[:at].rstrip()[-1:].isalnum() or before[:at].rstrip()[-1:] == "_"
+            if is_call:
+                return "missing `,` between function arguments", "write e.g. ema(close, 50)"
+            return None
+    return None
 
 
 def _character_hint(char: str) -> str | None:

@@ -112,12 +112,31 @@ def _diag(span: Span, code: str, message: str, hint: str | None = None) -> Diagn
     return Diagnostic("error", code, message, span, hint)
 
 
+_TAB_INDENT = re.compile(r"^[ ]*\t", re.MULTILINE)
+
+
+def _tab_indents(text: str, source: Source) -> list[Diagnostic]:
+    """Lines indented with a tab: YAML forbids them, and its own message does not say so."""
+    return [
+        _diag(
+            Span(source, found.end() - 1, found.end()),
+            "yaml",
+            "use spaces to indent, not tabs",
+            "YAML reads indentation from spaces only; replace the tab with spaces",
+        )
+        for found in list(_TAB_INDENT.finditer(text))[:20]
+    ]
+
+
 def _compose(text: str, source: Source) -> Node:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as problem:
         mark = problem.problem_mark or problem.context_mark
         offset = mark.index if mark is not None else 0
+        tabs = _tab_indents(text, source)
+        if tabs:
+            raise StrategyError(tabs) from None
         message = (problem.problem or problem.context or "invalid YAML").strip()
         raise StrategyError([_diag(Span(source, offset, offset + 1), "yaml", message)]) from None
     except yaml.YAMLError as problem:

@@ -52,12 +52,24 @@ class Market(Section):
     )
 
 
+ParamUnit = Literal["price", "ratio", "points", "percent", "count", "volume", "money", "number"]
+
+
 class Param(Section):
     value: float | int | bool | str = Field(description="The value used unless overridden.")
     min: float | None = Field(None, description="Smallest allowed value (inclusive).")
     max: float | None = Field(None, description="Largest allowed value (inclusive).")
     choices: list[str] | None = Field(None, description="Allowed values for a word param.")
     doc: str = Field("", description="What this knob does, for the people who turn it.")
+    unit: ParamUnit | None = Field(
+        None,
+        description="What the value is measured in: price (quote currency per unit), ratio "
+        "(2.5% is 0.025), points (a 0–100 scale such as RSI), percent (percent points, 5 "
+        "means 5%, as roc gives), count (candles or trades), volume (base asset), money "
+        "(quote currency) or number (plain). Left out, it is taken from how the value is "
+        "written (2% is a ratio) or from what the param is compared with; `--set` is "
+        "checked against it. See docs/language.md, Units.",
+    )
 
 
 class Informative(Section):
@@ -187,11 +199,17 @@ class Exit(Section):
 
 class StopRule(Section):
     activate: Condition = Field(description="From the first closed candle where this holds …")
-    level: Value = Field(description="… the stop follows this price, never loosening.")
+    level: Value = Field(
+        description="… the stop follows this price, never loosening. Its unit must be a "
+        "price, e.g. close - 1.5 * atr(14)."
+    )
 
 
 class Stoploss(Section):
-    initial: Value = Field(description="Stop price when the trade opens.")
+    initial: Value = Field(
+        description="Stop price when the trade opens. Its unit must be a price, e.g. "
+        "entry_price - 2 * atr(14), or entry_price * (1 - 3%) for 3% below the entry."
+    )
     max_distance: Fraction | None = Field(
         None, description="The stop is never further than this from the entry price, e.g. 3%."
     )
@@ -230,7 +248,11 @@ class Sizing(Section):
         description="Kelly-criterion stake from closed trades; with `stake`, a cap on it once "
         "`min_trades` trades have closed and the Kelly fraction is above 0.",
     )
-    stake: Value | None = Field(None, description="Stake as a fraction of equity (expression).")
+    stake: Value | None = Field(
+        None,
+        description="Stake as a fraction of equity (expression). Its unit must be a ratio, "
+        "e.g. 2% or min(1% / ((entry_price - stop) / entry_price), 20%).",
+    )
     max_stake: Fraction | None = Field(None, description="Never stake more than this of equity.")
 
     @model_validator(mode="after")
@@ -280,6 +302,12 @@ class Backtest(Section):
     starting_balance: float = Field(10_000.0, gt=0, description="Equity at the start.")
     fee: Fraction = Field(0.001, description="Fee per side (entry and exit), e.g. 0.1%.")
     slippage: Fraction = Field(0.0005, description="Price slippage per fill, e.g. 0.05%.")
+    warmup: Duration | None = Field(
+        None,
+        description="Accept a shorter warm-up than the indicators need, e.g. 30d: trading "
+        "may start this long after the data does. The report states how converged the "
+        "slowest indicator is then. Default: the full warm-up.",
+    )
 
 
 class Strategy(Section):

@@ -90,7 +90,10 @@ Timeframe = Annotated[
 def expression_schema(kind: str) -> dict[str, Any]:
     return {
         "type": ["string", "number", "boolean"],
-        "description": f"An expression giving a {kind}. See docs/language.md.",
+        "description": f"An expression giving a {kind}. See docs/language.md. Numbers carry "
+        "units: open, high, low and close are prices, volume is in the base asset, "
+        "quote_volume in the quote currency, 2% is the ratio 0.02, rsi and adx are on a "
+        "0–100 scale; docs/functions.md gives each function's unit.",
     }
 
 

@@ -77,7 +77,9 @@ def test_infinite_profit_factor_reads_as_infinity(hand_result: BacktestResult) -
 def test_formats() -> None:
     assert fmt_pct(0.051234) == "5.12%"
     assert fmt_pct(None) == "–"
-    assert fmt_duration(timedelta(days=2, hours=4, minutes=5)) == "2d 04:05"
-    assert fmt_duration(timedelta(minutes=45)) == "00:45"
+    assert fmt_duration(timedelta(days=2, hours=4, minutes=5)) == "2 days 4 hours"
+    assert fmt_duration(timedelta(days=2, hours=23, minutes=59)) == "3 days"
+    assert fmt_duration(timedelta(hours=1, minutes=20, seconds=31)) == "1 hour 21 minutes"
+    assert fmt_duration(timedelta(minutes=45)) == "45 minutes"
     assert fmt_price(65000.123) == "65,000.12"
     assert fmt_price(0.00001234) == "0.00001234"

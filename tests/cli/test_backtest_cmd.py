@@ -98,11 +98,10 @@ def test_pairs_whose_data_ends_within_the_warm_up_are_named(
     fixture_store: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     mtf = str(STRATEGIES / "adaptive_mtf.yaml")  # ranks ATR over 30 days of 5m candles
-    assert main(["backtest", mtf, "--data", str(fixture_store), "--pairs", "SOL/USDT", "-q"]) == 0
-    out = capsys.readouterr().out
-    assert "SOL/USDT: not traded: its data ends before the strategy's warm-up" in " ".join(
-        out.split()
-    )
+    assert main(["backtest", mtf, "--data", str(fixture_store), "--pairs", "SOL/USDT", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: nothing can trade: the strategy needs 30 days 3 hours")
+    assert "SOL/USDT, could trade from 2024-03-16 19:25" in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize(

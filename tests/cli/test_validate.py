@@ -148,12 +148,12 @@ def test_errors_from_flags_have_no_made_up_file_position(
 def test_a_bug_of_ours_is_reported_without_a_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from kinetic_rules.cli import lang_cmd
+    from kinetic_rules.compile import plan
 
     def broken(*_: object) -> None:
         raise ZeroDivisionError("simulated")
 
-    monkeypatch.setattr(lang_cmd, "build_plan", broken)
+    monkeypatch.setattr(plan, "build_plan", broken)  # validate imports it when it runs
     assert main(["validate", KINETIC_EMPIRE]) == 1
     err = capsys.readouterr().err
     assert "internal error: ZeroDivisionError: simulated" in err and "Traceback" not in err

@@ -125,7 +125,7 @@ def test_wrong_timeframe_is_caught_both_ways() -> None:
     assert (
         mismatch is not None
         and mismatch.fatal
-        and "no two candles are 5m apart (mostly 1h)" in mismatch.title
+        and "no two candles are 5m apart (mostly 1 hour)" in mismatch.title
     )
 
 

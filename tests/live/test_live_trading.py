@@ -159,7 +159,7 @@ def test_an_entry_that_does_not_fill_in_time_is_canceled_and_recorded(
     wind_down(bot)
     timeouts = [e for e in bot.recorder.events if e.kind == "order_timeout"]
     assert len(timeouts) == 1
-    assert "the entry order did not fill within 1m; canceled" in timeouts[0].message
+    assert "the entry order did not fill within 1 minute; canceled" in timeouts[0].message
     canceled = [o for o in standin.account.orders if o.side == "BUY" and o.status == "CANCELED"]
     assert len(canceled) == 1 and 0 < canceled[0].executed < canceled[0].quantity
     with TradeStore(url) as store:
