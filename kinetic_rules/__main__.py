@@ -1,5 +1,3 @@
-import sys
+from kinetic_rules.cli.app import run
 
-from kinetic_rules.cli.app import main
-
-sys.exit(main())
+run()

@@ -11,10 +11,14 @@ import pandas as pd
 import pytest
 from hypothesis import settings
 
-# CI draws the same examples every run (no flaky landings); local runs keep exploring.
-settings.register_profile("ci", derandomize=True, print_blob=True)
-if os.environ.get("CI"):
-    settings.load_profile("ci")
+# No example has a deadline: Hypothesis's default (200 ms each) is a wall-clock limit that
+# fails tests on a busy machine, and speed is the benchmarks' business. CI draws the same
+# examples every run (no flaky landings); local runs keep exploring.
+settings.register_profile("dev", deadline=None)
+settings.register_profile(
+    "ci", parent=settings.get_profile("dev"), derandomize=True, print_blob=True
+)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 STRATEGIES = Path(__file__).parents[1] / "strategies"
@@ -46,4 +50,23 @@ def fixture_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ]
     )  # fmt: skip
     assert code == 0
+    return root
+
+
+@pytest.fixture(scope="session")
+def futures_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fixture candles plus funding rates, BTC/USDT mark prices and market rules
+    (fixtures/binance-futures, fixtures/binance-markets.json), imported through the CLI."""
+    from kinetic_rules.cli.app import main
+
+    root = tmp_path_factory.mktemp("futures-store")
+    code = main(
+        [
+            "data", "import", "--quiet", "--data", str(root), str(FIXTURES / "binance-5m-2024"),
+            str(FIXTURES / "binance-15m-csv"), str(FIXTURES / "binance-futures"),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    markets = FIXTURES / "binance-markets.json"
+    assert main(["data", "import-markets", "--quiet", "--data", str(root), str(markets)]) == 0
     return root

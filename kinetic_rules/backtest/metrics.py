@@ -34,6 +34,7 @@ class Metrics:
     total_return: float  # final / starting balance − 1
     profit_total: float  # sum of closed trades' profits, stake currency
     fees: float  # every fee paid, stake currency
+    funding: float | None  # futures: funding paid (+) or received (−) by all trades; spot: None
     cagr: float | None
     sharpe: float | None
     sortino: float | None
@@ -296,6 +297,7 @@ def compute_metrics(result: BacktestResult) -> Metrics:
         total_return=(_finite(final / start_value - 1) or 0.0) if start_value > 0 else 0.0,
         profit_total=float(profits.sum()),
         fees=float(sum(t.fees for t in result.trades)),
+        funding=float(sum(t.funding for t in result.trades)) if _futures(result) else None,
         cagr=cagr,
         sharpe=sharpe,
         sortino=sortino,
@@ -323,6 +325,25 @@ def compute_metrics(result: BacktestResult) -> Metrics:
         span=span,
         days=len(returns),
     )
+
+
+def _futures(result: BacktestResult) -> bool:
+    """Futures trades carry their margin; a spot trade has none."""
+    return any(t.margin is not None for t in result.trades)
+
+
+def funding_by_pair(result: BacktestResult) -> list[tuple[str, int, float]]:
+    """Futures: (pair, trades, funding paid) for every pair, most paid first; spot: empty.
+    Trades still open at the end count too: they paid their funding."""
+    if not _futures(result):
+        return []
+    paid = {pair: [0, 0.0] for pair in result.pairs}
+    for trade in result.trades:
+        row = paid.setdefault(trade.pair, [0, 0.0])
+        row[0] += 1
+        row[1] += trade.funding
+    rows = [(pair, int(n), float(total)) for pair, (n, total) in paid.items()]
+    return sorted(rows, key=lambda r: (-r[2], r[0]))
 
 
 def _breakdown(

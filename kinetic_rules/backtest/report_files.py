@@ -1,7 +1,8 @@
 """The backtest's files: results.json, trades.csv and report.html, byte-identical for equal runs.
 
 Determinism rules: keys sorted, floats rounded to 12 significant digits, times in ISO-8601
-UTC, no wall-clock time (not even the run's duration) in any file. Each file is written to
+UTC, no wall-clock time (not even the run's duration) in any file, no secret (each file
+passes through the one mask). Each file is written to
 a temporary sibling and moved into place, so a crash never leaves half a report behind.
 """
 
@@ -26,12 +27,14 @@ from kinetic_rules.backtest.metrics import (
     by_regime,
     by_tag,
     daily_equity,
+    funding_by_pair,
     iso_time,
     monthly_returns,
 )
 from kinetic_rules.backtest.report_html import render_html
 from kinetic_rules.data.atomic import atomic_write
 from kinetic_rules.engine.model import BacktestResult, Trade
+from kinetic_rules.secrets import mask
 
 FORMAT_VERSION = 1  # bump when a reader of results.json would break
 SIGNIFICANT_DIGITS = 12
@@ -58,6 +61,7 @@ TRADE_COLUMNS = (
     "profit",
     "profit_ratio",
     "fees",
+    "funding",
     "duration_minutes",
 )
 
@@ -107,6 +111,7 @@ def trade_record(trade: Trade) -> dict[str, Any]:
         "profit": trade.profit,
         "profit_ratio": trade.profit_ratio,
         "fees": trade.fees,
+        "funding": trade.funding,
         "duration_minutes": None if duration is None else duration.total_seconds() / 60,
         "fills": [
             {"time": f.time, "price": f.price, "amount": f.amount, "fee": f.fee, "reason": f.reason}
@@ -151,6 +156,10 @@ def results_document(result: BacktestResult, metrics: Metrics) -> dict[str, Any]
             "exit_reason": [row.to_dict() for row in by_exit_reason(result)],
             "regime": [row.to_dict() for row in by_regime(result)],
             "tag": [row.to_dict() for row in by_tag(result)],
+            "funding": [
+                {"pair": pair, "trades": n, "funding": paid}
+                for pair, n, paid in funding_by_pair(result)
+            ],
         },
         "monthly_returns": _by_date(monthly_returns(result), "%Y-%m"),
         "daily_equity": _by_date(daily_equity(result), "%Y-%m-%d"),
@@ -204,6 +213,6 @@ def write_reports(result: BacktestResult, metrics: Metrics, directory: Path) -> 
     written: dict[str, Path] = {}
     for kind, (name, text) in contents.items():
         path = directory / name
-        atomic_write(path, _writer(text.encode("utf-8")))
+        atomic_write(path, _writer(mask(text).encode("utf-8")))
         written[kind] = path
     return written

@@ -21,6 +21,7 @@ from kinetic_rules.backtest.metrics import (
     by_tag,
     drawdown,
     equity_curve,
+    funding_by_pair,
     monthly_returns,
     utc,
 )
@@ -191,7 +192,7 @@ TRADE_HEADERS = (
 )
 
 
-MARGIN_HEADERS = ("Leverage", "Margin", "Liq. price")
+MARGIN_HEADERS = ("Leverage", "Margin", "Liq. price", "Funding")
 
 
 def _trade_rows(trades: Sequence[Trade], tags: bool, margin: bool) -> str:
@@ -216,6 +217,7 @@ def _trade_rows(trades: Sequence[Trade], tags: bool, margin: bool) -> str:
         row += [" ".join(t.tags) or DASH] if tags else []
         if margin:
             row += [fmt_num(t.leverage, 0), fmt_num(t.margin), fmt_price(t.liquidation_price)]
+            row += [fmt_num(t.funding)]
         rows.append(row)
     return _table(headers, rows, [_sign_class(t.profit) for t in trades])
 
@@ -274,6 +276,7 @@ def render_html(result: BacktestResult, metrics: Metrics) -> str:
         _breakdown("Per exit reason", "Exit reason", by_exit_reason(result), currency),
         *_per_regime(result, currency),
         *per_tag,
+        *_funding(result, currency),
         _pairs(result),
     ]
     return (
@@ -282,6 +285,17 @@ def render_html(result: BacktestResult, metrics: Metrics) -> str:
         f"<title>Backtest: {esc(result.strategy_name)}</title><style>{CSS}</style></head>"
         f"<body>{''.join(sections)}</body></html>\n"
     )
+
+
+def _funding(result: BacktestResult, currency: str) -> list[str]:
+    """Futures: the funding each pair paid (+) or received (−)."""
+    rows = funding_by_pair(result)
+    if not rows:
+        return []
+    headers = ["Pair", "Trades", f"Funding paid {currency}".strip()]
+    cells = [[pair, f"{n}", fmt_num(paid)] for pair, n, paid in rows]
+    classes = [_sign_class(-paid) for _, _, paid in rows]
+    return ["<h3>Funding per pair</h3>" + _table(headers, cells, classes)]
 
 
 def _per_regime(result: BacktestResult, currency: str) -> list[str]:

@@ -22,6 +22,7 @@ from kinetic_rules.backtest.metrics import (
     by_regime,
     by_tag,
     compute_metrics,
+    funding_by_pair,
     utc,
 )
 from kinetic_rules.engine.model import BacktestResult
@@ -116,6 +117,7 @@ def metric_rows(metrics: Metrics, currency: str) -> list[tuple[str, str]]:
         ("Worst trade", fmt_pct(m.worst_trade)),
         ("Average holding time", fmt_duration(m.avg_holding)),
         ("Fees paid", fmt_money(m.fees, currency)),
+        *([("Funding paid", fmt_money(m.funding, currency))] if m.funding is not None else []),
         ("Days traded", f"{m.days}"),
     ]
 
@@ -212,7 +214,22 @@ def render_summary(result: BacktestResult, metrics: Metrics) -> RenderableType:
         _breakdown("Per exit reason", "Exit reason", by_exit_reason(result), currency),
         *_per_regime(result, currency),
         *per_tag,
+        *_funding(result, currency),
     )
+
+
+def _funding(result: BacktestResult, currency: str) -> list[Table]:
+    """Futures: the funding each pair paid (+) or received (−)."""
+    rows = funding_by_pair(result)
+    if not rows:
+        return []
+    table = Table(title="Funding per pair", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("Pair", overflow="fold", max_width=18)
+    table.add_column("Trades", justify="right")
+    table.add_column(f"Funding paid {currency}".strip(), justify="right")
+    for pair, trades, paid in rows:
+        table.add_row(Text(pair), f"{trades}", fmt_num(paid))
+    return [table]
 
 
 def print_summary(

@@ -21,8 +21,10 @@ import pandas as pd
 
 from kinetic_rules.compile.convergence import warmup_statement
 from kinetic_rules.compile.plan import Plan, build_plan
+from kinetic_rules.data.futures_store import FuturesStore
 from kinetic_rules.data.store import CandleStore
 from kinetic_rules.engine.fills import fill_model
+from kinetic_rules.engine.futures import MarketExtras, describe_extras, funding_payments
 from kinetic_rules.engine.model import Assumptions, BacktestResult, Trade
 from kinetic_rules.engine.pairs import prepare_market, warmup_ends
 from kinetic_rules.engine.portfolio import PairData, Portfolio
@@ -58,6 +60,7 @@ class Prepared:
     feed: Feed
     pairs: list[str]
     sha256: str
+    extras: MarketExtras = field(default_factory=MarketExtras)
 
 
 def prepare(request: BacktestRequest) -> Prepared:
@@ -77,7 +80,22 @@ def prepare(request: BacktestRequest) -> Prepared:
 
     pairs = _pairs(request, plan, store, exchange)
     sha256 = hashlib.sha256(loaded.source.text.encode()).hexdigest()
-    return Prepared(plan, feed, pairs, sha256)
+    return Prepared(
+        plan, feed, pairs, sha256, market_extras(request.data_dir, exchange, request.end)
+    )
+
+
+def market_extras(root: Path, exchange: str, end: pd.Timestamp | None = None) -> MarketExtras:
+    """Funding, mark prices and market rules from the store (each may be absent)."""
+    store = FuturesStore(root)
+
+    def funding(pair: str) -> pd.DataFrame | None:
+        return store.read_funding(exchange, pair)
+
+    def mark(pair: str, timeframe: str) -> pd.DataFrame | None:
+        return store.load_mark(exchange, pair, timeframe, end=end)
+
+    return MarketExtras(funding, mark, store.read_markets(exchange), exchange)
 
 
 def run_backtest(request: BacktestRequest, progress: Progress | None = None) -> BacktestResult:
@@ -86,7 +104,13 @@ def run_backtest(request: BacktestRequest, progress: Progress | None = None) -> 
         progress("loading", 0, 0)
     prepared = prepare(request)
     result = simulate(
-        prepared.plan, prepared.feed, prepared.pairs, request.start, progress, must_trade=True
+        prepared.plan,
+        prepared.feed,
+        prepared.pairs,
+        request.start,
+        progress,
+        prepared.extras,
+        must_trade=True,
     )
     result.strategy_file = str(request.strategy)
     result.strategy_sha256 = prepared.sha256
@@ -124,14 +148,17 @@ def simulate(
     pairs: list[str],
     start: pd.Timestamp | None = None,
     progress: Progress | None = None,
+    extras: MarketExtras | None = None,
     *,
     must_trade: bool = False,
 ) -> BacktestResult:
     """Run the portfolio simulation on candles from `feed`; the core, without files.
+    `extras`: funding, mark prices and market rules (none: no funding, no rounding).
     `must_trade`: DataError, not an empty result, when every pair's data ends in warm-up."""
     if not pairs:
         raise ConfigError("no pairs to backtest")
     checked, spec = plan.strategy, plan.strategy.spec
+    extras = extras or MarketExtras(exchange=spec.market.exchange)
     step = pd.Timedelta(seconds=timeframe_seconds(plan.timeframe))
     if progress:  # read every candle series now, so that "loading" is what it says
         wanted = {(need.pair or pair, need.timeframe): None for pair in pairs for need in plan.data}
@@ -140,7 +167,7 @@ def simulate(
             with contextlib.suppress(DataError):  # reported where the series is used
                 feed(pair, timeframe)
         progress("loading", len(wanted), len(wanted))
-    market = prepare_market(plan, feed, pairs, start, progress)
+    market = prepare_market(plan, feed, pairs, start, progress, extras=extras)
     timeline, data = market.timeline, market.pairs
     if start is not None and start > timeline[-1]:
         raise ConfigError(
@@ -172,7 +199,18 @@ def simulate(
             fee=fills.fee,
             slippage=fills.slippage,
             starting_balance=spec.backtest.starting_balance,
-            fill_model=fills.describe() + describe(portfolio_rules(plan)),
+            fill_model=fills.describe()
+            + describe(portfolio_rules(plan))
+            + describe_extras(
+                spec.market.type == "futures",
+                fills.stops_on_mark,
+                [d.pair for d in data],
+                [d.pair for d in data if _holds(d.prices.get("funding"))],
+                [d.pair for d in data if "mark_low" in d.prices],
+                extras,
+                portfolio.below_minimum,
+                portfolio.skipped_exits,
+            ),
             skipped=tuple(skipped),
             warnings=tuple(stop_warnings(trades)),
             warmup=(warmup_statement(plan), *late),
@@ -271,11 +309,20 @@ def _equity(
             after = local >= at
             remaining[after] -= fill.amount
             realized[after] += sign * (fill.price - trade.entry_price) * fill.amount - fill.fee
+        paid_at, paid = funding_payments(trade, index, pair.prices)
+        funded = np.zeros(len(local))
+        if len(paid_at):
+            np.add.at(funded, paid_at[paid_at < last] - first, paid[paid_at < last])
+        realized -= np.cumsum(funded)
         open_value = realized + sign * (closes[first:last] - trade.entry_price) * remaining
         where = pair.timeline_index[first:last]
         total[where] += open_value
         total[pair.timeline_index[last] :] += trade.profit
     return pd.Series(total, index=timeline + step, name="equity")
+
+
+def _holds(values: np.ndarray | None) -> bool:
+    return values is not None and bool(np.isfinite(values).any())
 
 
 def _position(index: pd.DatetimeIndex, moment: pd.Timestamp | None) -> int:

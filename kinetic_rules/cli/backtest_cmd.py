@@ -69,6 +69,11 @@ def run_backtest_command(args: argparse.Namespace) -> int:
     start, end = parse_timerange(args.timerange) if args.timerange else (None, None)
     if not args.strategy.exists():
         raise ConfigError(f"{args.strategy}: no such file")
+    report_folder = args.report or (Path("user_data/backtest") if args.export else None)
+    if report_folder is not None:  # before the work: never lose a long run to a bad folder
+        from kinetic_rules.cli.outputs import check_output_dir
+
+        check_output_dir(report_folder, "--report")
     request = BacktestRequest(
         strategy=args.strategy,
         data_dir=resolve_data_dir(args.data),

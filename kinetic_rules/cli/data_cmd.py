@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # the rest is imported where used, so that `--help` stays fas
     from rich.table import Table
 
     from kinetic_rules.data.download import SeriesOutcome
+    from kinetic_rules.data.futures_store import FuturesStore
     from kinetic_rules.data.importers import FileOutcome
     from kinetic_rules.data.store import CandleStore, StoredSeries
 
@@ -53,9 +54,25 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         action="store_true",
         help="import a file without its invalid rows instead of rejecting it",
     )
+    imp.add_argument(
+        "--mark",
+        action="store_true",
+        help="the kline files hold mark prices (automatic under a markPriceKlines folder)",
+    )
     imp.add_argument("--dry-run", action="store_true", help="validate and report; store nothing")
     _store_flags(imp)
     imp.set_defaults(handler=run_import)
+
+    rules = sub.add_parser(
+        "import-markets",
+        help="import market rules (tick size, amount step, minimum order value)",
+        description="Store each market's tick size, amount step and minimum order value for "
+        "backtests: our markets JSON, or the exchange's exchangeInfo answer saved to a file.",
+    )
+    rules.add_argument("file", type=Path, metavar="FILE", help="markets JSON or exchangeInfo")
+    rules.add_argument("--exchange", default="binance", help="exchange the rules are from")
+    _store_flags(rules)
+    rules.set_defaults(handler=run_import_markets)
 
     show = sub.add_parser(
         "list",
@@ -141,22 +158,101 @@ def _split(values: list[str]) -> list[str]:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from kinetic_rules.data.importers import import_paths
+    from kinetic_rules.cli.outputs import check_output_dir
+    from kinetic_rules.data.futures_import import is_funding_file, is_mark_file
+    from kinetic_rules.data.futures_store import FuturesStore
+    from kinetic_rules.data.importers import expand_paths
     from kinetic_rules.data.store import CandleStore, resolve_data_dir
 
-    store = CandleStore(resolve_data_dir(args.data))
+    root = resolve_data_dir(args.data)
+    if not args.dry_run:
+        check_output_dir(root, "--data")
+    futures = FuturesStore(root)
     out = _console()
+    files = expand_paths(list(args.paths))
+    funding = [f for f in files if is_funding_file(f)]
+    mark = [f for f in files if f not in funding and (args.mark or is_mark_file(f))]
+    candles = [f for f in files if f not in funding and f not in mark]
+    if not files:
+        raise ConfigError(f"no candle files found in {', '.join(str(p) for p in args.paths)}")
+    rejected = 0
+    for group, store, kind in ((candles, CandleStore(root), ""), (mark, futures.mark, "mark ")):
+        if group:
+            rejected += _import_candles(args, group, store, kind, out)
+    if funding:
+        rejected += _import_funding(args, funding, futures, out)
+    return 1 if rejected else 0
+
+
+def _import_funding(
+    args: argparse.Namespace, paths: list[Path], store: FuturesStore, out: Console
+) -> int:
+    from kinetic_rules.data.candles import format_time
+    from kinetic_rules.data.futures_import import import_funding
+
+    outcomes, written = import_funding(
+        paths, store, exchange=args.exchange, pair=args.pair, dry_run=args.dry_run
+    )
+    for o in outcomes:
+        if o.error:
+            out.print(f"✗ {o.label} ({o.pair} funding): rejected: {o.error}", markup=False)
+        elif not args.quiet:
+            out.print(f"✓ {o.label} ({o.pair} funding): {o.rows:,} funding times", markup=False)
+    if written and not args.quiet:
+        table = _table("pair", "funding times added", "stored", "range")
+        for w in written:
+            span = f"{format_time(w.first.value)} .. {format_time(w.last.value)}"
+            table.add_row(w.pair, f"{w.added:,}", f"{w.stored:,}", span)
+        out.print(table)
+    rejected = sum(1 for o in outcomes if o.error)
+    verb = "checked" if args.dry_run else "imported"
+    tail = f"; {rejected} rejected (none of them stored)" if rejected else ""
+    out.print(
+        f"{verb} {len(outcomes) - rejected} of {len(outcomes)} funding files{tail}", markup=False
+    )
+    return rejected
+
+
+def run_import_markets(args: argparse.Namespace) -> int:
+    from kinetic_rules.data.futures_import import read_markets_file
+    from kinetic_rules.data.futures_store import FuturesStore
+    from kinetic_rules.data.store import resolve_data_dir
+
+    store = FuturesStore(resolve_data_dir(args.data))
+    rules = read_markets_file(args.file)
+    if not rules:
+        raise ConfigError(f"{args.file}: holds no markets")
+    held = store.write_markets(args.exchange, rules)
+    out = _console()
+    if not args.quiet:
+        table = _table("pair", "tick", "amount step", "min order value")
+        for pair, r in sorted(rules.items()):
+            table.add_row(pair, f"{r.tick_size:g}", f"{r.amount_step:g}", f"{r.min_notional:g}")
+        out.print(table)
+    out.print(
+        f"imported the rules of {len(rules)} markets; {held} stored for {args.exchange} in "
+        f"{store.markets_path(args.exchange)}",
+        markup=False,
+    )
+    return 0
+
+
+def _import_candles(
+    args: argparse.Namespace, paths: list[Path], store: CandleStore, kind: str, out: Console
+) -> int:
+    from kinetic_rules.data.importers import import_paths
 
     def show(outcome: FileOutcome) -> None:
         if args.quiet and not outcome.rejected and not _has_warnings(outcome):
             return
+        outcome.timeframe = kind + outcome.timeframe
         for line in _file_lines(outcome):
             out.print(line, markup=False)
 
     # Lines, never a redrawn bar: each file's outcome is printed as it is checked.
     with Phases(live=False) as phases:
         summary = import_paths(
-            list(args.paths),
+            paths,
             store,
             exchange=args.exchange,
             pair=args.pair,
@@ -189,8 +285,9 @@ def run_import(args: argparse.Namespace) -> int:
     verb = "checked" if args.dry_run else "imported"
     done = len(summary.files) - rejected
     tail = f"; {rejected} rejected (none of them stored)" if rejected else ""
-    out.print(f"{verb} {done} of {len(summary.files)} files{tail}", markup=False)
-    return 1 if rejected else 0
+    what = f"{kind}candle files" if kind else "files"
+    out.print(f"{verb} {done} of {len(summary.files)} {what}{tail}", markup=False)
+    return rejected
 
 
 def _has_warnings(outcome: FileOutcome) -> bool:
@@ -331,16 +428,18 @@ class _ProgressView:
 
 
 def run_download(args: argparse.Namespace) -> int:
+    from kinetic_rules.cli.outputs import check_output_dir
     from kinetic_rules.data.download import download
     from kinetic_rules.data.exchange import create_exchange, ensure_reachable
     from kinetic_rules.data.store import CandleStore, resolve_data_dir
     from kinetic_rules.data.timerange import parse_timerange
 
+    check_output_dir(resolve_data_dir(args.data), "--data")
     store = CandleStore(resolve_data_dir(args.data))
     pairs, timeframes = _split(args.pairs), _split(args.timeframes)
     start, end = parse_timerange(args.timerange) if args.timerange else (None, None)
-    if args.days < 1:
-        raise ConfigError("--days must be at least 1")
+    if not 1 <= args.days <= 36_500:  # a hundred years; more would overflow the dates
+        raise ConfigError("--days must be from 1 to 36500")
     futures = any(":" in p for p in pairs)
     exchange = create_exchange(args.exchange, api_url=args.exchange_url, futures=futures)
     ensure_reachable(exchange)

@@ -124,6 +124,7 @@ def run_functions(args: argparse.Namespace) -> int:
                         "kind": a.kind.value,
                         "default": a.default,
                         "doc": a.doc,
+                        "limits": a.limits(),
                         **({"unit": f.arg_units[a.name].value} if a.name in f.arg_units else {}),
                     }
                     for a in f.args
@@ -146,7 +147,8 @@ def run_functions(args: argparse.Namespace) -> int:
             for a in f.args:
                 default = "" if a.required else f" (default {a.default})"
                 unit = f", in {f.arg_units[a.name].noun}" if a.name in f.arg_units else ""
-                print(f"    {a.name}: {a.kind.value}{unit}{default} — {a.doc}")
+                limits = "".join(f"; {words}" for words in a.limits())
+                print(f"    {a.name}: {a.kind.value}{unit}{default} — {a.doc}{limits}")
             if f.example:
                 print(f"    example: {f.example}")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -92,10 +93,15 @@ def _speed(text: str) -> float | None:
     try:
         factor = float(text)
     except ValueError:
-        factor = 0.0
-    if factor <= 0:
-        raise ConfigError(f"--speed {text}: write max, or a positive number such as 60")
+        factor = math.nan
+    if not _SLOWEST <= factor <= _FASTEST:  # NaN fails too
+        raise ConfigError(
+            f"--speed {text}: write max, or a number from {_SLOWEST:g} to {_FASTEST:g} such as 60"
+        )
     return factor
+
+
+_SLOWEST, _FASTEST = 0.001, 1_000_000.0  # replay pace, times real time
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -135,7 +141,9 @@ def run_command(args: argparse.Namespace) -> int:
     if not args.quiet:
         phases("loading")
     prepared = prepare(request)
-    source = ReplaySource(prepared.plan, prepared.feed, prepared.pairs, start)
+    source = ReplaySource(
+        prepared.plan, prepared.feed, prepared.pairs, start, extras=prepared.extras
+    )
     sink = _sink(args.db, prepared.plan, "replay") if args.db else None
     notifiers: list[Any] = [LogNotifier()] + ([EventLog(sink.store)] if sink else [])
     runtime = Runtime(prepared.plan, source, notifiers=notifiers, sink=sink)

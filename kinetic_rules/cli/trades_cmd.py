@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kinetic_rules.cli.flags import whole_number
 from kinetic_rules.errors import ConfigError
 
 if TYPE_CHECKING:  # imported where used, so that `--help` stays fast
@@ -74,15 +75,13 @@ def _time(text: str) -> pd.Timestamp:
         raise argparse.ArgumentTypeError(str(unreadable)) from None
 
 
-def _positive(text: str) -> int:
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a positive whole number")
-    return int(text)
+_positive = whole_number(1, 1_000_000_000)
 
 
 def run_trades(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from kinetic_rules.cli.outputs import check_output_file
     from kinetic_rules.data.atomic import atomic_write
     from kinetic_rules.data.pairs import normalize_pair
     from kinetic_rules.persist import TradeStore, serialize_trades
@@ -90,7 +89,9 @@ def run_trades(args: argparse.Namespace) -> int:
     if args.start is not None and args.end is not None and args.start >= args.end:
         raise ConfigError(f"--from {args.start} is not before --to {args.end}")
     pair = normalize_pair(args.pair) if args.pair else None
-    with TradeStore(args.db, create=False) as store:
+    if args.output is not None:  # before the database is read
+        check_output_file(args.output, "--output")
+    with TradeStore(args.db, create=False, read_only=True) as store:
         trades = store.trades(
             pair=pair, start=args.start, end=args.end, outcome=args.outcome,
             strategy=args.strategy, mode=args.mode, limit=args.limit, tag=args.tag,
@@ -112,10 +113,6 @@ def run_trades(args: argparse.Namespace) -> int:
         print_table(trades, Console(file=buffer, width=200, no_color=True, highlight=False))
         text = buffer.getvalue()
     path: Path = args.output
-    if path.is_dir():
-        raise ConfigError(f"--output {path} is a directory; give a file name")
-    if not path.parent.is_dir():
-        raise ConfigError(f"--output {path}: the directory {path.parent} does not exist")
     data = text.encode()
     atomic_write(path, lambda handle: handle.write(data))
     print(f"wrote {len(trades)} trade(s) to {path}", file=sys.stderr)

@@ -231,6 +231,10 @@ def class_number(plan: Plan, value: Value) -> Value:
 
 
 def as_array(value: Value, length: int) -> np.ndarray:
+    """A series of `length` values; a constant (a scalar or a 0-d array, which numpy gives
+    for e.g. `if 1 == $p then 0 else 1`) is repeated on every candle."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return np.full(length, value.item(), dtype=value.dtype)
     if isinstance(value, np.ndarray):
         return value
     if isinstance(value, bool | np.bool_):

@@ -21,6 +21,7 @@ from kinetic_rules.data.readers import CandleSource, is_candle_file, sources_in
 from kinetic_rules.data.store import CandleStore, WriteResult, check_exchange
 from kinetic_rules.data.validate import ValidationReport, validate
 from kinetic_rules.errors import ConfigError, DataError
+from kinetic_rules.files import check_regular
 
 _TIMEFRAME = r"(?P<tf>[0-9]+[smhdwM])"
 # freqtrade: BTC_USDT-5m.feather, BTC_USDT_USDT-1h-futures.feather, BTC_USDT-1d.json.gz
@@ -89,6 +90,8 @@ def expand_paths(paths: list[Path]) -> list[Path]:
     for path in paths:
         if path.is_dir():
             found.extend(sorted(p for p in path.rglob("*") if p.is_file() and is_candle_file(p)))
+        elif path.exists() and not path.is_file():
+            raise ConfigError(f"{path}: {_not_regular(path)}")
         elif path.is_file():
             if not is_candle_file(path):
                 raise ConfigError(
@@ -99,6 +102,14 @@ def expand_paths(paths: list[Path]) -> list[Path]:
         else:
             raise ConfigError(f"{path}: no such file or directory")
     return found
+
+
+def _not_regular(path: Path) -> str:
+    try:
+        check_regular(path)
+    except OSError as problem:
+        return problem.strerror or str(problem)
+    return "not a regular file"
 
 
 def plan_import(

@@ -28,6 +28,7 @@ import pyarrow.feather as feather
 from kinetic_rules.data.candles import FloatArray, IntArray
 from kinetic_rules.data.validate import MAX_EXAMPLES, RawCandles
 from kinetic_rules.errors import DataError
+from kinetic_rules.files import open_regular, read_regular
 
 KLINE_COLUMNS = (
     "open_time",
@@ -83,7 +84,7 @@ def is_candle_file(path: Path) -> bool:
 
 def _file_bytes(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        data = read_regular(path)  # a FIFO or a device is refused, never read
     except OSError as error:
         raise DataError(f"cannot read the file: {error.strerror or error}") from None
     if path.name.lower().endswith((".gz", ".jsongz")):
@@ -102,7 +103,7 @@ def _gunzip(data: bytes) -> bytes:
 
 def _zip_sources(path: Path) -> list[CandleSource]:
     try:
-        with zipfile.ZipFile(path) as archive:
+        with open_regular(path) as handle, zipfile.ZipFile(handle) as archive:
             members = [m for m in archive.namelist() if m.lower().endswith(".csv")]
     except (zipfile.BadZipFile, OSError) as error:
         raise DataError(f"not a readable zip archive ({error})") from None
@@ -112,7 +113,7 @@ def _zip_sources(path: Path) -> list[CandleSource]:
     def reader(member: str) -> Callable[[], RawCandles]:
         def read() -> RawCandles:
             try:
-                with zipfile.ZipFile(path) as archive:
+                with open_regular(path) as handle, zipfile.ZipFile(handle) as archive:
                     data = archive.read(member)
             except (zipfile.BadZipFile, OSError, zlib.error, EOFError) as error:
                 raise DataError(f"cannot be extracted from the archive ({error})") from None
@@ -185,7 +186,8 @@ def _read_csv_slowly(data: bytes, skip: int) -> RawCandles:
 def read_feather(path: Path) -> RawCandles:
     """freqtrade's feather: `date` (UTC timestamp, open time) and OHLCV, no quote volume."""
     try:
-        table = feather.read_table(str(path), memory_map=False)
+        with open_regular(path) as handle:
+            table = feather.read_table(handle, memory_map=False)
     except (pa.ArrowException, OSError) as error:
         raise DataError(f"not a readable feather file ({error})") from None
     missing = [c for c in _FREQTRADE_COLUMNS if c not in table.column_names]

@@ -46,7 +46,10 @@ def parse_time(text: str, what: str = "time") -> pd.Timestamp:
             raise problem
     except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
         raise problem from None
-    return stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
+    stamp = stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
+    if not supported(stamp):
+        raise ConfigError(f"{what} '{text}' is not between 1970 and 2200")
+    return stamp
 
 
 def parse_timerange(text: str) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
@@ -79,9 +82,23 @@ def _side(value: str, text: str) -> pd.Timestamp | None:
     if not value:
         return None
     try:
-        return _compact(value)
+        time = _compact(value)
     except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
         raise ConfigError(f"timerange '{text}': '{value}' is not a date") from None
+    if not supported(time):
+        raise ConfigError(f"timerange '{text}': '{value}' is not between 1970 and 2200")
+    return time
+
+
+# Candle times are nanoseconds since 1970 (pandas' range ends in 2262); a date outside
+# these bounds is a typo, and would overflow deep inside a run.
+EARLIEST = pd.Timestamp("1970-01-01", tz="UTC")
+LATEST = pd.Timestamp("2201-01-01", tz="UTC")
+
+
+def supported(time: pd.Timestamp) -> bool:
+    """Whether a time given on the command line lies where candles can be."""
+    return not pd.isna(time) and EARLIEST <= time < LATEST
 
 
 def _compact(value: str) -> pd.Timestamp:

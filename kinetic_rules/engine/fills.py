@@ -19,6 +19,7 @@ class FillModel:
     entry_timeout: int  # candles an unfilled entry order stays open
     exit_timeout: int  # candles an unfilled exit order stays open before going market
     maintenance_margin: float | None = None  # futures: trades can be liquidated; spot: None
+    stops_on_mark: bool = False  # futures: stops trigger on the mark price (where it is stored)
 
     def adverse(self, price: float, side: Side, buying: bool) -> float:
         """Slippage always costs: buying fills higher, selling lower."""
@@ -89,4 +90,5 @@ def fill_model(plan: Plan) -> FillModel:
         maintenance_margin=spec.market.maintenance_margin
         if spec.market.type == "futures"
         else None,
+        stops_on_mark=spec.market.type == "futures" and spec.orders.stop_trigger == "mark",
     )

@@ -8,7 +8,7 @@ protections, the exits that apply, and the first candle past the warm-up.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import reduce
 from typing import Protocol
 
@@ -17,11 +17,13 @@ import pandas as pd
 
 from kinetic_rules.compile.evaluate import Evaluator, PairSignals
 from kinetic_rules.compile.plan import Plan, live_names
+from kinetic_rules.engine.futures import MarketExtras, extra_prices
 from kinetic_rules.engine.paths import ExitRules
 from kinetic_rules.engine.portfolio import PairData
 from kinetic_rules.engine.scanner import refresh_rows, shortlist
 from kinetic_rules.errors import ConfigError
 from kinetic_rules.lang import ast
+from kinetic_rules.market_rules import MarketRules
 from kinetic_rules.timeframes import timeframe_seconds
 
 Feed = Callable[[str, str], pd.DataFrame]
@@ -63,6 +65,7 @@ class FeedInputs:
     feed: Feed
     evaluator: Evaluator
     start: pd.Timestamp | None = None
+    extras: MarketExtras | None = None  # funding and mark prices, for futures
 
     def index(self, pair: str) -> pd.DatetimeIndex:
         return pd.DatetimeIndex(self.feed(pair, self.plan.timeframe).index)
@@ -72,7 +75,16 @@ class FeedInputs:
 
     def prices(self, pair: str) -> dict[str, np.ndarray]:
         candles = self.feed(pair, self.plan.timeframe)
-        return {k: candles[k].to_numpy(dtype=np.float64) for k in ("open", "high", "low", "close")}
+        prices = {
+            k: candles[k].to_numpy(dtype=np.float64) for k in ("open", "high", "low", "close")
+        }
+        if self.extras is not None and self.plan.strategy.spec.market.type == "futures":
+            step = pd.Timedelta(seconds=timeframe_seconds(self.plan.timeframe))
+            funding = self.extras.funding(pair)
+            mark = self.extras.mark(pair, self.plan.timeframe)
+            index = pd.DatetimeIndex(candles.index)
+            prices.update(extra_prices(index, step, prices, funding, mark))
+        return prices
 
     def tradable_from(self, pair: str, index: pd.DatetimeIndex) -> int:
         first = warmed_up(self.plan, self.feed, pair, index)
@@ -88,14 +100,21 @@ def prepare_market(
     start: pd.Timestamp | None = None,
     progress: Progress | None = None,
     evaluator: Evaluator | None = None,
+    extras: MarketExtras | None = None,
 ) -> Market:
-    """Signals of every pair over all its candles, then the point-in-time scanner."""
-    inputs = FeedInputs(plan, feed, evaluator or Evaluator(plan, feed), start)
-    return assemble_market(plan, inputs, pairs, progress)
+    """Signals of every pair over all its candles, then the point-in-time scanner; with
+    `extras`, funding and mark prices beside the candles, and the exchange's rules."""
+    inputs = FeedInputs(plan, feed, evaluator or Evaluator(plan, feed), start, extras)
+    rules = extras.rules_for if extras is not None else None
+    return assemble_market(plan, inputs, pairs, progress, rules)
 
 
 def assemble_market(
-    plan: Plan, inputs: PairInputs, pairs: list[str], progress: Progress | None = None
+    plan: Plan,
+    inputs: PairInputs,
+    pairs: list[str],
+    progress: Progress | None = None,
+    rules: Callable[[str], MarketRules | None] | None = None,
 ) -> Market:
     """Every pair's signals and verdicts, laid on one timeline, then the scanner's shortlist.
 
@@ -132,7 +151,10 @@ def assemble_market(
         for rule in scanned:
             matrices[id(rule)][seen, column] = signals.values[rule.rule.node][at_rows[seen]]
         tradable_from = inputs.tradable_from(pair, signals.index)
-        data.append(pair_data(plan, pair, signals, inputs.prices(pair), where, tradable_from))
+        prepared = pair_data(plan, pair, signals, inputs.prices(pair), where, tradable_from)
+        if rules is not None:
+            with_rules(prepared, rules(pair))
+        data.append(prepared)
         signals.values = {n: v for n, v in signals.values.items() if n in keep}
     if progress:
         progress("indicators", len(pairs), len(pairs))
@@ -224,6 +246,15 @@ def pair_data(
         blocked=blocked,
         limit=limit,
     )
+
+
+def with_rules(data: PairData, rules: MarketRules | None) -> None:
+    """Give a pair the exchange's rules: its entries, exits and stops follow them."""
+    data.rules = rules
+    if rules is not None:
+        data.exit_rules = {
+            side: replace(exits, tick=rules.tick_size) for side, exits in data.exit_rules.items()
+        }
 
 
 def warmed_up(plan: Plan, feed: Feed, pair: str, index: pd.DatetimeIndex) -> int:

@@ -30,6 +30,7 @@ from kinetic_rules.engine.model import (
 )
 from kinetic_rules.lang.checker import Rule, TrailRule
 from kinetic_rules.margin import beyond_liquidation
+from kinetic_rules.market_rules import round_stops
 
 FIRST_WINDOW = 256
 
@@ -42,6 +43,7 @@ class ExitRules:
     trailing: dict[str, TrailRule]
     take_profits: list[tuple[str, Rule, float]]  # name, when, share of the original amount
     close_all: list[tuple[str, np.ndarray]]  # protection name, its `active` series
+    tick: float = 0.0  # the market's price step: stops are rounded to it (0: no rounding)
 
 
 @dataclass
@@ -148,7 +150,7 @@ def _window(
     liquidation: float | None,
 ) -> str:
     """Resolve candles lo..hi-1: "closed", "open" (carry on), or "retry" with a wider window."""
-    opens, highs, lows, closes = (prices[k] for k in ("open", "high", "low", "close"))
+    opens, closes = prices["open"], prices["close"]
     n = len(closes)
     span = slice(lo, hi)
     profit = sign * (closes[span] / entry_price - 1.0)
@@ -165,13 +167,19 @@ def _window(
     stop_after = _trail(plan, signals, lo, hi, env, rules, state.stop, active, sign)
     stop_before = np.concatenate(([state.stop], stop_after[:-1]))
     env["stop"] = stop_after
+    trigger = _levels(prices, mark=fills.stops_on_mark)
     with np.errstate(invalid="ignore"):
-        hit = lows[span] <= stop_before if sign > 0 else highs[span] >= stop_before
+        hit = (
+            trigger["low"][span] <= stop_before
+            if sign > 0
+            else trigger["high"][span] >= stop_before
+        )
     stop_at = _first(hit)
     end_at, liquidated = _ending(prices, lo, hi, sign, stop_before, stop_at, liquidation)
     stop_candle = lo + end_at if end_at is not None else n
     # Gapped through the liquidation price: it happened before anything fills at the open.
-    before_open = liquidated and _reached(float(opens[stop_candle]), liquidation, sign)
+    marked_open = _levels(prices, mark=True)["open"]
+    before_open = liquidated and _reached(float(marked_open[stop_candle]), liquidation, sign)
     remaining, taken = state.remaining, state.taken
     planned: list[PlannedFill] = []
     for k, share, reason in _decisions(plan, signals, lo, hi, env, rules, taken):
@@ -214,7 +222,8 @@ def _window(
         return "closed"
     if stop_at is not None:
         level = float(stop_before[stop_at])
-        gapped = opens[stop_candle] <= level if sign > 0 else opens[stop_candle] >= level
+        start = trigger["open"][stop_candle]
+        gapped = start <= level if sign > 0 else start >= level
         price = float(opens[stop_candle]) if gapped else level
         reason = STOP_LOSS if level == initial_stop else TRAILING_STOP
         path.fills.append(PlannedFill(stop_candle, price, remaining, reason, True))
@@ -237,6 +246,14 @@ def _decided_now(path: TradePath, reason: str, share: float, remaining: float) -
     path.decided.append(PlannedFill(-1, float("nan"), closing, reason, True))
 
 
+def _levels(prices: dict[str, np.ndarray], *, mark: bool) -> dict[str, np.ndarray]:
+    """The open, high and low that trigger a level: the mark price's where it is stored
+    and asked for (liquidations always ask), else the traded price's."""
+    if mark and "mark_low" in prices:
+        return {k: prices[f"mark_{k}"] for k in ("open", "high", "low")}
+    return {k: prices[k] for k in ("open", "high", "low")}
+
+
 def _reached(price: float, liquidation: float | None, sign: float) -> bool:
     if liquidation is None:
         return False
@@ -257,12 +274,13 @@ def _ending(
     nearer the open first; a candle opening beyond the liquidation price liquidates."""
     if liquidation is None:
         return stop_at, False
-    extreme = prices["low"][lo:hi] if sign > 0 else prices["high"][lo:hi]
+    marked = _levels(prices, mark=True)
+    extreme = marked["low"][lo:hi] if sign > 0 else marked["high"][lo:hi]
     liquid_at = _first(extreme <= liquidation if sign > 0 else extreme >= liquidation)
     if liquid_at is None or (stop_at is not None and stop_at < liquid_at):
         return stop_at, False
     if stop_at == liquid_at:
-        opened = float(prices["open"][lo + stop_at])
+        opened = float(marked["open"][lo + stop_at])
         stop = float(stop_before[stop_at])
         if not _reached(opened, liquidation, sign) and not beyond_liquidation(
             stop, liquidation, sign
@@ -305,6 +323,7 @@ def _trail(
         active[name] = bool(on[-1])
         level = evaluate_span(plan, rule.level.node, signals, lo, hi, env).astype(np.float64)
         level = np.where(on & ~np.isnan(level), level, worst)
+        level = round_stops(level, rules.tick, sign)
         best = np.maximum(best, level) if sign > 0 else np.minimum(best, level)
     ratchet = np.maximum.accumulate if sign > 0 else np.minimum.accumulate
     result: np.ndarray = ratchet(np.concatenate(([stop], best)))[1:]

@@ -20,6 +20,7 @@ them again; the live runtime checks each close as it comes (`observe`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -29,17 +30,18 @@ import pandas as pd
 from kinetic_rules.compile.evaluate import PairSignals
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.compile.trade_eval import evaluate_span
+from kinetic_rules.engine.closing import closing_fills
 from kinetic_rules.engine.fills import FillModel
+from kinetic_rules.engine.futures import funding_payments
 from kinetic_rules.engine.model import (
     END_OF_DATA,
-    LIQUIDATION,
     STOP_LOSS,
     TRAILING_STOP,
     Fill,
     Side,
     Trade,
 )
-from kinetic_rules.engine.paths import ExitRules, PlannedFill, trade_path
+from kinetic_rules.engine.paths import ExitRules, trade_path
 from kinetic_rules.engine.portfolio_values import (
     Ledger,
     PortfolioRules,
@@ -51,6 +53,7 @@ from kinetic_rules.engine.portfolio_values import (
 from kinetic_rules.engine.sizing import kelly_cap, kelly_stake
 from kinetic_rules.lang.checker import Rule
 from kinetic_rules.margin import liquidation_price
+from kinetic_rules.market_rules import MarketRules, round_stop, tradable, truncate_amount
 
 NEVER = pd.Timestamp.max.tz_localize("UTC")
 
@@ -69,6 +72,7 @@ class PairData:
     exit_rules: dict[Side, ExitRules] = field(default_factory=dict)
     blocked: np.ndarray | None = None  # a protection blocks entries
     limit: np.ndarray | None = None  # most open trades allowed, per candle
+    rules: MarketRules | None = None  # the exchange's tick, amount step and minimums
 
 
 @dataclass
@@ -97,6 +101,8 @@ class Portfolio:
     trades: list[Trade] = field(default_factory=list)
     realized: float = 0.0
     no_funds: int = 0
+    below_minimum: int = 0  # entries not sent: worth less than the exchange's minimum
+    _skipped_exits: dict[int, int] = field(default_factory=dict)  # trade id -> take-profits
     _positions: list[Position] = field(default_factory=list)  # holding a slot
     _unsettled: list[Position] = field(default_factory=list)  # slot free, profit not known
     _closed_profits: dict[str, list[float]] = field(default_factory=dict)
@@ -301,6 +307,11 @@ class Portfolio:
         if stake <= 0:
             self.no_funds += 1
             return None
+        if data.rules is not None:
+            amount = stake * self._leverage(data, local) / expected
+            if tradable(data.rules, amount, expected) <= 0:
+                self.below_minimum += 1
+                return None
         position = Position(self._next_id, data.pair, side, data.signals.index[local], stake)
         self._next_id += 1
         self._positions.append(position)
@@ -428,6 +439,14 @@ class Portfolio:
         sign = 1.0 if position.side == "long" else -1.0
         leverage = self._leverage(data, signal)
         amount = position.stake * leverage / price if filled is None else filled.amount
+        stake = position.stake
+        if filled is None and data.rules is not None and data.rules.amount_step > 0:
+            # The exchange takes whole steps only: the trade's stake is what that amount
+            # costs. The slot keeps what was set aside at the decision, as a live bot's does
+            # until its order fills, so later decisions size alike in a backtest and live.
+            wanted, amount = amount, truncate_amount(amount, data.rules.amount_step)
+            stake *= amount / wanted
+        tick = data.rules.tick_size if data.rules is not None else 0.0
         maintenance = self.fills.maintenance_margin  # None: spot, nothing to liquidate
         regime = data.signals.regime
         index = data.signals.index
@@ -440,11 +459,11 @@ class Portfolio:
             entry_time=entry_time,
             entry_price=price,
             amount=amount,
-            stake=position.stake,
+            stake=stake,
             leverage=leverage,
-            initial_stop=self._initial_stop(data, signal, price, sign),
+            initial_stop=round_stop(self._initial_stop(data, signal, price, sign), tick, sign),
             tags=entry_tags(self.plan, data.signals, signal),
-            margin=None if maintenance is None else position.stake,
+            margin=None if maintenance is None else stake,
             liquidation_price=None
             if maintenance is None
             else liquidation_price(price, leverage, maintenance, sign),
@@ -465,8 +484,12 @@ class Portfolio:
             trade.initial_stop, data.exit_rules[trade.side], self.fills, final=final,
             liquidation=trade.liquidation_price,
         )  # fmt: skip
-        trade.fills[1:] = [self._fill(p, index, trade) for p in path.fills]
+        closing, skipped = closing_fills(self.fills, path.fills, index, trade, data.rules)
+        trade.fills[1:] = closing
+        self._skipped_exits[trade.id] = skipped
         trade.stop = path.final_stop
+        # fsum: exact, so a replay that sees fewer candles gets the very same number
+        trade.funding = math.fsum(funding_payments(trade, index, data.prices)[1])
         if path.closing_decided_at is not None:  # fills at the next open; the slot is free now
             position.release = index[path.closing_decided_at] + self.timeframe
             self._exited(trade, position.release)  # that open: the cooldown's start
@@ -492,18 +515,10 @@ class Portfolio:
         for tag in trade.tags or ("",):
             self._tag_exit[(trade.pair, tag)] = at
 
-    def _fill(self, planned: PlannedFill, index: pd.DatetimeIndex, trade: Trade) -> Fill:
-        price = planned.price
-        if planned.market:
-            price = self.fills.adverse(price, trade.side, buying=False)
-        size = trade.amount * planned.share
-        fee = self.fills.fee_on(price, size)
-        if planned.reason == LIQUIDATION and trade.margin is not None:
-            # The exchange keeps what is left of this share's margin: it is lost whole.
-            sign = 1.0 if trade.side == "long" else -1.0
-            lost = sign * (trade.entry_price - price) * size
-            fee = max(0.0, trade.margin * planned.share - lost)
-        return Fill(index[planned.index], price, size, fee, planned.reason)
+    @property
+    def skipped_exits(self) -> int:
+        """Take-profits not sent because they were worth less than the exchange's minimum."""
+        return sum(self._skipped_exits.values())
 
 
 def entry_tags(plan: Plan, signals: PairSignals, local: int) -> tuple[str, ...]:

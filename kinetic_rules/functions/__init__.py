@@ -11,6 +11,6 @@ from kinetic_rules.functions import (  # noqa: F401  (imported to register their
     volatility,
     volume,
 )
-from kinetic_rules.functions.registry import REGISTRY, Arg, ArgKind, Function
+from kinetic_rules.functions.registry import MAX_CANDLES, REGISTRY, Arg, ArgKind, Function
 
-__all__ = ["REGISTRY", "Arg", "ArgKind", "Function"]
+__all__ = ["MAX_CANDLES", "REGISTRY", "Arg", "ArgKind", "Function"]

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Literal
 
 from kinetic_rules.functions.registry import (
+    MAX_CANDLES,
     REGISTRY,
     Arg,
     ArgKind,
@@ -15,7 +16,7 @@ from kinetic_rules.functions.registry import (
     StreamFactory,
     UnitRule,
 )
-from kinetic_rules.lang.units import Unit
+from kinetic_rules.units import Unit
 
 Warmup = Callable[[ConstArgs], int]
 
@@ -85,16 +86,32 @@ def condition(name: str, doc: str) -> Arg:
     return Arg(name, ArgKind.BOOL_SERIES, doc)
 
 
-def whole(name: str, doc: str, default: int | None = None) -> Arg:
-    return Arg(name, ArgKind.INT, doc, default=default, minimum=1)
+def whole(name: str, doc: str, default: int | None = None, minimum: int = 1) -> Arg:
+    """A count of candles: at least `minimum`, at most MAX_CANDLES."""
+    return Arg(name, ArgKind.INT, doc, default=default, minimum=minimum, maximum=MAX_CANDLES)
 
 
-def window(name: str, doc: str, default: int | None = None) -> Arg:
-    return Arg(name, ArgKind.WINDOW, doc, default=default, minimum=1)
+def window(name: str, doc: str, default: int | None = None, minimum: int = 1) -> Arg:
+    """A count of candles or a duration: at least `minimum`, at most MAX_CANDLES."""
+    return Arg(name, ArgKind.WINDOW, doc, default=default, minimum=minimum, maximum=MAX_CANDLES)
 
 
-def number(name: str, doc: str, default: float | None = None, minimum: float | None = None) -> Arg:
-    return Arg(name, ArgKind.NUMBER, doc, default=default, minimum=minimum)
+def number(
+    name: str,
+    doc: str,
+    default: float | None = None,
+    minimum: float | None = None,
+    *,
+    maximum: float | None = None,
+) -> Arg:
+    return Arg(name, ArgKind.NUMBER, doc, default=default, minimum=minimum, maximum=maximum)
+
+
+def table(
+    name: str, doc: str, *, increasing: bool = False, same_length_as: str | None = None
+) -> Arg:
+    """A constant list, e.g. the thresholds of a step table."""
+    return Arg(name, ArgKind.LIST, doc, increasing=increasing, same_length_as=same_length_as)
 
 
 def source(doc: str = "the numbers to work on, e.g. close") -> Arg:

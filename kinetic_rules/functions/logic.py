@@ -17,7 +17,7 @@ from kinetic_rules.functions._define import (
     window,
 )
 from kinetic_rules.functions.registry import Array
-from kinetic_rules.lang.units import Unit
+from kinetic_rules.units import Unit
 
 CATEGORY = "conditions over time"
 _WINDOW = window("window", "how many candles, or how long, e.g. 6 or 30m")

@@ -9,9 +9,9 @@ import numpy as np
 
 from kinetic_rules.functions import _core as core
 from kinetic_rules.functions import _stream as stream
-from kinetic_rules.functions._define import const, define, number, series
-from kinetic_rules.functions.registry import Arg, ArgKind, Array
-from kinetic_rules.lang.units import Unit
+from kinetic_rules.functions._define import const, define, number, series, table
+from kinetic_rules.functions.registry import Array
+from kinetic_rules.units import Unit
 
 CATEGORY = "math"
 _NONE = const(0)
@@ -177,8 +177,10 @@ define(
     "30, 1 from 30 up to 50, 2 from 50 up to 70 and 3 from 70 on.",
     (
         series("x", "the number to look up"),
-        Arg("thresholds", ArgKind.LIST, "the increasing thresholds, e.g. [30, 50, 70]"),
-        Arg("values", ArgKind.LIST, "the value for each threshold, e.g. [1, 2, 3]"),
+        table("thresholds", "the increasing thresholds, e.g. [30, 50, 70]", increasing=True),
+        table(
+            "values", "the value for each threshold, e.g. [1, 2, 3]", same_length_as="thresholds"
+        ),
         number("below", "the value when x is under the first threshold", 0.0),
     ),
     _step,

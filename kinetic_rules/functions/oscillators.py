@@ -19,7 +19,7 @@ from kinetic_rules.functions._define import (
     whole,
 )
 from kinetic_rules.functions.registry import Array, ConstArgs, StreamFactory
-from kinetic_rules.lang.units import Unit
+from kinetic_rules.units import Unit
 
 CATEGORY = "oscillators"
 

@@ -18,7 +18,7 @@ from kinetic_rules.functions import _core as core
 from kinetic_rules.functions import _stream as stream
 from kinetic_rules.functions._define import define, number, of, window
 from kinetic_rules.functions.registry import Array, StreamFactory
-from kinetic_rules.lang.units import Unit
+from kinetic_rules.units import Unit
 
 CATEGORY = "volume profile"
 _INPUTS = ("high", "low", "close", "volume")
@@ -164,8 +164,10 @@ def _profile_stream(impl: Callable[..., Array]) -> StreamFactory:
 
 
 _WINDOW = window("window", "how many candles, or how long, the profile covers, e.g. 7d")
-_BIN = number("bin_pct", "width of each price level, in percent of the price", 0.1, 0.01)
-_AREA = number("value_area", "percentage of the volume the value area holds (up to 100)", 70.0, 1)
+_BIN = number(
+    "bin_pct", "width of each price level, in percent of the price", 0.1, 0.01, maximum=100
+)
+_AREA = number("value_area", "percentage of the volume the value area holds", 70.0, 1, maximum=100)
 # Both are percentages written as percent points: value_area=70 is 70%, not 70% of 1%.
 _BIN_UNITS = {"bin_pct": Unit.PERCENT}
 _PROFILE_UNITS = {"value_area": Unit.PERCENT, **_BIN_UNITS}

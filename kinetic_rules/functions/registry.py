@@ -17,15 +17,17 @@ adds candles one close at a time: see `_stream.py` for the contract.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from itertools import pairwise
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from kinetic_rules.lang.units import Unit
+from kinetic_rules.units import Unit
 
 Array = npt.NDArray[Any]
 ConstArgs = Mapping[str, float | int | tuple[float, ...]]
@@ -49,17 +51,79 @@ class ArgKind(Enum):
         return self in (ArgKind.SERIES, ArgKind.BOOL_SERIES)
 
 
+# The most candles a window, a period or a history offset may span: four years of 1m
+# candles. Anything longer is a typo, and would only make the warm-up unreachable.
+MAX_CANDLES = 4 * 365 * 24 * 60
+MAX_LIST_ITEMS = 100  # items in a constant list, e.g. a step table
+
+
 @dataclass(frozen=True)
 class Arg:
+    """One argument of a function, with the limits a constant value must keep.
+
+    The limits are data, so the checker enforces them with a position, and the
+    generated docs and `kinetic-rules functions` show the same words.
+    """
+
     name: str
     kind: ArgKind
     doc: str
     default: float | int | None = None  # None: the argument is required
     minimum: float | None = None  # inclusive lower bound for constant arguments
+    maximum: float | None = None  # inclusive upper bound for constant arguments
+    increasing: bool = False  # a list whose items must rise strictly from left to right
+    same_length_as: str | None = None  # a list with one item per item of that other list
+    max_items: int = MAX_LIST_ITEMS  # a list holds 1 to this many items
 
     @property
     def required(self) -> bool:
         return self.default is None
+
+    def limits(self) -> list[str]:
+        """The limits in words, for the docs (e.g. "at least 1", "at most 100")."""
+        words: list[str] = []
+        if self.kind is ArgKind.LIST:
+            words.append(f"1 to {self.max_items} items")
+            if self.increasing:
+                words.append("each item larger than the one before")
+            if self.same_length_as:
+                words.append(f"as many items as `{self.same_length_as}`")
+            return words
+        if self.minimum is not None:
+            words.append(f"at least {_fmt(self.minimum)}")
+        if self.maximum is not None:
+            words.append(f"at most {_fmt(self.maximum)}")
+        return words
+
+    def problem(self, value: float | tuple[float, ...]) -> str | None:
+        """Why a constant breaks this argument's limits, in plain words; None if it keeps them."""
+        if isinstance(value, tuple):
+            return self._list_problem(value)
+        if not math.isfinite(value):
+            return "must be a finite number"
+        if self.kind in (ArgKind.INT, ArgKind.WINDOW) and not value.is_integer():
+            return "must be a whole number"
+        if self.minimum is not None and value < self.minimum:
+            return f"must be at least {_fmt(self.minimum)}"
+        if self.maximum is not None and value > self.maximum:
+            return f"must be at most {_fmt(self.maximum)}"
+        return None
+
+    def _list_problem(self, items: tuple[float, ...]) -> str | None:
+        if not items:
+            return "needs at least one item"
+        if len(items) > self.max_items:
+            return f"holds at most {self.max_items} items, got {len(items)}"
+        if not all(math.isfinite(item) for item in items):
+            return "must hold finite numbers"
+        if self.increasing:
+            for before, after in pairwise(items):
+                if not before < after:
+                    return (
+                        f"must increase from left to right, but {_fmt(after)} "
+                        f"follows {_fmt(before)}"
+                    )
+        return None
 
 
 @dataclass(frozen=True)
@@ -81,6 +145,20 @@ class Function:
 
     def arg(self, name: str) -> Arg | None:
         return next((a for a in self.args if a.name == name), None)
+
+    def list_problems(self, lists: Mapping[str, tuple[float, ...]]) -> list[tuple[str, str]]:
+        """(argument name, problem) for each list whose length must match another's."""
+        found = []
+        for arg in self.args:
+            other = arg.same_length_as
+            if other is None or arg.name not in lists or other not in lists:
+                continue
+            mine, theirs = len(lists[arg.name]), len(lists[other])
+            if mine != theirs:
+                found.append(
+                    (arg.name, f"needs one item per item of '{other}': {mine} here, {theirs} there")
+                )
+        return found
 
     def unit_words(self) -> str:
         """The result's unit as the docs and `kinetic-rules functions` show it."""

@@ -16,7 +16,7 @@ from kinetic_rules.functions._windows import (
     rolling_var,
 )
 from kinetic_rules.functions.registry import Array, StreamFactory
-from kinetic_rules.lang.units import Unit
+from kinetic_rules.units import Unit
 
 CATEGORY = "rolling statistics"
 _WINDOW = window("window", "how many candles, or how long, e.g. 50 or 24h")

@@ -10,7 +10,7 @@ from kinetic_rules.functions import _core as core
 from kinetic_rules.functions import _stream as stream
 from kinetic_rules.functions._define import define, period, times
 from kinetic_rules.functions.registry import Array, StreamFactory
-from kinetic_rules.lang.units import Unit
+from kinetic_rules.units import Unit
 
 CATEGORY = "trend"
 _HLC = ("high", "low", "close")

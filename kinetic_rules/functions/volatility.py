@@ -22,7 +22,7 @@ from kinetic_rules.functions._define import (
 )
 from kinetic_rules.functions._windows import restart_exactly, rolling_var
 from kinetic_rules.functions.registry import Array, ConstArgs, StreamFactory
-from kinetic_rules.lang.units import Unit
+from kinetic_rules.units import Unit
 
 CATEGORY = "volatility"
 _HLC = ("high", "low", "close")
@@ -183,7 +183,13 @@ define(
 _BB_ARGS = (
     source(),
     period(20, "how many candles the average and the spread are measured over"),
-    number("deviations", "how many standard deviations the bands sit from the middle", 2.0, 0.0),
+    number(
+        "deviations",
+        "how many standard deviations the bands sit from the middle",
+        2.0,
+        0.0,
+        maximum=100,
+    ),
 )
 _bb_warmup: Warmup = of("period")
 
@@ -244,7 +250,13 @@ define(
 
 _KELTNER_ARGS = (
     period(20, "span of the middle line's exponential average, in candles"),
-    number("multiplier", "how many average true ranges the bands sit from the middle", 2.0, 0.0),
+    number(
+        "multiplier",
+        "how many average true ranges the bands sit from the middle",
+        2.0,
+        0.0,
+        maximum=100,
+    ),
     whole("atr_period", "span of the average true range, in candles", 10),
 )
 _KELTNER_DEF = (

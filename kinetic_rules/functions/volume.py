@@ -8,7 +8,7 @@ from kinetic_rules.functions import _core as core
 from kinetic_rules.functions import _stream as stream
 from kinetic_rules.functions._define import const, define, of, window
 from kinetic_rules.functions.registry import Array
-from kinetic_rules.lang.units import Unit
+from kinetic_rules.units import Unit
 
 CATEGORY = "volume"
 

@@ -7,7 +7,7 @@ user fixes a file in one pass. The result is plain data for the compiler.
 from __future__ import annotations
 
 import difflib
-import re
+import heapq
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -18,10 +18,11 @@ from kinetic_rules.lang.names import CANDLE_FIELDS, CONTEXT_NAMES, LIVE_NAMES, R
 from kinetic_rules.lang.parser import parse
 from kinetic_rules.lang.resolve import BOOL, NUMBER, Definition, Resolver, Symbols, Typed
 from kinetic_rules.lang.unit_check import UnitChecker, param_units, set_unit_problem
-from kinetic_rules.lang.units import Unit
+from kinetic_rules.patterns import MAX_PATTERNS, PatternError, compile_pattern
 from kinetic_rules.spec.loader import LoadedStrategy, PathKey
 from kinetic_rules.spec.models import Param, Strategy
 from kinetic_rules.spec.types import _fraction
+from kinetic_rules.units import Unit
 
 Sides = dict[str, dict[str, "Rule"]]
 ParamValue = float | int | bool | str
@@ -257,7 +258,8 @@ class _Checker:
         return Rule(label, typed.node, kind, tree.span)
 
     def _named(self, out: CheckedStrategy, symbols: Symbols) -> None:
-        for name, definition in symbols.definitions.items():
+        for name in _dependency_order(symbols.definitions):
+            definition = symbols.definitions[name]
             section = "indicators" if definition.kind == NUMBER else "conditions"
             if definition.tree is None:
                 continue
@@ -266,6 +268,18 @@ class _Checker:
             rule = self._finish((section, name), definition.tree, typed, definition.kind)
             if rule is not None:
                 getattr(out, section)[name] = rule
+
+    def _blacklist(self, patterns: list[str]) -> None:
+        if len(patterns) > MAX_PATTERNS:
+            message = f"{len(patterns)} blacklist patterns; at most {MAX_PATTERNS} are allowed"
+            hint = "combine them with | into fewer patterns"
+            self.error(("scanner", "blacklist", MAX_PATTERNS), "regex", message, hint)
+            return
+        for index, pattern in enumerate(patterns):
+            try:
+                compile_pattern(pattern)
+            except PatternError as problem:
+                self.error(("scanner", "blacklist", index), "regex", str(problem))
 
     def _sections(self, out: CheckedStrategy) -> None:
         spec, trade = self.spec, Scope.MARKET | Scope.TRADE
@@ -282,11 +296,7 @@ class _Checker:
                     out.scanner.append(
                         ScannerRule(step.name or f"step {index + 1}", step.top, rule, live)
                     )
-            for index, pattern in enumerate(spec.scanner.blacklist):
-                try:
-                    re.compile(pattern)
-                except re.error as problem:
-                    self.error(("scanner", "blacklist", index), "regex", f"bad pattern: {problem}")
+            self._blacklist(spec.scanner.blacklist)
         # Protections and entries are decided by the portfolio, which knows its own state.
         portfolio = Scope.MARKET | Scope.PORTFOLIO
         for name, protection in spec.protections.items():
@@ -429,6 +439,40 @@ class _Checker:
             if "$" + name not in symbols.used:
                 span = self._key_span(("params", name))
                 self.report(Diagnostic("warning", "unused", f"param ${name} is never used", span))
+
+
+def _dependency_order(definitions: Mapping[str, Definition]) -> list[str]:
+    """Definitions, each after those it uses (file order otherwise; cycles last).
+
+    Resolving in this order, every definition finds the ones it uses already resolved,
+    so even a chain of thousands stays one level deep in the resolver.
+    """
+    uses = {
+        name: {
+            node.id
+            for node in (d.tree.walk() if d.tree is not None else ())
+            if isinstance(node, ast.Name) and node.id in definitions and node.id != name
+        }
+        for name, d in definitions.items()
+    }
+    users: dict[str, list[str]] = {name: [] for name in definitions}
+    for name, used in uses.items():
+        for other in used:
+            users[other].append(name)
+    position = {name: index for index, name in enumerate(definitions)}
+    waiting = {name: len(used) for name, used in uses.items()}
+    ready = [position[name] for name in definitions if not waiting[name]]
+    names = list(definitions)
+    order: list[str] = []
+    while ready:
+        name = names[heapq.heappop(ready)]  # the earliest in the file first
+        order.append(name)
+        for user in users[name]:
+            waiting[user] -= 1
+            if not waiting[user]:
+                heapq.heappush(ready, position[user])
+    placed = set(order)
+    return order + [name for name in definitions if name not in placed]
 
 
 def _unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import Flag, auto
 
-from kinetic_rules.functions.registry import Arg, ArgKind, Array, Function
+from kinetic_rules.functions.registry import MAX_CANDLES, Arg, ArgKind, Array, Function
 from kinetic_rules.lang import ast
-from kinetic_rules.lang.units import Unit
+from kinetic_rules.units import Unit
 
 
 class Scope(Flag):
@@ -163,8 +163,20 @@ CONTEXT_FUNCTIONS = {
             doc="exposure of the slots taken on pairs whose returns correlate with this "
             "pair's by more than `threshold`, over the last `lookback` base candles",
             args=(
-                Arg("threshold", ArgKind.NUMBER, "correlation above which a pair counts", None, -1),
-                Arg("lookback", ArgKind.WINDOW, "candles of returns, or a duration", None, 2),
+                Arg(
+                    "threshold",
+                    ArgKind.NUMBER,
+                    "correlation above which a pair counts",
+                    minimum=-1,
+                    maximum=1,
+                ),
+                Arg(
+                    "lookback",
+                    ArgKind.WINDOW,
+                    "candles of returns, or a duration",
+                    minimum=2,
+                    maximum=MAX_CANDLES,
+                ),
             ),
             returns="number",
             impl=_no_series,

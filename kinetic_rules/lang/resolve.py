@@ -11,11 +11,20 @@ a failed subtree yields None so one mistake does not cascade into many.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable
 
 from kinetic_rules.errors import Diagnostic, Span
-from kinetic_rules.functions import REGISTRY, ArgKind, Function
+from kinetic_rules.functions import MAX_CANDLES, REGISTRY, Arg, ArgKind, Function
 from kinetic_rules.lang import ast
+from kinetic_rules.lang.limits import (
+    MAX_EXPANDED_DEPTH,
+    SPLIT_HINT,
+    TOO_DEEP,
+    TreeMeter,
+    list_values,
+    window_hint,
+)
 from kinetic_rules.lang.names import (
     CANDLE_FIELDS,
     CONTEXT_FUNCTIONS,
@@ -40,7 +49,11 @@ from kinetic_rules.lang.symbols import (
     kind_word,
     scope_words,
 )
-from kinetic_rules.timeframes import candles_in, parse_duration, timeframe_seconds
+from kinetic_rules.timeframes import (
+    candles_in,
+    parse_duration,
+    timeframe_seconds,
+)
 
 __all__ = ["BOOL", "NUMBER", "Definition", "Resolver", "Symbols", "Typed"]
 
@@ -52,18 +65,38 @@ class Resolver:
         self._memo: dict[tuple[str, str], Typed | None] = {}
         self._stack: list[str] = []
         self._inside_context = 0  # > 0 while resolving the operand of @tf / [PAIR]
+        self._depth = 0  # nodes being resolved, one inside the other
+        self._meter = TreeMeter()
 
     # entry point ----------------------------------------------------------------------
     def resolve(self, tree: ast.Node, scope: Scope, timeframe: str) -> Typed | None:
-        return self._resolve(tree, scope, timeframe)
+        typed = self._resolve(tree, scope, timeframe)
+        if typed is not None and not self._small_enough(typed.node, tree.span):
+            return None
+        return typed
 
     def _error(self, span: Span, code: str, message: str, hint: str | None = None) -> None:
         self.report(Diagnostic("error", code, message, span, hint))
 
     def _resolve(self, node: ast.Node, scope: Scope, tf: str) -> Typed | None:
+        if self._depth >= MAX_EXPANDED_DEPTH:
+            self._error(node.span, "too-deep", TOO_DEEP, SPLIT_HINT)
+            return None
         method = getattr(self, f"_r_{type(node).__name__}")
-        result: Typed | None = method(node, scope, tf)
+        self._depth += 1
+        try:
+            result: Typed | None = method(node, scope, tf)
+        finally:
+            self._depth -= 1
         return result
+
+    def _small_enough(self, node: ast.Node, span: Span) -> bool:
+        """Report a resolved tree beyond the limits every later stage relies on."""
+        problem = self._meter.problem(node)
+        if problem is not None:
+            code, message = problem
+            self._error(span, code, message, SPLIT_HINT)
+        return problem is None
 
     # literals ---------------------------------------------------------------------------
     def _r_Number(self, node: ast.Number, scope: Scope, tf: str) -> Typed:
@@ -171,6 +204,13 @@ class Resolver:
                 typed = self._resolve(definition.tree, scope, tf) if definition.tree else None
             finally:
                 self._stack.pop()
+            tree = definition.tree
+            if (
+                typed is not None
+                and tree is not None
+                and not self._small_enough(typed.node, tree.span)
+            ):
+                typed = None
             self._memo[key] = typed if typed and typed.kind == definition.kind else None
         return self._memo[key]
 
@@ -205,6 +245,9 @@ class Resolver:
         a, b = left.node, right.node
         if isinstance(a, ast.Number) and isinstance(b, ast.Number):
             folded = fold(node.op, a.value, b.value)
+            if folded is not None and not math.isfinite(folded):
+                self._error(node.span, "range", "this calculation gives a number too large to use")
+                return None
             if folded is not None:
                 return Typed(ast.Number(folded, span=node.span), NUMBER)
         if isinstance(a, ast.Bool) and isinstance(b, ast.Bool):
@@ -283,6 +326,13 @@ class Resolver:
         if value is None or not float(value).is_integer():
             self._error(
                 node.offset.span, "history", "a history offset is a whole number of candles"
+            )
+            return None
+        if value > MAX_CANDLES:
+            self._error(
+                node.offset.span,
+                "range",
+                f"a history offset is at most {MAX_CANDLES} candles",
             )
             return None
         if value < 0:
@@ -399,6 +449,19 @@ class Resolver:
                 args.append(checked)
         if not ok:
             return None
+        lists = {
+            spec.name: list_values(arg)
+            for spec, arg in zip(function.args, args, strict=True)
+            if isinstance(arg, ast.ListLit)
+        }
+        for name, problem in function.list_problems(lists):
+            index = [spec.name for spec in function.args].index(name)
+            given = bound[index]
+            span = given.span if given is not None else node.span
+            self._error(span, "range", f"{function.name}'s '{name}' {problem}")
+            ok = False
+        if not ok:
+            return None
         kind = BOOL if function.returns == "bool" else NUMBER
         return Typed(ast.Call(function.name, tuple(args), span=node.span), kind)
 
@@ -440,15 +503,12 @@ class Resolver:
     def _argument(
         self,
         function: Function,
-        spec: object,
+        spec: Arg,
         given: ast.Node | None,
         call: ast.Call,
         scope: Scope,
         tf: str,
     ) -> ast.Node | None:
-        from kinetic_rules.functions.registry import Arg
-
-        assert isinstance(spec, Arg)
         if given is None:
             return ast.Number(float(spec.default))  # type: ignore[arg-type]
         typed = self._resolve(given, scope, tf)
@@ -469,6 +529,11 @@ class Resolver:
             if typed.kind != LIST:
                 self._error(given.span, "type", f"{where} is a list such as [60, 70, 80]")
                 return None
+            assert isinstance(typed.node, ast.ListLit)
+            problem = spec.problem(list_values(typed.node))
+            if problem is not None:
+                self._error(given.span, "range", f"{where} {problem}")
+                return None
             return typed.node
         typed = self._as_number(typed, tf, given.span)
         if typed.kind == "error":
@@ -476,12 +541,11 @@ class Resolver:
         if not isinstance(typed.node, ast.Number):
             self._error(given.span, "constant", f"{where} must be a fixed number, not a series")
             return None
-        value = typed.node.value
-        if spec.kind in (ArgKind.INT, ArgKind.WINDOW) and not value.is_integer():
-            self._error(given.span, "type", f"{where} must be a whole number")
-            return None
-        if spec.minimum is not None and value < spec.minimum:
-            self._error(given.span, "range", f"{where} must be at least {spec.minimum:g}")
+        problem = spec.problem(typed.node.value)
+        if problem is not None:
+            code = "type" if problem == "must be a whole number" else "range"
+            hint = window_hint(spec, tf) if problem.startswith("must be at most") else None
+            self._error(given.span, code, f"{where} {problem}", hint)
             return None
         return typed.node
 

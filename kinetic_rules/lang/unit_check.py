@@ -19,7 +19,9 @@ from kinetic_rules.functions import REGISTRY, Function
 from kinetic_rules.lang import ast
 from kinetic_rules.lang.names import CANDLE_FIELDS, CONTEXT_FUNCTIONS, CONTEXT_NAMES
 from kinetic_rules.lang.printer import to_text
-from kinetic_rules.lang.units import (
+from kinetic_rules.spec.loader import Positions
+from kinetic_rules.spec.models import Param
+from kinetic_rules.units import (
     HUNDREDFOLD,
     OPEN,
     SCALARS,
@@ -32,8 +34,6 @@ from kinetic_rules.lang.units import (
     parse_unit,
     unify,
 )
-from kinetic_rules.spec.loader import Positions
-from kinetic_rules.spec.models import Param
 
 
 @dataclass(frozen=True)

@@ -16,15 +16,14 @@ import logging
 import math
 import os
 import re
-import threading
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from kinetic_rules.errors import ConfigError
 from kinetic_rules.live.events import Controls, Event, EventKind, Notifier
+from kinetic_rules.secrets import install_log_masking, register
 
 if TYPE_CHECKING:
     from kinetic_rules.live.telegram import TelegramNotifier
@@ -206,54 +205,16 @@ def notifier_from_env(
 
 # --- secrets in logs ---------------------------------------------------------------------------
 
-_secrets: frozenset[str] = frozenset()
-_secrets_lock = threading.Lock()
-
 
 def hide_in_logs(secret: str) -> None:
     """Show `secret` as *** in every log record created from now on, whoever logs it.
 
-    httpx logs request URLs at INFO, and Telegram puts the token in the URL. A filter on
-    named loggers would miss their children (httpcore.http11, telegram.ext.Updater, ...),
-    so the mask sits in the log record factory, where every record is created.
-    """
-    global _secrets
+    httpx logs request URLs at INFO, and Telegram puts the token in the URL; the mask is
+    the project's one masking function, installed in the log record factory."""
     if len(secret) < 8:  # too short to be a real secret; masking it would garble logs
         return
-    with _secrets_lock:
-        if not _secrets:
-            logging.setLogRecordFactory(_masking(logging.getLogRecordFactory()))
-        _secrets = _secrets | {secret, quote(secret, safe="")}
-
-
-def _masking(make: Any) -> Any:
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record: logging.LogRecord = make(*args, **kwargs)
-        _mask(record, _secrets)
-        return record
-
-    return factory
-
-
-def _hide(text: str, secrets: frozenset[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
-
-
-def _mask(record: logging.LogRecord, secrets: frozenset[str]) -> None:
-    try:
-        message = record.getMessage()
-    except Exception:  # a malformed call: logging reports it later, as usual
-        return
-    if any(secret in message for secret in secrets):
-        record.msg, record.args = _hide(message, secrets), None
-    if record.exc_info and record.exc_info[1] is not None:
-        text = logging.Formatter().formatException(record.exc_info)
-        if any(secret in text for secret in secrets):
-            record.exc_text = _hide(text, secrets)  # formatters use exc_text when it is set
-    if record.stack_info:
-        record.stack_info = _hide(record.stack_info, secrets)
+    register(secret)
+    install_log_masking()
 
 
 def __getattr__(name: str) -> object:

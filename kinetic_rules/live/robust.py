@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
 from kinetic_rules.data.exchange import RetryPolicy
+from kinetic_rules.market_rules import TICK_SIZE, rules_from_ccxt, tradable
+from kinetic_rules.secrets import mask
 
 log = logging.getLogger("kinetic_rules.live")
 
@@ -109,15 +111,14 @@ def _minutes(seconds: float) -> str:
 
 
 class Redactor:
-    """Replaces each secret with `***` in any text; the empty string is never a secret."""
+    """The project's one mask (`kinetic_rules.secrets.mask`), plus this exchange's own
+    credentials; the empty string is never a secret."""
 
     def __init__(self, secrets: Iterable[str | None]) -> None:
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._secrets = tuple(s for s in secrets if s)
 
     def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return mask(text, self._secrets)
 
 
 class RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -175,11 +176,15 @@ def outage_text(error: Exception) -> str:
 def tradable_amount(exchange: Any, market: dict[str, Any], amount: float) -> float:
     """`amount` rounded down to the market's amount step; 0.0 below its smallest order.
 
-    A hair up first: 3.814 held as 3.8139999999999996 must not round down to 3.813."""
+    The rounding is the backtest's own (kinetic_rules/market_rules.py); only a market
+    whose precision is in significant digits falls back to ccxt's rounding."""
     import ccxt
 
     if amount <= 0:
         return 0.0
+    rules = rules_from_ccxt(market, int(getattr(exchange, "precisionMode", TICK_SIZE)))
+    if rules is not None:
+        return tradable(rules, amount)
     try:
         rounded = float(exchange.amount_to_precision(market["symbol"], amount * (1 + 1e-12)))
     except ccxt.InvalidOrder:  # below one step of the pair's precision

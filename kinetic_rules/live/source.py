@@ -19,6 +19,7 @@ import pandas as pd
 
 from kinetic_rules.compile.evaluate import PairSignals
 from kinetic_rules.compile.plan import Plan
+from kinetic_rules.engine.futures import MarketExtras
 from kinetic_rules.engine.pairs import Feed, Progress, prepare_market
 from kinetic_rules.engine.portfolio import PairData
 
@@ -45,8 +46,9 @@ class ReplaySource:
         pairs: list[str],
         start: pd.Timestamp | None = None,
         progress: Progress | None = None,
+        extras: MarketExtras | None = None,
     ) -> None:
-        market = prepare_market(plan, feed, pairs, start, progress)
+        market = prepare_market(plan, feed, pairs, start, progress, extras=extras)
         self.timeline = market.timeline
         self._market = market
         self._by_pair = {d.pair: d for d in market.pairs}

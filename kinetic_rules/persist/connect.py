@@ -10,10 +10,10 @@ transaction. Nothing else here knows which database it talks to.
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
@@ -26,7 +26,9 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.pool import StaticPool
 
+from kinetic_rules import secrets
 from kinetic_rules.errors import ConfigError, KineticError
+from kinetic_rules.files import check_regular, open_regular
 
 DB_ENV = "KINETIC_RULES_DB"
 DEFAULT_PATH = Path("user_data") / "trades.sqlite"
@@ -51,10 +53,8 @@ def resolve_url(url: str | None) -> str:
 
 def mask(url: str | URL) -> str:
     """The URL as it may appear in a message or a log: never with its password."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
+    text = url if isinstance(url, str) else url.render_as_string(hide_password=False)
+    return secrets.mask(text)
 
 
 def parse_url(url: str) -> URL:
@@ -78,17 +78,33 @@ def sqlite_file(url: URL) -> Path | None:
     return Path(database)
 
 
-def create(url: URL, *, busy_timeout: float, create_file: bool) -> Engine:
-    """An engine for `url`; ConfigError when the URL cannot name a usable database."""
+def create(url: URL, *, busy_timeout: float, create_file: bool, read_only: bool = False) -> Engine:
+    """An engine for `url`; ConfigError when the URL cannot name a usable database.
+
+    `read_only`: a SQLite file is opened with mode=ro and left exactly as it was (no
+    journal mode switched, nothing created); a missing, empty or non-SQLite file is
+    refused before SQLite sees it."""
     where = mask(url)
     path = sqlite_file(url)
+    if path is not None and read_only:
+        _check_readable_database(path, where)
+        return _read_only_sqlite(path, busy_timeout)
     if path is not None:
         if path.is_dir():
             raise ConfigError(f"{where}: {path} is a directory, not a database file")
-        if not path.exists():
-            if not create_file:
-                raise ConfigError(f"no trade database at {path} ({where})")
-            path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            try:  # a FIFO or a device would block SQLite, or feed it garbage
+                check_regular(path)
+            except OSError as problem:
+                raise ConfigError(f"{where}: {problem.strerror or problem}") from None
+        elif not create_file:
+            raise ConfigError(f"no trade database at {path} ({where})")
+        else:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as problem:
+                reason = problem.strerror or str(problem)
+                raise ConfigError(f"{where}: cannot create {path.parent} ({reason})") from None
     options: dict[str, Any] = {"pool_pre_ping": True}
     if url.get_backend_name() == "sqlite":
         options["connect_args"] = {"timeout": busy_timeout}
@@ -107,6 +123,37 @@ def create(url: URL, *, busy_timeout: float, create_file: bool) -> Engine:
         ) from None
     if url.get_backend_name() == "sqlite":
         _setup_sqlite(engine, busy_timeout, wal=path is not None)
+    return engine
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _check_readable_database(path: Path, where: str) -> None:
+    try:
+        with open_regular(path) as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        raise ConfigError(f"no trade database at {path} ({where})") from None
+    except OSError as problem:
+        raise ConfigError(f"{where}: {problem.strerror or problem}") from None
+    if not header:
+        raise ConfigError(f"{where}: the file is empty, not a trade database")
+    if header != SQLITE_HEADER:
+        raise ConfigError(
+            f"{where} is not a usable SQLite database (it is not a SQLite file); "
+            "give a trade database with --db"
+        )
+
+
+def _read_only_sqlite(path: Path, busy_timeout: float) -> Engine:
+    uri = f"file:{quote(str(path.absolute()))}?mode=ro"
+
+    def connection() -> sqlite3.Connection:
+        return sqlite3.connect(uri, uri=True, timeout=busy_timeout, check_same_thread=False)
+
+    engine = create_engine("sqlite://", creator=connection, pool_pre_ping=True)
+    _setup_sqlite(engine, busy_timeout, wal=False)
     return engine
 
 

@@ -107,6 +107,7 @@ class TradeRow(Base):
     tags: Mapped[str] = mapped_column(String(1000), server_default="")  # space-separated names
     margin: Mapped[float | None]  # futures: the isolated margin backing the trade
     liquidation_price: Mapped[float | None]  # futures: where the exchange liquidates it
+    funding: Mapped[float] = mapped_column(server_default="0")  # futures: paid (+), received (−)
     fills: Mapped[list[FillRow]] = relationship(
         back_populates="trade",
         order_by="FillRow.seq",

@@ -30,7 +30,7 @@ def new_row(trade: Trade, strategy: str, mode: str) -> TradeRow:
         leverage=trade.leverage, initial_stop=trade.initial_stop, stop=trade.stop,
         exit_time=trade.exit_time, exit_price=trade.exit_price, exit_reason=trade.exit_reason,
         profit=None if trade.is_open else trade.profit, tags=" ".join(trade.tags),
-        margin=trade.margin, liquidation_price=trade.liquidation_price,
+        margin=trade.margin, liquidation_price=trade.liquidation_price, funding=trade.funding,
         fills=[fill_row(seq, fill) for seq, fill in enumerate(trade.fills)],
     )  # fmt: skip
     return row
@@ -59,7 +59,7 @@ def to_trade(row: TradeRow) -> Trade:
         exit_reason=row.exit_reason, stop=row.stop,
         fills=[Fill(f.time, f.price, f.amount, f.fee, f.reason) for f in row.fills],
         tags=tuple((row.tags or "").split()), margin=row.margin,
-        liquidation_price=row.liquidation_price,
+        liquidation_price=row.liquidation_price, funding=row.funding or 0.0,
     )  # fmt: skip
 
 
@@ -98,7 +98,7 @@ def check_fill(fill: Fill) -> None:
 
 
 def check_trade(trade: Trade) -> None:
-    for name in ("entry_price", "amount", "stake", "leverage"):
+    for name in ("entry_price", "amount", "stake", "leverage", "funding"):
         check_number(name, getattr(trade, name))
     check_number("initial_stop", trade.initial_stop, infinite_ok=True)
     for name in ("margin", "liquidation_price"):

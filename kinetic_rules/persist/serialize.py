@@ -71,6 +71,7 @@ def trade_to_dict(trade: Trade) -> dict[str, Any]:
         "tags": list(trade.tags),
         "margin": optional(trade.margin),
         "liquidation_price": optional(trade.liquidation_price),
+        "funding": _number(trade.funding),
         "is_open": trade.is_open,
         "profit": _number(trade.profit),
         "profit_ratio": _number(trade.profit_ratio),
@@ -199,6 +200,7 @@ def trade_from_dict(row: object) -> Trade:
         tags=r.words("tags"),
         margin=r.number("margin", optional=True),
         liquidation_price=r.number("liquidation_price", optional=True),
+        funding=r.number("funding", optional=True) or 0.0,  # books saved before funding
     )
 
 

@@ -26,6 +26,7 @@ class StoreSink:
         self.mode = mode
         self._ids: dict[int, int] = {}  # the portfolio's trade id -> the database's
         self._written: dict[int, int] = {}  # fills already stored per trade
+        self._funding: dict[int, float] = {}  # funding already stored per trade
 
     def trade_changed(self, trade: Trade, fills_known: int, closed: bool) -> None:
         if trade.id not in self._ids:  # first sight: the trade with all it has so far
@@ -36,6 +37,9 @@ class StoreSink:
             # fill the store holds changes nothing, so all of them are offered below.
             self._written[trade.id] = 1
         stored, fresh = self._ids[trade.id], trade.fills[self._written[trade.id] :]
+        if trade.funding != self._funding.get(trade.id, 0.0):  # before a close uses it
+            self.store.update_funding(stored, trade.funding)
+            self._funding[trade.id] = trade.funding
         last = fresh[-1] if closed and fresh else None
         for fill in fresh[:-1] if last is not None else fresh:
             self.store.add_fill(stored, fill)

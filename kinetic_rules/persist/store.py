@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
 from kinetic_rules.engine.model import Fill, Trade
-from kinetic_rules.errors import KineticError
+from kinetic_rules.errors import ConfigError, KineticError
 from kinetic_rules.live.broker import OrderState
 from kinetic_rules.live.events import Event
 from kinetic_rules.persist import connect, migrations, records
@@ -37,6 +37,7 @@ from kinetic_rules.persist.models import (
     TradeRow,
 )
 from kinetic_rules.persist.serialize import plain_json
+from kinetic_rules.secrets import mask
 
 T = TypeVar("T")
 Outcome = Literal["win", "loss", "open"]
@@ -54,13 +55,16 @@ class TradeStore:
         url: str | None = None,
         *,
         create: bool = True,
+        read_only: bool = False,
         retries: int = 3,
         retry_interval: float = 5.0,
         busy_timeout: float = 5.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """Open (and with `create`, create) the database and migrate it to the newest
-        schema. `url`: None → $KINETIC_RULES_DB, else sqlite:///user_data/trades.sqlite."""
+        schema. `url`: None → $KINETIC_RULES_DB, else sqlite:///user_data/trades.sqlite.
+        `read_only`: never create, migrate or convert anything; a database that is not a
+        kinetic-rules trade database at the newest schema is refused (ConfigError)."""
         parsed = connect.parse_url(connect.resolve_url(url))
         self.where = connect.mask(parsed)  # safe to print: no password
         self.retries = retries
@@ -69,12 +73,19 @@ class TradeStore:
         # Threads may share a store (a chat command reading while the runtime writes);
         # its calls take turns, which in-memory SQLite's single connection needs.
         self._lock = threading.RLock()
-        self._engine = connect.create(parsed, busy_timeout=busy_timeout, create_file=create)
+        self._engine = connect.create(
+            parsed,
+            busy_timeout=busy_timeout,
+            create_file=create and not read_only,
+            read_only=read_only,
+        )
         self._writer = self._engine.execution_options(**{connect.WRITE: True})
         try:
             # Only a database behind the code takes the write lock: a reader (the `trades`
             # command) must not queue behind a running bot to learn that nothing changed.
             if self._read(lambda s: migrations.check(s.connection(), self.where)):
+                if read_only:
+                    raise ConfigError(_not_ours(self._read(_is_stamped), self.where))
                 self._write(lambda s: migrations.upgrade(s.connection(), self.where))
         except BaseException:
             self._engine.dispose()
@@ -140,6 +151,19 @@ class TradeStore:
         """Record one more execution; a fill identical to a recorded one is a repeat."""
         records.check_fill(fill)
         self._write(lambda s: records.append_fill(_get(s, trade_id), fill))
+
+    def update_funding(self, trade_id: int, funding: float) -> None:
+        """The funding the trade has paid (+) or received (−) so far; its profit, when it
+        is closed, follows."""
+        records.check_number("funding", funding)
+
+        def work(session: Session) -> None:
+            row = _get(session, trade_id)
+            row.funding = funding
+            if row.exit_time is not None:
+                row.profit = records.to_trade(row).profit
+
+        self._write(work)
 
     def update_stop(self, trade_id: int, stop: float, at: TimeLike) -> None:
         records.check_stop(stop)
@@ -247,7 +271,8 @@ class TradeStore:
             row.exchange_id, row.pair, row.status = order.exchange_id, order.pair, order.status
             row.kind, row.amount, row.filled = order.kind, order.amount, order.filled
             row.average, row.fee, row.updated = order.average, order.fee, order.updated
-            row.reason, row.raw = order.reason, plain_json(order.raw)
+            row.reason = mask(order.reason) if order.reason else order.reason
+            row.raw = mask(plain_json(order.raw))
 
         self._write(work)
 
@@ -267,9 +292,8 @@ class TradeStore:
     # -- events and state ------------------------------------------------------------------
 
     def log_event(self, event: Event) -> None:
-        row = EventRow(
-            kind=event.kind, time=event.time, message=event.message, data=plain_json(event.data)
-        )
+        data, message = mask(plain_json(event.data)), mask(event.message)
+        row = EventRow(kind=event.kind, time=event.time, message=message, data=data)
         self._write(lambda s: s.add(row))
 
     def events(
@@ -295,6 +319,8 @@ class TradeStore:
         return self._read(lambda s: s.scalar(select(StateRow.value).where(StateRow.key == key)))
 
     def set_state(self, key: str, value: str) -> None:
+        value = mask(value)
+
         def work(session: Session) -> None:
             now = pd.Timestamp.now(tz="UTC")
             row = session.get(StateRow, key)
@@ -349,6 +375,19 @@ class TradeStore:
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def _is_stamped(session: Session) -> bool:
+    return bool(migrations.current(session.connection()))
+
+
+def _not_ours(stamped: bool, where: str) -> str:
+    if stamped:
+        return (
+            f"the trade database {where} has an older schema; a command that writes to it "
+            "(run) upgrades it, this one only reads"
+        )
+    return f"{where} is not a kinetic-rules trade database (it holds no trades table)"
 
 
 def _reason(error: BaseException) -> str:

@@ -16,13 +16,16 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from kinetic_rules.errors import Diagnostic, Snippet, Source, Span, StrategyError
+from kinetic_rules.files import read_regular
 from kinetic_rules.spec.models import Strategy
 
 PathKey = tuple[str | int, ...]
 MAX_NODES = 100_000  # after alias expansion; a strategy file has a few hundred
+MAX_DEPTH = 64  # levels of nested mappings and lists, aliases expanded; files use about 6
 MAX_BYTES = 2_000_000
 
 _INT = re.compile(r"^[-+]?[0-9]+$")
@@ -68,7 +71,7 @@ class LoadedStrategy:
 def load_file(path: str | Path) -> LoadedStrategy:
     file = Path(path)
     try:
-        raw = file.read_bytes()
+        raw = read_regular(file, MAX_BYTES)  # a FIFO or a device is refused, never read
     except OSError as problem:
         reason = problem.strerror or str(problem)
         raise StrategyError([_diag(Span(Source(str(path), ""), 0, 0), "file", reason)]) from None
@@ -112,6 +115,44 @@ def _diag(span: Span, code: str, message: str, hint: str | None = None) -> Diagn
     return Diagnostic("error", code, message, span, hint)
 
 
+def _screen(text: str, source: Source) -> None:
+    """Refuse, from the event stream and before any node is built, what could make the
+    composed document unbounded: an alias inside the value it names (a cycle), nesting
+    deeper than MAX_DEPTH, more than MAX_NODES values.
+
+    libyaml's parser, when present, screens a good file quickly; any problem is found
+    again with the pure-Python parser, whose positions the rest of the loader uses."""
+    fast = getattr(yaml, "CSafeLoader", None)
+    if fast is not None:
+        try:
+            _screen_events(text, source, fast)
+            return
+        except (StrategyError, yaml.YAMLError):
+            pass
+    _screen_events(text, source, yaml.SafeLoader)
+
+
+def _screen_events(text: str, source: Source, loader: Any) -> None:
+    open_anchors: list[str | None] = []
+    for count, event in enumerate(yaml.parse(text, Loader=loader)):
+        start = event.start_mark.index if event.start_mark else 0
+        end = event.end_mark.index if event.end_mark else start
+        span = Span(source, start, max(end, start + 1))
+        if count > MAX_NODES:
+            raise StrategyError([_diag(span, "yaml", "too many values in one file")])
+        if isinstance(event, CollectionStartEvent):
+            open_anchors.append(event.anchor)
+            if len(open_anchors) > MAX_DEPTH:
+                message = f"nested more than {MAX_DEPTH} levels deep"
+                raise StrategyError([_diag(span, "yaml", message)])
+        elif isinstance(event, CollectionEndEvent):
+            open_anchors.pop()
+        elif isinstance(event, AliasEvent) and event.anchor in open_anchors:
+            message = f"the alias *{event.anchor} refers to the value that contains it"
+            hint = "an alias may only repeat a value that is already complete"
+            raise StrategyError([_diag(span, "yaml", message, hint)])
+
+
 _TAB_INDENT = re.compile(r"^[ ]*\t", re.MULTILINE)
 
 
@@ -130,6 +171,7 @@ def _tab_indents(text: str, source: Source) -> list[Diagnostic]:
 
 def _compose(text: str, source: Source) -> Node:
     try:
+        _screen(text, source)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as problem:
         mark = problem.problem_mark or problem.context_mark
@@ -168,6 +210,9 @@ class _Converter:
                 raise StrategyError(
                     [_diag(self._span(node), "yaml", "too many values (an alias bomb?)")]
                 )
+            if len(path) - len(root_path) > MAX_DEPTH:
+                message = f"nested more than {MAX_DEPTH} levels deep once aliases are expanded"
+                raise StrategyError([_diag(self._span(node), "yaml", message)])
             self.positions.values[path] = self._span(node)
             if node.tag not in _ALLOWED_TAGS:
                 message = f"YAML tag {node.tag} is not allowed in a strategy file"

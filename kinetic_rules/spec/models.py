@@ -8,15 +8,20 @@ the `description` of each field is also what an editor shows on hover.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kinetic_rules.spec.types import Condition, Duration, Fraction, Name, Timeframe, Value
 
+# Upper bounds that keep every count a file may set within what the engine can hold.
+MAX_TRADES = 10_000
+MAX_HISTORY = 100_000
+
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinities are refused in every number a file gives (`.nan`, `.inf`, 1e309).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Metadata(Section):
@@ -35,7 +40,10 @@ class Market(Section):
         description="Pairs to trade when there is no scanner (a static whitelist), e.g. BTC/USDT.",
     )
     rate_limit_ms: int = Field(
-        200, ge=0, description="Least milliseconds between two requests to the exchange."
+        200,
+        ge=0,
+        le=600_000,
+        description="Least milliseconds between two requests to the exchange.",
     )
     maintenance_margin: Fraction = Field(
         0.005,
@@ -83,7 +91,9 @@ class Informative(Section):
 
 class ScannerStep(Section):
     name: str = Field("", description="A label for reports.")
-    top: int | None = Field(None, ge=1, description="Keep this many pairs, ranked by `by`.")
+    top: int | None = Field(
+        None, ge=1, le=MAX_TRADES, description="Keep this many pairs, ranked by `by`."
+    )
     by: Value | None = Field(None, description="What `top` ranks by, highest first.")
     filter: Condition | None = Field(None, description="Keep only pairs where this holds.")
 
@@ -117,7 +127,7 @@ class Regime(Section):
         description="Market states in order; the first whose condition holds is the regime. "
         "The last may be `otherwise`."
     )
-    max_open_trades: dict[Name, int] = Field(
+    max_open_trades: dict[Name, Annotated[int, Field(ge=0, le=MAX_TRADES)]] = Field(
         default_factory=dict, description="Most open trades allowed in each regime."
     )
     tables: dict[Name, dict[Name, float]] = Field(
@@ -131,7 +141,9 @@ class Protection(Section):
         description="When this holds, the protection is in force. It may read portfolio "
         "values (open_profit_ratio, today_lowest_profit_ratio, …)."
     )
-    max_open_trades: int | None = Field(None, ge=0, description="Trade limit while in force.")
+    max_open_trades: int | None = Field(
+        None, ge=0, le=MAX_TRADES, description="Trade limit while in force."
+    )
     block_entries: bool = Field(False, description="No new trades while in force.")
     close_all: bool = Field(
         False,
@@ -224,13 +236,18 @@ class TakeProfit(Section):
 
 
 class Kelly(Section):
-    lookback: int = Field(20, ge=1, description="The most recent closed trades that count.")
+    lookback: int = Field(
+        20, ge=1, le=MAX_HISTORY, description="The most recent closed trades that count."
+    )
     min_trades: int = Field(
         10,
         ge=1,
+        le=MAX_HISTORY,
         description="Fewer closed trades than this: use `default` (or, with `stake`, no cap).",
     )
-    reward_risk: float = Field(2.0, gt=0, description="Average win divided by average loss.")
+    reward_risk: float = Field(
+        2.0, gt=0, le=1e6, description="Average win divided by average loss."
+    )
     default: Fraction = Field(0.01, description="Stake while history is too short.")
     clamp: tuple[Fraction, Fraction] = Field(
         (0.005, 0.05), description="Least and most stake, as fractions of equity."
@@ -294,14 +311,18 @@ class Orders(Section):
 
 
 class Portfolio(Section):
-    max_open_trades: int = Field(1, ge=0, description="Most trades open at once.")
+    max_open_trades: int = Field(1, ge=0, le=MAX_TRADES, description="Most trades open at once.")
     max_per_pair: int = Field(1, ge=1, le=1, description="Trades per pair (one at a time).")
 
 
 class Backtest(Section):
-    starting_balance: float = Field(10_000.0, gt=0, description="Equity at the start.")
-    fee: Fraction = Field(0.001, description="Fee per side (entry and exit), e.g. 0.1%.")
-    slippage: Fraction = Field(0.0005, description="Price slippage per fill, e.g. 0.05%.")
+    starting_balance: float = Field(10_000.0, gt=0, le=1e15, description="Equity at the start.")
+    fee: Fraction = Field(
+        0.001, ge=0, lt=0.5, description="Fee per side (entry and exit), e.g. 0.1%."
+    )
+    slippage: Fraction = Field(
+        0.0005, ge=0, lt=0.5, description="Price slippage per fill, e.g. 0.05%."
+    )
     warmup: Duration | None = Field(
         None,
         description="Accept a shorter warm-up than the indicators need, e.g. 30d: trading "
@@ -334,7 +355,9 @@ class Strategy(Section):
     orders: Orders = Field(default_factory=Orders)
     backtest: Backtest = Field(default_factory=Backtest)
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
     @field_validator("entry")
     @classmethod

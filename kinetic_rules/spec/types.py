@@ -6,6 +6,7 @@ what it wanted otherwise; the JSON Schema shows the same shapes to editors.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 
@@ -17,10 +18,21 @@ _PERCENT = re.compile(r"^\s*(-?[0-9]+(\.[0-9]+)?|-?\.[0-9]+)\s*%\s*$")
 
 
 def _fraction(value: Any) -> float:
+    """A number or a percentage; never NaN or infinite, which would slip past every bound."""
+    number = _any_fraction(value)
+    if not math.isfinite(number):
+        raise ValueError("expected a finite number or a percentage such as 1.5%")
+    return number
+
+
+def _any_fraction(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a number or a percentage such as 1.5%")
     if isinstance(value, int | float):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf
     if isinstance(value, str):
         match = _PERCENT.match(value)
         if match:
@@ -47,6 +59,8 @@ def _timeframe(value: Any) -> str:
 def _expression(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("expected a finite number (this one is NaN, infinite or too large)")
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, str):

@@ -54,15 +54,39 @@ def test_every_entry_had_all_five_conditions_and_no_protection(
         assert row["entry.long"]
 
 
-def test_open_trades_never_exceed_the_regime_limit(result: BacktestResult) -> None:
-    for trade in result.trades:
+TIGHT = {"bull": 2, "bear": 1}
+
+
+@pytest.fixture(scope="module")
+def crowded(fixture_store: Path, tmp_path_factory: pytest.TempPathFactory) -> BacktestResult:
+    """Kinetic Empire with limits three pairs can reach (bull 2, bear 1), the regime read
+    from BTC's hourly trend (its daily one stays bull all through the fixture's months),
+    and the entry knobs opened so that signals compete for the slots."""
+    text = STRATEGY.read_text()
+    daily = "bull: close@1d[BTC/USDT] > ema(close, 50)@1d[BTC/USDT]"
+    limits = "max_open_trades: {bull: 20, bear: 3}"
+    assert daily in text and limits in text, "the variant no longer matches the strategy"
+    text = text.replace(daily, daily.replace("@1d", "@1h")).replace(
+        limits, f"max_open_trades: {{bull: {TIGHT['bull']}, bear: {TIGHT['bear']}}}"
+    )
+    variant = tmp_path_factory.mktemp("crowded") / "kinetic_empire.yaml"
+    variant.write_text(text)
+    overrides = {"roc_threshold": "0", "rsi_min": "0", "rsi_max": "100"}
+    return run_backtest(BacktestRequest(variant, fixture_store, overrides=overrides))
+
+
+def test_open_trades_reach_the_regime_limit_and_never_exceed_it(crowded: BacktestResult) -> None:
+    never = pd.Timestamp.max.tz_localize("UTC")
+    seen: set[tuple[str | None, int]] = set()
+    for trade in crowded.trades:
         decided = trade.signal_time + pd.Timedelta("5min")
-        open_then = [
-            t for t in result.trades
-            if t is not trade and t.entry_time <= decided and t.exit_time > decided
-        ]  # fmt: skip
-        limit = 20 if trade.regime == "bull" else 3
-        assert len(open_then) < limit
+        open_then = sum(
+            1 for t in crowded.trades if t.entry_time <= decided < (t.exit_time or never)
+        )  # this trade included
+        assert trade.regime in TIGHT
+        assert open_then <= TIGHT[trade.regime], trade
+        seen.add((trade.regime, open_then))
+    assert {("bull", 2), ("bear", 1)} <= seen, "each regime's limit must be reached"
 
 
 def test_initial_stop_is_entry_minus_two_atr(
@@ -83,6 +107,7 @@ def test_trailing_exits_happened_only_after_two_and_a_half_percent(
 ) -> None:
     feed = prepare(request_).feed
     trailing = [t for t in result.trades if t.exit_reason == "trailing_stop"]
+    assert trailing, "no trailing exit on the fixtures: this test would check nothing"
     for trade in trailing:
         closes = feed(trade.pair, "5m")["close"]
         held = closes[(closes.index >= trade.entry_time) & (closes.index < trade.exit_time)]
@@ -93,7 +118,9 @@ def test_trailing_exits_happened_only_after_two_and_a_half_percent(
 def test_trend_break_exits_follow_the_rule(
     result: BacktestResult, frames: dict[str, pd.DataFrame]
 ) -> None:
-    for trade in (t for t in result.trades if t.exit_reason == "trend_break"):
+    broken = [t for t in result.trades if t.exit_reason == "trend_break"]
+    assert broken, "no trend_break exit on the fixtures: this test would check nothing"
+    for trade in broken:
         frame = frames[trade.pair]
         decided = frame.loc[: trade.exit_time - pd.Timedelta("1ns")]
         fired = decided["exit.long.trend_break"]

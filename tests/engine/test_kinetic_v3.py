@@ -91,6 +91,7 @@ def test_a_position_is_never_more_than_a_quarter_of_equity(result: BacktestResul
 
 
 def test_take_profits_come_in_order_and_close_their_shares(result: BacktestResult) -> None:  # 9
+    seen = {"tp1": 0, "tp2": 0}
     for trade in result.trades:
         reasons = [f.reason for f in trade.fills]
         if "tp2" in reasons:
@@ -99,10 +100,14 @@ def test_take_profits_come_in_order_and_close_their_shares(result: BacktestResul
             share = {"tp1": 0.4, "tp2": 0.3}.get(fill.reason)
             if share is not None:
                 assert fill.amount == pytest.approx(share * trade.amount)
+                seen[fill.reason] += 1
+    assert seen["tp1"] and seen["tp2"], f"both take-profits must happen to be checked: {seen}"
 
 
 def test_short_profits_when_the_price_falls(result: BacktestResult) -> None:
-    for trade in (t for t in result.trades if t.side == "short" and t.exit_price):
+    shorts = [t for t in result.trades if t.side == "short" and t.exit_price]
+    assert shorts
+    for trade in shorts:
         fell = trade.exit_price < trade.entry_price
         gross = sum((trade.entry_price - f.price) * f.amount for f in trade.fills[1:])
         assert (gross > 0) == fell or abs(trade.exit_price - trade.entry_price) < 1e-9

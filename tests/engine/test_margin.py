@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from kinetic_rules.backtest.runner import simulate
@@ -133,6 +133,11 @@ def test_spot_trades_have_no_margin_and_are_never_liquidated() -> None:
     st.floats(0.01, 0.15),
     st.booleans(),
 )
+# The walks above open a candle at most 2% from the last close: never past both a nearer
+# stop and the liquidation (3.5% away at 25x), so the branch for that never ran. These
+# candles open 6% away.
+@example([0.0, -0.12, 0.0], "long", 25.0, 0.02, False)
+@example([0.0, 0.12, 0.0], "short", 25.0, 0.02, False)
 def test_no_trade_loses_more_than_its_margin_and_fees(
     steps: list[float], side: str, leverage: float, stop: float, take: bool
 ) -> None:

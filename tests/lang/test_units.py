@@ -17,8 +17,8 @@ from kinetic_rules.lang import ast
 from kinetic_rules.lang.names import CANDLE_FIELDS, CONTEXT_NAMES
 from kinetic_rules.lang.parser import parse
 from kinetic_rules.lang.unit_check import ParamUnit, UnitChecker
-from kinetic_rules.lang.units import Unit, divide, multiply, unify
 from kinetic_rules.spec.schema import strategy_schema
+from kinetic_rules.units import Unit, divide, multiply, unify
 
 ROOT = Path(__file__).resolve().parents[2]
 EMPIRE = ROOT / "strategies" / "kinetic_empire.yaml"

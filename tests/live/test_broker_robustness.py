@@ -107,8 +107,9 @@ def test_429s_honour_retry_after(standin: ExchangeStandin, sim: SimTime) -> None
 
 
 def test_timeouts_back_off_1_2_4_up_to_30_seconds(standin: ExchangeStandin, sim: SimTime) -> None:
-    broker = make_broker(standin, sim, rate_limit_ms=0, timeout=80)
-    standin.faults.delay_next(7, seconds=0.3, path=ACCOUNT)
+    # Timeouts well above a loaded machine's loopback latency, delays well above those.
+    broker = make_broker(standin, sim, rate_limit_ms=0, timeout=300)
+    standin.faults.delay_next(7, seconds=1.0, path=ACCOUNT)
     assert broker.free_balance("USDT") == 1_000
     assert sim.sleeps == [1, 2, 4, 8, 16, 30, 30]
 

@@ -207,7 +207,7 @@ def test_a_partial_fill_is_reported_as_filled_less_than_amount(
 
 def test_a_timed_out_placement_is_not_sent_twice(standin: ExchangeStandin) -> None:
     sim = SimTime()
-    client = standin.ccxt_client(apiKey=API_KEY, secret=API_SECRET, timeout=150)
+    client = standin.ccxt_client(apiKey=API_KEY, secret=API_SECRET, timeout=300)
     broker = CcxtBroker(client, stake_currency="USDT", clock=sim.clock, sleep=sim.sleep)
     broker.free_balance("USDT")  # markets loaded: the next request is the order
     sent: list[str] = []
@@ -218,10 +218,10 @@ def test_a_timed_out_placement_is_not_sent_twice(standin: ExchangeStandin) -> No
         return send(method, *args, **kwargs)
 
     client.session.request = counted
-    standin.faults.delay_next(1, seconds=0.4, path=ORDER)
+    standin.faults.delay_next(1, seconds=1.0, path=ORDER)  # well past the 300 ms timeout
     state = broker.place(buy("kr-once", "limit", price=60_000.0))
     assert state.status == "open" and sim.backoffs() == [1.0]
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 30  # a guard against a hang, not a speed limit
     while len(standin.requests(ORDER)) < len(sent):  # the slow one lands late
         assert time.monotonic() < deadline, "the delayed request never finished"
         time.sleep(0.02)

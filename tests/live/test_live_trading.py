@@ -35,6 +35,7 @@ BUSY_SPOT = Path(__file__).parent / "strategies" / "busy_spot.yaml"
 PAIRS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
 START = pd.Timestamp("2024-03-05 00:00:10", tz="UTC")
 DEPOSIT = 10_000.0
+pytestmark = pytest.mark.slow  # every test here runs a session of hours on the stand-in
 
 
 @pytest.fixture

@@ -220,6 +220,7 @@ def test_a_scanning_session_follows_the_busiest_markets(
     assert {t.pair for t in trades if t.signal_time < first} <= {"BTC/USDT", "ETH/USDT"}
 
 
+@pytest.mark.slow
 def test_a_scanning_session_resumes_with_the_pairs_it_had(
     standin: ExchangeStandin, tmp_path: Path
 ) -> None:

@@ -21,6 +21,7 @@ PAIRS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
 START = pd.Timestamp("2024-03-05 00:00:10", tz="UTC")
 
 
+@pytest.mark.slow
 def test_a_paper_session_trades_as_the_backtest_does(tmp_path: Path) -> None:
     plan = build_plan(check(load_file(BUSY)))
     store = CandleStore(tmp_path)
@@ -82,6 +83,7 @@ def _stored(url: str) -> list[tuple[object, ...]]:
         return sorted((fingerprint(t)[1:] for t in store.trades(mode="paper")), key=repr)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("crash_after", [37, 61])
 def test_a_session_killed_at_any_moment_resumes_with_nothing_lost_or_doubled(
     tmp_path: Path, crash_after: int

@@ -9,8 +9,11 @@ import pytest
 
 from kinetic_rules.backtest.runner import BacktestRequest, prepare, simulate
 from kinetic_rules.cli.app import main
+from kinetic_rules.data.timerange import parse_timerange
 from kinetic_rules.persist import TradeStore
 from tests.live.test_replay import BUSY, fingerprint
+
+TIMERANGE = "20240301-20240311"
 
 
 def test_a_replay_stores_the_backtests_trades_once(
@@ -18,10 +21,13 @@ def test_a_replay_stores_the_backtests_trades_once(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'trades.sqlite'}"
     args = ["run", str(BUSY), "--replay", str(fixture_store), "--db", url, "--quiet"]
+    args += ["--timerange", TIMERANGE]  # ten days hold enough trades; the month adds nothing
     assert main(args) == 0
     assert main(args) == 0  # the same run again: every trade is already there
-    prepared = prepare(BacktestRequest(BUSY, fixture_store))
-    backtest = simulate(prepared.plan, prepared.feed, prepared.pairs)
+    start, end = parse_timerange(TIMERANGE)
+    prepared = prepare(BacktestRequest(BUSY, fixture_store, start=start, end=end))
+    backtest = simulate(prepared.plan, prepared.feed, prepared.pairs, start=start)
+    assert len(backtest.trades) >= 10
     with TradeStore(url) as store:
         stored = store.trades(mode="replay", strategy="busy")
         events = store.events(kinds=["trade_closed"])

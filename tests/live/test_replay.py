@@ -38,6 +38,7 @@ def replay(request: BacktestRequest) -> Runtime:
     return runtime
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("strategy", "overrides"),
     [
@@ -72,6 +73,7 @@ def test_replay_equals_backtest_trade_for_trade(
     assert [fingerprint(t) for t in live.trades()] == [fingerprint(t) for t in backtest.trades]
 
 
+@pytest.mark.slow
 def test_replay_equals_backtest_when_the_portfolio_closes_everything(fixture_store: Path) -> None:
     """Kinetic v3's emergency exit depends on every open trade at every close: the backtest
     finds the first close where it fires, the live runtime meets each close as it comes."""

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from kinetic_rules.backtest.runner import BacktestRequest, prepare, simulate
 from kinetic_rules.live.runtime import Runtime
@@ -116,6 +117,7 @@ def test_a_window_source_stepped_close_by_close_sees_what_the_replay_sees(
         np.testing.assert_array_equal(mine.allowed, theirs.allowed)
 
 
+@pytest.mark.slow
 def test_a_runtime_on_windows_trades_as_the_backtest_from_the_same_close(
     fixture_store: Path,
 ) -> None:

@@ -19,7 +19,10 @@ from kinetic_rules.persist import TradeStore
 from tests.persist.conftest import db_url
 
 WRITER = Path(__file__).with_name("crash_writer.py")
-pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+pytestmark = [
+    pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL"),
+    pytest.mark.slow,  # ten writer processes, killed and checked one by one
+]
 
 
 @dataclass

@@ -127,7 +127,7 @@ class TelegramStandin(LoopbackServer):
         with self._cond:
             return list(self._sent)
 
-    def wait_for_sent(self, count: int, timeout: float = 5.0) -> list[Sent]:
+    def wait_for_sent(self, count: int, timeout: float = 30.0) -> list[Sent]:
         """At least `count` sent messages, or AssertionError with what was sent."""
         with self._cond:
             self._cond.wait_for(lambda: len(self._sent) >= count, timeout)
@@ -135,7 +135,7 @@ class TelegramStandin(LoopbackServer):
                 raise AssertionError(f"expected {count} messages, got {self._sent!r}")
             return list(self._sent)
 
-    def wait_for_polling(self, timeout: float = 5.0) -> None:
+    def wait_for_polling(self, timeout: float = 30.0) -> None:
         """Until the bot has asked for updates at least once (after its startup calls)."""
         with self._cond:
             if not self._cond.wait_for(lambda: self._polls > 0, timeout):
