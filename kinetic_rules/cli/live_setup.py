@@ -16,6 +16,7 @@ from kinetic_rules.errors import ConfigError
 from kinetic_rules.live.book import Book
 from kinetic_rules.live.ccxt_broker import CcxtBroker, broker_from_env
 from kinetic_rules.live.executor import attach_executor
+from kinetic_rules.live.futures import FuturesSettings
 from kinetic_rules.live.runtime import Runtime
 from kinetic_rules.persist.book import StoredBook
 from kinetic_rules.persist.store import TradeStore
@@ -26,19 +27,18 @@ def live_trading(
 ) -> tuple[Any, Callable[[Runtime], None]]:
     """The exchange client to read candles with, and what turns a runtime into a live one."""
     spec = plan.strategy.spec
-    if spec.market.type != "spot" or spec.entry.short:
-        raise ConfigError(
-            "--live trades long positions on spot markets in this version; this strategy "
-            f"{'trades futures' if spec.market.type != 'spot' else 'has short entries'}"
-            " (paper trading and backtests support it)"
-        )
+    futures = spec.market.type == "futures"  # (the checker refuses shorts on spot markets)
     broker = broker_from_env(
         exchange_id,
         stake_currency=spec.market.stake_currency,
         url_override=args.exchange_url,
         rate_limit_ms=spec.market.rate_limit_ms,
+        futures=FuturesSettings(spec.market.margin_mode, spec.orders.stop_trigger)
+        if futures
+        else None,
     )
     ensure_reachable(broker.exchange)
+    broker.check_account()  # futures: hedge mode is refused before anything is traded
     journal = StoredBook(store, spec.metadata.name)
     book = journal.load_book()
     resumed = book is not None
@@ -91,6 +91,12 @@ def book_paper_trading(plan: Plan, exchange: Any, store: TradeStore) -> Callable
     from kinetic_rules.live.paper_broker import PaperBroker
 
     spec = plan.strategy.spec
+    if spec.market.type == "futures":
+        raise ConfigError(
+            "--fills book simulates spot accounts only in this version; paper-trade a futures "
+            "strategy with the default --fills candles (margin, leverage, liquidation and "
+            "shorts as in a backtest)"
+        )
     name = spec.metadata.name
     broker = PaperBroker(
         exchange,

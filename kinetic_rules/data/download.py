@@ -258,11 +258,16 @@ def _parse_rows(rows: Any, columns: tuple[int, ...], *, quote: bool) -> RawCandl
 
 def _check_pair(exchange: Any, pair: str) -> str:
     pair = normalize_pair(pair)
-    if pair not in exchange.markets:
+    if pair not in exchange.markets and not _perpetual_of(exchange, pair):
         raise ConfigError(
             f"{exchange.id} has no market {pair}{suggest_pairs(pair, list(exchange.markets))}"
         )
     return pair
+
+
+def _perpetual_of(exchange: Any, pair: str) -> bool:
+    """A futures client (e.g. binanceusdm) takes BTC/USDT for its BTC/USDT:USDT perpetual."""
+    return f"{pair}:{pair.split('/')[-1]}" in exchange.markets
 
 
 def _check_timeframe(exchange: Any, tf: str) -> None:

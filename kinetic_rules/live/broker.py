@@ -32,6 +32,7 @@ class OrderRequest:
     amount: float  # base-asset units
     price: float | None = None  # limit price (limit orders; a stop with one is a stop-limit)
     stop_price: float | None = None  # trigger price (stop orders)
+    leverage: float | None = None  # futures, opening orders: the trade's leverage
 
 
 @dataclass
@@ -53,6 +54,20 @@ class OrderState:
     @property
     def done(self) -> bool:
         return self.status in ("closed", "canceled", "rejected", "expired")
+
+
+@dataclass(frozen=True)
+class ExchangePosition:
+    """A position as the exchange reports it (one-way mode: one per symbol)."""
+
+    pair: str  # the strategy's name for it, e.g. BTC/USDT
+    side: Side
+    amount: float  # base units, positive
+    entry_price: float
+    leverage: float | None
+    margin_mode: str | None
+    liquidation_price: float | None
+    tick: float | None = None  # the symbol's price step, to compare prices with
 
 
 class Broker(Protocol):
@@ -88,6 +103,18 @@ class Broker(Protocol):
 
     def open_orders(self, pair: str | None = None) -> list[OrderState]: ...
 
+    def positions(self) -> list[ExchangePosition] | None:
+        """Futures: the account's open positions as the exchange reports them; None on a
+        spot account (it has balances, not positions)."""
+        ...
+
+    def funding(
+        self, pair: str, since: pd.Timestamp, until: pd.Timestamp | None = None
+    ) -> float | None:
+        """Futures: the funding the account paid (+) or received (−) on `pair` between
+        `since` and `until`, from the exchange's own income records; None on spot."""
+        ...
+
     def replace_stop(self, client_id: str, pair: str, new: OrderRequest) -> OrderState:
         """Move a resting stop: cancel it and place `new`; the stop is never left absent
         for longer than the two calls take, and a failed placement is retried first."""
@@ -114,17 +141,18 @@ def rejected(order: OrderRequest, reason: str) -> OrderState:
 
 
 def submit_or_reject(
-    order: OrderRequest, submit: Callable[[OrderRequest], OrderState]
+    order: OrderRequest, submit: Callable[[OrderRequest], OrderState], cut: float = INSUFFICIENT_CUT
 ) -> OrderState:
     """Send an order; a refusal is a "rejected" state with the reason. After "insufficient
-    balance" it is sent once more for 1% less (fees and rounding are the usual cause)."""
+    balance" it is sent once more for `cut` less: 1% on spot (fees and rounding are the
+    usual cause), half on futures (insufficient margin: seed 001's rule)."""
     try:
         return submit(order)
     except Refused as refused:
         if not refused.insufficient:
             return rejected(order, refused.reason)
         first = refused.reason
-    smaller = dataclasses.replace(order, amount=order.amount * (1 - INSUFFICIENT_CUT))
+    smaller = dataclasses.replace(order, amount=order.amount * (1 - cut))
     log.warning(
         "order %s on %s refused (%s); sending it once more for %g instead of %g",
         order.client_id, order.pair, first, smaller.amount, order.amount,

@@ -23,6 +23,8 @@ import pandas as pd
 from kinetic_rules.data.exchange import RetryPolicy, call_with_retry, create_exchange
 from kinetic_rules.errors import ConfigError, ExchangeError
 from kinetic_rules.live.broker import (
+    INSUFFICIENT_CUT,
+    ExchangePosition,
     OrderKind,
     OrderRequest,
     OrderState,
@@ -31,6 +33,12 @@ from kinetic_rules.live.broker import (
     rejected,
     replace_stop,
     submit_or_reject,
+)
+from kinetic_rules.live.futures import (
+    INSUFFICIENT_MARGIN_CUT,
+    FuturesSettings,
+    FuturesVenue,
+    venue_for,
 )
 from kinetic_rules.live.robust import (
     FailSafe,
@@ -62,7 +70,8 @@ class Reconciliation(NamedTuple):
 
 
 class CcxtBroker:
-    """An exchange account through a ccxt client; spot markets, one stake currency.
+    """An exchange account through a ccxt client, one stake currency: spot, or futures
+    when given a `futures` venue (see live/futures.py for what differs per exchange).
 
     The broker takes the client over: it paces the client's HTTP requests, turns its
     verbose output off and routes its debug log through a redactor, because ccxt logs
@@ -82,6 +91,7 @@ class CcxtBroker:
         on_fail_safe: Callable[[bool, str], None] | None = None,
         fail_safe_after: float = 300.0,
         client_prefix: str = "kr-",
+        futures: tuple[FuturesVenue, FuturesSettings] | None = None,
     ) -> None:
         self.exchange = exchange
         self.stake_currency = stake_currency
@@ -94,6 +104,9 @@ class CcxtBroker:
         self._redact = Redactor([exchange.apiKey, exchange.secret, exchange.password])
         self._kinds: dict[str, OrderKind] = {}  # what we placed, by client id
         self._fees: dict[str, tuple[float, float]] = {}  # client id -> (filled, fee) seen last
+        self._venue: FuturesVenue | None = futures[0] if futures else None
+        self._settings = futures[1] if futures else FuturesSettings()
+        self._leverage: dict[str, int] = {}  # futures: what was set per symbol, this session
         self._take_over(exchange)
 
     def __repr__(self) -> str:
@@ -133,20 +146,89 @@ class CcxtBroker:
         self._kinds[order.client_id] = order.kind
         if order.side == "short" and market.get("spot"):
             return rejected(order, "a spot market has no short positions")
-        return submit_or_reject(order, self._submit)
+        if self._venue is None:
+            return submit_or_reject(order, self._submit, INSUFFICIENT_CUT)
+        if order.opening:
+            self._prepare(order)
+        return submit_or_reject(order, self._submit, INSUFFICIENT_MARGIN_CUT)
+
+    def positions(self) -> list[ExchangePosition] | None:
+        """Futures: the open positions, with their leverage and liquidation price."""
+        venue = self._venue
+        if venue is None:
+            return None
+        self._load_markets()
+        return self._call("fetch positions", lambda: venue.positions(self.exchange))
+
+    def funding(
+        self, pair: str, since: pd.Timestamp, until: pd.Timestamp | None = None
+    ) -> float | None:
+        """Futures: funding paid (+) or received (−) on `pair` in [since, until]."""
+        venue = self._venue
+        if venue is None:
+            return None
+        symbol = self._symbol(pair)
+        start, end = _ms(since), None if until is None else _ms(until)
+        return self._call(
+            f"fetch funding of {pair}",
+            lambda: venue.funding_paid(self.exchange, symbol, start, end),
+        )
+
+    def check_account(self) -> None:
+        """Futures: refuse an account in hedge (dual-side) mode before anything is traded."""
+        venue = self._venue
+        if venue is not None:
+            self._load_markets()
+            self._call("fetch position mode", lambda: venue.refuse_hedge_mode(self.exchange))
+
+    def _prepare(self, order: OrderRequest) -> None:
+        """Margin mode and leverage on the symbol, before an order that opens a position."""
+        venue, symbol = self._venue, self._symbol(order.pair)
+        assert venue is not None
+        leverage = max(1, round(order.leverage or 1.0))
+        if self._leverage.get(symbol) == leverage:
+            return
+        mode = self._settings.margin_mode
+
+        def prepare() -> None:
+            try:
+                venue.prepare(self.exchange, symbol, leverage, mode)
+            except ccxt.ExchangeError as error:  # e.g. the margin mode under a position
+                if not isinstance(error, REFUSALS) and venue.refusal(error) is None:
+                    raise
+                reason = self._redact(exchange_reason(error, self.exchange.id))
+                log.warning("%s: leverage %dx / %s margin not set: %s", order.pair, leverage,
+                            mode, reason)  # fmt: skip
+
+        self._call(f"set leverage {leverage}x on {order.pair}", prepare)
+        self._leverage[symbol] = leverage
+
+    def _symbol(self, pair: str) -> str:
+        return pair if self._venue is None else self._venue.symbol(pair)
+
+    def _ask(self, kind: OrderKind | None) -> dict[str, Any]:
+        """Extra parameters to find or cancel an order of this kind (futures stops)."""
+        return {} if self._venue is None or kind is None else self._venue.conditional(kind)
 
     def cancel(self, client_id: str, pair: str) -> OrderState:
         """Cancel an order; one that already filled or ended is returned as it ended."""
         self._market(pair)
+        symbol, kind = self._symbol(pair), self._kinds.get(client_id)
+        if kind is None and self._venue is not None:
+            found = self.find(client_id, pair)  # after a restart: which service holds it
+            kind = self._kinds.get(client_id)
+            if found is None or found.done:
+                return found or self.fetch(client_id, pair)
 
         def cancel() -> Any:
             try:
-                return self.exchange.cancel_order("", pair, {"clientOrderId": client_id})
+                params = {"clientOrderId": client_id, **self._ask(kind)}
+                return self.exchange.cancel_order("", symbol, params)
             except ccxt.OrderNotFound:
                 return None
 
         raw = self._call(f"cancel {client_id} on {pair}", cancel)
-        if raw is None:
+        if raw is None or self._ask(kind):  # a canceled algo order answers with its id only
             return self.fetch(client_id, pair)
         return self._finish(raw, client_id, pair)
 
@@ -165,7 +247,14 @@ class CcxtBroker:
 
     def open_orders(self, pair: str | None = None) -> list[OrderState]:
         self._load_markets() if pair is None else self._market(pair)
-        raws = self._call("fetch open orders", lambda: self.exchange.fetch_open_orders(pair))
+        symbol = None if pair is None else self._symbol(pair)
+        raws = self._call("fetch open orders", lambda: self.exchange.fetch_open_orders(symbol))
+        if self._venue is not None:  # stops and take-profits are asked for separately
+            asked = self._venue.conditional("stop")
+            raws = raws + self._call(
+                "fetch open stop orders",
+                lambda: self.exchange.fetch_open_orders(symbol, None, None, asked),
+            )
         return [self._finish(raw, _client_id(raw), raw.get("symbol") or pair or "") for raw in raws]
 
     def replace_stop(self, client_id: str, pair: str, new: OrderRequest) -> OrderState:
@@ -246,17 +335,27 @@ class CcxtBroker:
     def _market(self, pair: str) -> dict[str, Any]:
         self._load_markets()
         try:
-            return dict(self.exchange.market(pair))
+            return dict(self.exchange.market(self._symbol(pair)))
         except ccxt.BadSymbol:
             raise ExchangeError(
                 f"{self.exchange.id}: {pair} is not a market on this exchange", temporary=False
             ) from None
 
     def _find(self, client_id: str, pair: str) -> Any:
-        try:
-            return self.exchange.fetch_order("", pair, {"clientOrderId": client_id})
-        except ccxt.OrderNotFound:
-            return None
+        symbol, kind = self._symbol(pair), self._kinds.get(client_id)
+        kinds: list[OrderKind | None] = [kind]
+        if kind is None and self._venue is not None:  # after a restart: try both services
+            kinds = ["market", "stop"]
+        for each in kinds:
+            try:
+                raw = self.exchange.fetch_order("", symbol, {"clientOrderId": client_id,
+                                                             **self._ask(each)})  # fmt: skip
+            except ccxt.OrderNotFound:
+                continue
+            if kind is None and each == "stop":
+                self._kinds[client_id] = "stop"
+            return raw
+        return None
 
     def _submit(self, order: OrderRequest) -> OrderState:
         """Create the order; a retry first looks for it, as a timed-out request may have landed."""
@@ -271,15 +370,20 @@ class CcxtBroker:
             sent = True
             try:
                 return self.exchange.create_order(
-                    order.pair, kind, side, order.amount, price, {**params}
+                    self._symbol(order.pair), kind, side, order.amount, price, {**params}
                 )
-            except REFUSALS as error:
+            except ccxt.ExchangeError as error:
+                insufficient = isinstance(error, ccxt.InsufficientFunds)
+                if not isinstance(error, REFUSALS):
+                    said = None if self._venue is None else self._venue.refusal(error)
+                    if said is None:
+                        raise
+                    insufficient = said
                 reason = exchange_reason(error, self.exchange.id)
-                if "duplicate order" in reason.lower():
+                if "duplicate" in reason.lower():
                     landed = self._find(order.client_id, order.pair)
                     if landed is not None:
                         return landed
-                insufficient = isinstance(error, ccxt.InsufficientFunds)
                 raise Refused(self._redact(reason), insufficient=insufficient) from None
 
         what = f"place {order.client_id} ({order.kind} {side} {order.amount:g} {order.pair})"
@@ -288,6 +392,8 @@ class CcxtBroker:
     def _shape(self, order: OrderRequest, side: str) -> tuple[str, float | None, dict[str, Any]]:
         """ccxt's (type, price, params); a stop with a `price` is a stop-limit."""
         params: dict[str, Any] = {"clientOrderId": order.client_id}
+        if self._venue is not None:
+            params.update(self._venue.order_params(order, self._settings))
         if order.kind == "market":
             return "market", None, params
         if order.kind == "limit":
@@ -305,6 +411,13 @@ class CcxtBroker:
 
     def _finish(self, raw: Any, client_id: str, pair: str) -> OrderState:
         """The OrderState of a ccxt order, with its fee in the stake currency."""
+        venue = self._venue
+        if venue is not None:
+            symbol = self._symbol(pair)
+            raw = self._call(
+                f"fetch the fill of {client_id}", lambda: venue.settle(self.exchange, raw, symbol)
+            )
+            pair = venue.pair(str(raw.get("symbol") or pair))
         info = raw.get("info") or {}
         status = raw.get("status")
         stamp = raw.get("lastUpdateTimestamp") or raw.get("timestamp")
@@ -312,7 +425,7 @@ class CcxtBroker:
         state = OrderState(
             client_id=client_id,
             exchange_id=str(raw.get("id") or ""),
-            pair=raw.get("symbol") or pair,
+            pair=pair if self._venue is not None else raw.get("symbol") or pair,
             status=status if status in STATUSES else "open",  # "canceling" is still open
             kind=self._kinds.get(client_id) or _kind_of(raw),
             amount=float(raw.get("amount") or 0.0),
@@ -322,10 +435,12 @@ class CcxtBroker:
             raw=dict(info),
         )
         if state.filled > 0:
-            state.fee = self._fee(raw, state)
+            state.fee = self._fee(
+                raw, state, str(raw.get("exchange_order_id") or state.exchange_id)
+            )
         return state
 
-    def _fee(self, raw: Any, state: OrderState) -> float:
+    def _fee(self, raw: Any, state: OrderState, order_id: str) -> float:
         """From the order's own fills when it has them, else from its trades (cached)."""
         if raw.get("trades"):
             fee = self._fee_of(raw["trades"], state.pair)
@@ -334,14 +449,19 @@ class CcxtBroker:
         else:
             trades = self._call(
                 f"fetch trades of {state.client_id}",
-                lambda: self.exchange.fetch_order_trades(state.exchange_id, state.pair),
+                lambda: self._order_trades(order_id, self._symbol(state.pair)),
             )
             fee = self._fee_of(trades, state.pair)
         self._fees[state.client_id] = (state.filled, fee)
         return fee
 
+    def _order_trades(self, order_id: str, symbol: str) -> list[Any]:
+        if self._venue is not None:
+            return self._venue.order_trades(self.exchange, order_id, symbol)
+        return list(self.exchange.fetch_order_trades(order_id, symbol))
+
     def _fee_of(self, trades: list[Any], pair: str) -> float:
-        market = self.exchange.market(pair)
+        market = self.exchange.market(self._symbol(pair))
         total = 0.0
         for trade in trades:
             fee = trade.get("fee") or {}
@@ -364,13 +484,16 @@ def broker_from_env(
     stake_currency: str,
     url_override: str | None = None,
     environ: Mapping[str, str] | None = None,
+    futures: FuturesSettings | None = None,
     **settings: Any,
 ) -> CcxtBroker:
     """A CcxtBroker with the API key and secret from KINETIC_API_KEY / KINETIC_API_SECRET.
 
     `url_override` re-hosts every API URL (the stand-in in tests); `settings` go to
     CcxtBroker. The key is read from the environment only, never from a file or flag.
+    With `futures`, the client is the exchange's futures one (live/futures.py).
     """
+    venue = None if futures is None else venue_for(exchange_id)  # refused before the keys
     env = os.environ if environ is None else environ
     key, secret = env.get(ENV_KEY, "").strip(), env.get(ENV_SECRET, "").strip()
     missing = [name for name, value in ((ENV_KEY, key), (ENV_SECRET, secret)) if not value]
@@ -380,9 +503,14 @@ def broker_from_env(
             f"{' and '.join(missing)} {verb} not set: live trading reads the exchange API key "
             f"and secret from the environment variables {ENV_KEY} and {ENV_SECRET}"
         )
-    exchange = create_exchange(exchange_id, api_url=url_override)
+    exchange = create_exchange(venue.ccxt_id if venue else exchange_id, api_url=url_override)
     exchange.apiKey, exchange.secret = key, secret
-    return CcxtBroker(exchange, stake_currency=stake_currency, **settings)
+    on = None if venue is None or futures is None else (venue, futures)
+    return CcxtBroker(exchange, stake_currency=stake_currency, futures=on, **settings)
+
+
+def _ms(stamp: pd.Timestamp) -> int:
+    return int(stamp.value // 1_000_000)
 
 
 def _client_id(raw: Any) -> str:

@@ -13,7 +13,7 @@ import pandas as pd
 
 EventKind = Literal[
     "started", "stopped", "trade_opened", "trade_closed", "order_rejected",
-    "order_timeout", "fail_safe_entered", "fail_safe_left", "error",
+    "order_timeout", "fail_safe_entered", "fail_safe_left", "error", "warning",
 ]  # fmt: skip
 
 

@@ -36,6 +36,7 @@ from kinetic_rules.errors import ExchangeError
 from kinetic_rules.live.book import Book, BookJournal, Ticket
 from kinetic_rules.live.broker import Broker, OrderKind, OrderRequest, OrderState
 from kinetic_rules.live.events import EventKind
+from kinetic_rules.live.reconcile import liquidation_gap, position_problems
 from kinetic_rules.timeframes import format_duration
 
 if TYPE_CHECKING:
@@ -125,7 +126,20 @@ class Executor:
 
     def missing_coins(self) -> list[str]:
         """Open trades holding more than the account has: coins sold by hand, or by
-        another bot. Each is said once; the trade's stop and exits will be refused."""
+        another bot. Each is said once; the trade's stop and exits will be refused.
+        On futures: every position that differs from the book's (reconcile.py)."""
+        positions = self.broker.positions()
+        if positions is not None:
+            expected: dict[str, float] = {}
+            leverage: dict[str, float] = {}
+            for ticket in self._live():
+                if ticket.trade is not None:
+                    sign = 1.0 if ticket.side == "long" else -1.0
+                    left = ticket.trade.amount - sum(f.amount for f in ticket.trade.fills[1:])
+                    expected[ticket.pair] = expected.get(ticket.pair, 0.0) + sign * left
+                    leverage[ticket.pair] = ticket.trade.leverage
+            mode = self.plan.strategy.spec.market.margin_mode
+            return position_problems(expected, positions, leverage, mode)
         problems = []
         by_pair: dict[str, float] = {}
         for ticket in self._live():
@@ -180,6 +194,7 @@ class Executor:
             request = OrderRequest(
                 ticket.entry, position.pair, position.side, True, self.entry_kind, amount,
                 price=price if self.entry_kind == "limit" else None,
+                leverage=wanted * price / position.stake if position.stake > 0 else None,
             )  # fmt: skip
             self._save(now)  # the intent first: a crash now is found by its client id
             state = self._send(request, now)
@@ -201,6 +216,7 @@ class Executor:
         """A candle closed: follow the orders, then act on what the strategy decides."""
         self.poll(view, now)
         for ticket in self._live():
+            self._charge_funding(ticket)
             if ticket.trade is None or ticket.exit is not None:
                 continue
             with _until_next_time(ticket, "exits not placed"):
@@ -279,6 +295,20 @@ class Executor:
             position, data, filled_at, state.average, state.filled, state.fee
         )
         self._place_stop(ticket, ticket.trade.initial_stop, now)
+        self._compare_liquidation(ticket, now)
+
+    def _compare_liquidation(self, ticket: Ticket, now: pd.Timestamp) -> None:
+        """Futures: the exchange's liquidation price against the engine's, once per entry."""
+        trade = ticket.trade
+        positions = self.broker.positions() if trade is not None else None
+        held = next((p for p in positions or [] if p.pair == ticket.pair), None)
+        if trade is None or held is None:
+            return
+        maintenance = self.plan.strategy.spec.market.maintenance_margin
+        warning = liquidation_gap(trade.liquidation_price, held, maintenance)
+        if warning is not None:
+            log.warning("%s", warning)
+            self.announce("warning", now, warning)
 
     def _decide(self, ticket: Ticket, data: PairData, now: pd.Timestamp) -> None:
         """What the trade path says at this close, turned into orders."""
@@ -444,11 +474,28 @@ class Executor:
         sold = sum(f.amount for f in closing)
         trade.exit_price = sum(f.price * f.amount for f in closing) / sold
         trade.exit_reason, trade.exit_time = closing[-1].reason, closing[-1].time
+        self._charge_funding(ticket, until=trade.exit_time)
         trade.stop = ticket.stop_price if ticket.stop_price is not None else trade.stop
         if ticket.stop is not None:  # a dust remainder: its stop has nothing to protect
             self._cancel(ticket.stop, ticket.pair)
             ticket.stop = None
         self._end(ticket, now)
+
+    def _charge_funding(self, ticket: Ticket, until: pd.Timestamp | None = None) -> None:
+        """Futures: the trade's funding is what the exchange's income records say was paid
+        on its pair while it was open (one position per pair: all of it is the trade's)."""
+        trade = ticket.trade
+        if trade is None or not trade.fills:
+            return
+        try:
+            paid = self.broker.funding(ticket.pair, trade.fills[0].time, until)
+        except ExchangeError as problem:
+            if not problem.temporary:
+                raise
+            log.warning("%s: funding not read (%s); trying again later", ticket.pair, problem)
+            return
+        if paid is not None:
+            trade.funding = paid
 
     def _end(self, ticket: Ticket, now: pd.Timestamp) -> None:
         ticket.done = True

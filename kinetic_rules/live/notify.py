@@ -55,12 +55,14 @@ TITLES: dict[EventKind, str] = {
     "fail_safe_entered": "Fail-safe ON: no new trades",
     "fail_safe_left": "Fail-safe OFF: trading again",
     "error": "Error",
+    "warning": "Warning",
 }
 _LEVELS: dict[EventKind, int] = {
     "order_rejected": logging.WARNING,
     "order_timeout": logging.WARNING,
     "fail_safe_entered": logging.WARNING,
     "error": logging.ERROR,
+    "warning": logging.WARNING,
 }
 
 

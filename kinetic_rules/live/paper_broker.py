@@ -36,6 +36,7 @@ from kinetic_rules.data.exchange import RetryPolicy, call_with_retry
 from kinetic_rules.engine.fills import FillModel
 from kinetic_rules.errors import ExchangeError
 from kinetic_rules.live.broker import (
+    ExchangePosition,
     OrderRequest,
     OrderState,
     Refused,
@@ -221,6 +222,15 @@ class PaperBroker:
         with self._lock:
             self.poll(pair)
             return [order.state() for order in self.account.resting(pair)]
+
+    def funding(
+        self, pair: str, since: pd.Timestamp, until: pd.Timestamp | None = None
+    ) -> float | None:
+        return None
+
+    def positions(self) -> list[ExchangePosition] | None:
+        """A paper account keeps its positions in the executor's book: nothing to compare."""
+        return None
 
     def replace_stop(self, client_id: str, pair: str, new: OrderRequest) -> OrderState:
         with self._lock:

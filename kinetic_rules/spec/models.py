@@ -53,6 +53,11 @@ class Market(Section):
         "isolated margin, a trade is liquidated when its margin falls to this share of its "
         "value (docs/backtesting.md, Margin and liquidation).",
     )
+    margin_mode: Literal["isolated", "cross"] = Field(
+        "isolated",
+        description="Futures, live: the margin mode set on each symbol before its first order "
+        "(isolated: a trade can lose its own margin only; docs/live.md).",
+    )
 
 
 ParamUnit = Literal["price", "ratio", "points", "percent", "count", "volume", "money", "number"]

@@ -54,10 +54,17 @@ def test_live_needs_keys_from_the_environment(
     assert "KINETIC_API_KEY and KINETIC_API_SECRET are not set" in err
 
 
-def test_live_refuses_what_it_cannot_trade(capsys: pytest.CaptureFixture[str]) -> None:
+def test_live_refuses_what_it_cannot_trade(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     v3 = str(STRATEGIES / "kinetic_v3.yaml")
-    assert main(["run", v3, "--live", "--pairs", "BTC/USDT", "--db", "sqlite://"]) == 2
-    assert "--live trades long positions on spot markets" in capsys.readouterr().err
+    command = ["run", v3, "--live", "--pairs", "BTC/USDT", "--db", "sqlite://"]
+    assert main([*command, "--exchange", "kraken"]) == 2  # futures: Binance USDⓈ-M only
+    assert "live futures trading supports binance" in capsys.readouterr().err
+    spot = tmp_path / "spot_shorts.yaml"
+    spot.write_text(Path(v3).read_text().replace("type: futures", "type: spot"))
+    assert main(["run", str(spot), "--live", "--pairs", "BTC/USDT", "--db", "sqlite://"]) == 2
+    assert "spot markets cannot be shorted" in capsys.readouterr().err
 
 
 def test_live_sends_nothing_without_a_yes(

@@ -142,7 +142,7 @@ def test_the_database_comes_from_the_environment(
     [
         (["--from", "yesterday-ish"], "is not a time"),
         (["--outcome", "draw"], "invalid choice"),
-        (["--limit", "0"], "not a positive whole number"),
+        (["--limit", "0"], "0 is not between 1 and"),
         (["--format", "xml"], "invalid choice"),
     ],
 )

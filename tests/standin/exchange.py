@@ -6,6 +6,7 @@
         exchange.faults.fail_next(2)             # the next two requests answer 503
         client.fetch_ohlcv("BTC/USDT", "1h")
         exchange.requests("/api/v3/klines")      # what the client asked for
+        exchange.ccxt_futures_client()           # ccxt.binanceusdm on the futures account
 
 State (market, clock, faults, request log) lives in plain objects, and each endpoint
 family installs its handlers on the router, so that later work (orders, balances,
@@ -18,9 +19,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.standin import binance_spot, binance_trading
+from tests.standin import binance_futures, binance_spot, binance_trading
 from tests.standin.account import Account
 from tests.standin.faults import Faults
+from tests.standin.futures_account import FuturesAccount
 from tests.standin.market import Clock, Market
 from tests.standin.router import LoopbackServer, Recorded, Request, Response, Router
 
@@ -31,10 +33,12 @@ class ExchangeStandin(LoopbackServer):
     def __init__(self, market: Market | None = None, account: Account | None = None) -> None:
         self.market = market or Market()
         self.account = account or Account(self.market)  # balances and orders
+        self.futures = FuturesAccount(self.market)  # the USDⓈ-M futures account (/fapi)
         self.faults = Faults()
         self.router = Router(self.faults)
         binance_spot.install(self.router, self.market)
         binance_trading.install(self.router, self.account)
+        binance_futures.install(self.router, self.futures)
         self.router.add("POST", "/standin/advance", self._advance)
 
     def _advance(self, request: Request) -> Response:
@@ -94,4 +98,15 @@ class ExchangeStandin(LoopbackServer):
         client = ccxt.binance(settings)
         client.urls["api"] = self.api_urls(client.urls["api"])
         client.session.trust_env = False  # never a proxy between us and loopback
+        return client
+
+    def ccxt_futures_client(self, **config: Any) -> Any:
+        """A real `ccxt.binanceusdm` (sync) speaking to this server's /fapi endpoints."""
+        import ccxt
+
+        settings: dict[str, Any] = {"enableRateLimit": False, "timeout": 5_000}
+        settings.update(config)
+        client = ccxt.binanceusdm(settings)
+        client.urls["api"] = self.api_urls(client.urls["api"])
+        client.session.trust_env = False
         return client

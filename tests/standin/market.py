@@ -186,6 +186,24 @@ class Market:
             )
         self.add_klines(base, quote, interval, rows)
 
+    def resample(self, base: str, quote: str, source: str, target: str) -> None:
+        """Serve `target` candles made from the recorded `source` ones (e.g. 4h from 1h)."""
+        series = self.series[(f"{base}{quote}", source)]
+        step = INTERVAL_MS[target]
+        groups: dict[int, list[Kline]] = {}
+        for row in series.rows:
+            groups.setdefault(int(str(row[0])) // step * step, []).append(row)
+        rows: list[Kline] = []
+        for start, part in sorted(groups.items()):
+            high = max(float(str(r[2])) for r in part)
+            low = min(float(str(r[3])) for r in part)
+            volume = sum(float(str(r[5])) for r in part)
+            quoted = sum(float(str(r[7])) for r in part)
+            first, last = str(part[0][1]), str(part[-1][4])
+            prices = [first, repr(high), repr(low), last, repr(volume)]
+            rows.append([start, *prices, start + step - 1, repr(quoted), 0, "0", "0", "0"])
+        self.add_klines(base, quote, target, rows)
+
     def visible(self, symbol: str, interval: str) -> tuple[np.ndarray, list[Kline]]:
         """Rows that have opened by now."""
         series = self.series.get((symbol, interval))
