@@ -46,8 +46,9 @@ from telegram.ext import (
     filters,
 )
 
+from kinetic_rules.engine.orders import Event
 from kinetic_rules.errors import ConfigError
-from kinetic_rules.live.events import Controls, Event
+from kinetic_rules.live.events import Controls
 from kinetic_rules.live.notify import event_text, hide_in_logs
 
 logger = logging.getLogger("kinetic_rules.live")

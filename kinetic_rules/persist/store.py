@@ -24,9 +24,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
 from kinetic_rules.engine.model import Fill, Trade
+from kinetic_rules.engine.orders import Event, OrderState
 from kinetic_rules.errors import ConfigError, KineticError
-from kinetic_rules.live.broker import OrderState
-from kinetic_rules.live.events import Event
 from kinetic_rules.persist import connect, migrations, records
 from kinetic_rules.persist.models import (
     MODES,

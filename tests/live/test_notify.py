@@ -15,8 +15,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from kinetic_rules.engine.orders import Event, EventKind
 from kinetic_rules.errors import ConfigError
-from kinetic_rules.live.events import Event, EventKind
 from kinetic_rules.live.notify import (
     CHAT_ENV,
     TOKEN_ENV,

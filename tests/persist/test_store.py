@@ -14,9 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from kinetic_rules.engine.model import Fill, Trade
+from kinetic_rules.engine.orders import Event, OrderState
 from kinetic_rules.errors import ConfigError
-from kinetic_rules.live.broker import OrderState
-from kinetic_rules.live.events import Event
 from kinetic_rules.persist import DB_ENV, StoreError, TradeStore, mask
 from tests.persist.conftest import db_url, stored
 
