@@ -59,8 +59,13 @@ def layer_of(stage: str) -> int:
     return next(i for i, layer in enumerate(LAYERS) if stage in layer)
 
 
-def imports_of(module: str) -> Iterator[tuple[int, str]]:
+@cache
+def imports_of(module: str) -> tuple[tuple[int, str], ...]:
     """(line, module) for every import of the package, at any depth of the file."""
+    return tuple(_walk_imports(module))
+
+
+def _walk_imports(module: str) -> Iterator[tuple[int, str]]:
     path = MODULES[module]
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -68,7 +73,7 @@ def imports_of(module: str) -> Iterator[tuple[int, str]]:
             found = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = package.split(".")[: len(package.split(".")) - node.level + 1]
-            target = ".".join(base + [node.module or ""]).strip(".") if node.level else node.module
+            target = ".".join([*base, node.module or ""]).strip(".") if node.level else node.module
             found = [target or ""]
             # `from kinetic_rules.x import y` may import the module x.y
             found += [f"{found[0]}.{alias.name}" for alias in node.names]
