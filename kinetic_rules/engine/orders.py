@@ -11,6 +11,7 @@ from typing import Literal
 
 import pandas as pd
 
+from kinetic_rules.engine.books import PortfolioBooks
 from kinetic_rules.engine.model import Side, Trade
 
 OrderKind = Literal["market", "limit", "stop"]  # stop: a stop-loss order resting on the exchange
@@ -64,13 +65,12 @@ class Ticket:
 
 @dataclass
 class Book:
-    """Everything a restart needs: the open tickets and the portfolio's own books."""
+    """Everything a restart needs: the open tickets and the portfolio's own books (the
+    history its rules read: Kelly's closed profits, cooldowns, today's closed trades)."""
 
     prefix: str  # this session's client-id prefix
     starting_balance: float
-    realized: float = 0.0
-    closed_profits: dict[str, list[float]] = field(default_factory=dict)
-    next_id: int = 1
+    portfolio: PortfolioBooks = field(default_factory=PortfolioBooks)
     tickets: list[Ticket] = field(default_factory=list)
 
 

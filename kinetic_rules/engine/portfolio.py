@@ -30,6 +30,7 @@ import pandas as pd
 from kinetic_rules.compile.evaluate import PairSignals
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.compile.trade_eval import evaluate_span
+from kinetic_rules.engine.books import PortfolioBooks
 from kinetic_rules.engine.closing import closing_fills
 from kinetic_rules.engine.fills import FillModel
 from kinetic_rules.engine.futures import funding_payments
@@ -110,6 +111,7 @@ class Portfolio:
     _last_exit: dict[str, pd.Timestamp] = field(default_factory=dict)
     _tag_exit: dict[tuple[str, str], pd.Timestamp] = field(default_factory=dict)  # (pair, tag)
     _next_id: int = 1
+    _next_trade_id: int = 1
     market: dict[str, PairData] = field(default_factory=dict)  # every pair as known now
     _closed_days: list[tuple[pd.Timestamp, pd.Timestamp, float]] = field(default_factory=list)
     _rules: PortfolioRules | None = None  # rules reading the portfolio (None: not looked yet)
@@ -259,29 +261,44 @@ class Portfolio:
 
     def close_filled(self, position: Position, at: pd.Timestamp) -> None:
         """The position ended on the exchange at `at` (its trade closed, or its entry never
-        filled): the slot is free and the profit counts from then."""
+        filled): the slot is free, the profit counts and the cooldowns start from then."""
         position.state = "done"
         position.release = position.settle = at
         if position.trade is not None:
-            self._last_exit[position.pair] = at
+            self._exited(position.trade, at)
 
     def restore(self, position: Position) -> None:
-        """After a restart: a position taken before it (a finished one only reports its trade)."""
+        """After a restart: a position taken before it, its trade keeping its id (a finished
+        one only reports its trade: its profit is in the books already)."""
         if position.state != "done":
             self._positions.append(position)
         if position.trade is not None:
-            position.trade.id = len(self.trades) + 1
             self.trades.append(position.trade)
+            self._next_trade_id = max(self._next_trade_id, position.trade.id + 1)
 
-    def restore_books(self, realized: float, closed: dict[str, list[float]], next_id: int) -> None:
-        """After a restart: realized profit, closed profits per pair, the next position id."""
-        self.realized, self._closed_profits = realized, {k: list(v) for k, v in closed.items()}
-        self._next_id = max(self._next_id, next_id)
+    def restore_books(self, books: PortfolioBooks) -> None:
+        """After a restart: the history the rules read, as `books` saved it."""
+        self.realized = books.realized
+        self._closed_profits = {k: list(v) for k, v in books.closed_profits.items()}
+        self._all_profits = list(books.all_profits)
+        self._last_exit = dict(books.last_exit)
+        self._tag_exit = dict(books.tag_exit)
+        self._closed_days = list(books.closed_today)
+        self._next_id = max(self._next_id, books.next_id)
+        self._next_trade_id = max(self._next_trade_id, books.next_trade_id)
 
-    def books(self) -> tuple[float, dict[str, list[float]], int]:
-        """What a restart needs besides the open positions: realized profit, each pair's
-        closed profits (Kelly), and the next position id."""
-        return self.realized, {k: list(v) for k, v in self._closed_profits.items()}, self._next_id
+    def books(self) -> PortfolioBooks:
+        """What a restart needs besides the open positions (a copy: later trades leave it)."""
+        return PortfolioBooks(
+            realized=self.realized,
+            closed_profits={k: list(v) for k, v in self._closed_profits.items()},
+            all_profits=list(self._all_profits),
+            last_exit=dict(self._last_exit),
+            tag_exit=dict(self._tag_exit),
+            closed_today=list(self._closed_days),
+            next_id=self._next_id,
+            next_trade_id=self._next_trade_id,
+        )
 
     # -- deciding ----------------------------------------------------------------------------
     def _consider(
@@ -451,7 +468,7 @@ class Portfolio:
         regime = data.signals.regime
         index = data.signals.index
         trade = Trade(
-            id=len(self.trades) + 1,
+            id=self._next_trade_id,
             pair=data.pair,
             side=position.side,
             regime=self.regimes[int(regime[signal])] if regime is not None else None,
@@ -471,6 +488,7 @@ class Portfolio:
         fee = self.fills.fee_on(price, amount)
         trade.fills.append(filled or Fill(entry_time, price, amount, fee, "entry"))
         self.trades.append(trade)
+        self._next_trade_id += 1
         position.trade, position.state = trade, "open"
         return trade
 

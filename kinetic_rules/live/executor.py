@@ -121,7 +121,7 @@ class Executor:
             self._positions[ticket.position_id] = position
             if ticket.trade is not None:
                 trades.append(ticket.trade)
-        self.portfolio.restore_books(book.realized, book.closed_profits, book.next_id)
+        self.portfolio.restore_books(book.portfolio)
         return trades
 
     def missing_coins(self) -> list[str]:
@@ -517,8 +517,7 @@ class Executor:
     def _save(self, now: pd.Timestamp) -> None:
         """Keep the book: called before every order is sent and after every answer."""
         self.portfolio.advance(now)  # a trade that just closed counts in what is kept
-        realized, closed, next_id = self.portfolio.books()
-        self.book.realized, self.book.closed_profits, self.book.next_id = realized, closed, next_id
+        self.book.portfolio = self.portfolio.books()
         self.journal.save_book(self.book)
 
     def _send(self, request: OrderRequest, now: pd.Timestamp) -> OrderState | None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from kinetic_rules.engine.books import PortfolioBooks
 from kinetic_rules.engine.orders import Book, OrderState, Ticket
 from kinetic_rules.errors import DataError
 from kinetic_rules.persist.serialize import trade_from_dict, trade_to_dict
@@ -51,9 +52,7 @@ def book_to_dict(book: Book) -> dict[str, Any]:
     return {
         "prefix": book.prefix,
         "starting_balance": book.starting_balance,
-        "realized": book.realized,
-        "closed_profits": book.closed_profits,
-        "next_id": book.next_id,
+        **_books_to_dict(book.portfolio),
         "tickets": [_ticket_to_dict(t) for t in book.tickets],
     }
 
@@ -62,10 +61,47 @@ def book_from_dict(row: dict[str, Any]) -> Book:
     return Book(
         prefix=str(row["prefix"]),
         starting_balance=float(row["starting_balance"]),
-        realized=float(row["realized"]),
-        closed_profits={k: [float(x) for x in v] for k, v in row["closed_profits"].items()},
-        next_id=int(row["next_id"]),
+        portfolio=_books_from_dict(row),
         tickets=[_ticket_from_dict(t) for t in row["tickets"]],
+    )
+
+
+def _books_to_dict(books: PortfolioBooks) -> dict[str, Any]:
+    return {
+        "realized": books.realized,
+        "closed_profits": books.closed_profits,
+        "all_profits": books.all_profits,
+        "last_exit": {pair: at.isoformat() for pair, at in books.last_exit.items()},
+        "tag_exit": [[pair, tag, at.isoformat()] for (pair, tag), at in books.tag_exit.items()],
+        "closed_today": [
+            [settled.isoformat(), exited.isoformat(), profit]
+            for settled, exited, profit in books.closed_today
+        ],
+        "next_id": books.next_id,
+        "next_trade_id": books.next_trade_id,
+    }
+
+
+def _books_from_dict(row: dict[str, Any]) -> PortfolioBooks:
+    """The portfolio's books. A book kept by an earlier version lacks the later keys: the
+    strategy's profit history is then each pair's in turn (their order across pairs lost),
+    and cooldowns and today's trades start empty, as that version's restart did."""
+    closed = {str(k): [float(x) for x in v] for k, v in row["closed_profits"].items()}
+    every = row.get("all_profits")
+    return PortfolioBooks(
+        realized=float(row["realized"]),
+        closed_profits=closed,
+        all_profits=[p for v in closed.values() for p in v]
+        if every is None
+        else [float(x) for x in every],
+        last_exit={str(k): pd.Timestamp(v) for k, v in row.get("last_exit", {}).items()},
+        tag_exit={(str(p), str(t)): pd.Timestamp(at) for p, t, at in row.get("tag_exit", [])},
+        closed_today=[
+            (pd.Timestamp(settled), pd.Timestamp(exited), float(profit))
+            for settled, exited, profit in row.get("closed_today", [])
+        ],
+        next_id=int(row["next_id"]),
+        next_trade_id=int(row.get("next_trade_id", 1)),
     )
 
 

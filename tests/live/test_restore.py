@@ -4,10 +4,11 @@ The runner (`kinetic-rules run --live` in the stand-in's time, see bot_process.p
 killed once it has closed a trade and holds another open with its stop resting on the
 exchange. What it had committed to the trade store is what it knew: the test reads that
 book, starts the bot again on the same store, and compares what the restarted bot holds
-in memory with it, field by field — realized profit, the closed profits per pair that
-feed Kelly, the next position id, each order's client-id serial, the open trades and
-their stops. Then it lets the bot trade on: no position id and no client order id is
-ever used twice.
+in memory with it, field by field — realized profit, the closed profits per pair and
+per strategy that feed Kelly, the last exits the cooldowns start from, today's closed
+trades (the daily loss limit), the next position and trade ids, each order's client-id
+serial, the open trades (ids included) and their stops. Then it lets the bot trade on:
+no position id and no client order id is ever used twice.
 """
 
 from __future__ import annotations
@@ -70,8 +71,8 @@ def worth_restoring(book: Book | None) -> bool:
     """A closed trade (realized profit, a pair's history) and an open one with its stop."""
     return (
         book is not None
-        and book.realized != 0.0
-        and any(book.closed_profits.values())
+        and book.portfolio.realized != 0.0
+        and any(book.portfolio.closed_profits.values())
         and any(t.trade is not None and t.stop is not None and not t.done for t in book.tickets)
     )
 
@@ -97,22 +98,20 @@ def test_a_restart_after_sigkill_restores_every_field_of_the_books(
     assert runtime is not None and runtime.executor is not None
     portfolio, executor = runtime.portfolio, runtime.executor
 
-    realized, closed_profits, next_id = portfolio.books()
-    assert realized == before.realized
-    assert closed_profits == before.closed_profits  # what Kelly sizes the next stake from
-    assert next_id == before.next_id
+    books = portfolio.books()
+    assert differences(books, before.portfolio, "portfolio") == []
+    assert books.all_profits and books.last_exit and books.tag_exit  # Kelly, cooldowns
+    assert books.closed_today  # the daily loss limit's trades (the kill comes the same day)
     assert portfolio.starting_balance == before.starting_balance
-    # The executor's book: every ticket with its orders, serial, stop and fills seen.
-    # (A trade's `id` is the running process's count of trades: it is renumbered.)
-    renumbered = [d for d in differences(executor.book, before) if ".trade.id:" not in d]
-    assert renumbered == []
+    # The executor's book: every ticket with its orders, serial, stop, fills seen, trade ids.
+    assert differences(executor.book, before) == []
     live = [t for t in before.tickets if not t.done]
     assert [(p.id, p.pair, p.side, p.signal_time, p.stake) for p in portfolio.open_positions()] == [
         (t.position_id, t.pair, t.side, t.signal_time, t.stake) for t in live
     ]
     for ticket, position in zip(live, portfolio.open_positions(), strict=True):
         # entry fills, amount, stop level, take-profits taken
-        assert [d for d in differences(position.trade, ticket.trade) if ".id:" not in d] == []
+        assert differences(position.trade, ticket.trade) == []
         assert position.state == ("open" if ticket.trade is not None else "pending")
     # The portfolio reports the open trades again (the store may lag the book by one change).
     assert sorted(t.pair for t in portfolio.trades if t.exit_time is None) == sorted(
@@ -123,7 +122,9 @@ def test_a_restart_after_sigkill_restores_every_field_of_the_books(
     bot.session.run(cycles=60)
     after = stored_book(database)
     assert after is not None
-    assert [t for t in after.tickets if t.position_id >= before.next_id], "it never traded again"
+    assert [t for t in after.tickets if t.position_id >= before.portfolio.next_id], (
+        "it never traded again"
+    )
     ids = [t.position_id for t in after.tickets]
     assert len(ids) == len(set(ids))
     sent = [o.client_id for o in standin.account.orders]
