@@ -5,8 +5,10 @@ exactly when that book says it should (backtests leave them undefined)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
+import pytest
 
 from kinetic_rules.compile.plan import build_plan
 from kinetic_rules.data.store import CandleStore
@@ -99,3 +101,40 @@ def test_a_backtest_leaves_live_inputs_undefined(tmp_path: Path) -> None:
 
     result = simulate(plan, lambda p, tf: store.read("binance", p, tf), PAIRS)
     assert result.trades == []
+
+
+class _Exchange:
+    """A ccxt-shaped client: tickers for every pair, and SOL's book out of reach."""
+
+    id = "fake"
+    has: ClassVar[dict[str, bool]] = {"fetchTickers": True}
+    urls: ClassVar[dict[str, str]] = {"api": "https://127.0.0.1:9"}
+
+    def fetch_tickers(self, pairs: list[str]) -> dict[str, dict[str, float]]:
+        return {p: {"bid": 99.0, "ask": 100.0} for p in pairs}
+
+    def fetch_order_book(self, pair: str, limit: int) -> dict[str, list[list[float]]]:
+        import ccxt
+
+        if pair == "SOL/USDT":
+            raise ccxt.ExchangeNotAvailable("maintenance")
+        return {"bids": [[99.5, 3.0], [99.0, 3.0]], "asks": [[100.0, 1.0], [100.5, 1.0]]}
+
+
+def test_inputs_come_from_the_book_top_and_an_unreadable_book_leaves_them_undefined() -> None:
+    from kinetic_rules.data.exchange import RetryPolicy
+    from kinetic_rules.live.inputs import LiveInputs
+
+    reader = LiveInputs(
+        _Exchange(), frozenset({"spread", "book_imbalance"}),
+        retry=RetryPolicy(attempts=2, base_delay=0.0, sleep=lambda _: None),
+    )  # fmt: skip
+    values = reader.read(["BTC/USDT", "SOL/USDT"])
+    assert values["BTC/USDT"] == {"spread": pytest.approx(0.005), "book_imbalance": 0.5}
+    assert values["SOL/USDT"] == {
+        "spread": pytest.approx(0.01)
+    }  # the ticker's touch; no book, no imbalance
+    spread_only = LiveInputs(_Exchange(), frozenset({"spread"}))
+    assert spread_only.read(["SOL/USDT"]) == {
+        "SOL/USDT": {"spread": pytest.approx(0.01)}
+    }  # no book asked
