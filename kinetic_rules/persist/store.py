@@ -67,7 +67,8 @@ class TradeStore:
         kinetic-rules trade database at the newest schema is refused (ConfigError)."""
         parsed = connect.parse_url(connect.resolve_url(url))
         self.where = connect.mask(parsed)  # safe to print: no password
-        self.retries = retries
+        # A reader (`trades`) answers now or says why: waiting out retries would hang it.
+        self.retries = 0 if read_only else retries
         self.retry_interval = retry_interval
         self._sleep = sleep
         # Threads may share a store (a chat command reading while the runtime writes);

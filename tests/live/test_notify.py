@@ -232,6 +232,15 @@ def test_events_of_every_kind_reach_the_configured_chat(
     assert all("parse_mode" not in s.params for s in sent)  # plain text, no Markdown surprises
 
 
+def test_a_secret_in_an_event_never_reaches_the_chat(
+    telegram: TelegramStandin, make: Callable[..., TelegramNotifier]
+) -> None:
+    notifier = make()
+    notifier.notify(event("error", "store postgresql://bot:s3cr3t-pass@db.local/trades failed"))
+    (sent,) = telegram.wait_for_sent(1)
+    assert "s3cr3t-pass" not in sent.text and "db.local/trades failed" in sent.text
+
+
 def test_status_and_profit_answer_with_the_controls_text(
     telegram: TelegramStandin, make: Callable[..., TelegramNotifier], controls: FakeControls
 ) -> None:
