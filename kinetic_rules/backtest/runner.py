@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from kinetic_rules.compile.convergence import warmup_statement
+from kinetic_rules.compile.modes import require_mode
 from kinetic_rules.compile.plan import Plan, build_plan
 from kinetic_rules.data.futures_store import FuturesStore
 from kinetic_rules.data.gaps import apply_gap_policy, gap_candles
@@ -52,6 +53,7 @@ class BacktestRequest:
     exchange: str | None = None
     gaps: str | None = None  # missing candles: keep or fill (None: the file's backtest.gaps)
     warmup: int | None = None  # seconds of warm-up accepted (`--warmup`); None: the file's
+    mode: str = "backtest"  # or "replay": a file that cannot run in it is refused (modes.py)
 
 
 @dataclass
@@ -68,6 +70,7 @@ class Prepared:
 def prepare(request: BacktestRequest) -> Prepared:
     loaded = load_file(request.strategy)
     plan = build_plan(check(loaded, request.overrides), gaps=request.gaps)
+    require_mode(plan, request.mode)
     if request.warmup is not None:
         plan = replace(plan, accepted_warmup=request.warmup)
     store = CandleStore(request.data_dir)

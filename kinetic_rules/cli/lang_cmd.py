@@ -35,6 +35,14 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     validate.add_argument(
         "--strict", action="store_true", help="treat warnings (e.g. unused definitions) as errors"
     )
+    validate.add_argument(
+        "--mode",
+        action="append",
+        default=[],
+        choices=("backtest", "replay", "paper", "live"),
+        help="the file must run in this mode: a rule needing an input the mode never "
+        "supplies (e.g. spread in a backtest) is an error (repeatable)",
+    )
     validate.set_defaults(handler=run_validate)
 
     functions = commands.add_parser(
@@ -48,6 +56,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    from kinetic_rules.compile.modes import ModeCheck, check_modes
     from kinetic_rules.compile.plan import build_plan
     from kinetic_rules.lang.checker import check
     from kinetic_rules.spec.loader import load_file
@@ -58,10 +67,17 @@ def run_validate(args: argparse.Namespace) -> int:
     for path in args.files:
         diagnostics: list[Diagnostic]
         summary = ""
+        modes: list[ModeCheck] = []
+        skipped_steps: list[str] = []  # scanner steps that need live order books
         try:
             checked = check(load_file(path), overrides)
             plan = build_plan(checked)
-            diagnostics = checked.warnings
+            diagnostics = list(checked.warnings)
+            modes = check_modes(plan)
+            skipped_steps = [f"scanner step '{s.name}'" for s in checked.scanner if s.live_only]
+            for mode in modes:
+                if mode.mode in args.mode:
+                    diagnostics += mode.problems
             warmup = ", ".join(f"{n} × {tf}" for tf, n in plan.warmup.items() if n)
             summary = (
                 f"{len(checked.rules())} rules, {plan.distinct_series} distinct series, "
@@ -78,6 +94,14 @@ def run_validate(args: argparse.Namespace) -> int:
                     "file": path,
                     "valid": not bad,
                     "summary": summary,
+                    "modes": {
+                        m.mode: {
+                            "ok": m.ok,
+                            "market": m.market,
+                            "problems": [d.to_json() for d in m.problems],
+                        }
+                        for m in modes
+                    },
                     "diagnostics": [d.to_json() for d in diagnostics],
                 }
             )
@@ -85,9 +109,23 @@ def run_validate(args: argparse.Namespace) -> int:
         if diagnostics:
             print(render_diagnostics(diagnostics), file=sys.stderr)
         print(f"{path}: {'invalid' if bad else 'ok'}" + (f" ({summary})" if summary else ""))
+        _print_modes(modes, skipped_steps)
     if args.format == "json":
         print(json.dumps(report, indent=2))
     return 2 if failed else 0
+
+
+def _print_modes(modes: list[Any], skipped_steps: list[str]) -> None:
+    """Where the file runs, and for each mode it cannot run in, the rules that stop it."""
+    if not modes:
+        return
+    runs = [m.mode for m in modes if m.ok]
+    print(f"  runs in: {', '.join(runs) or 'no mode'} ({modes[0].market})")
+    for label in skipped_steps:
+        print(f"  in backtest and replay: {label} is skipped (it needs live order books)")
+    for mode in modes:
+        for problem in mode.problems:
+            print(f"  not in {mode.mode}: {problem.span.location()}: {problem.message}")
 
 
 def run_functions(args: argparse.Namespace) -> int:

@@ -135,6 +135,7 @@ def run_command(args: argparse.Namespace) -> int:
         exchange=args.exchange,
         gaps=args.gaps,
         warmup=parse_warmup(args.warmup),
+        mode="replay",
     )
     if not args.quiet:
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
@@ -190,6 +191,7 @@ def _summary(trades: list[Any]) -> None:
 def _session(args: argparse.Namespace) -> int:
     """Trading on the exchange's live candles (paper, or real orders with --live), until
     Ctrl-C or /stop."""
+    from kinetic_rules.compile.modes import require_mode
     from kinetic_rules.compile.plan import build_plan
     from kinetic_rules.data.exchange import create_exchange, ensure_reachable
     from kinetic_rules.data.store import CandleStore, resolve_data_dir
@@ -202,6 +204,7 @@ def _session(args: argparse.Namespace) -> int:
     from kinetic_rules.spec.loader import load_file
 
     plan = build_plan(check(load_file(args.strategy), parse_overrides(args.set)), gaps=args.gaps)
+    require_mode(plan, "live" if args.live else "paper")
     spec = plan.strategy.spec
     pairs = args.pairs or spec.market.pairs or (spec.scanner.universe if spec.scanner else [])
     if not pairs and spec.scanner is None:

@@ -60,6 +60,10 @@ class Tape:
         view.flags.writeable = False
         return view
 
+    def set_last(self, value: float) -> None:
+        """Fill in the newest value before anything has read it (a live-only input)."""
+        self._data[self._end - 1] = value
+
     def last(self, count: int) -> np.ndarray:
         view = self._data[self._end - count : self._end]
         view.flags.writeable = False
@@ -131,6 +135,17 @@ class CandleWindow:
                 return np.full(count, np.nan)
             raise DataError(f"{self.pair} {self.timeframe} candles have no '{name}' column")
         return self.columns[name].last(count)
+
+    def supply(self, values: Mapping[str, float]) -> bool:
+        """Give the newest candle the live-only inputs read at its close. Only a candle no
+        series has read yet takes them (what was computed stays as it was); True if taken."""
+        if not self.length or (self.order and self.synced >= self.rows):
+            return False
+        for name, value in values.items():
+            tape = self.columns.get(name)
+            if tape is not None and name in LIVE_NAMES:
+                tape.set_last(value)
+        return True
 
     def append(self, times: np.ndarray, columns: Mapping[str, np.ndarray]) -> None:
         self.times.extend(times)
@@ -212,7 +227,7 @@ def unchanged(window: CandleWindow, times: np.ndarray, columns: Mapping[str, Any
         return False  # a candle inserted between two the window holds
     for name, tape in window.columns.items():
         given = columns.get(name)
-        if given is None:
+        if given is None or name in LIVE_NAMES:  # live inputs are not the candle's own
             continue
         if not np.array_equal(tape.view()[where], given[old], equal_nan=True):
             return False

@@ -44,6 +44,11 @@ class Plan:
     accepted_warmup: int | None = None  # seconds: `backtest.warmup` or `--warmup`, if shorter
 
     @property
+    def live_inputs(self) -> frozenset[str]:
+        """The live-only names the rules read (not the scanner's live-only steps)."""
+        return frozenset(name for rule in self.reads_live for name in live_names(rule.node))
+
+    @property
     def windows_span_time(self) -> bool:
         """Duration windows are evaluated on the time grid (compile/time_windows.py)."""
         return self.gaps == "keep" and self.durations == "time"

@@ -35,6 +35,7 @@ from kinetic_rules.data.exchange import RetryPolicy
 from kinetic_rules.data.store import CandleStore
 from kinetic_rules.engine.orders import EventKind
 from kinetic_rules.errors import ExchangeError
+from kinetic_rules.live.inputs import LiveInputs
 from kinetic_rules.live.markets import LiveUniverse
 from kinetic_rules.live.robust import FailSafe
 from kinetic_rules.live.runtime import Runtime, StepReport, TradeSink
@@ -71,6 +72,7 @@ class TradingSession:
     runtime: Runtime | None = None
     attach: Callable[[Runtime], None] | None = None  # an executor: orders through a broker
     poll_seconds: float = 10.0  # real orders: how often they are checked between closes
+    live_inputs: LiveInputs | None = None  # reads spread, book_imbalance (default: if rules do)
     _seen: dict[tuple[str, str], pd.Timestamp] = field(default_factory=dict)
     _last_close: pd.Timestamp | None = None
 
@@ -90,6 +92,8 @@ class TradingSession:
         the trade store, which ignores what it already holds, records only what is new.
         """
         sizes = self.sizes or window_sizes(self.plan)
+        if self.live_inputs is None and self.plan.live_inputs:
+            self.live_inputs = LiveInputs(self.exchange, self.plan.live_inputs)
         # Real orders resume from the executor's book and the exchange, not by replaying.
         began = self._began() if self.attach is None else None
         switches = self._switches() if began is not None else []
@@ -188,6 +192,7 @@ class TradingSession:
         assert self.runtime is not None
         source = self.runtime.source
         assert isinstance(source, WindowSource)
+        arrived = []  # pairs with a new candle of the base timeframe
         for key in self.needs():
             since = self._seen.get(key)
             frame = self.store.read(self.store_exchange, *key, start=since)
@@ -197,6 +202,11 @@ class TradingSession:
             if len(fresh):
                 source.add(*key, fresh)
                 self._seen[key] = fresh.index[-1]
+                if key[1] == self.plan.timeframe and key[0] in self.pairs:
+                    arrived.append(key[0])
+        if until is None and self.live_inputs is not None and arrived:
+            # The book now is the book at this close; catching up on past closes, it is not.
+            source.supply(self.live_inputs.read(arrived))
         step = source.refresh()
         newest = source.timeline[step] + self._base
         if self._last_close is not None and newest <= self._last_close:

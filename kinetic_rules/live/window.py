@@ -80,7 +80,21 @@ class WindowSource:
             if window is not None and newest is not None:
                 previous = (newest, float(window.columns["close"].last(1)[0]))
             candles = fill_gaps(candles, timeframe, previous)
+        if timeframe == self.plan.timeframe and self.plan.live_inputs:
+            absent = sorted(self.plan.live_inputs - set(candles.columns))
+            if absent:  # columns the live inputs are given in, undefined until supplied
+                candles = candles.assign(**dict.fromkeys(absent, np.nan))
         self._evaluator.append(pair, timeframe, candles)
+
+    def supply(self, inputs: Mapping[str, Mapping[str, float]]) -> list[str]:
+        """The live-only inputs read at the newest close, per pair, for the rules to see
+        at that close (call before refresh). Returns the pairs that took them."""
+        taken = []
+        for pair, values in inputs.items():
+            window = self._evaluator.window(pair, self.plan.timeframe)
+            if window is not None and window.supply(values):
+                taken.append(pair)
+        return taken
 
     def refresh(self) -> int:
         """Bring every pair up to its newest candle; returns the step of the newest close."""
