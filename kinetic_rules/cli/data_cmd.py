@@ -120,6 +120,12 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         default=DEFAULT_DAYS,
         help=f"without --timerange: how many days back (default {DEFAULT_DAYS})",
     )
+    dl.add_argument(
+        "--candles-only",
+        action="store_true",
+        help="download candles only: no market rules, and for futures markets no funding "
+        "rates or mark-price candles",
+    )
     dl.add_argument("--exchange-url", help=argparse.SUPPRESS)  # tests: a local stand-in
     _store_flags(dl)
     dl.set_defaults(handler=run_download)
@@ -442,6 +448,7 @@ def run_download(args: argparse.Namespace) -> int:
     from kinetic_rules.cli.outputs import check_output_dir
     from kinetic_rules.data.download import download
     from kinetic_rules.data.exchange import create_exchange, ensure_reachable
+    from kinetic_rules.data.futures_store import FuturesStore
     from kinetic_rules.data.store import CandleStore, resolve_data_dir
     from kinetic_rules.data.timerange import parse_timerange
 
@@ -456,9 +463,11 @@ def run_download(args: argparse.Namespace) -> int:
     ensure_reachable(exchange)
     view = _ProgressView(args.quiet)
     failure: KineticError | None = None
+    extras = None if args.candles_only else FuturesStore(store.root)
+    markets = 0
     with view.bars:
         try:
-            download(
+            markets = download(
                 exchange,
                 store,
                 pairs,
@@ -467,10 +476,17 @@ def run_download(args: argparse.Namespace) -> int:
                 end=end,
                 days=args.days,
                 progress=view,
-            )
+                futures=extras,
+            ).markets
         except KineticError as error:
             failure = error
     _print_download_summary(view.outcomes, store)
+    if extras is not None and markets:
+        _console().print(
+            f"market rules of {markets} pair{'s' if markets != 1 else ''} saved in "
+            f"{extras.markets_path(exchange.id)}",
+            markup=False,
+        )
     if failure is not None:
         raise failure
     return 0
@@ -478,10 +494,10 @@ def run_download(args: argparse.Namespace) -> int:
 
 def _outcome_text(o: SeriesOutcome) -> str:
     if o.error:
-        return f"failed after {o.added:,} new candles (kept): {o.error}"
+        return f"failed after {o.added:,} new {o.what} (kept): {o.error}"
     if o.requested == 0:
         return "up to date"
-    text = f"+{o.added:,} candles in {o.requests} request{'s' if o.requests != 1 else ''}"
+    text = f"+{o.added:,} {o.what} in {o.requests} request{'s' if o.requests != 1 else ''}"
     if o.absent:
         text += f"; {o.absent:,} not available on the exchange"
     return text

@@ -14,6 +14,8 @@ from typing import Literal, Protocol
 
 import pandas as pd
 
+from kinetic_rules.market_rules import MarketRules
+
 OrderKind = Literal["market", "limit", "stop"]  # stop: a stop-loss order resting on the exchange
 OrderStatus = Literal["open", "closed", "canceled", "rejected", "expired"]
 Side = Literal["long", "short"]
@@ -88,6 +90,11 @@ class Broker(Protocol):
     def tradable(self, pair: str, amount: float) -> float:
         """`amount` rounded down to the pair's amount step; 0.0 when that is below the
         smallest order the exchange takes (what is left then is dust, not a position)."""
+        ...
+
+    def rules(self, pair: str) -> MarketRules | None:
+        """The pair's tick, amount step and minimums; None when the exchange gives its
+        precision in significant digits (no fixed step)."""
         ...
 
     def place(self, order: OrderRequest) -> OrderState: ...
