@@ -142,6 +142,12 @@ def test_the_download_command_shows_and_stores_the_futures_series(
     futures = FuturesStore(root)
     assert futures.funding_pairs("binanceusdm") == ["BTC/USDT"]
     assert set(futures.read_markets("binanceusdm") or {}) == {"BTC/USDT"}
+    code, out, _ = run(capsys, "data", "list", "--data", str(root))
+    assert code == 0
+    assert "binanceusdm   BTC/USDT   funding   2024-02-28 00:00   2024-03-01 00:00" in out
+    assert "binanceusdm   BTC/USDT   mark 1h   2024-02-28 00:00   2024-02-29 23:00" in out
+    code, out, _ = run(capsys, "data", "list", "--data", str(root), "--timeframes", "1h")
+    assert "funding" not in out and "mark 1h" in out
 
     code, out, err = run(capsys, *args[:-4], "--data", str(tmp_path / "other"), "--candles-only",
                          "--exchange-url", standin.url)  # fmt: skip
