@@ -23,7 +23,7 @@ from kinetic_rules.engine.model import Trade
 from kinetic_rules.engine.paths import ExitRules, trade_path
 from kinetic_rules.errors import ConfigError
 from kinetic_rules.lang import ast
-from kinetic_rules.lang.checker import Rule
+from kinetic_rules.lang.checked import Rule
 from kinetic_rules.lang.printer import to_text
 from kinetic_rules.timeframes import timeframe_seconds
 

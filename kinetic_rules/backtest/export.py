@@ -15,7 +15,7 @@ import pandas as pd
 from kinetic_rules.compile.evaluate import PairSignals
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.data.atomic import atomic_write
-from kinetic_rules.lang.checker import Rule
+from kinetic_rules.lang.checked import Rule
 
 
 def named_rules(plan: Plan) -> list[Rule]:

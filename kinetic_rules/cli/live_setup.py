@@ -12,8 +12,8 @@ from typing import Any
 
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.data.exchange import ensure_reachable
+from kinetic_rules.engine.orders import Book
 from kinetic_rules.errors import ConfigError
-from kinetic_rules.live.book import Book
 from kinetic_rules.live.ccxt_broker import CcxtBroker, broker_from_env
 from kinetic_rules.live.executor import attach_executor
 from kinetic_rules.live.futures import FuturesSettings

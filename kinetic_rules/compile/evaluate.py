@@ -23,7 +23,7 @@ from kinetic_rules.data.candles import has_known_grid, timeframe_ns
 from kinetic_rules.errors import DataError
 from kinetic_rules.functions import REGISTRY, ArgKind
 from kinetic_rules.lang import ast
-from kinetic_rules.lang.checker import Rule
+from kinetic_rules.lang.checked import Rule
 from kinetic_rules.lang.names import LIVE_NAMES
 
 Feed = Callable[[str, str], pd.DataFrame]  # (pair, timeframe) -> candles indexed by open time

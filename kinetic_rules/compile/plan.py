@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from kinetic_rules.functions import REGISTRY, ArgKind
 from kinetic_rules.lang import ast
-from kinetic_rules.lang.checker import CheckedStrategy, Rule
+from kinetic_rules.lang.checked import CheckedStrategy, Rule
 from kinetic_rules.lang.names import LIVE_NAMES, reads_context
 from kinetic_rules.timeframes import timeframe_seconds
 

@@ -28,7 +28,7 @@ from kinetic_rules.engine.model import (
     TRAILING_STOP,
     Side,
 )
-from kinetic_rules.lang.checker import Rule, TrailRule
+from kinetic_rules.lang.checked import Rule, TrailRule
 from kinetic_rules.margin import beyond_liquidation
 from kinetic_rules.market_rules import round_stops
 

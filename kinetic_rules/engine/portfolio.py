@@ -51,7 +51,7 @@ from kinetic_rules.engine.portfolio_values import (
     with_cut,
 )
 from kinetic_rules.engine.sizing import kelly_cap, kelly_stake
-from kinetic_rules.lang.checker import Rule
+from kinetic_rules.lang.checked import Rule
 from kinetic_rules.margin import liquidation_price
 from kinetic_rules.market_rules import MarketRules, round_stop, tradable, truncate_amount
 

@@ -24,7 +24,7 @@ from kinetic_rules.compile.plan import Plan
 from kinetic_rules.compile.trade_eval import evaluate_span
 from kinetic_rules.engine.model import END_OF_DATA, Side, Trade
 from kinetic_rules.functions import REGISTRY
-from kinetic_rules.lang.checker import Rule
+from kinetic_rules.lang.checked import Rule
 from kinetic_rules.spec.models import Protection
 
 if TYPE_CHECKING:

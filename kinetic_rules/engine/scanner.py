@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from kinetic_rules.lang.checker import ScannerRule
+from kinetic_rules.lang.checked import ScannerRule
 from kinetic_rules.patterns import matches_any
 from kinetic_rules.spec.models import Scanner
 

@@ -9,90 +9,26 @@ from __future__ import annotations
 import difflib
 import heapq
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from kinetic_rules.errors import Diagnostic, Span, StrategyError
 from kinetic_rules.lang import ast
 from kinetic_rules.lang.bounds import stop_past_liquidation
+from kinetic_rules.lang.checked import (
+    CheckedStrategy,
+    ParamValue,
+    Rule,
+    ScannerRule,
+    TrailRule,
+)
 from kinetic_rules.lang.names import CANDLE_FIELDS, CONTEXT_NAMES, LIVE_NAMES, RESERVED, Scope
 from kinetic_rules.lang.parser import parse
 from kinetic_rules.lang.resolve import BOOL, NUMBER, Definition, Resolver, Symbols, Typed
 from kinetic_rules.lang.unit_check import UnitChecker, param_units, set_unit_problem
 from kinetic_rules.patterns import MAX_PATTERNS, PatternError, compile_pattern
 from kinetic_rules.spec.loader import LoadedStrategy, PathKey
-from kinetic_rules.spec.models import Param, Strategy
+from kinetic_rules.spec.models import Param
 from kinetic_rules.spec.types import _fraction
 from kinetic_rules.units import Unit
-
-Sides = dict[str, dict[str, "Rule"]]
-ParamValue = float | int | bool | str
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One checked expression: its resolved tree, its kind, and where it was written."""
-
-    label: str  # e.g. entry.long.momentum
-    node: ast.Node
-    kind: str
-    span: Span
-
-
-@dataclass(frozen=True)
-class ScannerRule:
-    name: str
-    top: int | None
-    rule: Rule
-    live_only: bool
-
-
-@dataclass(frozen=True)
-class TrailRule:
-    activate: Rule
-    level: Rule
-
-
-@dataclass
-class CheckedStrategy:
-    spec: Strategy
-    params: dict[str, ParamValue]
-    indicators: dict[str, Rule] = field(default_factory=dict)
-    conditions: dict[str, Rule] = field(default_factory=dict)
-    scanner: list[ScannerRule] = field(default_factory=list)
-    regime: list[tuple[str, Rule]] = field(default_factory=list)
-    protections: dict[str, Rule] = field(default_factory=dict)
-    entry: Sides = field(default_factory=dict)
-    tags: dict[str, Rule] = field(default_factory=dict)
-    priority: Rule | None = None
-    exit: Sides = field(default_factory=dict)
-    stop_initial: Rule | None = None
-    trailing: dict[str, TrailRule] = field(default_factory=dict)
-    take_profit: dict[str, Rule] = field(default_factory=dict)
-    stake: Rule | None = None
-    leverage: Rule | None = None
-    warnings: list[Diagnostic] = field(default_factory=list)
-
-    @property
-    def timeframe(self) -> str:
-        return self.spec.timeframe
-
-    def rules(self) -> list[Rule]:
-        """Every checked expression, in file order of sections."""
-        found = [*self.indicators.values(), *self.conditions.values()]
-        found += [s.rule for s in self.scanner] + [r for _, r in self.regime]
-        found += list(self.protections.values())
-        for side in self.entry.values():
-            found += side.values()
-        found += list(self.tags.values())
-        found += [self.priority] if self.priority else []
-        for side in self.exit.values():
-            found += side.values()
-        found += [self.stop_initial] if self.stop_initial else []
-        for trail in self.trailing.values():
-            found += [trail.activate, trail.level]
-        found += list(self.take_profit.values())
-        found += [r for r in (self.stake, self.leverage) if r]
-        return found
 
 
 def check(loaded: LoadedStrategy, overrides: Mapping[str, str] | None = None) -> CheckedStrategy:

@@ -9,15 +9,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import pandas as pd
 
+from kinetic_rules.engine.orders import OrderKind, OrderState
 from kinetic_rules.market_rules import MarketRules
 
-OrderKind = Literal["market", "limit", "stop"]  # stop: a stop-loss order resting on the exchange
-OrderStatus = Literal["open", "closed", "canceled", "rejected", "expired"]
 Side = Literal["long", "short"]
 INSUFFICIENT_CUT = 0.01  # the one retry after "insufficient balance" asks for 1% less
 
@@ -35,27 +34,6 @@ class OrderRequest:
     price: float | None = None  # limit price (limit orders; a stop with one is a stop-limit)
     stop_price: float | None = None  # trigger price (stop orders)
     leverage: float | None = None  # futures, opening orders: the trade's leverage
-
-
-@dataclass
-class OrderState:
-    client_id: str
-    exchange_id: str
-    pair: str
-    status: OrderStatus
-    kind: OrderKind
-    amount: float
-    filled: float = 0.0
-    average: float | None = None  # average fill price
-    fee: float = 0.0  # in the stake currency
-    updated: pd.Timestamp | None = None
-    reason: str = ""  # why it was rejected or canceled, from the exchange
-    raw: dict[str, object] = field(default_factory=dict, repr=False)
-    replaced: OrderState | None = None  # replace_stop: how the stop this one replaced ended
-
-    @property
-    def done(self) -> bool:
-        return self.status in ("closed", "canceled", "rejected", "expired")
 
 
 @dataclass(frozen=True)

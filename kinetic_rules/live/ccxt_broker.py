@@ -21,14 +21,12 @@ import ccxt
 import pandas as pd
 
 from kinetic_rules.data.exchange import RetryPolicy, call_with_retry, create_exchange
+from kinetic_rules.engine.orders import OrderKind, OrderState, OrderStatus
 from kinetic_rules.errors import ConfigError, ExchangeError
 from kinetic_rules.live.broker import (
     INSUFFICIENT_CUT,
     ExchangePosition,
-    OrderKind,
     OrderRequest,
-    OrderState,
-    OrderStatus,
     Refused,
     rejected,
     replace_stop,

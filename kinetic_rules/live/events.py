@@ -6,23 +6,9 @@ through Controls, so no notifier can reach into the engine.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
-import pandas as pd
-
-EventKind = Literal[
-    "started", "stopped", "trade_opened", "trade_closed", "order_rejected",
-    "order_timeout", "fail_safe_entered", "fail_safe_left", "error", "warning",
-]  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Event:
-    kind: EventKind
-    time: pd.Timestamp
-    message: str  # one plain sentence for a human, e.g. "Opened SOL/USDT long at 145.20"
-    data: dict[str, object] = field(default_factory=dict)  # pair, prices, profit, …
+from kinetic_rules.engine.orders import Event
 
 
 class Notifier(Protocol):

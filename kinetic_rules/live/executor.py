@@ -30,12 +30,12 @@ import pandas as pd
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.engine.fills import FillModel, fill_model
 from kinetic_rules.engine.model import PROTECTION, STOP_LOSS, TRAILING_STOP, Fill, Trade
+from kinetic_rules.engine.orders import Book, EventKind, OrderKind, OrderState, Ticket
 from kinetic_rules.engine.paths import trade_path
 from kinetic_rules.engine.portfolio import PairData, Portfolio, Position
 from kinetic_rules.errors import ExchangeError
-from kinetic_rules.live.book import Book, BookJournal, Ticket
-from kinetic_rules.live.broker import Broker, OrderKind, OrderRequest, OrderState
-from kinetic_rules.live.events import EventKind
+from kinetic_rules.live.book import BookJournal
+from kinetic_rules.live.broker import Broker, OrderRequest
 from kinetic_rules.live.reconcile import liquidation_gap, position_problems
 from kinetic_rules.market_rules import round_stop
 from kinetic_rules.timeframes import format_duration

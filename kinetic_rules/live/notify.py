@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from kinetic_rules.engine.orders import Event, EventKind
 from kinetic_rules.errors import ConfigError
-from kinetic_rules.live.events import Controls, Event, EventKind, Notifier
+from kinetic_rules.live.events import Controls, Notifier
 from kinetic_rules.secrets import install_log_masking, register
 
 if TYPE_CHECKING:

@@ -17,7 +17,8 @@ from typing import Any
 
 import pandas as pd
 
-from kinetic_rules.live.broker import OrderRequest, OrderState, OrderStatus, Refused
+from kinetic_rules.engine.orders import OrderState, OrderStatus
+from kinetic_rules.live.broker import OrderRequest, Refused
 from kinetic_rules.live.paper_fills import EPSILON, Level, Taken
 
 INSUFFICIENT = "Account has insufficient balance for requested action."  # the exchange's words

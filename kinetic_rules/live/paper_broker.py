@@ -34,11 +34,11 @@ import pandas as pd
 
 from kinetic_rules.data.exchange import RetryPolicy, call_with_retry
 from kinetic_rules.engine.fills import FillModel
+from kinetic_rules.engine.orders import OrderState
 from kinetic_rules.errors import ExchangeError
 from kinetic_rules.live.broker import (
     ExchangePosition,
     OrderRequest,
-    OrderState,
     Refused,
     rejected,
     replace_stop,

@@ -21,8 +21,9 @@ import pandas as pd
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.engine.fills import fill_model
 from kinetic_rules.engine.model import Side, Trade
+from kinetic_rules.engine.orders import Event, EventKind
 from kinetic_rules.engine.portfolio import Candidate, PairData, Portfolio, candidate
-from kinetic_rules.live.events import Event, EventKind, Notifier
+from kinetic_rules.live.events import Notifier
 from kinetic_rules.live.source import MarketSource
 from kinetic_rules.timeframes import timeframe_seconds
 

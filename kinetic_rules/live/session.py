@@ -33,8 +33,8 @@ from kinetic_rules.compile.plan import Plan
 from kinetic_rules.data.download import download
 from kinetic_rules.data.exchange import RetryPolicy
 from kinetic_rules.data.store import CandleStore
+from kinetic_rules.engine.orders import EventKind
 from kinetic_rules.errors import ExchangeError
-from kinetic_rules.live.events import EventKind
 from kinetic_rules.live.markets import LiveUniverse
 from kinetic_rules.live.robust import FailSafe
 from kinetic_rules.live.runtime import Runtime, StepReport, TradeSink

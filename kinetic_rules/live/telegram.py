@@ -46,9 +46,11 @@ from telegram.ext import (
     filters,
 )
 
+from kinetic_rules.engine.orders import Event
 from kinetic_rules.errors import ConfigError
-from kinetic_rules.live.events import Controls, Event
+from kinetic_rules.live.events import Controls
 from kinetic_rules.live.notify import event_text, hide_in_logs
+from kinetic_rules.secrets import mask
 
 logger = logging.getLogger("kinetic_rules.live")
 
@@ -131,7 +133,7 @@ class TelegramNotifier:
             logger.warning("Telegram notifier is closed; not sent: %s", _head(text))
             return
         try:
-            self._outbox.put_nowait(text[:MAX_TEXT])
+            self._outbox.put_nowait(mask(text)[:MAX_TEXT])
         except queue.Full:
             logger.warning("Telegram queue is full; dropped: %s", _head(text))
             return

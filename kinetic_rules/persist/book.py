@@ -11,9 +11,8 @@ from typing import Any
 
 import pandas as pd
 
+from kinetic_rules.engine.orders import Book, OrderState, Ticket
 from kinetic_rules.errors import DataError
-from kinetic_rules.live.book import Book, Ticket
-from kinetic_rules.live.broker import OrderState
 from kinetic_rules.persist.serialize import trade_from_dict, trade_to_dict
 from kinetic_rules.persist.store import TradeStore
 

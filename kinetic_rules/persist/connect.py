@@ -33,6 +33,8 @@ from kinetic_rules.files import check_regular, open_regular
 DB_ENV = "KINETIC_RULES_DB"
 DEFAULT_PATH = Path("user_data") / "trades.sqlite"
 WRITE = "kinetic_rules_write"  # execution option: this transaction will write
+CONNECT_TIMEOUT_S = 5  # seconds to reach a database server
+_LIBPQ_DRIVERS = ("psycopg2", "psycopg")
 
 _DRIVERS = {
     "postgresql": "psycopg[binary] (then use postgresql+psycopg://…)",
@@ -106,6 +108,9 @@ def create(url: URL, *, busy_timeout: float, create_file: bool, read_only: bool 
                 reason = problem.strerror or str(problem)
                 raise ConfigError(f"{where}: cannot create {path.parent} ({reason})") from None
     options: dict[str, Any] = {"pool_pre_ping": True}
+    if url.get_backend_name() == "postgresql" and url.get_driver_name() in _LIBPQ_DRIVERS:
+        # An unreachable server fails in seconds instead of the operating system's minutes.
+        options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
     if url.get_backend_name() == "sqlite":
         options["connect_args"] = {"timeout": busy_timeout}
         if path is None:  # in memory: one connection, or each one sees its own database

@@ -10,8 +10,7 @@ from typing import cast
 import pandas as pd
 
 from kinetic_rules.engine.model import Fill, Side, Trade
-from kinetic_rules.live.broker import OrderKind, OrderState, OrderStatus
-from kinetic_rules.live.events import Event, EventKind
+from kinetic_rules.engine.orders import Event, EventKind, OrderKind, OrderState, OrderStatus
 from kinetic_rules.persist.models import EventRow, FillRow, OrderRow, TradeRow
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 
 from kinetic_rules.engine.model import Trade
+from kinetic_rules.engine.orders import Event
 from kinetic_rules.errors import KineticError
-from kinetic_rules.live.events import Event
 from kinetic_rules.persist.store import TradeStore
 
 log = logging.getLogger("kinetic_rules.persist")

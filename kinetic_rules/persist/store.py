@@ -24,9 +24,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
 from kinetic_rules.engine.model import Fill, Trade
+from kinetic_rules.engine.orders import Event, OrderState
 from kinetic_rules.errors import ConfigError, KineticError
-from kinetic_rules.live.broker import OrderState
-from kinetic_rules.live.events import Event
 from kinetic_rules.persist import connect, migrations, records
 from kinetic_rules.persist.models import (
     MODES,
@@ -67,7 +66,8 @@ class TradeStore:
         kinetic-rules trade database at the newest schema is refused (ConfigError)."""
         parsed = connect.parse_url(connect.resolve_url(url))
         self.where = connect.mask(parsed)  # safe to print: no password
-        self.retries = retries
+        # A reader (`trades`) answers now or says why: waiting out retries would hang it.
+        self.retries = 0 if read_only else retries
         self.retry_interval = retry_interval
         self._sleep = sleep
         # Threads may share a store (a chat command reading while the runtime writes);

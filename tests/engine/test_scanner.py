@@ -10,7 +10,7 @@ from hypothesis.extra.numpy import arrays
 
 from kinetic_rules.engine.scanner import refresh_rows, shortlist
 from kinetic_rules.lang import ast
-from kinetic_rules.lang.checker import Rule, ScannerRule
+from kinetic_rules.lang.checked import Rule, ScannerRule
 from kinetic_rules.spec.models import Scanner, ScannerStep
 
 PAIRS = ["ADA/USDT", "BNB/USDT", "BTC/USDT", "ETH/USDT", "SOL/USDT", "USDC/USDT", "XRP/USDT"]

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from kinetic_rules.engine.orders import OrderKind
 from kinetic_rules.errors import ConfigError, ExchangeError
-from kinetic_rules.live.broker import OrderKind, OrderRequest
+from kinetic_rules.live.broker import OrderRequest
 from kinetic_rules.live.ccxt_broker import CcxtBroker, broker_from_env
 from tests.standin import ExchangeStandin
 from tests.standin.account import API_KEY, API_SECRET

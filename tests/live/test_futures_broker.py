@@ -7,8 +7,9 @@ from decimal import Decimal
 
 import pytest
 
+from kinetic_rules.engine.orders import OrderKind
 from kinetic_rules.errors import ConfigError
-from kinetic_rules.live.broker import OrderKind, OrderRequest, Side
+from kinetic_rules.live.broker import OrderRequest, Side
 from kinetic_rules.live.ccxt_broker import CcxtBroker
 from kinetic_rules.live.futures import BinanceUsdm, FuturesSettings
 from kinetic_rules.margin import liquidation_price

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kinetic_rules.live.book import Book
+from kinetic_rules.engine.orders import Book
 from kinetic_rules.persist import TradeStore
 from kinetic_rules.persist.book import StoredBook
 from tests.live.test_futures_live import BUSY, PAIRS, BookRecorder, start_futures_bot

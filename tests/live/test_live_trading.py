@@ -17,8 +17,8 @@ import pytest
 from kinetic_rules.compile.plan import build_plan
 from kinetic_rules.data.store import CandleStore
 from kinetic_rules.engine.model import Trade
+from kinetic_rules.engine.orders import Book
 from kinetic_rules.lang.checker import check
-from kinetic_rules.live.book import Book
 from kinetic_rules.live.ccxt_broker import CcxtBroker
 from kinetic_rules.live.executor import attach_executor
 from kinetic_rules.live.runtime import Runtime

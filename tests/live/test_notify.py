@@ -15,8 +15,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from kinetic_rules.engine.orders import Event, EventKind
 from kinetic_rules.errors import ConfigError
-from kinetic_rules.live.events import Event, EventKind
 from kinetic_rules.live.notify import (
     CHAT_ENV,
     TOKEN_ENV,
@@ -230,6 +230,15 @@ def test_events_of_every_kind_reach_the_configured_chat(
     assert [s.text for s in sent] == [event_text(e) for e in [*events, CLOSED]]
     assert sent[-1].text.endswith("Profit: +4.80 USDT (+3.31%)")
     assert all("parse_mode" not in s.params for s in sent)  # plain text, no Markdown surprises
+
+
+def test_a_secret_in_an_event_never_reaches_the_chat(
+    telegram: TelegramStandin, make: Callable[..., TelegramNotifier]
+) -> None:
+    notifier = make()
+    notifier.notify(event("error", "store postgresql://bot:s3cr3t-pass@db.local/trades failed"))
+    (sent,) = telegram.wait_for_sent(1)
+    assert "s3cr3t-pass" not in sent.text and "db.local/trades failed" in sent.text
 
 
 def test_status_and_profit_answer_with_the_controls_text(

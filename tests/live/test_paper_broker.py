@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 
 from kinetic_rules.engine.fills import FillModel
+from kinetic_rules.engine.orders import OrderKind
 from kinetic_rules.engine.portfolio import entry_fill
 from kinetic_rules.errors import ExchangeError
-from kinetic_rules.live.broker import OrderKind, OrderRequest
+from kinetic_rules.live.broker import OrderRequest
 from kinetic_rules.live.paper_broker import PaperBroker
 from tests.standin import ExchangeStandin
 from tests.standin.market import to_ms

@@ -8,7 +8,7 @@ import pytest
 
 from kinetic_rules.backtest.runner import BacktestRequest, prepare, simulate
 from kinetic_rules.engine.model import Trade
-from kinetic_rules.live.events import Event
+from kinetic_rules.engine.orders import Event
 from kinetic_rules.live.runtime import Runtime
 from kinetic_rules.live.source import ReplaySource
 from tests.conftest import STRATEGIES

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from kinetic_rules.live.book import Book
+from kinetic_rules.engine.orders import Book
 from kinetic_rules.persist.book import book_from_dict
 from tests.live.test_live_trading import start_bot
 from tests.live.test_sigkill import kill_when, launch, order_requests, standin  # noqa: F401

@@ -14,9 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from kinetic_rules.engine.model import Fill, Trade
+from kinetic_rules.engine.orders import Event, OrderState
 from kinetic_rules.errors import ConfigError
-from kinetic_rules.live.broker import OrderState
-from kinetic_rules.live.events import Event
 from kinetic_rules.persist import DB_ENV, StoreError, TradeStore, mask
 from tests.persist.conftest import db_url, stored
 
@@ -279,3 +278,16 @@ def test_two_writers_on_one_file_queue_instead_of_failing(url: str) -> None:
     assert errors == []
     with TradeStore(url) as store:
         assert len(store.trades()) == 80
+
+
+def test_a_reader_that_cannot_reach_its_database_says_so_at_once(tmp_path: Path) -> None:
+    """`trades` must not hang through retries meant for a running bot's writes."""
+    url = f"sqlite:///{tmp_path / 'trades.sqlite'}"
+    TradeStore(url).close()
+    slept: list[float] = []
+    reader = TradeStore(url, read_only=True, retries=3, sleep=slept.append)
+    reader.close()
+    (tmp_path / "trades.sqlite").unlink()
+    with pytest.raises(StoreError, match="after 1 tries"):
+        reader.trades()
+    assert slept == []

@@ -94,7 +94,7 @@ FAILING_RUN = textwrap.dedent('''
     import pandas as pd
     from kinetic_rules.cli import app, trades_cmd
     import kinetic_rules.backtest.export as export
-    from kinetic_rules.live.events import Event
+    from kinetic_rules.engine.orders import Event
     from kinetic_rules.persist.store import TradeStore
 
     db_file, strategy, data, report, db_url = sys.argv[1:6]
