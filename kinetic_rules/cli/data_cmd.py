@@ -120,6 +120,12 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         default=DEFAULT_DAYS,
         help=f"without --timerange: how many days back (default {DEFAULT_DAYS})",
     )
+    dl.add_argument(
+        "--candles-only",
+        action="store_true",
+        help="download candles only: no market rules, and for futures markets no funding "
+        "rates or mark-price candles",
+    )
     dl.add_argument("--exchange-url", help=argparse.SUPPRESS)  # tests: a local stand-in
     _store_flags(dl)
     dl.set_defaults(handler=run_download)
@@ -326,25 +332,22 @@ def _file_lines(outcome: FileOutcome) -> list[str]:
 
 def run_list(args: argparse.Namespace) -> int:
     from kinetic_rules.data.candles import format_time
-    from kinetic_rules.data.pairs import normalize_pair
     from kinetic_rules.data.store import CandleStore, resolve_data_dir
 
     store = CandleStore(resolve_data_dir(args.data))
     series, problems = store.listing()
-    if args.exchange:
-        series = [s for s in series if s.exchange == args.exchange]
-    if args.pairs:
-        wanted = {normalize_pair(p) for p in _split(args.pairs)}
-        series = [s for s in series if s.pair in wanted]
-    if args.timeframes:
-        tfs = set(_split(args.timeframes))
-        series = [s for s in series if s.timeframe in tfs]
+    series = _chosen(args, series)
     out = _console()
     if args.format == "json":
         print(json.dumps([_series_json(s) for s in series], indent=2))
         return 0
     for problem in problems:
         out.print(f"warning: {problem}", markup=False)
+    futures = _futures_lines(args, store.root)
+    if not series and futures:
+        out.print(f"store: {store.root}", markup=False)
+        out.print(futures)
+        return 0
     if not series:
         out.print(
             f"no candles stored in {store.root}; add some with `kinetic-rules data import "
@@ -370,7 +373,62 @@ def run_list(args: argparse.Namespace) -> int:
     out.print(table)
     if any(s.quote_volume_estimated for s in series):
         out.print(ESTIMATE_NOTE, markup=False)
+    if futures is not None:
+        out.print(futures)
     return 0
+
+
+def _chosen(args: argparse.Namespace, series: list[StoredSeries]) -> list[StoredSeries]:
+    """The series `data list`'s --exchange, --pairs and --timeframes select."""
+    from kinetic_rules.data.pairs import normalize_pair
+
+    if args.exchange:
+        series = [s for s in series if s.exchange == args.exchange]
+    if args.pairs:
+        wanted = {normalize_pair(p) for p in _split(args.pairs)}
+        series = [s for s in series if s.pair in wanted]
+    if args.timeframes:
+        tfs = set(_split(args.timeframes))
+        series = [s for s in series if s.timeframe in tfs]
+    return series
+
+
+def _futures_lines(args: argparse.Namespace, root: Path) -> Table | None:
+    """Stored funding rates and mark-price candles, one row a series; None when none."""
+    from kinetic_rules.data.candles import format_time
+    from kinetic_rules.data.futures_store import FuturesStore
+
+    futures = FuturesStore(root)
+    marks, _ = futures.mark.listing()
+    rows = [
+        (s.exchange, s.pair, f"mark {s.timeframe}", s.first, s.last, f"{s.count:,} candles")
+        for s in _chosen(args, marks)
+    ]
+    folders = sorted(p for p in (root / "funding").glob("*") if p.is_dir())
+    for exchange in (f.name for f in folders):
+        for pair in futures.funding_pairs(exchange):
+            held = futures.read_funding(exchange, pair)
+            if held is None or not len(held) or not _funding_chosen(args, exchange, pair):
+                continue
+            count = f"{len(held):,} funding times"
+            rows.append((exchange, pair, "funding", held.index[0], held.index[-1], count))
+    if not rows:
+        return None
+    table = _table("exchange", "pair", "series", "first", "last", "held")
+    for exchange, pair, kind, first, last, count in sorted(rows, key=lambda r: r[:3]):
+        table.add_row(
+            exchange, pair, kind, format_time(first.value), format_time(last.value), count
+        )
+    return table
+
+
+def _funding_chosen(args: argparse.Namespace, exchange: str, pair: str) -> bool:
+    """Funding series have no timeframe: --timeframes (candles only) leaves them out."""
+    from kinetic_rules.data.pairs import normalize_pair
+
+    if args.timeframes or (args.exchange and exchange != args.exchange):
+        return False
+    return not args.pairs or pair in {normalize_pair(p) for p in _split(args.pairs)}
 
 
 def _series_json(s: StoredSeries) -> dict[str, Any]:
@@ -442,6 +500,7 @@ def run_download(args: argparse.Namespace) -> int:
     from kinetic_rules.cli.outputs import check_output_dir
     from kinetic_rules.data.download import download
     from kinetic_rules.data.exchange import create_exchange, ensure_reachable
+    from kinetic_rules.data.futures_store import FuturesStore
     from kinetic_rules.data.store import CandleStore, resolve_data_dir
     from kinetic_rules.data.timerange import parse_timerange
 
@@ -456,9 +515,11 @@ def run_download(args: argparse.Namespace) -> int:
     ensure_reachable(exchange)
     view = _ProgressView(args.quiet)
     failure: KineticError | None = None
+    extras = None if args.candles_only else FuturesStore(store.root)
+    markets = 0
     with view.bars:
         try:
-            download(
+            markets = download(
                 exchange,
                 store,
                 pairs,
@@ -467,10 +528,17 @@ def run_download(args: argparse.Namespace) -> int:
                 end=end,
                 days=args.days,
                 progress=view,
-            )
+                futures=extras,
+            ).markets
         except KineticError as error:
             failure = error
     _print_download_summary(view.outcomes, store)
+    if extras is not None and markets:
+        _console().print(
+            f"market rules of {markets} pair{'s' if markets != 1 else ''} saved in "
+            f"{extras.markets_path(exchange.id)}",
+            markup=False,
+        )
     if failure is not None:
         raise failure
     return 0
@@ -478,10 +546,10 @@ def run_download(args: argparse.Namespace) -> int:
 
 def _outcome_text(o: SeriesOutcome) -> str:
     if o.error:
-        return f"failed after {o.added:,} new candles (kept): {o.error}"
+        return f"failed after {o.added:,} new {o.what} (kept): {o.error}"
     if o.requested == 0:
         return "up to date"
-    text = f"+{o.added:,} candles in {o.requests} request{'s' if o.requests != 1 else ''}"
+    text = f"+{o.added:,} {o.what} in {o.requests} request{'s' if o.requests != 1 else ''}"
     if o.absent:
         text += f"; {o.absent:,} not available on the exchange"
     return text

@@ -24,6 +24,7 @@ from kinetic_rules.data.exchange import (
     call_with_retry,
     suggest_pairs,
 )
+from kinetic_rules.data.futures_store import FuturesStore
 from kinetic_rules.data.pairs import normalize_pair
 from kinetic_rules.data.store import CandleStore
 from kinetic_rules.data.validate import RawCandles, validate
@@ -53,6 +54,7 @@ class SeriesOutcome:
     absent: int = 0  # missing candles the exchange does not have either
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+    what: str = "candles"  # or "mark candles", "funding rates"
 
 
 @dataclass
@@ -61,6 +63,7 @@ class DownloadSummary:
     start: pd.Timestamp
     end: pd.Timestamp
     series: list[SeriesOutcome] = field(default_factory=list)
+    markets: int = 0  # pairs whose market rules were saved
 
     @property
     def failed(self) -> list[SeriesOutcome]:
@@ -78,10 +81,15 @@ def download(
     days: int = DEFAULT_DAYS,
     retry: RetryPolicy | None = None,
     progress: Progress | None = None,
+    futures: FuturesStore | None = None,
 ) -> DownloadSummary:
     """Bring the store up to date for every pair and timeframe; stop at a permanent error.
 
     Without `start`: the last `days` days, reaching back to where the stored series ends.
+    With `futures` (the store's funding, mark-price and market-rules part): each pair's
+    market rules are saved, and a futures market's funding rates and mark-price candles
+    are brought up to date over the same span, stored under the pair without its
+    settlement currency (BTC/USDT), as strategies name it.
     """
     run = _Run(exchange, store, retry or RetryPolicy(), progress)
     run.call(exchange.load_markets, "loading markets")
@@ -100,6 +108,13 @@ def download(
             lo = start.value if start is not None else run.resume_point(pair, tf, default_start)
             hi = run.last_closed(tf) if end is None else min(run.last_closed(tf), end.value - 1)
             summary.series.append(run.series(pair, tf, lo, hi))
+    if futures is not None:
+        from kinetic_rules.data.download_futures import FuturesDownload  # it builds on _Run
+
+        extras = FuturesDownload(run, futures, start, end, default_start)
+        for pair in pairs:
+            summary.series.extend(extras.pair(pair, timeframes))
+        summary.markets = extras.save_rules(pairs)
     return summary
 
 
@@ -130,20 +145,35 @@ class _Run:
         step, origin = timeframe_ns(tf), bucket_origin_ns(tf)
         return (self.now - step - origin) // step * step + origin
 
-    def series(self, pair: str, tf: str, first: int, last: int) -> SeriesOutcome:
-        """Fetch the candles of [first, last] the store lacks, page by page from the oldest."""
-        missing = _missing_times(self.store, self.exchange.id, pair, tf, first, last)
-        outcome = SeriesOutcome(pair, tf, requested=len(missing))
+    def series(
+        self,
+        pair: str,
+        tf: str,
+        first: int,
+        last: int,
+        *,
+        store: CandleStore | None = None,
+        fetch: Callable[[int, int], RawCandles] | None = None,
+        label: str = "",
+    ) -> SeriesOutcome:
+        """Fetch the candles of [first, last] the store lacks, page by page from the oldest.
+        `store`, `fetch` and `label` serve other candles than the trade prices (mark prices)."""
+        store = store or self.store
+        missing = _missing_times(store, self.exchange.id, pair, tf, first, last)
+        shown = f"{label}{tf}"
+        outcome = SeriesOutcome(pair, shown, requested=len(missing))
+        if label:
+            outcome.what = f"{label}candles"
         if self.progress:
-            self.progress.start(pair, tf, len(missing))
-        fetch = _kline_fetcher(self.exchange, pair, tf)
+            self.progress.start(pair, shown, len(missing))
+        fetch = fetch or _kline_fetcher(self.exchange, pair, tf)
         limit = _page_limit(self.exchange)
         pages: list[RawCandles] = []
         cursor = 0
         try:
             while cursor < len(missing):
                 since = int(missing[cursor])
-                what = f"{pair} {tf} candles from {_stamp(since):%Y-%m-%d %H:%M}"
+                what = f"{pair} {shown} candles from {_stamp(since):%Y-%m-%d %H:%M}"
                 page: RawCandles = self.call(_bind(fetch, since // _MS, limit), what)
                 outcome.requests += 1
                 if len(page) == 0 or int(page.times_ns.max()) < since:
@@ -151,21 +181,29 @@ class _Run:
                 pages.append(page.take(np.isin(page.times_ns, missing[cursor:])))
                 cursor = int(np.searchsorted(missing, page.times_ns.max(), side="right"))
                 if self.progress:
-                    self.progress.advance(pair, tf, cursor)
+                    self.progress.advance(pair, shown, cursor)
                 if len(pages) >= CHECKPOINT_PAGES:
-                    self.flush(pair, tf, pages, outcome)
+                    self.flush(pair, tf, pages, outcome, store)
         except KineticError as error:
             outcome.error = str(error)
             raise
         finally:
-            self.flush(pair, tf, pages, outcome)
+            self.flush(pair, tf, pages, outcome, store)
             if self.progress:
-                self.progress.finish(pair, tf, outcome)
+                self.progress.finish(pair, shown, outcome)
         outcome.absent = outcome.requested - outcome.added
         return outcome
 
-    def flush(self, pair: str, tf: str, pages: list[RawCandles], outcome: SeriesOutcome) -> None:
+    def flush(
+        self,
+        pair: str,
+        tf: str,
+        pages: list[RawCandles],
+        outcome: SeriesOutcome,
+        store: CandleStore | None = None,
+    ) -> None:
         """Validate and store what was fetched so far, then forget it."""
+        store = store or self.store
         if not pages:
             return
         raw = RawCandles.concat(pages)
@@ -176,7 +214,7 @@ class _Run:
         frame, report = validate(raw, tf, source, drop_bad_rows=True)
         outcome.warnings.extend(i.render() for i in report.issues if i.kind != "gap")
         if frame is not None and len(frame):
-            outcome.added += self.store.write(self.exchange.id, pair, tf, frame).added
+            outcome.added += store.write(self.exchange.id, pair, tf, frame).added
 
 
 def _bind(
@@ -217,19 +255,19 @@ def _kline_fetcher(exchange: Any, pair: str, tf: str) -> Callable[[int, int], Ra
                     "limit": limit,
                 }
             )
-            return _parse_rows(rows, (0, 1, 2, 3, 4, 5, 7), quote=True)
+            return parse_rows(rows, (0, 1, 2, 3, 4, 5, 7), quote=True)
 
         return binance
 
     def unified(since_ms: int, limit: int) -> RawCandles:
-        return _parse_rows(
+        return parse_rows(
             exchange.fetch_ohlcv(pair, tf, since_ms, limit), (0, 1, 2, 3, 4, 5), quote=False
         )
 
     return unified
 
 
-def _parse_rows(rows: Any, columns: tuple[int, ...], *, quote: bool) -> RawCandles:
+def parse_rows(rows: Any, columns: tuple[int, ...], *, quote: bool) -> RawCandles:
     if not isinstance(rows, list):
         raise MalformedResponse(f"expected a list of candles, got {type(rows).__name__}")
     try:

@@ -15,6 +15,7 @@ from typing import Literal, Protocol
 import pandas as pd
 
 from kinetic_rules.engine.orders import OrderKind, OrderState
+from kinetic_rules.market_rules import MarketRules
 
 Side = Literal["long", "short"]
 INSUFFICIENT_CUT = 0.01  # the one retry after "insufficient balance" asks for 1% less
@@ -67,6 +68,11 @@ class Broker(Protocol):
     def tradable(self, pair: str, amount: float) -> float:
         """`amount` rounded down to the pair's amount step; 0.0 when that is below the
         smallest order the exchange takes (what is left then is dust, not a position)."""
+        ...
+
+    def rules(self, pair: str) -> MarketRules | None:
+        """The pair's tick, amount step and minimums; None when the exchange gives its
+        precision in significant digits (no fixed step)."""
         ...
 
     def place(self, order: OrderRequest) -> OrderState: ...

@@ -45,9 +45,11 @@ from kinetic_rules.live.robust import (
     Redactor,
     exchange_reason,
     live_retry,
+    market_rules,
     outage_text,
     tradable_amount,
 )
+from kinetic_rules.market_rules import MarketRules
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -134,6 +136,9 @@ class CcxtBroker:
 
     def tradable(self, pair: str, amount: float) -> float:
         return tradable_amount(self.exchange, self._market(pair), amount)
+
+    def rules(self, pair: str) -> MarketRules | None:
+        return market_rules(self.exchange, self._market(pair))
 
     def place(self, order: OrderRequest) -> OrderState:
         """Send an order; a refusal comes back as status "rejected" with the reason, and

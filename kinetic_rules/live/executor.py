@@ -37,6 +37,7 @@ from kinetic_rules.errors import ExchangeError
 from kinetic_rules.live.book import BookJournal
 from kinetic_rules.live.broker import Broker, OrderRequest
 from kinetic_rules.live.reconcile import liquidation_gap, position_problems
+from kinetic_rules.market_rules import round_stop
 from kinetic_rules.timeframes import format_duration
 
 if TYPE_CHECKING:
@@ -349,7 +350,7 @@ class Executor:
                 self._reduce(
                     ticket, self._left(ticket), planned.reason, now, closing=True, limit=limit
                 )
-        stop = path.final_stop
+        stop = self._on_tick(ticket, path.final_stop)
         moved = ticket.stop is None or not math.isclose(stop, ticket.stop_price or 0.0)
         if not ticket.done and ticket.exit is None and math.isfinite(stop) and moved:
             self._place_stop(ticket, stop, now)
@@ -401,6 +402,7 @@ class Executor:
         if not self.stop_on_exchange:  # the bot watches it: _decide sells when it is reached
             ticket.stop_price = ticket.trade.stop = price
             return
+        price = self._on_tick(ticket, price)
         beyond = -1.0 if ticket.side == "long" else 1.0  # a long's stop sells: below it
         limit = price * (1 + beyond * STOP_LIMIT_OFFSET) if self.stop_limit else None
         request = OrderRequest(
@@ -564,7 +566,18 @@ class Executor:
         trade = ticket.trade
         if trade is None or ticket.stop_price is None:
             return STOP_LOSS
-        return STOP_LOSS if ticket.stop_price == trade.initial_stop else TRAILING_STOP
+        initial = self._on_tick(ticket, trade.initial_stop)
+        return STOP_LOSS if ticket.stop_price in (initial, trade.initial_stop) else TRAILING_STOP
+
+    def _on_tick(self, ticket: Ticket, price: float) -> float:
+        """A stop the exchange takes: on the pair's tick, rounded towards the price it
+        protects (a long's up, a short's down), never looser than the strategy's."""
+        if not self.stop_on_exchange or not math.isfinite(price):
+            return price
+        rules = self.broker.rules(ticket.pair)
+        if rules is None:
+            return price
+        return round_stop(price, rules.tick_size, 1.0 if ticket.side == "long" else -1.0)
 
     def _emergency_limit(self, data: PairData) -> float | None:
         return float(data.prices["close"][-1]) if self.emergency_kind == "limit" else None

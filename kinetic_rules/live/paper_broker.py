@@ -59,10 +59,12 @@ from kinetic_rules.live.robust import (
     Pacer,
     exchange_reason,
     live_retry,
+    market_rules,
     outage_text,
     tradable_amount,
 )
 from kinetic_rules.live.session import Journal
+from kinetic_rules.market_rules import MarketRules
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -215,6 +217,9 @@ class PaperBroker:
 
     def tradable(self, pair: str, amount: float) -> float:
         return tradable_amount(self.exchange, self._market(pair), amount)
+
+    def rules(self, pair: str) -> MarketRules | None:
+        return market_rules(self.exchange, self._market(pair))
 
     def open_orders(self, pair: str | None = None) -> list[OrderState]:
         if pair is not None:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
 from kinetic_rules.data.exchange import RetryPolicy
-from kinetic_rules.market_rules import TICK_SIZE, rules_from_ccxt, tradable
+from kinetic_rules.market_rules import TICK_SIZE, MarketRules, rules_from_ccxt, tradable
 from kinetic_rules.secrets import mask
 
 log = logging.getLogger("kinetic_rules.live")
@@ -173,6 +173,11 @@ def outage_text(error: Exception) -> str:
     return words.get(type(error).__name__, "network error")
 
 
+def market_rules(exchange: Any, market: dict[str, Any]) -> MarketRules | None:
+    """The tick, amount step and minimums of a loaded ccxt market (None: significant digits)."""
+    return rules_from_ccxt(market, int(getattr(exchange, "precisionMode", TICK_SIZE)))
+
+
 def tradable_amount(exchange: Any, market: dict[str, Any], amount: float) -> float:
     """`amount` rounded down to the market's amount step; 0.0 below its smallest order.
 
@@ -182,7 +187,7 @@ def tradable_amount(exchange: Any, market: dict[str, Any], amount: float) -> flo
 
     if amount <= 0:
         return 0.0
-    rules = rules_from_ccxt(market, int(getattr(exchange, "precisionMode", TICK_SIZE)))
+    rules = market_rules(exchange, market)
     if rules is not None:
         return tradable(rules, amount)
     try:

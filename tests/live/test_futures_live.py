@@ -4,6 +4,7 @@ executor, the real ccxt `binanceusdm` client and the stand-in; and what a restar
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -189,3 +190,28 @@ def test_funding_is_charged_to_the_trades_from_the_exchanges_income_records(
     assert float(standin.futures.wallet) == pytest.approx(
         DEPOSIT + sum(t.profit for t in trades), abs=1e-6
     )
+
+
+def test_stops_rest_on_the_tick_rounded_towards_the_price_they_protect(
+    standin: ExchangeStandin, tmp_path: Path
+) -> None:
+    ticks = {"BTCUSDT": 10.0, "ETHUSDT": 1.0}  # coarse, so that rounding shows
+    for symbol, tick in ticks.items():
+        standin.market.symbols[symbol].tick_size = f"{tick:g}"
+    bot = start_futures_bot(standin, tmp_path / "candles", f"sqlite:///{tmp_path / 'l.sqlite'}")
+    bot.session.run(cycles=90)
+    trades = [t for t in bot.trades if t.pair.replace("/", "") in ticks]
+    stops: dict[str, list[float]] = {}
+    for order in standin.futures.orders:
+        if order.type == "STOP_MARKET" and order.symbol in ticks:
+            stops.setdefault(order.symbol, []).append(float(order.stop_price))
+    assert {t.side for t in trades} == {"long", "short"}
+    for symbol, triggers in stops.items():
+        assert all(p / ticks[symbol] == round(p / ticks[symbol]) for p in triggers)
+    for trade in trades:
+        symbol, sign = trade.pair.replace("/", ""), 1.0 if trade.side == "long" else -1.0
+        tick = ticks[symbol]
+        steps = trade.initial_stop / tick
+        wanted = (math.ceil(steps) if sign > 0 else math.floor(steps)) * tick  # tighter, not looser
+        assert any(abs(p - wanted) < tick / 1000 for p in stops[symbol]), (trade.side, wanted)
+    wind_down(bot)
