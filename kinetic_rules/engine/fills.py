@@ -4,6 +4,9 @@ down in plain sentences that every backtest report repeats (see `describe`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
 
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.engine.model import Side
@@ -92,3 +95,30 @@ def fill_model(plan: Plan) -> FillModel:
         else None,
         stops_on_mark=spec.market.type == "futures" and spec.orders.stop_trigger == "mark",
     )
+
+
+EntryOutcome = (
+    tuple[Literal["waiting"]]
+    | tuple[Literal["expired"], int]
+    | tuple[Literal["filled"], int, float]
+)
+
+
+def entry_fill(
+    fills: FillModel, prices: dict[str, np.ndarray], signal: int, side: Side
+) -> EntryOutcome:
+    """The entry order decided at the close of `signal`, judged on the candles known so far."""
+    opens, highs, lows, closes = (prices[k] for k in ("open", "high", "low", "close"))
+    first, known = signal + 1, len(opens)
+    if first >= known:
+        return ("waiting",)
+    if not fills.entry_limit:
+        return ("filled", first, fills.adverse(float(opens[first]), side, buying=True))
+    limit = float(closes[signal])
+    last = first + fills.entry_timeout - 1
+    for candle in range(first, min(known, last + 1)):
+        through = lows[candle] < limit if side == "long" else highs[candle] > limit
+        if through:
+            better = opens[candle] < limit if side == "long" else opens[candle] > limit
+            return ("filled", candle, float(opens[candle]) if better else limit)
+    return ("expired", last) if last < known else ("waiting",)

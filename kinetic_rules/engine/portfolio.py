@@ -32,7 +32,7 @@ from kinetic_rules.compile.plan import Plan
 from kinetic_rules.compile.trade_eval import evaluate_span
 from kinetic_rules.engine.books import PortfolioBooks
 from kinetic_rules.engine.closing import closing_fills
-from kinetic_rules.engine.fills import FillModel
+from kinetic_rules.engine.fills import FillModel, entry_fill
 from kinetic_rules.engine.futures import funding_payments
 from kinetic_rules.engine.model import (
     END_OF_DATA,
@@ -544,33 +544,6 @@ def entry_tags(plan: Plan, signals: PairSignals, local: int) -> tuple[str, ...]:
     return tuple(
         name for name, rule in plan.strategy.tags.items() if bool(signals.values[rule.node][local])
     )
-
-
-EntryOutcome = (
-    tuple[Literal["waiting"]]
-    | tuple[Literal["expired"], int]
-    | tuple[Literal["filled"], int, float]
-)
-
-
-def entry_fill(
-    fills: FillModel, prices: dict[str, np.ndarray], signal: int, side: Side
-) -> EntryOutcome:
-    """The entry order decided at the close of `signal`, judged on the candles known so far."""
-    opens, highs, lows, closes = (prices[k] for k in ("open", "high", "low", "close"))
-    first, known = signal + 1, len(opens)
-    if first >= known:
-        return ("waiting",)
-    if not fills.entry_limit:
-        return ("filled", first, fills.adverse(float(opens[first]), side, buying=True))
-    limit = float(closes[signal])
-    last = first + fills.entry_timeout - 1
-    for candle in range(first, min(known, last + 1)):
-        through = lows[candle] < limit if side == "long" else highs[candle] > limit
-        if through:
-            better = opens[candle] < limit if side == "long" else opens[candle] > limit
-            return ("filled", candle, float(opens[candle]) if better else limit)
-    return ("expired", last) if last < known else ("waiting",)
 
 
 Candidate = tuple[int, float, int, PairData, Side, int]

@@ -10,9 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kinetic_rules.engine.fills import FillModel
+from kinetic_rules.engine.fills import FillModel, entry_fill
 from kinetic_rules.engine.orders import OrderKind
-from kinetic_rules.engine.portfolio import entry_fill
 from kinetic_rules.errors import ExchangeError
 from kinetic_rules.live.broker import OrderRequest
 from kinetic_rules.live.paper_broker import PaperBroker

@@ -7,8 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kinetic_rules.engine.fills import FillModel
-from kinetic_rules.engine.portfolio import entry_fill
+from kinetic_rules.engine.fills import FillModel, entry_fill
 from kinetic_rules.live.paper_fills import limit_resting, market_fill, take
 
 prices = st.floats(min_value=0.001, max_value=100_000, allow_nan=False)
