@@ -22,6 +22,8 @@ from tests.standin.binance_spot import (
     ticker_24hr,
     ticker_price,
 )
+from tests.standin.binance_spot import _int_param as _int
+from tests.standin.binance_trading import _client_id, _order_id
 from tests.standin.futures_account import (
     FuturesAccount,
     FuturesFill,
@@ -636,21 +638,6 @@ def _symbol(request: Request, account: FuturesAccount) -> str:
     return symbol
 
 
-def _order_id(request: Request) -> int | None:
-    value = request.param("orderId")
-    if value is None and not request.param("origClientOrderId"):
-        either = "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!"
-        raise ApiError(400, -1102, either)
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        raise ApiError(400, -1100, "Illegal characters found in parameter 'orderId'.") from None
-
-
-def _client_id(request: Request) -> str | None:
-    return request.param("origClientOrderId")
-
-
 def _decimal(request: Request, name: str, *, required: bool = False) -> Decimal | None:
     value = request.param(name)
     if value is None or value == "":
@@ -662,16 +649,6 @@ def _decimal(request: Request, name: str, *, required: bool = False) -> Decimal 
     except InvalidOperation:
         raise ApiError(400, -1100, f"Illegal characters found in parameter '{name}'.") from None
     return number if number.is_finite() and number > 0 else None
-
-
-def _int(request: Request, name: str, default: Any) -> Any:
-    value = request.param(name)
-    if value is None:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ApiError(400, -1100, f"Illegal characters found in parameter '{name}'.") from None
 
 
 def _require(request: Request, name: str) -> str:
