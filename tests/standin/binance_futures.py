@@ -23,7 +23,7 @@ from tests.standin.binance_spot import (
     ticker_price,
 )
 from tests.standin.binance_spot import _int_param as _int
-from tests.standin.binance_trading import _client_id, _order_id
+from tests.standin.binance_trading import _client_id, _order_id, _signed
 from tests.standin.futures_account import (
     FuturesAccount,
     FuturesFill,
@@ -78,22 +78,6 @@ def install(router: Router, account: FuturesAccount) -> None:
     }
     for (method, path), handler in private.items():
         router.add(method, path, _signed(handler, account))
-
-
-def _signed(handler: Handler, account: FuturesAccount) -> Handler:
-    def run(request: Request) -> Response:
-        key = next((v for k, v in request.headers.items() if k.lower() == "x-mbx-apikey"), None)
-        if not key:
-            raise ApiError(401, -2014, "API-key format invalid.")
-        if key != account.api_key:
-            raise ApiError(401, -2015, "Invalid API-key, IP, or permissions for action.")
-        for name in ("timestamp", "signature"):
-            _require(request, name)
-        with account.lock:
-            account.sync()
-            return handler(request)
-
-    return run
 
 
 # -- market data ---------------------------------------------------------------------------

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import secrets
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.standin.account import Account, Fill, Order
 from tests.standin.router import ApiError, Handler, Request, Response, Router
+
+if TYPE_CHECKING:
+    from tests.standin.futures_account import FuturesAccount
 
 PREFIX = "/api/v3"
 
@@ -33,7 +36,9 @@ def install(router: Router, account: Account) -> None:
         router.add("GET", "/sapi/v1" + path, _signed(lambda r: Response(200, []), account))
 
 
-def _signed(handler: Handler, account: Account) -> Handler:
+def _signed(handler: Handler, account: Account | FuturesAccount) -> Handler:
+    """The API key and signature checks of every private endpoint, spot and futures alike."""
+
     def run(request: Request) -> Response:
         key = next((v for k, v in request.headers.items() if k.lower() == "x-mbx-apikey"), None)
         if not key:
