@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kinetic_rules.compile.evaluate import Value, as_array
+from kinetic_rules.compile.interpret import Value, as_array
 from kinetic_rules.data.align import positions_by_close
 from kinetic_rules.data.candles import timeframe_ns
 from kinetic_rules.errors import DataError

@@ -1,6 +1,7 @@
 """Evaluate a plan as candles arrive: every series extended by the new candles only.
 
-The batch evaluator (evaluate.py) computes each series over all candles at once. A live
+This is the interpreter's append back-end (compile/interpret.py says what each node
+means); the batch evaluator (evaluate.py) computes each series over all candles at once. A live
 bot receives one candle per pair at each close, and computing its windows again costs
 their whole length every time. Here each series keeps its values and grows by the new
 rows: functions through their streams (functions/_stream.py), arithmetic, comparisons
@@ -20,7 +21,7 @@ and as slow once as the batch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -35,21 +36,24 @@ from kinetic_rules.compile.candle_windows import (
     candle_columns,
     unchanged,
 )
-from kinetic_rules.compile.evaluate import (
-    PairSignals,
-    Value,
+from kinetic_rules.compile.evaluate import PairSignals
+from kinetic_rules.compile.interpret import (
+    BoundCall,
+    GridStream,
     as_array,
-    binary,
-    class_number,
-    compare,
+    combine,
+    history_values,
+    interpret,
+    open_stream,
+    regime_codes,
     regime_tables,
+    run,
     take_visible,
 )
 from kinetic_rules.compile.plan import Plan
-from kinetic_rules.compile.time_windows import TimeStream, has_hole
+from kinetic_rules.compile.time_windows import has_hole
 from kinetic_rules.data.candles import has_known_grid, timeframe_ns
 from kinetic_rules.errors import DataError
-from kinetic_rules.functions import REGISTRY, ArgKind
 from kinetic_rules.functions.registry import Function
 from kinetic_rules.lang import ast
 
@@ -63,7 +67,7 @@ class IncrementalEvaluator:
         self.default_size = default_size
         self.restarts = 0  # times every series had to start over (out-of-order candles)
         self._windows: dict[tuple[str, str], CandleWindow] = {}
-        self._tables = regime_tables(plan)
+        self.tables = regime_tables(plan)
         # duration windows that span time, when candles go missing (compile/time_windows.py)
         self._time_calls = plan.windows_span_time and any(
             isinstance(n, ast.Call) and n.spans_time for node in plan.market for n in node.walk()
@@ -169,23 +173,15 @@ class IncrementalEvaluator:
             return None
         if base.regime is None:
             rules = [self._series(rule.node, base, None) for _, rule in classes]
-
-            def grow(count: int) -> np.ndarray:
-                codes = np.full(count, len(classes) - 1, dtype=np.int64)
-                decided = np.zeros(count, dtype=bool)
-                for index, rule in enumerate(rules):
-                    holds = as_array(rule.chunk(count), count).astype(bool)
-                    codes[holds & ~decided] = index
-                    decided |= holds
-                return codes
-
-            base.regime = self._register(base, grow)
+            base.regime = self._register(
+                base, lambda k: regime_codes([rule.chunk(k) for rule in rules], k)
+            )
         return base.regime
 
     def _series(self, node: ast.Node, window: CandleWindow, regime: Series | None) -> Series:
         found = window.series.get(node)
         if found is None:
-            found = self._make(node, window, regime)
+            found = interpret(node, _Growing(self, window, regime))
             window.series[node] = found
         return found
 
@@ -201,108 +197,86 @@ class IncrementalEvaluator:
         window.synced = window.rows
         return series
 
-    def _make(self, node: ast.Node, window: CandleWindow, regime: Series | None) -> Series:
-        match node:
-            case ast.Number(value=v) | ast.Bool(value=v) | ast.String(value=v):
-                return Series(None, v)
-            case ast.Name(id="regime"):
-                assert regime is not None, "regime read outside the base timeframe"
-                return regime
-            case ast.Name(id=name) if name in self._tables:
-                assert regime is not None
-                table, codes = self._tables[name], regime
-                return self._register(window, lambda k: table[codes.chunk(k)])
-            case ast.Name(id=name):
-                return self._register(window, lambda k: window.column(name, k))
-            case ast.Call():
-                return self._call(node, window, regime)
-            case ast.Context(operand=operand, timeframe=tf, pair=pair):
-                tf, pair = tf or window.timeframe, pair or window.pair
-                if tf == window.timeframe and pair == window.pair:
-                    return self._series(operand, window, None)
-                return self._context(operand, window, tf, pair)
-            case ast.History(operand=operand, offset=offset):
-                assert isinstance(offset, ast.Number)
-                inner = self._series(operand, window, regime)
-                return self._register(window, _shifted(inner, int(offset.value)))
-        parts = [self._series(child, window, regime) for child in node.children()]
-        combine = self._elementwise(node)
-        if all(part.tape is None for part in parts):
-            return Series(None, combine([part.constant for part in parts]))
-        return self._register(window, lambda k: combine([part.chunk(k) for part in parts]))
 
-    def _elementwise(self, node: ast.Node) -> Callable[[list[Value]], Any]:
-        """The operator of a node that works candle by candle, as the batch applies it."""
-        plan = self.plan
-        match node:
-            case ast.Unary(op="not"):
-                return lambda v: np.logical_not(v[0])
-            case ast.Unary():
-                return lambda v: np.negative(v[0])
-            case ast.Binary(op=op):
-                return lambda v: binary(op, v[0], v[1])
-            case ast.Compare(rest=rest):
-                ops = [op for op, _ in rest]
+class _Growing:
+    """The append back-end of the interpreter: each node a series on one candle window,
+    extended by the new candles only."""
 
-                def chain(v: list[Value]) -> Value:
-                    left = class_number(plan, v[0])
-                    result: Value = True
-                    for op, right in zip(ops, v[1:], strict=True):
-                        right = class_number(plan, right)
-                        result = np.logical_and(result, compare(op, left, right))
-                        left = right
-                    return result
+    def __init__(
+        self, evaluator: IncrementalEvaluator, window: CandleWindow, regime: Series | None
+    ) -> None:
+        self.evaluator, self.window, self.regime = evaluator, window, regime
 
-                return chain
-            case ast.IfElse():
-                return lambda v: np.where(v[0], v[1], v[2])
-        raise TypeError(f"cannot evaluate {type(node).__name__}")
+    def value(self, node: ast.Node) -> Series:
+        return self.evaluator._series(node, self.window, self.regime)
 
-    def _call(self, node: ast.Call, window: CandleWindow, regime: Series | None) -> Series:
-        function = REGISTRY.get(node.func)
-        assert function is not None
-        parts: list[tuple[Series | None, Any]] = []  # (series argument, or None and a constant)
-        for spec, arg in zip(function.args, node.args, strict=True):
-            if spec.kind.is_series:
-                parts.append((self._series(arg, window, regime), None))
-            elif spec.kind is ArgKind.LIST:
-                assert isinstance(arg, ast.ListLit)
-                parts.append((None, tuple(i.value for i in arg.items if isinstance(i, ast.Number))))
-            else:
-                assert isinstance(arg, ast.Number)
-                count = spec.kind in (ArgKind.INT, ArgKind.WINDOW)
-                parts.append((None, int(arg.value) if count else float(arg.value)))
-        if node.spans_time and self.plan.windows_span_time and window.gapped:
-            return self._register(window, _on_grid(function, window, parts))
-        stream = function.stream() if function.stream is not None else None
+    def constant(self, value: float | bool | str) -> Series:
+        return Series(None, value)
+
+    def name(self, name: str) -> Series:
+        window, regime = self.window, self.regime
+        if name == "regime":
+            assert regime is not None, "regime read outside the base timeframe"
+            return regime
+        tables = self.evaluator.tables
+        if name in tables:
+            assert regime is not None
+            table = tables[name]
+            return self.evaluator._register(window, lambda k: table[regime.chunk(k)])
+        return self.evaluator._register(window, lambda k: window.column(name, k))
+
+    def call(self, call: BoundCall[Series]) -> Series:
+        window, function = self.window, call.function
+        parts: list[tuple[Series | None, Any]] = [  # (series argument, or None and a constant)
+            (a, None) if series else (None, a)  # type: ignore[misc]
+            for a, series in zip(call.arguments, call.series, strict=True)
+        ]
+        if call.node.spans_time and self.evaluator.plan.windows_span_time and window.gapped:
+            return self.evaluator._register(window, _on_grid(function, window, parts))
+        stream = open_stream(function)
 
         def grow(k: int) -> np.ndarray:
             if stream is None:  # no stream: the function over the whole window, newest rows kept
                 size = window.length
                 inputs = [window.column(name, size) for name in function.inputs]
                 args = [as_array(s.full(size), size) if s else c for s, c in parts]
-                return np.asarray(function.impl(*inputs, *args))[size - k :]
+                return np.asarray(run(function, inputs, args))[size - k :]
             inputs = [window.column(name, k) for name in function.inputs]
             args = [as_array(s.chunk(k), k) if s else c for s, c in parts]
             return np.asarray(stream(*inputs, *args))
 
-        return self._register(window, grow)
+        return self.evaluator._register(window, grow)
 
-    def _context(self, operand: ast.Node, base: CandleWindow, tf: str, pair: str) -> Series:
-        other = self._window_of(pair, tf)
-        self._sync(other)
-        inner = self._series(operand, other, None)
+    def history(self, operand: Series, offset: int) -> Series:
+        return self.evaluator._register(self.window, _shifted(operand, offset))
+
+    def combine(self, node: ast.Node, parts: list[Series]) -> Series:
+        plan = self.evaluator.plan
+        if all(part.tape is None for part in parts):
+            return Series(None, combine(node, [part.constant for part in parts], plan))
+        return self.evaluator._register(
+            self.window, lambda k: combine(node, [part.chunk(k) for part in parts], plan)
+        )
+
+    def context(self, operand: ast.Node, timeframe: str | None, pair: str | None) -> Series:
+        evaluator, base = self.evaluator, self.window
+        tf, pair = timeframe or base.timeframe, pair or base.pair
+        if tf == base.timeframe and pair == base.pair:
+            return evaluator._series(operand, base, None)
+        other = evaluator._window_of(pair, tf)
+        evaluator._sync(other)
+        inner = evaluator._series(operand, other, None)
         alignment = base.alignments.get((pair, tf))
         if alignment is None:
             alignment = base.alignments[(pair, tf)] = Alignment(base, other)
 
         def grow(k: int) -> np.ndarray:
-            self._sync(other)
+            evaluator._sync(other)
             assert inner.tape is None or inner.rows == other.rows, "contexts read in a cycle"
             values = as_array(inner.full(other.length), other.length)
             return take_visible(values, alignment.positions(k))
 
-        return self._register(base, grow)
+        return evaluator._register(base, grow)
 
 
 def _opens_hole(window: CandleWindow, times: np.ndarray, timeframe: str) -> bool:
@@ -319,7 +293,7 @@ def _on_grid(
     function: Function, window: CandleWindow, parts: list[tuple[Series | None, Any]]
 ) -> Grow:
     """A duration window on the time grid, chunk by chunk (compile/time_windows.py)."""
-    stream = TimeStream(function, timeframe_ns(window.timeframe))
+    stream = GridStream(function, timeframe_ns(window.timeframe))
 
     def grow(k: int) -> np.ndarray:
         reach = min(k + 1, window.length)
@@ -340,9 +314,7 @@ def _shifted(inner: Series, offset: int) -> Grow:
     before: list[np.ndarray] = []  # the last `offset` values, once known
 
     def grow(k: int) -> np.ndarray:
-        values = as_array(inner.chunk(k), k)
-        if values.dtype.kind == "i":  # regime class numbers: undefined before the start
-            values = values.astype(np.float64)
+        values = history_values(as_array(inner.chunk(k), k))
         if offset == 0:
             return values
         if not before:

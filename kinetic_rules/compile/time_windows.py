@@ -16,7 +16,8 @@ the values of the real candles are taken back:
   out: they are undefined while a missing candle is inside their window.
 
 Batch and live evaluation use the same grid and the same functions (the live side
-feeds the function's stream one grid chunk at a time), so they agree bit for bit.
+feeds the function's stream one grid chunk at a time; compile/interpret.py makes both
+calls), so they agree bit for bit.
 A series with no hole is evaluated as before.
 """
 
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from kinetic_rules.functions import REGISTRY
-from kinetic_rules.functions.registry import Function, Stream
+from kinetic_rules.functions.registry import Function
 
 PRICE_INPUTS = frozenset({"open", "high", "low", "close"})
 
@@ -132,63 +133,3 @@ def evaluate_on_grid(
         with np.errstate(all="ignore"):
             values = np.where(held > 0, values / held, np.nan)
     return np.asarray(values[grid.positions])
-
-
-def batch_call(
-    function: Function,
-    inputs: dict[str, np.ndarray],
-    closes: np.ndarray,
-    args: Sequence[Any],
-    times: np.ndarray,
-    step: int,
-) -> np.ndarray:
-    """One call over all of a series' candles, on their time grid."""
-    grid = Grid.of(times, step)
-    summing = REGISTRY.get("sum")
-    assert summing is not None
-    return evaluate_on_grid(
-        function,
-        inputs,
-        closes,
-        args,
-        grid,
-        np.nan,  # nothing is missing before the first candle
-        lambda target, spread: np.asarray(target.impl(*spread)),
-        lambda spread: np.asarray(summing.impl(*spread)),
-    )
-
-
-class TimeStream:
-    """The live side of `batch_call`: each chunk of new candles, with the missing ones
-    before and among them, fed to the function's stream (and a stream of the count)."""
-
-    def __init__(self, function: Function, step: int) -> None:
-        self.function = function
-        self.step = step
-        target = REGISTRY.get(time_form(function.name).via)
-        summing = REGISTRY.get("sum")
-        assert target is not None and target.stream is not None
-        assert summing is not None and summing.stream is not None
-        self._stream: Stream = target.stream()
-        self._count: Stream = summing.stream()
-
-    def __call__(
-        self,
-        times: np.ndarray,
-        inputs: dict[str, np.ndarray],
-        closes: np.ndarray,
-        args: Sequence[Any],
-        before: tuple[int, float] | None,
-    ) -> np.ndarray:
-        grid = Grid.of(times, self.step, None if before is None else before[0])
-        previous = before[1] if before is not None else np.nan
-        return evaluate_on_grid(
-            self.function,
-            inputs,
-            closes,
-            args,
-            grid,
-            previous,
-            lambda _target, spread: np.asarray(self._stream(*spread)),
-            lambda spread: np.asarray(self._count(*spread)),
-        )

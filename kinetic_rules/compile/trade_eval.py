@@ -5,6 +5,7 @@ history, so what is left is elementwise: slices of those series combined with th
 trade's own arrays (`profit`, `bars_held`, …). Stops, trailing rules and trade-aware
 exits are thus evaluated for a whole trade in a few numpy operations. Rules that read
 the portfolio are evaluated the same way, at the closes where the portfolio decides.
+This is the interpreter's slice back-end (compile/interpret.py says what each node means).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from kinetic_rules.compile.evaluate import PairSignals, binary, compare
+from kinetic_rules.compile.evaluate import PairSignals
+from kinetic_rules.compile.interpret import BoundCall, as_array, combine, interpret, run
 from kinetic_rules.compile.plan import Plan
-from kinetic_rules.functions import REGISTRY, ArgKind
 from kinetic_rules.lang import ast
 
 # name -> scalar or array over the slice; a portfolio function's name -> its callable
@@ -27,62 +28,51 @@ def evaluate_span(
     plan: Plan, node: ast.Node, signals: PairSignals, lo: int, hi: int, env: TradeEnv
 ) -> np.ndarray:
     """Values of `node` for candles lo..hi-1 of `signals`, with trade names from `env`."""
-    value = np.asarray(_eval(plan, node, signals, lo, hi, env))
+    value = np.asarray(_Span(plan, signals, lo, hi, env).value(node))
     if value.ndim == 0:  # built from scalars only, e.g. `if side > 0 then 10% else 5%`
         return np.full(hi - lo, value[()])
     return value
 
 
-def _eval(plan: Plan, node: ast.Node, signals: PairSignals, lo: int, hi: int, env: TradeEnv) -> Any:
-    stored = signals.values.get(node)
-    if stored is not None:
-        return stored[lo:hi]
-    match node:
-        case ast.Number(value=v) | ast.Bool(value=v):
-            return v
-        case ast.Name(id=name) if name in env:
-            return env[name]
-        case ast.Unary(op=op, operand=operand):
-            inner = _eval(plan, operand, signals, lo, hi, env)
-            return np.logical_not(inner) if op == "not" else np.negative(inner)
-        case ast.Binary(op=op, left=left, right=right):
-            return binary(
-                op,
-                _eval(plan, left, signals, lo, hi, env),
-                _eval(plan, right, signals, lo, hi, env),
-            )
-        case ast.Compare(first=first, rest=rest):
-            left_value = _eval(plan, first, signals, lo, hi, env)
-            result: Any = True
-            for op, operand in rest:
-                right_value = _eval(plan, operand, signals, lo, hi, env)
-                result = np.logical_and(result, compare(op, left_value, right_value))
-                left_value = right_value
-            return result
-        case ast.IfElse(condition=c, then=t, otherwise=o):
-            return np.where(
-                _eval(plan, c, signals, lo, hi, env),
-                _eval(plan, t, signals, lo, hi, env),
-                _eval(plan, o, signals, lo, hi, env),
-            )
-        case ast.Call(func=name, args=args) if name in env:  # a portfolio function
-            return env[name](*(a.value for a in args if isinstance(a, ast.Number)))
-        case ast.Call(func=name, args=args):
-            function = REGISTRY.get(name)
-            assert function is not None and not function.inputs
-            values: list[Any] = []
-            for spec, arg in zip(function.args, args, strict=True):
-                if spec.kind.is_series:
-                    values.append(_full(_eval(plan, arg, signals, lo, hi, env), hi - lo))
-                elif spec.kind is ArgKind.LIST and isinstance(arg, ast.ListLit):
-                    values.append(tuple(i.value for i in arg.items if isinstance(i, ast.Number)))
-                elif isinstance(arg, ast.Number):
-                    values.append(arg.value)
-            return function.impl(*values)
-    raise KeyError(f"no value for {type(node).__name__} in a trade expression")
+class _Span:
+    """Market series sliced to lo..hi, and the trade's or the portfolio's values."""
 
+    __slots__ = ("env", "hi", "lo", "plan", "signals")
 
-def _full(value: Any, length: int) -> np.ndarray:
-    if isinstance(value, np.ndarray):
-        return value.astype(np.float64) if value.dtype != bool else value
-    return np.full(length, float(value))
+    def __init__(self, plan: Plan, signals: PairSignals, lo: int, hi: int, env: TradeEnv) -> None:
+        self.plan, self.signals, self.lo, self.hi, self.env = plan, signals, lo, hi, env
+
+    def value(self, node: ast.Node) -> Any:
+        stored = self.signals.values.get(node)
+        if stored is not None:
+            return stored[self.lo : self.hi]
+        return interpret(node, self)
+
+    def constant(self, value: float | bool | str) -> Any:
+        return value
+
+    def name(self, name: str) -> Any:
+        if name not in self.env:
+            raise KeyError(f"no value for {name} in a trade expression")
+        return self.env[name]
+
+    def call(self, call: BoundCall[Any]) -> Any:
+        function = call.function
+        if function.name in self.env:  # a portfolio function
+            return self.env[function.name](*call.arguments)
+        assert not function.inputs, "a call reading candles is a market series"
+        length = self.hi - self.lo
+        arguments = [
+            as_array(a, length) if series else a
+            for a, series in zip(call.arguments, call.series, strict=True)
+        ]
+        return run(function, [], arguments)
+
+    def history(self, operand: Any, offset: int) -> Any:
+        raise KeyError("no value for an offset in a trade expression")
+
+    def context(self, operand: ast.Node, timeframe: str | None, pair: str | None) -> Any:
+        raise KeyError("no value for another timeframe or pair in a trade expression")
+
+    def combine(self, node: ast.Node, parts: list[Any]) -> Any:
+        return combine(node, parts, self.plan)

@@ -19,11 +19,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from kinetic_rules.compile.evaluate import binary
+from kinetic_rules.compile.interpret import apply_function, binary
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.compile.trade_eval import evaluate_span
 from kinetic_rules.engine.model import END_OF_DATA, Side, Trade
-from kinetic_rules.functions import REGISTRY
 from kinetic_rules.lang.checked import Rule
 from kinetic_rules.spec.models import Protection
 
@@ -242,9 +241,7 @@ def return_correlation(
         where = data.signals.index.get_indexer(opens)
         closes = np.where(where >= 0, data.prices["close"][np.maximum(where, 0)], np.nan)
         returns.append(closes[1:] / closes[:-1] - 1.0)
-    function = REGISTRY.get("correlation")
-    assert function is not None
-    return float(function.impl(returns[0], returns[1], lookback)[-1])
+    return float(apply_function("correlation", returns[0], returns[1], lookback)[-1])
 
 
 # -- closing everything --------------------------------------------------------------------

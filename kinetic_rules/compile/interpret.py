@@ -1,0 +1,330 @@
+"""The one interpreter of the language: what each node means, and how a call binds.
+
+A strategy is evaluated in three settings: over whole columns (backtests, evaluate.py),
+close by close as candles arrive (live, incremental.py), and over the candles of an
+open trade or at a portfolio decision (trade_eval.py). Each setting is a back-end that
+says how it holds values — arrays, growing series, slices — and where candles of other
+timeframes come from. What a node means, how a call's arguments are converted and how
+a function is called are decided here alone, so the three cannot disagree;
+tests/test_layers.py fails if any other module evaluates an operator or calls a
+function's implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+import numpy as np
+
+from kinetic_rules.compile.plan import Plan
+from kinetic_rules.compile.time_windows import Grid, evaluate_on_grid, time_form
+from kinetic_rules.functions import REGISTRY, ArgKind
+from kinetic_rules.functions.registry import Arg, Function, Stream
+from kinetic_rules.lang import ast
+from kinetic_rules.lang.names import CONTEXT_FUNCTIONS
+
+Value = Any  # np.ndarray, or a Python scalar for constants
+Constant = int | float | tuple[float, ...]
+V = TypeVar("V")
+
+
+@dataclass(frozen=True)
+class BoundCall(Generic[V]):
+    """A call with its arguments in the implementation's order: each series argument as
+    the back-end holds its value, each constant converted to what the function takes."""
+
+    node: ast.Call
+    function: Function
+    arguments: tuple[V | Constant, ...]
+    series: tuple[bool, ...]  # which arguments are series (the others are constants)
+
+
+class Backend(Protocol[V]):
+    """How one setting holds values; `interpret` decides what they are."""
+
+    def value(self, node: ast.Node) -> V:
+        """A sub-expression's value, as this back-end keeps (and reuses) it."""
+        ...
+
+    def constant(self, value: float | bool | str) -> V: ...
+
+    def name(self, name: str) -> V:
+        """A candle column, `regime`, a regime table, or a trade or portfolio value."""
+        ...
+
+    def call(self, call: BoundCall[V]) -> V: ...
+
+    def history(self, operand: V, offset: int) -> V:
+        """`x[offset]`: the operand's value `offset` candles before."""
+        ...
+
+    def context(self, operand: ast.Node, timeframe: str | None, pair: str | None) -> V:
+        """`x@1h[BTC/USDT]`: the operand on other candles, aligned to these."""
+        ...
+
+    def combine(self, node: ast.Node, parts: list[V]) -> V:
+        """An operator (`not`, `+`, `<`, `if`) over its operands' values (see `combine`)."""
+        ...
+
+
+def interpret(node: ast.Node, backend: Backend[V]) -> V:
+    """The value of `node` in `backend`: the single dispatch over the language's nodes."""
+    match node:
+        case ast.Number(value=v) | ast.Bool(value=v) | ast.String(value=v):
+            return backend.constant(v)
+        case ast.Name(id=name):
+            return backend.name(name)
+        case ast.Call(func=name, args=args):
+            function = function_of(name)
+            bound = bind(function, args)
+            return backend.call(
+                BoundCall(
+                    node,
+                    function,
+                    tuple(backend.value(a) if isinstance(a, ast.Node) else a for a in bound),
+                    tuple(isinstance(a, ast.Node) for a in bound),
+                )
+            )
+        case ast.History(operand=operand, offset=offset):
+            assert isinstance(offset, ast.Number)
+            return backend.history(backend.value(operand), int(offset.value))
+        case ast.Context(operand=operand, timeframe=timeframe, pair=pair):
+            return backend.context(operand, timeframe, pair)
+        case ast.Unary() | ast.Binary() | ast.Compare() | ast.IfElse():
+            return backend.combine(node, [backend.value(child) for child in node.children()])
+    raise TypeError(f"cannot evaluate {type(node).__name__}")
+
+
+# -- calls --------------------------------------------------------------------------------
+def function_of(name: str) -> Function:
+    """A registered function, or a portfolio function (its value comes from the portfolio)."""
+    function = REGISTRY.get(name)
+    if function is None:
+        function = CONTEXT_FUNCTIONS[name][0]
+    return function
+
+
+def bind(function: Function, args: Sequence[ast.Node]) -> list[ast.Node | Constant]:
+    """A checked call's arguments in order: series stay nodes to evaluate, constants become
+    what the implementation takes (INT and WINDOW an int, NUMBER a float, LIST a tuple).
+    The checker has filled in defaults and enforced the limits (functions/registry.py)."""
+    bound: list[ast.Node | Constant] = []
+    for spec, arg in zip(function.args, args, strict=True):
+        if spec.kind.is_series:
+            bound.append(arg)
+        elif spec.kind is ArgKind.LIST:
+            assert isinstance(arg, ast.ListLit)
+            bound.append(tuple(i.value for i in arg.items if isinstance(i, ast.Number)))
+        else:
+            assert isinstance(arg, ast.Number)
+            bound.append(constant_argument(spec, arg.value))
+    return bound
+
+
+_COUNTS = (ArgKind.INT, ArgKind.WINDOW)
+_COUNTS_AND_NUMBERS = (*_COUNTS, ArgKind.NUMBER)
+
+
+def constant_argument(spec: Arg, value: float) -> int | float:
+    return int(value) if spec.kind in _COUNTS else float(value)
+
+
+def run(function: Function, inputs: Sequence[np.ndarray], arguments: Sequence[Value]) -> Value:
+    """One call of the implementation over whole arrays (functions/registry.py's convention)."""
+    return function.impl(*inputs, *arguments)
+
+
+def open_stream(function: Function) -> Stream | None:
+    """A fresh stream of the function for one call site, or None if it has none."""
+    return function.stream() if function.stream is not None else None
+
+
+def apply_function(name: str, *arguments: Value) -> np.ndarray:
+    """A registered function called by the engine itself (the portfolio's correlation),
+    its constant arguments converted as in a strategy's call."""
+    function = REGISTRY.get(name)
+    assert function is not None and not function.inputs
+    converted = [
+        constant_argument(spec, value) if spec.kind in _COUNTS_AND_NUMBERS else value
+        for spec, value in zip(function.args, arguments, strict=True)
+    ]
+    return np.asarray(run(function, [], converted))
+
+
+def call_on_grid(
+    function: Function,
+    inputs: dict[str, np.ndarray],
+    closes: np.ndarray,
+    arguments: Sequence[Any],
+    times: np.ndarray,
+    step: int,
+) -> np.ndarray:
+    """A duration window over all of a series' candles, on their time grid."""
+    summing = REGISTRY.get("sum")
+    assert summing is not None
+    return evaluate_on_grid(
+        function,
+        inputs,
+        closes,
+        arguments,
+        Grid.of(times, step),
+        np.nan,  # nothing is missing before the first candle
+        lambda target, spread: np.asarray(run(target, [], spread)),
+        lambda spread: np.asarray(run(summing, [], spread)),
+    )
+
+
+class GridStream:
+    """The live side of `call_on_grid`: each chunk of new candles, with the missing ones
+    before and among them, fed to the function's stream (and a stream of the count)."""
+
+    def __init__(self, function: Function, step: int) -> None:
+        self.function = function
+        self.step = step
+        target = REGISTRY.get(time_form(function.name).via)
+        summing = REGISTRY.get("sum")
+        assert target is not None and summing is not None
+        stream, count = open_stream(target), open_stream(summing)
+        assert stream is not None and count is not None
+        self._stream: Stream = stream
+        self._count: Stream = count
+
+    def __call__(
+        self,
+        times: np.ndarray,
+        inputs: dict[str, np.ndarray],
+        closes: np.ndarray,
+        arguments: Sequence[Any],
+        before: tuple[int, float] | None,
+    ) -> np.ndarray:
+        grid = Grid.of(times, self.step, None if before is None else before[0])
+        previous = before[1] if before is not None else np.nan
+        return evaluate_on_grid(
+            self.function,
+            inputs,
+            closes,
+            arguments,
+            grid,
+            previous,
+            lambda _target, spread: np.asarray(self._stream(*spread)),
+            lambda spread: np.asarray(self._count(*spread)),
+        )
+
+
+# -- operators ----------------------------------------------------------------------------
+def combine(node: ast.Node, values: Sequence[Value], plan: Plan) -> Value:
+    """What an operator gives on its operands' values, candle by candle (or on scalars)."""
+    match node:
+        case ast.Unary(op="not"):
+            return np.logical_not(values[0])
+        case ast.Unary():
+            return np.negative(values[0])
+        case ast.Binary(op=op):
+            return binary(op, values[0], values[1])
+        case ast.Compare(rest=rest):
+            left = class_number(plan, values[0])
+            result: Value = True
+            for (op, _), right in zip(rest, values[1:], strict=True):
+                right = class_number(plan, right)
+                result = np.logical_and(result, compare(op, left, right))
+                left = right
+            return result
+        case ast.IfElse():
+            return np.where(values[0], values[1], values[2])
+    raise TypeError(f"{type(node).__name__} is no operator")
+
+
+def class_number(plan: Plan, value: Value) -> Value:
+    """Regime names compare as class numbers."""
+    if isinstance(value, str):
+        names = [name for name, _ in plan.strategy.regime]
+        return names.index(value)
+    return value
+
+
+_ARITHMETIC = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}
+_LOGIC = {"and": np.logical_and, "or": np.logical_or}
+_COMPARISON = {
+    "<": np.less, "<=": np.less_equal, ">": np.greater,
+    ">=": np.greater_equal, "==": np.equal, "!=": np.not_equal,
+}  # fmt: skip
+
+
+def binary(op: str, a: Value, b: Value) -> Value:
+    if op in _LOGIC:
+        return _LOGIC[op](a, b)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        result = _ARITHMETIC[op](a, b)
+    # A division by zero or an overflow is undefined, never infinite.
+    if isinstance(result, np.ndarray):
+        return np.where(np.isfinite(result), result, np.nan)
+    return result if np.isfinite(result) else np.nan
+
+
+def compare(op: str, a: Value, b: Value) -> Value:
+    with np.errstate(invalid="ignore"):
+        return _COMPARISON[op](a, b)
+
+
+def as_array(value: Value, length: int) -> np.ndarray:
+    """A series of `length` values; a constant (a scalar or a 0-d array, which numpy gives
+    for e.g. `if 1 == $p then 0 else 1`) is repeated on every candle."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return np.full(length, value.item(), dtype=value.dtype)
+    if isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, bool | np.bool_):
+        return np.full(length, bool(value))
+    return np.full(length, float(value))
+
+
+def regime_codes(holds: Sequence[Value], length: int) -> np.ndarray:
+    """Each candle's regime class: the first class whose rule holds, else the last one."""
+    codes = np.full(length, len(holds) - 1, dtype=np.int64)
+    decided = np.zeros(length, dtype=bool)
+    for index, value in enumerate(holds):
+        rule = as_array(value, length).astype(bool)
+        codes[rule & ~decided] = index
+        decided |= rule
+    return codes
+
+
+def history_values(values: np.ndarray) -> np.ndarray:
+    """What `x[n]` shifts: regime class numbers become numbers, undefined before the start."""
+    return values.astype(np.float64) if values.dtype.kind == "i" else values
+
+
+def shift(values: np.ndarray, n: int) -> np.ndarray:
+    """values[t - n] at t; undefined (NaN, or False) for the first n candles."""
+    if n == 0:
+        return values
+    out = np.empty_like(values)
+    fill: Any = False if values.dtype == bool else np.nan
+    out[:n] = fill
+    out[n:] = values[:-n] if n < len(values) else values[:0]
+    if n >= len(values):
+        out[:] = fill
+    return out
+
+
+def take_visible(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """values[positions], undefined (NaN, or False) where no candle is visible (-1)."""
+    visible = positions >= 0
+    taken = values[np.where(visible, positions, 0)] if len(values) else values[:0]
+    if values.dtype == bool:
+        return taken & visible if len(values) else np.zeros(len(positions), dtype=bool)
+    if not len(values):
+        return np.full(len(positions), np.nan)
+    return np.where(visible, taken, np.nan)
+
+
+def regime_tables(plan: Plan) -> dict[str, np.ndarray]:
+    """Each regime table as one value per class, indexed by class number."""
+    regime = plan.strategy.spec.regime
+    classes = [name for name, _ in plan.strategy.regime]
+    return {
+        name: np.asarray([values[c] for c in classes], dtype=np.float64)
+        for name, values in (regime.tables.items() if regime else ())
+    }
