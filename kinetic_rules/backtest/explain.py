@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from kinetic_rules.backtest.runner import BacktestRequest, prepare, simulate
+from kinetic_rules.backtest.runner import BacktestRequest, Prepared, prepare, simulate
 from kinetic_rules.compile.evaluate import Evaluator, PairSignals
+from kinetic_rules.compile.interpret import operands
 from kinetic_rules.compile.plan import Plan
-from kinetic_rules.compile.trade_eval import evaluate_span
-from kinetic_rules.engine.fills import FillModel
+from kinetic_rules.engine.fills import fill_model
 from kinetic_rules.engine.model import Trade
-from kinetic_rules.engine.paths import ExitRules, trade_path
+from kinetic_rules.engine.pairs import prepare_market
+from kinetic_rules.engine.portfolio import path_of
 from kinetic_rules.errors import ConfigError
 from kinetic_rules.lang import ast
 from kinetic_rules.lang.checked import Rule
@@ -37,18 +38,6 @@ class Line:
     value: str  # its value, or "true"/"false"
     holds: bool | None  # None for numbers
     parts: list[tuple[str, str]] = field(default_factory=list)  # operand text, value
-
-
-def _operands(node: ast.Node) -> list[ast.Node]:
-    """The sub-expressions worth showing: both sides of comparisons, parts of and/or."""
-    match node:
-        case ast.Compare(first=first, rest=rest):
-            return [first, *(operand for _, operand in rest)]
-        case ast.Binary(op="and" | "or", left=left, right=right):
-            return [left, right, *_operands(left), *_operands(right)]
-        case ast.Unary(op="not", operand=operand):
-            return [operand, *_operands(operand)]
-    return []
 
 
 def _computed(node: ast.Node) -> bool:
@@ -95,7 +84,7 @@ def _line(rule: Rule, label: str, moment: _Moment) -> Line:
     value = signals.values[rule.node][at]
     written = _as_written(rule)
     parts = [(f"${name}", str(params[name])) for name in _PARAM.findall(written) if name in params]
-    for operand in dict.fromkeys(_operands(rule.node)):  # each operand once, in order
+    for operand in dict.fromkeys(operands(rule.node)):  # each operand once, in order
         found = signals.values.get(operand) if _computed(operand) else None
         if found is None:
             continue
@@ -137,7 +126,7 @@ def explain(request: BacktestRequest, pair: str, at: pd.Timestamp, trades: bool 
         prepared.pairs = sorted({*prepared.pairs, pair})
     rules = _free_rules(plan)
     extra = tuple(
-        o for r in rules for o in _operands(r.node) if _computed(o) and o not in plan.trade_free
+        o for r in rules for o in operands(r.node) if _computed(o) and o not in plan.trade_free
     )
     signals = Evaluator(plan, prepared.feed).evaluate(pair, extra)
     index = signals.index
@@ -193,7 +182,7 @@ def explain(request: BacktestRequest, pair: str, at: pd.Timestamp, trades: bool 
             for name, rule in free.items():
                 out += _render(_line(rule, name, moment))
     if trades:
-        out += _trade_state(request, prepared.pairs, plan, prepared.feed, pair, index[position])
+        out += _trade_lines(trade_state(request, prepared, pair, index[position]))
     return "\n".join(out)
 
 
@@ -221,69 +210,68 @@ def _render(line: Line) -> list[str]:
     return rows
 
 
-def _trade_state(
-    request: BacktestRequest, pairs: list[str], plan: Plan, feed: object, pair: str,
-    candle: pd.Timestamp,
-) -> list[str]:  # fmt: skip
-    result = simulate(plan, feed, pairs, request.start)  # type: ignore[arg-type]
-    open_trade = next(
+@dataclass
+class TradeState:
+    """The trade open on a pair at a candle, as the engine has it: the backtest's trade,
+    the stop in force after that close, and the candle each trailing rule became active."""
+
+    trade: Trade
+    stop: float
+    trailing: dict[str, pd.Timestamp | None]
+
+
+def trade_state(
+    request: BacktestRequest, prepared: Prepared, pair: str, candle: pd.Timestamp
+) -> TradeState | None:
+    """The engine's own trade and path: the backtest with every market extra (mark prices,
+    funding, the exchange's rules), then the trade's path on data that ends at `candle`,
+    so nothing later can leak in."""
+    plan, feed = prepared.plan, prepared.feed
+    result = simulate(plan, feed, prepared.pairs, request.start, extras=prepared.extras)
+    trade = next(
         (t for t in result.trades if t.pair == pair and t.entry_time <= candle
          and (t.exit_time is None or t.exit_time > candle)),
         None,
     )  # fmt: skip
-    if open_trade is None:
+    if trade is None:
+        return None
+
+    def until(p: str, timeframe: str) -> pd.DataFrame:
+        candles = feed(p, timeframe)
+        return candles[candles.index <= candle]
+
+    market = prepare_market(plan, until, [pair], extras=prepared.extras)
+    data = market.pairs[0]
+    path = path_of(plan, fill_model(plan), data, trade, final=False)
+    index = data.signals.index
+    trailing = {
+        name: index[path.activated[name]] if name in path.activated else None
+        for name in plan.strategy.trailing
+    }
+    return TradeState(trade, path.final_stop, trailing)
+
+
+def _trade_lines(state: TradeState | None) -> list[str]:
+    if state is None:
         return ["\ntrade: none open on this pair at this candle (in the full backtest)"]
-    stop, trailing = _stop_state(plan, feed, open_trade, candle)
+    trade = state.trade
     lines = [
-        f"\ntrade #{open_trade.id}: {open_trade.side} since {open_trade.entry_time}, "
-        f"entry {open_trade.entry_price:.6g}, stake {open_trade.stake:.2f}",
-        f"  initial stop {open_trade.initial_stop:.6g}; stop after this close {stop:.6g}",
+        f"\ntrade #{trade.id}: {trade.side} since {trade.entry_time}, "
+        f"entry {trade.entry_price:.6g}, stake {trade.stake:.2f}",
+        f"  initial stop {trade.initial_stop:.6g}; stop after this close {state.stop:.6g}",
     ]
-    if open_trade.liquidation_price is not None:
+    if trade.liquidation_price is not None:
         lines.append(
-            f"  isolated margin {open_trade.stake:.2f} at {open_trade.leverage:g}×; "
-            f"liquidation price {open_trade.liquidation_price:.6g}"
+            f"  isolated margin {trade.stake:.2f} at {trade.leverage:g}×; "
+            f"liquidation price {trade.liquidation_price:.6g}"
         )
-    if open_trade.tags:
-        lines.append(f"  tags: {' '.join(open_trade.tags)}")
-    for name, since in trailing.items():
-        state = f"active since {since}" if since is not None else "not active yet"
-        lines.append(f"  trailing {name}: {state}")
-    lines.append(f"  it closes at {open_trade.exit_time} ({open_trade.exit_reason})")
+    if trade.tags:
+        lines.append(f"  tags: {' '.join(trade.tags)}")
+    for name, since in state.trailing.items():
+        said = f"active since {since}" if since is not None else "not active yet"
+        lines.append(f"  trailing {name}: {said}")
+    closes = f"  it closes at {trade.exit_time} ({trade.exit_reason})"
+    if trade.exit_time is not None:
+        closes += f", profit {trade.profit:.2f} ({trade.profit_ratio:.2%})"
+    lines.append(closes)
     return lines
-
-
-def _stop_state(
-    plan: Plan, feed: object, trade: Trade, candle: pd.Timestamp
-) -> tuple[float, dict[str, pd.Timestamp | None]]:
-    """The stop in force after `candle`, and since when each trailing rule has been active:
-    the trade's path on data that ends at that candle, so nothing later can leak in."""
-    candles = feed(trade.pair, plan.timeframe)  # type: ignore[operator]
-    cut = candles[candles.index <= candle]
-    prices = {k: cut[k].to_numpy(dtype=np.float64) for k in ("open", "high", "low", "close")}
-    signals = Evaluator(plan, lambda p, tf: feed(p, tf)[lambda f: f.index <= candle]).evaluate(  # type: ignore[operator]
-        trade.pair
-    )
-    checked = plan.strategy
-    rules = ExitRules(checked.exit.get(trade.side, {}), checked.trailing, [], [])
-    entry = int(signals.index.searchsorted(trade.entry_time))
-    path = trade_path(plan, signals, prices, entry, trade.side, trade.entry_price,
-                      trade.initial_stop, rules, _no_limits(), final=False)  # fmt: skip
-    sign = 1.0 if trade.side == "long" else -1.0
-    profit = sign * (prices["close"][entry:] / trade.entry_price - 1.0)
-    env = {
-        "entry_price": trade.entry_price, "side": sign, "profit": profit,
-        "max_profit": np.maximum.accumulate(profit), "stop": trade.initial_stop,
-        "bars_held": np.arange(len(profit), dtype=np.float64),
-    }  # fmt: skip
-    since: dict[str, pd.Timestamp | None] = {}
-    for name, rule in checked.trailing.items():
-        active = evaluate_span(plan, rule.activate.node, signals, entry, len(prices["close"]), env)
-        hits = np.flatnonzero(active.astype(bool))
-        since[name] = signals.index[entry + int(hits[0])] if len(hits) else None
-    return path.final_stop, since
-
-
-def _no_limits() -> FillModel:
-    """Fill prices do not matter for a stop's level: plain market fills."""
-    return FillModel(0.0, 0.0, False, False, 1, 1)

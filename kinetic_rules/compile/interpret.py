@@ -23,7 +23,7 @@ from kinetic_rules.compile.time_windows import Grid, evaluate_on_grid, time_form
 from kinetic_rules.functions import REGISTRY, ArgKind
 from kinetic_rules.functions.registry import Arg, Function, Stream
 from kinetic_rules.lang import ast
-from kinetic_rules.lang.names import CONTEXT_FUNCTIONS
+from kinetic_rules.lang.names import CONTEXT_FUNCTIONS, LIVE_NAMES
 
 Value = Any  # np.ndarray, or a Python scalar for constants
 Constant = int | float | tuple[float, ...]
@@ -234,6 +234,37 @@ def combine(node: ast.Node, values: Sequence[Value], plan: Plan) -> Value:
         case ast.IfElse():
             return np.where(values[0], values[1], values[2])
     raise TypeError(f"{type(node).__name__} is no operator")
+
+
+def operands(node: ast.Node) -> list[ast.Node]:
+    """The sub-expressions whose values explain a verdict: both sides of comparisons, the
+    parts of and/or, what `not` negates (shown by `explain`)."""
+    match node:
+        case ast.Compare(first=first, rest=rest):
+            return [first, *(operand for _, operand in rest)]
+        case ast.Binary(op="and" | "or", left=left, right=right):
+            return [left, right, *operands(left), *operands(right)]
+        case ast.Unary(op="not", operand=operand):
+            return [operand, *operands(operand)]
+    return []
+
+
+def needed_inputs(node: ast.Node) -> set[str]:
+    """Live-only names without which `node` is never defined (or never true): an
+    undefined value spreads through every operator except these (compile/modes.py)."""
+    match node:
+        case ast.Name(id=name):
+            return {name} if name in LIVE_NAMES else set()
+        case ast.Binary(op="or", left=left, right=right):
+            return needed_inputs(left) & needed_inputs(right)
+        case ast.Unary(op="not"):
+            return set()  # `not (spread < x)` holds when spread is undefined
+        case ast.IfElse(then=then, otherwise=otherwise):
+            return needed_inputs(then) & needed_inputs(otherwise)
+    found: set[str] = set()
+    for child in node.children():
+        found |= needed_inputs(child)
+    return found
 
 
 def class_number(plan: Plan, value: Value) -> Value:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kinetic_rules.compile.interpret import needed_inputs
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.errors import Diagnostic, StrategyError
-from kinetic_rules.lang import ast
 from kinetic_rules.lang.names import LIVE_NAMES
 
 MODES = ("backtest", "replay", "paper", "live")
@@ -69,21 +69,4 @@ def mode_problems(plan: Plan, mode: str) -> list[Diagnostic]:
                     "optional, e.g. `if spread < 0.1% then 1 else 0` in a score",
                 )
             )
-    return found
-
-
-def needed_inputs(node: ast.Node) -> set[str]:
-    """Live-only names without which `node` is never defined (or never true)."""
-    match node:
-        case ast.Name(id=name):
-            return {name} if name in LIVE_NAMES else set()
-        case ast.Binary(op="or", left=left, right=right):
-            return needed_inputs(left) & needed_inputs(right)
-        case ast.Unary(op="not"):
-            return set()  # `not (spread < x)` holds when spread is undefined
-        case ast.IfElse(then=then, otherwise=otherwise):
-            return needed_inputs(then) & needed_inputs(otherwise)
-    found: set[str] = set()
-    for child in node.children():
-        found |= needed_inputs(child)
     return found

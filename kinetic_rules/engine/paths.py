@@ -67,6 +67,9 @@ class TradePath:
     # protection), to be acted on at the next open: what a live bot orders now. The next
     # candle is not in the data, so `index` is -1 and `price` is nan.
     decided: list[PlannedFill] = field(default_factory=list)
+    # The candle at whose close each trailing rule first became active, as far as the path
+    # reached (what `explain` shows).
+    activated: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -164,7 +167,7 @@ def _window(
         "stop": initial_stop,
     }
     active = dict(state.active)
-    stop_after = _trail(plan, signals, lo, hi, env, rules, state.stop, active, sign)
+    stop_after = _trail(plan, signals, lo, hi, env, rules, state.stop, active, sign, path)
     stop_before = np.concatenate(([state.stop], stop_after[:-1]))
     env["stop"] = stop_after
     trigger = _levels(prices, mark=fills.stops_on_mark)
@@ -313,6 +316,7 @@ def _trail(
     stop: float,
     active: dict[str, bool],
     sign: float,
+    path: TradePath,
 ) -> np.ndarray:
     """The stop in force after each close: the best active trailing level, never loosening."""
     worst = -np.inf if sign > 0 else np.inf
@@ -320,6 +324,8 @@ def _trail(
     for name, rule in rules.trailing.items():
         activate = evaluate_span(plan, rule.activate.node, signals, lo, hi, env).astype(bool)
         on = np.logical_or.accumulate(activate) | active[name]
+        if on[-1] and not active[name]:
+            path.activated.setdefault(name, lo + int(np.argmax(on)))
         active[name] = bool(on[-1])
         level = evaluate_span(plan, rule.level.node, signals, lo, hi, env).astype(np.float64)
         level = np.where(on & ~np.isnan(level), level, worst)

@@ -42,7 +42,7 @@ from kinetic_rules.engine.model import (
     Side,
     Trade,
 )
-from kinetic_rules.engine.paths import ExitRules, trade_path
+from kinetic_rules.engine.paths import ExitRules, TradePath, trade_path
 from kinetic_rules.engine.portfolio_values import (
     Ledger,
     PortfolioRules,
@@ -496,12 +496,7 @@ class Portfolio:
         trade = position.trade
         assert trade is not None
         index = data.signals.index
-        entry = int(index.searchsorted(trade.entry_time))
-        path = trade_path(
-            self.plan, data.signals, data.prices, entry, trade.side, trade.entry_price,
-            trade.initial_stop, data.exit_rules[trade.side], self.fills, final=final,
-            liquidation=trade.liquidation_price,
-        )  # fmt: skip
+        path = path_of(self.plan, self.fills, data, trade, final)
         closing, skipped = closing_fills(self.fills, path.fills, index, trade, data.rules)
         trade.fills[1:] = closing
         self._skipped_exits[trade.id] = skipped
@@ -537,6 +532,17 @@ class Portfolio:
     def skipped_exits(self) -> int:
         """Take-profits not sent because they were worth less than the exchange's minimum."""
         return sum(self._skipped_exits.values())
+
+
+def path_of(plan: Plan, fills: FillModel, data: PairData, trade: Trade, final: bool) -> TradePath:
+    """The trade's path over the candles `data` holds: what the portfolio follows, and
+    what `explain` shows of a trade at a past candle (with the data cut there)."""
+    entry = int(data.signals.index.searchsorted(trade.entry_time))
+    return trade_path(
+        plan, data.signals, data.prices, entry, trade.side, trade.entry_price,
+        trade.initial_stop, data.exit_rules[trade.side], fills, final=final,
+        liquidation=trade.liquidation_price,
+    )  # fmt: skip
 
 
 def entry_tags(plan: Plan, signals: PairSignals, local: int) -> tuple[str, ...]:

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from kinetic_rules.backtest.explain import explain as explain_text
+from kinetic_rules.backtest.explain import trade_state
+from kinetic_rules.backtest.runner import BacktestRequest, prepare, run_backtest
 from kinetic_rules.cli.app import main
+from kinetic_rules.engine.model import LIQUIDATION, TRAILING_STOP
 from tests.conftest import STRATEGIES
 
 
@@ -71,3 +76,42 @@ def test_every_strategy_explains_any_candle(
     assert captured.out.startswith(f"{pair} — candle ")
     assert "entry long: " in captured.out and "internal error" not in captured.err
     assert "= nan" not in captured.out and "→  nan" not in captured.out
+
+
+FUTURES = Path(__file__).parents[1] / "engine" / "strategies" / "futures_both_sides.yaml"
+
+
+@pytest.mark.parametrize(
+    ("side", "reason"),
+    [("long", LIQUIDATION), ("short", LIQUIDATION), ("short", TRAILING_STOP)],
+)
+def test_explain_agrees_with_the_engine_on_a_futures_trade_near_liquidation(
+    futures_store: Path, side: str, reason: str
+) -> None:
+    """At the last close before a leveraged BTC trade ends (liquidated at the mark price, or
+    stopped), explain shows the engine's trade: its stop, liquidation price, exit, profit."""
+    request = BacktestRequest(FUTURES, futures_store)
+    engine = run_backtest(request)
+    trade = next(
+        t
+        for t in engine.trades
+        if t.pair == "BTC/USDT" and t.side == side and t.exit_reason == reason
+    )
+    assert trade.exit_time is not None and trade.liquidation_price is not None
+    candle = trade.exit_time - pd.Timedelta("15min")
+    state = trade_state(request, prepare(request), "BTC/USDT", candle)
+    assert state is not None
+    shown = state.trade
+    assert shown.id == trade.id and shown.side == side
+    assert shown.leverage == trade.leverage > 1
+    assert shown.liquidation_price == trade.liquidation_price
+    assert state.stop == trade.stop  # the stop in force at the exit candle
+    assert (shown.exit_time, shown.exit_reason) == (trade.exit_time, reason)
+    assert shown.exit_price == trade.exit_price
+    assert shown.profit == trade.profit and shown.funding == trade.funding
+    if reason == TRAILING_STOP:
+        assert any(since is not None and since <= candle for since in state.trailing.values())
+    text = explain_text(request, "BTC/USDT", candle)
+    assert f"liquidation price {trade.liquidation_price:.6g}" in text
+    assert f"stop after this close {trade.stop:.6g}" in text
+    assert f"({reason}), profit {trade.profit:.2f}" in text
