@@ -14,16 +14,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
-from kinetic_rules.compile.plan import Plan
 from kinetic_rules.compile.time_windows import Grid, evaluate_on_grid, time_form
 from kinetic_rules.functions import REGISTRY, ArgKind
 from kinetic_rules.functions.registry import Arg, Function, Stream
 from kinetic_rules.lang import ast
 from kinetic_rules.lang.names import CONTEXT_FUNCTIONS, LIVE_NAMES
+
+if TYPE_CHECKING:  # the plan reads `bind` for warm-ups; the interpreter reads plans
+    from kinetic_rules.compile.plan import Plan
 
 Value = Any  # np.ndarray, or a Python scalar for constants
 Constant = int | float | tuple[float, ...]
@@ -125,6 +127,15 @@ def bind(function: Function, args: Sequence[ast.Node]) -> list[ast.Node | Consta
 
 _COUNTS = (ArgKind.INT, ArgKind.WINDOW)
 _COUNTS_AND_NUMBERS = (*_COUNTS, ArgKind.NUMBER)
+
+
+def constants(function: Function, args: Sequence[ast.Node]) -> dict[str, Constant]:
+    """A call's constant arguments by name, as `bind` converts them (for warm-up rules)."""
+    return {
+        spec.name: value
+        for spec, value in zip(function.args, bind(function, args), strict=True)
+        if not isinstance(value, ast.Node)
+    }
 
 
 def constant_argument(spec: Arg, value: float) -> int | float:

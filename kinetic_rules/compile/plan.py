@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from kinetic_rules.functions import REGISTRY, ArgKind
+from kinetic_rules.compile.interpret import constants
+from kinetic_rules.functions import REGISTRY
 from kinetic_rules.lang import ast
 from kinetic_rules.lang.checked import CheckedStrategy, Rule
 from kinetic_rules.lang.names import LIVE_NAMES, reads_context
@@ -149,18 +150,11 @@ def _warmup(
             function = REGISTRY.get(name)
             assert function is not None
             distinct.add((node, tf, pair))
-            consts: dict[str, float | int | tuple[float, ...]] = {}
             inner = 0
             for spec, arg in zip(function.args, args, strict=True):
                 if spec.kind.is_series:
                     inner = max(inner, _warmup(arg, tf, pair, needs, warmups, distinct))
-                elif spec.kind is ArgKind.LIST and isinstance(arg, ast.ListLit):
-                    consts[spec.name] = tuple(_value(i) for i in arg.items)
-                elif isinstance(arg, ast.Number):
-                    value = arg.value
-                    is_count = spec.kind in (ArgKind.INT, ArgKind.WINDOW)
-                    consts[spec.name] = int(value) if is_count else value
-            return inner + function.warmup(consts)
+            return inner + function.warmup(constants(function, args))
         case ast.History(operand=operand, offset=offset):
             distinct.add((node, tf, pair))
             return _warmup(operand, tf, pair, needs, warmups, distinct) + int(_value(offset))
