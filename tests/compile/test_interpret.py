@@ -1,0 +1,68 @@
+"""The interpreter's back-ends agree: a trade-scope evaluation that has to compute a whole
+expression from candle columns gives the batch's values bit for bit, calls included."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kinetic_rules.compile.evaluate import Evaluator, PairSignals
+from kinetic_rules.compile.interpret import bind, function_of
+from kinetic_rules.compile.plan import build_plan
+from kinetic_rules.compile.trade_eval import evaluate_span
+from kinetic_rules.functions import REGISTRY, ArgKind
+from kinetic_rules.lang import ast
+from kinetic_rules.lang.checker import check
+from kinetic_rules.spec.loader import load_text
+from tests.conftest import fixture_candles
+
+RULES = {
+    "number": "if rsi(close, 14) > 50 then max(close, ema(close, 20)) else -sma(close, 5) / 2",
+    "condition": "all(close > ema(close, 20), 3) or not rising(close, 2) and volume >= 0",
+    "chain": "0 < roc(close, 12) <= 1 or count(close > open, 6) > 4",
+}
+
+
+@pytest.mark.parametrize("name", sorted(RULES))
+def test_the_trade_scope_computes_what_the_batch_computes(name: str) -> None:
+    section = "indicators" if name == "number" else "conditions"
+    text = (
+        "metadata: {name: t}\ntimeframe: 5m\nmarket: {pairs: [BTC/USDT]}\n"
+        f"{section}:\n  shown: {RULES[name]}\n"
+        "entry:\n  long:\n    go: close > 0\n"
+    )
+    checked = check(load_text(text, "t.yaml"))
+    plan = build_plan(checked)
+    node = {**checked.indicators, **checked.conditions}["shown"].node
+    columns = tuple(n for n in node.walk() if isinstance(n, ast.Name))
+    full = Evaluator(plan, fixture_candles).evaluate("BTC/USDT", (node, *columns))
+    batch = full.values[node]
+    # Only the candle columns are given: every call and operator is the trade scope's own.
+    bare = PairSignals(full.pair, full.index, {n: full.values[n] for n in columns}, None)
+    spanned = evaluate_span(plan, node, bare, 0, len(full.index), {})
+    assert spanned.dtype == batch.dtype
+    np.testing.assert_array_equal(spanned, batch)
+    assert np.isfinite(batch[100:]).any() if batch.dtype != bool else batch.any()
+
+
+def test_every_constant_argument_is_bound_as_the_implementation_takes_it() -> None:
+    """Whole numbers and windows are ints, numbers floats, lists tuples: in every setting."""
+    for function in REGISTRY.all():
+        args: list[ast.Node] = []
+        for spec in function.args:
+            if spec.kind.is_series:
+                args.append(ast.Name("close"))
+            elif spec.kind is ArgKind.LIST:
+                args.append(ast.ListLit((ast.Number(1.0), ast.Number(2.0))))
+            else:
+                args.append(ast.Number(3.0))
+        bound = bind(function_of(function.name), args)
+        for spec, value in zip(function.args, bound, strict=True):
+            if spec.kind.is_series:
+                assert isinstance(value, ast.Node)
+            elif spec.kind is ArgKind.LIST:
+                assert value == (1.0, 2.0)
+            elif spec.kind in (ArgKind.INT, ArgKind.WINDOW):
+                assert type(value) is int and value == 3, (function.name, spec.name)
+            else:
+                assert type(value) is float, (function.name, spec.name)
