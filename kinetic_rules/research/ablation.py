@@ -172,25 +172,19 @@ def run_ablation(
         start=request.start,
         end=request.end,
     )
-    if workers > 1:
-        runs = _in_workers(request, variants, workers)
-    else:
-        runs = _here(request, prepared, variants)
-    by_label: dict[str, Outcome] = {}
-    for done, outcome in enumerate(runs, start=1):
+    base = _Base(request, prepared, loaded)
+    baseline = base.run(variants[0], quiet=False)  # its errors are the command's errors
+    by_label = {baseline.variant.label: baseline}
+    if progress:
+        progress("variants", 1, len(variants))
+    rest = variants[1:]
+    runs = _in_workers(request, rest, workers) if workers > 1 and rest else map(base.run, rest)
+    for done, outcome in enumerate(runs, start=2):
         by_label[outcome.variant.label] = outcome
         if progress:
             progress("variants", done, len(variants))
     result.outcomes = [by_label[v.label] for v in variants]
     return result
-
-
-def _here(
-    request: BacktestRequest, prepared: Prepared, variants: list[Variant]
-) -> Iterator[Outcome]:
-    base = _Base(request, prepared)
-    for variant in variants:
-        yield base.run(variant)
 
 
 def _in_workers(
@@ -211,12 +205,15 @@ def _in_workers(
 class _Base:
     """The strategy as written, its candles and pairs: what every variant shares."""
 
-    def __init__(self, request: BacktestRequest, prepared: Prepared) -> None:
+    def __init__(
+        self, request: BacktestRequest, prepared: Prepared, loaded: LoadedStrategy
+    ) -> None:
         self.request = request
         self.prepared = prepared
-        self.loaded = load_file(request.strategy)
+        self.loaded = loaded
 
-    def run(self, variant: Variant) -> Outcome:
+    def run(self, variant: Variant, quiet: bool = True) -> Outcome:
+        """The variant's metrics; a user error is its row's `error` unless not `quiet`."""
         try:
             plan = self._compile(variant) if variant.addresses else self.prepared.plan
             result = simulate(
@@ -229,6 +226,8 @@ class _Base:
                 must_trade=True,
             )
         except KineticError as problem:  # reported in the variant's row, not fatal
+            if not quiet:
+                raise
             return Outcome(variant, None, _first_line(problem))
         return Outcome(variant, compute_metrics(result).to_dict())
 
@@ -253,7 +252,7 @@ _WORKER: dict[str, _Base] = {}
 
 
 def _start_worker(request: BacktestRequest) -> None:
-    _WORKER["base"] = _Base(request, prepare(request))
+    _WORKER["base"] = _Base(request, prepare(request), load_file(request.strategy))
 
 
 def _run_in_worker(variant: Variant) -> Outcome:
