@@ -5,14 +5,17 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
+from kinetic_rules.backtest import runner
 from kinetic_rules.backtest.metrics import compute_metrics
 from kinetic_rules.backtest.runner import BacktestRequest, run_backtest
 from kinetic_rules.cli.app import main
 from kinetic_rules.errors import StrategyError
+from kinetic_rules.research import ablation
 from kinetic_rules.research.ablation import plan_variants, run_ablation
 from kinetic_rules.spec.loader import load_file, load_text
 from tests.conftest import STRATEGIES
@@ -60,13 +63,26 @@ def test_variants_in_worker_processes_equal_those_run_here(fixture_store: Path) 
     assert [o.metrics for o in there.outcomes] == [o.metrics for o in here.outcomes]
 
 
-def test_progress_counts_the_variants(fixture_store: Path) -> None:
+def test_progress_counts_the_variants_each_compiled_once(
+    fixture_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compiled: list[object] = []
+    for module in (runner, ablation):
+        original = module.build_plan
+
+        def counted(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            plan = _original(*args, **kwargs)
+            compiled.append(plan.strategy.spec)
+            return plan
+
+        monkeypatch.setattr(module, "build_plan", counted)
     calls: list[tuple[str, int, int]] = []
     run_ablation(
         BacktestRequest(KE, fixture_store),
         only=["volume", "pullback"],
         progress=lambda what, done, total: calls.append((what, done, total)),
     )
+    assert len(compiled) == 3 and len({id(spec) for spec in compiled}) == 3
     assert calls[0][0] == "loading"
     assert [c for c in calls if c[0] == "variants"] == [
         ("variants", 1, 3),

@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kinetic_rules.cli.app import main
 from kinetic_rules.compile.plan import build_plan
 from kinetic_rules.lang.checker import check
 from kinetic_rules.spec.ablation import default_sizing, switch_off, switchable_parts
 from kinetic_rules.spec.loader import LoadedStrategy, load_file
+from kinetic_rules.spec.models import Strategy
 from tests.conftest import STRATEGIES
 
 KE = STRATEGIES / "kinetic_empire.yaml"
@@ -117,3 +120,46 @@ def test_a_well_formed_ablation_section_validates(
         + "    trend: [entry.long.macro_trend, entry.long.micro_trend]\n"
     )
     assert main(["validate", str(path)]) == 0, capsys.readouterr().err
+
+
+def _written(spec: Strategy, address: str) -> object:
+    """What the file holds at a part's address (None when it is gone)."""
+    if address == "sizing":
+        return spec.sizing
+    if address == "sizing.kelly":
+        return spec.sizing.kelly
+    if address == "entry.cooldown":
+        return spec.entry.cooldown
+    *section, name = address.split(".")
+    holder: object = spec
+    for key in section:
+        holder = getattr(holder, key) if holder is not None else None
+    return holder.get(name) if isinstance(holder, dict) else None
+
+
+SHIPPED = {path.stem: load_file(path) for path in sorted(STRATEGIES.glob("*.yaml"))}
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), name=st.sampled_from(sorted(SHIPPED)))
+def test_switching_off_any_set_of_parts_touches_only_those_parts(
+    data: st.DataObject, name: str
+) -> None:
+    loaded = SHIPPED[name]
+    parts = switchable_parts(loaded.strategy)
+    chosen = data.draw(st.sets(st.sampled_from(sorted(parts))))
+    off = switch_off(loaded.strategy, chosen)
+    for address, part in parts.items():
+        before, after = _written(loaded.strategy, address), _written(off, address)
+        if address == "sizing.kelly" and "sizing" in chosen:
+            continue  # the Kelly cap is part of the sizing, which is the default now
+        if address not in chosen:
+            assert after == before, address
+        elif part.kind == "entry condition":
+            assert after == "true"
+        elif address == "sizing":
+            assert after == default_sizing()
+        else:
+            assert after is None, address
+    assert switch_off(off, [a for a in chosen if a in switchable_parts(off)]) == off
+    build_plan(check(LoadedStrategy(off, loaded.positions)))  # and it still compiles
