@@ -128,7 +128,7 @@ def print_table(result: AblationResult, console: Console) -> None:
     for outcome in result.outcomes:
         label = outcome.variant.label
         if outcome.error is not None:
-            table.add_row(label, f"could not run: {outcome.error}")
+            table.add_row(label, "could not run (below)")
         else:
             table.add_row(label, *cells(outcome, result.baseline, TERMINAL, signs=False))
     console.print(table)
@@ -140,6 +140,11 @@ def print_table(result: AblationResult, console: Console) -> None:
         if outcome.variant.kind == "group":
             parts = ", ".join(outcome.variant.addresses)
             console.print(f"  group {outcome.variant.label}: {parts}", highlight=False)
+    for outcome in result.outcomes:
+        if outcome.error is not None:
+            console.print(
+                f"{outcome.variant.label} could not run: {outcome.error}", highlight=False
+            )
     console.print(
         "% columns: the baseline in percent, the other rows' change in percentage points. "
         "Every metric is in ablation.csv and ablation.html."

@@ -14,7 +14,7 @@ import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from kinetic_rules.spec.models import Entry, Sizing, Strategy
+from kinetic_rules.spec.models import Ablation, Entry, Sizing, Strategy
 
 # (path of the offending value, message, hint) for the checker to position and report.
 Problem = tuple[tuple[str | int, ...], str, str | None]
@@ -83,7 +83,8 @@ def _stake_words(sizing: Sizing) -> str:
 
 
 def switch_off(spec: Strategy, addresses: Iterable[str]) -> Strategy:
-    """The spec with each addressed part replaced by its neutral form (see the module doc)."""
+    """The spec with each addressed part replaced by its neutral form (see the module doc),
+    and no `ablation` section."""
     wanted = set(addresses)
     unknown = wanted - set(switchable_parts(spec))
     if unknown:
@@ -116,6 +117,8 @@ def switch_off(spec: Strategy, addresses: Iterable[str]) -> Strategy:
         update["sizing"] = default_sizing()
     elif "sizing.kelly" in wanted:
         update["sizing"] = spec.sizing.model_copy(update={"kelly": None})
+    if update:  # a variant is not ablated itself: its `ablation` names parts it may lack
+        update["ablation"] = Ablation()
     return spec.model_copy(update=update)
 
 

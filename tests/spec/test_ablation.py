@@ -73,12 +73,22 @@ def test_confluence_has_a_cooldown_and_a_kelly_cap_to_switch_off() -> None:
 
 
 @pytest.mark.parametrize("path", sorted(STRATEGIES.glob("*.yaml")), ids=lambda p: p.stem)
-def test_every_part_of_every_shipped_strategy_switches_off_into_a_valid_plan(path: Path) -> None:
+def test_every_part_and_group_of_every_shipped_strategy_switches_off_into_a_valid_plan(
+    path: Path,
+) -> None:
     loaded = load_file(path)
-    for address in switchable_parts(loaded.strategy):
-        variant = LoadedStrategy(switch_off(loaded.strategy, [address]), loaded.positions)
+    spec = loaded.strategy
+    switches = [[address] for address in switchable_parts(spec)]
+    switches += list(spec.ablation.groups.values())
+    for addresses in switches:
+        variant = LoadedStrategy(switch_off(spec, addresses), loaded.positions)
         plan = build_plan(check(variant))
-        assert plan.strategy.spec != loaded.strategy, address
+        assert plan.strategy.spec != spec, addresses
+
+
+def test_adaptive_mtf_names_the_features_of_its_design() -> None:
+    groups = load_file(STRATEGIES / "adaptive_mtf.yaml").strategy.ablation.groups
+    assert {"timeframe_alignment", "partial_exits", "dynamic_stops"} <= set(groups)
 
 
 ABLATION = """
