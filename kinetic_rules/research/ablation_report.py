@@ -40,13 +40,15 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
 TERMINAL = ("total_return", "trades", "win_rate", "max_drawdown", "sharpe")
 
 
-def delta(outcome: Outcome, baseline: Outcome, key: str) -> float | None:
+def delta(outcome: Outcome, baseline: Outcome, key: str) -> float | int | None:
     """The variant's figure minus the baseline's; None when either does not exist."""
     if outcome.metrics is None or baseline.metrics is None:
         return None
     value, base = outcome.metrics.get(key), baseline.metrics.get(key)
     if not isinstance(value, int | float) or not isinstance(base, int | float):
         return None
+    if isinstance(value, int) and isinstance(base, int):
+        return value - base  # counts stay whole
     return float(value) - float(base)
 
 
@@ -122,7 +124,7 @@ def show(value: Any, unit: str, signs: bool = True) -> str:
     return f"{value:,.2f}"
 
 
-def show_delta(value: float | None, unit: str, signs: bool = True) -> str:
+def show_delta(value: float | int | None, unit: str, signs: bool = True) -> str:
     """A change with its sign: +0.52 pp for ratios (percentage points; +0.52 without
     `signs`), +3 for counts."""
     if value is None:
