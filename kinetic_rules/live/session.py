@@ -39,6 +39,7 @@ from kinetic_rules.live.inputs import LiveInputs
 from kinetic_rules.live.markets import LiveUniverse
 from kinetic_rules.live.robust import FailSafe
 from kinetic_rules.live.runtime import Runtime, StepReport, TradeSink
+from kinetic_rules.live.streams import BidAskStream
 from kinetic_rules.live.window import WindowSource, window_sizes
 from kinetic_rules.timeframes import timeframe_seconds
 
@@ -73,6 +74,7 @@ class TradingSession:
     attach: Callable[[Runtime], None] | None = None  # an executor: orders through a broker
     poll_seconds: float = 10.0  # real orders: how often they are checked between closes
     live_inputs: LiveInputs | None = None  # reads spread, bid, ... (default: if rules do)
+    bid_asks: BidAskStream | None = None  # bids and asks pushed over a WebSocket (started)
     _seen: dict[tuple[str, str], pd.Timestamp] = field(default_factory=dict)
     _last_close: pd.Timestamp | None = None
 
@@ -94,7 +96,7 @@ class TradingSession:
         sizes = self.sizes or window_sizes(self.plan)
         if self.live_inputs is None and (self.plan.live_inputs or self.plan.scanner_inputs):
             names = self.plan.live_inputs | self.plan.scanner_inputs
-            self.live_inputs = LiveInputs(self.exchange, names)
+            self.live_inputs = LiveInputs(self.exchange, names, stream=self.bid_asks)
         # Real orders resume from the executor's book and the exchange, not by replaying.
         began = self._began() if self.attach is None else None
         switches = self._switches() if began is not None else []
@@ -102,6 +104,8 @@ class TradingSession:
             self.pairs = switches[0][1]
         self._download(sizes)
         self._drop_unready()
+        if self.bid_asks is not None:
+            self.bid_asks.watch(self.pairs)
         source = self._windows(sizes, until=began)
         notifiers = self.runtime.notifiers if self.runtime else None
         self.runtime = Runtime(self.plan, source, notifiers, sink=self.sink)
@@ -269,6 +273,8 @@ class TradingSession:
         source = self.runtime.source
         assert isinstance(source, WindowSource)
         previous, self.pairs = self.pairs, pairs
+        if self.bid_asks is not None:
+            self.bid_asks.watch(pairs)
         try:
             self._download(source.sizes)
         except ExchangeError:
