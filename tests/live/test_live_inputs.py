@@ -233,3 +233,32 @@ def test_bid_ask_and_the_latest_funding_rate_are_read_once_per_funding_interval(
     assert later["BTC/USDT"]["funding_rate"] == 0.0003 and exchange.funding_calls == 2
     only_bid = reader.read(["BTC/USDT"], frozenset({"bid"}), at=at)
     assert only_bid == {"BTC/USDT": {"bid": 99.0}}
+
+
+def test_a_futures_session_reads_the_touch_and_the_funding_rate_from_the_futures_api() -> None:
+    from decimal import Decimal
+
+    from kinetic_rules.live.inputs import LiveInputs
+
+    with ExchangeStandin.from_fixtures(pairs=("BTC/USDT",), timeframes=("15m",)) as standin:
+        standin.clock.set(pd.Timestamp("2024-03-01 09:00", tz="UTC"))
+        standin.futures.funding_rate["BTCUSDT"] = Decimal("0.0003")
+        client = standin.ccxt_futures_client()
+        names = frozenset({"bid", "ask", "funding_rate"})
+        reader = LiveInputs(client, names)
+
+        def read() -> dict[str, float]:
+            at = pd.Timestamp(standin.clock.now(), unit="ms", tz="UTC")
+            return reader.read(["BTC/USDT"], at=at)["BTC/USDT"]
+
+        first = read()
+        assert first["funding_rate"] == pytest.approx(0.0003)
+        assert 0 < first["bid"] < first["ask"]
+        standin.futures.funding_rate["BTCUSDT"] = Decimal("0.0005")
+        standin.clock.advance(6 * 3_600_000)  # 15:00: the 08:00 rate still holds
+        assert read()["funding_rate"] == pytest.approx(0.0003)
+        assert len(standin.requests("/fapi/v1/fundingRate")) == 1
+        standin.clock.advance(3_600_000)  # 16:00: a new funding time
+        assert read()["funding_rate"] == pytest.approx(0.0005)
+        assert len(standin.requests("/fapi/v1/fundingRate")) == 2
+        assert standin.requests("/fapi/v1/ticker/bookTicker")  # one batched call per read
