@@ -191,6 +191,13 @@ def simulate(
     )
     equity = _equity(trades, data, timeline, step, spec.backtest.starting_balance)
     skipped = list(market.skipped)
+    if "funding_rate" in plan.live_inputs and spec.market.type == "futures":
+        bare = [d.pair for d in data if not _holds(d.prices.get("funding"))]
+        if bare:
+            skipped.append(
+                f"funding_rate: no funding data for {', '.join(bare)}: undefined there, so "
+                "comparisons with it are false"
+            )
     return BacktestResult(
         strategy_name=spec.metadata.name,
         strategy_file="",

@@ -100,3 +100,33 @@ def test_bid_and_ask_are_prices_and_funding_rate_a_ratio() -> None:
         with pytest.raises(StrategyError, match=says):
             check(load_text(text.replace("funding_rate < 0.01%", rule), "t.yaml"))
     check(load_text(FUNDING_ENTRY.format(market="futures", book="(ask - bid) / ask"), "t.yaml"))
+
+
+def test_a_pair_without_stored_funding_leaves_funding_rate_undefined_and_says_so(
+    tmp_path: Path,
+) -> None:
+    import shutil
+
+    from kinetic_rules.cli.app import main
+    from tests.conftest import FIXTURES
+
+    funding = tmp_path / "funding-files"
+    funding.mkdir()
+    for path in (FIXTURES / "binance-futures").glob("BTCUSDT-fundingRate-*"):
+        shutil.copy(path, funding / path.name)  # BTC only
+    store = tmp_path / "store"
+    args = ["data", "import", "--quiet", "--data", str(store)]
+    assert main([*args, str(FIXTURES / "binance-15m-csv"), str(funding)]) == 0
+    strategy = tmp_path / "s.yaml"
+    strategy.write_text(
+        BOTH_SIDES.read_text().replace(
+            "    cross: crossed_above(fast, slow)\n",
+            "    cross: crossed_above(fast, slow)\n    cheap: funding_rate < 0.00015\n",
+        )
+    )
+    prepared = prepare(BacktestRequest(strategy, store))
+    result = simulate(prepared.plan, prepared.feed, prepared.pairs, extras=prepared.extras)
+    longs = {t.pair for t in result.trades if t.side == "long"}
+    assert longs == {"BTC/USDT"}  # ETH's rule never holds without a rate
+    (note,) = [line for line in result.assumptions.skipped if "funding_rate" in line]
+    assert "no funding data for ETH/USDT" in note
