@@ -50,7 +50,7 @@ def test_backtest_names_its_phases_in_order(
     assert main(args) == 0
     err = capsys.readouterr().err
     phases = [line.split(":")[0] for line in err.splitlines() if re.search(r": \d+\.\ds$", line)]
-    assert phases == ["loading (6)", "indicators (2)", "portfolio", "reports"]
+    assert phases == ["loading (3)", "indicators (2)", "portfolio", "reports"]
     assert main([*args, "--quiet"]) == 0
     assert capsys.readouterr().err == ""
 

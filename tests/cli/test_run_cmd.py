@@ -19,7 +19,7 @@ def test_replay_reports_the_backtests_trades(
     assert (
         main(["backtest", KE, "--data", str(fixture_store), "--report", str(tmp_path), "-q"]) == 0
     )
-    trades = json.loads((tmp_path / "results.json").read_text())["trades"]
+    trades = json.loads((tmp_path / "trades.json").read_text())
     capsys.readouterr()
     assert main(["run", KE, "--replay", str(fixture_store), "--quiet"]) == 0
     out = capsys.readouterr().out

@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kinetic_rules.backtest.metrics import compute_metrics
-from kinetic_rules.backtest.report_files import results_document, trades_csv
+from kinetic_rules.backtest.report_files import trade_records, trades_csv
 from kinetic_rules.backtest.runner import BacktestRequest, run_backtest
 from kinetic_rules.engine.model import BacktestResult
 from kinetic_rules.margin import beyond_liquidation, liquidation_price
@@ -130,8 +129,7 @@ def test_every_trade_has_isolated_margin_and_a_liquidation_price_its_stop_comes_
 
 
 def test_reports_carry_margin_and_liquidation_price(result: BacktestResult) -> None:
-    document = results_document(result, compute_metrics(result))
-    first = document["trades"][0]
+    first = trade_records(result)[0]
     assert first["margin"] == pytest.approx(result.trades[0].stake)
     assert first["liquidation_price"] == pytest.approx(result.trades[0].liquidation_price)
     header = trades_csv(result).splitlines()[0].split(",")
