@@ -8,7 +8,7 @@ names (`SOL2/USDT`, `SOL3/USDT`, …), so 136 pairs × 8 months is about 9.8 M c
 Each run is a fresh subprocess: its peak resident memory (getrusage maxrss) is its own.
 
 Printed per pair count: candles, trades, peak MB, peak bytes per candle, the sizes of
-results.json, report.html and trades.csv; then the growth between the two counts in
+results.json, report.html, trades.csv and trades.json; then the growth between the two counts in
 bytes per added candle — what a bounded working set keeps small (target: Kinetic Empire
 under 1 GB peak at 136 pairs).
 """
@@ -112,7 +112,7 @@ def main() -> None:
     print(
         f"  {'pairs':>5} {'candles':>10} {'trades':>7} {'seconds':>8} {'backtest MB':>12} "
         f"{'peak MB':>8} {'B/candle':>9} {'results.json':>13} {'report.html':>12} "
-        f"{'trades.csv':>11}"
+        f"{'trades.csv':>11} {'trades.json':>12}"
     )
     for run in runs:
         sizes: dict[str, int] = run["sizes"]  # type: ignore[assignment]
@@ -124,7 +124,8 @@ def main() -> None:
             f"{peak:>8.0f} {peak * 2**20 / candles:>9.0f} "
             f"{sizes.get('results.json', 0) / 1e6:>11.2f}MB "
             f"{sizes.get('report.html', 0) / 1e6:>10.2f}MB "
-            f"{sizes.get('trades.csv', 0) / 1e6:>9.2f}MB"
+            f"{sizes.get('trades.csv', 0) / 1e6:>9.2f}MB "
+            f"{sizes.get('trades.json', 0) / 1e6:>10.2f}MB"
         )
     small, large = runs[0], runs[-1]
     added = int(large["candles"]) - int(small["candles"])  # type: ignore[call-overload]

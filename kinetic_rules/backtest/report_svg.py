@@ -226,7 +226,7 @@ def _trade_band(trades: Sequence[Trade], frame: Frame, times: np.ndarray, step: 
             x = [frame.x(int(times[i]) + step / 2) for i in picks]
             d = "".join(f"M{v:.1f} {top:.1f}V{bottom:.1f}" for v in x)
             parts.append(
-                f'<path stroke="{color}" stroke-opacity="{0.35 * shade + 0.05:.2f}" '
+                f'<path stroke="{color}" stroke-opacity="{0.3 * shade + 0.1:.1f}" '
                 f'stroke-width="{width:.2f}" d="{d}"/>'
             )
     return f'<g class="band">{"".join(parts)}</g>'
