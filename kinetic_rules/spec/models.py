@@ -85,16 +85,15 @@ class Param(Section):
         "checked against it. See docs/language.md, Units.",
     )
 
-
     @model_validator(mode="after")
     def _step_fits(self) -> Param:
         if self.step is None:
             return self
         if self.min is None or self.max is None:
             raise ValueError("a param with a `step` needs `min` and `max`")
-        if isinstance(self.value, int) and not isinstance(self.value, bool):
-            if not float(self.step).is_integer():
-                raise ValueError("the step of a whole-number param is a whole number")
+        whole = isinstance(self.value, int) and not isinstance(self.value, bool)
+        if whole and not float(self.step).is_integer():
+            raise ValueError("the step of a whole-number param is a whole number")
         count = (self.max - self.min) / self.step
         if abs(count - round(count)) > 1e-9 * max(1.0, abs(count)):
             raise ValueError(
