@@ -158,6 +158,44 @@ def walk_forward(
     return out
 
 
+def train_window(
+    checked: Checked,
+    request: BacktestRequest,
+    window: Window,
+    options: OptimizeOptions,
+    url: str,
+    study_prefix: str,
+    progress: Callable[[str, int, int, float | None], None] | None = None,
+) -> WindowSearch:
+    """The search of one training span, on candles cut at its end: nothing after it is
+    read, so the test window cannot leak into the choice."""
+    train = replace(request, start=window.train_start, end=window.train_end)
+    label = f"window {window.index + 1}"
+
+    def report(done: int, total: int, best: float | None, _params: dict[str, Any]) -> None:
+        if progress is not None:
+            progress(label, done, total, best)
+
+    return run_search(
+        checked,
+        build_context(train),
+        options,
+        f"{study_prefix}/{window.index}",
+        f"{window.train_start}..{window.train_end}",
+        url,
+        report if progress is not None else None,
+    )
+
+
+def in_sample(found: WindowSearch) -> dict[str, float | None]:
+    """The figures of the chosen trial on its training span (the file's values when no
+    trial met the constraints)."""
+    best = found.result.best
+    if best is None:
+        return dict(found.baseline.values)
+    return {k: v for k, v in best.user_attrs.items() if isinstance(v, float | int | type(None))}
+
+
 def run_window(
     checked: Checked,
     request: BacktestRequest,
@@ -167,34 +205,20 @@ def run_window(
     study_prefix: str,
     progress: Callable[[str, int, int, float | None], None] | None = None,
 ) -> WindowResult:
-    """Optimise on the training span (candles cut at its end), trade the test span."""
-    train = replace(request, start=window.train_start, end=window.train_end)
-    label = f"window {window.index + 1}"
-
-    def report(done: int, total: int, best: float | None, _params: dict[str, Any]) -> None:
-        if progress is not None:
-            progress(label, done, total, best)
-
-    found = run_search(
-        checked,
-        build_context(train),
-        options,
-        f"{study_prefix}/{window.index}",
-        f"{window.train_start}..{window.train_end}",
-        url,
-        report if progress is not None else None,
-    )
+    """Optimise on the training span, then trade the test span with the chosen values."""
+    found = train_window(checked, request, window, options, url, study_prefix, progress)
     test = replace(request, start=window.train_end, end=window.test_end)
     result = TrialRunner(build_context(test)).backtest(found.best_values)
-    best = found.result.best
-    in_sample = (
-        {k: v for k, v in best.user_attrs.items() if isinstance(v, float | int | type(None))}
-        if best is not None
-        else dict(found.baseline.values)
-    )
     pbo, dsr = overfitting(found)
     return WindowResult(
-        window, found, found.best_values, in_sample, compute_metrics(result), result, pbo, dsr
+        window,
+        found,
+        found.best_values,
+        in_sample(found),
+        compute_metrics(result),
+        result,
+        pbo,
+        dsr,
     )
 
 
@@ -206,8 +230,8 @@ def overfitting(found: WindowSearch) -> tuple[float | None, float | None]:
     ]
     length = min((len(r) for r in returns), default=0)
     pbo: float | None = None
-    if len(returns) >= 2 and length >= 4:
-        matrix = np.array([r[:length] for r in returns], dtype=float).T
+    matrix = np.array([r[:length] for r in returns], dtype=float).T
+    if len(returns) >= 2 and length >= 4 and np.ptp(matrix, axis=1).any():
         splits = min(16, length - length % 2)
         pbo = probability_of_backtest_overfitting(matrix, splits)
     best = found.result.best

@@ -23,7 +23,7 @@ def format_value(dimension: Dimension, value: Value) -> str:
     if dimension.integer:
         return str(int(value))
     if dimension.percent:
-        return f"{_short(float(value) * 100.0)}%"
+        return f"{_short(round(float(value) * 100.0, 10))}%"
     return _short(float(value))
 
 
