@@ -38,6 +38,7 @@ PIPE_CLOSED = 128 + 13  # what a shell reports for a command ended by SIGPIPE
 
 def build_parser() -> argparse.ArgumentParser:
     from kinetic_rules.cli import (
+        ablate_cmd,
         backtest_cmd,
         data_cmd,
         lang_cmd,
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     backtest_cmd.register(commands)
     backtest_cmd.register_explain(commands)
     research_cmd.register(commands)
+    ablate_cmd.register(commands)
     run_cmd.register(commands)
     trades_cmd.register(commands)
     add_verbose(parser)

@@ -25,6 +25,7 @@ from kinetic_rules.lang.parser import parse
 from kinetic_rules.lang.resolve import BOOL, NUMBER, Definition, Resolver, Symbols, Typed
 from kinetic_rules.lang.unit_check import UnitChecker, param_units, set_unit_problem
 from kinetic_rules.patterns import MAX_PATTERNS, PatternError, compile_pattern
+from kinetic_rules.spec.ablation import ablation_problems
 from kinetic_rules.spec.loader import LoadedStrategy, PathKey
 from kinetic_rules.spec.models import Param
 from kinetic_rules.spec.types import _fraction
@@ -78,6 +79,8 @@ class _Checker:
         self._sections(out)
         self._regime(out)
         self._set_units()
+        for path, message, hint in ablation_problems(spec):
+            self.error(path, "ablation", message, hint)
         if not any(d.severity == "error" for d in self.diagnostics):
             self._unused(symbols, out)  # after an error, "unused" is mostly its echo
         self.diagnostics = _unique(self.diagnostics)
