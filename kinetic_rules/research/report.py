@@ -21,8 +21,10 @@ from kinetic_rules.backtest.report_html import CSS, esc
 from kinetic_rules.backtest.report_svg import line_chart
 from kinetic_rules.backtest.report_text import fmt_num, fmt_pct
 from kinetic_rules.engine.model import BacktestResult
-from kinetic_rules.research.objectives import METRICS
+from kinetic_rules.research.objectives import METRICS, metric_values
 from kinetic_rules.research.run import Checked, WindowSearch, trial_rows
+from kinetic_rules.research.space import current_values
+from kinetic_rules.research.study import masked_url
 from kinetic_rules.research.walkforward import WalkForwardResult, stability
 
 RATIO_METRICS = ("total_return", "cagr", "max_drawdown", "win_rate", "exposure", "expectancy_ratio")
@@ -114,7 +116,7 @@ def optimize_document(
             "strategy": checked.loaded.strategy.metadata.name,
             "file": checked.loaded.source.path,
             "strategy_sha256": checked.sha256,
-            "study": _masked(study_url),
+            "study": masked_url(study_url),
             "objective": objective,
             "direction": direction,
             "constraints": [c.text for c in checked.constraints],
@@ -135,15 +137,7 @@ def optimize_document(
 
 
 def _baseline_params(checked: Checked) -> dict[str, Any]:
-    from kinetic_rules.research.space import current_values
-
     return dict(current_values(checked.loaded, checked.space))
-
-
-def _masked(url: str) -> str:
-    from kinetic_rules.research.study import _masked as mask
-
-    return mask(url)
 
 
 def optimize_html(
@@ -344,8 +338,6 @@ def walkforward_html(checked: Checked, result: WalkForwardResult, objective: str
 
 
 def _oos(metrics: Metrics, name: str) -> float | None:
-    from kinetic_rules.research.objectives import metric_values
-
     return metric_values(metrics).get(name)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +83,20 @@ def _violations(trial: FrozenTrial) -> list[float]:
     return list(trial.user_attrs.get(VIOLATIONS, [1.0]))
 
 
+class _Grid(optuna.samplers.GridSampler):
+    """A grid for ask-and-tell: the search stops by itself at the grid's size, and
+    Optuna's own stop works only inside `Study.optimize`, which the search does not use."""
+
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        return None
+
+
 def make_sampler(name: str, seed: int, space: SearchSpace, constrained: bool) -> Any:
     with warnings.catch_warnings():  # constraints_func is flagged experimental by Optuna
         warnings.simplefilter("ignore")
@@ -94,7 +108,7 @@ def make_sampler(name: str, seed: int, space: SearchSpace, constrained: bool) ->
             return optuna.samplers.RandomSampler(seed=seed)
         if name == "grid":
             grid = {d.name: d.grid() for d in space.dimensions}
-            return optuna.samplers.GridSampler(grid, seed=seed)
+            return _Grid(grid, seed=seed)
         if name == "cmaes":
             if any(d.choices is not None for d in space.dimensions):
                 raise ConfigError(
@@ -117,7 +131,7 @@ def open_study(
     try:
         storage = optuna.storages.RDBStorage(url)
     except Exception as problem:  # SQLAlchemy raises many kinds: each is the user's URL
-        raise ConfigError(f"--study {_masked(url)}: cannot open it ({problem})") from None
+        raise ConfigError(f"--study {masked_url(url)}: cannot open it ({problem})") from None
     existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
     if name in existing and new:
         optuna.delete_study(study_name=name, storage=storage)
@@ -144,7 +158,7 @@ def _require_same(study: optuna.Study, settings: StudySettings, url: str) -> Non
                 else f"{key} {json.dumps(stored.get(key))}, not {json.dumps(value)}"
             )
             raise ConfigError(
-                f"the study '{study.study_name}' in {_masked(url)} holds {what}; resume it with "
+                f"the study '{study.study_name}' in {masked_url(url)} holds {what}; resume it with "
                 "the same settings, or start it afresh with --new-study (its trials are "
                 "deleted), or name another database with --study"
             )
@@ -159,7 +173,7 @@ def _requeue_abandoned(study: optuna.Study) -> None:
             study.enqueue_trial(trial.params, skip_if_exists=False)
 
 
-def _masked(url: str) -> str:
+def masked_url(url: str) -> str:
     """A database URL with any password hidden."""
     head, at, tail = url.rpartition("@")
     if not at or "://" not in head:

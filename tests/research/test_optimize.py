@@ -115,3 +115,25 @@ def test_rewrite_keeps_a_percentage_a_percentage(tmp_path: Path) -> None:
     path.write_text(text)
     params = load_file(path).strategy.params
     assert params["rsi_min"].value == 40 and params["trail_activation"].value == "3.1%"
+
+
+def test_a_grid_tries_each_step_once_and_stops(
+    fixture_store: Path, study_url: str, tmp_path: Path
+) -> None:
+    stepped = tmp_path / "kinetic_empire.yaml"
+    stepped.write_text(
+        KE.read_text().replace("rsi_min: {value: 45,", "rsi_min: {value: 40, step: 20,")
+    )
+    request = request_for(fixture_store, strategy=stepped)
+    options = options_for(study_url, params=["rsi_min"], sampler="grid", trials=100)
+    _, found = optimize(stepped, request, options)
+    assert found.result.ran == 6
+    assert sorted(t.params["rsi_min"] for t in found.result.trials) == [0, 20, 40, 60, 80, 100]
+
+
+def test_a_study_url_that_cannot_be_opened_is_a_user_error(
+    fixture_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["optimize", str(KE), "--data", str(fixture_store), "--study", "nosuchdb://x",
+                 "--report", str(tmp_path / "r"), "--quiet", "--trials", "2"])  # fmt: skip
+    assert code == 2 and "--study nosuchdb://x: cannot open it" in capsys.readouterr().err
