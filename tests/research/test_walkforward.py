@@ -54,7 +54,7 @@ def test_a_training_search_never_reads_a_candle_of_its_test_window(
     fixture_store: Path, tmp_path: Path
 ) -> None:
     url = f"sqlite:///{tmp_path / 'full.sqlite'}"
-    options = options_for(url, trials=8, seed=3)
+    options = options_for(url, trials=6, seed=3)
     checked = check_inputs(KE, options)
     result = walk_forward(checked, request_for(fixture_store), SCHEDULE, options, url)
     assert len(result.windows) >= 3
@@ -63,7 +63,7 @@ def test_a_training_search_never_reads_a_candle_of_its_test_window(
             fixture_store, window.window.train_end, tmp_path / f"cut{window.window.index}"
         )
         alone = f"sqlite:///{tmp_path / f'cut{window.window.index}.sqlite'}"
-        options = options_for(alone, trials=8, seed=3)
+        options = options_for(alone, trials=6, seed=3)
         again = train_window(checked, request_for(cut), window.window, options, alone, "x")
         assert again.best_values == window.params
         assert in_sample(again) == window.in_sample
