@@ -21,11 +21,12 @@ from kinetic_rules.backtest.report_html import CSS, esc
 from kinetic_rules.backtest.report_svg import line_chart
 from kinetic_rules.backtest.report_text import fmt_num, fmt_pct
 from kinetic_rules.engine.model import BacktestResult
-from kinetic_rules.research.objectives import METRICS, metric_values
+from kinetic_rules.research.objectives import METRICS, metric_values, objective_value
 from kinetic_rules.research.run import Checked, WindowSearch, trial_rows
 from kinetic_rules.research.space import current_values
 from kinetic_rules.research.study import masked_url
 from kinetic_rules.research.walkforward import WalkForwardResult, stability
+from kinetic_rules.timeframes import format_duration
 
 RATIO_METRICS = ("total_return", "cagr", "max_drawdown", "win_rate", "exposure", "expectancy_ratio")
 SHOWN = ("sharpe", "sortino", "calmar", "total_return", "max_drawdown", "trades", "win_rate")
@@ -259,7 +260,8 @@ def walkforward_html(checked: Checked, result: WalkForwardResult, objective: str
         ("Searched", ", ".join(checked.space.names)),
         (
             "Windows",
-            f"{len(result.windows)}: train {s.train}, test {s.test}, step {s.step}"
+            f"{len(result.windows)}: train {_span(s.train)}, test {_span(s.test)}, "
+            f"step {_span(s.step)}"
             + (", anchored (training always starts at the first candle)" if s.anchored else ""),
         ),
         ("Out-of-sample return (stitched)", fmt_pct(result.stitched_return())),
@@ -337,8 +339,12 @@ def walkforward_html(checked: Checked, result: WalkForwardResult, objective: str
     return _page(f"Walk-forward: {checked.loaded.strategy.metadata.name}", sections)
 
 
+def _span(delta: pd.Timedelta) -> str:
+    return format_duration(int(delta.total_seconds()))
+
+
 def _oos(metrics: Metrics, name: str) -> float | None:
-    return metric_values(metrics).get(name)
+    return objective_value(metric_values(metrics), name)
 
 
 def write(folder: Path, document: dict[str, Any], html: str) -> list[Path]:

@@ -21,6 +21,7 @@ from kinetic_rules.backtest.metrics import Metrics, compute_metrics, equity_curv
 from kinetic_rules.backtest.runner import BacktestRequest
 from kinetic_rules.engine.model import BacktestResult
 from kinetic_rules.errors import ConfigError, Diagnostic, Source, Span, StrategyError
+from kinetic_rules.research.objectives import objective_value
 from kinetic_rules.research.overfit import (
     deflated_sharpe_ratio,
     probability_of_backtest_overfitting,
@@ -193,7 +194,10 @@ def in_sample(found: WindowSearch) -> dict[str, float | None]:
     best = found.result.best
     if best is None:
         return dict(found.baseline.values)
-    return {k: v for k, v in best.user_attrs.items() if isinstance(v, float | int | type(None))}
+    figures = {k: v for k, v in best.user_attrs.items() if isinstance(v, float | int | type(None))}
+    for name, value in figures.items():  # an idle trial's ratios count as 0, as in the search
+        figures[name] = objective_value(figures, name) if value is None else value
+    return figures
 
 
 def run_window(
@@ -257,7 +261,7 @@ def _daily_sharpe(returns: list[float]) -> float | None:
     if len(values) < 2:
         return None
     spread = float(values.std(ddof=1))
-    return float(values.mean()) / spread if spread > 0 else None
+    return float(values.mean()) / spread if spread > 0 else 0.0  # flat: nothing earned
 
 
 def _moments(values: np.ndarray) -> tuple[float, float]:
