@@ -78,7 +78,7 @@ def optimize_rate(store: Path, timerange: str, trials: int, workers: int) -> flo
              str(store), "--timerange", timerange, "--params", PARAMS, "--trials", str(trials),
              "--workers", str(workers), "--study", f"sqlite:///{folder}/study.sqlite",
              "--report", folder, "--quiet"],
-            check=True, stdout=subprocess.DEVNULL,
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         return trials / (time.perf_counter() - started)
 
