@@ -140,6 +140,8 @@ def print_table(result: AblationResult, console: Console) -> None:
         if outcome.variant.kind == "group":
             parts = ", ".join(outcome.variant.addresses)
             console.print(f"  group {outcome.variant.label}: {parts}", highlight=False)
+    for note in result.baseline.notes:
+        console.print(f"note: {note}", highlight=False)
     for outcome in result.outcomes:
         if outcome.error is not None:
             console.print(

@@ -49,6 +49,8 @@ class Outcome:
     variant: Variant
     metrics: dict[str, Any] | None
     error: str | None = None
+    notes: tuple[str, ...] = ()  # what the backtest report would warn about
+    trades_from: pd.Timestamp | None = None  # the first candle that could trade
 
 
 @dataclass
@@ -177,8 +179,14 @@ def run_ablation(
     by_label = {baseline.variant.label: baseline}
     if progress:
         progress("variants", 1, len(variants))
+    # Every variant trades the baseline's span: a part with the longest warm-up must not
+    # buy its variant extra months to trade.
+    start = baseline.trades_from
     rest = variants[1:]
-    runs = _in_workers(request, rest, workers) if workers > 1 and rest else map(base.run, rest)
+    if workers > 1 and rest:
+        runs = _in_workers(request, rest, workers, start)
+    else:
+        runs = (base.run(variant, start) for variant in rest)
     for done, outcome in enumerate(runs, start=2):
         by_label[outcome.variant.label] = outcome
         if progress:
@@ -188,7 +196,7 @@ def run_ablation(
 
 
 def _in_workers(
-    request: BacktestRequest, variants: list[Variant], workers: int
+    request: BacktestRequest, variants: list[Variant], workers: int, start: pd.Timestamp | None
 ) -> Iterator[Outcome]:
     # spawn, not fork: the parent may hold threads (the progress display) that a forked
     # child would inherit mid-lock.
@@ -197,7 +205,7 @@ def _in_workers(
     with ProcessPoolExecutor(
         count, context, initializer=_start_worker, initargs=(request,)
     ) as pool:
-        futures = [pool.submit(_run_in_worker, variant) for variant in variants]
+        futures = [pool.submit(_run_in_worker, variant, start) for variant in variants]
         for future in as_completed(futures):
             yield future.result()
 
@@ -212,15 +220,18 @@ class _Base:
         self.prepared = prepared
         self.loaded = loaded
 
-    def run(self, variant: Variant, quiet: bool = True) -> Outcome:
-        """The variant's metrics; a user error is its row's `error` unless not `quiet`."""
+    def run(
+        self, variant: Variant, start: pd.Timestamp | None = None, quiet: bool = True
+    ) -> Outcome:
+        """The variant's metrics, trading from `start` (default: the request's); a user
+        error is its row's `error` unless not `quiet`."""
         try:
             plan = self._compile(variant) if variant.addresses else self.prepared.plan
             result = simulate(
                 plan,
                 self.prepared.feed,
                 self.prepared.pairs,
-                self.request.start,
+                start if start is not None else self.request.start,
                 None,
                 self.prepared.extras,
                 must_trade=True,
@@ -229,7 +240,9 @@ class _Base:
             if not quiet:
                 raise
             return Outcome(variant, None, _first_line(problem))
-        return Outcome(variant, compute_metrics(result).to_dict())
+        notes = (*result.assumptions.warmup[1:], *result.assumptions.warnings)
+        metrics = compute_metrics(result).to_dict()
+        return Outcome(variant, metrics, None, notes, result.start)
 
     def _compile(self, variant: Variant) -> Plan:
         spec = switch_off(self.loaded.strategy, variant.addresses)
@@ -255,5 +268,5 @@ def _start_worker(request: BacktestRequest) -> None:
     _WORKER["base"] = _Base(request, prepare(request), load_file(request.strategy))
 
 
-def _run_in_worker(variant: Variant) -> Outcome:
-    return _WORKER["base"].run(variant)
+def _run_in_worker(variant: Variant, start: pd.Timestamp | None) -> Outcome:
+    return _WORKER["base"].run(variant, start)

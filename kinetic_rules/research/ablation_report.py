@@ -65,6 +65,8 @@ def ablation_document(result: AblationResult) -> dict[str, Any]:
                 "parts": list(variant.addresses),
                 "switched_off": variant.switched_off,
                 "error": outcome.error,
+                "notes": list(outcome.notes),
+                "trades_from": outcome.trades_from,
                 "metrics": outcome.metrics,
                 "deltas": {key: delta(outcome, baseline, key) for key, _, _ in COLUMNS},
             }
@@ -168,6 +170,8 @@ def render_html(result: AblationResult) -> str:
             for key, text in zip(keys, cells(outcome, baseline, keys), strict=True)
         )
         rows.append(f"<tr>{label}{kind}{off}{figures}</tr>")
+    notes = "".join(f"<li>{html.escape(note)}</li>" for note in baseline.notes)
+    notes = f"<ul class='notes'>{notes}</ul>" if notes else ""
     title = html.escape(f"Ablation: {result.strategy_name}")
     pairs = html.escape(", ".join(result.pairs))
     return f"""<!DOCTYPE html>
@@ -184,8 +188,9 @@ tr:first-child td {{ font-weight: bold; }}
 <p>{html.escape(result.strategy_file)} on {pairs}. The first row is the backtest as
 written; every other row is the backtest with that part switched off, shown as the change
 from the first row (ratios in percentage points). Green: better without the part (the part
-costs you); red: worse without it (the part earns its place).</p>
-<table><thead><tr><th>part</th><th>kind</th><th>switched off to</th>{head}</tr></thead>
+costs you); red: worse without it (the part earns its place). Every row trades the
+baseline's span.</p>
+{notes}<table><thead><tr><th>part</th><th>kind</th><th>switched off to</th>{head}</tr></thead>
 <tbody>
 {chr(10).join(rows)}
 </tbody></table>
