@@ -215,3 +215,33 @@ def test_stops_rest_on_the_tick_rounded_towards_the_price_they_protect(
         wanted = (math.ceil(steps) if sign > 0 else math.floor(steps)) * tick  # tighter, not looser
         assert any(abs(p - wanted) < tick / 1000 for p in stops[symbol]), (trade.side, wanted)
     wind_down(bot)
+
+
+def test_exits_are_sent_while_the_stop_still_rests_and_the_stop_goes_once_flat(
+    standin: ExchangeStandin, tmp_path: Path
+) -> None:
+    """Reduce-only exits cannot over-close, so the stop is not lifted before them (that
+    would leave the position without a stop until the exit fills)."""
+    bot = start_futures_bot(standin, tmp_path / "candles", f"sqlite:///{tmp_path / 'l.sqlite'}")
+    bot.session.run(cycles=90)
+    resting: dict[str, str] = {}  # symbol -> client id of the stop resting on it
+    exits = 0
+    for request in standin.requests():
+        symbol, params = request.params.get("symbol", ""), request.params
+        if request.path == "/fapi/v1/algoOrder" and request.method == "POST":
+            resting[symbol] = params["clientAlgoId"]
+        elif request.path == "/fapi/v1/algoOrder" and request.method == "DELETE":
+            resting.pop(symbol, None)
+        elif request.path == "/fapi/v1/order" and request.method == "POST":
+            if params.get("reduceOnly") == "true":
+                exits += 1
+                assert symbol in resting, f"exit {params['newClientOrderId']} without a stop"
+    assert exits >= 3
+    closed = [t for t in bot.trades if t.exit_time is not None]
+    assert closed and any(t.exit_reason not in ("stop_loss", "trailing_stop") for t in closed)
+    # once a trade is flat, no stop or exit of it rests on the exchange
+    open_symbols = {t.pair.replace("/", "") for t in bot.trades if t.exit_time is None}
+    closing = [o for o in standin.futures.open_orders(None) if o.reduce_only]
+    assert {o.symbol for o in closing} <= open_symbols
+    wind_down(bot)
+    assert standin.futures.open_orders(None) == []
