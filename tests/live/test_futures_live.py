@@ -232,10 +232,9 @@ def test_exits_are_sent_while_the_stop_still_rests_and_the_stop_goes_once_flat(
             resting[symbol] = params["clientAlgoId"]
         elif request.path == "/fapi/v1/algoOrder" and request.method == "DELETE":
             resting.pop(symbol, None)
-        elif request.path == "/fapi/v1/order" and request.method == "POST":
-            if params.get("reduceOnly") == "true":
-                exits += 1
-                assert symbol in resting, f"exit {params['newClientOrderId']} without a stop"
+        elif request.path == "/fapi/v1/order" and params.get("reduceOnly") == "true":
+            exits += 1
+            assert symbol in resting, f"exit {params['newClientOrderId']} without a stop"
     assert exits >= 3
     closed = [t for t in bot.trades if t.exit_time is not None]
     assert closed and any(t.exit_reason not in ("stop_loss", "trailing_stop") for t in closed)
