@@ -139,11 +139,15 @@ class Executor:
             expected: dict[str, float] = {}
             leverage: dict[str, float] = {}
             for ticket in self._live():
+                sign = 1.0 if ticket.side == "long" else -1.0
                 if ticket.trade is not None:
-                    sign = 1.0 if ticket.side == "long" else -1.0
                     left = ticket.trade.amount - sum(f.amount for f in ticket.trade.fills[1:])
                     expected[ticket.pair] = expected.get(ticket.pair, 0.0) + sign * left
                     leverage[ticket.pair] = ticket.trade.leverage
+                else:  # an entry sent before a stop may have filled meanwhile: it is ours
+                    expected[ticket.pair] = expected.get(ticket.pair, 0.0) + sign * (
+                        self._entry_filled(ticket)
+                    )
             mode = self.plan.strategy.spec.market.margin_mode
             return position_problems(expected, positions, leverage, mode)
         problems = []
@@ -161,6 +165,16 @@ class Executor:
                     "coins were sold outside this bot; check the position by hand"
                 )
         return problems
+
+    def _entry_filled(self, ticket: Ticket) -> float:
+        """What a pending entry has filled so far (0 when it never reached the exchange)."""
+        try:
+            state = self._fetch(ticket.entry, ticket.pair)
+        except ExchangeError as problem:
+            if not problem.temporary:
+                raise
+            return 0.0  # the first poll takes it in; the comparison may then say too much
+        return 0.0 if state is None else state.filled
 
     def unknown_orders(self) -> list[OrderState]:
         """Open orders on the exchange this book does not know (reported, never touched)."""

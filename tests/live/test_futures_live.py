@@ -244,3 +244,32 @@ def test_exits_are_sent_while_the_stop_still_rests_and_the_stop_goes_once_flat(
     assert {o.symbol for o in closing} <= open_symbols
     wind_down(bot)
     assert standin.futures.open_orders(None) == []
+
+
+def test_a_restart_counts_an_entry_that_filled_while_the_bot_was_down(
+    standin: ExchangeStandin, tmp_path: Path
+) -> None:
+    """The entry was resting at the kill and filled meanwhile: the position is the bot's
+    own, not one "opened by hand", and the first poll takes it in as the trade."""
+    url = f"sqlite:///{tmp_path / 'live.sqlite'}"
+    bot = start_futures_bot(standin, tmp_path / "candles", url)
+    executor = bot.session.runtime.executor if bot.session.runtime else None
+    assert executor is not None
+    for _ in range(120):
+        bot.session.run(cycles=1)
+        pending = [t for t in executor.book.tickets if t.trade is None and not t.done]
+        if pending:
+            break
+    (ticket,) = pending
+    bot.store.close()
+    symbol = ticket.pair.replace("/", "")
+    standin.clock.advance(30 * 60_000)  # down for half an hour; the entry fills meanwhile
+    standin.futures.sync()
+    assert standin.futures.position(symbol).amount != 0
+    again = start_futures_bot(standin, tmp_path / "candles", url)
+    said = [e.message for e in again.recorder.events if e.kind == "error"]
+    assert not said, said
+    again.session.run(cycles=1)
+    (trade,) = [t for t in again.trades if t.pair == ticket.pair]
+    assert trade.amount == pytest.approx(abs(float(standin.futures.position(symbol).amount)))
+    again.store.close()
