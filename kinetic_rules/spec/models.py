@@ -344,6 +344,22 @@ class Backtest(Section):
     )
 
 
+class Ablation(Section):
+    """What `kinetic-rules ablate` may switch off, beyond its default of every named part."""
+
+    pinned: list[str] = Field(
+        default_factory=list,
+        description="Parts never switched off, by address: entry.long.NAME, exit.short.NAME, "
+        "protections.NAME, take_profit.NAME, stoploss.trailing.NAME, entry.cooldown or sizing "
+        "(docs/research.md, Ablation).",
+    )
+    groups: dict[Name, list[str]] = Field(
+        default_factory=dict,
+        description="Features made of several parts, switched off together as one row, e.g. "
+        "volume_profile: [entry.long.near_poc, exit.long.lost_poc].",
+    )
+
+
 class Strategy(Section):
     """A whole strategy file."""
 
@@ -367,6 +383,7 @@ class Strategy(Section):
     leverage: Value | None = Field(None, description="Leverage per trade (futures); default 1.")
     orders: Orders = Field(default_factory=Orders)
     backtest: Backtest = Field(default_factory=Backtest)
+    ablation: Ablation = Field(default_factory=Ablation)
 
     model_config = ConfigDict(
         extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
