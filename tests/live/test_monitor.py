@@ -1,0 +1,205 @@
+"""The position monitor between candle closes (docs/live.md, "Position monitoring between
+closes"), against the exchange stand-in with the real ccxt client.
+
+The stand-in's tickers are moved away from its candles (`Market.set_last`): a price that
+falls between two closes, which no candle shows yet.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kinetic_rules.compile.plan import build_plan
+from kinetic_rules.data.store import CandleStore
+from kinetic_rules.engine.model import Trade
+from kinetic_rules.lang.checker import check
+from kinetic_rules.live.monitor import count_monitor_exits
+from kinetic_rules.live.session import TradingSession
+from kinetic_rules.persist import TradeStore
+from kinetic_rules.persist.sink import StoreSink
+from kinetic_rules.spec.loader import load_file
+from tests.live.test_replay import fingerprint
+from tests.standin.exchange import ExchangeStandin
+
+WATCHED = Path(__file__).parent / "strategies" / "watched.yaml"
+PAIRS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
+START = pd.Timestamp("2024-03-05 00:00:10", tz="UTC")
+EMERGENCY = "monitor:protection:emergency"
+
+
+def session_on(standin: ExchangeStandin, root: Path, url: str, every: float) -> TradingSession:
+    plan = build_plan(check(load_file(WATCHED)))
+    store = TradeStore(url)
+
+    def now() -> pd.Timestamp:
+        return pd.Timestamp(standin.clock.now(), unit="ms", tz="UTC")
+
+    def sleep(seconds: float) -> None:
+        standin.clock.advance(int(seconds * 1000))
+
+    return TradingSession(
+        plan, standin.ccxt_client(), CandleStore(root), PAIRS, clock=now, sleep=sleep,
+        sizes={"5m": 100_000}, sink=StoreSink(store, strategy="watched", mode="paper"),
+        journal=store, monitor_every=every,
+    )  # fmt: skip
+
+
+def until_a_trade_is_open(session: TradingSession) -> Trade:
+    """Close after close with the monitor resting (nothing to watch yet): the first trade."""
+    assert session.runtime is not None
+    every, session.monitor_every = session.monitor_every, 0.0
+    for _ in range(300):
+        session.run(cycles=1)
+        held = [t for t in session.runtime.trades() if t.exit_time is None]
+        if held:
+            session.monitor_every = every
+            return held[0]
+    raise AssertionError("no trade opened")
+
+
+def ticker_requests(standin: ExchangeStandin) -> int:
+    return len(standin.requests("/api/v3/ticker/24hr"))
+
+
+def symbol(pair: str) -> str:
+    return pair.replace("/", "")
+
+
+def stored(url: str) -> list[Trade]:
+    with TradeStore(url) as store:
+        return store.trades(mode="paper")
+
+
+def test_a_fall_through_the_emergency_threshold_closes_before_the_next_close(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'trades.sqlite'}"
+    with ExchangeStandin.from_fixtures(pairs=tuple(PAIRS), timeframes=("5m",)) as standin:
+        standin.clock.set(START)
+        session = session_on(standin, tmp_path / "candles", url, every=5.0)
+        session.start()
+        trade = until_a_trade_is_open(session)
+        assert session.runtime is not None and session._last_close is not None
+        next_close = session._last_close + pd.Timedelta(minutes=5)
+
+        # A 10% fall: the trade's own `loss: profit < -5%` would hold on the ticker, but
+        # it is a candle-close rule; the portfolio loses 1% of equity, above the -3%
+        # emergency. The monitor looks, and nothing closes.
+        standin.market.set_last(symbol(trade.pair), trade.entry_price * 0.9)
+        asked = ticker_requests(standin)
+        for _ in range(6):
+            session.sleep(5)
+            session._watch()
+        assert ticker_requests(standin) - asked == 6  # one batched request per look
+        assert trade.exit_time is None
+        assert count_monitor_exits(session.runtime.trades()) == 0
+
+        # 40% down: the open trades lose 4% of equity, and the emergency fires between
+        # the closes, on the ticker, at market.
+        standin.market.set_last(symbol(trade.pair), trade.entry_price * 0.6)
+        session._between_closes()
+        assert trade.exit_time is not None
+        assert session._last_close < trade.exit_time < next_close
+        assert trade.exit_reason == EMERGENCY
+        assert trade.exit_price == pytest.approx(trade.entry_price * 0.6 * (1 - 0.0005))
+        assert count_monitor_exits(session.runtime.trades()) >= 1
+        kept = [t for t in stored(url) if t.id == trade.id]
+        assert [(t.exit_reason, t.exit_time) for t in kept] == [(EMERGENCY, trade.exit_time)]
+
+        # The close comes and the session goes on as before; the exit stays the monitor's.
+        standin.market.set_last(symbol(trade.pair), None)
+        session.sleep(session._until_next_close())
+        session.cycle()
+        assert trade.exit_reason == EMERGENCY
+
+
+def test_exchange_errors_while_watching_are_logged_and_tried_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"sqlite:///{tmp_path / 'trades.sqlite'}"
+    with ExchangeStandin.from_fixtures(pairs=tuple(PAIRS), timeframes=("5m",)) as standin:
+        standin.clock.set(START)
+        session = session_on(standin, tmp_path / "candles", url, every=5.0)
+        session.start()
+        trade = until_a_trade_is_open(session)
+        standin.market.set_last(symbol(trade.pair), trade.entry_price * 0.6)
+        standin.faults.fail_next(3)  # the first looks get 503s: the session goes on
+        with caplog.at_level("WARNING", logger="kinetic_rules.live"):
+            session._between_closes()
+        assert "monitor: tickers could not be read" in caplog.text
+        assert trade.exit_reason == EMERGENCY  # a later look closed it
+
+
+def test_a_session_killed_in_the_middle_of_a_monitor_exit_resumes_consistent(
+    tmp_path: Path,
+) -> None:
+    """The exit is journaled before it is made; killed between the two, the restarted
+    session makes it again at the same moment, and its book equals the one before."""
+    url = f"sqlite:///{tmp_path / 'trades.sqlite'}"
+
+    class Killed(BaseException):
+        pass
+
+    with ExchangeStandin.from_fixtures(pairs=tuple(PAIRS), timeframes=("5m",)) as standin:
+        standin.clock.set(START)
+        first = session_on(standin, tmp_path / "candles", url, every=5.0)
+        first.start()
+        trade = until_a_trade_is_open(first)
+        assert first.runtime is not None and first.sink is not None
+        standin.market.set_last(symbol(trade.pair), trade.entry_price * 0.6)
+        sink = first.sink
+
+        class Dying:
+            def trade_changed(self, changed: Trade, fills: int, closed: bool) -> None:
+                if closed and changed.exit_reason == EMERGENCY:
+                    raise Killed  # the process dies before the trade store hears of it
+                sink.trade_changed(changed, fills, closed)
+
+        first.runtime.sink = Dying()
+        with pytest.raises(Killed):
+            first._between_closes()
+        before = sorted(fingerprint(t) for t in first.runtime.trades())
+        assert [t.exit_reason for t in stored(url) if t.id == trade.id] == [None]
+        del first
+
+        second = session_on(standin, tmp_path / "candles", url, every=5.0)
+        second.start()  # feeds itself every close since the start, and the monitor's exit
+        assert second.runtime is not None
+        assert sorted(fingerprint(t) for t in second.runtime.trades()) == before
+        kept = {t.id: fingerprint(t) for t in stored(url)}
+        assert kept == {t.id: fingerprint(t) for t in second.runtime.trades()}
+        assert count_monitor_exits(second.runtime.trades()) >= 1
+
+
+def test_a_replay_does_not_monitor_and_equals_the_backtest(
+    fixture_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The monitor needs tickers between closes; a replay has only closes, so it decides
+    at them alone, and its trades stay the backtest's, one by one."""
+    from kinetic_rules.cli.app import main
+
+    report = tmp_path / "report"
+    code = main(
+        ["backtest", str(WATCHED), "--data", str(fixture_store), "--report", str(report), "-q"]
+    )
+    assert code == 0
+    backtest = json.loads((report / "results.json").read_text())["trades"]
+    capsys.readouterr()
+    db = f"sqlite:///{tmp_path / 'replay.sqlite'}"
+    assert main(["run", str(WATCHED), "--replay", str(fixture_store), "--db", db, "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert out.strip().endswith("no monitor in a replay: every exit at a candle close")
+    with TradeStore(db) as store:
+        replayed = store.trades(mode="replay")
+
+    def key(trade: dict[str, object]) -> tuple[object, ...]:
+        times = (pd.Timestamp(str(trade[k])) for k in ("entry_time", "exit_time"))
+        return (trade["pair"], *times, trade["exit_reason"], round(float(str(trade["profit"])), 6))
+
+    assert len(backtest) >= 3
+    assert sorted(key(t.to_dict()) for t in replayed) == sorted(key(t) for t in backtest)
+    assert not any(str(t["exit_reason"]).startswith("monitor:") for t in backtest)
