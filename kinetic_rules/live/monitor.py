@@ -79,11 +79,18 @@ class TickerReader:
             exchange=self.exchange, what="fetch tickers (monitor)", policy=self.retry,
         )  # fmt: skip
         found: dict[str, float] = {}
-        for pair in wanted:
-            price = _ticker_price((tickers or {}).get(pair) or {})
+        for pair in wanted:  # a futures client keys its tickers by contract (BTC/USDT:USDT)
+            ticker = (tickers or {}).get(pair) or (tickers or {}).get(self._symbol(pair))
+            price = _ticker_price(ticker or {})
             if price is not None:
                 found[pair] = price
         return found
+
+    def _symbol(self, pair: str) -> str:
+        try:
+            return str(self.exchange.market(pair)["symbol"])
+        except Exception:  # ccxt raises its own kinds for a pair it does not list
+            return pair
 
 
 def _ticker_price(ticker: dict[str, Any]) -> float | None:
@@ -149,7 +156,7 @@ def monitor_exits(
             exits.append(MonitorExit(position, monitor_reason(reason), price))
     gone = {e.position.id for e in exits} | skipped
     watching = {p.id for p in open_now}
-    for position, name in _close_alls(portfolio, market, prices, last_close):
+    for position, name in _close_alls(portfolio, market, prices, last_close, open_now):
         if position.id not in gone and position.id in watching:
             reason = monitor_reason(f"{PROTECTION}:{name}")
             exits.append(MonitorExit(position, reason, prices[position.pair]))
@@ -161,9 +168,21 @@ def _close_alls(
     market: dict[str, PairData],
     prices: dict[str, float],
     last_close: pd.Timestamp,
+    open_now: list[Position],
 ) -> list[tuple[Position, str]]:
     """Portfolio close-alls that hold with the held pairs' last close replaced by their
-    ticker price: the rules read the last closed candle, the open profit reads the ticker."""
+    ticker price: the rules read the last closed candle, the open profit reads the ticker.
+
+    A trade whose entry filled since the last close (live, the entry order fills after
+    the close that decided it) has no closed candle of its own yet, so at the last close
+    the books would not count it. For this check it counts as in the market then, marked
+    to its ticker like the others: it is at risk now."""
+    step = portfolio.timeframe
+    fresh = [
+        (p.trade, p.trade.entry_time)
+        for p in open_now
+        if p.trade is not None and p.trade.entry_time + step > last_close
+    ]
     marked = dict(market)
     for pair, price in prices.items():
         data = market.get(pair)
@@ -172,10 +191,14 @@ def _close_alls(
         close = np.array(data.prices["close"], dtype=float, copy=True)
         close[-1] = price
         marked[pair] = replace(data, prices={**data.prices, "close": close})
+    for trade, _ in fresh:
+        trade.entry_time = last_close - step
     try:
         return portfolio.observe(last_close, marked, play=False)
     finally:
         portfolio.market = market  # the candles again: decisions at the close read them
+        for trade, entered in fresh:
+            trade.entry_time = entered
 
 
 def close_on_paper(

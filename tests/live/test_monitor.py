@@ -26,13 +26,16 @@ from tests.live.test_replay import fingerprint
 from tests.standin.exchange import ExchangeStandin
 
 WATCHED = Path(__file__).parent / "strategies" / "watched.yaml"
+WATCHED_FUTURES = WATCHED.with_name("watched_futures.yaml")
 PAIRS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
 START = pd.Timestamp("2024-03-05 00:00:10", tz="UTC")
 EMERGENCY = "monitor:protection:emergency"
 
 
-def session_on(standin: ExchangeStandin, root: Path, url: str, every: float) -> TradingSession:
-    plan = build_plan(check(load_file(WATCHED)))
+def session_on(
+    standin: ExchangeStandin, root: Path, url: str, every: float, strategy: Path = WATCHED
+) -> TradingSession:
+    plan = build_plan(check(load_file(strategy)))
     store = TradeStore(url)
 
     def now() -> pd.Timestamp:
@@ -203,3 +206,64 @@ def test_a_replay_does_not_monitor_and_equals_the_backtest(
     assert len(backtest) >= 3
     assert sorted(key(t.to_dict()) for t in replayed) == sorted(key(t) for t in backtest)
     assert not any(str(t["exit_reason"]).startswith("monitor:") for t in backtest)
+
+
+def test_a_live_futures_session_closes_reduce_only_through_the_executor(tmp_path: Path) -> None:
+    """Trading for real: the monitor's exit is the executor's, a reduce-only market order,
+    journaled and stored like any exit, with the monitor's reason."""
+    from decimal import Decimal
+
+    from kinetic_rules.live.monitor import TickerReader
+    from tests.live.test_futures_live import DEPOSIT, start_futures_bot
+
+    url = f"sqlite:///{tmp_path / 'live.sqlite'}"
+    with ExchangeStandin.from_fixtures(pairs=tuple(PAIRS), timeframes=("5m",)) as standin:
+        standin.clock.set(START)
+        standin.futures.deposit(DEPOSIT)
+        for pair in PAIRS:
+            standin.futures.funding_rate[symbol(pair)] = Decimal(0)
+        bot = start_futures_bot(standin, tmp_path / "candles", url, strategy=WATCHED_FUTURES)
+        session = bot.session
+        session.monitor_every, session.tickers = 5.0, TickerReader(session.exchange)
+        trade = until_a_trade_is_open(session)
+        assert session.runtime is not None and session._last_close is not None
+        next_close = session._last_close + pd.Timedelta(minutes=5)
+        sign = 1.0 if trade.side == "long" else -1.0
+        # 20% against the trade at 3x: the open trades lose 6% of equity
+        standin.market.set_last(symbol(trade.pair), trade.entry_price * (1 - sign * 0.2))
+        session._between_closes()
+        assert trade.exit_reason == EMERGENCY
+        assert trade.exit_time is not None and trade.exit_time < next_close
+        assert standin.futures.position(symbol(trade.pair)).amount == 0
+        exits = [o for o in standin.futures.orders if o.symbol == symbol(trade.pair)][1:]
+        assert exits and all(o.reduce_only for o in exits)
+        with TradeStore(url) as store:
+            kept = [t for t in store.trades(mode="live") if t.id == trade.id]
+        assert [t.exit_reason for t in kept] == [EMERGENCY]
+
+
+def test_a_stop_no_order_holds_is_taken_on_the_ticker(tmp_path: Path) -> None:
+    """`orders.stoploss_on_exchange: false`: the bot holds the stop, so the monitor sells
+    when a ticker reaches it, without waiting for the close."""
+    text = WATCHED.read_text().replace("entry_price * 0.5", "entry_price * 0.95")
+    text = text.replace("orders:\n", "orders:\n  stoploss_on_exchange: false\n")
+    strategy = tmp_path / "held_stop.yaml"
+    strategy.write_text(text)
+    url = f"sqlite:///{tmp_path / 'trades.sqlite'}"
+    with ExchangeStandin.from_fixtures(pairs=tuple(PAIRS), timeframes=("5m",)) as standin:
+        standin.clock.set(START)
+        session = session_on(standin, tmp_path / "candles", url, every=5.0, strategy=strategy)
+        session.start()
+        trade = until_a_trade_is_open(session)
+        assert session._last_close is not None
+        next_close = session._last_close + pd.Timedelta(minutes=5)
+        standin.market.set_last(symbol(trade.pair), trade.entry_price * 0.97)
+        for _ in range(3):  # above the stop: nothing
+            session.sleep(5)
+            session._watch()
+        assert trade.exit_time is None
+        standin.market.set_last(symbol(trade.pair), trade.entry_price * 0.94)
+        session._between_closes()
+        assert trade.exit_reason == "monitor:stop_loss"
+        assert trade.exit_time is not None and trade.exit_time < next_close
+        assert trade.exit_price == pytest.approx(trade.entry_price * 0.94 * (1 - 0.0005))
