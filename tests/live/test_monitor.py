@@ -8,6 +8,9 @@ falls between two closes, which no candle shows yet.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -30,6 +33,7 @@ WATCHED_FUTURES = WATCHED.with_name("watched_futures.yaml")
 PAIRS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
 START = pd.Timestamp("2024-03-05 00:00:10", tz="UTC")
 EMERGENCY = "monitor:protection:emergency"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def session_on(
@@ -267,3 +271,81 @@ def test_a_stop_no_order_holds_is_taken_on_the_ticker(tmp_path: Path) -> None:
         assert trade.exit_reason == "monitor:stop_loss"
         assert trade.exit_time is not None and trade.exit_time < next_close
         assert trade.exit_price == pytest.approx(trade.entry_price * 0.94 * (1 - 0.0005))
+
+
+def market_sells(standin: ExchangeStandin) -> int:
+    return sum(
+        1
+        for r in standin.requests("/api/v3/order")
+        if r.method == "POST"
+        and r.params.get("side") == "SELL"
+        and r.params.get("type") == "MARKET"
+    )
+
+
+@pytest.mark.slow
+def test_the_real_bot_killed_right_after_its_monitor_exit_resumes_with_a_consistent_book(
+    tmp_path: Path,
+) -> None:
+    """`kinetic-rules run --live` in its own process (tests/live/bot_process.py): killed with
+    SIGKILL right after the monitor's exit order left, started again, it finds the order by
+    its client id; the stored trade, the coins and the dollars agree with the exchange."""
+    from tests.live.test_sigkill import _log, kill_when
+    from tests.standin.account import API_KEY, API_SECRET
+
+    url = f"sqlite:///{tmp_path / 'live.sqlite'}"
+    deposit = 10_000.0
+    with ExchangeStandin.from_fixtures(pairs=tuple(PAIRS), timeframes=("5m",)) as standin:
+        standin.clock.set(pd.Timestamp("2024-03-05 03:20:10", tz="UTC"))
+        standin.account.deposit("USDT", deposit)
+
+        def launch() -> subprocess.Popen[bytes]:
+            env = {**os.environ, "KINETIC_API_KEY": API_KEY, "KINETIC_API_SECRET": API_SECRET}
+            env.pop("KINETIC_TELEGRAM_TOKEN", None)
+            command = [
+                sys.executable, "-m", "tests.live.bot_process", standin.url,
+                "run", str(WATCHED), "--live", "--yes", "--exchange-url", standin.url,
+                "--db", url, "--data", str(tmp_path / "candles"), "--pairs", *PAIRS,
+                "--monitor-every", "5s",
+            ]  # fmt: skip
+            with open(tmp_path / "bot.log", "ab") as log:
+                return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+
+        def bought() -> list[str]:
+            return [o.symbol for o in standin.account.orders if o.side == "BUY" and o.executed > 0]
+
+        bot = launch()
+        # The first buy fills: now the ticker falls 40% (the open trades lose 4% of equity)
+        # and the bot dies right after its monitor sends the market sell.
+        kill_when(bot, lambda: bool(bought()) and _fall(standin, bought()[0]), tmp_path)
+        assert market_sells(standin) == 1
+        standin.market.set_last(bought()[0], None)
+        end = standin.clock.now() + 30 * 60_000
+        kill_when(launch(), lambda: standin.clock.now() >= end, tmp_path)
+        assert "Traceback" not in _log(tmp_path)
+
+    with TradeStore(url) as store:
+        trades = store.trades(mode="live")
+    first = min(trades, key=lambda t: t.id)
+    assert first.exit_reason == EMERGENCY  # the fill the dead bot never saw is its exit
+    for pair in PAIRS:
+        coin = pair.split("/")[0]
+        held = standin.account.free(coin) + standin.account.locked(coin)
+        left = sum(t.amount - sum(f.amount for f in t.fills[1:]) for t in trades if t.pair == pair)
+        assert held == pytest.approx(left, abs=1e-12)
+    flows = sum(
+        (-1 if i == 0 else 1) * f.price * f.amount - f.fee
+        for t in trades
+        for i, f in enumerate(t.fills)
+    )
+    usdt = standin.account.free("USDT") + standin.account.locked("USDT")
+    assert usdt == pytest.approx(deposit + flows, abs=1e-6)
+
+
+def _fall(standin: ExchangeStandin, symbol: str) -> bool:
+    """Move the ticker down once; then: has the monitor's market sell gone out?"""
+    if symbol not in standin.market.lasts:
+        price = standin.market.last_price(symbol)
+        assert price is not None
+        standin.market.set_last(symbol, price * 0.6)
+    return market_sells(standin) >= 1
