@@ -33,6 +33,7 @@ from kinetic_rules.data.exchange import RetryPolicy, call_with_retry
 from kinetic_rules.engine.fills import FillModel
 from kinetic_rules.engine.model import LIQUIDATION, PROTECTION, STOP_LOSS, TRAILING_STOP, Fill
 from kinetic_rules.engine.portfolio import PairData, Portfolio, Position
+from kinetic_rules.margin import beyond_liquidation
 
 log = logging.getLogger("kinetic_rules.live")
 
@@ -149,7 +150,15 @@ def monitor_exits(
         sign = 1.0 if trade.side == "long" else -1.0
         liquidation = trade.liquidation_price
         stop = trade.stop if trade.stop is not None else trade.initial_stop
-        if liquidations and liquidation is not None and sign * (price - liquidation) <= 0:
+        # A stop nearer than the liquidation price is reached first: the stop ends the
+        # trade (here, or at the close where the stop order or the fill model holds it).
+        liquidated = (
+            liquidations
+            and liquidation is not None
+            and beyond_liquidation(stop, liquidation, sign)
+            and sign * (price - liquidation) <= 0
+        )
+        if liquidated:
             exits.append(MonitorExit(position, monitor_reason(LIQUIDATION), price))
         elif stops and math.isfinite(stop) and sign * (price - stop) <= 0:
             reason = STOP_LOSS if stop == trade.initial_stop else TRAILING_STOP
@@ -193,10 +202,11 @@ def _close_alls(
         marked[pair] = replace(data, prices={**data.prices, "close": close})
     for trade, _ in fresh:
         trade.entry_time = last_close - step
+    known = portfolio.market
     try:
         return portfolio.observe(last_close, marked, play=False)
     finally:
-        portfolio.market = market  # the candles again: decisions at the close read them
+        portfolio.market = known  # the candles again: decisions at the close read them
         for trade, entered in fresh:
             trade.entry_time = entered
 

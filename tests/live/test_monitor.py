@@ -37,7 +37,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def session_on(
-    standin: ExchangeStandin, root: Path, url: str, every: float, strategy: Path = WATCHED
+    standin: ExchangeStandin,
+    root: Path,
+    url: str,
+    every: float,
+    strategy: Path = WATCHED,
+    futures: bool = False,
 ) -> TradingSession:
     plan = build_plan(check(load_file(strategy)))
     store = TradeStore(url)
@@ -49,7 +54,8 @@ def session_on(
         standin.clock.advance(int(seconds * 1000))
 
     return TradingSession(
-        plan, standin.ccxt_client(), CandleStore(root), PAIRS, clock=now, sleep=sleep,
+        plan, standin.ccxt_futures_client() if futures else standin.ccxt_client(),
+        CandleStore(root), PAIRS, clock=now, sleep=sleep,
         sizes={"5m": 100_000}, sink=StoreSink(store, strategy="watched", mode="paper"),
         journal=store, monitor_every=every,
     )  # fmt: skip
@@ -349,3 +355,27 @@ def _fall(standin: ExchangeStandin, symbol: str) -> bool:
         assert price is not None
         standin.market.set_last(symbol, price * 0.6)
     return market_sells(standin) >= 1
+
+
+def test_paper_futures_on_candles_are_liquidated_between_closes(tmp_path: Path) -> None:
+    """No exchange liquidates a paper futures trade: at 20x, a ticker past the liquidation
+    price (before a stop that lies beyond it) ends the trade there, its margin lost."""
+    text = WATCHED_FUTURES.read_text().replace("leverage: 3", "leverage: 20")
+    text = text.replace("open_profit_ratio < -3%", "open_profit_ratio < -300%")
+    strategy = tmp_path / "high_leverage.yaml"
+    strategy.write_text(text)
+    url = f"sqlite:///{tmp_path / 'trades.sqlite'}"
+    with ExchangeStandin.from_fixtures(pairs=tuple(PAIRS), timeframes=("5m",)) as standin:
+        standin.clock.set(START)
+        session = session_on(
+            standin, tmp_path / "candles", url, every=5.0, strategy=strategy, futures=True
+        )
+        session.start()
+        trade = until_a_trade_is_open(session)
+        assert trade.liquidation_price is not None and trade.margin is not None
+        sign = 1.0 if trade.side == "long" else -1.0
+        standin.market.set_last(symbol(trade.pair), trade.liquidation_price * (1 - sign * 0.001))
+        session._between_closes()
+        assert trade.exit_reason == "monitor:liquidation"
+        assert trade.exit_price == trade.liquidation_price
+        assert trade.profit == pytest.approx(-trade.margin - trade.fills[0].fee)
