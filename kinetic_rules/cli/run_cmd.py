@@ -215,12 +215,12 @@ def _summary(trades: list[Any], monitor_every: float | None) -> None:
     wins = sum(t.is_winner for t in closed)
     between = count_monitor_exits(closed)
     if monitor_every is None:
-        watch = "no monitor in a replay: every exit at a candle close"
+        how = "a replay has no position monitor"
     elif monitor_every <= 0:
-        watch = "monitor off: every exit at a candle close"
+        how = "by the monitor, off"
     else:
-        every = format_duration(monitor_every)
-        watch = f"{between} closed between candle closes by the monitor (every {every})"
+        how = f"by the monitor, every {format_duration(monitor_every)}"
+    watch = f"{between} closed between candle closes ({how})"
     print(f"{len(trades)} trades, {wins} winners, profit {profit:+.2f}; {watch}")
 
 

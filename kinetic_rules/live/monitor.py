@@ -125,6 +125,19 @@ def watched(portfolio: Portfolio, last_close: pd.Timestamp) -> list[Position]:
     ]
 
 
+def needs_ticker(position: Position, *, close_all: bool, stops: bool, liquidations: bool) -> bool:
+    """Does a look need this position's ticker? For a portfolio close-all, a stop the bot
+    holds, or a liquidation that would come before the stop (paper futures)."""
+    trade = position.trade
+    if close_all or stops:
+        return True
+    if not liquidations or trade is None or trade.liquidation_price is None:
+        return False
+    stop = trade.stop if trade.stop is not None else trade.initial_stop
+    sign = 1.0 if trade.side == "long" else -1.0
+    return beyond_liquidation(stop, trade.liquidation_price, sign)
+
+
 def monitor_exits(
     portfolio: Portfolio,
     market: dict[str, PairData],

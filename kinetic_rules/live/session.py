@@ -39,7 +39,7 @@ from kinetic_rules.engine.portfolio_values import portfolio_rules
 from kinetic_rules.errors import ExchangeError
 from kinetic_rules.live.inputs import LiveInputs
 from kinetic_rules.live.markets import LiveUniverse
-from kinetic_rules.live.monitor import MonitorExit, TickerReader, watched
+from kinetic_rules.live.monitor import MonitorExit, TickerReader, needs_ticker, watched
 from kinetic_rules.live.robust import FailSafe
 from kinetic_rules.live.runtime import Runtime, StepReport, TradeSink
 from kinetic_rules.live.window import WindowSource, window_sizes
@@ -357,16 +357,37 @@ class TradingSession:
                 next_watch = watch
 
     def _monitoring(self) -> bool:
-        """Is there anything for the monitor to watch? Protections that close all on the
-        portfolio's values, stops that no order holds, or (paper futures on candles, with
-        no exchange to do it) liquidations."""
+        """Is there anything for the monitor to watch in this gap? The trades open now;
+        with real orders also an entry order that may fill at any poll (on candles,
+        trades open at closes only)."""
         assert self.runtime is not None
         if self.monitor_every <= 0 or self.tickers is None:
             return False
+        if self.runtime.executor is not None and any(
+            p.trade is None for p in self.runtime.portfolio.unresolved()
+        ):
+            close_all, stops, _ = self._checks()
+            return close_all or stops
+        return bool(self._watched_pairs())
+
+    def _checks(self) -> tuple[bool, bool, bool]:
+        """What the monitor checks: portfolio close-alls, stops, liquidations."""
+        assert self.runtime is not None
         spec = self.plan.strategy.spec
-        bot_holds_stops = not spec.orders.stoploss_on_exchange
-        simulated = self.runtime.executor is None and spec.market.type == "futures"
-        return bot_holds_stops or simulated or bool(portfolio_rules(self.plan).close_all)
+        close_all = bool(portfolio_rules(self.plan).close_all)
+        return close_all, not spec.orders.stoploss_on_exchange, self.runtime.executor is None
+
+    def _watched_pairs(self) -> set[str]:
+        """The pairs whose tickers a look needs now."""
+        assert self.runtime is not None
+        if self._last_close is None:
+            return set()
+        close_all, stops, liquidations = self._checks()
+        return {
+            p.pair
+            for p in watched(self.runtime.portfolio, self._last_close)
+            if needs_ticker(p, close_all=close_all, stops=stops, liquidations=liquidations)
+        }
 
     def _watch(self) -> None:
         """One look of the position monitor (live/monitor.py): the tickers of the pairs
@@ -377,7 +398,7 @@ class TradingSession:
         if last_close is None or not len(source.timeline):
             return
         next_close = last_close + self._base
-        pairs = {p.pair for p in watched(self.runtime.portfolio, last_close)}
+        pairs = self._watched_pairs()
         if not pairs or self.clock() >= next_close:
             return
         try:

@@ -26,7 +26,7 @@ def test_replay_reports_the_backtests_trades(
     profit = sum(t["profit"] for t in trades)
     assert f"profit {profit:+.2f};" in out
     assert out.startswith(f"{len(trades)} trades")
-    assert out.strip().endswith("no monitor in a replay: every exit at a candle close")
+    assert out.strip().endswith("0 closed between candle closes (a replay has no position monitor)")
 
 
 @pytest.mark.parametrize(

@@ -205,7 +205,7 @@ def test_a_replay_does_not_monitor_and_equals_the_backtest(
     db = f"sqlite:///{tmp_path / 'replay.sqlite'}"
     assert main(["run", str(WATCHED), "--replay", str(fixture_store), "--db", db, "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert out.strip().endswith("no monitor in a replay: every exit at a candle close")
+    assert out.strip().endswith("0 closed between candle closes (a replay has no position monitor)")
     with TradeStore(db) as store:
         replayed = store.trades(mode="replay")
 
