@@ -38,7 +38,6 @@ from kinetic_rules.margin import beyond_liquidation
 log = logging.getLogger("kinetic_rules.live")
 
 MONITOR = "monitor"  # the prefix of every exit reason the monitor gives
-DEFAULT_EVERY = 5.0  # seconds between two looks (seed 001 watches its positions every 5 s)
 
 
 @dataclass(frozen=True)
@@ -71,7 +70,8 @@ class TickerReader:
     retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(attempts=1))
 
     def prices(self, pairs: Iterable[str]) -> dict[str, float]:
-        """Pairs without a usable price are left out; an ExchangeError when none came."""
+        """Pairs without a usable price are left out; an ExchangeError if the request fails
+        (tried once: the next look, seconds later, is the retry)."""
         wanted = sorted(set(pairs))
         if not wanted:
             return {}
