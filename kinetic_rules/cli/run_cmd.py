@@ -62,6 +62,14 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         help="paper fills: by the backtest's candle rules (the default; equals a backtest), "
         "or against the exchange's live tickers and order books",
     )
+    run.add_argument(
+        "--inputs",
+        choices=["rest", "ws"],
+        default="rest",
+        help="how a session reads the best bids and asks its rules use (spread, bid, ask): "
+        "REST requests at each close (the default), or pushed over the exchange's WebSocket "
+        "through ccxt pro, with REST whenever the socket is down",
+    )
     run.add_argument("--pairs", nargs="+", default=[], metavar="PAIR", help="pairs to trade")
     run.add_argument("--timerange", metavar="A-B", help="replay only this range (after warm-up)")
     run.add_argument("--warmup", metavar="DURATION", help="with --replay: " + WARMUP_HELP)
@@ -233,10 +241,7 @@ def _session(args: argparse.Namespace) -> int:
     from kinetic_rules.data.store import CandleStore, resolve_data_dir
     from kinetic_rules.lang.checker import check
     from kinetic_rules.live.markets import LiveUniverse
-    from kinetic_rules.live.notify import LogNotifier, notifier_from_env
-    from kinetic_rules.live.runtime import Runtime
     from kinetic_rules.live.session import TradingSession
-    from kinetic_rules.persist.sink import EventLog
     from kinetic_rules.spec.loader import load_file
 
     monitor_every = _monitor_every(args.monitor_every or _MONITOR_DEFAULT)
@@ -271,6 +276,7 @@ def _session(args: argparse.Namespace) -> int:
     if not pairs and spec.scanner is not None:  # scan all markets: see docs/live.md
         universe = LiveUniverse(exchange, spec.market, spec.scanner)
         pairs = universe.refresh(now())
+    stream = _bid_ask_stream(args, plan, exchange, pairs)
     session = TradingSession(
         plan,
         exchange,
@@ -283,7 +289,37 @@ def _session(args: argparse.Namespace) -> int:
         attach=live,
         universe=universe,
         monitor_every=monitor_every,
+        bid_asks=stream,
     )
+    try:
+        return _trade(args, session, sink)
+    finally:
+        if stream is not None:
+            stream.close()
+
+
+def _bid_ask_stream(args: argparse.Namespace, plan: Any, exchange: Any, pairs: list[str]) -> Any:
+    """`--inputs ws`: a started WebSocket stream of bids and asks, if the rules read any."""
+    if args.inputs != "ws" or args.replay is not None:
+        return None
+    if not (plan.live_inputs | plan.scanner_inputs) & {"spread", "bid", "ask", "book_imbalance"}:
+        logging.getLogger("kinetic_rules.live").info(
+            "--inputs ws: the rules read no bid or ask; no WebSocket is opened"
+        )
+        return None
+    from kinetic_rules.live.streams import BidAskStream, pro_connector
+
+    stream = BidAskStream(pro_connector(exchange), pairs)
+    stream.start()
+    return stream
+
+
+def _trade(args: argparse.Namespace, session: Any, sink: StoreSink) -> int:
+    """Start the session (resuming a crashed one) and trade until stopped."""
+    from kinetic_rules.live.notify import LogNotifier, notifier_from_env
+    from kinetic_rules.live.runtime import Runtime
+    from kinetic_rules.persist.sink import EventLog
+
     session.start()
     runtime = session.runtime
     assert isinstance(runtime, Runtime)
@@ -292,7 +328,10 @@ def _session(args: argparse.Namespace) -> int:
     if telegram is not None:
         runtime.notifiers.append(telegram)
     what = "trading for real" if args.live else "paper trading"
-    print(f"{what} {', '.join(session.pairs)} on {exchange.id}; Ctrl-C stops", file=sys.stderr)
+    print(
+        f"{what} {', '.join(session.pairs)} on {session.exchange.id}; Ctrl-C stops",
+        file=sys.stderr,
+    )
     # The windows and the plan live as long as the process: keeping them out of the
     # garbage collector's full passes spares a close a pause of tens of milliseconds.
     gc.freeze()
@@ -301,8 +340,8 @@ def _session(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         left = "orders and stops stay on the exchange" if args.live else "open paper trades stay"
         print(f"stopped: {left}; run again to resume", file=sys.stderr)
-        return _done(runtime, 130, monitor_every)
-    return _done(runtime, 0, monitor_every)
+        return _done(runtime, 130, session.monitor_every)
+    return _done(runtime, 0, session.monitor_every)
 
 
 def _sink(url: str | None, plan: Any, mode: str) -> StoreSink:
