@@ -40,6 +40,7 @@ from kinetic_rules.engine.portfolio import PairData, Portfolio, Position
 from kinetic_rules.errors import ExchangeError
 from kinetic_rules.live.book import BookJournal
 from kinetic_rules.live.broker import Broker, OrderRequest
+from kinetic_rules.live.monitor import MonitorExit
 from kinetic_rules.live.reconcile import liquidation_gap, position_problems
 from kinetic_rules.market_rules import round_stop
 from kinetic_rules.timeframes import format_duration
@@ -264,6 +265,26 @@ class Executor:
                 reason = f"{PROTECTION}:{name}"
                 self._reduce(ticket, self._left(ticket), reason, now, closing=True, limit=limit)
         self._save(now)
+
+    def close_now(self, exits: list[MonitorExit], now: pd.Timestamp) -> None:
+        """Between closes, the position monitor's exits (live/monitor.py): at market, or a
+        protection's close-all by `orders.emergency_exit` (a limit at the ticker price)."""
+        for exit in exits:
+            ticket = next(
+                (t for t in self._live() if t.position_id == exit.position.id and t.trade), None
+            )
+            if ticket is None or ticket.closing or ticket.exit is not None:
+                continue
+            protection = PROTECTION in exit.reason
+            limit = exit.price if protection and self.emergency_kind == "limit" else None
+            with _until_next_time(ticket, "monitor exit not sent"):
+                left = self._left(ticket)
+                self._reduce(ticket, left, exit.reason, now, closing=True, limit=limit)
+        self._save(now)
+
+    def closing(self) -> set[int]:
+        """Positions with an exit order on its way: the monitor leaves them alone."""
+        return {t.position_id for t in self._live() if t.closing or t.exit is not None}
 
     # -- internals: orders ---------------------------------------------------------------
     def _poll(self, ticket: Ticket, data: PairData, now: pd.Timestamp) -> None:
