@@ -24,8 +24,9 @@ def test_replay_reports_the_backtests_trades(
     assert main(["run", KE, "--replay", str(fixture_store), "--quiet"]) == 0
     out = capsys.readouterr().out
     profit = sum(t["profit"] for t in trades)
-    assert out.strip().endswith(f"profit {profit:+.2f}")
+    assert f"profit {profit:+.2f};" in out
     assert out.startswith(f"{len(trades)} trades")
+    assert out.strip().endswith("0 closed between candle closes (a replay has no position monitor)")
 
 
 @pytest.mark.parametrize(
@@ -34,6 +35,8 @@ def test_replay_reports_the_backtests_trades(
         (["--live", "--replay", "."], "it cannot --replay"),
         (["--replay", "no/such/dir"], "not a directory"),
         (["--replay", ".", "--speed", "fast"], "--speed fast"),
+        (["--replay", ".", "--monitor-every", "5s"], "a replay has only its recorded closes"),
+        (["--pairs", "BTC/USDT", "--monitor-every", "soon"], "--monitor-every soon"),
     ],
 )
 def test_run_refuses_clearly(
