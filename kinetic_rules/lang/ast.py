@@ -29,6 +29,10 @@ class Node:
                     elif isinstance(item, tuple):  # keyword arguments: (name, node)
                         yield from (v for v in item if isinstance(v, Node))
 
+    def __getstate__(self) -> dict[str, object]:
+        """A copy or pickle leaves the remembered hash behind (see `_remember_hash`)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+
     def walk(self) -> Iterator[Node]:
         """Every node of the tree, parents before children."""
         stack: list[Node] = [self]
@@ -151,3 +155,25 @@ class Context(Node):
 
 
 COMPARISON_OPS = ("<", "<=", ">", ">=", "==", "!=")
+
+
+def _remember_hash(cls: type[Node]) -> None:
+    """Hash a node once: the compiler keys every series by its node, and the engine looks
+    them up per candle and per trade, so recomputing a deep tree's hash each time costs
+    more than the lookup. The hash is kept out of pickles (string hashes differ between
+    processes)."""
+    computed = cls.__hash__
+
+    def __hash__(self: Node) -> int:
+        known: int | None = self.__dict__.get("_hash")
+        if known is None:
+            known = computed(self)
+            object.__setattr__(self, "_hash", known)
+        return known
+
+    cls.__hash__ = __hash__  # type: ignore[method-assign, assignment]
+
+
+_KINDS: list[type[Node]] = [Node, *Node.__subclasses__()]
+for _kind in _KINDS:
+    _remember_hash(_kind)
