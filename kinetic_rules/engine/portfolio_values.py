@@ -24,7 +24,7 @@ from kinetic_rules.compile.evaluate import binary
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.compile.trade_eval import evaluate_span
 from kinetic_rules.engine.model import END_OF_DATA, Side, Trade
-from kinetic_rules.functions import REGISTRY
+from kinetic_rules.functions._windows import last_corr
 from kinetic_rules.lang.checked import Rule
 from kinetic_rules.spec.models import Protection
 
@@ -280,9 +280,7 @@ def return_correlation(
         where = candle_at(data.signals.index, opens)
         closes = np.where(where >= 0, data.prices["close"][np.maximum(where, 0)], np.nan)
         returns.append(closes[1:] / closes[:-1] - 1.0)
-    function = REGISTRY.get("correlation")
-    assert function is not None
-    return float(function.impl(returns[0], returns[1], lookback)[-1])
+    return last_corr(returns[0], returns[1])  # = correlation()'s last value, to the bit
 
 
 # -- closing everything --------------------------------------------------------------------
