@@ -102,8 +102,9 @@ class Diagnostic:
                 end_line, end_col = source.position(max(self.span.start, self.span.end - 1))
                 width = (end_col - col + 1) if end_line == line_no else len(text) - col + 1
                 width = max(1, min(width, len(text) - col + 1))
+                shown, col, width = _window(text, col, width)
                 gutter = f"{line_no:>4} | "
-                lines.append(gutter + text)
+                lines.append(gutter + shown)
                 lines.append(" " * (len(gutter) - 2) + "| " + " " * (col - 1) + "^" * width)
         if self.hint:
             lines.append(f"     = hint: {self.hint}")
@@ -176,6 +177,21 @@ class ExchangeUnreachable(ExchangeError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, temporary=True)
+
+
+SHOWN_LINE = 120  # characters of a source line shown under an error; long lines are cut
+
+
+def _window(text: str, col: int, width: int) -> tuple[str, int, int]:
+    """The part of a long line around the caret, so an error on a generated or minified
+    line stays one screen wide; returns the text shown and the caret's column and width."""
+    if len(text) <= SHOWN_LINE:
+        return text, col, width
+    start = max(0, min(col - 1 - SHOWN_LINE // 3, len(text) - SHOWN_LINE))
+    end = start + SHOWN_LINE
+    shown = ("…" if start else "") + text[start:end] + ("…" if end < len(text) else "")
+    col = col - start + (1 if start else 0)
+    return shown, col, max(1, min(width, SHOWN_LINE - (col - 1 - (1 if start else 0))))
 
 
 def render_diagnostics(diagnostics: list[Diagnostic]) -> str:

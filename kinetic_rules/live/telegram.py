@@ -23,6 +23,7 @@ import logging
 import queue
 import re
 import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeAlias
 
@@ -105,6 +106,7 @@ class TelegramNotifier:
         self._stop_requested = False
         self._disabled = False  # the token was rejected: nothing will ever get through
         self._in_flight = False
+        self._strangers = StrangerLog()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._stop: asyncio.Event | None = None
@@ -330,12 +332,15 @@ class TelegramNotifier:
         if chat is not None and chat.id == self.chat_id:
             return
         message = update.effective_message if isinstance(update, Update) else None
-        logger.warning(
-            "Telegram: ignored %s from chat %s (only chat %s is answered)",
-            _command_name(message.text if message else None),
-            chat.id if chat else "unknown",
-            self.chat_id,
-        )
+        unlogged = self._strangers.admit(chat.id if chat else None)
+        if unlogged is not None:
+            logger.warning(
+                "Telegram: ignored %s from chat %s (only chat %s is answered)%s",
+                _command_name(message.text if message else None),
+                chat.id if chat else "unknown",
+                self.chat_id,
+                f"; {unlogged} more ignored messages not logged" if unlogged else "",
+            )
         raise ApplicationHandlerStop
 
     async def _on_status(self, update: Update, context: _Context) -> None:
@@ -373,6 +378,45 @@ def _ask(produce: Callable[[], str], what: str) -> str:
     except Exception:
         logger.exception("Telegram: /%s failed", what)
         return f"Could not get the {what}: see the bot's log."
+
+
+class StrangerLog:
+    """Rations log lines about ignored chats, so a flood of strangers cannot fill the disk.
+
+    Each chat is logged at most once per `every` seconds, and all chats together at most
+    `burst` times per `every`; what is held back is counted into the next line logged.
+    """
+
+    def __init__(
+        self, every: float = 60.0, burst: int = 10, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._every = every
+        self._burst = burst
+        self._clock = clock
+        self._last_by_chat: dict[int | None, float] = {}
+        self._window_start = -every
+        self._logged_in_window = 0
+        self._held_back = 0
+
+    def admit(self, chat_id: int | None) -> int | None:
+        """The count held back since the last line if this one may be logged, else None."""
+        now = self._clock()
+        if now - self._window_start >= self._every:
+            self._window_start, self._logged_in_window = now, 0
+            # chats silent for a whole window are forgotten: the map stays small
+            self._last_by_chat = {
+                chat: at for chat, at in self._last_by_chat.items() if now - at < self._every
+            }
+        last = self._last_by_chat.get(chat_id)
+        if (last is not None and now - last < self._every) or (
+            self._logged_in_window >= self._burst
+        ):
+            self._held_back += 1
+            return None
+        self._last_by_chat[chat_id] = now
+        self._logged_in_window += 1
+        held_back, self._held_back = self._held_back, 0
+        return held_back
 
 
 def _command_name(text: str | None) -> str:

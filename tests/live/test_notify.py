@@ -26,7 +26,7 @@ from kinetic_rules.live.notify import (
     hide_in_logs,
     notifier_from_env,
 )
-from kinetic_rules.live.telegram import STOP_REPLY, TelegramNotifier
+from kinetic_rules.live.telegram import STOP_REPLY, StrangerLog, TelegramNotifier
 from tests.standin.telegram import TOKEN, TelegramStandin
 
 CHAT = 4242
@@ -417,3 +417,16 @@ def test_the_mask_covers_any_logger_and_tracebacks(caplog: pytest.LogCaptureFixt
         logging.getLogger("some.library").exception("failed")
     assert secret not in caplog.text
     assert "http://x/bot***/getMe" in caplog.text and "The token `***` was rejected" in caplog.text
+
+
+def test_a_flood_of_strangers_is_logged_a_few_lines_a_minute_with_a_count() -> None:
+    now = [0.0]
+    log = StrangerLog(every=60.0, burst=3, clock=lambda: now[0])
+    assert log.admit(STRANGER) == 0
+    assert [log.admit(STRANGER) for _ in range(1000)] == [None] * 1000  # same chat: held back
+    assert [log.admit(chat) for chat in range(1, 4)] == [1000, 0, None]  # the burst is spent
+    assert [log.admit(chat) for chat in range(100, 10_000)] == [None] * 9_900
+    now[0] = 61.0
+    assert log.admit(STRANGER) == 1 + 9_900  # the next line says how many were not logged
+    assert log.admit(STRANGER) is None
+    assert len(log._last_by_chat) <= 3 * 2  # a flood of chats does not grow the memory
