@@ -29,6 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("compile",),
     ("engine",),
     ("backtest", "live", "persist"),
+    ("research",),
     ("cli",),
 )
 ENTRY_POINT = f"{PACKAGE}.__main__"  # `python -m kinetic_rules` runs the cli

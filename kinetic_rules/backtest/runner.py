@@ -28,7 +28,7 @@ from kinetic_rules.data.store import CandleStore
 from kinetic_rules.engine.fills import fill_model
 from kinetic_rules.engine.futures import MarketExtras, describe_extras, funding_payments
 from kinetic_rules.engine.model import Assumptions, BacktestResult, Trade
-from kinetic_rules.engine.pairs import prepare_market, warmup_ends
+from kinetic_rules.engine.pairs import prepare_market, stored_feed, warmup_ends
 from kinetic_rules.engine.portfolio import PairData, Portfolio
 from kinetic_rules.engine.portfolio_values import describe, portfolio_rules
 from kinetic_rules.engine.scanner import blacklisted
@@ -86,9 +86,8 @@ def prepare(request: BacktestRequest) -> Prepared:
 
     pairs = _pairs(request, plan, store, exchange)
     sha256 = hashlib.sha256(loaded.source.text.encode()).hexdigest()
-    return Prepared(
-        plan, feed, pairs, sha256, market_extras(request.data_dir, exchange, request.end)
-    )
+    extras = market_extras(request.data_dir, exchange, request.end)
+    return Prepared(plan, stored_feed(plan, feed, extras), pairs, sha256, extras)
 
 
 def market_extras(root: Path, exchange: str, end: pd.Timestamp | None = None) -> MarketExtras:
@@ -192,6 +191,13 @@ def simulate(
     )
     equity = _equity(trades, data, timeline, step, spec.backtest.starting_balance)
     skipped = list(market.skipped)
+    if "funding_rate" in plan.live_inputs and spec.market.type == "futures":
+        bare = [d.pair for d in data if not _holds(d.prices.get("funding"))]
+        if bare:
+            skipped.append(
+                f"funding_rate: no funding data for {', '.join(bare)}: undefined there, so "
+                "comparisons with it are false"
+            )
     return BacktestResult(
         strategy_name=spec.metadata.name,
         strategy_file="",

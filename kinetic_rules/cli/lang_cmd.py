@@ -68,7 +68,7 @@ def run_validate(args: argparse.Namespace) -> int:
         diagnostics: list[Diagnostic]
         summary = ""
         modes: list[ModeCheck] = []
-        skipped_steps: list[str] = []  # scanner steps that need live order books
+        skipped_steps: list[str] = []  # scanner steps that need live inputs
         try:
             checked = check(load_file(path), overrides)
             plan = build_plan(checked)
@@ -122,7 +122,10 @@ def _print_modes(modes: list[Any], skipped_steps: list[str]) -> None:
     runs = [m.mode for m in modes if m.ok]
     print(f"  runs in: {', '.join(runs) or 'no mode'} ({modes[0].market})")
     for label in skipped_steps:
-        print(f"  in backtest and replay: {label} is skipped (it needs live order books)")
+        print(
+            f"  in backtest and replay: {label} is skipped (it needs live inputs; paper and "
+            "live sessions run it at each refresh)"
+        )
     for mode in modes:
         for problem in mode.problems:
             print(f"  not in {mode.mode}: {problem.span.location()}: {problem.message}")

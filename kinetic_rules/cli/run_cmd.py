@@ -62,6 +62,14 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         help="paper fills: by the backtest's candle rules (the default; equals a backtest), "
         "or against the exchange's live tickers and order books",
     )
+    run.add_argument(
+        "--inputs",
+        choices=["rest", "ws"],
+        default="rest",
+        help="how a session reads the best bids and asks its rules use (spread, bid, ask): "
+        "REST requests at each close (the default), or pushed over the exchange's WebSocket "
+        "through ccxt pro, with REST whenever the socket is down",
+    )
     run.add_argument("--pairs", nargs="+", default=[], metavar="PAIR", help="pairs to trade")
     run.add_argument("--timerange", metavar="A-B", help="replay only this range (after warm-up)")
     run.add_argument("--warmup", metavar="DURATION", help="with --replay: " + WARMUP_HELP)
@@ -197,10 +205,7 @@ def _session(args: argparse.Namespace) -> int:
     from kinetic_rules.data.store import CandleStore, resolve_data_dir
     from kinetic_rules.lang.checker import check
     from kinetic_rules.live.markets import LiveUniverse
-    from kinetic_rules.live.notify import LogNotifier, notifier_from_env
-    from kinetic_rules.live.runtime import Runtime
     from kinetic_rules.live.session import TradingSession
-    from kinetic_rules.persist.sink import EventLog
     from kinetic_rules.spec.loader import load_file
 
     plan = build_plan(check(load_file(args.strategy), parse_overrides(args.set)), gaps=args.gaps)
@@ -234,6 +239,7 @@ def _session(args: argparse.Namespace) -> int:
     if not pairs and spec.scanner is not None:  # scan all markets: see docs/live.md
         universe = LiveUniverse(exchange, spec.market, spec.scanner)
         pairs = universe.refresh(now())
+    stream = _bid_ask_stream(args, plan, exchange, pairs)
     session = TradingSession(
         plan,
         exchange,
@@ -245,7 +251,37 @@ def _session(args: argparse.Namespace) -> int:
         journal=sink.store,  # a restart resumes the session: see docs/live.md
         attach=live,
         universe=universe,
+        bid_asks=stream,
     )
+    try:
+        return _trade(args, session, sink)
+    finally:
+        if stream is not None:
+            stream.close()
+
+
+def _bid_ask_stream(args: argparse.Namespace, plan: Any, exchange: Any, pairs: list[str]) -> Any:
+    """`--inputs ws`: a started WebSocket stream of bids and asks, if the rules read any."""
+    if args.inputs != "ws" or args.replay is not None:
+        return None
+    if not (plan.live_inputs | plan.scanner_inputs) & {"spread", "bid", "ask", "book_imbalance"}:
+        logging.getLogger("kinetic_rules.live").info(
+            "--inputs ws: the rules read no bid or ask; no WebSocket is opened"
+        )
+        return None
+    from kinetic_rules.live.streams import BidAskStream, pro_connector
+
+    stream = BidAskStream(pro_connector(exchange), pairs)
+    stream.start()
+    return stream
+
+
+def _trade(args: argparse.Namespace, session: Any, sink: StoreSink) -> int:
+    """Start the session (resuming a crashed one) and trade until stopped."""
+    from kinetic_rules.live.notify import LogNotifier, notifier_from_env
+    from kinetic_rules.live.runtime import Runtime
+    from kinetic_rules.persist.sink import EventLog
+
     session.start()
     runtime = session.runtime
     assert isinstance(runtime, Runtime)
@@ -254,7 +290,10 @@ def _session(args: argparse.Namespace) -> int:
     if telegram is not None:
         runtime.notifiers.append(telegram)
     what = "trading for real" if args.live else "paper trading"
-    print(f"{what} {', '.join(session.pairs)} on {exchange.id}; Ctrl-C stops", file=sys.stderr)
+    print(
+        f"{what} {', '.join(session.pairs)} on {session.exchange.id}; Ctrl-C stops",
+        file=sys.stderr,
+    )
     # The windows and the plan live as long as the process: keeping them out of the
     # garbage collector's full passes spares a close a pause of tens of milliseconds.
     gc.freeze()

@@ -1,11 +1,13 @@
 """Where a strategy can run: backtest, replay, paper, live; and why not, with the place.
 
-Each mode supplies its own inputs. Candles are everywhere; the live-only inputs
-(`spread`, `book_imbalance`) only in a running session, which reads the order book at
-each close. A rule that cannot hold without an input its mode never supplies — an
-entry condition `spread < 0.1%`, say — would be undefined at every candle and block
-every entry without a word; so such a file is refused for that mode, at once, with
-the rule's position. A live input read where its absence leaves a value defined (the
+Each mode supplies its own inputs. Candles are everywhere. The order-book inputs
+(`spread`, `book_imbalance`, `bid`, `ask`) exist only in a running session, which reads
+the exchange at each close. `funding_rate` exists only on futures markets: live from
+the exchange, and in backtests and replays from the funding rates stored beside the
+candles. A rule that cannot hold without an input its mode never supplies — an entry
+condition `spread < 0.1%`, say — would be undefined at every candle and block every
+entry without a word; so such a file is refused for that mode, at once, with the
+rule's position. A live input read where its absence leaves a value defined (the
 condition of an `if`, one side of an `or`) only makes the rule act differently there.
 """
 
@@ -16,15 +18,16 @@ from dataclasses import dataclass
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.errors import Diagnostic, StrategyError
 from kinetic_rules.lang import ast
-from kinetic_rules.lang.names import LIVE_NAMES
+from kinetic_rules.lang.names import FUTURES_ONLY, LIVE_NAMES, stored_inputs
 
 MODES = ("backtest", "replay", "paper", "live")
-SUPPLIED: dict[str, frozenset[str]] = {
-    "backtest": frozenset(),
-    "replay": frozenset(),
-    "paper": LIVE_NAMES,
-    "live": LIVE_NAMES,
-}
+
+
+def supplied(mode: str, market: str) -> frozenset[str]:
+    """The live inputs a mode gives the rules on a market type (spot or futures)."""
+    if mode in ("backtest", "replay"):
+        return stored_inputs(market)
+    return LIVE_NAMES - FUTURES_ONLY if market == "spot" else LIVE_NAMES
 
 
 @dataclass(frozen=True)
@@ -52,23 +55,31 @@ def require_mode(plan: Plan, mode: str) -> None:
 
 
 def mode_problems(plan: Plan, mode: str) -> list[Diagnostic]:
-    missing = LIVE_NAMES - SUPPLIED[mode]
+    market = plan.strategy.spec.market.type
+    missing = LIVE_NAMES - supplied(mode, market)
     found = []
-    for rule in plan.reads_live:
+    rules = list(plan.reads_live)
+    if mode in ("paper", "live"):  # where the scanner's live-only steps run
+        rules += plan.live_only
+    for rule in rules:
         needed = sorted(needed_inputs(rule.node) & missing)
-        if needed:
-            names = " and ".join(f"'{n}'" for n in needed)
-            found.append(
-                Diagnostic(
-                    "error",
-                    "mode-input",
-                    f"{rule.label} needs {names}, which a {mode} never supplies (live-only: "
-                    f"read from the order book in paper and live sessions); it would never hold",
-                    rule.span,
-                    hint="run it with `run` (paper) or `run --live`, or make the input "
-                    "optional, e.g. `if spread < 0.1% then 1 else 0` in a score",
-                )
+        if not needed:
+            continue
+        names = " and ".join(f"'{n}'" for n in needed)
+        if market == "spot" and set(needed) <= FUTURES_ONLY:
+            why = "which a spot market never has (funding exists on futures markets only)"
+            hint = "trade it on a futures market (`market.type: futures`)"
+        else:
+            why = (
+                f"which a {mode} never supplies (live-only: read from the exchange in paper "
+                "and live sessions)"
             )
+            hint = (
+                "run it with `run` (paper) or `run --live`, or make the input optional, "
+                "e.g. `if spread < 0.1% then 1 else 0` in a score"
+            )
+        message = f"{rule.label} needs {names}, {why}; it would never hold"
+        found.append(Diagnostic("error", "mode-input", message, rule.span, hint=hint))
     return found
 
 

@@ -10,7 +10,7 @@ everything else, and only the thin elementwise rest is left for the engine.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from kinetic_rules.functions import REGISTRY, ArgKind
 from kinetic_rules.lang import ast
@@ -47,6 +47,17 @@ class Plan:
     def live_inputs(self) -> frozenset[str]:
         """The live-only names the rules read (not the scanner's live-only steps)."""
         return frozenset(name for rule in self.reads_live for name in live_names(rule.node))
+
+    @property
+    def scanner_inputs(self) -> frozenset[str]:
+        """The live-only names the scanner's live-only steps read (at each refresh, live)."""
+        return frozenset(name for rule in self.live_only for name in live_names(rule.node))
+
+    def with_live_steps(self) -> Plan:
+        """This plan with the scanner's live-only steps among its market series: what a
+        running session computes, as it supplies their inputs at each refresh."""
+        steps = tuple(rule.node for rule in self.live_only if rule.node not in self.market)
+        return replace(self, market=self.market + steps) if steps else self
 
     @property
     def windows_span_time(self) -> bool:
@@ -87,6 +98,8 @@ def build_plan(checked: CheckedStrategy, gaps: str | None = None) -> Plan:
     for node in market:
         candles = _warmup(node, base, None, needs, warmups, distinct)
         warmups[base] = max(warmups[base], candles)
+    for rule in live_only:  # computed live only: their candles are needed, not their warm-up
+        _warmup(rule.node, base, None, needs, {base: 0}, set())
     seconds = max(timeframe_seconds(tf) * n for tf, n in warmups.items())
     trade_free = frozenset(market)
     return Plan(
@@ -115,7 +128,7 @@ def _uses_live(node: ast.Node) -> bool:
 
 
 def live_names(node: ast.Node) -> list[str]:
-    """The live-only inputs (spread, book_imbalance) a rule reads, itself or through names."""
+    """The live inputs (spread, bid, funding_rate, ...) a rule reads, itself or through names."""
     return sorted({n.id for n in node.walk() if isinstance(n, ast.Name) and n.id in LIVE_NAMES})
 
 

@@ -25,9 +25,12 @@ import pandas as pd
 
 from kinetic_rules.engine.model import Trade
 from kinetic_rules.market_rules import MarketRules
+from kinetic_rules.timeframes import timeframe_seconds
 
 FundingFeed = Callable[[str], pd.DataFrame | None]  # pair -> funding times (rate column)
 MarkFeed = Callable[[str, str], pd.DataFrame | None]  # pair, timeframe -> mark candles
+Feed = Callable[[str, str], pd.DataFrame]  # pair, timeframe -> candles
+FUNDING_RATE = "funding_rate"  # the rules' name for the latest known rate
 
 
 def _none_funding(pair: str) -> pd.DataFrame | None:
@@ -76,6 +79,39 @@ def extra_prices(
             values = aligned[name].to_numpy(np.float64)
             extra[f"mark_{name}"] = np.where(np.isfinite(values), values, prices[name])
     return extra
+
+
+def latest_funding_rate(
+    index: pd.DatetimeIndex, step: pd.Timedelta, funding: pd.DataFrame | None
+) -> np.ndarray:
+    """At each candle's close, the rate of the latest funding time at or before it (point
+    in time: a rate settled after the close is not known there); NaN before the first."""
+    rates = np.full(len(index), np.nan)
+    if funding is None or not len(funding) or not len(index):
+        return rates
+    times = pd.DatetimeIndex(funding.index)
+    latest = times.searchsorted(index + step, side="right") - 1
+    known = latest >= 0
+    rates[known] = funding["rate"].to_numpy(np.float64)[latest[known]]
+    return rates
+
+
+def with_funding_rate(feed: Feed, base: str, funding: FundingFeed) -> Feed:
+    """`feed` whose base candles carry the `funding_rate` the rules read, from `funding`."""
+    cache: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}  # pair -> (candles, with rate)
+    step = pd.Timedelta(seconds=timeframe_seconds(base))
+
+    def read(pair: str, timeframe: str) -> pd.DataFrame:
+        candles = feed(pair, timeframe)
+        if timeframe != base or FUNDING_RATE in candles.columns:
+            return candles
+        known = cache.get(pair)
+        if known is None or known[0] is not candles:
+            rates = latest_funding_rate(pd.DatetimeIndex(candles.index), step, funding(pair))
+            known = cache[pair] = (candles, candles.assign(**{FUNDING_RATE: rates}))
+        return known[1]
+
+    return read
 
 
 def funding_payments(

@@ -17,12 +17,18 @@ import pandas as pd
 
 from kinetic_rules.compile.evaluate import Evaluator, PairSignals
 from kinetic_rules.compile.plan import Plan, live_names
-from kinetic_rules.engine.futures import MarketExtras, extra_prices
+from kinetic_rules.engine.futures import (
+    FUNDING_RATE,
+    MarketExtras,
+    extra_prices,
+    with_funding_rate,
+)
 from kinetic_rules.engine.paths import ExitRules
 from kinetic_rules.engine.portfolio import PairData
 from kinetic_rules.engine.scanner import refresh_rows, shortlist
 from kinetic_rules.errors import ConfigError
 from kinetic_rules.lang import ast
+from kinetic_rules.lang.names import stored_inputs
 from kinetic_rules.market_rules import MarketRules
 from kinetic_rules.timeframes import timeframe_seconds
 
@@ -104,9 +110,20 @@ def prepare_market(
 ) -> Market:
     """Signals of every pair over all its candles, then the point-in-time scanner; with
     `extras`, funding and mark prices beside the candles, and the exchange's rules."""
+    if extras is not None:
+        feed = stored_feed(plan, feed, extras)
     inputs = FeedInputs(plan, feed, evaluator or Evaluator(plan, feed), start, extras)
     rules = extras.rules_for if extras is not None else None
     return assemble_market(plan, inputs, pairs, progress, rules)
+
+
+def stored_feed(plan: Plan, feed: Feed, extras: MarketExtras) -> Feed:
+    """`feed` with the live inputs a backtest has from stored data: on a futures market,
+    `funding_rate` beside the base candles when the rules read it."""
+    reads = plan.live_inputs | {n for s in plan.strategy.scanner for n in live_names(s.rule.node)}
+    if FUNDING_RATE not in reads or plan.strategy.spec.market.type != "futures":
+        return feed
+    return with_funding_rate(feed, plan.timeframe, extras.funding)
 
 
 def assemble_market(
@@ -115,11 +132,14 @@ def assemble_market(
     pairs: list[str],
     progress: Progress | None = None,
     rules: Callable[[str], MarketRules | None] | None = None,
+    live_at: Callable[[pd.DatetimeIndex], np.ndarray] | None = None,
 ) -> Market:
     """Every pair's signals and verdicts, laid on one timeline, then the scanner's shortlist.
 
     Each pair is cut down to what trade paths read as soon as its verdicts and scanner
-    values are taken, so memory grows with pairs × candles, not × rules.
+    values are taken, so memory grows with pairs × candles, not × rules. `live_at`, in a
+    running session: at which candles of the timeline it read the live inputs (the
+    scanner's live-only steps run at those refreshes; its signals must hold their values).
     """
     if not pairs:
         raise ConfigError("no pairs to run the strategy on")
@@ -135,7 +155,7 @@ def assemble_market(
     for column, where in enumerate(positions):
         available[where, column] = True
     rows = refresh_rows(spec.scanner, timeline, step)
-    scanned = [r for r in checked.scanner if not r.live_only]
+    scanned = [r for r in checked.scanner if live_at is not None or not r.live_only]
     matrices = {id(r): np.full((len(rows), len(pairs)), np.nan) for r in scanned}
     keep = trade_nodes(plan)
     data: list[PairData] = []
@@ -158,17 +178,22 @@ def assemble_market(
         signals.values = {n: v for n, v in signals.values.items() if n in keep}
     if progress:
         progress("indicators", len(pairs), len(pairs))
+    read_live = live_at(timeline) if live_at is not None else None
     picks = shortlist(
-        spec.scanner, checked.scanner, pairs, rows, len(timeline), matrices, available
+        spec.scanner, checked.scanner, pairs, rows, len(timeline), matrices, available, read_live
     )
     for column, prepared in enumerate(data):
         prepared.allowed = picks.allowed[prepared.timeline_index, column]
     skipped = [*picks.skipped]
-    skipped += [
-        f"{r.label}: reads {', '.join(live_names(r.node))}, which exist(s) only live: "
-        "undefined in this run, so comparisons with it are false"
-        for r in plan.reads_live
-    ]
+    if live_at is None:  # a backtest or replay: only what is stored beside the candles
+        stored = stored_inputs(spec.market.type)
+        for read in plan.reads_live:
+            absent = [name for name in live_names(read.node) if name not in stored]
+            if absent:
+                skipped.append(
+                    f"{read.label}: reads {', '.join(absent)}, which exist(s) only live: "
+                    "undefined in this run, so comparisons with it are false"
+                )
     return Market(timeline, data, tuple(skipped))
 
 

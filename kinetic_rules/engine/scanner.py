@@ -1,5 +1,10 @@
 """The scanner, point in time: which pairs may trade, rebuilt on its schedule from the
-values known at each refresh — across pairs at once, one matrix row per refresh."""
+values known at each refresh — across pairs at once, one matrix row per refresh.
+
+Steps that read live-only inputs (a `tight_spread` filter on `spread`) are skipped in
+backtests. A running session gives them the inputs it read at a refresh close, and they
+run there; at refreshes the session did not see live (before it started, or caught up
+after a restart) they are skipped, as in a backtest."""
 
 from __future__ import annotations
 
@@ -45,6 +50,7 @@ def shortlist(
     candles: int,
     values: dict[int, np.ndarray],  # id(rule) -> [refreshes × pairs] values at those candles
     available: np.ndarray,  # bool [candles × pairs]: the pair has a candle there
+    live_at: np.ndarray | None = None,  # bool [candles]: live inputs were read at its close
 ) -> Shortlist:
     width = len(pairs)
     if spec is None:
@@ -52,20 +58,25 @@ def shortlist(
     keep = np.array([not blacklisted(p, spec.blacklist) for p in pairs])
     if spec.universe:
         keep &= np.array([p in spec.universe for p in pairs])
-    skipped = tuple(f"scanner step '{r.name}': needs live data" for r in rules if r.live_only)
+    skipped: tuple[str, ...] = ()
+    if live_at is None:
+        skipped = tuple(f"scanner step '{r.name}': needs live data" for r in rules if r.live_only)
     keep = keep & available[rows]
+    everywhere = np.ones(len(rows), dtype=bool)
+    live_rows = live_at[rows] if live_at is not None else np.zeros(len(rows), dtype=bool)
     for rule in rules:
-        if rule.live_only:
+        at = live_rows if rule.live_only else everywhere  # the refreshes the step runs at
+        if not at.any():
             continue
-        matrix = values[id(rule)]
+        matrix = values[id(rule)][at]
         if rule.top is None:
-            keep &= matrix == 1.0
+            keep[at] &= matrix == 1.0
         else:
-            ranked = np.where(keep & ~np.isnan(matrix), matrix, -np.inf)
+            ranked = np.where(keep[at] & ~np.isnan(matrix), matrix, -np.inf)
             order = np.argsort(-ranked, axis=1, kind="stable")  # ties: pair order
-            top = np.zeros_like(keep)
+            top = np.zeros_like(ranked, dtype=bool)
             np.put_along_axis(top, order[:, : rule.top], True, axis=1)
-            keep &= top & np.isfinite(ranked)
+            keep[at] &= top & np.isfinite(ranked)
     # Each refresh holds until the next one; before the first, nothing may be traded.
     which = np.searchsorted(rows, np.arange(candles), side="right") - 1
     allowed = np.zeros((candles, width), dtype=bool)

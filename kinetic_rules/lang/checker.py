@@ -20,11 +20,19 @@ from kinetic_rules.lang.checked import (
     ScannerRule,
     TrailRule,
 )
-from kinetic_rules.lang.names import CANDLE_FIELDS, CONTEXT_NAMES, LIVE_NAMES, RESERVED, Scope
+from kinetic_rules.lang.names import (
+    CANDLE_FIELDS,
+    CONTEXT_NAMES,
+    LIVE_NAMES,
+    RESERVED,
+    Scope,
+    stored_inputs,
+)
 from kinetic_rules.lang.parser import parse
 from kinetic_rules.lang.resolve import BOOL, NUMBER, Definition, Resolver, Symbols, Typed
 from kinetic_rules.lang.unit_check import UnitChecker, param_units, set_unit_problem
 from kinetic_rules.patterns import MAX_PATTERNS, PatternError, compile_pattern
+from kinetic_rules.spec.ablation import ablation_problems
 from kinetic_rules.spec.loader import LoadedStrategy, PathKey
 from kinetic_rules.spec.models import Param
 from kinetic_rules.spec.types import _fraction
@@ -78,6 +86,8 @@ class _Checker:
         self._sections(out)
         self._regime(out)
         self._set_units()
+        for path, message, hint in ablation_problems(spec):
+            self.error(path, "ablation", message, hint)
         if not any(d.severity == "error" for d in self.diagnostics):
             self._unused(symbols, out)  # after an error, "unused" is mostly its echo
         self.diagnostics = _unique(self.diagnostics)
@@ -226,8 +236,10 @@ class _Checker:
                 kind = NUMBER if step.top else BOOL
                 rule = self.rule(path, text or "", kind, Scope.MARKET | Scope.LIVE)
                 if rule is not None:
+                    stored = stored_inputs(spec.market.type)  # backtests have these
                     live = any(
-                        isinstance(n, ast.Name) and n.id in LIVE_NAMES for n in rule.node.walk()
+                        isinstance(n, ast.Name) and n.id in LIVE_NAMES - stored
+                        for n in rule.node.walk()
                     )
                     out.scanner.append(
                         ScannerRule(step.name or f"step {index + 1}", step.top, rule, live)

@@ -54,6 +54,9 @@ _UNITS = {
     "today_lowest_profit_ratio": Unit.RATIO,
     "spread": Unit.RATIO,
     "book_imbalance": Unit.RATIO,
+    "bid": Unit.PRICE,
+    "ask": Unit.PRICE,
+    "funding_rate": Unit.RATIO,
 }
 
 CANDLE_FIELDS = {
@@ -141,11 +144,30 @@ CONTEXT_NAMES = {
             "(bid volume − ask volume) / (bid volume + ask volume) near the top of the live "
             "order book, from −1 (all selling) to 1 (all buying)",
         ),
+        BuiltinName("bid", Scope.LIVE, "best bid price of the live order book"),
+        BuiltinName("ask", Scope.LIVE, "best ask price of the live order book"),
+        BuiltinName(
+            "funding_rate",
+            Scope.LIVE,
+            "futures only: the rate of the latest funding time at or before this close, per "
+            "funding interval (0.0001 is 0.01%); live from the exchange, in backtests and "
+            "replays from the stored funding rates",
+        ),
     )
 }
 
-# Inputs that exist only when trading live: undefined in backtests, and reports say so.
+# Inputs that do not come from candles but from the exchange at each close: undefined
+# where a mode does not supply them (compile/modes.py says which mode supplies which).
 LIVE_NAMES = frozenset(n for n, b in CONTEXT_NAMES.items() if Scope.LIVE in b.scope)
+FUTURES_ONLY = frozenset({"funding_rate"})  # a spot market has no funding
+STORED_NAMES = frozenset({"funding_rate"})  # stored beside candles: backtests read them too
+
+
+def stored_inputs(market: str) -> frozenset[str]:
+    """The live inputs a backtest or replay on this market type (spot, futures) supplies."""
+    return STORED_NAMES - FUTURES_ONLY if market == "spot" else STORED_NAMES
+
+
 PORTFOLIO_NAMES = frozenset(n for n, b in CONTEXT_NAMES.items() if Scope.PORTFOLIO in b.scope)
 
 

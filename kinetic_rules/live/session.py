@@ -39,6 +39,7 @@ from kinetic_rules.live.inputs import LiveInputs
 from kinetic_rules.live.markets import LiveUniverse
 from kinetic_rules.live.robust import FailSafe
 from kinetic_rules.live.runtime import Runtime, StepReport, TradeSink
+from kinetic_rules.live.streams import BidAskStream
 from kinetic_rules.live.window import WindowSource, window_sizes
 from kinetic_rules.timeframes import timeframe_seconds
 
@@ -72,7 +73,8 @@ class TradingSession:
     runtime: Runtime | None = None
     attach: Callable[[Runtime], None] | None = None  # an executor: orders through a broker
     poll_seconds: float = 10.0  # real orders: how often they are checked between closes
-    live_inputs: LiveInputs | None = None  # reads spread, book_imbalance (default: if rules do)
+    live_inputs: LiveInputs | None = None  # reads spread, bid, ... (default: if rules do)
+    bid_asks: BidAskStream | None = None  # bids and asks pushed over a WebSocket (started)
     _seen: dict[tuple[str, str], pd.Timestamp] = field(default_factory=dict)
     _last_close: pd.Timestamp | None = None
 
@@ -92,8 +94,9 @@ class TradingSession:
         the trade store, which ignores what it already holds, records only what is new.
         """
         sizes = self.sizes or window_sizes(self.plan)
-        if self.live_inputs is None and self.plan.live_inputs:
-            self.live_inputs = LiveInputs(self.exchange, self.plan.live_inputs)
+        if self.live_inputs is None and (self.plan.live_inputs or self.plan.scanner_inputs):
+            names = self.plan.live_inputs | self.plan.scanner_inputs
+            self.live_inputs = LiveInputs(self.exchange, names, stream=self.bid_asks)
         # Real orders resume from the executor's book and the exchange, not by replaying.
         began = self._began() if self.attach is None else None
         switches = self._switches() if began is not None else []
@@ -101,6 +104,8 @@ class TradingSession:
             self.pairs = switches[0][1]
         self._download(sizes)
         self._drop_unready()
+        if self.bid_asks is not None:
+            self.bid_asks.watch(self.pairs)
         source = self._windows(sizes, until=began)
         notifiers = self.runtime.notifiers if self.runtime else None
         self.runtime = Runtime(self.plan, source, notifiers, sink=self.sink)
@@ -140,7 +145,9 @@ class TradingSession:
             history[key] = frame
             if len(frame):
                 self._seen[key] = frame.index[-1]
-        return WindowSource(self.plan, self.pairs, history, sizes)
+        return WindowSource(
+            self.plan, self.pairs, history, sizes, live=self.live_inputs is not None
+        )
 
     @property
     def _journal_key(self) -> str:
@@ -193,6 +200,7 @@ class TradingSession:
         source = self.runtime.source
         assert isinstance(source, WindowSource)
         arrived = []  # pairs with a new candle of the base timeframe
+        newest: pd.Timestamp | None = None  # the newest of those candles (open time)
         for key in self.needs():
             since = self._seen.get(key)
             frame = self.store.read(self.store_exchange, *key, start=since)
@@ -204,15 +212,27 @@ class TradingSession:
                 self._seen[key] = fresh.index[-1]
                 if key[1] == self.plan.timeframe and key[0] in self.pairs:
                     arrived.append(key[0])
-        if until is None and self.live_inputs is not None and arrived:
+                    newest = max(newest or fresh.index[-1], fresh.index[-1])
+        if until is None and self.live_inputs is not None and newest is not None:
             # The book now is the book at this close; catching up on past closes, it is not.
-            source.supply(self.live_inputs.read(arrived))
+            close = newest + self._base
+            scan = self._refreshes_at(close)
+            names = self.plan.live_inputs | (self.plan.scanner_inputs if scan else frozenset())
+            values = self.live_inputs.read(arrived, names, at=close)
+            source.supply(values, scanner=scan)
         step = source.refresh()
         newest = source.timeline[step] + self._base
         if self._last_close is not None and newest <= self._last_close:
             return None  # nothing new closed
         self._last_close = newest
         return self.runtime.step(step)
+
+    def _refreshes_at(self, close: pd.Timestamp) -> bool:
+        """Whether the scanner refreshes at this close and has live-only steps to run."""
+        scanner = self.plan.strategy.spec.scanner
+        if scanner is None or not self.plan.scanner_inputs:
+            return False
+        return int(close.timestamp()) % scanner.refresh == 0
 
     # -- scanning all markets ------------------------------------------------------------
 
@@ -253,6 +273,8 @@ class TradingSession:
         source = self.runtime.source
         assert isinstance(source, WindowSource)
         previous, self.pairs = self.pairs, pairs
+        if self.bid_asks is not None:
+            self.bid_asks.watch(pairs)
         try:
             self._download(source.sizes)
         except ExchangeError:

@@ -47,12 +47,19 @@ class WindowSource:
         pairs: list[str],
         history: Mapping[tuple[str, str], pd.DataFrame],
         sizes: dict[str, int] | None = None,
+        live: bool = False,
     ) -> None:
         self.plan = plan
         self._pairs = list(pairs)
         self.sizes = sizes or window_sizes(plan)
+        # A session that reads live inputs runs the scanner's live-only steps at the
+        # refreshes it read them at (`supply(..., scanner=True)`); otherwise they are skipped.
+        self.live = live
+        self._scanned_live: set[int] = set()  # open times (ns) of those refresh candles
+        self._inputs = plan.live_inputs | (plan.scanner_inputs if live else frozenset())
         # One evaluator for the whole session: it keeps the windows and every series on them.
-        self._evaluator = IncrementalEvaluator(plan, self.sizes, DEFAULT_WINDOW)
+        evaluated = plan.with_live_steps() if live else plan
+        self._evaluator = IncrementalEvaluator(evaluated, self.sizes, DEFAULT_WINDOW)
         for (pair, timeframe), frame in history.items():
             self.add(pair, timeframe, frame)
         self.timeline = pd.DatetimeIndex([], tz="UTC")
@@ -80,21 +87,31 @@ class WindowSource:
             if window is not None and newest is not None:
                 previous = (newest, float(window.columns["close"].last(1)[0]))
             candles = fill_gaps(candles, timeframe, previous)
-        if timeframe == self.plan.timeframe and self.plan.live_inputs:
-            absent = sorted(self.plan.live_inputs - set(candles.columns))
+        if timeframe == self.plan.timeframe and self._inputs:
+            absent = sorted(self._inputs - set(candles.columns))
             if absent:  # columns the live inputs are given in, undefined until supplied
                 candles = candles.assign(**dict.fromkeys(absent, np.nan))
         self._evaluator.append(pair, timeframe, candles)
 
-    def supply(self, inputs: Mapping[str, Mapping[str, float]]) -> list[str]:
-        """The live-only inputs read at the newest close, per pair, for the rules to see
-        at that close (call before refresh). Returns the pairs that took them."""
+    def supply(self, inputs: Mapping[str, Mapping[str, float]], scanner: bool = False) -> list[str]:
+        """The live inputs read at the newest close, per pair, for the rules to see at that
+        close (call before refresh); `scanner`: the scanner's live-only steps were read
+        too, at a refresh. Returns the pairs that took them."""
         taken = []
         for pair, values in inputs.items():
             window = self._evaluator.window(pair, self.plan.timeframe)
             if window is not None and window.supply(values):
                 taken.append(pair)
+                if scanner and self.live:
+                    self._scanned_live.add(int(window.times.last(1)[0]))
         return taken
+
+    def _live_at(self, timeline: pd.DatetimeIndex) -> np.ndarray:
+        """Which candles of the timeline had the scanner's live inputs read at their close."""
+        times = timeline.as_unit("ns").asi8
+        if len(times):  # forget refreshes the windows no longer hold
+            self._scanned_live = {t for t in self._scanned_live if t >= times[0]}
+        return np.isin(times, np.fromiter(self._scanned_live, np.int64))
 
     def refresh(self) -> int:
         """Bring every pair up to its newest candle; returns the step of the newest close."""
@@ -103,7 +120,8 @@ class WindowSource:
         if self._evaluator.restarts != self._restarts:  # the series started over
             self._restarts = self._evaluator.restarts
             self._tradable.clear()
-        market = assemble_market(self.plan, _Windows(self), self._pairs)
+        live_at = self._live_at if self.live else None
+        market = assemble_market(self.plan, _Windows(self), self._pairs, live_at=live_at)
         self.timeline = market.timeline
         self._view = {data.pair: data for data in market.pairs}
         self._skipped = market.skipped

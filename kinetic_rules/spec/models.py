@@ -67,6 +67,12 @@ class Param(Section):
     value: float | int | bool | str = Field(description="The value used unless overridden.")
     min: float | None = Field(None, description="Smallest allowed value (inclusive).")
     max: float | None = Field(None, description="Largest allowed value (inclusive).")
+    step: float | None = Field(
+        None,
+        gt=0,
+        description="Optional: the spacing of the values `optimize` and `walkforward` try, "
+        "from min up to max (an integer param's step is whole). Needs min and max.",
+    )
     choices: list[str] | None = Field(None, description="Allowed values for a word param.")
     doc: str = Field("", description="What this knob does, for the people who turn it.")
     unit: ParamUnit | None = Field(
@@ -78,6 +84,23 @@ class Param(Section):
         "written (2% is a ratio) or from what the param is compared with; `--set` is "
         "checked against it. See docs/language.md, Units.",
     )
+
+    @model_validator(mode="after")
+    def _step_fits(self) -> Param:
+        if self.step is None:
+            return self
+        if self.min is None or self.max is None:
+            raise ValueError("a param with a `step` needs `min` and `max`")
+        whole = isinstance(self.value, int) and not isinstance(self.value, bool)
+        if whole and not float(self.step).is_integer():
+            raise ValueError("the step of a whole-number param is a whole number")
+        count = (self.max - self.min) / self.step
+        if abs(count - round(count)) > 1e-9 * max(1.0, abs(count)):
+            raise ValueError(
+                f"step {self.step:g} does not divide the range {self.min:g}..{self.max:g} "
+                "into whole steps"
+            )
+        return self
 
 
 class Informative(Section):
@@ -344,6 +367,22 @@ class Backtest(Section):
     )
 
 
+class Ablation(Section):
+    """What `kinetic-rules ablate` may switch off, beyond its default of every named part."""
+
+    pinned: list[str] = Field(
+        default_factory=list,
+        description="Parts never switched off, by address: entry.long.NAME, exit.short.NAME, "
+        "protections.NAME, take_profit.NAME, stoploss.trailing.NAME, entry.cooldown or sizing "
+        "(docs/research.md, Ablation).",
+    )
+    groups: dict[Name, list[str]] = Field(
+        default_factory=dict,
+        description="Features made of several parts, switched off together as one row, e.g. "
+        "volume_profile: [entry.long.near_poc, exit.long.lost_poc].",
+    )
+
+
 class Strategy(Section):
     """A whole strategy file."""
 
@@ -367,6 +406,7 @@ class Strategy(Section):
     leverage: Value | None = Field(None, description="Leverage per trade (futures); default 1.")
     orders: Orders = Field(default_factory=Orders)
     backtest: Backtest = Field(default_factory=Backtest)
+    ablation: Ablation = Field(default_factory=Ablation)
 
     model_config = ConfigDict(
         extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False

@@ -138,3 +138,127 @@ def test_inputs_come_from_the_book_top_and_an_unreadable_book_leaves_them_undefi
     assert spread_only.read(["SOL/USDT"]) == {
         "SOL/USDT": {"spread": pytest.approx(0.01)}
     }  # no book asked
+
+
+SPREAD_SCANNER = Path(__file__).parent / "strategies" / "spread_scanner.yaml"
+
+
+def test_the_scanner_drops_a_wide_book_at_a_refresh_and_takes_it_back_when_it_narrows(
+    tmp_path: Path,
+) -> None:
+    """refresh: 15m on 5m candles: the closes of cycles 2, 5, 8 and 11 are refreshes."""
+    plan = build_plan(check(load_file(SPREAD_SCANNER)))
+    assert plan.scanner_inputs == {"spread"} and not plan.live_inputs
+    pairs = ["BTC/USDT", "ETH/USDT"]
+    wide = range(3, 7)  # the cycles at whose close ETH's book is 0.5% wide
+    with ExchangeStandin.from_fixtures(pairs=tuple(pairs), timeframes=("5m",)) as standin:
+        standin.clock.set(START)
+        market = standin.market
+        session = TradingSession(
+            plan, standin.ccxt_client(), CandleStore(tmp_path), pairs,
+            clock=lambda: pd.Timestamp(standin.clock.now(), unit="ms", tz="UTC"),
+            sleep=lambda seconds: standin.clock.advance(int(seconds * 1000)),
+            sizes={"5m": 5_000},
+        )  # fmt: skip
+        session.start()
+        assert session.runtime is not None
+        allowed: dict[str, list[bool]] = {pair: [] for pair in pairs}
+        for cycle in range(12):
+            for pair in pairs:
+                mid = market.last_price(pair.replace("/", "")) or 1.0
+                spread = 0.005 if pair == "ETH/USDT" and cycle in wide else 0.0002
+                market.set_book(pair.replace("/", ""), *_book(mid, spread, 1.0, 1.0))
+            session.sleep(session._until_next_close())
+            report = session.cycle()
+            assert report is not None
+            view = session.runtime.source.as_of(len(session.runtime.source.timeline) - 1)
+            for pair in pairs:
+                allowed[pair].append(bool(view[pair].allowed[-1]))
+        first_close = START.ceil("5min")
+        decided = [
+            (
+                (t.signal_time + pd.Timedelta(minutes=5) - first_close) // pd.Timedelta(minutes=5),
+                t.pair,
+            )
+            for t in session.runtime.trades()
+        ]
+    assert allowed["BTC/USDT"] == [True] * 12
+    # wide at cycles 3 and 4 changes nothing until the refresh of cycle 5; narrow again at
+    # cycle 7, it is taken back at the refresh of cycle 8
+    assert allowed["ETH/USDT"] == [True] * 5 + [False] * 3 + [True] * 4
+    eth = [cycle for cycle, pair in decided if pair == "ETH/USDT"]
+    assert eth and not [cycle for cycle in eth if 5 <= cycle <= 7]
+    assert any(cycle >= 8 for cycle in eth) and any(cycle < 5 for cycle in eth)
+
+
+class _Futures:
+    """A ccxt-shaped futures client: bids and asks in one call, and funding history."""
+
+    id = "fake"
+    has: ClassVar[dict[str, bool]] = {"fetchBidsAsks": True, "fetchFundingRateHistory": True}
+
+    def __init__(self) -> None:
+        self.funding_calls = 0
+
+    def fetch_bids_asks(self, pairs: list[str]) -> dict[str, dict[str, float]]:
+        return {f"{p}:USDT": {"bid": 99.0, "ask": 100.0} for p in pairs}  # perpetuals' names
+
+    def fetch_funding_rate_history(
+        self, pair: str, since: int | None, limit: int
+    ) -> list[dict[str, float]]:
+        self.funding_calls += 1
+        eight = 8 * 3_600_000
+        day = int(pd.Timestamp("2024-03-05", tz="UTC").value // 1_000_000)
+        times = [day, day + eight, day + 2 * eight]
+        rates = [0.0001, 0.0002, 0.0003]
+        return [{"timestamp": t, "fundingRate": r} for t, r in zip(times, rates, strict=True)]
+
+
+def test_bid_ask_and_the_latest_funding_rate_are_read_once_per_funding_interval() -> None:
+    from kinetic_rules.live.inputs import LiveInputs
+
+    exchange = _Futures()
+    reader = LiveInputs(exchange, frozenset({"bid", "ask", "spread", "funding_rate"}))
+    at = pd.Timestamp("2024-03-05 09:00", tz="UTC")  # after the 08:00 funding time
+    values = reader.read(["BTC/USDT"], at=at)
+    assert values == {
+        "BTC/USDT": {
+            "bid": 99.0, "ask": 100.0, "spread": pytest.approx(0.01), "funding_rate": 0.0002
+        }
+    }  # fmt: skip
+    for minutes in (5, 60, 6 * 60):  # until the next funding time, the rate is known
+        reader.read(["BTC/USDT"], at=at + pd.Timedelta(minutes=minutes))
+    assert exchange.funding_calls == 1
+    later = reader.read(["BTC/USDT"], at=pd.Timestamp("2024-03-05 16:00", tz="UTC"))
+    assert later["BTC/USDT"]["funding_rate"] == 0.0003 and exchange.funding_calls == 2
+    only_bid = reader.read(["BTC/USDT"], frozenset({"bid"}), at=at)
+    assert only_bid == {"BTC/USDT": {"bid": 99.0}}
+
+
+def test_a_futures_session_reads_the_touch_and_the_funding_rate_from_the_futures_api() -> None:
+    from decimal import Decimal
+
+    from kinetic_rules.live.inputs import LiveInputs
+
+    with ExchangeStandin.from_fixtures(pairs=("BTC/USDT",), timeframes=("15m",)) as standin:
+        standin.clock.set(pd.Timestamp("2024-03-01 09:00", tz="UTC"))
+        standin.futures.funding_rate["BTCUSDT"] = Decimal("0.0003")
+        client = standin.ccxt_futures_client()
+        names = frozenset({"bid", "ask", "funding_rate"})
+        reader = LiveInputs(client, names)
+
+        def read() -> dict[str, float]:
+            at = pd.Timestamp(standin.clock.now(), unit="ms", tz="UTC")
+            return reader.read(["BTC/USDT"], at=at)["BTC/USDT"]
+
+        first = read()
+        assert first["funding_rate"] == pytest.approx(0.0003)
+        assert 0 < first["bid"] < first["ask"]
+        standin.futures.funding_rate["BTCUSDT"] = Decimal("0.0005")
+        standin.clock.advance(6 * 3_600_000)  # 15:00: the 08:00 rate still holds
+        assert read()["funding_rate"] == pytest.approx(0.0003)
+        assert len(standin.requests("/fapi/v1/fundingRate")) == 1
+        standin.clock.advance(3_600_000)  # 16:00: a new funding time
+        assert read()["funding_rate"] == pytest.approx(0.0005)
+        assert len(standin.requests("/fapi/v1/fundingRate")) == 2
+        assert standin.requests("/fapi/v1/ticker/bookTicker")  # one batched call per read
