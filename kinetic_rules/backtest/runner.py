@@ -247,7 +247,7 @@ def simulate(
     portfolio = Portfolio(plan, fills, spec.backtest.starting_balance, step, regimes)
     if progress:
         progress("portfolio", 0, 0)
-    trades = portfolio.run(data, timeline)
+    trades = portfolio.run(data, timeline, progress)
     first_tradable = min(
         d.signals.index[min(d.tradable_from, len(d.signals.index) - 1)] for d in data
     )

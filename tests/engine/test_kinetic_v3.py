@@ -10,7 +10,7 @@ import pytest
 
 from kinetic_rules.backtest.report_files import trade_records, trades_csv
 from kinetic_rules.backtest.runner import BacktestRequest, run_backtest
-from kinetic_rules.engine.model import BacktestResult
+from kinetic_rules.engine.model import BacktestResult, Trade
 from kinetic_rules.margin import beyond_liquidation, liquidation_price
 from tests.conftest import STRATEGIES
 from tests.engine.runs import (
@@ -193,3 +193,20 @@ def test_no_entry_is_decided_while_the_open_loss_is_past_the_limit(
         decided = trade.signal_time + step
         ratio = marked_open_profit(emergency, decided) / settled_equity(emergency, decided)
         assert ratio >= -0.001 - 1e-9
+
+
+def test_checking_closes_ahead_for_the_emergency_exit_changes_no_trade(
+    fixture_store: Path, emergency: BacktestResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The backtest checks the closes between two decisions for a close-all many at a time
+    # (engine/portfolio.py, SWEEP_AHEAD); only up to the next decision is the plain way.
+    monkeypatch.setattr("kinetic_rules.engine.portfolio.SWEEP_AHEAD", 1)
+    overrides = {"max_open_loss": TIGHT}
+    plain = run_backtest(BacktestRequest(V3, fixture_store, pairs=PAIRS, overrides=overrides))
+    assert sum(t.exit_reason == "protection:emergency" for t in plain.trades) >= 10
+    assert [_trade_key(t) for t in plain.trades] == [_trade_key(t) for t in emergency.trades]
+
+
+def _trade_key(trade: Trade) -> tuple[object, ...]:
+    fills = tuple((f.time, f.price, f.amount, f.reason) for f in trade.fills)
+    return (trade.pair, trade.side, trade.entry_time, trade.stake, trade.exit_reason, fills)
