@@ -7,6 +7,7 @@ user can find each one in their strategy.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,9 @@ def signal_frame(plan: Plan, signals: PairSignals) -> pd.DataFrame:
     return frame
 
 
-def write_signals(plan: Plan, all_signals: list[PairSignals], folder: Path) -> list[Path]:
+def write_signals(plan: Plan, all_signals: Iterable[PairSignals], folder: Path) -> list[Path]:
+    """One Parquet file per pair; given a generator, each pair's table is written and let
+    go before the next pair is evaluated."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for signals in all_signals:

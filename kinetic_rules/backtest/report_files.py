@@ -1,4 +1,7 @@
-"""The backtest's files: results.json, trades.csv and report.html, byte-identical for equal runs.
+"""The backtest's files, byte-identical for equal runs: results.json (the summary),
+trades.json (every trade with its fills) and trades.csv (one row per trade), report.html
+(the overview), and with `detail` a page per pair under pairs/. The summary and the
+overview stay small however many trades there are; the trade files hold every one.
 
 Determinism rules: keys sorted, floats rounded to 12 significant digits, times in ISO-8601
 UTC, no wall-clock time (not even the run's duration) in any file, no secret (each file
@@ -31,12 +34,19 @@ from kinetic_rules.backtest.metrics import (
     iso_time,
     monthly_returns,
 )
-from kinetic_rules.backtest.report_html import render_html
+from kinetic_rules.backtest.report_html import (
+    PAIR_PAGES,
+    pair_page_name,
+    render_html,
+    render_pair_page,
+)
 from kinetic_rules.data.atomic import atomic_write
 from kinetic_rules.engine.model import BacktestResult, Trade
 from kinetic_rules.secrets import mask
 
-FORMAT_VERSION = 1  # bump when a reader of results.json would break
+Progress = Callable[[str, int, int], None]  # (what, done, total)
+
+FORMAT_VERSION = 2  # bump when a reader of results.json would break (2: trades in trades.json)
 SIGNIFICANT_DIGITS = 12
 
 TRADE_COLUMNS = (
@@ -168,15 +178,32 @@ def results_document(result: BacktestResult, metrics: Metrics) -> dict[str, Any]
         },
         "monthly_returns": _by_date(monthly_returns(result), "%Y-%m"),
         "daily_equity": _by_date(daily_equity(result), "%Y-%m-%d"),
-        "trades": [trade_record(t) for t in sorted(result.trades, key=lambda t: t.id)],
+        "trades": {"count": len(result.trades), "detail": "trades.json", "table": "trades.csv"},
     }
     cleaned: dict[str, Any] = plain(document)
     return cleaned
 
 
+def trade_records(result: BacktestResult) -> list[dict[str, Any]]:
+    """Every trade, fills included, as JSON-ready values, in id order (trades.json)."""
+    records: list[dict[str, Any]] = plain(
+        [trade_record(t) for t in sorted(result.trades, key=lambda t: t.id)]
+    )
+    return records
+
+
 def results_json(result: BacktestResult, metrics: Metrics) -> str:
     document = results_document(result, metrics)
     return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
+
+
+def trades_json(result: BacktestResult) -> str:
+    """A JSON array of every trade, one trade a line: small to diff, easy to stream."""
+    lines = [
+        json.dumps(record, sort_keys=True, ensure_ascii=False, allow_nan=False)
+        for record in trade_records(result)
+    ]
+    return "[\n" + ",\n".join(lines) + ("\n]\n" if lines else "]\n")
 
 
 def _cell(value: Any) -> str:
@@ -206,18 +233,47 @@ def _writer(data: bytes) -> Callable[[BinaryIO], object]:
     return lambda handle: handle.write(data)
 
 
-def write_reports(result: BacktestResult, metrics: Metrics, directory: Path) -> dict[str, Path]:
-    """Write the three files into `directory` (created if needed); returns them by kind."""
+def write_reports(
+    result: BacktestResult,
+    metrics: Metrics,
+    directory: Path,
+    *,
+    detail: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Path]:
+    """Write the files into `directory` (created if needed); returns them by kind. With
+    `detail`, a page per traded pair too (pairs/<PAIR>.html: its full chart and trades)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    contents = {
-        "json": ("results.json", results_json(result, metrics) + "\n"),
-        "csv": ("trades.csv", trades_csv(result)),
-        "html": ("report.html", render_html(result, metrics)),
-    }
+    traded = sorted({t.pair for t in result.trades}) if detail else []
+    steps = 4 + len(traded)
+    done = 0
+
+    def step() -> None:
+        nonlocal done
+        if progress:
+            progress("reports", done, steps)
+        done += 1
+
     written: dict[str, Path] = {}
-    for kind, (name, text) in contents.items():
-        path = directory / name
+
+    def write(kind: str, path: Path, text: str) -> None:
         atomic_write(path, _writer(mask(text).encode("utf-8")))
         written[kind] = path
+
+    step()
+    write("json", directory / "results.json", results_json(result, metrics) + "\n")
+    step()
+    write("trades", directory / "trades.json", trades_json(result))
+    step()
+    write("csv", directory / "trades.csv", trades_csv(result))
+    for pair in traded:
+        step()
+        page = directory / PAIR_PAGES / pair_page_name(pair)
+        page.parent.mkdir(exist_ok=True)
+        write(f"pair {pair}", page, render_pair_page(result, pair))
+    step()
+    write("html", directory / "report.html", render_html(result, metrics, detail=detail))
+    if progress:
+        progress("reports", steps, steps)
     return written

@@ -6,6 +6,7 @@ and regime names, fill-model sentences) passes through `esc` before it reaches t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from html import escape
 
@@ -25,7 +26,7 @@ from kinetic_rules.backtest.metrics import (
     monthly_returns,
     utc,
 )
-from kinetic_rules.backtest.report_svg import candle_chart, line_chart
+from kinetic_rules.backtest.report_svg import MARKED_TRADES, candle_chart, line_chart
 from kinetic_rules.backtest.report_text import (
     DASH,
     data_range,
@@ -44,6 +45,9 @@ from kinetic_rules.backtest.report_text import (
 from kinetic_rules.engine.model import BacktestResult, Trade
 
 OPEN_SECTIONS = 4  # up to this many traded pairs, their sections start unfolded
+OVERVIEW_BARS = 400  # bars of each pair's chart on the overview page (detail pages: MAX_BARS)
+TABLE_ROWS = 20  # trades listed per pair on the overview: the largest wins and losses
+PAIR_PAGES = "pairs"  # folder of the per-pair detail pages, next to report.html
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 CSS = """
@@ -54,7 +58,8 @@ border-bottom:1px solid #d9e2ec}h3{font-size:15px;margin:16px 0 6px}
 table{border-collapse:collapse;margin:4px 0 12px}td,th{padding:3px 8px;
 border-bottom:1px solid #eef2f6;text-align:right;white-space:nowrap}
 th{background:#f5f7fa}td.k,th.k{text-align:left}.kv td{text-align:left;white-space:normal;
-word-break:break-all}.kv td:first-child{font-weight:600;white-space:nowrap}
+overflow-wrap:anywhere}.kv td:first-child{font-weight:600;white-space:nowrap}
+p.note{color:#52606d;margin:2px 0 10px}summary span{white-space:nowrap}
 .metrics{columns:2;column-gap:32px}.metrics table{width:100%}
 .pos{color:#15803d}.neg{color:#dc2626}.none{color:#7b8794}
 svg{width:100%;height:auto;display:block;font-size:11px;fill:#52606d}
@@ -102,7 +107,7 @@ def _header(result: BacktestResult) -> str:
         ("File", result.strategy_file),
         ("sha256", result.strategy_sha256),
         ("Timeframe", result.timeframe),
-        ("Pairs", f"{len(result.pairs)}: " + ", ".join(result.pairs)),
+        ("Pairs", f"{len(result.pairs)}: " + ", ".join(result.pairs)),  # breaks between names
         ("Data range", data_range(result)),
         ("Params", params_text(result)),
         ("Fee per side", fmt_pct(a.fee)),
@@ -236,31 +241,104 @@ def _pair_candles(result: BacktestResult, pair: str) -> pd.DataFrame:
     return inside if len(inside) else candles
 
 
-def _pairs(result: BacktestResult) -> str:
-    """One collapsible section per pair that traded: its chart, then its trades."""
+def pair_page_name(pair: str) -> str:
+    """The file name of a pair's detail page: `BTC/USDT` → `BTC_USDT.html`."""
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", pair).strip(".") + ".html"
+
+
+def _trades_by_pair(result: BacktestResult) -> dict[str, list[Trade]]:
     by_pair_trades: dict[str, list[Trade]] = {}
     for trade in sorted(result.trades, key=lambda t: t.id):
         by_pair_trades.setdefault(trade.pair, []).append(trade)
+    return by_pair_trades
+
+
+def _columns(result: BacktestResult) -> tuple[bool, bool]:
+    """Whether trade tables need the tags column, and the futures margin columns."""
+    tags = bool(result.tags) or any(t.tags for t in result.trades)
+    return tags, any(t.liquidation_price is not None for t in result.trades)
+
+
+def _highlights(trades: list[Trade]) -> list[Trade]:
+    """The largest wins and losses, in id order: what a reader looks for first."""
+    if len(trades) <= TABLE_ROWS:
+        return trades
+    ranked = sorted(trades, key=lambda t: (t.profit, t.id))
+    picked = {t.id: t for t in (*ranked[: TABLE_ROWS // 2], *ranked[-(TABLE_ROWS // 2) :])}
+    return [picked[i] for i in sorted(picked)]
+
+
+def _pairs(result: BacktestResult, detail: bool) -> str:
+    """One collapsible section per pair that traded: its chart, then its trades (the
+    largest wins and losses when there are many; every trade is in the trade files)."""
+    by_pair_trades = _trades_by_pair(result)
     if not by_pair_trades:
         return '<h2>Trades</h2><p class="none">no trades</p>'
     parts = ["<h2>Trades by pair</h2>"]
+    if len(result.trades) > TABLE_ROWS:
+        where = "trades.csv and trades.json" + (
+            f", and the pages in {PAIR_PAGES}/" if detail else ""
+        )
+        parts.append(f'<p class="note">Every trade, with its fills: {esc(where)}.</p>')
+    if any(len(trades) > MARKED_TRADES for trades in by_pair_trades.values()):
+        parts.append(
+            f'<p class="note">Charts of pairs with more than {MARKED_TRADES} trades count them '
+            "in a band under the candles, by the bar they entered in: green where they made "
+            "money together, red where they lost, darker for more trades.</p>"
+        )
     opened = " open" if len(by_pair_trades) <= OPEN_SECTIONS else ""
-    tags = bool(result.tags) or any(t.tags for t in result.trades)
-    margin = any(t.liquidation_price is not None for t in result.trades)
+    tags, margin = _columns(result)
     for pair in sorted(by_pair_trades):
         trades = by_pair_trades[pair]
         profit = sum(t.profit for t in trades)
-        chart = candle_chart(_pair_candles(result, pair), trades, describe, title=f"{pair} candles")
+        candles = _pair_candles(result, pair)
+        chart = candle_chart(candles, trades, describe, title=f"{pair} candles", bars=OVERVIEW_BARS)
+        shown = _highlights(trades)
+        note = ""
+        if len(shown) < len(trades):
+            note = (
+                f'<p class="note">The {len(shown)} largest wins and losses of {len(trades)} '
+                "trades.</p>"
+            )
+        link = ""
+        if detail:
+            href = f"{PAIR_PAGES}/{pair_page_name(pair)}"
+            link = f'<p><a href="{esc(href)}">{esc(pair)}: full chart and every trade</a></p>'
         parts.append(
-            f"<details{opened}><summary>{esc(pair)} — {len(trades)} trade(s), "
+            f"<details{opened}><summary>{esc(pair)} — <span>{len(trades)} trade(s)</span>, "
             f'<span class="{_sign_class(profit)}">{esc(fmt_num(profit))}</span></summary>'
-            f"{chart}{_trade_rows(trades, tags, margin)}</details>"
+            f"{chart}{link}{note}{_trade_rows(shown, tags, margin)}</details>"
         )
     return "".join(parts)
 
 
-def render_html(result: BacktestResult, metrics: Metrics) -> str:
-    """The whole page as text; identical results give identical bytes."""
+def render_pair_page(result: BacktestResult, pair: str) -> str:
+    """A pair's detail page: its candles at full chart width, every trade marked and listed."""
+    trades = _trades_by_pair(result).get(pair, [])
+    tags, margin = _columns(result)
+    chart = candle_chart(_pair_candles(result, pair), trades, describe, title=f"{pair} candles")
+    profit = sum(t.profit for t in trades)
+    body = (
+        f"<h1>{esc(pair)}: {esc(result.strategy_name)}</h1>"
+        f'<p><a href="../report.html">back to the report</a> · {len(trades)} trade(s), '
+        f'<span class="{_sign_class(profit)}">{esc(fmt_num(profit))}</span></p>'
+        f"{chart}{_trade_rows(trades, tags, margin)}"
+    )
+    return _page(f"{pair}: {result.strategy_name}", body)
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{esc(title)}</title><style>{CSS}</style></head>"
+        f"<body>{body}</body></html>\n"
+    )
+
+
+def render_html(result: BacktestResult, metrics: Metrics, *, detail: bool = False) -> str:
+    """The whole page as text; identical results give identical bytes. With `detail`, each
+    pair's section links to its page (written by report_files)."""
     currency = stake_currency(result)
     curve = equity_curve(result)
     equity = line_chart(curve, title="equity")
@@ -279,14 +357,9 @@ def render_html(result: BacktestResult, metrics: Metrics) -> str:
         *_per_regime(result, currency),
         *per_tag,
         *_funding(result, currency),
-        _pairs(result),
+        _pairs(result, detail),
     ]
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>Backtest: {esc(result.strategy_name)}</title><style>{CSS}</style></head>"
-        f"<body>{''.join(sections)}</body></html>\n"
-    )
+    return _page(f"Backtest: {result.strategy_name}", "".join(sections))
 
 
 def _funding(result: BacktestResult, currency: str) -> list[str]:

@@ -17,6 +17,8 @@ import pandas as pd
 from kinetic_rules.engine.model import Trade
 
 MAX_BARS = 1500
+MARKED_TRADES = 60  # more trades than this on one chart: counted in a band, not marked one by one
+BAND = 14  # height of that band, under the candles, so marks never cover the prices
 WIDTH, LEFT, RIGHT, TOP, BOTTOM = 1000, 70, 10, 10, 24
 WIN, LOSS = "#15803d", "#dc2626"
 UP, DOWN = "#9fb3c8", "#52606d"  # muted candles, so trade markers stand out
@@ -79,12 +81,12 @@ def nice_ticks(low: float, high: float, count: int = 5) -> tuple[list[float], in
 class Frame:
     """Maps times (ns since epoch) and values onto one chart's plotting area."""
 
-    def __init__(self, t0: int, t1: int, lo: float, hi: float, height: int) -> None:
+    def __init__(self, t0: int, t1: int, lo: float, hi: float, height: int, band: int = 0) -> None:
         pad = (hi - lo) * 0.04 or abs(hi) * 0.01 or 1.0
         self.t0, self.t1 = t0, max(t1, t0 + 1)
         self.lo, self.hi = lo - pad, hi + pad
         self.height = height
-        self.bottom = height - BOTTOM
+        self.bottom = height - BOTTOM - band  # a band under the plot, above the dates
 
     def x(self, t: float) -> float:
         return LEFT + (t - self.t0) / (self.t1 - self.t0) * (WIDTH - LEFT - RIGHT)
@@ -202,25 +204,61 @@ def _trade_marks(trade: Trade, frame: Frame, describe: Callable[[Trade], str], h
     return "".join(parts)
 
 
+def _trade_band(trades: Sequence[Trade], frame: Frame, times: np.ndarray, step: int) -> str:
+    """Many trades: one tick per bar in a band under the candles, green where the trades
+    entered in that bar made money together, red where they lost; darker for more trades."""
+    entries = np.array([pd.Timestamp(t.entry_time).value for t in trades], dtype=np.int64)
+    bar = np.clip(np.searchsorted(times, entries, side="right") - 1, 0, len(times) - 1)
+    profit = np.zeros(len(times))
+    count = np.zeros(len(times), dtype=np.int64)
+    np.add.at(profit, bar, [t.profit for t in trades])
+    np.add.at(count, bar, 1)
+    width = max(0.6, frame.x(step) - frame.x(0))
+    top, bottom = frame.bottom + 3, frame.bottom + BAND - 1
+    most = int(count.max()) if len(count) else 1
+    parts = [f"<title>{len(trades)} trades, counted by the bar they entered in</title>"]
+    for color, chosen in ((WIN, profit >= 0), (LOSS, profit < 0)):
+        for shade in (1, 2, 3):  # three shades, by how many trades entered in the bar
+            lo, hi = (shade - 1) * most / 3, shade * most / 3
+            picks = np.flatnonzero(chosen & (count > lo) & (count <= hi))
+            if not len(picks):
+                continue
+            x = [frame.x(int(times[i]) + step / 2) for i in picks]
+            d = "".join(f"M{v:.1f} {top:.1f}V{bottom:.1f}" for v in x)
+            parts.append(
+                f'<path stroke="{color}" stroke-opacity="{0.3 * shade + 0.1:.1f}" '
+                f'stroke-width="{width:.2f}" d="{d}"/>'
+            )
+    return f'<g class="band">{"".join(parts)}</g>'
+
+
 def candle_chart(
     candles: pd.DataFrame,
     trades: Sequence[Trade],
     describe: Callable[[Trade], str],
     *,
     title: str,
+    bars: int = MAX_BARS,
 ) -> str:
-    """A pair's candles, thinned to MAX_BARS, with every trade's entry and exits marked."""
+    """A pair's candles, thinned to `bars`, with every trade's entry and exits marked; more
+    than MARKED_TRADES trades are counted in a band under the candles instead, so that on
+    long runs the marks neither cover the prices nor swell the page."""
     if len(candles) == 0:
         return '<p class="none">no candles</p>'
-    bars = downsample_ohlc(candles)
-    times = _nanos(bars.index)
+    thinned = downsample_ohlc(candles, bars)
+    times = _nanos(thinned.index)
     raw = _nanos(candles.index)
     candle_step = int(np.median(np.diff(raw))) if len(raw) > 1 else 60 * 10**9
-    step = candle_step * bucket_size(len(candles))
-    prices = [p for t in trades for p in (t.entry_price, t.exit_price) if p is not None]
-    lo = min([float(bars["low"].min()), *prices])
-    hi = max([float(bars["high"].max()), *prices])
-    frame = Frame(int(times[0]), int(raw[-1]) + candle_step, lo, hi, 320)
-    body = frame.axes() + _candle_paths(bars, frame, step)
-    body += "".join(_trade_marks(t, frame, describe, candle_step // 2) for t in trades)
-    return _svg(320, body, title)
+    step = candle_step * bucket_size(len(candles), bars)
+    banded = len(trades) > MARKED_TRADES
+    prices = [] if banded else [p for t in trades for p in (t.entry_price, t.exit_price)]
+    lo = min([float(thinned["low"].min()), *(p for p in prices if p is not None)])
+    hi = max([float(thinned["high"].max()), *(p for p in prices if p is not None)])
+    band = BAND if banded else 0
+    frame = Frame(int(times[0]), int(raw[-1]) + candle_step, lo, hi, 320 + band, band)
+    body = frame.axes() + _candle_paths(thinned, frame, step)
+    if banded:
+        body += _trade_band(trades, frame, times, step)
+    else:
+        body += "".join(_trade_marks(t, frame, describe, candle_step // 2) for t in trades)
+    return _svg(320 + band, body, title)

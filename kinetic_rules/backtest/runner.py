@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -56,6 +56,75 @@ class BacktestRequest:
     mode: str = "backtest"  # or "replay": a file that cannot run in it is refused (modes.py)
 
 
+class CandleFeed:
+    """Candles from the store, as the pairs stream through a run.
+
+    Series that every pair reads (those of pairs the file names, such as BTC's daily
+    candles) are read once and kept; a pair's own series only while that pair is at work,
+    so a run holds one pair's candles at a time, however many pairs it trades.
+    """
+
+    def __init__(
+        self, store: CandleStore, exchange: str, plan: Plan, end: pd.Timestamp | None = None
+    ) -> None:
+        self.store, self.exchange, self.end, self.gaps = store, exchange, end, plan.gaps
+        self.shared = {need.pair for need in plan.data if need.pair is not None}
+        self._kept: dict[tuple[str, str], pd.DataFrame] = {}
+        self._pair: str | None = None  # the pair whose own series `_current` holds
+        self._current: dict[str, pd.DataFrame] = {}
+        self.gap_counts: dict[tuple[str, str], int] = {}  # for reports, taken at first read
+
+    def __call__(self, pair: str, timeframe: str) -> pd.DataFrame:
+        if pair in self.shared:
+            if (pair, timeframe) not in self._kept:
+                self._kept[pair, timeframe] = self._read(pair, timeframe)
+            return self._kept[pair, timeframe]
+        if pair != self._pair:
+            self._pair, self._current = pair, {}
+        if timeframe not in self._current:
+            self._current[timeframe] = self._read(pair, timeframe)
+        return self._current[timeframe]
+
+    def index(self, pair: str, timeframe: str) -> pd.DatetimeIndex:
+        """Open times of `self(pair, timeframe)`, without holding the candles."""
+        held = self._kept.get((pair, timeframe))
+        if held is None and pair == self._pair:
+            held = self._current.get(timeframe)
+        if held is not None or self.gaps == "fill":  # a fill adds candles: read them
+            return pd.DatetimeIndex((held if held is not None else self(pair, timeframe)).index)
+        return self.store.read_index(self.exchange, pair, timeframe, end=self.end)
+
+    def gap_candles(self, pair: str, timeframe: str) -> int:
+        """Candles filled or missing in the series, as counted when it was first read."""
+        if (pair, timeframe) not in self.gap_counts:
+            self(pair, timeframe)
+        return self.gap_counts[pair, timeframe]
+
+    def _read(self, pair: str, timeframe: str) -> pd.DataFrame:
+        candles = self.store.load(self.exchange, pair, timeframe, end=self.end)
+        candles = apply_gap_policy(candles, timeframe, self.gaps)
+        self.gap_counts[pair, timeframe] = gap_candles(candles, timeframe, self.gaps)
+        return candles
+
+
+class StoredCandles(Mapping[str, pd.DataFrame]):
+    """Each pair's candles for the report's charts, read when asked for, not held."""
+
+    def __init__(self, feed: Feed, timeframe: str, pairs: list[str]) -> None:
+        self.feed, self.timeframe, self.pairs = feed, timeframe, pairs
+
+    def __getitem__(self, pair: str) -> pd.DataFrame:
+        if pair not in self.pairs:
+            raise KeyError(pair)
+        return self.feed(pair, self.timeframe)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.pairs)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+
 @dataclass
 class Prepared:
     """A checked plan, the candles it reads, and the pairs to run it on."""
@@ -75,15 +144,7 @@ def prepare(request: BacktestRequest) -> Prepared:
         plan = replace(plan, accepted_warmup=request.warmup)
     store = CandleStore(request.data_dir)
     exchange = request.exchange or plan.strategy.spec.market.exchange
-    cache: dict[tuple[str, str], pd.DataFrame] = {}
-
-    def feed(pair: str, timeframe: str) -> pd.DataFrame:
-        key = (pair, timeframe)
-        if key not in cache:
-            candles = store.load(exchange, pair, timeframe, end=request.end)
-            cache[key] = apply_gap_policy(candles, timeframe, plan.gaps)
-        return cache[key]
-
+    feed = CandleFeed(store, exchange, plan, request.end)
     pairs = _pairs(request, plan, store, exchange)
     sha256 = hashlib.sha256(loaded.source.text.encode()).hexdigest()
     extras = market_extras(request.data_dir, exchange, request.end)
@@ -165,14 +226,15 @@ def simulate(
     checked, spec = plan.strategy, plan.strategy.spec
     extras = extras or MarketExtras(exchange=spec.market.exchange)
     step = pd.Timedelta(seconds=timeframe_seconds(plan.timeframe))
-    if progress:  # read every candle series now, so that "loading" is what it says
-        wanted = {(need.pair or pair, need.timeframe): None for pair in pairs for need in plan.data}
+    if progress:  # the series every pair reads; each pair's own are read as it comes
+        wanted = {(need.pair, need.timeframe): None for need in plan.data if need.pair}
         for done, (pair, timeframe) in enumerate(wanted):
             progress("loading", done, len(wanted))
             with contextlib.suppress(DataError):  # reported where the series is used
                 feed(pair, timeframe)
         progress("loading", len(wanted), len(wanted))
-    market = prepare_market(plan, feed, pairs, start, progress, extras=extras)
+    index = feed.index if isinstance(feed, CandleFeed) else None
+    market = prepare_market(plan, feed, pairs, start, progress, extras=extras, index=index)
     timeline, data = market.timeline, market.pairs
     if start is not None and start > timeline[-1]:
         raise ConfigError(
@@ -185,7 +247,7 @@ def simulate(
     portfolio = Portfolio(plan, fills, spec.backtest.starting_balance, step, regimes)
     if progress:
         progress("portfolio", 0, 0)
-    trades = portfolio.run(data, timeline)
+    trades = portfolio.run(data, timeline, progress)
     first_tradable = min(
         d.signals.index[min(d.tradable_from, len(d.signals.index) - 1)] for d in data
     )
@@ -227,18 +289,21 @@ def simulate(
             warnings=tuple(stop_warnings(trades)),
             gaps=plan.gaps,
             durations=plan.durations,
-            gap_candles=tuple(
-                (d.pair, gap_candles(feed(d.pair, plan.timeframe), plan.timeframe, plan.gaps))
-                for d in data
-            ),
+            gap_candles=tuple((d.pair, _gap_candles(feed, d.pair, plan)) for d in data),
             warmup=(warmup_statement(plan), *late),
         ),
         trades=trades,
         equity=equity[equity.index >= first_tradable + step],
         regimes=regimes,
         tags=list(checked.tags),
-        candles={d.pair: feed(d.pair, plan.timeframe) for d in data},
+        candles=StoredCandles(feed, plan.timeframe, [d.pair for d in data]),
     )
+
+
+def _gap_candles(feed: Feed, pair: str, plan: Plan) -> int:
+    if isinstance(feed, CandleFeed):
+        return feed.gap_candles(pair, plan.timeframe)
+    return gap_candles(feed(pair, plan.timeframe), plan.timeframe, plan.gaps)
 
 
 def _warmup_notes(

@@ -45,7 +45,13 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         "--report",
         metavar="DIR",
         type=Path,
-        help="write results.json, trades.csv and report.html here",
+        help="write results.json, trades.json, trades.csv and report.html here",
+    )
+    backtest.add_argument(
+        "--report-detail",
+        action="store_true",
+        help="also write a page per traded pair (pairs/PAIR.html in the --report folder): "
+        "its full chart with every trade marked, and every trade listed",
     )
     backtest.add_argument(
         "--export",
@@ -70,6 +76,8 @@ def run_backtest_command(args: argparse.Namespace) -> int:
     start, end = parse_timerange(args.timerange) if args.timerange else (None, None)
     if not args.strategy.exists():
         raise ConfigError(f"{args.strategy}: no such file")
+    if args.report_detail and args.report is None:
+        raise ConfigError("--report-detail writes into the --report folder: give --report DIR")
     report_folder = args.report or (Path("user_data/backtest") if args.export else None)
     if report_folder is not None:  # before the work: never lose a long run to a bad folder
         from kinetic_rules.cli.outputs import check_output_dir
@@ -92,7 +100,7 @@ def run_backtest_command(args: argparse.Namespace) -> int:
         progress = None if args.quiet else phases
         result = run_backtest(request, progress)
         if progress:
-            progress("reports", 0, 0)
+            progress("reports", 0, 0)  # the metrics, before the files count their steps
         from rich.console import Console
 
         from kinetic_rules.backtest.metrics import compute_metrics
@@ -101,10 +109,17 @@ def run_backtest_command(args: argparse.Namespace) -> int:
 
         metrics = compute_metrics(result)
         folder = args.report or (Path("user_data/backtest") if args.export else None)
-        written = write_reports(result, metrics, folder) if folder is not None else {}
+        written = {}
+        if folder is not None:
+            detail = args.report_detail
+            written = write_reports(result, metrics, folder, detail=detail, progress=progress)
     print_summary(result, Console(soft_wrap=False), metrics)
-    for path in written.values():
-        print(f"wrote {path}", file=sys.stderr)
+    pages = [p for kind, p in written.items() if kind.startswith("pair ")]
+    for kind, path in written.items():
+        if not kind.startswith("pair "):
+            print(f"wrote {path}", file=sys.stderr)
+    if pages:
+        print(f"wrote {len(pages)} pair page(s) in {pages[0].parent}", file=sys.stderr)
     if "signals" in args.export:
         from kinetic_rules.backtest.export import write_signals
         from kinetic_rules.backtest.runner import prepare
@@ -113,7 +128,7 @@ def run_backtest_command(args: argparse.Namespace) -> int:
         assert folder is not None
         prepared = prepare(request)
         evaluator = Evaluator(prepared.plan, prepared.feed)
-        signals = [evaluator.evaluate(pair) for pair in prepared.pairs]
+        signals = (evaluator.evaluate(pair) for pair in prepared.pairs)  # one pair at a time
         for path in write_signals(prepared.plan, signals, folder):
             print(f"wrote {path}", file=sys.stderr)
     return 0

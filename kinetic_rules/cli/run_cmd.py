@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from kinetic_rules.cli.options import WARMUP_HELP, add_gaps_flag, parse_overrides, parse_warmup
 from kinetic_rules.cli.progress import Phases
 from kinetic_rules.errors import ConfigError
-from kinetic_rules.timeframes import timeframe_seconds
+from kinetic_rules.timeframes import parse_duration, timeframe_seconds
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -84,6 +84,13 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         metavar="URL",
         help="where trades are kept (default: $KINETIC_RULES_DB or sqlite:///user_data/trades.sqlite)",
     )
+    run.add_argument(
+        "--monitor-every",
+        metavar="DURATION|off",
+        help="paper and live: how often open positions are checked on tickers between candle "
+        "closes, for protections that close all and stops no exchange order holds (default "
+        "5s; off: only at closes). Not with --replay",
+    )
     add_gaps_flag(run)
     run.add_argument("--quiet", "-q", action="store_true", help="only the final summary")
     run.set_defaults(handler=run_command)
@@ -111,6 +118,17 @@ def _speed(text: str) -> float | None:
 
 
 _SLOWEST, _FASTEST = 0.001, 1_000_000.0  # replay pace, times real time
+_MONITOR_DEFAULT = "5s"  # seed 001 watches its positions every 5 seconds
+
+
+def _monitor_every(text: str) -> float:
+    """`--monitor-every 5s` → seconds; `off` (or 0) → 0, no monitor."""
+    if text.strip().lower() in ("off", "0", "0s"):
+        return 0.0
+    try:
+        return float(parse_duration(text))
+    except ValueError as bad:
+        raise ConfigError(f"--monitor-every {text}: {bad}; or off") from None
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -120,6 +138,11 @@ def run_command(args: argparse.Namespace) -> int:
         raise ConfigError("--live trades on the exchange's live market; it cannot --replay")
     if args.fills == "book" and (args.live or args.replay is not None):
         raise ConfigError("--fills book is for paper trading on live data (not --live, --replay)")
+    if args.monitor_every is not None and args.replay is not None:
+        raise ConfigError(
+            "--monitor-every watches live tickers between closes; a replay has only its "
+            "recorded closes and decides at them, as the backtest does"
+        )
     if args.replay is None:
         return _session(args)
     if not args.replay.is_dir():
@@ -177,23 +200,36 @@ def run_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         phases.close()
         print("interrupted: open trades stay as they are", file=sys.stderr)
-        return _done(runtime, 130)
+        return _done(runtime, 130, None)
     phases.close()
-    return _done(runtime, 0)
+    return _done(runtime, 0, None)
 
 
-def _done(runtime: Any, code: int) -> int:
+def _done(runtime: Any, code: int, monitor_every: float | None) -> int:
     for notifier in runtime.notifiers:
         notifier.close()
-    _summary(runtime.trades())
+    _summary(runtime.trades(), monitor_every)
     return code
 
 
-def _summary(trades: list[Any]) -> None:
+def _summary(trades: list[Any], monitor_every: float | None) -> None:
+    """One line; it says how many exits the position monitor made between candle closes,
+    the trades in which a session may differ from a backtest (docs/live.md)."""
+    from kinetic_rules.live.monitor import count_monitor_exits
+    from kinetic_rules.timeframes import format_duration
+
     closed = [t for t in trades if t.exit_time is not None]
     profit = sum(t.profit for t in closed)
     wins = sum(t.is_winner for t in closed)
-    print(f"{len(trades)} trades, {wins} winners, profit {profit:+.2f}")
+    between = count_monitor_exits(closed)
+    if monitor_every is None:
+        how = "a replay has no position monitor"
+    elif monitor_every <= 0:
+        how = "by the monitor, off"
+    else:
+        how = f"by the monitor, every {format_duration(monitor_every)}"
+    watch = f"{between} closed between candle closes ({how})"
+    print(f"{len(trades)} trades, {wins} winners, profit {profit:+.2f}; {watch}")
 
 
 def _session(args: argparse.Namespace) -> int:
@@ -208,6 +244,7 @@ def _session(args: argparse.Namespace) -> int:
     from kinetic_rules.live.session import TradingSession
     from kinetic_rules.spec.loader import load_file
 
+    monitor_every = _monitor_every(args.monitor_every or _MONITOR_DEFAULT)
     plan = build_plan(check(load_file(args.strategy), parse_overrides(args.set)), gaps=args.gaps)
     require_mode(plan, "live" if args.live else "paper")
     spec = plan.strategy.spec
@@ -251,6 +288,7 @@ def _session(args: argparse.Namespace) -> int:
         journal=sink.store,  # a restart resumes the session: see docs/live.md
         attach=live,
         universe=universe,
+        monitor_every=monitor_every,
         bid_asks=stream,
     )
     try:
@@ -302,8 +340,8 @@ def _trade(args: argparse.Namespace, session: Any, sink: StoreSink) -> int:
     except KeyboardInterrupt:
         left = "orders and stops stay on the exchange" if args.live else "open paper trades stay"
         print(f"stopped: {left}; run again to resume", file=sys.stderr)
-        return _done(runtime, 130)
-    return _done(runtime, 0)
+        return _done(runtime, 130, session.monitor_every)
+    return _done(runtime, 0, session.monitor_every)
 
 
 def _sink(url: str | None, plan: Any, mode: str) -> StoreSink:

@@ -104,6 +104,7 @@ class Evaluator:
         self.feed = feed
         self._shared: dict[tuple[str, str], Frame] = {}  # frames of other pairs and timeframes
         self.tables = regime_tables(plan)
+        self._named = {need.pair for need in plan.data if need.pair is not None}
 
     def evaluate(self, pair: str, extra: tuple[ast.Node, ...] = ()) -> PairSignals:
         """Every market series of the plan for `pair`, plus any `extra` trade-free nodes."""
@@ -114,6 +115,8 @@ class Evaluator:
         for node in (*self.plan.market, *extra):
             if node not in values:
                 values[node] = as_array(scope.value(node), base.length)
+        for key in [k for k in self._shared if k[0] == pair and pair not in self._named]:
+            del self._shared[key]  # the pair's own other timeframes: no other pair reads them
         return PairSignals(pair, pd.DatetimeIndex(base.candles.index), values, regime)
 
     def frame(self, pair: str, timeframe: str) -> Frame:

@@ -126,7 +126,6 @@ def bind(function: Function, args: Sequence[ast.Node]) -> list[ast.Node | Consta
 
 
 _COUNTS = (ArgKind.INT, ArgKind.WINDOW)
-_COUNTS_AND_NUMBERS = (*_COUNTS, ArgKind.NUMBER)
 
 
 def constants(function: Function, args: Sequence[ast.Node]) -> dict[str, Constant]:
@@ -150,18 +149,6 @@ def run(function: Function, inputs: Sequence[np.ndarray], arguments: Sequence[Va
 def open_stream(function: Function) -> Stream | None:
     """A fresh stream of the function for one call site, or None if it has none."""
     return function.stream() if function.stream is not None else None
-
-
-def apply_function(name: str, *arguments: Value) -> np.ndarray:
-    """A registered function called by the engine itself (the portfolio's correlation),
-    its constant arguments converted as in a strategy's call."""
-    function = REGISTRY.get(name)
-    assert function is not None and not function.inputs
-    converted = [
-        constant_argument(spec, value) if spec.kind in _COUNTS_AND_NUMBERS else value
-        for spec, value in zip(function.args, arguments, strict=True)
-    ]
-    return np.asarray(run(function, [], converted))
 
 
 def call_on_grid(

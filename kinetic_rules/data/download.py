@@ -25,7 +25,7 @@ from kinetic_rules.data.exchange import (
     suggest_pairs,
 )
 from kinetic_rules.data.futures_store import FuturesStore
-from kinetic_rules.data.pairs import normalize_pair
+from kinetic_rules.data.pairs import normalize_pair, parse_pair
 from kinetic_rules.data.store import CandleStore
 from kinetic_rules.data.validate import RawCandles, validate
 from kinetic_rules.errors import ConfigError, KineticError
@@ -88,8 +88,8 @@ def download(
     Without `start`: the last `days` days, reaching back to where the stored series ends.
     With `futures` (the store's funding, mark-price and market-rules part): each pair's
     market rules are saved, and a futures market's funding rates and mark-price candles
-    are brought up to date over the same span, stored under the pair without its
-    settlement currency (BTC/USDT), as strategies name it.
+    are brought up to date over the same span. Everything, candles included, is stored
+    under the pair without its settlement currency (BTC/USDT), as strategies name it.
     """
     run = _Run(exchange, store, retry or RetryPolicy(), progress)
     run.call(exchange.load_markets, "loading markets")
@@ -104,10 +104,12 @@ def download(
     first = start.value if start is not None else default_start
     summary = DownloadSummary(exchange.id, _stamp(first), _stamp(run.now))
     for pair in pairs:
+        name = strategy_pair(pair)  # BTC/USDT:USDT's candles are stored as BTC/USDT
         for tf in timeframes:
-            lo = start.value if start is not None else run.resume_point(pair, tf, default_start)
+            lo = start.value if start is not None else run.resume_point(name, tf, default_start)
             hi = run.last_closed(tf) if end is None else min(run.last_closed(tf), end.value - 1)
-            summary.series.append(run.series(pair, tf, lo, hi))
+            fetch = _kline_fetcher(exchange, pair, tf)
+            summary.series.append(run.series(name, tf, lo, hi, fetch=fetch))
     if futures is not None:
         from kinetic_rules.data.download_futures import FuturesDownload  # it builds on _Run
 
@@ -292,6 +294,13 @@ def parse_rows(rows: Any, columns: tuple[int, ...], *, quote: bool) -> RawCandle
         rows_no,
         "candle",
     )
+
+
+def strategy_pair(pair: str) -> str:
+    """BTC/USDT:USDT -> BTC/USDT: the name a strategy gives the market, and the one every
+    series of it (candles, funding, mark prices, rules) is stored under."""
+    parsed = parse_pair(pair)
+    return f"{parsed.base}/{parsed.quote}"
 
 
 def _check_pair(exchange: Any, pair: str) -> str:

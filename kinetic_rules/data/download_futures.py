@@ -4,7 +4,8 @@ Funding rates come from `fetch_funding_rate_history`, page by page from the last
 funding time (incremental, like the candles); mark-price candles from `fetch_ohlcv` with
 `price: mark`, through the candle download itself, into the mark store; the rules
 (tick, amount step, minimums) from the markets ccxt loaded. Everything is stored under
-the strategy's name for the pair (BTC/USDT, not the perpetual's BTC/USDT:USDT).
+the strategy's name for the pair (BTC/USDT, not the perpetual's BTC/USDT:USDT), as the
+candles are.
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ import numpy as np
 import pandas as pd
 
 from kinetic_rules.data.candles import timeframe_ns
-from kinetic_rules.data.download import SeriesOutcome, _Run, _stamp, parse_rows
+from kinetic_rules.data.download import SeriesOutcome, _Run, _stamp, parse_rows, strategy_pair
 from kinetic_rules.data.exchange import MalformedResponse
 from kinetic_rules.data.futures_store import FuturesStore, funding_frame
-from kinetic_rules.data.pairs import parse_pair
 from kinetic_rules.data.validate import RawCandles
 from kinetic_rules.errors import KineticError
 from kinetic_rules.market_rules import TICK_SIZE, MarketRules, rules_from_ccxt
@@ -28,12 +28,6 @@ FUNDING_PAGE = 1000  # Binance's largest page of funding times
 DEFAULT_FUNDING_HOURS = 8.0  # when a single funding time says nothing of the interval
 _MS = 1_000_000
 _HOUR_MS = 3_600_000
-
-
-def strategy_pair(pair: str) -> str:
-    """BTC/USDT:USDT -> BTC/USDT: the name a strategy (and its candles) give the market."""
-    parsed = parse_pair(pair)
-    return f"{parsed.base}/{parsed.quote}"
 
 
 class FuturesDownload:

@@ -116,8 +116,10 @@ def to_table(frame: pd.DataFrame, flags: np.ndarray[Any, Any], stats: dict[str, 
 
 
 def frame_from_table(table: pa.Table, *, estimated: bool) -> pd.DataFrame:
+    """The candles as numpy-owned columns: a run keeps a few of them (prices) long after the
+    rest of the file is gone, and a view would pin the whole decoded table in Arrow's pool."""
     index = pd.DatetimeIndex(table.column("date").to_numpy(), name="date").tz_localize("UTC")
-    data = {name: table.column(name).to_numpy() for name in COLUMNS}
+    data = {name: np.array(table.column(name).to_numpy(), np.float64) for name in COLUMNS}
     return mark_quote_volume(pd.DataFrame(data, index=index, copy=False), estimated=estimated)
 
 

@@ -157,6 +157,24 @@ class CandleStore:
         )
         return frame.iloc[lo:hi]
 
+    def read_index(
+        self, exchange: str, pair: str, timeframe: str, end: TimeLike = None
+    ) -> pd.DatetimeIndex:
+        """Open times of `load(exchange, pair, timeframe, end=end)`, reading only the time
+        column when the timeframe is stored as it is (a tenth of the work of the candles)."""
+        pair = normalize_pair(pair)
+        path = self.path_for(exchange, pair, timeframe)
+        if not path.exists():
+            return pd.DatetimeIndex(self.load(exchange, pair, timeframe, end=end).index)
+        try:
+            table = pq.ParquetFile(path).read(columns=["date"], use_threads=False)
+        except (pa.ArrowException, OSError) as error:
+            raise DataError(f"{path}: the stored file cannot be read ({error})") from None
+        index = pd.DatetimeIndex(table.column("date").to_numpy(), name="date").tz_localize("UTC")
+        if end is None:
+            return index
+        return index[: int(np.searchsorted(times_ns(index), _timestamp(end).value, "left"))]
+
     def load(
         self,
         exchange: str,

@@ -6,6 +6,7 @@ is a bundle of records, so they serialise to JSON and CSV without ceremony.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -124,7 +125,8 @@ class BacktestResult:
     equity: pd.Series  # account value at each candle close (marked to market), UTC index
     regimes: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)  # the strategy's entry tags, in file order
-    candles: dict[str, pd.DataFrame] = field(default_factory=dict)  # per pair, for charts
+    # per pair, for charts: a mapping that may read each pair's candles only when asked
+    candles: Mapping[str, pd.DataFrame] = field(default_factory=dict)
     elapsed_seconds: float = 0.0
 
     def closed_trades(self) -> list[Trade]:

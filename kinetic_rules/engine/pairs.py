@@ -72,8 +72,11 @@ class FeedInputs:
     evaluator: Evaluator
     start: pd.Timestamp | None = None
     extras: MarketExtras | None = None  # funding and mark prices, for futures
+    index_of: Callable[[str, str], pd.DatetimeIndex] | None = None  # without the candles
 
     def index(self, pair: str) -> pd.DatetimeIndex:
+        if self.index_of is not None:
+            return self.index_of(pair, self.plan.timeframe)
         return pd.DatetimeIndex(self.feed(pair, self.plan.timeframe).index)
 
     def signals(self, pair: str) -> PairSignals:
@@ -107,12 +110,14 @@ def prepare_market(
     progress: Progress | None = None,
     evaluator: Evaluator | None = None,
     extras: MarketExtras | None = None,
+    index: Callable[[str, str], pd.DatetimeIndex] | None = None,
 ) -> Market:
     """Signals of every pair over all its candles, then the point-in-time scanner; with
-    `extras`, funding and mark prices beside the candles, and the exchange's rules."""
+    `extras`, funding and mark prices beside the candles, and the exchange's rules;
+    `index` gives a pair's open times without reading its candles (the feed's otherwise)."""
     if extras is not None:
         feed = stored_feed(plan, feed, extras)
-    inputs = FeedInputs(plan, feed, evaluator or Evaluator(plan, feed), start, extras)
+    inputs = FeedInputs(plan, feed, evaluator or Evaluator(plan, feed), start, extras, index)
     rules = extras.rules_for if extras is not None else None
     return assemble_market(plan, inputs, pairs, progress, rules)
 
@@ -147,10 +152,9 @@ def assemble_market(
     step = timeframe_seconds(plan.timeframe)
     indexes = [inputs.index(pair) for pair in pairs]
     timeline = reduce(lambda a, b: a.union(b), indexes)
-    positions = [
-        np.arange(len(index)) if index.equals(timeline) else timeline.get_indexer(index)
-        for index in indexes
-    ]
+    everywhere = np.arange(len(timeline))
+    positions = [_positions(timeline, everywhere, index) for index in indexes]
+    del indexes  # each pair's own index comes back with its signals
     available = np.zeros((len(timeline), len(pairs)), dtype=bool)
     for column, where in enumerate(positions):
         available[where, column] = True
@@ -164,6 +168,8 @@ def assemble_market(
             progress("indicators", column, len(pairs))
         signals = inputs.signals(pair)
         where = positions[column]
+        if np.shares_memory(where, everywhere) and len(where):  # a run of the timeline
+            signals.index = timeline[int(where[0]) : int(where[-1]) + 1]  # a view, not a copy
         local = np.full(len(timeline), -1)
         local[where] = np.arange(len(where))
         at_rows = local[rows]
@@ -176,6 +182,8 @@ def assemble_market(
             with_rules(prepared, rules(pair))
         data.append(prepared)
         signals.values = {n: v for n, v in signals.values.items() if n in keep}
+        if signals.regime is not None and len(checked.regime) <= np.iinfo(np.int8).max:
+            signals.regime = signals.regime.astype(np.int8)  # a class number, kept per candle
     if progress:
         progress("indicators", len(pairs), len(pairs))
     read_live = live_at(timeline) if live_at is not None else None
@@ -197,6 +205,19 @@ def assemble_market(
     return Market(timeline, data, tuple(skipped))
 
 
+def _positions(
+    timeline: pd.DatetimeIndex, everywhere: np.ndarray, index: pd.DatetimeIndex
+) -> np.ndarray:
+    """Where a pair's candles sit on the timeline. Most pairs hold a run of it without a
+    hole: theirs is then a view of one shared range, so it costs nothing per pair."""
+    if index.equals(timeline):
+        return everywhere
+    found = timeline.get_indexer(index)
+    if len(found) and found[-1] - found[0] == len(found) - 1:
+        return everywhere[found[0] : found[-1] + 1]
+    return found
+
+
 def trade_nodes(plan: Plan) -> set[ast.Node]:
     """Market series that trades read while open, or when they are sized, ranked and tagged."""
     checked = plan.strategy
@@ -212,9 +233,17 @@ def trade_nodes(plan: Plan) -> set[ast.Node]:
     decided = [r for side in checked.entry.values() for r in side.values()]
     decided += list(checked.protections.values())
     rules += [r for r in decided if not plan.is_trade_free(r.node)]
+    # Trade expressions look a series up from the top down and stop at the first one held
+    # (compile/trade_eval.py): the parts inside it are never read, so they are not kept.
     found: set[ast.Node] = set()
     for rule in rules:
-        found.update(n for n in rule.node.walk() if n in plan.trade_free)
+        stack = [rule.node]
+        while stack:
+            node = stack.pop()
+            if node in plan.trade_free:
+                found.add(node)
+            else:
+                stack.extend(node.children())
     return found
 
 
@@ -269,7 +298,7 @@ def pair_data(
         entries=entries,  # type: ignore[arg-type]
         exit_rules=exits,  # type: ignore[arg-type]
         blocked=blocked,
-        limit=limit,
+        limit=limit.astype(np.int32),  # a count of trades, kept for every candle
     )
 
 

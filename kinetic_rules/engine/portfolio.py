@@ -21,6 +21,7 @@ them again; the live runtime checks each close as it comes (`observe`).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -57,6 +58,8 @@ from kinetic_rules.margin import liquidation_price
 from kinetic_rules.market_rules import MarketRules, round_stop, tradable, truncate_amount
 
 NEVER = pd.Timestamp.max.tz_localize("UTC")
+SWEEP_AHEAD = 1024  # closes checked at once for portfolio close-alls in a backtest
+PROGRESS_EVERY = 256  # decisions between two progress reports
 
 
 @dataclass
@@ -115,35 +118,61 @@ class Portfolio:
     market: dict[str, PairData] = field(default_factory=dict)  # every pair as known now
     _closed_days: list[tuple[pd.Timestamp, pd.Timestamp, float]] = field(default_factory=list)
     _rules: PortfolioRules | None = None  # rules reading the portfolio (None: not looked yet)
+    _quiet_until: int = 0  # the backtest's closes before this hold no close-all (see _sweep)
 
     # -- the backtest: every decision in time order, each position resolved on all data ----
-    def run(self, pairs: list[PairData], timeline: pd.DatetimeIndex) -> list[Trade]:
+    def run(
+        self,
+        pairs: list[PairData],
+        timeline: pd.DatetimeIndex,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> list[Trade]:
+        """`progress("portfolio", done, total)` hears of the decisions as they are made."""
         by_pair = {d.pair: d for d in pairs}
         self.market = by_pair
         closes = timeline + self.timeframe
         checked = 0  # closes before this one have been checked for portfolio close-alls
-        for group in candidates(self.plan, pairs):
+        groups = candidates(self.plan, pairs)
+        for done, group in enumerate(groups):
+            if progress and done % PROGRESS_EVERY == 0:
+                progress("portfolio", done, len(groups))
             decided_at = timeline[group[0][0]] + self.timeframe
             checked = self._sweep(closes, checked, group[0][0] + 1)
             for position in self.decide(decided_at, [(d, s, i) for _, _, _, d, s, i in group]):
                 self.resolve(position, by_pair[position.pair], final=True)
+                self._quiet_until = 0  # a new trade: closes ahead are to be checked again
         self._sweep(closes, checked, len(closes))
         self.advance(NEVER)
+        if progress:
+            progress("portfolio", len(groups), len(groups))
         return sorted(self.trades, key=lambda t: (t.entry_time, t.pair))
 
     def _sweep(self, closes: pd.DatetimeIndex, start: int, stop: int) -> int:
-        """Check closes[start:stop] for portfolio close-alls, in order; returns `stop`."""
+        """Check closes[start:stop] for portfolio close-alls, in order; returns `stop`.
+
+        Until a decision takes a position or a close-all cuts trades, the books change only
+        with time, which the values at each close already account for: so closes are
+        checked ahead, SWEEP_AHEAD at a time, and closes known quiet are not checked again.
+        """
         if not self._portfolio_rules().close_all:
             return stop
         while start < stop:
             if not any(p.trade is not None for p in self._positions):
                 return stop  # nothing open, nothing to close
-            moments = closes[start:stop]
+            if stop <= self._quiet_until:
+                return stop  # checked already, with these very positions
+            ahead = min(len(closes), max(stop, start + SWEEP_AHEAD))
+            moments = closes[start:ahead]
             self.advance(moments[0])
             fired = first_close_all(self.plan, self._portfolio_rules(), self._ledger(), moments)
             if fired is None:
+                self._quiet_until = ahead
+                return stop
+            if start + fired[0] >= stop:  # after the next decision, which may change the books
+                self._quiet_until = start + fired[0]
                 return stop
             self._cut(moments[fired[0]], fired[1], final=True)
+            self._quiet_until = 0
             start += fired[0] + 1
         return stop
 

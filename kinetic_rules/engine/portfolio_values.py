@@ -12,6 +12,7 @@ vectorized function serves both, for many closes or one, so both get the same nu
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -19,10 +20,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from kinetic_rules.compile.interpret import apply_function, binary
+from kinetic_rules.compile.interpret import binary
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.compile.trade_eval import evaluate_span
 from kinetic_rules.engine.model import END_OF_DATA, Side, Trade
+from kinetic_rules.functions._windows import last_corr
 from kinetic_rules.lang.checked import Rule
 from kinetic_rules.spec.models import Protection
 
@@ -147,7 +149,7 @@ def _settled(
     backtest and a live run get the same numbers to the last bit; today's lowest point is
     taken after each moment's settlements, as it stood at that close."""
     at = nanoseconds(moments)
-    day = nanoseconds(moments.floor("D"))
+    day = day_starts(moments, at)
     realized = np.full(len(at), ledger.realized)
     today = np.zeros(len(at))
     lowest = np.zeros(len(at))
@@ -196,9 +198,46 @@ def nanoseconds(index: pd.DatetimeIndex) -> np.ndarray:
     return np.asarray(index.as_unit("ns").asi8, dtype=np.int64)
 
 
+_DAY = 86_400 * 10**9
+
+
+def day_starts(moments: pd.DatetimeIndex, at: np.ndarray) -> np.ndarray:
+    """Each moment's UTC midnight, in nanoseconds (integer arithmetic: candle times are UTC)."""
+    if str(moments.tz) == "UTC":
+        midnight: np.ndarray = at - np.mod(at, _DAY)
+        return midnight
+    return nanoseconds(moments.floor("D"))
+
+
+_OPEN_TIMES: dict[int, tuple[weakref.ref[pd.DatetimeIndex], np.ndarray]] = {}
+
+
+def open_times(index: pd.DatetimeIndex) -> np.ndarray:
+    """`nanoseconds(index)`, kept while the index lives: the portfolio asks for a pair's
+    candle times at every close it checks, and converting them costs O(candles)."""
+    key = id(index)
+    known = _OPEN_TIMES.get(key)
+    if known is not None and known[0]() is index:
+        return known[1]
+    times = nanoseconds(index)
+    _OPEN_TIMES[key] = (weakref.ref(index, lambda _: _OPEN_TIMES.pop(key, None)), times)
+    return times
+
+
+def candle_at(index: pd.DatetimeIndex, opens: np.ndarray) -> np.ndarray:
+    """Position in `index` of the candle opening at each time of `opens`, or -1 (as
+    `index.get_indexer` finds it for a sorted index of unique times)."""
+    times = open_times(index)
+    where = np.searchsorted(times, opens)
+    inside = where < len(times)
+    found = np.zeros(len(opens), dtype=bool)
+    found[inside] = times[where[inside]] == opens[inside]
+    return np.where(found, where, -1)
+
+
 def closes_at(data: PairData, at: np.ndarray, step: int) -> np.ndarray:
     """The pair's last close known at each moment (NaN before its first candle)."""
-    known = np.searchsorted(nanoseconds(data.signals.index), at - step, side="right") - 1
+    known = np.searchsorted(open_times(data.signals.index), at - step, side="right") - 1
     closes = data.prices["close"]
     return np.where(known >= 0, closes[np.maximum(known, 0)], np.nan)
 
@@ -234,14 +273,14 @@ def return_correlation(
     """Pearson correlation of the two pairs' close-to-close returns over the last `lookback`
     base candles closed by `moment`, as `correlation()` computes it: undefined (NaN) when
     a candle is missing or either is flat."""
-    back = pd.to_timedelta(np.arange(lookback + 1, 0, -1) * timeframe.value, unit="ns")
-    opens = pd.DatetimeIndex(moment - back)
+    back = np.arange(lookback + 1, 0, -1, dtype=np.int64) * timeframe.value
+    opens = nanoseconds(pd.DatetimeIndex([moment]))[0] - back
     returns = []
     for data in (a, b):
-        where = data.signals.index.get_indexer(opens)
+        where = candle_at(data.signals.index, opens)
         closes = np.where(where >= 0, data.prices["close"][np.maximum(where, 0)], np.nan)
         returns.append(closes[1:] / closes[:-1] - 1.0)
-    return float(apply_function("correlation", returns[0], returns[1], lookback)[-1])
+    return last_corr(returns[0], returns[1])  # = correlation()'s last value, to the bit
 
 
 # -- closing everything --------------------------------------------------------------------
@@ -259,7 +298,7 @@ def first_close_all(
         if trade is None or position.cut is not None:
             continue
         data = ledger.market[position.pair]
-        local = data.signals.index.get_indexer(moments - ledger.timeframe)
+        local = candle_at(data.signals.index, at - step)
         subject = (local >= 0) & (at >= trade.entry_time.value + step)
         subject &= at < position.release.value
         if not subject.any():

@@ -184,3 +184,23 @@ def rolling_corr(x: Floats, y: Floats, window: int) -> Floats:
     r[flat | _has_nan(x, window) | _has_nan(y, window)] = np.nan
     out[:] = r
     return out
+
+
+def last_corr(x: Floats, y: Floats) -> float:
+    """`rolling_corr(x, y, len(x))[-1]`, bit for bit, without the other rows: the
+    portfolio asks for one window's correlation at every decision. The block path's one
+    window is centred on x's first defined value and summed by cumulative sums."""
+    window = len(x)
+    if window <= EXACT_UP_TO or not (np.isfinite(x).all() and np.isfinite(y).all()):
+        return float(rolling_corr(x, y, window)[-1])
+    if (x[1:] == x[0]).all() or (y[1:] == y[0]).all():
+        return float("nan")  # constant: no correlation
+    cx, cy = x - x[0], y - y[0]
+    sx, sy = np.cumsum(cx)[-1], np.cumsum(cy)[-1]
+    sxx = np.cumsum(cx * cx)[-1] - sx * sx / window
+    syy = np.cumsum(cy * cy)[-1] - sy * sy / window
+    sxy = np.cumsum(cx * cy)[-1] - sx * sy / window
+    if sxx <= 0 or syy <= 0:
+        return float("nan")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.clip(sxy / np.sqrt(sxx * syy), -1.0, 1.0))

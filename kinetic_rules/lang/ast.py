@@ -7,6 +7,7 @@ distinct series once.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 
@@ -28,6 +29,10 @@ class Node:
                         yield item
                     elif isinstance(item, tuple):  # keyword arguments: (name, node)
                         yield from (v for v in item if isinstance(v, Node))
+
+    def __getstate__(self) -> dict[str, object]:
+        """A copy or pickle leaves the shape's number behind (see `shape`)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_shape"}
 
     def walk(self) -> Iterator[Node]:
         """Every node of the tree, parents before children."""
@@ -151,3 +156,49 @@ class Context(Node):
 
 
 COMPARISON_OPS = ("<", "<=", ">", ">=", "==", "!=")
+
+
+# Every distinct tree shape gets a number once: its node types and values, children by
+# their numbers. Two nodes are equal when their numbers are (spans aside, as before), so
+# comparing or hashing a deep tree costs one lookup, not a walk. The compiler keys every
+# series by its node and the engine looks them up per candle and per trade, with equal
+# trees written in different places: walking them each time cost more than the work.
+_SHAPES: dict[tuple[object, ...], int] = {}
+_NUMBERS = itertools.count()  # unique even if two threads number new shapes at once
+
+
+def shape(node: Node) -> int:
+    """The number of the node's shape, kept on the node (not in copies or pickles: the
+    numbers belong to this process)."""
+    known: int | None = node.__dict__.get("_shape")
+    if known is None:
+        key = (type(node), *(_flat(getattr(node, f.name)) for f in fields(node) if f.compare))
+        known = _SHAPES.setdefault(key, next(_NUMBERS))
+        object.__setattr__(node, "_shape", known)
+    return known
+
+
+def _flat(value: object) -> object:
+    if isinstance(value, Node):
+        return (Node, shape(value))
+    if isinstance(value, tuple):
+        return tuple(_flat(item) for item in value)
+    return value
+
+
+def _by_shape(cls: type[Node]) -> None:
+    def __eq__(self: Node, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self is other or shape(self) == shape(other)
+
+    def __hash__(self: Node) -> int:
+        return shape(self)
+
+    cls.__eq__ = __eq__  # type: ignore[method-assign, assignment]
+    cls.__hash__ = __hash__  # type: ignore[method-assign, assignment]
+
+
+_KINDS: list[type[Node]] = [Node, *Node.__subclasses__()]
+for _kind in _KINDS:
+    _by_shape(_kind)

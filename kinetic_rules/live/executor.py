@@ -14,7 +14,11 @@ have sent and carries on: nothing is sent twice and no fill is lost.
 
 On spot exchanges the coins a resting stop holds cannot be sold by another order, so
 an exit or a take-profit first cancels the stop, and a new stop for what is left is
-placed after it.
+placed after it. On futures every closing order is reduce-only, so the stop stays while
+an exit is sent and fills: it is canceled only once the position is flat (a restart
+that finds the exit filled cancels it then), and the position is never left without a
+stop. After a partial take-profit the resting stop is larger than what is left; being
+reduce-only it can only close the remainder, and the next move of the stop resizes it.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from kinetic_rules.engine.portfolio import PairData, Portfolio, Position
 from kinetic_rules.errors import ExchangeError
 from kinetic_rules.live.book import BookJournal
 from kinetic_rules.live.broker import Broker, OrderRequest
+from kinetic_rules.live.monitor import MonitorExit
 from kinetic_rules.live.reconcile import liquidation_gap, position_problems
 from kinetic_rules.market_rules import round_stop
 from kinetic_rules.timeframes import format_duration
@@ -99,6 +104,7 @@ class Executor:
         self.emergency_kind: OrderKind = spec.orders.emergency_exit
         self.stop_on_exchange = spec.orders.stoploss_on_exchange
         self.stop_limit = spec.orders.stoploss == "limit"  # else stop-market
+        self.reduce_only = spec.market.type == "futures"  # exits never need the stop lifted
         self._positions: dict[int, Position] = {}
         self._orders: dict[str, tuple[str, float]] = {}  # what the order table holds
 
@@ -134,11 +140,15 @@ class Executor:
             expected: dict[str, float] = {}
             leverage: dict[str, float] = {}
             for ticket in self._live():
+                sign = 1.0 if ticket.side == "long" else -1.0
                 if ticket.trade is not None:
-                    sign = 1.0 if ticket.side == "long" else -1.0
                     left = ticket.trade.amount - sum(f.amount for f in ticket.trade.fills[1:])
                     expected[ticket.pair] = expected.get(ticket.pair, 0.0) + sign * left
                     leverage[ticket.pair] = ticket.trade.leverage
+                else:  # an entry sent before a stop may have filled meanwhile: it is ours
+                    expected[ticket.pair] = expected.get(ticket.pair, 0.0) + sign * (
+                        self._entry_filled(ticket)
+                    )
             mode = self.plan.strategy.spec.market.margin_mode
             return position_problems(expected, positions, leverage, mode)
         problems = []
@@ -156,6 +166,16 @@ class Executor:
                     "coins were sold outside this bot; check the position by hand"
                 )
         return problems
+
+    def _entry_filled(self, ticket: Ticket) -> float:
+        """What a pending entry has filled so far (0 when it never reached the exchange)."""
+        try:
+            state = self._fetch(ticket.entry, ticket.pair)
+        except ExchangeError as problem:
+            if not problem.temporary:
+                raise
+            return 0.0  # the first poll takes it in; the comparison may then say too much
+        return 0.0 if state is None else state.filled
 
     def unknown_orders(self) -> list[OrderState]:
         """Open orders on the exchange this book does not know (reported, never touched)."""
@@ -245,6 +265,26 @@ class Executor:
                 reason = f"{PROTECTION}:{name}"
                 self._reduce(ticket, self._left(ticket), reason, now, closing=True, limit=limit)
         self._save(now)
+
+    def close_now(self, exits: list[MonitorExit], now: pd.Timestamp) -> None:
+        """Between closes, the position monitor's exits (live/monitor.py): at market, or a
+        protection's close-all by `orders.emergency_exit` (a limit at the ticker price)."""
+        for exit in exits:
+            ticket = next(
+                (t for t in self._live() if t.position_id == exit.position.id and t.trade), None
+            )
+            if ticket is None or ticket.closing or ticket.exit is not None:
+                continue
+            protection = PROTECTION in exit.reason
+            limit = exit.price if protection and self.emergency_kind == "limit" else None
+            with _until_next_time(ticket, "monitor exit not sent"):
+                left = self._left(ticket)
+                self._reduce(ticket, left, exit.reason, now, closing=True, limit=limit)
+        self._save(now)
+
+    def closing(self) -> set[int]:
+        """Positions with an exit order on its way: the monitor leaves them alone."""
+        return {t.position_id for t in self._live() if t.closing or t.exit is not None}
 
     # -- internals: orders ---------------------------------------------------------------
     def _poll(self, ticket: Ticket, data: PairData, now: pd.Timestamp) -> None:
@@ -366,16 +406,18 @@ class Executor:
         closing: bool = False,
         limit: float | None = None,
     ) -> None:
-        """Sell (or buy back) `amount` of the trade: at market, or at `limit`. A resting
-        stop is lifted first; `_decide` puts a new one back for what is left."""
+        """Sell (or buy back) `amount` of the trade: at market, or at `limit`. On spot a
+        resting stop is lifted first and `_decide` puts a new one back for what is left;
+        on futures it stays (see the module's docstring)."""
         trade = ticket.trade
         assert trade is not None
         amount = self.broker.tradable(ticket.pair, min(amount, self._left(ticket)))
         if amount <= 0:
             return
-        self._lift_stop(ticket, now)
-        if ticket.done:
-            return
+        if not self.reduce_only:
+            self._lift_stop(ticket, now)
+            if ticket.done:
+                return
         kind: OrderKind = "market" if limit is None else "limit"
         request = OrderRequest(
             self._next_id(ticket, "x"), ticket.pair, ticket.side, False, kind, amount, price=limit
@@ -478,9 +520,12 @@ class Executor:
         trade.exit_reason, trade.exit_time = closing[-1].reason, closing[-1].time
         self._charge_funding(ticket, until=trade.exit_time)
         trade.stop = ticket.stop_price if ticket.stop_price is not None else trade.stop
-        if ticket.stop is not None:  # a dust remainder: its stop has nothing to protect
-            self._cancel(ticket.stop, ticket.pair)
-            ticket.stop = None
+        # Flat: a stop still resting (futures keep it while exits fill; on spot, a dust
+        # remainder's) has nothing left to protect, nor has an exit the stop outran.
+        for leftover in (ticket.stop, ticket.exit):
+            if leftover is not None and self._orders.get(leftover, ("open",))[0] == "open":
+                self._cancel(leftover, ticket.pair)
+        ticket.stop = ticket.exit = None
         self._end(ticket, now)
 
     def _charge_funding(self, ticket: Ticket, until: pd.Timestamp | None = None) -> None:

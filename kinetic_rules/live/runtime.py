@@ -12,7 +12,9 @@ fills instead of the fill model, while the decisions stay the backtest's.
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -24,6 +26,7 @@ from kinetic_rules.engine.model import Side, Trade
 from kinetic_rules.engine.orders import Event, EventKind
 from kinetic_rules.engine.portfolio import Candidate, PairData, Portfolio, candidate
 from kinetic_rules.live.events import Notifier
+from kinetic_rules.live.monitor import MonitorExit, close_on_paper, monitor_exits
 from kinetic_rules.live.source import MarketSource
 from kinetic_rules.timeframes import timeframe_seconds
 
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
     from kinetic_rules.live.executor import Executor
 
 _REPORTED_CLOSED = -1
+log = logging.getLogger("kinetic_rules.live")
 
 
 class TradeSink(Protocol):
@@ -112,6 +116,56 @@ class Runtime:
                 self._watch_broker(now)
             self._report(report)
             return report
+
+    def monitor(
+        self,
+        step: int,
+        now: pd.Timestamp,
+        prices: dict[str, float],
+        note: Callable[[list[MonitorExit]], None] | None = None,
+    ) -> list[MonitorExit]:
+        """Between closes: close what the ticker prices say must not wait for the close
+        (live/monitor.py). `note` keeps the exits before they are made (a paper session's
+        journal, so that a restart makes them again at the same moment)."""
+        with self._lock:
+            view = self.source.as_of(step)
+            last_close = self.source.timeline[step] + self.step_length
+            executor = self.executor
+            exits = monitor_exits(
+                self.portfolio, view, prices, last_close,
+                stops=not self.plan.strategy.spec.orders.stoploss_on_exchange,
+                liquidations=executor is None,  # an exchange liquidates by itself
+                skip=executor.closing() if executor is not None else (),
+            )  # fmt: skip
+            if exits and note is not None:
+                note(exits)
+            for exit in exits:
+                log.warning(
+                    "monitor: %s %s closes at %.6g between closes (%s)",
+                    exit.position.pair, exit.position.side, exit.price, exit.reason,
+                )  # fmt: skip
+            if executor is not None and exits:
+                executor.close_now(exits, now)
+            elif executor is None:
+                for exit in exits:
+                    close_on_paper(self.portfolio, self.portfolio.fills, exit, now)
+            if exits:
+                self._report(StepReport(now))
+            return exits
+
+    def redo_monitor_exit(self, trade_id: int, reason: str, price: float, at: pd.Timestamp) -> bool:
+        """A paper session resuming: make again an exit the monitor made before the crash."""
+        with self._lock:
+            position = next(
+                (p for p in self.portfolio.unresolved() if p.trade and p.trade.id == trade_id),
+                None,
+            )
+            if position is None:
+                return False
+            exit = MonitorExit(position, reason, price)
+            close_on_paper(self.portfolio, self.portfolio.fills, exit, at)
+            self._report(StepReport(at))
+            return True
 
     def attach(self, executor: Executor, restored: list[Trade]) -> None:
         """Trade for real: the executor's orders make the fills, not the fill model.

@@ -67,6 +67,12 @@ class Param(Section):
     value: float | int | bool | str = Field(description="The value used unless overridden.")
     min: float | None = Field(None, description="Smallest allowed value (inclusive).")
     max: float | None = Field(None, description="Largest allowed value (inclusive).")
+    step: float | None = Field(
+        None,
+        gt=0,
+        description="Optional: the spacing of the values `optimize` and `walkforward` try, "
+        "from min up to max (an integer param's step is whole). Needs min and max.",
+    )
     choices: list[str] | None = Field(None, description="Allowed values for a word param.")
     doc: str = Field("", description="What this knob does, for the people who turn it.")
     unit: ParamUnit | None = Field(
@@ -78,6 +84,23 @@ class Param(Section):
         "written (2% is a ratio) or from what the param is compared with; `--set` is "
         "checked against it. See docs/language.md, Units.",
     )
+
+    @model_validator(mode="after")
+    def _step_fits(self) -> Param:
+        if self.step is None:
+            return self
+        if self.min is None or self.max is None:
+            raise ValueError("a param with a `step` needs `min` and `max`")
+        whole = isinstance(self.value, int) and not isinstance(self.value, bool)
+        if whole and not float(self.step).is_integer():
+            raise ValueError("the step of a whole-number param is a whole number")
+        count = (self.max - self.min) / self.step
+        if abs(count - round(count)) > 1e-9 * max(1.0, abs(count)):
+            raise ValueError(
+                f"step {self.step:g} does not divide the range {self.min:g}..{self.max:g} "
+                "into whole steps"
+            )
+        return self
 
 
 class Informative(Section):

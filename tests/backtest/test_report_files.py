@@ -19,7 +19,7 @@ from kinetic_rules.engine.model import BacktestResult
 
 def test_results_json_records_everything(hand_result: BacktestResult, tmp_path: Path) -> None:
     paths = write_reports(hand_result, compute_metrics(hand_result), tmp_path / "out")
-    assert set(paths) == {"json", "csv", "html"}
+    assert set(paths) == {"json", "trades", "csv", "html"}
     doc = json.loads(paths["json"].read_text(encoding="utf-8"))
     assert doc["strategy"] == {
         "name": "hand built",
@@ -36,7 +36,8 @@ def test_results_json_records_everything(hand_result: BacktestResult, tmp_path: 
     assert doc["monthly_returns"] == {"2024-01": 0.1}
     assert doc["daily_equity"]["2024-01-01"] == 1010.0
     assert [row["key"] for row in doc["breakdowns"]["pair"]] == ["BTC/USDT", "ETH/USDT"]
-    short = doc["trades"][2]
+    assert doc["trades"] == {"count": 3, "detail": "trades.json", "table": "trades.csv"}
+    short = json.loads(paths["trades"].read_text(encoding="utf-8"))[2]
     assert short["side"] == "short" and short["profit"] == 130.0 and short["fees"] == 2.0
     assert [f["reason"] for f in short["fills"]] == ["entry", "trend_break"]
     assert short["fills"][1]["time"] == "2024-01-11T00:00:00Z"

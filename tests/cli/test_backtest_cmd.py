@@ -25,7 +25,13 @@ def test_backtest_prints_a_summary_and_writes_every_report(
     assert "Totals" in printed and "Per exit reason" in printed and "tight_spread" in printed
     results = json.loads((out / "results.json").read_text())
     assert results["strategy"]["sha256"] and results["params"]["roc_threshold"] == 1.5
-    assert (out / "trades.csv").read_text().count("\n") == len(results["trades"]) + 1
+    trades = json.loads((out / "trades.json").read_text())
+    assert results["trades"] == {
+        "count": len(trades),
+        "detail": "trades.json",
+        "table": "trades.csv",
+    }
+    assert (out / "trades.csv").read_text().count("\n") == len(trades) + 1
     assert "<svg" in (out / "report.html").read_text()
     signals = pd.read_parquet(out / "signals-SOL_USDT.parquet")
     for name in ("macro_trend", "micro_trend", "momentum", "pullback", "volume"):
@@ -123,7 +129,7 @@ def test_tags_and_margin_reach_the_summary_and_explain(
     out = tmp_path / "report"
     assert main(["backtest", path, "--data", str(fixture_store), "--report", str(out), "-q"]) == 0
     assert printed in capsys.readouterr().out
-    first = json.loads((out / "results.json").read_text())["trades"][0]
+    first = json.loads((out / "trades.json").read_text())[0]
     code = main(["explain", path, "--data", str(fixture_store), "--pair", first["pair"],
                  "--at", first["entry_time"]])  # fmt: skip
     text = capsys.readouterr().out

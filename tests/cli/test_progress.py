@@ -44,13 +44,20 @@ def test_on_a_terminal_the_bar_is_the_current_phase_only() -> None:
 
 
 def test_backtest_names_its_phases_in_order(
-    fixture_store: Path, capsys: pytest.CaptureFixture[str]
+    fixture_store: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     args = ["backtest", KE, "--data", str(fixture_store), "--pairs", "BTC/USDT", "ETH/USDT"]
     assert main(args) == 0
     err = capsys.readouterr().err
     phases = [line.split(":")[0] for line in err.splitlines() if re.search(r": \d+\.\ds$", line)]
-    assert phases == ["loading (6)", "indicators (2)", "portfolio", "reports"]
+    assert phases[:2] == ["loading (3)", "indicators (2)"] and phases[3:] == ["reports"]
+    assert re.fullmatch(r"portfolio \([\d,]+\)", phases[2])  # decisions made, counted
+    # writing the files is counted: the summary, two trade files, the page, one per pair page
+    assert main([*args, "--report", str(tmp_path), "--report-detail"]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"^reports \((\d+)\): \d+\.\ds$", err, re.MULTILINE)
+    pages = len(list((tmp_path / "pairs").glob("*.html")))
+    assert f"reports ({4 + pages})" in err and pages >= 1
     assert main([*args, "--quiet"]) == 0
     assert capsys.readouterr().err == ""
 

@@ -19,13 +19,14 @@ def test_replay_reports_the_backtests_trades(
     assert (
         main(["backtest", KE, "--data", str(fixture_store), "--report", str(tmp_path), "-q"]) == 0
     )
-    trades = json.loads((tmp_path / "results.json").read_text())["trades"]
+    trades = json.loads((tmp_path / "trades.json").read_text())
     capsys.readouterr()
     assert main(["run", KE, "--replay", str(fixture_store), "--quiet"]) == 0
     out = capsys.readouterr().out
     profit = sum(t["profit"] for t in trades)
-    assert out.strip().endswith(f"profit {profit:+.2f}")
+    assert f"profit {profit:+.2f};" in out
     assert out.startswith(f"{len(trades)} trades")
+    assert out.strip().endswith("0 closed between candle closes (a replay has no position monitor)")
 
 
 @pytest.mark.parametrize(
@@ -34,6 +35,8 @@ def test_replay_reports_the_backtests_trades(
         (["--live", "--replay", "."], "it cannot --replay"),
         (["--replay", "no/such/dir"], "not a directory"),
         (["--replay", ".", "--speed", "fast"], "--speed fast"),
+        (["--replay", ".", "--monitor-every", "5s"], "a replay has only its recorded closes"),
+        (["--pairs", "BTC/USDT", "--monitor-every", "soon"], "--monitor-every soon"),
     ],
 )
 def test_run_refuses_clearly(

@@ -68,7 +68,7 @@ def test_a_shorter_warm_up_lets_a_young_pair_trade_and_says_what_it_costs(
         "the timerange starts 2024-02-01 00:00, inside the warm-up of 30 days: the first "
         "candle that can trade is 2024-02-17 00:00",
     ]
-    trades = json.loads((tmp_path / "results.json").read_text())["trades"]
+    trades = json.loads((tmp_path / "trades.json").read_text())
     assert trades and min(t["entry_time"] for t in trades) >= "2024-02-17"
 
 

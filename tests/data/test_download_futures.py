@@ -103,12 +103,23 @@ def test_the_next_download_fetches_only_the_new_funding_times_and_mark_candles(
 def test_a_perpetual_named_with_its_settlement_is_stored_under_the_strategys_pair(
     usdm: Any, store: CandleStore
 ) -> None:
+    """One convention: candles, funding, mark prices and rules all under ETH/USDT, where a
+    futures strategy naming ETH/USDT finds them; a later download by either name resumes."""
     futures = FuturesStore(store.root)
-    download(usdm, store, ["ETH/USDT:USDT"], ["1h"], start=pd.Timestamp("2024-02-28", tz="UTC"),
-             retry=Recorder().policy(), futures=futures)  # fmt: skip
+    start = pd.Timestamp("2024-02-28", tz="UTC")
+    summary = download(usdm, store, ["ETH/USDT:USDT"], ["1h"], start=start,
+                       retry=Recorder().policy(), futures=futures)  # fmt: skip
+    assert {o.pair for o in summary.series} == {"ETH/USDT"}
+    assert [s.pair for s in store.available()] == ["ETH/USDT"]
+    assert len(store.load("binanceusdm", "ETH/USDT", "1h")) == 48  # Feb 28 and 29
     assert futures.funding_pairs("binanceusdm") == ["ETH/USDT"]
     assert futures.mark.find("binanceusdm", "ETH/USDT", "1h") is not None
     assert set(futures.read_markets("binanceusdm") or {}) == {"ETH/USDT"}
+    again = download(usdm, store, ["ETH/USDT"], ["1h"], start=start, retry=Recorder().policy(),
+                     futures=futures)  # fmt: skip
+    candles = next(o for o in again.series if o.timeframe == "1h")
+    assert candles.requested == 0 and candles.added == 0
+    assert [s.pair for s in store.available()] == ["ETH/USDT"]
 
 
 def test_a_spot_download_saves_the_rules_and_nothing_futures(

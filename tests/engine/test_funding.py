@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from kinetic_rules.backtest.metrics import compute_metrics
-from kinetic_rules.backtest.report_files import results_document, trades_csv
+from kinetic_rules.backtest.report_files import results_document, trade_records, trades_csv
 from kinetic_rules.backtest.report_html import render_html
 from kinetic_rules.backtest.runner import BacktestRequest, prepare, simulate
 from kinetic_rules.data.futures_store import FuturesStore
@@ -185,7 +185,7 @@ def test_reports_show_funding_per_trade_and_per_pair(futures_store: Path) -> Non
     total = sum(t.funding for t in result.trades)
     assert metrics.funding == pytest.approx(total)
     document = results_document(result, metrics)
-    assert [t["funding"] for t in document["trades"]] == pytest.approx(
+    assert [t["funding"] for t in trade_records(result)] == pytest.approx(
         [t.funding for t in sorted(result.trades, key=lambda t: t.id)]
     )
     per_pair = {row["pair"]: row["funding"] for row in document["breakdowns"]["funding"]}

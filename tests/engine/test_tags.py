@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from kinetic_rules.backtest.metrics import by_tag, compute_metrics
-from kinetic_rules.backtest.report_files import results_document, trades_csv
+from kinetic_rules.backtest.report_files import results_document, trade_records, trades_csv
 from kinetic_rules.backtest.runner import simulate
 from kinetic_rules.compile.plan import build_plan
 from kinetic_rules.engine.model import BacktestResult
@@ -81,6 +81,6 @@ def test_trade_records_and_reports_name_the_tags() -> None:
     assert rows == {"loud": 4, "quiet": 1}
     document = results_document(result, compute_metrics(result))
     assert document["tags"] == ["loud", "quiet"]
-    assert [t["tags"] for t in document["trades"]] == [["loud"]] * 4 + [["quiet"]]
+    assert [t["tags"] for t in trade_records(result)] == [["loud"]] * 4 + [["quiet"]]
     assert {row["key"] for row in document["breakdowns"]["tag"]} == {"loud", "quiet"}
     assert trades_csv(result).splitlines()[5].count(",quiet,") == 1

@@ -7,6 +7,7 @@ time, with keys from the environment, through ccxt's `binanceusdm` client.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -40,6 +41,7 @@ def standin(request: pytest.FixtureRequest) -> Iterator[ExchangeStandin]:
 def launch(standin: ExchangeStandin, tmp_path: Path, *args: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "KINETIC_API_KEY": API_KEY, "KINETIC_API_SECRET": API_SECRET}
     env.pop("KINETIC_TELEGRAM_TOKEN", None)
+    env["PYTHONUNBUFFERED"] = "1"  # the log keeps what was said before a kill
     command = [
         sys.executable, "-m", "tests.live.bot_process", standin.url, "run", *args,
         "--exchange-url", standin.url, "--db", f"sqlite:///{tmp_path / 'live.sqlite'}",
@@ -49,21 +51,61 @@ def launch(standin: ExchangeStandin, tmp_path: Path, *args: str) -> subprocess.P
         return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
 
 
+# Windows of the recorded candles where each file enters and exits (found by backtesting
+# them on the same candles). adaptive_mtf ranks volatility over 30 days of ATRs, more than
+# the recorded month holds before its trades: `--set atr_days=7` lets it trade inside it.
+WINDOWS = {
+    "kinetic_v3.yaml": ("2024-03-05 14:00:10", 10, []),
+    "adaptive_mtf.yaml": ("2024-03-10 14:55:10", 11, ["--set", "atr_days=7"]),
+}
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["kinetic_v3.yaml", "adaptive_mtf.yaml"])
-def test_run_live_accepts_the_shipped_futures_strategies(
+def test_the_shipped_futures_strategies_trade_on_the_exchange_under_run_live(
     standin: ExchangeStandin, tmp_path: Path, strategy: str
 ) -> None:
-    start = pd.Timestamp("2024-03-10 00:00:10", tz="UTC")
+    from kinetic_rules.persist import TradeStore
+
+    begin, hours, sets = WINDOWS[strategy]
+    start = pd.Timestamp(begin, tz="UTC")
     standin.clock.set(start)
     file = str(ROOT / "strategies" / strategy)
-    until = int((start + pd.Timedelta(hours=3)).timestamp() * 1000)
-    bot = launch(standin, tmp_path, file, "--live", "--yes")
+    until = int((start + pd.Timedelta(hours=hours)).timestamp() * 1000)
+    bot = launch(standin, tmp_path, file, "--live", "--yes", *sets)
     kill_when(bot, lambda: standin.clock.now() >= until, tmp_path)
     log = _log(tmp_path)
     assert "Traceback" not in log and "LIVE TRADING with real orders on binanceusdm" in log
     assert standin.requests("/fapi/v1/positionSide/dual")  # hedge mode was checked first
     assert standin.requests("/fapi/v1/klines")  # its candles are the futures market's
     assert not standin.requests("/api/v3/klines")
+    with TradeStore(f"sqlite:///{tmp_path / 'live.sqlite'}") as store:
+        trades = store.trades(mode="live")
+    closed = [t for t in trades if t.exit_time is not None]
+    assert closed, (
+        [(t.pair, t.side, t.entry_time) for t in trades],
+        [(o.client_id, o.type, o.status, o.price, o.executed) for o in standin.futures.orders],
+    )
+    account = standin.futures
+    ours = [o for o in account.orders if o.client_id.startswith("kr")]
+    opened = [o for o in ours if not o.reduce_only and o.executed > 0]
+    closing = [o for o in account.orders if o.reduce_only and o.executed > 0]
+    assert len(opened) == len(trades) and closing  # entries filled, exits filled
+    # every order of ours that is not an entry is reduce-only: exits, take-profits, stops
+    kinds = {o.client_id: re.search(r"-\d+([a-z])\d+$", o.client_id) for o in ours}
+    assert all(o.reduce_only for o in ours if (m := kinds[o.client_id]) and m.group(1) != "e")
+    assert all(kinds.values())
+    stops = [o for o in ours if o.type == "STOP_MARKET"]
+    assert stops and all(o.working_type == "MARK_PRICE" and o.reduce_only for o in stops)
+    set_to = {  # the leverage set on a symbol before each of its entries
+        (r.params["symbol"], int(r.params["leverage"]))
+        for r in standin.requests("/fapi/v1/leverage")
+        if r.method == "POST"
+    }
+    assert {(t.pair.replace("/", ""), int(t.leverage)) for t in trades} <= set_to
+    if strategy == "kinetic_v3.yaml":
+        assert {t.leverage for t in trades} <= {2.0, 5.0, 7.0, 10.0, 15.0, 20.0}
+        assert any(t.leverage > 1 for t in trades)
 
 
 def test_hedge_mode_stops_the_bot_before_it_trades(

@@ -215,3 +215,61 @@ def test_stops_rest_on_the_tick_rounded_towards_the_price_they_protect(
         wanted = (math.ceil(steps) if sign > 0 else math.floor(steps)) * tick  # tighter, not looser
         assert any(abs(p - wanted) < tick / 1000 for p in stops[symbol]), (trade.side, wanted)
     wind_down(bot)
+
+
+def test_exits_are_sent_while_the_stop_still_rests_and_the_stop_goes_once_flat(
+    standin: ExchangeStandin, tmp_path: Path
+) -> None:
+    """Reduce-only exits cannot over-close, so the stop is not lifted before them (that
+    would leave the position without a stop until the exit fills)."""
+    bot = start_futures_bot(standin, tmp_path / "candles", f"sqlite:///{tmp_path / 'l.sqlite'}")
+    bot.session.run(cycles=90)
+    resting: dict[str, str] = {}  # symbol -> client id of the stop resting on it
+    exits = 0
+    for request in standin.requests():
+        symbol, params = request.params.get("symbol", ""), request.params
+        if request.path == "/fapi/v1/algoOrder" and request.method == "POST":
+            resting[symbol] = params["clientAlgoId"]
+        elif request.path == "/fapi/v1/algoOrder" and request.method == "DELETE":
+            resting.pop(symbol, None)
+        elif request.path == "/fapi/v1/order" and params.get("reduceOnly") == "true":
+            exits += 1
+            assert symbol in resting, f"exit {params['newClientOrderId']} without a stop"
+    assert exits >= 3
+    closed = [t for t in bot.trades if t.exit_time is not None]
+    assert closed and any(t.exit_reason not in ("stop_loss", "trailing_stop") for t in closed)
+    # once a trade is flat, no stop or exit of it rests on the exchange
+    open_symbols = {t.pair.replace("/", "") for t in bot.trades if t.exit_time is None}
+    closing = [o for o in standin.futures.open_orders(None) if o.reduce_only]
+    assert {o.symbol for o in closing} <= open_symbols
+    wind_down(bot)
+    assert standin.futures.open_orders(None) == []
+
+
+def test_a_restart_counts_an_entry_that_filled_while_the_bot_was_down(
+    standin: ExchangeStandin, tmp_path: Path
+) -> None:
+    """The entry was resting at the kill and filled meanwhile: the position is the bot's
+    own, not one "opened by hand", and the first poll takes it in as the trade."""
+    url = f"sqlite:///{tmp_path / 'live.sqlite'}"
+    bot = start_futures_bot(standin, tmp_path / "candles", url)
+    executor = bot.session.runtime.executor if bot.session.runtime else None
+    assert executor is not None
+    for _ in range(120):
+        bot.session.run(cycles=1)
+        pending = [t for t in executor.book.tickets if t.trade is None and not t.done]
+        if pending:
+            break
+    (ticket,) = pending
+    bot.store.close()
+    symbol = ticket.pair.replace("/", "")
+    standin.clock.advance(30 * 60_000)  # down for half an hour; the entry fills meanwhile
+    standin.futures.sync()
+    assert standin.futures.position(symbol).amount != 0
+    again = start_futures_bot(standin, tmp_path / "candles", url)
+    said = [e.message for e in again.recorder.events if e.kind == "error"]
+    assert not said, said
+    again.session.run(cycles=1)
+    (trade,) = [t for t in again.trades if t.pair == ticket.pair]
+    assert trade.amount == pytest.approx(abs(float(standin.futures.position(symbol).amount)))
+    again.store.close()

@@ -3,7 +3,8 @@
 The real `kinetic-rules run --live` runs in its own process (tests/live/bot_process.py)
 on busy.yaml, a futures strategy that goes long and short, through ccxt's `binanceusdm`
 against the stand-in. After each kill and restart every position, order, stop and
-dollar on the exchange is accounted for by the stored book and trades.
+dollar on the exchange is accounted for by the stored book and trades, funding included:
+the stand-in charges it at every funding time, also while the bot is down.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ ROOT = Path(__file__).resolve().parents[2]
 START = pd.Timestamp("2024-03-05 03:20:10", tz="UTC")
 END = START + pd.Timedelta(hours=4)
 DOWNTIME_MS = 17 * 60_000
+# Funding every 15 minutes (the exchange funds every 8, 4 or 1 hours): shorter than the
+# downtime, so that every kill leaves a funding time to be charged while the bot is down.
+FUNDING_MS = 15 * 60_000
 DEPOSIT = 10_000.0
 ORDER_PATHS = ("/fapi/v1/order", "/fapi/v1/algoOrder")
 
@@ -40,8 +44,9 @@ def standin() -> Iterator[ExchangeStandin]:
     with ExchangeStandin.from_fixtures(pairs=tuple(PAIRS), timeframes=("5m",)) as exchange:
         exchange.clock.set(START)
         exchange.futures.deposit(DEPOSIT)
-        for pair in PAIRS:  # live trades do not carry funding yet (docs/live.md)
-            exchange.futures.funding_rate[pair.replace("/", "")] = Decimal(0)
+        exchange.futures.funding_ms = FUNDING_MS
+        for pair in PAIRS:  # a long pays, a short receives: both happen with shorts open
+            exchange.futures.funding_rate[pair.replace("/", "")] = Decimal("0.001")
         yield exchange
 
 
@@ -73,17 +78,35 @@ def stored_book(url: str) -> Book:
     return book
 
 
-@pytest.mark.parametrize("kill_after", [1, 3, 6, 10])
-def test_a_futures_runner_killed_with_shorts_open_resumes_with_everything_accounted_for(
-    standin: ExchangeStandin, tmp_path: Path, kill_after: int
-) -> None:
-    url = f"sqlite:///{tmp_path / 'live.sqlite'}"
-    kill_when(
-        launch(standin, tmp_path, url),
-        lambda: order_requests(standin) >= kill_after and shorts_open(standin),
-        tmp_path,
+def exits_sent(standin: ExchangeStandin) -> int:
+    """Reduce-only exits and take-profits sent (the stop rests meanwhile: it is not lifted)."""
+    return sum(
+        1
+        for r in standin.requests("/fapi/v1/order")
+        if r.method == "POST" and r.params.get("reduceOnly") == "true"
     )
+
+
+@pytest.mark.parametrize(
+    ("kill_after", "moment"),
+    [(1, "orders"), (3, "orders"), (6, "orders"), (10, "orders"), (1, "exit")],
+)
+def test_a_futures_runner_killed_with_shorts_open_resumes_with_everything_accounted_for(
+    standin: ExchangeStandin, tmp_path: Path, kill_after: int, moment: str
+) -> None:
+    """`exit`: killed as soon as an exit has reached the exchange, while the stop it did not
+    lift still rests: the restart finds the exit and cancels the stop once flat."""
+    url = f"sqlite:///{tmp_path / 'live.sqlite'}"
+    if moment == "exit":
+        ready = lambda: exits_sent(standin) >= kill_after  # noqa: E731
+    else:
+        ready = lambda: order_requests(standin) >= kill_after and shorts_open(standin)  # noqa: E731
+    kill_when(launch(standin, tmp_path, url), ready, tmp_path)
+    kill_after = order_requests(standin)
+    with standin.futures.lock:
+        held = any(p.amount for p in standin.futures.positions.values())
     before = stored_book(url)
+    killed_at = standin.clock.now()
     standin.clock.advance(DOWNTIME_MS)
     end_ms = int(END.timestamp() * 1000)
     kill_when(launch(standin, tmp_path, url), lambda: standin.clock.now() >= end_ms, tmp_path)
@@ -96,7 +119,13 @@ def test_a_futures_runner_killed_with_shorts_open_resumes_with_everything_accoun
     restored = bot.recorder.restored
     assert fields(restored) == fields(kept)
     assert before.prefix == restored.prefix  # the same session resumed, not a new one
-    bot.session._poll()
+    bot.session.run(cycles=1)  # one close: funding is read from the exchange at each close
+    down = [
+        i
+        for i in standin.futures.income("FUNDING_FEE")
+        if killed_at < i.time <= killed_at + DOWNTIME_MS
+    ]
+    assert down or not held  # positions open at the kill were charged while the bot was down
     assert_everything_accounted_for(standin, url)
     bot.store.close()
 
@@ -141,7 +170,10 @@ def assert_everything_accounted_for(standin: ExchangeStandin, url: str) -> None:
         )
         for t in trades
     )
-    assert float(account.wallet) == pytest.approx(DEPOSIT + realized, abs=1e-6)
+    funding = sum(t.funding for t in trades)  # paid (+) or received (−), from income records
+    charged = account.income("FUNDING_FEE")
+    assert charged and funding == pytest.approx(-sum(float(i.amount) for i in charged), abs=1e-6)
+    assert float(account.wallet) == pytest.approx(DEPOSIT + realized - funding, abs=1e-6)
     known = {cid for t in book.tickets for cid in (t.entry, t.stop, t.exit) if cid}
     assert {o.client_id for o in account.open_orders(None)} <= known
     for trade in (t for t in trades if t.exit_time is None):

@@ -77,7 +77,7 @@ def test_replay_equals_backtest_trade_for_trade(
 def test_replay_equals_backtest_when_the_portfolio_closes_everything(fixture_store: Path) -> None:
     """Kinetic v3's emergency exit depends on every open trade at every close: the backtest
     finds the first close where it fires, the live runtime meets each close as it comes."""
-    request = BacktestRequest(V3, fixture_store, overrides={"max_open_loss": "0.2%"})
+    request = BacktestRequest(V3, fixture_store, overrides={"max_open_loss": "0.1%"})
     prepared = prepare(request)
     backtest = simulate(prepared.plan, prepared.feed, prepared.pairs)
     live = replay(request)

@@ -144,6 +144,7 @@ def test_a_failing_run_writes_no_secret_anywhere(fixture_store: Path, tmp_path: 
     written = [*crashes, *sorted(report.iterdir()), *sorted(tmp_path.glob("events.sqlite*"))]
     assert {p.name for p in written} >= {
         "results.json",
+        "trades.json",
         "trades.csv",
         "report.html",
         "events.sqlite",

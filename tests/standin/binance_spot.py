@@ -172,6 +172,7 @@ def _ticker(market: Market, symbol: str) -> dict[str, Any]:
     if symbol in market.volumes:
         quote = market.volumes[symbol]
         volume = quote / last if last else 0.0
+    last = market.lasts.get(symbol, last)
     bid, ask = _touch(market, symbol, last)
     change = last - first_open
     return {

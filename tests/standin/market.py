@@ -108,6 +108,15 @@ class Market:
     books: dict[str, tuple[BookSide, BookSide]] = field(default_factory=dict)  # bids, asks
     listings: dict[str, Listing] = field(default_factory=dict)
     volumes: dict[str, float] = field(default_factory=dict)  # 24h quote volume, as set
+    lasts: dict[str, float] = field(default_factory=dict)  # last trade price, as set
+
+    def set_last(self, symbol: str, price: float | None) -> None:
+        """What tickers and books say `symbol` last traded at, in place of its candles'
+        (None: the candles' again). Candles are untouched: a move between two closes."""
+        if price is None:
+            self.lasts.pop(symbol, None)
+        else:
+            self.lasts[symbol] = price
 
     def set_quote_volume(self, symbol: str, volume: float) -> None:
         """What the 24-hour tickers say `symbol` traded, in place of its candles' sum."""
@@ -217,6 +226,8 @@ class Market:
         return min(held, key=INTERVAL_MS.__getitem__) if held else None
 
     def last_price(self, symbol: str) -> float | None:
+        if symbol in self.lasts:
+            return self.lasts[symbol]
         interval = self.finest_interval(symbol)
         if interval is None:
             listing = self.listings.get(symbol)

@@ -1,0 +1,156 @@
+"""Every shipped strategy over its whole data set: CPU, wall time and peak memory.
+
+    python benchmarks/bench_strategies.py [--data STORE] [--only NAME ...] [--repeat 1]
+
+Without --data, both sets of ../shared/data are imported once into
+user_data/bench-store (as benchmarks/bench_backtest.py does). Each run is the whole
+`kinetic-rules backtest … --report DIR` command in a fresh process (start-up, loading,
+indicators, portfolio and report writing included), so its CPU time and peak memory are
+its own. CPU time (user + system) is the figure to compare: on a shared machine wall
+time also counts the waiting for a core.
+
+Printed per strategy: trades, candles read on its base timeframe, CPU seconds (and per
+million candles), wall seconds, peak memory, against the target of 20 s of CPU; then
+Kinetic Empire on the 10-pair 15m set against freqtrade doing the same work, whose CPU
+time is not measured here: it is the figure measured on this machine kind with freqtrade
+2026.9 (66 s, change it with --freqtrade-seconds). Target: 30× faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+STRATEGIES = ROOT / "strategies"
+CPU_TARGET = 20.0  # seconds of CPU for any shipped strategy's full-data backtest
+FREQTRADE_SECONDS = 66.0  # freqtrade 2026.9, Kinetic Empire on the 10-pair 15m set
+FREQTRADE_TARGET = 30.0  # times faster
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    strategy: str
+    timerange: str | None  # None: every stored candle
+    what: str
+    timeframe: str | None = None  # run a copy of the strategy on this timeframe
+
+
+FIVE = "41 pairs, 5m, 2024-01..09"  # the 5m set, every candle
+FIFTEEN = "10 pairs, 15m, 2023-01..2026-04"  # the 15m set, every candle
+CASES = [
+    Case("kinetic_empire", "kinetic_empire.yaml", "20240101-20240908", FIVE),
+    Case("kinetic_empire_15m", "kinetic_empire.yaml", None, FIFTEEN, "15m"),
+    Case("kinetic_v3", "kinetic_v3.yaml", None, FIFTEEN),
+    Case("confluence", "confluence.yaml", None, FIFTEEN),
+    Case("adaptive_mtf", "adaptive_mtf.yaml", "20240101-20240908", FIVE),
+]
+
+
+def strategy_file(case: Case, folder: Path) -> Path:
+    source = STRATEGIES / case.strategy
+    if case.timeframe is None:
+        return source
+    lines = source.read_text().splitlines(keepends=True)
+    swapped = [
+        f"timeframe: {case.timeframe}\n" if line.startswith("timeframe:") else line
+        for line in lines
+    ]
+    target = folder / f"{case.name}.yaml"
+    target.write_text("".join(swapped))
+    return target
+
+
+def measure(case: Case, store: Path) -> dict[str, float]:
+    """One backtest command in a fresh process: its own rusage, read by wait4."""
+    with tempfile.TemporaryDirectory(prefix="bench-strategies-") as scratch:
+        folder = Path(scratch)
+        command = [sys.executable, "-m", "kinetic_rules", "backtest",
+                   str(strategy_file(case, folder)), "--data", str(store),
+                   "--report", str(folder / "report"), "--quiet"]  # fmt: skip
+        if case.timerange:
+            command += ["--timerange", case.timerange]
+        started = time.perf_counter()
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        assert child.stderr is not None
+        errors = child.stderr.read()
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - started
+        if child.returncode != 0:
+            raise SystemExit(f"{case.name}: exit {child.returncode}\n{errors.decode()}")
+        results = json.loads((folder / "report" / "results.json").read_text())
+    return {
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "wall": wall,
+        "peak_mb": usage.ru_maxrss / 1024,
+        "trades": len(results["trades"]),
+        "candles": candles_read(store, results["pairs"], results["timeframe"]),
+    }
+
+
+def candles_read(store: Path, pairs: list[str], timeframe: str) -> int:
+    """Stored candles of the base timeframe of the pairs traded (warm-up included)."""
+    from kinetic_rules.data.store import CandleStore
+
+    wanted = set(pairs)
+    return sum(
+        s.count
+        for s in CandleStore(store).available()
+        if s.pair in wanted and s.timeframe == timeframe
+    )
+
+
+def ensure_store(store: Path) -> None:
+    if (store / "index.json").exists():
+        return
+    print(f"importing {SHARED} into {store} (once) …", flush=True)
+    subprocess.run(
+        [sys.executable, "-m", "kinetic_rules", "data", "import", "--quiet", "--data", str(store),
+         str(SHARED / "binance-5m-2024"), str(SHARED / "binance-15m-2023-2026")],
+        check=True,
+    )  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ROOT / "user_data" / "bench-store")
+    parser.add_argument("--only", nargs="+", choices=[c.name for c in CASES])
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each; the least CPU counts")
+    parser.add_argument("--freqtrade-seconds", type=float, default=FREQTRADE_SECONDS)
+    args = parser.parse_args()
+    ensure_store(args.data)
+    cases = [c for c in CASES if not args.only or c.name in args.only]
+    print(f"{'strategy':<20} {'data':<32} {'trades':>7} {'M candles':>9} {'CPU s':>7} "
+          f"{'s/M':>6} {'wall s':>7} {'peak MB':>8}  target")  # fmt: skip
+    measured: dict[str, dict[str, float]] = {}
+    for case in cases:
+        runs = [measure(case, args.data) for _ in range(args.repeat)]
+        best = min(runs, key=lambda r: r["cpu"])
+        measured[case.name] = best
+        millions = best["candles"] / 1e6
+        verdict = "ok" if best["cpu"] < CPU_TARGET else f"MISSED (< {CPU_TARGET:.0f} s CPU)"
+        print(f"{case.name:<20} {case.what:<32} {best['trades']:>7.0f} {millions:>9.2f} "
+              f"{best['cpu']:>7.2f} {best['cpu'] / millions:>6.2f} {best['wall']:>7.2f} "
+              f"{best['peak_mb']:>8.0f}  {verdict}", flush=True)  # fmt: skip
+    if "kinetic_empire_15m" in measured:
+        cpu = measured["kinetic_empire_15m"]["cpu"]
+        ratio = args.freqtrade_seconds / cpu
+        verdict = "ok" if ratio >= FREQTRADE_TARGET else "MISSED"
+        print(f"\nKinetic Empire, 10 pairs of 15m: {cpu:.2f} s CPU against freqtrade's "
+              f"{args.freqtrade_seconds:.0f} s (measured earlier on this machine kind, not "
+              f"in this run): {ratio:.1f}× faster (target ≥ {FREQTRADE_TARGET:.0f}×) "
+              f"{verdict}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
