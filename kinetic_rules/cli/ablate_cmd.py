@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kinetic_rules.cli.options import WARMUP_HELP, add_gaps_flag, parse_overrides, parse_warmup
+from kinetic_rules.cli.options import WARMUP_HELP, add_gaps_flag, candle_request
 from kinetic_rules.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -71,14 +71,10 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def run_ablate_command(args: argparse.Namespace) -> int:
-    from kinetic_rules.backtest.runner import BacktestRequest
     from kinetic_rules.cli.outputs import check_output_dir
-    from kinetic_rules.data.store import resolve_data_dir
-    from kinetic_rules.data.timerange import parse_timerange
 
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers}: give 1 or more processes")
-    start, end = parse_timerange(args.timerange) if args.timerange else (None, None)
     if not args.strategy.exists():
         raise ConfigError(f"{args.strategy}: no such file")
     folder = args.report or DEFAULT_REPORT
@@ -86,17 +82,7 @@ def run_ablate_command(args: argparse.Namespace) -> int:
     only = [name.strip() for text in args.only for name in text.split(",")]
     if any(not name for name in only):
         raise ConfigError(f"--only {','.join(args.only)}: an empty name; separate names by commas")
-    request = BacktestRequest(
-        strategy=args.strategy,
-        data_dir=resolve_data_dir(args.data),
-        pairs=args.pairs,
-        start=start,
-        end=end,
-        overrides=parse_overrides(args.set),
-        exchange=args.exchange,
-        gaps=args.gaps,
-        warmup=parse_warmup(args.warmup),
-    )
+    request = candle_request(args)
     from kinetic_rules.cli.progress import Phases
     from kinetic_rules.research.ablation import run_ablation
     from kinetic_rules.research.ablation_report import write_ablation

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kinetic_rules.cli.options import WARMUP_HELP, add_gaps_flag, parse_overrides, parse_warmup
+from kinetic_rules.cli.options import WARMUP_HELP, add_gaps_flag, candle_request, parse_overrides
 from kinetic_rules.errors import ConfigError
 
 
@@ -69,11 +69,8 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def run_backtest_command(args: argparse.Namespace) -> int:
-    from kinetic_rules.backtest.runner import BacktestRequest, run_backtest
-    from kinetic_rules.data.store import resolve_data_dir
-    from kinetic_rules.data.timerange import parse_timerange
+    from kinetic_rules.backtest.runner import run_backtest
 
-    start, end = parse_timerange(args.timerange) if args.timerange else (None, None)
     if not args.strategy.exists():
         raise ConfigError(f"{args.strategy}: no such file")
     if args.report_detail and args.report is None:
@@ -83,17 +80,7 @@ def run_backtest_command(args: argparse.Namespace) -> int:
         from kinetic_rules.cli.outputs import check_output_dir
 
         check_output_dir(report_folder, "--report")
-    request = BacktestRequest(
-        strategy=args.strategy,
-        data_dir=resolve_data_dir(args.data),
-        pairs=args.pairs,
-        start=start,
-        end=end,
-        overrides=parse_overrides(args.set),
-        exchange=args.exchange,
-        gaps=args.gaps,
-        warmup=parse_warmup(args.warmup),
-    )
+    request = candle_request(args)
     from kinetic_rules.cli.progress import Phases
 
     with Phases(live=False if args.quiet else None) as phases:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kinetic_rules.cli.options import WARMUP_HELP, add_gaps_flag, parse_warmup
+from kinetic_rules.cli.options import WARMUP_HELP, add_gaps_flag, candle_request
 from kinetic_rules.errors import ConfigError
 
 
@@ -133,24 +133,6 @@ def _options(args: argparse.Namespace) -> Any:
     )
 
 
-def _request(args: argparse.Namespace) -> Any:
-    from kinetic_rules.backtest.runner import BacktestRequest
-    from kinetic_rules.data.store import resolve_data_dir
-    from kinetic_rules.data.timerange import parse_timerange
-
-    start, end = parse_timerange(args.timerange) if args.timerange else (None, None)
-    return BacktestRequest(
-        strategy=args.strategy,
-        data_dir=resolve_data_dir(args.data),
-        pairs=args.pairs,
-        start=start,
-        end=end,
-        exchange=args.exchange,
-        gaps=args.gaps,
-        warmup=parse_warmup(args.warmup),
-    )
-
-
 class _TrialProgress:
     """Trials done with the best value so far: a rich bar on a terminal, else one plain
     line per round of trials (a log file or CI gets no redrawing)."""
@@ -220,7 +202,7 @@ def run_optimize_command(args: argparse.Namespace) -> int:
 
     options = _options(args)
     checked = check_inputs(args.strategy, options)
-    request = _request(args)
+    request = candle_request(args)
     folder = args.report or Path("user_data/research") / args.strategy.stem
     check_output_dir(folder, "--report")
     out = args.out or folder / f"{args.strategy.stem}.optimized.yaml"
@@ -282,7 +264,7 @@ def run_walkforward_command(args: argparse.Namespace) -> int:
     options = _options(args)
     checked = check_inputs(args.strategy, options)
     schedule = parse_schedule(args.train, args.test, args.step, args.anchored)
-    request = _request(args)
+    request = candle_request(args)
     folder = args.report or Path("user_data/research") / f"{args.strategy.stem}-walkforward"
     check_output_dir(folder, "--report")
     url = options.study_url or default_url(args.strategy)

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kinetic_rules.cli.options import WARMUP_HELP, add_gaps_flag, parse_overrides, parse_warmup
+from kinetic_rules.cli.options import WARMUP_HELP, add_gaps_flag, candle_request, parse_overrides
 from kinetic_rules.cli.progress import Phases
 from kinetic_rules.errors import ConfigError
 from kinetic_rules.timeframes import parse_duration, timeframe_seconds
@@ -148,26 +148,13 @@ def run_command(args: argparse.Namespace) -> int:
     if not args.replay.is_dir():
         raise ConfigError(f"--replay {args.replay}: not a directory (give a candle store)")
     speed = _speed(args.speed)
-    from kinetic_rules.backtest.runner import BacktestRequest, prepare
-    from kinetic_rules.data.timerange import parse_timerange
+    from kinetic_rules.backtest.runner import prepare
     from kinetic_rules.live.notify import LogNotifier, notifier_from_env
     from kinetic_rules.live.runtime import Runtime
     from kinetic_rules.live.source import ReplaySource
     from kinetic_rules.persist.sink import EventLog
 
-    start, end = parse_timerange(args.timerange) if args.timerange else (None, None)
-    request = BacktestRequest(
-        strategy=args.strategy,
-        data_dir=args.replay,
-        pairs=args.pairs,
-        start=start,
-        end=end,
-        overrides=parse_overrides(args.set),
-        exchange=args.exchange,
-        gaps=args.gaps,
-        warmup=parse_warmup(args.warmup),
-        mode="replay",
-    )
+    request = candle_request(args, data_dir=args.replay, mode="replay")
     if not args.quiet:
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     # Trades are logged as they happen: phases print as lines between them, never redraw.
@@ -176,7 +163,7 @@ def run_command(args: argparse.Namespace) -> int:
         phases("loading")
     prepared = prepare(request)
     source = ReplaySource(
-        prepared.plan, prepared.feed, prepared.pairs, start, extras=prepared.extras
+        prepared.plan, prepared.feed, prepared.pairs, request.start, extras=prepared.extras
     )
     sink = _sink(args.db, prepared.plan, "replay") if args.db else None
     notifiers: list[Any] = [LogNotifier()] + ([EventLog(sink.store)] if sink else [])
