@@ -93,7 +93,7 @@ def measure(case: Case, store: Path) -> dict[str, float]:
         "cpu": usage.ru_utime + usage.ru_stime,
         "wall": wall,
         "peak_mb": usage.ru_maxrss / 1024,
-        "trades": len(results["trades"]),
+        "trades": results["trades"]["count"],
         "candles": candles_read(store, results["pairs"], results["timeframe"]),
     }
 

@@ -200,7 +200,7 @@ def test_a_replay_does_not_monitor_and_equals_the_backtest(
         ["backtest", str(WATCHED), "--data", str(fixture_store), "--report", str(report), "-q"]
     )
     assert code == 0
-    backtest = json.loads((report / "results.json").read_text())["trades"]
+    backtest = json.loads((report / "trades.json").read_text())
     capsys.readouterr()
     db = f"sqlite:///{tmp_path / 'replay.sqlite'}"
     assert main(["run", str(WATCHED), "--replay", str(fixture_store), "--db", db, "--quiet"]) == 0
