@@ -48,7 +48,9 @@ class ReplaySource:
         progress: Progress | None = None,
         extras: MarketExtras | None = None,
     ) -> None:
-        market = prepare_market(plan, feed, pairs, start, progress, extras=extras)
+        # a store-backed feed knows each pair's open times without reading its candles
+        index = getattr(feed, "index", None)
+        market = prepare_market(plan, feed, pairs, start, progress, extras=extras, index=index)
         self.timeline = market.timeline
         self._market = market
         self._by_pair = {d.pair: d for d in market.pairs}
