@@ -423,18 +423,7 @@ def balances(request: Request, account: FuturesAccount) -> Response:
 def new_order(request: Request, account: FuturesAccount) -> Response:
     if account.dual_side and (request.param("positionSide") or "BOTH") == "BOTH":
         raise ApiError(400, -4061, "Order's position side does not match user's setting.")
-    order = account.place(
-        _symbol(request, account),
-        _require(request, "side"),
-        _require(request, "type"),
-        _decimal(request, "quantity", required=True) or Decimal(0),
-        _decimal(request, "price"),
-        _decimal(request, "stopPrice"),
-        request.param("newClientOrderId") or "x-" + secrets.token_hex(8),
-        request.param("timeInForce") or "",
-        reduce_only=(request.param("reduceOnly") or "").lower() == "true",
-        working_type=request.param("workingType") or "CONTRACT_PRICE",
-    )
+    order = _place(request, account, trigger="stopPrice", client_id="newClientOrderId")
     return Response(200, _order_json(order))
 
 
@@ -442,20 +431,27 @@ def new_algo_order(request: Request, account: FuturesAccount) -> Response:
     """A conditional order (stop, take-profit) of the algo service."""
     if _require(request, "algoType") != "CONDITIONAL":
         raise ApiError(400, -1116, "Invalid algoType.")
-    order = account.place(
+    order = _place(request, account, trigger="triggerPrice", client_id="clientAlgoId", algo=True)
+    return Response(200, _algo_json(account, order))
+
+
+def _place(
+    request: Request, account: FuturesAccount, *, trigger: str, client_id: str, algo: bool = False
+) -> FuturesOrder:
+    """Both order endpoints place the same way; they name the trigger and the id apart."""
+    return account.place(
         _symbol(request, account),
         _require(request, "side"),
         _require(request, "type"),
         _decimal(request, "quantity", required=True) or Decimal(0),
         _decimal(request, "price"),
-        _decimal(request, "triggerPrice"),
-        request.param("clientAlgoId") or "x-" + secrets.token_hex(8),
+        _decimal(request, trigger),
+        request.param(client_id) or "x-" + secrets.token_hex(8),
         request.param("timeInForce") or "",
         reduce_only=(request.param("reduceOnly") or "").lower() == "true",
         working_type=request.param("workingType") or "CONTRACT_PRICE",
-        algo=True,
+        algo=algo,
     )
-    return Response(200, _algo_json(account, order))
 
 
 def query_algo_order(request: Request, account: FuturesAccount) -> Response:
