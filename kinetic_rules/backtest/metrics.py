@@ -233,7 +233,10 @@ def _exposure(trades: Iterable[Trade], start: pd.Timestamp, end: pd.Timestamp) -
 
 
 def _mean_holding(trades: list[Trade]) -> timedelta | None:
-    durations = [t.duration for t in trades if t.duration is not None]
+    return _mean_of([d for d in (t.duration for t in trades) if d is not None])
+
+
+def _mean_of(durations: list[pd.Timedelta]) -> timedelta | None:
     if not durations:
         return None
     total = sum(durations, pd.Timedelta(0))
@@ -350,32 +353,33 @@ def _breakdown(
     result: BacktestResult, key: Callable[[Trade], Iterable[str]], keys: Iterable[str] = ()
 ) -> list[GroupRow]:
     """Group closed trades (a trade may belong to several groups); `keys` are listed even
-    without trades. Best profit first."""
-    groups: dict[str, list[Trade]] = {k: [] for k in keys}
+    without trades. Best profit first. Each trade's profit, ratio and holding time are
+    worked out once (they are sums over its fills), not once per use."""
+    groups: dict[str, list[tuple[float, float, pd.Timedelta | None]]] = {k: [] for k in keys}
     for trade in result.closed_trades():
+        profit = trade.profit
+        facts = (profit, profit / trade.stake if trade.stake else 0.0, trade.duration)
         for name in key(trade):
-            groups.setdefault(name, []).append(trade)
+            groups.setdefault(name, []).append(facts)
     balance = float(result.assumptions.starting_balance)
     rows = []
-    for name, trades in groups.items():
-        profits = [t.profit for t in trades]
+    for name, members in groups.items():
+        profits = [p for p, _, _ in members]
         wins = sum(p > 0 for p in profits)
         losses = sum(p < 0 for p in profits)
         total = float(sum(profits))
         rows.append(
             GroupRow(
                 key=name,
-                trades=len(trades),
+                trades=len(members),
                 wins=wins,
-                draws=len(trades) - wins - losses,
+                draws=len(members) - wins - losses,
                 losses=losses,
-                win_rate=wins / len(trades) if trades else None,
+                win_rate=wins / len(members) if members else None,
                 profit=total,
-                avg_profit_ratio=float(np.mean([t.profit_ratio for t in trades]))
-                if trades
-                else None,
+                avg_profit_ratio=float(np.mean([r for _, r, _ in members])) if members else None,
                 total_profit_ratio=total / balance if balance > 0 else 0.0,
-                avg_holding=_mean_holding(trades),
+                avg_holding=_mean_of([d for _, _, d in members if d is not None]),
             )
         )
     return sorted(rows, key=lambda r: (-r.profit, -r.trades, r.key))
@@ -403,3 +407,25 @@ def by_tag(result: BacktestResult) -> list[GroupRow]:
     if not result.tags and not any(t.tags for t in result.trades):
         return []
     return _breakdown(result, lambda t: t.tags or (NO_REGIME,), result.tags)
+
+
+@dataclass(frozen=True)
+class Breakdowns:
+    """Every breakdown of one backtest, computed once and shared by the terminal summary,
+    results.json and report.html."""
+
+    pair: list[GroupRow]
+    exit_reason: list[GroupRow]
+    regime: list[GroupRow]  # the strategy's regime classes (none: empty)
+    tag: list[GroupRow]  # empty for a strategy without entry tags
+    funding: list[tuple[str, int, float]]  # empty for spot
+
+
+def breakdowns(result: BacktestResult) -> Breakdowns:
+    return Breakdowns(
+        pair=by_pair(result),
+        exit_reason=by_exit_reason(result),
+        regime=by_regime(result),
+        tag=by_tag(result),
+        funding=funding_by_pair(result),
+    )

@@ -14,15 +14,12 @@ import numpy as np
 import pandas as pd
 
 from kinetic_rules.backtest.metrics import (
+    Breakdowns,
     GroupRow,
     Metrics,
-    by_exit_reason,
-    by_pair,
-    by_regime,
-    by_tag,
+    breakdowns,
     drawdown,
     equity_curve,
-    funding_by_pair,
     monthly_returns,
     utc,
 )
@@ -43,6 +40,7 @@ from kinetic_rules.backtest.report_text import (
     stake_currency,
 )
 from kinetic_rules.engine.model import BacktestResult, Trade
+from kinetic_rules.secrets import mask, masking_batch
 
 OPEN_SECTIONS = 4  # up to this many traded pairs, their sections start unfolded
 OVERVIEW_BARS = 400  # bars of each pair's chart on the overview page (detail pages: MAX_BARS)
@@ -73,8 +71,9 @@ summary{cursor:pointer;font-weight:600}.wrap{overflow-x:auto}
 
 
 def esc(value: object) -> str:
-    """Every piece of text on the page goes through here: quotes included."""
-    return escape(str(value), quote=True)
+    """Every piece of text on the page goes through here: masked (no secret reaches the
+    file), then escaped, quotes included."""
+    return escape(mask(str(value)), quote=True)
 
 
 def _sign_class(value: float | None) -> str:
@@ -243,7 +242,7 @@ def _pair_candles(result: BacktestResult, pair: str) -> pd.DataFrame:
 
 def pair_page_name(pair: str) -> str:
     """The file name of a pair's detail page: `BTC/USDT` → `BTC_USDT.html`."""
-    return re.sub(r"[^A-Za-z0-9.-]+", "_", pair).strip(".") + ".html"
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", mask(pair)).strip(".") + ".html"
 
 
 def _trades_by_pair(result: BacktestResult) -> dict[str, list[Trade]]:
@@ -314,6 +313,11 @@ def _pairs(result: BacktestResult, detail: bool) -> str:
 
 def render_pair_page(result: BacktestResult, pair: str) -> str:
     """A pair's detail page: its candles at full chart width, every trade marked and listed."""
+    with masking_batch():
+        return _pair_page(result, pair)
+
+
+def _pair_page(result: BacktestResult, pair: str) -> str:
     trades = _trades_by_pair(result).get(pair, [])
     tags, margin = _columns(result)
     chart = candle_chart(_pair_candles(result, pair), trades, describe, title=f"{pair} candles")
@@ -336,15 +340,26 @@ def _page(title: str, body: str) -> str:
     )
 
 
-def render_html(result: BacktestResult, metrics: Metrics, *, detail: bool = False) -> str:
+def render_html(
+    result: BacktestResult,
+    metrics: Metrics,
+    *,
+    detail: bool = False,
+    tables: Breakdowns | None = None,
+) -> str:
     """The whole page as text; identical results give identical bytes. With `detail`, each
     pair's section links to its page (written by report_files)."""
+    with masking_batch():
+        return _overview(result, metrics, detail, tables or breakdowns(result))
+
+
+def _overview(result: BacktestResult, metrics: Metrics, detail: bool, tables: Breakdowns) -> str:
     currency = stake_currency(result)
     curve = equity_curve(result)
     equity = line_chart(curve, title="equity")
     dd = line_chart(drawdown(curve), title="drawdown", percent=True, how="min", area=True)
-    tags = by_tag(result)
-    per_tag = [_breakdown("Per entry tag", "Tag", tags, currency)] if tags else []
+    per_tag = [_breakdown("Per entry tag", "Tag", tables.tag, currency)] if tables.tag else []
+    per_regime = [_breakdown("Per regime", "Regime", tables.regime, currency)]
     sections = [
         _header(result),
         _metrics(metrics, currency),
@@ -352,29 +367,21 @@ def render_html(result: BacktestResult, metrics: Metrics, *, detail: bool = Fals
         f"<h2>Drawdown</h2>{dd}",
         _monthly(result),
         "<h2>Breakdowns</h2>",
-        _breakdown("Per pair", "Pair", by_pair(result), currency),
-        _breakdown("Per exit reason", "Exit reason", by_exit_reason(result), currency),
-        *_per_regime(result, currency),
+        _breakdown("Per pair", "Pair", tables.pair, currency),
+        _breakdown("Per exit reason", "Exit reason", tables.exit_reason, currency),
+        *(per_regime if any(t.regime is not None for t in result.trades) else []),
         *per_tag,
-        *_funding(result, currency),
+        *_funding(tables.funding, currency),
         _pairs(result, detail),
     ]
     return _page(f"Backtest: {result.strategy_name}", "".join(sections))
 
 
-def _funding(result: BacktestResult, currency: str) -> list[str]:
+def _funding(rows: list[tuple[str, int, float]], currency: str) -> list[str]:
     """Futures: the funding each pair paid (+) or received (−)."""
-    rows = funding_by_pair(result)
     if not rows:
         return []
     headers = ["Pair", "Trades", f"Funding paid {currency}".strip()]
     cells = [[pair, f"{n}", fmt_num(paid)] for pair, n, paid in rows]
     classes = [_sign_class(-paid) for _, _, paid in rows]
     return ["<h3>Funding per pair</h3>" + _table(headers, cells, classes)]
-
-
-def _per_regime(result: BacktestResult, currency: str) -> list[str]:
-    """The regime breakdown, for strategies that have regimes."""
-    if not any(t.regime is not None for t in result.trades):
-        return []
-    return [_breakdown("Per regime", "Regime", by_regime(result), currency)]

@@ -2,19 +2,26 @@
 
 Long series are thinned before drawing (OHLC aggregation for candles, one point per bucket
 for lines): a chart is at most ~1,500 bars wide, whatever the data length, which keeps a
-40-pair report small. Every piece of text placed in a chart goes through html.escape.
+40-pair report small. Every piece of text placed in a chart is masked and escaped (`escape`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from html import escape
+from html import escape as _escape
 
 import numpy as np
 import pandas as pd
 
 from kinetic_rules.engine.model import Trade
+from kinetic_rules.secrets import mask
+
+
+def escape(text: str) -> str:
+    """Text placed in a chart: masked (no secret reaches the file), then escaped."""
+    return _escape(mask(text), quote=True)
+
 
 MAX_BARS = 1500
 MARKED_TRADES = 60  # more trades than this on one chart: counted in a band, not marked one by one
