@@ -208,16 +208,21 @@ def _longest_underwater(curve: pd.Series) -> timedelta | None:
 
 
 def _exposure(trades: Iterable[Trade], start: pd.Timestamp, end: pd.Timestamp) -> float:
-    """Length of the union of [entry, exit) intervals inside [start, end] over end − start."""
+    """Length of the union of [entry, exit) intervals inside [start, end] over end − start.
+    Times are compared as UTC nanoseconds (a naive time is UTC already)."""
     if end <= start:
         return 0.0
+    first, last = utc(start).value, utc(end).value
     spans = sorted(
-        (max(utc(t.entry_time), start), end if t.exit_time is None else min(utc(t.exit_time), end))
+        (
+            max(pd.Timestamp(t.entry_time).value, first),
+            last if t.exit_time is None else min(pd.Timestamp(t.exit_time).value, last),
+        )
         for t in trades
     )
-    covered = pd.Timedelta(0)
-    run_start: pd.Timestamp | None = None
-    run_end = start
+    covered = 0
+    run_start: int | None = None
+    run_end = first
     for lo, hi in spans:
         if hi <= lo:
             continue
@@ -229,7 +234,7 @@ def _exposure(trades: Iterable[Trade], start: pd.Timestamp, end: pd.Timestamp) -
             run_end = max(run_end, hi)
     if run_start is not None:
         covered += run_end - run_start
-    return min(1.0, max(0.0, covered / (end - start)))
+    return min(1.0, max(0.0, pd.Timedelta(covered, "ns") / (end - start)))
 
 
 def _mean_holding(trades: list[Trade]) -> timedelta | None:

@@ -376,19 +376,20 @@ def _equity(
     """Account value at every candle close: cash, plus open trades marked to their close."""
     total = np.full(len(timeline), starting, dtype=np.float64)
     by_pair = {d.pair: d for d in data}
+    nanos = {d.pair: d.signals.index.as_unit("ns").asi8 for d in data}  # searched as integers
     for trade in trades:
         pair = by_pair[trade.pair]
         index = pair.signals.index
         closes = pair.prices["close"]
-        first = _position(index, trade.entry_time)
-        last = _position(index, trade.exit_time)
+        first = _position(nanos[trade.pair], trade.entry_time)
+        last = _position(nanos[trade.pair], trade.exit_time)
         sign = 1.0 if trade.side == "long" else -1.0
         entry_fee = trade.fills[0].fee
         local = np.arange(first, last)
         remaining = np.full(len(local), trade.amount)
         realized = np.full(len(local), -entry_fee)
         for fill in trade.fills[1:]:
-            at = _position(index, fill.time)
+            at = _position(nanos[trade.pair], fill.time)
             after = local >= at
             remaining[after] -= fill.amount
             realized[after] += sign * (fill.price - trade.entry_price) * fill.amount - fill.fee
@@ -408,7 +409,8 @@ def _holds(values: np.ndarray | None) -> bool:
     return values is not None and bool(np.isfinite(values).any())
 
 
-def _position(index: pd.DatetimeIndex, moment: pd.Timestamp | None) -> int:
-    """Where a candle of this pair sits in its index (trades only ever name real candles)."""
+def _position(nanos: np.ndarray, moment: pd.Timestamp | None) -> int:
+    """Where a candle of this pair sits in its index, given as nanoseconds (`asi8`: UTC
+    for an aware index, as a trade's time is; trades only ever name real candles)."""
     assert moment is not None
-    return int(index.searchsorted(moment))
+    return int(np.searchsorted(nanos, pd.Timestamp(moment).value))
