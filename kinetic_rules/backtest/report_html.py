@@ -51,22 +51,26 @@ MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1f2933;
 margin:0 auto;max-width:1100px;padding:16px}
-h1{font-size:22px;margin:0 0 8px}h2{font-size:17px;margin:28px 0 8px;
+h1{font-size:22px;margin:0 0 8px;overflow-wrap:break-word}h2{font-size:17px;margin:28px 0 8px;
 border-bottom:1px solid #d9e2ec}h3{font-size:15px;margin:16px 0 6px}
-table{border-collapse:collapse;margin:4px 0 12px}td,th{padding:3px 8px;
-border-bottom:1px solid #eef2f6;text-align:right;white-space:nowrap}
-th{background:#f5f7fa}td.k,th.k{text-align:left}.kv td{text-align:left;white-space:normal;
-overflow-wrap:anywhere}.kv td:first-child{font-weight:600;white-space:nowrap}
-p.note{color:#52606d;margin:2px 0 10px}summary span{white-space:nowrap}
+table{border-collapse:collapse;margin:4px 0 12px;font-variant-numeric:tabular-nums}
+td,th{padding:3px 8px;border-bottom:1px solid #eef2f6;text-align:right;white-space:nowrap}
+th{background:#f5f7fa}td.k,th.k{text-align:left}
+.kv td{text-align:left;white-space:normal;overflow-wrap:break-word;word-break:normal}
+.kv td:first-child{font-weight:600;white-space:nowrap;width:1%}
+.nw{white-space:nowrap}.hash{overflow-wrap:anywhere}
+p.note{color:#52606d;margin:2px 0 10px}
 .metrics{columns:2;column-gap:32px}.metrics table{width:100%}
+.metrics td:last-child{white-space:nowrap}
 .pos{color:#15803d}.neg{color:#dc2626}.none{color:#7b8794}
 svg{width:100%;height:auto;display:block;font-size:11px;fill:#52606d}
 svg .g{stroke:#e4e7eb;fill:none}svg .line{fill:none;stroke:#2563eb;stroke-width:1.5}
-svg .area{fill:#fca5a5;stroke:#dc2626;stroke-width:1}svg .link{fill:none;
-stroke-dasharray:4 3;stroke-width:1.5}svg .t{stroke-width:1}
+svg .area{fill:#fca5a5;stroke:#dc2626;stroke-width:1}svg .t{stroke-width:1}
 details{margin:8px 0;border:1px solid #e4e7eb;border-radius:4px;padding:4px 10px}
-summary{cursor:pointer;font-weight:600}.wrap{overflow-x:auto}
+summary{cursor:pointer;font-weight:600}.wrap{overflow-x:auto;max-width:100%}
 .mr td{min-width:52px}
+@media (max-width:760px){body{padding:8px}.metrics{columns:1}
+.metrics td:last-child{white-space:normal}td,th{padding:2px 5px}}
 """
 
 
@@ -106,14 +110,14 @@ def _header(result: BacktestResult) -> str:
         ("File", result.strategy_file),
         ("sha256", result.strategy_sha256),
         ("Timeframe", result.timeframe),
-        ("Pairs", f"{len(result.pairs)}: " + ", ".join(result.pairs)),  # breaks between names
+        ("Pairs", f"{len(result.pairs)}: " + ", ".join(result.pairs)),
         ("Data range", data_range(result)),
         ("Params", params_text(result)),
         ("Fee per side", fmt_pct(a.fee)),
         ("Slippage", fmt_pct(a.slippage)),
         ("Gaps", gaps_text(result)),
     ]
-    rows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in facts)
+    rows = "".join(f"<tr><td>{esc(k)}</td><td>{_words(k, v)}</td></tr>" for k, v in facts)
     fill = "".join(f"<li>{esc(s)}</li>" for s in a.fill_model) or f"<li>{DASH}</li>"
     skipped = "".join(f"<li>{esc(s)}</li>" for s in a.skipped) or "<li>none</li>"
     warmup = "".join(f"<li>{esc(s)}</li>" for s in a.warmup) or f"<li>{DASH}</li>"
@@ -125,6 +129,16 @@ def _header(result: BacktestResult) -> str:
         f"<h3>Skipped rules</h3><ul>{skipped}</ul>"
         + (f"<h3>Warnings</h3><ul>{warnings}</ul>" if warnings else "")
     )
+
+
+def _words(key: str, value: str) -> str:
+    """A header value, escaped; the lines of a long list break between its items (pair
+    names, params), never inside one, and the hash anywhere (it is one long word)."""
+    if key == "sha256":
+        return f'<span class="hash">{esc(value)}</span>'
+    if key in ("Pairs", "Params"):
+        return ", ".join(f'<span class="nw">{esc(item)}</span>' for item in value.split(", "))
+    return esc(value)
 
 
 def _metrics(metrics: Metrics, currency: str) -> str:
@@ -304,8 +318,9 @@ def _pairs(result: BacktestResult, detail: bool) -> str:
             href = f"{PAIR_PAGES}/{pair_page_name(pair)}"
             link = f'<p><a href="{esc(href)}">{esc(pair)}: full chart and every trade</a></p>'
         parts.append(
-            f"<details{opened}><summary>{esc(pair)} — <span>{len(trades)} trade(s)</span>, "
-            f'<span class="{_sign_class(profit)}">{esc(fmt_num(profit))}</span></summary>'
+            f'<details{opened}><summary><span class="nw">{esc(pair)}</span> — '
+            f'<span class="nw">{len(trades)} trade(s)</span>, '
+            f'<span class="nw {_sign_class(profit)}">{esc(fmt_num(profit))}</span></summary>'
             f"{chart}{link}{note}{_trade_rows(shown, tags, margin)}</details>"
         )
     return "".join(parts)
@@ -323,7 +338,7 @@ def _pair_page(result: BacktestResult, pair: str) -> str:
     chart = candle_chart(_pair_candles(result, pair), trades, describe, title=f"{pair} candles")
     profit = sum(t.profit for t in trades)
     body = (
-        f"<h1>{esc(pair)}: {esc(result.strategy_name)}</h1>"
+        f'<h1><span class="nw">{esc(pair)}</span>: {esc(result.strategy_name)}</h1>'
         f'<p><a href="../report.html">back to the report</a> · {len(trades)} trade(s), '
         f'<span class="{_sign_class(profit)}">{esc(fmt_num(profit))}</span></p>'
         f"{chart}{_trade_rows(trades, tags, margin)}"
