@@ -354,22 +354,35 @@ def funding_by_pair(result: BacktestResult) -> list[tuple[str, int, float]]:
     return sorted(rows, key=lambda r: (-r[2], r[0]))
 
 
-def _breakdown(
-    result: BacktestResult, key: Callable[[Trade], Iterable[str]], keys: Iterable[str] = ()
-) -> list[GroupRow]:
-    """Group closed trades (a trade may belong to several groups); `keys` are listed even
-    without trades. Best profit first. Each trade's profit, ratio and holding time are
-    worked out once (they are sums over its fills), not once per use."""
-    groups: dict[str, list[tuple[float, float, pd.Timedelta | None]]] = {k: [] for k in keys}
+_Facts = tuple[Trade, float, float, "pd.Timedelta | None"]  # trade, profit, ratio, held
+
+
+def _facts(result: BacktestResult) -> list[_Facts]:
+    """Each closed trade's profit, profit ratio and holding time, worked out once (they
+    are sums over its fills), in the order of the trades."""
+    facts = []
     for trade in result.closed_trades():
         profit = trade.profit
-        facts = (profit, profit / trade.stake if trade.stake else 0.0, trade.duration)
-        for name in key(trade):
-            groups.setdefault(name, []).append(facts)
+        facts.append((trade, profit, profit / trade.stake if trade.stake else 0.0, trade.duration))
+    return facts
+
+
+def _breakdown(
+    result: BacktestResult,
+    key: Callable[[Trade], Iterable[str]],
+    keys: Iterable[str] = (),
+    facts: list[_Facts] | None = None,
+) -> list[GroupRow]:
+    """Group closed trades (a trade may belong to several groups); `keys` are listed even
+    without trades. Best profit first."""
+    groups: dict[str, list[_Facts]] = {k: [] for k in keys}
+    for fact in _facts(result) if facts is None else facts:
+        for name in key(fact[0]):
+            groups.setdefault(name, []).append(fact)
     balance = float(result.assumptions.starting_balance)
     rows = []
     for name, members in groups.items():
-        profits = [p for p, _, _ in members]
+        profits = [p for _, p, _, _ in members]
         wins = sum(p > 0 for p in profits)
         losses = sum(p < 0 for p in profits)
         total = float(sum(profits))
@@ -382,36 +395,36 @@ def _breakdown(
                 losses=losses,
                 win_rate=wins / len(members) if members else None,
                 profit=total,
-                avg_profit_ratio=float(np.mean([r for _, r, _ in members])) if members else None,
+                avg_profit_ratio=float(np.mean([r for _, _, r, _ in members])) if members else None,
                 total_profit_ratio=total / balance if balance > 0 else 0.0,
-                avg_holding=_mean_of([d for _, _, d in members if d is not None]),
+                avg_holding=_mean_of([d for _, _, _, d in members if d is not None]),
             )
         )
     return sorted(rows, key=lambda r: (-r.profit, -r.trades, r.key))
 
 
-def by_pair(result: BacktestResult) -> list[GroupRow]:
+def by_pair(result: BacktestResult, facts: list[_Facts] | None = None) -> list[GroupRow]:
     """One row per pair of the backtest, traded or not."""
-    return _breakdown(result, lambda t: (t.pair,), result.pairs)
+    return _breakdown(result, lambda t: (t.pair,), result.pairs, facts)
 
 
-def by_exit_reason(result: BacktestResult) -> list[GroupRow]:
+def by_exit_reason(result: BacktestResult, facts: list[_Facts] | None = None) -> list[GroupRow]:
     """One row per reason of the final closing fill (a partial take-profit counts under the
     reason that closed the rest of the trade)."""
-    return _breakdown(result, lambda t: (t.exit_reason or NO_REGIME,))
+    return _breakdown(result, lambda t: (t.exit_reason or NO_REGIME,), (), facts)
 
 
-def by_regime(result: BacktestResult) -> list[GroupRow]:
+def by_regime(result: BacktestResult, facts: list[_Facts] | None = None) -> list[GroupRow]:
     """One row per regime class of the strategy, by the regime at the signal candle."""
-    return _breakdown(result, lambda t: (t.regime or NO_REGIME,), result.regimes)
+    return _breakdown(result, lambda t: (t.regime or NO_REGIME,), result.regimes, facts)
 
 
-def by_tag(result: BacktestResult) -> list[GroupRow]:
+def by_tag(result: BacktestResult, facts: list[_Facts] | None = None) -> list[GroupRow]:
     """One row per entry tag of the strategy; a trade counts under each of its tags, so
     the rows may add up to more than the total. Empty for a strategy without tags."""
     if not result.tags and not any(t.tags for t in result.trades):
         return []
-    return _breakdown(result, lambda t: t.tags or (NO_REGIME,), result.tags)
+    return _breakdown(result, lambda t: t.tags or (NO_REGIME,), result.tags, facts)
 
 
 @dataclass(frozen=True)
@@ -427,10 +440,11 @@ class Breakdowns:
 
 
 def breakdowns(result: BacktestResult) -> Breakdowns:
+    facts = _facts(result)
     return Breakdowns(
-        pair=by_pair(result),
-        exit_reason=by_exit_reason(result),
-        regime=by_regime(result),
-        tag=by_tag(result),
+        pair=by_pair(result, facts),
+        exit_reason=by_exit_reason(result, facts),
+        regime=by_regime(result, facts),
+        tag=by_tag(result, facts),
         funding=funding_by_pair(result),
     )

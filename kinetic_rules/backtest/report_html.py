@@ -272,11 +272,12 @@ def _columns(result: BacktestResult) -> tuple[bool, bool]:
     return tags, any(t.liquidation_price is not None for t in result.trades)
 
 
-def _highlights(trades: list[Trade]) -> list[Trade]:
+def _highlights(trades: list[Trade], profits: list[float]) -> list[Trade]:
     """The largest wins and losses, in id order: what a reader looks for first."""
     if len(trades) <= TABLE_ROWS:
         return trades
-    ranked = sorted(trades, key=lambda t: (t.profit, t.id))
+    order = sorted(range(len(trades)), key=lambda i: (profits[i], trades[i].id))
+    ranked = [trades[i] for i in order]
     picked = {t.id: t for t in (*ranked[: TABLE_ROWS // 2], *ranked[-(TABLE_ROWS // 2) :])}
     return [picked[i] for i in sorted(picked)]
 
@@ -303,10 +304,14 @@ def _pairs(result: BacktestResult, detail: bool) -> str:
     tags, margin = _columns(result)
     for pair in sorted(by_pair_trades):
         trades = by_pair_trades[pair]
-        profit = sum(t.profit for t in trades)
+        profits = [t.profit for t in trades]  # each a sum over fills: worked out once
+        profit = sum(profits)
         candles = _pair_candles(result, pair)
-        chart = candle_chart(candles, trades, describe, title=f"{pair} candles", bars=OVERVIEW_BARS)
-        shown = _highlights(trades)
+        title = f"{pair} candles"
+        chart = candle_chart(
+            candles, trades, describe, title=title, bars=OVERVIEW_BARS, profits=profits
+        )
+        shown = _highlights(trades, profits)
         note = ""
         if len(shown) < len(trades):
             note = (

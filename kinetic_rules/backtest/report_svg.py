@@ -242,14 +242,16 @@ def _trade_marks(
     return "".join(parts)
 
 
-def _trade_band(trades: Sequence[Trade], frame: Frame, times: np.ndarray, step: int) -> str:
+def _trade_band(
+    trades: Sequence[Trade], profits: Sequence[float], frame: Frame, times: np.ndarray, step: int
+) -> str:
     """Many trades: one tick per bar in a band under the candles, green where the trades
     entered in that bar made money together, red where they lost; darker for more trades."""
     entries = np.array([pd.Timestamp(t.entry_time).value for t in trades], dtype=np.int64)
     bar = np.clip(np.searchsorted(times, entries, side="right") - 1, 0, len(times) - 1)
     profit = np.zeros(len(times))
     count = np.zeros(len(times), dtype=np.int64)
-    np.add.at(profit, bar, [t.profit for t in trades])
+    np.add.at(profit, bar, profits)
     np.add.at(count, bar, 1)
     width = max(0.6, frame.x(step) - frame.x(0))
     top, bottom = frame.bottom + 3, frame.bottom + BAND - 1
@@ -277,6 +279,7 @@ def candle_chart(
     *,
     title: str,
     bars: int = MAX_BARS,
+    profits: Sequence[float] | None = None,
 ) -> str:
     """A pair's candles, thinned to `bars`, with every trade's entry and exits marked; more
     than MARKED_TRADES trades are counted in a band under the candles instead, so that on
@@ -296,7 +299,8 @@ def candle_chart(
     frame = Frame(int(times[0]), int(raw[-1]) + candle_step, lo, hi, 320 + band, band, room)
     body = frame.axes() + _candle_paths(thinned, frame, step)
     if banded:
-        body += _trade_band(trades, frame, times, step)
+        made = [t.profit for t in trades] if profits is None else profits
+        body += _trade_band(trades, made, frame, times, step)
     else:
         sides = Bars(times, thinned, frame)
         body += "".join(_trade_marks(t, frame, sides, describe, candle_step // 2) for t in trades)
