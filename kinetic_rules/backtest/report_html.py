@@ -44,6 +44,8 @@ from kinetic_rules.secrets import mask, masking_batch
 
 OPEN_SECTIONS = 4  # up to this many traded pairs, their sections start unfolded
 OVERVIEW_BARS = 400  # bars of each pair's chart on the overview page (detail pages: MAX_BARS)
+OVERVIEW_BUDGET = 16_000  # bars of all pairs' charts together: many pairs get fewer each
+FEWEST_BARS = 120  # but never fewer than this (about two days a bar over eight months)
 TABLE_ROWS = 20  # trades listed per pair on the overview: the largest wins and losses
 PAIR_PAGES = "pairs"  # folder of the per-pair detail pages, next to report.html
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -282,6 +284,12 @@ def _highlights(trades: list[Trade], profits: list[float]) -> list[Trade]:
     return [picked[i] for i in sorted(picked)]
 
 
+def overview_bars(charts: int) -> int:
+    """Bars of each pair's chart on the overview: 400 up to 40 traded pairs, then fewer so
+    that the page stays light (every pair's full chart is on its detail page)."""
+    return max(FEWEST_BARS, min(OVERVIEW_BARS, OVERVIEW_BUDGET // max(1, charts)))
+
+
 def _pairs(result: BacktestResult, detail: bool) -> str:
     """One collapsible section per pair that traded: its chart, then its trades (the
     largest wins and losses when there are many; every trade is in the trade files)."""
@@ -301,6 +309,7 @@ def _pairs(result: BacktestResult, detail: bool) -> str:
             "money together, red where they lost, darker for more trades.</p>"
         )
     opened = " open" if len(by_pair_trades) <= OPEN_SECTIONS else ""
+    bars = overview_bars(len(by_pair_trades))
     tags, margin = _columns(result)
     for pair in sorted(by_pair_trades):
         trades = by_pair_trades[pair]
@@ -308,9 +317,7 @@ def _pairs(result: BacktestResult, detail: bool) -> str:
         profit = sum(profits)
         candles = _pair_candles(result, pair)
         title = f"{pair} candles"
-        chart = candle_chart(
-            candles, trades, describe, title=title, bars=OVERVIEW_BARS, profits=profits
-        )
+        chart = candle_chart(candles, trades, describe, title=title, bars=bars, profits=profits)
         shown = _highlights(trades, profits)
         note = ""
         if len(shown) < len(trades):
