@@ -17,6 +17,7 @@ import pandas as pd
 
 from kinetic_rules.compile.evaluate import Evaluator, PairSignals
 from kinetic_rules.compile.plan import Plan, live_names
+from kinetic_rules.compile.series_cache import SeriesCache
 from kinetic_rules.engine.futures import (
     FUNDING_RATE,
     MarketExtras,
@@ -111,13 +112,16 @@ def prepare_market(
     evaluator: Evaluator | None = None,
     extras: MarketExtras | None = None,
     index: Callable[[str, str], pd.DatetimeIndex] | None = None,
+    cache: SeriesCache | None = None,
 ) -> Market:
     """Signals of every pair over all its candles, then the point-in-time scanner; with
     `extras`, funding and mark prices beside the candles, and the exchange's rules;
-    `index` gives a pair's open times without reading its candles (the feed's otherwise)."""
+    `index` gives a pair's open times without reading its candles (the feed's otherwise);
+    `cache` keeps series for the next run over the same candles (a search's trials)."""
     if extras is not None:
         feed = stored_feed(plan, feed, extras)
-    inputs = FeedInputs(plan, feed, evaluator or Evaluator(plan, feed), start, extras, index)
+    evaluator = evaluator or Evaluator(plan, feed, cache)
+    inputs = FeedInputs(plan, feed, evaluator, start, extras, index)
     rules = extras.rules_for if extras is not None else None
     return assemble_market(plan, inputs, pairs, progress, rules)
 
