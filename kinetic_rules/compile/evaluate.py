@@ -109,6 +109,8 @@ class Evaluator:
         self.plan = plan
         self.feed = feed
         self.cache = cache
+        if cache is not None:
+            cache.new_run()
         self._shared: dict[tuple[str, str], Frame] = {}  # frames of other pairs and timeframes
         self.tables = regime_tables(plan)
         self._named = {need.pair for need in plan.data if need.pair is not None}

@@ -9,8 +9,12 @@ was computed on, its tree shape) therefore gives both at once: param-independent
 are computed once per study, and param-dependent ones once per set of values.
 
 The cache is optional (a plain backtest has none) and bounded in bytes: the least
-recently used series go first. It holds arrays only, never candles. Every array it
-hands out is read-only, so no run can change what a later run reads.
+recently used series go first, but never one the current run has used. When a run
+needs more than the bound, the cache keeps what it holds rather than replacing it
+series by series (which, as every run reads the series in the same order, would leave
+nothing for the next run to find): later runs then find that part and compute the rest.
+It holds arrays only, never candles. Every array it hands out is read-only, so no run
+can change what a later run reads.
 """
 
 from __future__ import annotations
@@ -42,10 +46,16 @@ class SeriesCache:
         self.hits = 0
         self.misses = 0
         self._entries: OrderedDict[tuple[FrameKey, int], np.ndarray] = OrderedDict()
+        self._used: dict[tuple[FrameKey, int], int] = {}  # the run that last used each
+        self._run = 0
         self._reads: dict[frozenset[str], dict[ast.Node, bool]] = {}  # see `reads`
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def new_run(self) -> None:
+        """A new evaluation of a plan begins (a trial): what earlier ones used may go."""
+        self._run += 1
 
     def get(self, frame: FrameKey, node: ast.Node) -> np.ndarray | None:
         key = (frame, ast.shape(node))
@@ -54,6 +64,7 @@ class SeriesCache:
             self.misses += 1
             return None
         self._entries.move_to_end(key)
+        self._used[key] = self._run
         self.hits += 1
         return found
 
@@ -66,14 +77,23 @@ class SeriesCache:
         if size > self.max_bytes:
             return
         key = (frame, ast.shape(node))
+        self._drop(key)
+        while self._entries and self.bytes + size > self.max_bytes:
+            oldest = next(iter(self._entries))
+            if self._used[oldest] == self._run:
+                break  # everything held serves this run: keep it, not this one
+            self._drop(oldest)
+        if self.bytes + size > self.max_bytes:
+            return
+        self._entries[key] = value
+        self._used[key] = self._run
+        self.bytes += size
+
+    def _drop(self, key: tuple[FrameKey, int]) -> None:
         old = self._entries.pop(key, None)
         if old is not None:
             self.bytes -= int(old.nbytes)
-        self._entries[key] = value
-        self.bytes += size
-        while self.bytes > self.max_bytes:
-            _, evicted = self._entries.popitem(last=False)
-            self.bytes -= int(evicted.nbytes)
+            del self._used[key]
 
     def reads(self, node: ast.Node, names: frozenset[str]) -> bool:
         """`reads_any`, remembered across runs: trees are walked once per study."""
@@ -81,6 +101,7 @@ class SeriesCache:
 
     def clear(self) -> None:
         self._entries.clear()
+        self._used.clear()
         self.bytes = 0
 
     def summary(self) -> str:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 import kinetic_rules.compile.evaluate as evaluate
 from kinetic_rules.backtest.runner import BacktestResult, run_backtest, simulate
 from kinetic_rules.compile.series_cache import SeriesCache
+from kinetic_rules.lang import ast
 from kinetic_rules.research.space import overrides
 from kinetic_rules.research.trials import TrialRunner, build_context
 from tests.research.conftest import KE, request_for
@@ -165,38 +166,61 @@ def test_a_cache_never_serves_series_of_other_candles(fixture_store: Path) -> No
         _same(result, _plain(fixture_store, values, end=pd.Timestamp(end, tz="UTC")))
 
 
-def _array(size: int) -> np.ndarray:
-    return np.zeros(size // 8)
+FRAME = ("BTC/USDT", "5m", 10, 0, 9, "keep", "time")
+
+
+def _nodes(count: int) -> list[ast.Node]:
+    return [ast.Name(id=f"n{i}") for i in range(count)]
 
 
 def test_the_cache_keeps_at_most_its_bound_least_recently_used_first() -> None:
-    from kinetic_rules.lang import ast
-
-    nodes = [ast.Name(id=f"n{i}") for i in range(4)]
-    frame = ("BTC/USDT", "5m", 10, 0, 9, "keep", "time")
+    nodes = _nodes(4)
     cache = SeriesCache(max_bytes=3 * 800)
+    cache.new_run()
     for node in nodes[:3]:
-        cache.put(frame, node, _array(800))
-    assert cache.get(frame, nodes[0]) is not None  # now the most recently used
-    cache.put(frame, nodes[3], _array(800))
-    assert cache.get(frame, nodes[1]) is None  # the least recently used went
-    assert all(cache.get(frame, n) is not None for n in (nodes[0], nodes[2], nodes[3]))
+        cache.put(FRAME, node, np.zeros(100))
+    cache.new_run()
+    assert cache.get(FRAME, nodes[0]) is not None  # now the most recently used
+    cache.put(FRAME, nodes[3], np.zeros(100))
+    assert cache.get(FRAME, nodes[1]) is None  # the least recently used went
+    assert all(cache.get(FRAME, n) is not None for n in (nodes[0], nodes[2], nodes[3]))
     assert cache.bytes == 3 * 800 and len(cache) == 3
-    cache.put(frame, nodes[1], _array(4000))  # larger than the whole bound: not kept
-    assert cache.get(frame, nodes[1]) is None and cache.bytes == 3 * 800
-    cache.put(frame, nodes[0], 1.5)  # a constant: not kept, nothing changes
+    cache.put(FRAME, nodes[1], np.zeros(500))  # larger than the whole bound: not kept
+    assert cache.get(FRAME, nodes[1]) is None and cache.bytes == 3 * 800
+    cache.put(FRAME, nodes[0], 1.5)  # a constant: not kept, nothing changes
     assert len(cache) == 3
     other = ("BTC/USDT", "5m", 11, 0, 10, "keep", "time")  # other candles, other key
     assert cache.get(other, nodes[0]) is None
 
 
-@given(sizes=st.lists(st.integers(0, 50), max_size=40), bound=st.integers(0, 400))
-def test_the_cache_never_holds_more_than_its_bound(sizes: list[int], bound: int) -> None:
-    from kinetic_rules.lang import ast
+def test_a_run_needing_more_than_the_bound_leaves_the_next_runs_a_part_to_find() -> None:
+    """Every trial reads the same series in the same order: plain LRU would replace them
+    one by one and never hit. The cache keeps what it holds instead."""
+    nodes = _nodes(10)
+    cache = SeriesCache(max_bytes=4 * 800)
+    for _ in range(3):
+        cache.new_run()
+        for node in nodes:
+            if cache.get(FRAME, node) is None:
+                cache.put(FRAME, node, np.zeros(100))
+    assert cache.hits == 2 * 4 and len(cache) == 4
 
+
+@given(
+    steps=st.lists(st.tuples(st.integers(0, 6), st.integers(0, 50), st.booleans()), max_size=60),
+    bound=st.integers(0, 400),
+)
+def test_the_cache_never_holds_more_than_its_bound(
+    steps: list[tuple[int, int, bool]], bound: int
+) -> None:
     cache = SeriesCache(max_bytes=bound)
-    frame = ("P", "5m", 1, 0, 0, "keep", "time")
-    for i, size in enumerate(sizes):
-        cache.put(frame, ast.Name(id=f"n{i % 7}"), np.zeros(size))
+    nodes = _nodes(7)
+    for which, size, new_run in steps:
+        if new_run:
+            cache.new_run()
+        found = cache.get(FRAME, nodes[which])
+        assert found is None or not found.flags.writeable
+        if found is None:
+            cache.put(FRAME, nodes[which], np.zeros(size))
         assert cache.bytes <= bound
         assert cache.bytes == sum(a.nbytes for a in cache._entries.values())
