@@ -41,6 +41,26 @@ def test_the_same_seed_gives_the_same_study_in_one_process_and_on_two_workers(
     assert _trials(other) != first[:3]
 
 
+def test_the_same_seed_writes_the_same_report_with_or_without_the_cache_and_workers(
+    fixture_store: Path, tmp_path: Path
+) -> None:
+    def optimize_command(name: str, *extra: str) -> tuple[dict[str, object], str]:
+        folder = tmp_path / name
+        command = ["optimize", str(KE), "--data", str(fixture_store), "--params",
+                   ",".join(ENTRY), "--objective", "total_return", "--trials", "10",
+                   "--seed", "3", "--warmup", "2d", "--study",
+                   f"sqlite:///{tmp_path / name}.sqlite", "--report", str(folder), "--quiet",
+                   *extra]  # fmt: skip
+        assert main(command) == 0
+        document = json.loads((folder / "report.json").read_text())
+        for where in ("study", "tuned_file"):  # the only figures that name the run's files
+            document.pop(where)
+        return document, (folder / "kinetic_empire.optimized.yaml").read_text()
+
+    kept = optimize_command("kept")
+    assert optimize_command("computed", "--cache-mb", "0", "--workers", "2") == kept
+
+
 def test_a_study_resumes_and_only_runs_the_trials_left(fixture_store: Path, study_url: str) -> None:
     _, first = optimize(KE, request_for(fixture_store), options_for(study_url, trials=8))
     assert first.result.ran == 8
