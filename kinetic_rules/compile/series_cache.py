@@ -20,7 +20,8 @@ can change what a later run reads.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Hashable
+from typing import TypeVar, cast
 
 import numpy as np
 
@@ -28,6 +29,8 @@ from kinetic_rules.lang import ast
 
 DEFAULT_MB = 512
 MB = 1 << 20
+MAX_DERIVED = 4
+T = TypeVar("T")
 
 # pair, timeframe, candle count, first and last open time (ns), gaps, durations: the
 # candles and the settings a series was computed with. A search over a shorter span
@@ -49,6 +52,7 @@ class SeriesCache:
         self._used: dict[tuple[FrameKey, int], int] = {}  # the run that last used each
         self._run = 0
         self._reads: dict[frozenset[str], dict[ast.Node, bool]] = {}  # see `reads`
+        self._derived: dict[Hashable, object] = {}  # see `derived`
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -95,6 +99,16 @@ class SeriesCache:
             self.bytes -= int(old.nbytes)
             del self._used[key]
 
+    def derived(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """A value derived from the candles alone (how the pairs lie on one timeline),
+        kept for the next run. Few are ever asked for (one per set of pairs), so they
+        are not counted against the bound; the oldest goes past `MAX_DERIVED`."""
+        if key not in self._derived:
+            self._derived[key] = compute()
+            while len(self._derived) > MAX_DERIVED:
+                del self._derived[next(iter(self._derived))]
+        return cast(T, self._derived[key])
+
     def reads(self, node: ast.Node, names: frozenset[str]) -> bool:
         """`reads_any`, remembered across runs: trees are walked once per study."""
         return reads_any(node, names, self._reads.setdefault(names, {}))
@@ -102,6 +116,7 @@ class SeriesCache:
     def clear(self) -> None:
         self._entries.clear()
         self._used.clear()
+        self._derived.clear()
         self.bytes = 0
 
     def summary(self) -> str:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 import kinetic_rules.compile.evaluate as evaluate
 from kinetic_rules.backtest.runner import BacktestResult, run_backtest, simulate
 from kinetic_rules.compile.series_cache import SeriesCache
+from kinetic_rules.engine import pairs
 from kinetic_rules.lang import ast
 from kinetic_rules.research.space import overrides
 from kinetic_rules.research.trials import TrialRunner, build_context
@@ -72,8 +73,16 @@ def counted_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
 
 def test_later_trials_compute_no_indicator_again(
-    fixture_store: Path, counted_calls: list[str]
+    fixture_store: Path, counted_calls: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    layouts: list[int] = []
+    lay_out = pairs._lay_out
+
+    def counting(plan: Any, indexes: Any) -> Any:
+        layouts.append(len(indexes))
+        return lay_out(plan, indexes)
+
+    monkeypatch.setattr(pairs, "_lay_out", counting)
     runner = TrialRunner(build_context(request_for(fixture_store)))
     runner.backtest({"roc_threshold": 1.0, "rsi_min": 40, "rsi_max": 70})
     first = len(counted_calls)
@@ -87,6 +96,7 @@ def test_later_trials_compute_no_indicator_again(
     runner.backtest({"roc_threshold": 2.0, "rsi_min": 35, "rsi_max": 75})
     assert runner.cache.misses - computed == changed  # the same values: nothing at all
     assert 0 < changed < computed
+    assert layouts == [len(runner.context.pairs)]  # the pairs laid on the timeline once
 
 
 def test_the_cache_can_be_switched_off_and_then_computes_everything(
