@@ -80,11 +80,11 @@ def test_later_trials_compute_no_indicator_again(
 
     monkeypatch.setattr(pairs, "_lay_out", counting)
     runner = TrialRunner(build_context(request_for(fixture_store)))
-    runner.backtest({"roc_threshold": 1.0, "rsi_min": 40, "rsi_max": 70})
+    assert runner.backtest({"roc_threshold": 1.0, "rsi_min": 40, "rsi_max": 70}).trades
     first = len(counted_calls)
     assert first > 0 and runner.cache is not None
     computed = runner.cache.misses
-    runner.backtest({"roc_threshold": 2.0, "rsi_min": 35, "rsi_max": 75})
+    assert runner.backtest({"roc_threshold": 2.0, "rsi_min": 35, "rsi_max": 75}).trades
     # the entry thresholds change only comparisons: every indicator comes from the cache
     assert len(counted_calls) == first
     assert runner.cache.hits > 0
