@@ -18,7 +18,14 @@ from kinetic_rules.research.run import check_inputs, optimize
 from kinetic_rules.research.study import VIOLATIONS
 from kinetic_rules.research.writeback import rewrite
 from kinetic_rules.spec.loader import load_file
-from tests.research.conftest import ENTRY, KE, WARMUP, options_for, request_for
+from tests.research.conftest import (
+    ENTRY,
+    KE,
+    WARMUP,
+    optimize_reports,
+    options_for,
+    request_for,
+)
 
 
 def _trials(url: str, name: str = "Kinetic Empire") -> list[tuple[int, object, dict[str, object]]]:
@@ -44,21 +51,10 @@ def test_the_same_seed_gives_the_same_study_in_one_process_and_on_two_workers(
 def test_the_same_seed_writes_the_same_report_with_or_without_the_cache_and_workers(
     fixture_store: Path, tmp_path: Path
 ) -> None:
-    def optimize_command(name: str, *extra: str) -> tuple[dict[str, object], str]:
-        folder = tmp_path / name
-        command = ["optimize", str(KE), "--data", str(fixture_store), "--params",
-                   ",".join(ENTRY), "--objective", "total_return", "--trials", "10",
-                   "--seed", "3", "--warmup", "2d", "--study",
-                   f"sqlite:///{tmp_path / name}.sqlite", "--report", str(folder), "--quiet",
-                   *extra]  # fmt: skip
-        assert main(command) == 0
-        document = json.loads((folder / "report.json").read_text())
-        for where in ("study", "tuned_file"):  # the only figures that name the run's files
-            document.pop(where)
-        return document, (folder / "kinetic_empire.optimized.yaml").read_text()
-
-    kept = optimize_command("kept")
-    assert optimize_command("computed", "--cache-mb", "0", "--workers", "2") == kept
+    kept = optimize_reports(fixture_store, tmp_path / "kept")
+    computed = optimize_reports(fixture_store, tmp_path / "computed", "--cache-mb", "0",
+                                "--workers", "2")  # fmt: skip
+    assert computed == kept
 
 
 def test_a_study_resumes_and_only_runs_the_trials_left(fixture_store: Path, study_url: str) -> None:
