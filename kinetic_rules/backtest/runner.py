@@ -22,6 +22,7 @@ import pandas as pd
 from kinetic_rules.compile.convergence import warmup_statement
 from kinetic_rules.compile.modes import require_mode
 from kinetic_rules.compile.plan import Plan, build_plan
+from kinetic_rules.compile.series_cache import SeriesCache
 from kinetic_rules.data.futures_store import FuturesStore
 from kinetic_rules.data.gaps import apply_gap_policy, gap_candles
 from kinetic_rules.data.store import CandleStore
@@ -222,10 +223,12 @@ def simulate(
     extras: MarketExtras | None = None,
     *,
     must_trade: bool = False,
+    cache: SeriesCache | None = None,
 ) -> BacktestResult:
     """Run the portfolio simulation on candles from `feed`; the core, without files.
     `extras`: funding, mark prices and market rules (none: no funding, no rounding).
-    `must_trade`: DataError, not an empty result, when every pair's data ends in warm-up."""
+    `must_trade`: DataError, not an empty result, when every pair's data ends in warm-up.
+    `cache`: series kept from earlier runs over the same candles (a search's trials)."""
     if not pairs:
         raise ConfigError("no pairs to backtest")
     checked, spec = plan.strategy, plan.strategy.spec
@@ -239,7 +242,9 @@ def simulate(
                 feed(pair, timeframe)
         progress("loading", len(wanted), len(wanted))
     index = feed.index if isinstance(feed, CandleFeed) else None
-    market = prepare_market(plan, feed, pairs, start, progress, extras=extras, index=index)
+    market = prepare_market(
+        plan, feed, pairs, start, progress, extras=extras, index=index, cache=cache
+    )
     timeline, data = market.timeline, market.pairs
     if start is not None and start > timeline[-1]:
         raise ConfigError(
