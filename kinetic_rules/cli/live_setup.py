@@ -89,17 +89,11 @@ def book_paper_trading(plan: Plan, exchange: Any, store: TradeStore) -> Callable
     exchange's live tickers and order books instead of the candle fill model."""
     from kinetic_rules.engine.fills import fill_model
     from kinetic_rules.live.paper_broker import PaperBroker
+    from kinetic_rules.live.paper_futures import PaperFuturesBroker
 
     spec = plan.strategy.spec
-    if spec.market.type == "futures":
-        raise ConfigError(
-            "--fills book simulates spot accounts only in this version; paper-trade a futures "
-            "strategy with the default --fills candles (margin, leverage, liquidation and "
-            "shorts as in a backtest)"
-        )
     name = spec.metadata.name
-    broker = PaperBroker(
-        exchange,
+    settings: dict[str, Any] = dict(
         fills=fill_model(plan),
         stake_currency=spec.market.stake_currency,
         balance=spec.backtest.starting_balance,
@@ -107,6 +101,13 @@ def book_paper_trading(plan: Plan, exchange: Any, store: TradeStore) -> Callable
         journal=store,  # the simulated account survives a restart, resting orders included
         journal_key=f"paper-broker:{name}",
     )
+    broker: PaperBroker
+    if spec.market.type == "futures":  # a simulated margin account: live/paper_futures.py
+        futures = FuturesSettings(spec.market.margin_mode, spec.orders.stop_trigger)
+        maintenance = spec.market.maintenance_margin
+        broker = PaperFuturesBroker(exchange, settings=futures, maintenance=maintenance, **settings)
+    else:
+        broker = PaperBroker(exchange, **settings)
     journal = StoredBook(store, name, mode="paper")
     book = journal.load_book() or Book(_new_prefix(), spec.backtest.starting_balance)
     journal.save_book(book)
