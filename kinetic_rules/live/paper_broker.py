@@ -38,6 +38,7 @@ from kinetic_rules.engine.orders import OrderState
 from kinetic_rules.errors import ExchangeError
 from kinetic_rules.live.broker import (
     INSUFFICIENT_CUT,
+    ExchangeLiquidation,
     ExchangePosition,
     OrderRequest,
     Refused,
@@ -251,6 +252,9 @@ class PaperBroker:
         self, pair: str, since: pd.Timestamp, until: pd.Timestamp | None = None
     ) -> float | None:
         return None
+
+    def liquidation(self, pair: str, since: pd.Timestamp) -> ExchangeLiquidation | None:
+        return None  # a spot account is never liquidated
 
     def positions(self) -> list[ExchangePosition] | None:
         """A paper account keeps its positions in the executor's book: nothing to compare."""

@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from kinetic_rules.errors import ExchangeError
-from kinetic_rules.live.broker import ExchangePosition, OrderRequest
+from kinetic_rules.live.broker import ExchangeLiquidation, ExchangePosition, OrderRequest
 from kinetic_rules.live.futures import INSUFFICIENT_MARGIN_CUT, FuturesSettings
 from kinetic_rules.live.paper_account import PaperOrder
 from kinetic_rules.live.paper_broker import MARKET_CLOSED, PaperBroker, _check_prices
@@ -110,6 +110,17 @@ class PaperFuturesBroker(PaperBroker):
             self.poll(pair)
             end = None if until is None else _ms(until)
             return self.account.funding_paid(pair, _ms(since), end)
+
+    def liquidation(self, pair: str, since: pd.Timestamp) -> ExchangeLiquidation | None:
+        with self._lock:
+            self.poll(pair)
+            start = _ms(since)
+            found = [x for x in self.account.liquidations if x.pair == pair and x.time >= start]
+            if not found:
+                return None
+            last = found[-1]
+            when = pd.Timestamp(last.time, unit="ms", tz="UTC")
+            return ExchangeLiquidation(pair, when, last.price, abs(last.amount), last.lost)
 
     def poll(self, pair: str | None = None) -> list[Any]:
         """Funding due, liquidations, then the resting orders, on one look at the market."""

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from kinetic_rules.compile.plan import build_plan
 from kinetic_rules.data.store import CandleStore
@@ -70,8 +71,10 @@ class PaperBot:
         return executor
 
 
-def start_paper_bot(standin: ExchangeStandin, root: Path, url: str) -> PaperBot:
-    plan = build_plan(check(load_file(BUSY)))
+def start_paper_bot(
+    standin: ExchangeStandin, root: Path, url: str, strategy: Path = BUSY
+) -> PaperBot:
+    plan = build_plan(check(load_file(strategy)))
     store = TradeStore(url)
 
     def now() -> pd.Timestamp:
@@ -184,3 +187,40 @@ def test_a_restart_restores_the_paper_position_and_its_stop(
     wind_down(again)
     assert again.broker.positions() == []
     again.store.close()
+
+
+def test_a_liquidation_on_the_mark_price_ends_the_trade_with_its_margin_lost(
+    standin: ExchangeStandin, tmp_path: Path
+) -> None:
+    """At 40x with a stop 5% away, the liquidation price (about 2% away) comes first: the
+    paper account liquidates on the mark, cancels the stop, and the executor ends the trade."""
+    spec = yaml.safe_load(BUSY.read_text())
+    spec["leverage"] = 40
+    spec["stoploss"] = {"initial": "entry_price * (1 - side * 5%)", "max_distance": "10%"}
+    risky = tmp_path / "risky.yaml"
+    risky.write_text(yaml.safe_dump(spec))
+    bot = start_paper_bot(
+        standin, tmp_path / "candles", f"sqlite:///{tmp_path / 'p.sqlite'}", risky
+    )
+    run_until(bot, lambda: any(t.exit_time is None for t in bot.trades))
+    (trade,) = [t for t in bot.trades if t.exit_time is None]
+    (held,) = [p for p in bot.broker.positions() or [] if p.pair == trade.pair]
+    assert held.leverage == 40 and held.liquidation_price is not None
+    symbol = trade.pair.replace("/", "")
+    sign = 1.0 if trade.side == "long" else -1.0
+    past = held.liquidation_price * (1 - sign * 0.001)
+    standin.futures.set_mark_ratio(symbol, f"{past / float(standin.futures.mark_now(symbol)):.6f}")
+    wallet = bot.broker.account.wallet
+    bot.session.run(cycles=1)
+    standin.futures.set_mark_ratio(symbol, "1")
+    assert trade.exit_reason == "liquidation"
+    assert trade.exit_price == pytest.approx(held.liquidation_price)
+    (record,) = bot.broker.account.liquidations
+    assert record.lost == pytest.approx(held.amount * held.entry_price / 40)
+    assert bot.broker.account.wallet == pytest.approx(wallet - record.lost)
+    assert any("liquidated" in e.message for e in bot.recorder.events if e.kind == "warning")
+    wind_down(bot)
+    trades = bot.store.trades(mode="paper")
+    assert bot.broker.account.wallet == pytest.approx(
+        DEPOSIT + sum(t.profit for t in trades), abs=1e-6
+    )
