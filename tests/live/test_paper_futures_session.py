@@ -174,8 +174,7 @@ def test_a_restart_restores_the_paper_position_and_its_stop(
     assert short is not None
     positions, orders = bot.broker.positions(), bot.broker.open_orders()
     book = copy.deepcopy(bot.executor.book)
-    bot.store.close()
-    del bot  # the process dies
+    bot.store.close()  # the process dies: the next start has only the store
     again = start_paper_bot(standin, tmp_path / "candles", url)
     assert again.broker.positions() == positions
     assert [o.client_id for o in again.broker.open_orders()] == [o.client_id for o in orders]
