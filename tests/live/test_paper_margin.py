@@ -64,12 +64,16 @@ def test_reduce_only_never_grows_a_position_and_the_books_balance(
             assert account.position(PAIR).amount == before
             continue
         account.orders.append(order)
+        entry = account.position(PAIR).entry
         fill = account.reducible(order) if what == "reduce" else amount
         account.book(order, Taken(fill, fill * price), WHEN)
         realized_and_fees += account.wallet - wallet
         after = account.position(PAIR).amount
         if what == "reduce":  # never more than it held, never to the other side
             assert abs(after) <= abs(before) + 1e-12 and after * before >= -1e-18
+            sign = 1.0 if before > 0 else -1.0
+            realized = sign * fill * (price - entry) - fill * price * 0.0004
+            assert account.wallet - wallet == pytest.approx(realized, abs=1e-9)
         assert account.held >= -1e-9
     account.marks.setdefault(PAIR, account.position(PAIR).entry)
     # the wallet moves only by what was realized, fees, funding and liquidations
