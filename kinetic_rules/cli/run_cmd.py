@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from kinetic_rules.cli.options import WARMUP_HELP, add_gaps_flag, candle_request, parse_overrides
 from kinetic_rules.cli.progress import Phases
 from kinetic_rules.errors import ConfigError
-from kinetic_rules.timeframes import parse_duration, timeframe_seconds
+from kinetic_rules.timeframes import timeframe_seconds
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -87,9 +87,10 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     run.add_argument(
         "--monitor-every",
         metavar="DURATION|off",
-        help="paper and live: how often open positions are checked on tickers between candle "
-        "closes, for protections that close all and stops no exchange order holds (default "
-        "5s; off: only at closes). Not with --replay",
+        help="paper and live: how often open positions are checked between candle closes "
+        "(tickers; futures: mark prices), for protections that close all, stops no exchange "
+        "order holds and paper liquidations: 1s to 1h, or off (only at closes). Overrides "
+        "the file's orders.monitor_every (default 5s). Not with --replay",
     )
     add_gaps_flag(run)
     run.add_argument("--quiet", "-q", action="store_true", help="only the final summary")
@@ -118,17 +119,21 @@ def _speed(text: str) -> float | None:
 
 
 _SLOWEST, _FASTEST = 0.001, 1_000_000.0  # replay pace, times real time
-_MONITOR_DEFAULT = "5s"  # seed 001 watches its positions every 5 seconds
 
 
-def _monitor_every(text: str) -> float:
-    """`--monitor-every 5s` → seconds; `off` (or 0) → 0, no monitor."""
-    if text.strip().lower() in ("off", "0", "0s"):
+def _monitor_every(text: str | None, plan: Any) -> float:
+    """`--monitor-every 5s` → seconds; `off` (or 0) → 0, no monitor; no flag: the file's
+    `orders.monitor_every` (default 5s: seed 001 watches its positions every 5 seconds)."""
+    from kinetic_rules.spec.types import monitor_seconds
+
+    if text is None:
+        return float(plan.strategy.spec.orders.monitor_every)
+    if text.strip().lower() in ("0", "0s"):
         return 0.0
     try:
-        return float(parse_duration(text))
+        return float(monitor_seconds(text))
     except ValueError as bad:
-        raise ConfigError(f"--monitor-every {text}: {bad}; or off") from None
+        raise ConfigError(f"--monitor-every {text}: {bad}") from None
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -231,8 +236,8 @@ def _session(args: argparse.Namespace) -> int:
     from kinetic_rules.live.session import TradingSession
     from kinetic_rules.spec.loader import load_file
 
-    monitor_every = _monitor_every(args.monitor_every or _MONITOR_DEFAULT)
     plan = build_plan(check(load_file(args.strategy), parse_overrides(args.set)), gaps=args.gaps)
+    monitor_every = _monitor_every(args.monitor_every, plan)
     require_mode(plan, "live" if args.live else "paper")
     spec = plan.strategy.spec
     pairs = args.pairs or spec.market.pairs or (spec.scanner.universe if spec.scanner else [])
@@ -258,7 +263,7 @@ def _session(args: argparse.Namespace) -> int:
         if args.fills == "book":
             from kinetic_rules.cli.live_setup import book_paper_trading
 
-            live = book_paper_trading(plan, exchange, sink.store)
+            live = book_paper_trading(plan, exchange, sink.store, clock=now)
     universe = None
     if not pairs and spec.scanner is not None:  # scan all markets: see docs/live.md
         universe = LiveUniverse(exchange, spec.market, spec.scanner)

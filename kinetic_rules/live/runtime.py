@@ -123,6 +123,7 @@ class Runtime:
         now: pd.Timestamp,
         prices: dict[str, float],
         note: Callable[[list[MonitorExit]], None] | None = None,
+        marks: dict[str, float] | None = None,
     ) -> list[MonitorExit]:
         """Between closes: close what the ticker prices say must not wait for the close
         (live/monitor.py). `note` keeps the exits before they are made (a paper session's
@@ -135,7 +136,8 @@ class Runtime:
                 self.portfolio, view, prices, last_close,
                 stops=not self.plan.strategy.spec.orders.stoploss_on_exchange,
                 liquidations=executor is None,  # an exchange liquidates by itself
-                skip=executor.closing() if executor is not None else (),
+                skip=executor.closing() if executor is not None else (), marks=marks,
+                stop_on_mark=self.plan.strategy.spec.orders.stop_trigger == "mark",
             )  # fmt: skip
             if exits and note is not None:
                 note(exits)

@@ -39,7 +39,7 @@ from kinetic_rules.engine.portfolio_values import portfolio_rules
 from kinetic_rules.errors import ExchangeError
 from kinetic_rules.live.inputs import LiveInputs
 from kinetic_rules.live.markets import LiveUniverse
-from kinetic_rules.live.monitor import MonitorExit, TickerReader, needs_ticker, watched
+from kinetic_rules.live.monitor import MonitorExit, TickerReader, needs_ticker, reader_for, watched
 from kinetic_rules.live.robust import FailSafe
 from kinetic_rules.live.runtime import Runtime, StepReport, TradeSink
 from kinetic_rules.live.streams import BidAskStream
@@ -123,7 +123,9 @@ class TradingSession:
         source.refresh()
         self._last_close = source.timeline[-1] + self._base if len(source.timeline) else None
         if self.monitor_every > 0 and self.tickers is None:
-            self.tickers = TickerReader(self.exchange)
+            close_all, stops, _ = self._checks()
+            spec = self.plan.strategy.spec
+            self.tickers = reader_for(self.exchange, spec, close_all=close_all, stops=stops)
         if self.attach is not None:
             self.attach(self.runtime)
             return
@@ -424,7 +426,7 @@ class TradingSession:
         if not pairs or self.clock() >= next_close:
             return
         try:
-            prices = self.tickers.prices(pairs)
+            looks = self.tickers.looks(pairs)
         except ExchangeError as problem:
             log.warning("monitor: tickers could not be read (%s); trying again next look", problem)
             return
@@ -433,7 +435,7 @@ class TradingSession:
             return
         note = partial(self._note_monitored, now=now) if self.attach is None else None
         try:
-            self.runtime.monitor(len(source.timeline) - 1, now, prices, note)
+            self.runtime.monitor(len(source.timeline) - 1, now, looks.last, note, looks.mark)
         except ExchangeError as problem:
             log.warning("monitor: exits could not be sent (%s); trying again next look", problem)
 
