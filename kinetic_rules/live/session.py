@@ -484,11 +484,16 @@ class TradingSession:
             log.warning("orders could not be checked (%s); trying again shortly", problem)
 
     def _until_next_close(self) -> float:
-        now = self.clock()
+        """Seconds until the next close's candle is asked for: that close plus the settle
+        time. A close not acted on yet is still due during its settle time: a poll that
+        ends a moment after a close waits for that close's candle, not for the next one."""
         step = timeframe_seconds(self.plan.timeframe)
-        seconds = now.timestamp()
-        next_close = math.floor(seconds / step) * step + step
-        return max(0.0, next_close - seconds + self.settle_seconds)
+        seconds = self.clock().timestamp()
+        close = math.floor(seconds / step) * step  # the latest close
+        acted = self._last_close is not None and self._last_close.timestamp() >= close
+        if acted or seconds >= close + self.settle_seconds:
+            close += step
+        return max(0.0, close + self.settle_seconds - seconds)
 
     def _download(self, sizes: dict[str, int]) -> None:
         for timeframe in sorted({tf for _, tf in self.needs()}):
