@@ -23,8 +23,8 @@ import pandas as pd
 from kinetic_rules.compile.interpret import binary
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.compile.trade_eval import evaluate_span
+from kinetic_rules.engine.correlation import Closes, return_correlations
 from kinetic_rules.engine.model import END_OF_DATA, Side, Trade
-from kinetic_rules.functions._windows import last_corr
 from kinetic_rules.lang.checked import Rule
 from kinetic_rules.spec.models import Protection
 
@@ -254,33 +254,30 @@ def decision_env(
     equity = float(now.values["equity"][0])
 
     def correlated_exposure(threshold: float, lookback: float) -> float:
+        others = [
+            (position, float(stake[0]))
+            for position, stake in now.held
+            if position.pair != data.pair and stake[0] != 0.0
+        ]
+        correlations = return_correlations(
+            _closes(data),
+            [_closes(ledger.market[position.pair]) for position, _ in others],
+            moment.value,
+            ledger.timeframe.value,
+            int(lookback),
+        )
         total = 0.0
-        for position, stake in now.held:
-            if position.pair == data.pair or stake[0] == 0.0:
-                continue
-            other = ledger.market[position.pair]
-            if return_correlation(data, other, moment, ledger.timeframe, int(lookback)) > threshold:
-                total += float(stake[0])
+        for (_, stake), correlation in zip(others, correlations, strict=True):
+            if correlation > threshold:
+                total += stake
         return total / equity if equity > 0 else float("nan")
 
     env["correlated_exposure"] = correlated_exposure
     return env
 
 
-def return_correlation(
-    a: PairData, b: PairData, moment: pd.Timestamp, timeframe: pd.Timedelta, lookback: int
-) -> float:
-    """Pearson correlation of the two pairs' close-to-close returns over the last `lookback`
-    base candles closed by `moment`, as `correlation()` computes it: undefined (NaN) when
-    a candle is missing or either is flat."""
-    back = np.arange(lookback + 1, 0, -1, dtype=np.int64) * timeframe.value
-    opens = nanoseconds(pd.DatetimeIndex([moment]))[0] - back
-    returns = []
-    for data in (a, b):
-        where = candle_at(data.signals.index, opens)
-        closes = np.where(where >= 0, data.prices["close"][np.maximum(where, 0)], np.nan)
-        returns.append(closes[1:] / closes[:-1] - 1.0)
-    return last_corr(returns[0], returns[1])  # = correlation()'s last value, to the bit
+def _closes(data: PairData) -> Closes:
+    return open_times(data.signals.index), data.prices["close"]
 
 
 # -- closing everything --------------------------------------------------------------------
