@@ -12,6 +12,7 @@ fills instead of the fill model, while the decisions stay the backtest's.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from collections.abc import Callable
@@ -25,7 +26,13 @@ from kinetic_rules.engine.fills import fill_model
 from kinetic_rules.engine.model import Side, Trade
 from kinetic_rules.engine.orders import Event, EventKind
 from kinetic_rules.engine.portfolio import Candidate, PairData, Portfolio, candidate
-from kinetic_rules.live.events import Notifier
+from kinetic_rules.live.events import (
+    CloseMoment,
+    CloseObserver,
+    LiveState,
+    Notifier,
+    OpenPosition,
+)
 from kinetic_rules.live.monitor import MonitorExit, close_on_paper, monitor_exits
 from kinetic_rules.live.source import MarketSource
 from kinetic_rules.timeframes import timeframe_seconds
@@ -76,6 +83,9 @@ class Runtime:
         self.executor: Executor | None = None
         self._fail_safe = False  # the broker's, as last told
         self._stop = threading.Event()
+        self._paused = threading.Event()  # no new entries (a person asked); exits go on
+        self.observers: list[CloseObserver] = []  # the dashboard, watching each close
+        self._step: int | None = None  # the last close processed
         self._lock = threading.Lock()  # chat commands read state from another thread
 
     # -- the loop ------------------------------------------------------------------------
@@ -95,7 +105,7 @@ class Runtime:
             closing = self.portfolio.observe(closed_at, view, play=executor is None)
             if executor is not None and closing:
                 executor.close(closing, view, closed_at)
-            if not self._stop.is_set() and not (executor and executor.broker_in_fail_safe):
+            if self._may_enter():
                 ranked = _ranked(self.plan, view, step)
                 taken = self.portfolio.decide(closed_at, ranked)
                 report.decided = len(taken)
@@ -103,8 +113,25 @@ class Runtime:
                     executor.submit(taken, view, closed_at)
             else:
                 self.portfolio.advance(closed_at)
+            self._step = step
             self._report(report)
+            self._tell_observers(CloseMoment(
+                closed_at, self.plan, view, step, report.opened, self._paused.is_set(),
+                self._stop.is_set(), bool(executor and executor.broker_in_fail_safe),
+            ))  # fmt: skip
             return report
+
+    def _may_enter(self) -> bool:
+        if self._stop.is_set() or self._paused.is_set():
+            return False
+        return not (self.executor is not None and self.executor.broker_in_fail_safe)
+
+    def _tell_observers(self, moment: CloseMoment) -> None:
+        for observer in self.observers:
+            try:
+                observer.closed(moment)
+            except Exception:  # an observer failing must not stop trading
+                log.exception("a close observer failed")
 
     def poll(self, step: int, now: pd.Timestamp) -> StepReport:
         """Between closes, with an executor: follow the orders (fills, timeouts, stops)."""
@@ -185,12 +212,83 @@ class Runtime:
             self._report(report)
             return report
 
-    def request_stop(self) -> None:
+    def request_stop(self, who: str = "") -> None:
         self._stop.set()
 
-    def announce(self, kind: EventKind, time: pd.Timestamp, message: str) -> None:
+    def pause(self) -> None:
+        """No new entries from the next close on; open trades go on as before."""
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused.is_set()
+
+    def close_positions(self, trade_ids: set[int] | None, reason: str) -> list[Trade]:
+        """Close open trades now at their pair's last close (`trade_ids` None: all of
+        them); with an executor, at market on the exchange. The trades asked to close."""
+        with self._lock:
+            if self._step is None:
+                return []
+            view = self.source.as_of(self._step)
+            now = self.source.timeline[self._step] + self.step_length
+            exits = [
+                MonitorExit(p, reason, float(view[p.pair].prices["close"][-1]))
+                for p in self.portfolio.unresolved()
+                if p.trade is not None and p.trade.exit_time is None and p.pair in view
+                and (trade_ids is None or p.trade.id in trade_ids)
+            ]  # fmt: skip
+            if self.executor is not None:
+                self.executor.close_now(exits, now)
+            else:
+                for exit in exits:
+                    close_on_paper(self.portfolio, self.portfolio.fills, exit, now)
+            if exits:
+                self._report(StepReport(now))
+            return [exit.position.trade for exit in exits if exit.position.trade is not None]
+
+    def state(self) -> LiveState:
+        """The session at its last close, copied: safe to read on another thread."""
+        with self._lock:
+            time = (
+                None
+                if self._step is None
+                else (self.source.timeline[self._step] + self.step_length)
+            )
+            view = self.source.as_of(self._step) if self._step is not None else {}
+            positions = []
+            for trade in self.portfolio.trades:
+                if trade.exit_time is not None:
+                    continue
+                data = view.get(trade.pair)
+                price = float(data.prices["close"][-1]) if data is not None else None
+                positions.append(_open_position(copy.deepcopy(trade), price))
+            return LiveState(
+                time,
+                positions,
+                [copy.deepcopy(t) for t in self.trades()],
+                self.portfolio.starting_balance,
+                self._paused.is_set(),
+                self._stop.is_set(),
+                self._fail_safe,
+            )
+
+    def market(self) -> dict[str, PairData]:
+        """Every pair's data at the last close (for the dashboard's candle chart)."""
+        with self._lock:
+            return {} if self._step is None else dict(self.source.as_of(self._step))
+
+    def announce(
+        self,
+        kind: EventKind,
+        time: pd.Timestamp,
+        message: str,
+        data: dict[str, object] | None = None,
+    ) -> None:
         """Tell the notifiers something that is not about one trade (e.g. fail-safe)."""
-        event = Event(kind, time, message)
+        event = Event(kind, time, message, data or {})
         for notifier in self.notifiers:
             notifier.notify(event)
 
@@ -292,3 +390,16 @@ def _closed_text(trade: Trade) -> str:
         f"Closed {trade.pair} {trade.side} at {trade.exit_price or 0:.6g} ({trade.exit_reason}): "
         f"{trade.profit:+.2f} ({trade.profit_ratio:+.2%})"
     )
+
+
+def _open_position(trade: Trade, price: float | None) -> OpenPosition:
+    """What an open trade would make if closed at `price`: its profit so far (take-profits,
+    fees, funding) plus the rest of its amount at that price."""
+    closing = [f for f in trade.fills if f.reason != "entry"]
+    left = trade.amount - sum(f.amount for f in closing)
+    unrealized = None
+    if price is not None and trade.fills:
+        sign = 1.0 if trade.side == "long" else -1.0
+        unrealized = trade.profit + sign * (price - trade.entry_price) * left
+    stop = trade.stop if trade.stop is not None else trade.initial_stop
+    return OpenPosition(trade, price, unrealized, len(closing), stop != trade.initial_stop)
