@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kinetic_rules.cli import ui_cmd
 from kinetic_rules.cli.options import WARMUP_HELP, add_gaps_flag, candle_request, parse_overrides
 from kinetic_rules.cli.progress import Phases
 from kinetic_rules.errors import ConfigError
@@ -92,6 +93,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         "5s; off: only at closes). Not with --replay",
     )
     add_gaps_flag(run)
+    ui_cmd.add_run_flags(run)
     run.add_argument("--quiet", "-q", action="store_true", help="only the final summary")
     run.set_defaults(handler=run_command)
 
@@ -143,8 +145,9 @@ def run_command(args: argparse.Namespace) -> int:
             "--monitor-every watches live tickers between closes; a replay has only its "
             "recorded closes and decides at them, as the backtest does"
         )
+    listen = ui_cmd.listen_for_run(args)  # refused now if it would be unsafe
     if args.replay is None:
-        return _session(args)
+        return _session(args, listen)
     if not args.replay.is_dir():
         raise ConfigError(f"--replay {args.replay}: not a directory (give a candle store)")
     speed = _speed(args.speed)
@@ -168,9 +171,11 @@ def run_command(args: argparse.Namespace) -> int:
     sink = _sink(args.db, prepared.plan, "replay") if args.db else None
     notifiers: list[Any] = [LogNotifier()] + ([EventLog(sink.store)] if sink else [])
     runtime = Runtime(prepared.plan, source, notifiers=notifiers, sink=sink)
-    telegram = notifier_from_env(runtime)  # KINETIC_TELEGRAM_TOKEN / _CHAT_ID, if both are set
+    controls = ui_cmd.controls_for(runtime, sink.store if sink else None)
+    telegram = notifier_from_env(controls)  # KINETIC_TELEGRAM_TOKEN / _CHAT_ID, if both are set
     if telegram is not None:
         runtime.notifiers.append(telegram)
+    dashboard = ui_cmd.serve_for_run(listen, controls, args.strategy, sink.store if sink else None)
     pause = timeframe_seconds(prepared.plan.timeframe) / speed if speed else 0.0
     last = len(source.timeline) - 1
     try:
@@ -184,15 +189,18 @@ def run_command(args: argparse.Namespace) -> int:
                 time.sleep(pause)
         else:
             runtime.finish(last)
+        ui_cmd.linger(dashboard, runtime)  # with --ui: the page stays until Ctrl-C or stop
     except KeyboardInterrupt:
         phases.close()
         print("interrupted: open trades stay as they are", file=sys.stderr)
-        return _done(runtime, 130, None)
+        return _done(runtime, 130, None, dashboard)
     phases.close()
-    return _done(runtime, 0, None)
+    return _done(runtime, 0, None, dashboard)
 
 
-def _done(runtime: Any, code: int, monitor_every: float | None) -> int:
+def _done(runtime: Any, code: int, monitor_every: float | None, dashboard: Any = None) -> int:
+    if dashboard is not None:
+        dashboard.close()
     for notifier in runtime.notifiers:
         notifier.close()
     _summary(runtime.trades(), monitor_every)
@@ -219,7 +227,7 @@ def _summary(trades: list[Any], monitor_every: float | None) -> None:
     print(f"{len(trades)} trades, {wins} winners, profit {profit:+.2f}; {watch}")
 
 
-def _session(args: argparse.Namespace) -> int:
+def _session(args: argparse.Namespace, listen: Any = None) -> int:
     """Trading on the exchange's live candles (paper, or real orders with --live), until
     Ctrl-C or /stop."""
     from kinetic_rules.compile.modes import require_mode
@@ -279,7 +287,7 @@ def _session(args: argparse.Namespace) -> int:
         bid_asks=stream,
     )
     try:
-        return _trade(args, session, sink)
+        return _trade(args, session, sink, listen)
     finally:
         if stream is not None:
             stream.close()
@@ -301,7 +309,7 @@ def _bid_ask_stream(args: argparse.Namespace, plan: Any, exchange: Any, pairs: l
     return stream
 
 
-def _trade(args: argparse.Namespace, session: Any, sink: StoreSink) -> int:
+def _trade(args: argparse.Namespace, session: Any, sink: StoreSink, listen: Any = None) -> int:
     """Start the session (resuming a crashed one) and trade until stopped."""
     from kinetic_rules.live.notify import LogNotifier, notifier_from_env
     from kinetic_rules.live.runtime import Runtime
@@ -311,9 +319,11 @@ def _trade(args: argparse.Namespace, session: Any, sink: StoreSink) -> int:
     runtime = session.runtime
     assert isinstance(runtime, Runtime)
     runtime.notifiers.extend([LogNotifier(), EventLog(sink.store)])
-    telegram = notifier_from_env(runtime)
+    controls = ui_cmd.controls_for(runtime, sink.store)
+    telegram = notifier_from_env(controls)
     if telegram is not None:
         runtime.notifiers.append(telegram)
+    dashboard = ui_cmd.serve_for_run(listen, controls, args.strategy, sink.store)
     what = "trading for real" if args.live else "paper trading"
     print(
         f"{what} {', '.join(session.pairs)} on {session.exchange.id}; Ctrl-C stops",
@@ -327,8 +337,8 @@ def _trade(args: argparse.Namespace, session: Any, sink: StoreSink) -> int:
     except KeyboardInterrupt:
         left = "orders and stops stay on the exchange" if args.live else "open paper trades stay"
         print(f"stopped: {left}; run again to resume", file=sys.stderr)
-        return _done(runtime, 130, session.monitor_every)
-    return _done(runtime, 0, session.monitor_every)
+        return _done(runtime, 130, session.monitor_every, dashboard)
+    return _done(runtime, 0, session.monitor_every, dashboard)
 
 
 def _sink(url: str | None, plan: Any, mode: str) -> StoreSink:

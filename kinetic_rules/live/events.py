@@ -79,6 +79,7 @@ class LiveState:
     positions: list[OpenPosition] = field(default_factory=list)
     trades: list[Trade] = field(default_factory=list)  # copies, oldest entry first
     starting_balance: float = 0.0
+    realized: float = 0.0  # closed trades' profit, in the stake currency
     paused: bool = False
     stopping: bool = False
     fail_safe: bool = False  # the exchange's fail-safe: no new entries
@@ -93,7 +94,7 @@ class CloseMoment:
     plan: Plan
     market: dict[str, PairData]
     step: int
-    opened: list[Trade]
+    entered: list[tuple[str, str, int]]  # (pair, side, position id) decided at this close
     paused: bool
     stopping: bool
     fail_safe: bool

@@ -105,6 +105,7 @@ class Runtime:
             closing = self.portfolio.observe(closed_at, view, play=executor is None)
             if executor is not None and closing:
                 executor.close(closing, view, closed_at)
+            taken = []
             if self._may_enter():
                 ranked = _ranked(self.plan, view, step)
                 taken = self.portfolio.decide(closed_at, ranked)
@@ -115,11 +116,13 @@ class Runtime:
                 self.portfolio.advance(closed_at)
             self._step = step
             self._report(report)
-            self._tell_observers(CloseMoment(
-                closed_at, self.plan, view, step, report.opened, self._paused.is_set(),
+            moment = CloseMoment(
+                closed_at, self.plan, view, step, [(p.pair, p.side, p.id) for p in taken],
+                self._paused.is_set(),
                 self._stop.is_set(), bool(executor and executor.broker_in_fail_safe),
-            ))  # fmt: skip
-            return report
+            )  # fmt: skip
+        self._tell_observers(moment)  # outside the lock: an observer may read the state
+        return report
 
     def _may_enter(self) -> bool:
         if self._stop.is_set() or self._paused.is_set():
@@ -249,8 +252,9 @@ class Runtime:
                 self._report(StepReport(now))
             return [exit.position.trade for exit in exits if exit.position.trade is not None]
 
-    def state(self) -> LiveState:
-        """The session at its last close, copied: safe to read on another thread."""
+    def state(self, trades: bool = True) -> LiveState:
+        """The session at its last close, copied: safe to read on another thread
+        (`trades` False: the open positions only, cheaper on a long session)."""
         with self._lock:
             time = (
                 None
@@ -268,8 +272,9 @@ class Runtime:
             return LiveState(
                 time,
                 positions,
-                [copy.deepcopy(t) for t in self.trades()],
+                [copy.deepcopy(t) for t in self.trades()] if trades else [],
                 self.portfolio.starting_balance,
+                sum(t.profit for t in self.portfolio.trades if t.exit_time is not None),
                 self._paused.is_set(),
                 self._stop.is_set(),
                 self._fail_safe,
