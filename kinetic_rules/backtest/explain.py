@@ -200,6 +200,18 @@ def entry_verdicts(plan: Plan, signals: PairSignals, at: int) -> list[EntryVerdi
     return _entry_verdicts(plan, _Moment(signals, at, dict(checked.params), regimes, definitions))
 
 
+def showing_entries(plan: Plan) -> Plan:
+    """The plan keeping what `entry_verdicts` reads at every candle: each trade-free entry
+    condition and the operands it shows (a running session discards them otherwise)."""
+    nodes = []
+    for side in plan.strategy.entry.values():
+        for rule in side.values():
+            if plan.is_trade_free(rule.node):
+                nodes.append(rule.node)
+                nodes += [o for o in operands(rule.node) if _computed(o) and plan.is_trade_free(o)]
+    return plan.showing(tuple(nodes))
+
+
 def _entry_verdicts(plan: Plan, moment: _Moment) -> list[EntryVerdict]:
     found = []
     for side, side_rules in plan.strategy.entry.items():

@@ -165,6 +165,7 @@ def run_command(args: argparse.Namespace) -> int:
     if not args.quiet:
         phases("loading")
     prepared = prepare(request)
+    prepared.plan = ui_cmd.plan_for(listen, prepared.plan)
     source = ReplaySource(
         prepared.plan, prepared.feed, prepared.pairs, request.start, extras=prepared.extras
     )
@@ -241,6 +242,7 @@ def _session(args: argparse.Namespace, listen: Any = None) -> int:
 
     monitor_every = _monitor_every(args.monitor_every or _MONITOR_DEFAULT)
     plan = build_plan(check(load_file(args.strategy), parse_overrides(args.set)), gaps=args.gaps)
+    plan = ui_cmd.plan_for(listen, plan)
     require_mode(plan, "live" if args.live else "paper")
     spec = plan.strategy.spec
     pairs = args.pairs or spec.market.pairs or (spec.scanner.universe if spec.scanner else [])

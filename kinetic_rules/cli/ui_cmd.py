@@ -52,6 +52,15 @@ def listen_for_run(args: argparse.Namespace) -> Listen | None:
     return listen_from(args.ui, args.ui_cert, args.ui_key, args.ui_insecure, "--ui")
 
 
+def plan_for(listen: Listen | None, plan: Any) -> Any:
+    """With --ui, the plan also keeps what the decision feed shows (explain's lines)."""
+    if listen is None:
+        return plan
+    from kinetic_rules.backtest.explain import showing_entries
+
+    return showing_entries(plan)
+
+
 def controls_for(runtime: Any, journal: Any) -> SessionControls:
     """The one set of controls Telegram and the dashboard share."""
     from kinetic_rules.live.controls import SessionControls

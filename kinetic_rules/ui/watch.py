@@ -106,10 +106,12 @@ class Watch:
             self.decisions.extend(found)
 
     def _decisions(self, moment: CloseMoment, pair: str, data: PairData, at: int) -> list[Decision]:
-        """The sides that came near an entry: every condition held, or all but one."""
+        """The sides that came near an entry: every condition held, or all but one of
+        three or more (with two, one holding is too common to be news)."""
         found = []
         for verdict in entry_verdicts(moment.plan, data.signals, at):
-            if verdict.total == 0 or verdict.held < max(1, verdict.total - 1):
+            short = verdict.total - verdict.held
+            if verdict.total == 0 or short > 1 or (short == 1 and verdict.total < 3):
                 continue
             outcome = _outcome(moment, pair, data, at, verdict)
             found.append(Decision(moment.time, pair, verdict, outcome))
