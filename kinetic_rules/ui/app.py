@@ -5,8 +5,8 @@ tunnel or proxy: docs/dashboard.md). Controls need `Authorization: Bearer <token
 with the token from KINETIC_UI_TOKEN; without it set they are refused (403).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI reads the endpoints' annotations at
+# definition, and `Allowed` is local to create_app.
 import asyncio
 import contextlib
 import hmac
