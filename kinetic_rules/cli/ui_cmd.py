@@ -91,15 +91,23 @@ def linger(dashboard: Background | None, runtime: Any) -> None:
 def register(commands: argparse._SubParsersAction[Any]) -> None:
     ui = commands.add_parser(
         "ui",
-        help="the dashboard of a stopped or remote session's trade store (read-only)",
+        help="the dashboard of a stopped or remote session's trade store, or of a "
+        "backtest's results (read-only)",
         description="Serve the dashboard over a trade store: positions, trades, equity and "
         "the event log of a session that ran (or runs elsewhere) with that store. Controls "
         "answer 409: only `run … --ui` can control a session. See docs/dashboard.md.",
     )
-    ui.add_argument(
+    what = ui.add_mutually_exclusive_group()
+    what.add_argument(
         "--db",
         metavar="URL",
         help="the trade store (default: $KINETIC_RULES_DB or sqlite:///user_data/trades.sqlite)",
+    )
+    what.add_argument(
+        "--results",
+        metavar="DIR",
+        type=Path,
+        help="a finished backtest's results (the folder `backtest --report DIR` wrote)",
     )
     ui.add_argument(
         "--listen",
@@ -119,6 +127,13 @@ def ui_command(args: argparse.Namespace) -> int:
 
     listen = listen_from(args.listen, args.ui_cert, args.ui_key, args.ui_insecure)
     token = token_from_env()
+    if args.results is not None:
+        from kinetic_rules.ui.results import ResultsSource
+
+        results = create_app(ResultsSource(args.results), token)
+        print(f"dashboard of {args.results} on {listen.url}; Ctrl-C stops", file=sys.stderr)
+        server(results, listen).run()
+        return 0
     store = TradeStore(args.db, create=False, read_only=True)
     try:
         app = create_app(StoreSource(store), token)

@@ -60,6 +60,8 @@ def create_app(source: Source, token: str | None, hub: Hub | None = None) -> Fas
         title="kinetic-rules dashboard",
         description="A trading session's positions, trades, equity, decisions and controls.",
         version="1",
+        docs_url=None,  # the interactive docs load their scripts from a CDN: not here
+        redoc_url=None,
     )
     hub = hub or Hub()
     app.state.hub = hub

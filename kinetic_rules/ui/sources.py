@@ -17,6 +17,7 @@ import pandas as pd
 
 from kinetic_rules.engine.model import Trade
 from kinetic_rules.engine.orders import Event
+from kinetic_rules.files import read_regular
 from kinetic_rules.live.controls import SessionControls
 from kinetic_rules.live.events import OpenPosition
 from kinetic_rules.persist.store import TradeStore
@@ -39,6 +40,7 @@ from kinetic_rules.ui.models import (
 from kinetic_rules.ui.watch import Watch
 
 STRATEGY_KEY = "dashboard:strategy"  # the journal's copy of the session's strategy file
+STRATEGY_BYTES = 2 * 1024 * 1024  # strategy files are at most 2 MB
 MAX_ROWS = 5000  # the most trades, events or decisions one answer holds
 
 
@@ -84,7 +86,10 @@ class Source(Protocol):
 
 def strategy_record(name: str, path: Path, params: dict[str, object]) -> str:
     """The journal's copy of the strategy, so `ui --db` can show it after the session."""
-    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    try:
+        text = read_regular(path, STRATEGY_BYTES)[:STRATEGY_BYTES].decode("utf-8", "replace")
+    except OSError:
+        text = ""
     shown = {key: str(value) for key, value in params.items()}
     return json.dumps({"name": name, "path": str(path), "text": text, "params": shown})
 

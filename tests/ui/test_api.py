@@ -225,3 +225,31 @@ def test_the_token_is_never_shown(
     with caplog.at_level(logging.INFO):
         logging.getLogger("kinetic_rules.ui").info("the token is %s", TOKEN)
     assert TOKEN not in caplog.text
+
+
+def test_a_finished_backtest_opens_with_the_same_api(
+    fixture_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kinetic_rules.ui.results import ResultsSource
+
+    folder = tmp_path / "report"
+    code = main(["backtest", str(STRATEGY), "--data", str(fixture_store), "--report", str(folder)])
+    assert code == 0
+    capsys.readouterr()
+    client = TestClient(create_app(ResultsSource(folder), TOKEN))
+    document = client.get("/openapi.json").json()
+    summary = (folder / "results.json").read_text()
+    trades = client.get("/api/trades", params={"limit": 5000}).json()
+    assert f'"count": {len(trades)}' in summary and len(trades) > 5
+    validate(document, "/api/trades", trades)
+    equity = client.get("/api/equity").json()
+    assert len(equity) >= 2 and equity[0]["realized"] > 0
+    status = client.get("/api/status").json()
+    assert status["source"] == "results" and status["strategy"] == "busy-spot"
+    assert "crossed_above" in client.get("/api/strategy").json()["text"]
+    assert client.post("/api/controls/pause", headers=RIGHT).status_code == 409
+    # a folder that is not a backtest's: a user error, not a traceback
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "results.json").write_text("{not json")
+    assert main(["ui", "--results", str(tmp_path / "other")]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
