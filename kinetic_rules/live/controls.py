@@ -79,14 +79,14 @@ class SessionControls:
 
     def close_position(self, trade_id: int, who: str) -> bool:
         """Close one open trade now; False if no open trade has that id."""
-        closed = self.runtime.close_positions({trade_id}, CLOSE_REASON)
+        closed = self.runtime.close_positions({trade_id}, CLOSE_REASON, self.clock())
         if closed:
             trade = closed[0]
             self._record("close", who, f"Close {trade.pair} {trade.side} #{trade.id} asked")
         return bool(closed)
 
     def close_all(self, who: str) -> int:
-        closed = self.runtime.close_positions(None, CLOSE_REASON)
+        closed = self.runtime.close_positions(None, CLOSE_REASON, self.clock())
         self._record("close_all", who, f"Close all asked: {len(closed)} open trade(s) closing")
         return len(closed)
 

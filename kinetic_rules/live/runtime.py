@@ -229,27 +229,32 @@ class Runtime:
     def paused(self) -> bool:
         return self._paused.is_set()
 
-    def close_positions(self, trade_ids: set[int] | None, reason: str) -> list[Trade]:
-        """Close open trades now at their pair's last close (`trade_ids` None: all of
-        them); with an executor, at market on the exchange. The trades asked to close."""
+    def close_positions(
+        self, trade_ids: set[int] | None, reason: str, now: pd.Timestamp | None = None
+    ) -> list[Trade]:
+        """Close open trades (`trade_ids` None: all of them): on paper at their pair's
+        last close, at that close's time; with an executor, at market on the exchange,
+        sent at `now`. The trades asked to close."""
         with self._lock:
             if self._step is None:
                 return []
             view = self.source.as_of(self._step)
-            now = self.source.timeline[self._step] + self.step_length
+            last_close = self.source.timeline[self._step] + self.step_length
             exits = [
                 MonitorExit(p, reason, float(view[p.pair].prices["close"][-1]))
                 for p in self.portfolio.unresolved()
                 if p.trade is not None and p.trade.exit_time is None and p.pair in view
                 and (trade_ids is None or p.trade.id in trade_ids)
             ]  # fmt: skip
+            at = last_close
             if self.executor is not None:
-                self.executor.close_now(exits, now)
+                at = max(now, last_close) if now is not None else last_close
+                self.executor.close_now(exits, at)
             else:
                 for exit in exits:
-                    close_on_paper(self.portfolio, self.portfolio.fills, exit, now)
+                    close_on_paper(self.portfolio, self.portfolio.fills, exit, at)
             if exits:
-                self._report(StepReport(now))
+                self._report(StepReport(at))
             return [exit.position.trade for exit in exits if exit.position.trade is not None]
 
     def state(self, trades: bool = True) -> LiveState:
