@@ -112,6 +112,7 @@ def server(app: FastAPI, listen: Listen) -> uvicorn.Server:
         access_log=False,  # requests are not logged: the controls are journaled instead
         ws="websockets-sansio",
         lifespan="off",
+        timeout_graceful_shutdown=1,  # an open page's stream must not hold up the exit
     )
     return uvicorn.Server(config)
 

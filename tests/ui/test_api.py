@@ -83,7 +83,7 @@ def test_the_answers_say_what_the_session_holds(session: Session) -> None:
 
 def test_trades_are_filtered_by_pair_side_reason_and_time(session: Session) -> None:
     client = TestClient(live_app(session))
-    session.advance(1500)
+    session.advance(900)
     every = client.get("/api/trades").json()
     assert len(every) > 5
     pair = every[0]["pair"]
