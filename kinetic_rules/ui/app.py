@@ -13,6 +13,7 @@ import hmac
 from datetime import datetime
 from importlib.resources import files
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, WebSocket
 from fastapi.responses import HTMLResponse, Response
@@ -71,6 +72,9 @@ def create_app(source: Source, token: str | None, hub: Hub | None = None) -> Fas
 
     def session(request: Request) -> tuple[SessionControls, str]:
         """The controls and who asks, once the token is checked; else the refusal."""
+        controls = source.controls
+        if controls is None:  # nothing here can be controlled, with or without a token
+            raise HTTPException(409, "no running session: this dashboard only reads")
         if not token:
             raise HTTPException(403, NO_TOKEN)
         given = request.headers.get("authorization", "")
@@ -82,9 +86,6 @@ def create_app(source: Source, token: str | None, hub: Hub | None = None) -> Fas
                 401, "a control needs the header Authorization: Bearer <token>; "
                 "this one is missing or wrong", headers={"WWW-Authenticate": "Bearer"},
             )  # fmt: skip
-        controls = source.controls
-        if controls is None:
-            raise HTTPException(409, "no running session: this dashboard only reads a store")
         client = request.client.host if request.client else "unknown"
         return controls, f"ui from {client}"
 
@@ -183,6 +184,9 @@ def create_app(source: Source, token: str | None, hub: Hub | None = None) -> Fas
     @app.websocket("/api/stream")
     async def stream(socket: WebSocket) -> None:
         """Messages {"type": "event" | "close" | "store", ...}: the page reloads on each."""
+        if not _same_origin(socket):  # another site's page may not listen in
+            await socket.close(code=1008)
+            return
         await socket.accept()
         queue = hub.subscribe()
         poller = None
@@ -201,6 +205,15 @@ def create_app(source: Source, token: str | None, hub: Hub | None = None) -> Fas
                     await poller
 
     return app
+
+
+def _same_origin(socket: WebSocket) -> bool:
+    """Browsers send the page's origin with a WebSocket and do not stop a page of another
+    site from opening one: accept only the dashboard's own page (or a non-browser client)."""
+    origin = socket.headers.get("origin")
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc.lower() == socket.headers.get("host", "").lower()
 
 
 async def _watch_store(source: Source, hub: Hub) -> None:

@@ -185,7 +185,7 @@ def test_a_stored_session_is_read_only(session: Session, tmp_path: Path) -> None
     for control in CONTROLS:
         answer = client.post(f"/api/controls/{control}", headers=RIGHT)
         assert answer.status_code == 409 and "no running session" in answer.json()["detail"]
-    assert client.post("/api/controls/pause").status_code == 401
+    assert client.post("/api/controls/pause").status_code == 409  # without a token too
     reader.close()
 
 
@@ -253,3 +253,19 @@ def test_a_finished_backtest_opens_with_the_same_api(
     (tmp_path / "other" / "results.json").write_text("{not json")
     assert main(["ui", "--results", str(tmp_path / "other")]) == 2
     assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_the_stream_tells_the_page_of_each_close_and_refuses_other_sites(session: Session) -> None:
+    from starlette.websockets import WebSocketDisconnect
+
+    client = TestClient(live_app(session))
+    with client.websocket_connect("/api/stream") as stream:
+        session.advance(1)
+        assert stream.receive_json()["type"] == "close"
+    with (
+        pytest.raises(WebSocketDisconnect),
+        client.websocket_connect(
+            "/api/stream", headers={"origin": "https://evil.example"}
+        ) as other,
+    ):
+        other.receive_json()
