@@ -287,6 +287,7 @@ def _session(args: argparse.Namespace, listen: Any = None) -> int:
         universe=universe,
         monitor_every=monitor_every,
         bid_asks=stream,
+        prepare=lambda runtime: ui_cmd.controls_for(runtime, sink.store),  # restores a pause
     )
     try:
         return _trade(args, session, sink, listen)

@@ -8,16 +8,18 @@ restarted session stays paused until someone resumes it.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Protocol
 
 import pandas as pd
 
-from kinetic_rules.live.runtime import Runtime
+from kinetic_rules.live.runtime import Pause, Runtime
 
 log = logging.getLogger("kinetic_rules.live")
 CLOSE_REASON = "control:close"  # the exit reason of a trade a person closed
+KEEP_PAUSES = 200  # the journal keeps the latest pauses (a resumed session replays them)
 
 
 class Journal(Protocol):
@@ -48,9 +50,11 @@ class SessionControls:
         self.journal = journal
         self.clock = clock
         self._key = paused_key(runtime.plan.strategy.spec.metadata.name)
-        if journal is not None and journal.state(self._key) == "paused":
-            runtime.pause()
-            log.warning("new entries are paused (since before the restart); resume to trade")
+        text = journal.state(self._key) if journal is not None else None
+        if text:
+            runtime.restore_pauses(_pauses(text))
+            if runtime.paused:
+                log.warning("new entries are paused (since before the restart); resume to trade")
 
     # -- reading -------------------------------------------------------------------------
 
@@ -69,12 +73,12 @@ class SessionControls:
 
     def pause(self, who: str) -> None:
         self.runtime.pause()
-        self._journal_pause("paused")
+        self._journal_pauses()
         self._record("pause", who, "New entries paused; open trades, exits and stops go on")
 
     def resume(self, who: str) -> None:
         self.runtime.resume()
-        self._journal_pause("")
+        self._journal_pauses()
         self._record("resume", who, "New entries resumed")
 
     def close_position(self, trade_id: int, who: str) -> bool:
@@ -96,9 +100,11 @@ class SessionControls:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _journal_pause(self, value: str) -> None:
+    def _journal_pauses(self) -> None:
         if self.journal is not None:
-            self.journal.set_state(self._key, value)
+            pauses = self.runtime.pauses()[-KEEP_PAUSES:]
+            rows = [[_iso(p.after), _iso(p.until)] for p in pauses]
+            self.journal.set_state(self._key, json.dumps(rows))
 
     def _record(self, action: str, who: str, message: str) -> None:
         """The event log's row: what, who, when (wall-clock time of the request)."""
@@ -106,3 +112,17 @@ class SessionControls:
         log.warning("control: %s by %s", action, who)
         data: dict[str, object] = {"action": action, "who": who, "at": when.isoformat()}
         self.runtime.announce("control", when, f"{message} (by {who})", data)
+
+
+def _iso(time: pd.Timestamp | None) -> str | None:
+    return None if time is None else time.isoformat()
+
+
+def _pauses(text: str) -> list[Pause]:
+    """The journal's pauses; an unreadable entry is taken as paused (the safe side)."""
+    try:
+        rows = json.loads(text)
+        return [Pause(*(None if t is None else pd.Timestamp(t) for t in row)) for row in rows]
+    except (ValueError, TypeError):
+        log.warning("the journal's pause record is unreadable; new entries stay paused")
+        return [Pause(None, None)]

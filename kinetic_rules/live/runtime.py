@@ -44,6 +44,15 @@ _REPORTED_CLOSED = -1
 log = logging.getLogger("kinetic_rules.live")
 
 
+@dataclass(frozen=True)
+class Pause:
+    """New entries paused after the close `after` (None: from the start) until the close
+    `until` included (None: still paused)."""
+
+    after: pd.Timestamp | None
+    until: pd.Timestamp | None
+
+
 class TradeSink(Protocol):
     """Where trade changes go as they happen (the persistence layer implements it)."""
 
@@ -83,7 +92,9 @@ class Runtime:
         self.executor: Executor | None = None
         self._fail_safe = False  # the broker's, as last told
         self._stop = threading.Event()
-        self._paused = threading.Event()  # no new entries (a person asked); exits go on
+        # When a person paused new entries: (after close, until close) — entries are not
+        # made at closes in between; until None: paused still. Exits go on regardless.
+        self._pauses: list[Pause] = []
         self.observers: list[CloseObserver] = []  # the dashboard, watching each close
         self._step: int | None = None  # the last close processed
         self._lock = threading.Lock()  # chat commands read state from another thread
@@ -106,7 +117,7 @@ class Runtime:
             if executor is not None and closing:
                 executor.close(closing, view, closed_at)
             taken = []
-            if self._may_enter():
+            if self._may_enter(closed_at):
                 ranked = _ranked(self.plan, view, step)
                 taken = self.portfolio.decide(closed_at, ranked)
                 report.decided = len(taken)
@@ -118,14 +129,14 @@ class Runtime:
             self._report(report)
             moment = CloseMoment(
                 closed_at, self.plan, view, step, [(p.pair, p.side, p.id) for p in taken],
-                self._paused.is_set(),
+                self._paused_at(closed_at),
                 self._stop.is_set(), bool(executor and executor.broker_in_fail_safe),
             )  # fmt: skip
         self._tell_observers(moment)  # outside the lock: an observer may read the state
         return report
 
-    def _may_enter(self) -> bool:
-        if self._stop.is_set() or self._paused.is_set():
+    def _may_enter(self, closed_at: pd.Timestamp) -> bool:
+        if self._stop.is_set() or self._paused_at(closed_at):
             return False
         return not (self.executor is not None and self.executor.broker_in_fail_safe)
 
@@ -220,14 +231,40 @@ class Runtime:
 
     def pause(self) -> None:
         """No new entries from the next close on; open trades go on as before."""
-        self._paused.set()
+        with self._lock:
+            if not self.paused:
+                self._pauses.append(Pause(self._last_close(), None))
 
     def resume(self) -> None:
-        self._paused.clear()
+        """Entries again from the next close on."""
+        with self._lock:
+            if self.paused:
+                self._pauses[-1] = Pause(self._pauses[-1].after, self._last_close())
 
     @property
     def paused(self) -> bool:
-        return self._paused.is_set()
+        return bool(self._pauses) and self._pauses[-1].until is None
+
+    def pauses(self) -> list[Pause]:
+        """Every pause so far, to journal: a resumed session replaying its closes must
+        skip the entries it skipped before."""
+        return list(self._pauses)
+
+    def restore_pauses(self, pauses: list[Pause]) -> None:
+        """The pauses of this session before a restart (call before replaying a close)."""
+        with self._lock:
+            self._pauses = list(pauses)
+
+    def _paused_at(self, closed_at: pd.Timestamp) -> bool:
+        return any(
+            (p.after is None or p.after < closed_at) and (p.until is None or closed_at <= p.until)
+            for p in self._pauses
+        )
+
+    def _last_close(self) -> pd.Timestamp | None:
+        if self._step is None:
+            return None
+        return self.source.timeline[self._step] + self.step_length
 
     def close_positions(
         self, trade_ids: set[int] | None, reason: str, now: pd.Timestamp | None = None
@@ -280,7 +317,7 @@ class Runtime:
                 [copy.deepcopy(t) for t in self.trades()] if trades else [],
                 self.portfolio.starting_balance,
                 sum(t.profit for t in self.portfolio.trades if t.exit_time is not None),
-                self._paused.is_set(),
+                self.paused,
                 self._stop.is_set(),
                 self._fail_safe,
             )

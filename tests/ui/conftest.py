@@ -32,6 +32,7 @@ class Session:
     store: TradeStore
     source: ReplaySource
     hub: Hub
+    feed: object = None  # the candles the replay reads
     step: int = 0
 
     def advance(self, closes: int = 1) -> None:
@@ -59,7 +60,7 @@ def replayed_session(fixture_store: Path, db: Path) -> Session:
     sink = StoreSink(store, strategy=plan.strategy.spec.metadata.name, mode="replay")
     runtime = Runtime(plan, source, notifiers=[EventLog(store)], sink=sink)
     controls = SessionControls(runtime, store)
-    return Session(runtime, controls, store, source, Hub())
+    return Session(runtime, controls, store, source, Hub(), prepared.feed)
 
 
 def live_app(session: Session, token: str | None = TOKEN):  # type: ignore[no-untyped-def]
