@@ -239,7 +239,12 @@ class Runtime:
         """Entries again from the next close on."""
         with self._lock:
             if self.paused:
-                self._pauses[-1] = Pause(self._pauses[-1].after, self._last_close())
+                after = self._pauses[-1].after
+                until = self._last_close()
+                if until is None:  # no close yet in this process: no close was skipped
+                    self._pauses.pop()
+                else:
+                    self._pauses[-1] = Pause(after, until)
 
     @property
     def paused(self) -> bool:

@@ -92,12 +92,12 @@ def token_from_env() -> str | None:
     token = os.environ.get(TOKEN_ENV, "").strip()
     if not token:
         return None
-    register(token)
-    if len(token) < 16:
+    if len(token) < 16:  # refused, and so never used: it need not be masked later
         raise ConfigError(
             f"{TOKEN_ENV} is too short to guard trading controls: use 16 characters or more "
             "(e.g. the output of `openssl rand -hex 24`)"
         )
+    register(token)
     return token
 
 
