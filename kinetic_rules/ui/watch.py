@@ -108,7 +108,9 @@ class Watch:
     def _decisions(self, moment: CloseMoment, pair: str, data: PairData, at: int) -> list[Decision]:
         """The sides that came near an entry: every condition held, or all but one of
         three or more (with two, one holding is too common to be news)."""
-        found = []
+        found: list[Decision] = []
+        if not moment.plan.shown:  # the plan keeps no entry lines (a session without --ui)
+            return found
         for verdict in entry_verdicts(moment.plan, data.signals, at):
             short = verdict.total - verdict.held
             if verdict.total == 0 or short > 1 or (short == 1 and verdict.total < 3):

@@ -10,10 +10,13 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from kinetic_rules.backtest.explain import showing_entries
+from kinetic_rules.compile.plan import build_plan
 from kinetic_rules.live.controls import CLOSE_REASON, SessionControls
 from kinetic_rules.ui.app import create_app
 from kinetic_rules.ui.sources import LiveSource
 from kinetic_rules.ui.watch import Watch
+from tests.live import test_live_trading as live_trading
 from tests.live.test_live_trading import BUSY_SPOT, DEPOSIT, PAIRS, START, start_bot, usdt
 from tests.standin import ExchangeStandin
 from tests.ui.conftest import TOKEN
@@ -30,8 +33,12 @@ def standin() -> Iterator[ExchangeStandin]:
 
 
 def test_close_all_from_the_dashboard_sells_everything_on_the_exchange(
-    standin: ExchangeStandin, tmp_path: Path
+    standin: ExchangeStandin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # the session keeps what the decision feed shows, as `run --ui` makes it do
+    monkeypatch.setattr(
+        live_trading, "build_plan", lambda checked: showing_entries(build_plan(checked))
+    )
     url = f"sqlite:///{tmp_path / 'trades.sqlite'}"
     bot = start_bot(standin, tmp_path / "candles", url)
     runtime = bot.session.runtime
@@ -50,6 +57,9 @@ def test_close_all_from_the_dashboard_sells_everything_on_the_exchange(
         bot.session.run(cycles=1)
     held = client.get("/api/positions").json()
     assert held, "no trade opened on the stand-in"
+    # the rolling windows of a live session feed the decision feed too
+    entered = [d for d in client.get("/api/decisions").json() if d["outcome"].startswith("entered")]
+    assert entered and all(line["holds"] for line in entered[0]["lines"])
     assert client.post("/api/controls/close-all").status_code == 401
     answer = client.post("/api/controls/close-all", headers={"Authorization": f"Bearer {TOKEN}"})
     assert answer.status_code == 200 and f"{len(held)} open trade(s) closing" in answer.text
