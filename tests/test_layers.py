@@ -30,6 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("engine",),
     ("backtest", "live", "persist"),
     ("research",),
+    ("ui",),
     ("cli",),
 )
 ENTRY_POINT = f"{PACKAGE}.__main__"  # `python -m kinetic_rules` runs the cli

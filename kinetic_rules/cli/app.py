@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         research_cmd,
         run_cmd,
         trades_cmd,
+        ui_cmd,
     )
 
     parser = argparse.ArgumentParser(
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     ablate_cmd.register(commands)
     run_cmd.register(commands)
     trades_cmd.register(commands)
+    ui_cmd.register(commands)
     add_verbose(parser)
     return parser
 

@@ -10,6 +10,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import pandas as pd
+
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.data.exchange import ensure_reachable
 from kinetic_rules.engine.orders import Book
@@ -84,29 +86,34 @@ def _new_prefix() -> str:
     return "kr" + "".join(secrets.choice(alphabet) for _ in range(6)) + "-"
 
 
-def book_paper_trading(plan: Plan, exchange: Any, store: TradeStore) -> Callable[[Runtime], None]:
+def book_paper_trading(
+    plan: Plan, exchange: Any, store: TradeStore, clock: Callable[[], pd.Timestamp]
+) -> Callable[[Runtime], None]:
     """Paper trading through the executor and a paper broker: orders fill against the
-    exchange's live tickers and order books instead of the candle fill model."""
+    exchange's live tickers and order books instead of the candle fill model; on futures,
+    in a simulated margin account. `clock` is the session's."""
     from kinetic_rules.engine.fills import fill_model
     from kinetic_rules.live.paper_broker import PaperBroker
+    from kinetic_rules.live.paper_futures import PaperFuturesBroker
 
     spec = plan.strategy.spec
-    if spec.market.type == "futures":
-        raise ConfigError(
-            "--fills book simulates spot accounts only in this version; paper-trade a futures "
-            "strategy with the default --fills candles (margin, leverage, liquidation and "
-            "shorts as in a backtest)"
-        )
     name = spec.metadata.name
-    broker = PaperBroker(
-        exchange,
+    settings: dict[str, Any] = dict(
         fills=fill_model(plan),
         stake_currency=spec.market.stake_currency,
         balance=spec.backtest.starting_balance,
         rate_limit_ms=spec.market.rate_limit_ms,
         journal=store,  # the simulated account survives a restart, resting orders included
         journal_key=f"paper-broker:{name}",
+        clock=clock,
     )
+    broker: PaperBroker
+    if spec.market.type == "futures":  # a simulated margin account: live/paper_futures.py
+        futures = FuturesSettings(spec.market.margin_mode, spec.orders.stop_trigger)
+        maintenance = spec.market.maintenance_margin
+        broker = PaperFuturesBroker(exchange, settings=futures, maintenance=maintenance, **settings)
+    else:
+        broker = PaperBroker(exchange, **settings)
     journal = StoredBook(store, name, mode="paper")
     book = journal.load_book() or Book(_new_prefix(), spec.backtest.starting_balance)
     journal.save_book(book)

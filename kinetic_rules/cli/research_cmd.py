@@ -71,6 +71,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exchange", help="exchange of the stored candles (default: the file's)")
     add_gaps_flag(parser)
     parser.add_argument("--warmup", metavar="DURATION", help=WARMUP_HELP)
+    parser.add_argument(
+        "--cache-mb",
+        type=int,
+        metavar="MB",
+        help="series each worker keeps from one trial to the next, in MB (default 512; "
+        "0: none, every trial computes every series)",
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress display")
 
 
@@ -130,6 +137,7 @@ def _options(args: argparse.Namespace) -> Any:
         new_study=args.new_study,
         workers=args.workers,
         ray=args.ray,
+        **({} if args.cache_mb is None else {"cache_mb": args.cache_mb}),
     )
 
 
@@ -222,7 +230,7 @@ def run_optimize_command(args: argparse.Namespace) -> int:
                 progress,
             )
         progress.phase("reports")
-        best_result = TrialRunner(context).backtest(found.best_values)
+        best_result = TrialRunner(context, keep_series=False).backtest(found.best_values)
         best_metrics = compute_metrics(best_result)
         written = write_strategy(checked.loaded, checked.space, found.best_values, out)
         document = report.optimize_document(

@@ -7,7 +7,8 @@ Backtests and replays hand over all history through a `Feed`; live trading exten
 same values close by close instead (incremental.py). Series of other pairs and
 timeframes are computed on their own candles, cached across pairs (BTC's daily EMA is
 computed once for forty pairs), and aligned so that a value appears only on the first
-base candle that closes at or after its own candle closed.
+base candle that closes at or after its own candle closed. Given a `SeriesCache`, series
+are also kept from one evaluation to the next (a search's trials, series_cache.py).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from kinetic_rules.compile.interpret import (
     take_visible,
 )
 from kinetic_rules.compile.plan import Plan
+from kinetic_rules.compile.series_cache import FrameKey, SeriesCache, frame_key
 from kinetic_rules.compile.time_windows import has_hole
 from kinetic_rules.data.align import visible_positions
 from kinetic_rules.data.candles import has_known_grid, timeframe_ns
@@ -53,6 +55,7 @@ class Frame:
     candles: pd.DataFrame
     memo: dict[ast.Node, Value] = field(default_factory=dict)
     positions: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)  # alignment
+    key: FrameKey | None = None  # its series' key in a SeriesCache, once asked for
 
     @property
     def length(self) -> int:
@@ -99,12 +102,34 @@ class PairSignals:
 
 
 class Evaluator:
-    def __init__(self, plan: Plan, feed: Feed) -> None:
+    """`cache`: series kept across evaluations of plans over the same candles (a search's
+    trials); None, as in a plain backtest, computes every series here."""
+
+    def __init__(self, plan: Plan, feed: Feed, cache: SeriesCache | None = None) -> None:
         self.plan = plan
         self.feed = feed
+        self.cache = cache
+        if cache is not None:
+            cache.new_run()
         self._shared: dict[tuple[str, str], Frame] = {}  # frames of other pairs and timeframes
         self.tables = regime_tables(plan)
         self._named = {need.pair for need in plan.data if need.pair is not None}
+        self._regime_names = frozenset({"regime", *self.tables})
+
+    def cache_key(self, frame: Frame, node: ast.Node) -> FrameKey | None:
+        """Where `node`'s series on `frame` is kept in the cache, or None if it is not:
+        no cache, a candle column (free to read), or a series that reads the regime
+        (whose rules may hold param values its own tree does not show)."""
+        if self.cache is None or isinstance(node, ast.Name):
+            return None
+        if self.cache.reads(node, self._regime_names):
+            return None
+        if frame.key is None:
+            plan = self.plan
+            frame.key = frame_key(
+                frame.pair, frame.timeframe, frame.times(), plan.gaps, plan.durations
+            )
+        return frame.key
 
     def evaluate(self, pair: str, extra: tuple[ast.Node, ...] = ()) -> PairSignals:
         """Every market series of the plan for `pair`, plus any `extra` trade-free nodes."""
@@ -153,9 +178,19 @@ class _Columns:
         found = self.frame.memo.get(node)
         if found is not None:
             return found
+        if isinstance(node, ast.Number | ast.Bool | ast.String):
+            return interpret(node, self)
+        cache = self.evaluator.cache
+        key = self.evaluator.cache_key(self.frame, node)
+        if cache is not None and key is not None:
+            found = cache.get(key, node)
+            if found is not None:
+                self.frame.memo[node] = found
+                return found
         value = interpret(node, self)
-        if not isinstance(node, ast.Number | ast.Bool | ast.String):
-            self.frame.memo[node] = value
+        if cache is not None and key is not None:
+            cache.put(key, node, value)
+        self.frame.memo[node] = value
         return value
 
     def constant(self, value: float | bool | str) -> Value:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from kinetic_rules.compile.evaluate import Evaluator, PairSignals
 from kinetic_rules.compile.plan import Plan, live_names
+from kinetic_rules.compile.series_cache import SeriesCache
 from kinetic_rules.engine.futures import (
     FUNDING_RATE,
     MarketExtras,
@@ -111,15 +112,18 @@ def prepare_market(
     evaluator: Evaluator | None = None,
     extras: MarketExtras | None = None,
     index: Callable[[str, str], pd.DatetimeIndex] | None = None,
+    cache: SeriesCache | None = None,
 ) -> Market:
     """Signals of every pair over all its candles, then the point-in-time scanner; with
     `extras`, funding and mark prices beside the candles, and the exchange's rules;
-    `index` gives a pair's open times without reading its candles (the feed's otherwise)."""
+    `index` gives a pair's open times without reading its candles (the feed's otherwise);
+    `cache` keeps series for the next run over the same candles (a search's trials)."""
     if extras is not None:
         feed = stored_feed(plan, feed, extras)
-    inputs = FeedInputs(plan, feed, evaluator or Evaluator(plan, feed), start, extras, index)
+    evaluator = evaluator or Evaluator(plan, feed, cache)
+    inputs = FeedInputs(plan, feed, evaluator, start, extras, index)
     rules = extras.rules_for if extras is not None else None
-    return assemble_market(plan, inputs, pairs, progress, rules)
+    return assemble_market(plan, inputs, pairs, progress, rules, cache=cache)
 
 
 def stored_feed(plan: Plan, feed: Feed, extras: MarketExtras) -> Feed:
@@ -138,6 +142,7 @@ def assemble_market(
     progress: Progress | None = None,
     rules: Callable[[str], MarketRules | None] | None = None,
     live_at: Callable[[pd.DatetimeIndex], np.ndarray] | None = None,
+    cache: SeriesCache | None = None,
 ) -> Market:
     """Every pair's signals and verdicts, laid on one timeline, then the scanner's shortlist.
 
@@ -145,20 +150,14 @@ def assemble_market(
     values are taken, so memory grows with pairs × candles, not × rules. `live_at`, in a
     running session: at which candles of the timeline it read the live inputs (the
     scanner's live-only steps run at those refreshes; its signals must hold their values).
+    `cache`: the pairs' layout on the timeline is kept there for the next run.
     """
     if not pairs:
         raise ConfigError("no pairs to run the strategy on")
     checked, spec = plan.strategy, plan.strategy.spec
-    step = timeframe_seconds(plan.timeframe)
-    indexes = [inputs.index(pair) for pair in pairs]
-    timeline = reduce(lambda a, b: a.union(b), indexes)
-    everywhere = np.arange(len(timeline))
-    positions = [_positions(timeline, everywhere, index) for index in indexes]
-    del indexes  # each pair's own index comes back with its signals
-    available = np.zeros((len(timeline), len(pairs)), dtype=bool)
-    for column, where in enumerate(positions):
-        available[where, column] = True
-    rows = refresh_rows(spec.scanner, timeline, step)
+    layout = _layout(plan, inputs, pairs, cache)
+    timeline, everywhere, positions = layout.timeline, layout.everywhere, layout.positions
+    available, rows = layout.available, layout.rows
     scanned = [r for r in checked.scanner if live_at is not None or not r.live_only]
     matrices = {id(r): np.full((len(rows), len(pairs)), np.nan) for r in scanned}
     keep = trade_nodes(plan)
@@ -205,6 +204,50 @@ def assemble_market(
     return Market(timeline, data, tuple(skipped))
 
 
+@dataclass(frozen=True)
+class Layout:
+    """The pairs laid on one timeline: it depends on their candles alone, so every run
+    over the same candles (a search's trials) can share it."""
+
+    timeline: pd.DatetimeIndex
+    everywhere: np.ndarray  # 0 … len(timeline) - 1
+    positions: list[np.ndarray]  # where each pair's candles sit on the timeline
+    available: np.ndarray  # bool [candles × pairs]: the pair has a candle there
+    rows: np.ndarray  # candles of the timeline where the scanner refreshes
+
+
+def _layout(plan: Plan, inputs: PairInputs, pairs: list[str], cache: SeriesCache | None) -> Layout:
+    indexes = [inputs.index(pair) for pair in pairs]
+    if cache is None:
+        return _lay_out(plan, indexes)
+    refresh = plan.strategy.spec.scanner.refresh if plan.strategy.spec.scanner else None
+    key = ("layout", plan.timeframe, plan.gaps, refresh, *map(_identity, pairs, indexes))
+    return cache.derived(key, lambda: _lay_out(plan, indexes))
+
+
+def _identity(pair: str, index: pd.DatetimeIndex) -> tuple[str, int, int, int]:
+    times = index.as_unit("ns").asi8
+    return (
+        pair,
+        len(times),
+        int(times[0]) if len(times) else 0,
+        int(times[-1]) if len(times) else 0,
+    )
+
+
+def _lay_out(plan: Plan, indexes: list[pd.DatetimeIndex]) -> Layout:
+    timeline = reduce(lambda a, b: a.union(b), indexes)
+    everywhere = np.arange(len(timeline))
+    positions = [_positions(timeline, everywhere, index) for index in indexes]
+    available = np.zeros((len(timeline), len(indexes)), dtype=bool)
+    for column, where in enumerate(positions):
+        available[where, column] = True
+    rows = refresh_rows(plan.strategy.spec.scanner, timeline, timeframe_seconds(plan.timeframe))
+    for array in (everywhere, *positions, available, rows):
+        array.setflags(write=False)  # shared by every run that reads the layout
+    return Layout(timeline, everywhere, positions, available, rows)
+
+
 def _positions(
     timeline: pd.DatetimeIndex, everywhere: np.ndarray, index: pd.DatetimeIndex
 ) -> np.ndarray:
@@ -235,7 +278,7 @@ def trade_nodes(plan: Plan) -> set[ast.Node]:
     rules += [r for r in decided if not plan.is_trade_free(r.node)]
     # Trade expressions look a series up from the top down and stop at the first one held
     # (compile/trade_eval.py): the parts inside it are never read, so they are not kept.
-    found: set[ast.Node] = set()
+    found: set[ast.Node] = set(plan.shown)  # a display reads these (Plan.showing)
     for rule in rules:
         stack = [rule.node]
         while stack:

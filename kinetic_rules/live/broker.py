@@ -50,6 +50,17 @@ class ExchangePosition:
     tick: float | None = None  # the symbol's price step, to compare prices with
 
 
+@dataclass(frozen=True)
+class ExchangeLiquidation:
+    """A position the exchange liquidated: when, at what price, and what the account lost."""
+
+    pair: str
+    time: pd.Timestamp
+    price: float
+    amount: float  # base units, positive
+    lost: float  # the margin that stood behind it, in the settlement currency
+
+
 class Broker(Protocol):
     """An exchange account. Every method may raise ExchangeError (see errors.py):
     `temporary=True` means try again later, `temporary=False` means a human is needed."""
@@ -98,6 +109,11 @@ class Broker(Protocol):
     ) -> float | None:
         """Futures: the funding the account paid (+) or received (−) on `pair` between
         `since` and `until`, from the exchange's own income records; None on spot."""
+        ...
+
+    def liquidation(self, pair: str, since: pd.Timestamp) -> ExchangeLiquidation | None:
+        """Futures: the pair's latest liquidation since `since`, as the exchange recorded
+        it; None when there was none, on spot, or when the broker cannot tell."""
         ...
 
     def replace_stop(self, client_id: str, pair: str, new: OrderRequest) -> OrderState:

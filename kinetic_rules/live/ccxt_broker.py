@@ -25,6 +25,7 @@ from kinetic_rules.engine.orders import OrderKind, OrderState, OrderStatus
 from kinetic_rules.errors import ConfigError, ExchangeError
 from kinetic_rules.live.broker import (
     INSUFFICIENT_CUT,
+    ExchangeLiquidation,
     ExchangePosition,
     OrderRequest,
     Refused,
@@ -176,6 +177,10 @@ class CcxtBroker:
             f"fetch funding of {pair}",
             lambda: venue.funding_paid(self.exchange, symbol, start, end),
         )
+
+    def liquidation(self, pair: str, since: pd.Timestamp) -> ExchangeLiquidation | None:
+        """Not read from the exchange yet: a liquidated trade ends at the engine's model price."""
+        return None
 
     def check_account(self) -> None:
         """Futures: refuse an account in hedge (dual-side) mode before anything is traded."""

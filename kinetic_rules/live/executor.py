@@ -33,7 +33,7 @@ import pandas as pd
 
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.engine.fills import FillModel, fill_model
-from kinetic_rules.engine.model import PROTECTION, STOP_LOSS, TRAILING_STOP, Fill, Trade
+from kinetic_rules.engine.model import PROTECTION, STOP_LOSS, TRAILING_STOP, Fill
 from kinetic_rules.engine.orders import Book, EventKind, OrderKind, OrderState, Ticket
 from kinetic_rules.engine.paths import trade_path
 from kinetic_rules.engine.portfolio import PairData, Portfolio, Position
@@ -41,7 +41,8 @@ from kinetic_rules.errors import ExchangeError
 from kinetic_rules.live.book import BookJournal
 from kinetic_rules.live.broker import Broker, OrderRequest
 from kinetic_rules.live.monitor import MonitorExit
-from kinetic_rules.live.reconcile import liquidation_gap, position_problems
+from kinetic_rules.live.reconcile import liquidation_fill, liquidation_gap
+from kinetic_rules.live.restart import Restart
 from kinetic_rules.market_rules import round_stop
 from kinetic_rules.timeframes import format_duration
 
@@ -78,7 +79,7 @@ def attach_executor(runtime: Runtime, broker: Broker, journal: BookJournal, book
     return executor
 
 
-class Executor:
+class Executor(Restart):
     def __init__(
         self,
         plan: Plan,
@@ -112,75 +113,6 @@ class Executor:
     def broker_in_fail_safe(self) -> bool:
         """The exchange has been unreachable too long: no new entries (stops stay put)."""
         return self.broker.fail_safe
-
-    # -- start-up ------------------------------------------------------------------------
-    def restore(self) -> list[Trade]:
-        """Take the saved tickets back into the portfolio; the trades they hold."""
-        book = self.book
-        trades = []
-        for ticket in book.tickets:
-            position = Position(
-                ticket.position_id, ticket.pair, ticket.side, ticket.signal_time, ticket.stake
-            )
-            position.trade = ticket.trade
-            position.state = "done" if ticket.done else "open" if ticket.trade else "pending"
-            self.portfolio.restore(position)
-            self._positions[ticket.position_id] = position
-            if ticket.trade is not None:
-                trades.append(ticket.trade)
-        self.portfolio.restore_books(book.portfolio)
-        return trades
-
-    def missing_coins(self) -> list[str]:
-        """Open trades holding more than the account has: coins sold by hand, or by
-        another bot. Each is said once; the trade's stop and exits will be refused.
-        On futures: every position that differs from the book's (reconcile.py)."""
-        positions = self.broker.positions()
-        if positions is not None:
-            expected: dict[str, float] = {}
-            leverage: dict[str, float] = {}
-            for ticket in self._live():
-                sign = 1.0 if ticket.side == "long" else -1.0
-                if ticket.trade is not None:
-                    left = ticket.trade.amount - sum(f.amount for f in ticket.trade.fills[1:])
-                    expected[ticket.pair] = expected.get(ticket.pair, 0.0) + sign * left
-                    leverage[ticket.pair] = ticket.trade.leverage
-                else:  # an entry sent before a stop may have filled meanwhile: it is ours
-                    expected[ticket.pair] = expected.get(ticket.pair, 0.0) + sign * (
-                        self._entry_filled(ticket)
-                    )
-            mode = self.plan.strategy.spec.market.margin_mode
-            return position_problems(expected, positions, leverage, mode)
-        problems = []
-        by_pair: dict[str, float] = {}
-        for ticket in self._live():
-            if ticket.trade is not None:
-                left = ticket.trade.amount - sum(f.amount for f in ticket.trade.fills[1:])
-                by_pair[ticket.pair] = by_pair.get(ticket.pair, 0.0) + left
-        for pair, needed in sorted(by_pair.items()):
-            base = pair.split("/")[0]
-            held = self.broker.total_balance(base)
-            if held < needed * (1 - 1e-9):
-                problems.append(
-                    f"{pair}: the open trades hold {needed:g} {base}, the account only {held:g}: "
-                    "coins were sold outside this bot; check the position by hand"
-                )
-        return problems
-
-    def _entry_filled(self, ticket: Ticket) -> float:
-        """What a pending entry has filled so far (0 when it never reached the exchange)."""
-        try:
-            state = self._fetch(ticket.entry, ticket.pair)
-        except ExchangeError as problem:
-            if not problem.temporary:
-                raise
-            return 0.0  # the first poll takes it in; the comparison may then say too much
-        return 0.0 if state is None else state.filled
-
-    def unknown_orders(self) -> list[OrderState]:
-        """Open orders on the exchange this book does not know (reported, never touched)."""
-        known = {cid for t in self.book.tickets for cid in (t.entry, t.stop, t.exit) if cid}
-        return [o for o in self.broker.open_orders() if o.client_id not in known]
 
     # -- entries -------------------------------------------------------------------------
     def submit(
@@ -301,6 +233,8 @@ class Executor:
                 self._record(ticket, state, self._stop_reason(ticket), now)
                 if state.done:
                     ticket.stop, ticket.stop_price = None, None
+                if state.status == "canceled":  # not by us: by a liquidation, or by hand
+                    self._liquidated(ticket, now)
             else:
                 ticket.stop = None  # never placed: _decide places it again
         if ticket.exit is not None and not ticket.done:
@@ -430,6 +364,7 @@ class Executor:
             return
         if state.status == "rejected":
             ticket.exit = None
+            self._liquidated(ticket, now)  # futures: nothing left to reduce?
             return
         self._record(ticket, state, reason, now)
         if state.done:
@@ -527,6 +462,20 @@ class Executor:
                 self._cancel(leftover, ticket.pair)
         ticket.stop = ticket.exit = None
         self._end(ticket, now)
+
+    def _liquidated(self, ticket: Ticket, now: pd.Timestamp) -> None:
+        """Futures: a position the exchange liquidated ends its trade (reconcile.py)."""
+        trade = ticket.trade
+        if trade is None or ticket.done or not self.reduce_only:
+            return
+        left = trade.amount - sum(f.amount for f in trade.fills[1:])
+        fill = liquidation_fill(self.broker, trade, left)
+        if fill is not None:
+            said = f"{trade.pair}: the {trade.side} position was liquidated at {fill.price:.8g}"
+            log.warning("%s", said)
+            self.announce("warning", now, said)
+            trade.fills.append(fill)
+            self._close_if_flat(ticket, now)
 
     def _charge_funding(self, ticket: Ticket, until: pd.Timestamp | None = None) -> None:
         """Futures: the trade's funding is what the exchange's income records say was paid

@@ -3,14 +3,21 @@
 Decisions are taken at candle closes, as in a backtest. But a protection that closes
 everything when the open trades lose too much (`open_profit_ratio < -5%` with
 `close_all`) should not wait up to a whole candle while the loss grows. So between
-closes a paper or live session reads the tickers of the pairs it holds (one batched
-`fetch_tickers`) every few seconds and checks only these:
+closes a paper or live session reads the prices of the pairs it holds every few seconds
+(default 5 s: `orders.monitor_every` in the strategy, `run --monitor-every` on the
+command line) and checks only these:
 
 - protections with `close_all` whose condition reads portfolio values, with the open
   trades marked to the ticker's last price instead of the last close;
 - with `orders.stoploss_on_exchange: false`, where no order holds the stop and the bot
   sells when the price reaches it: each trade's stop;
 - paper futures on candles, where no exchange liquidates: each trade's liquidation price.
+
+Prices come in one batched request per kind: the last trade prices (`fetch_tickers`),
+for close-alls and for stops on spot or triggered by the contract price; on futures, the
+mark prices (`fetch_mark_prices`, Binance's premium index), for liquidations and for
+stops triggered by the mark price (`orders.stop_trigger: mark`, the default), as the
+exchange triggers them. A look asks only for the kinds its checks need.
 
 Entries, signal exits and take-profits are never decided here: they stay candle-close
 decisions. An exit taken here carries a reason starting with `monitor:`, so trades,
@@ -34,6 +41,7 @@ from kinetic_rules.engine.fills import FillModel
 from kinetic_rules.engine.model import LIQUIDATION, PROTECTION, STOP_LOSS, TRAILING_STOP, Fill
 from kinetic_rules.engine.portfolio import PairData, Portfolio, Position
 from kinetic_rules.margin import beyond_liquidation
+from kinetic_rules.spec.models import Strategy
 
 log = logging.getLogger("kinetic_rules.live")
 
@@ -62,12 +70,54 @@ def count_monitor_exits(trades: Iterable[Any]) -> int:
     return sum(1 for t in trades if t.exit_time is not None and is_monitor_exit(t.exit_reason))
 
 
+@dataclass(frozen=True)
+class Looks:
+    """One look at the market: last trade prices, and (futures) mark prices, per pair."""
+
+    last: dict[str, float]
+    mark: dict[str, float] = field(default_factory=dict)
+
+
 @dataclass
 class TickerReader:
-    """The last traded price of each pair, from one batched ticker request."""
+    """The last traded price of each pair from one batched ticker request, and on futures
+    the mark prices from one batched mark-price request.
+
+    `futures`: the market is futures; `stop_on_mark`: stops trigger on the mark price;
+    `last_needed`: a check reads last prices (close-alls, or stops on the contract price).
+    """
 
     exchange: Any
     retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(attempts=1))
+    futures: bool = False
+    stop_on_mark: bool = False
+    last_needed: bool = True
+
+    def looks(self, pairs: Iterable[str]) -> Looks:
+        """The prices the monitor's checks need: last trades, marks (futures), or both."""
+        wanted = sorted(set(pairs))
+        marks = self.marks(wanted) if self.futures else {}
+        last = self.prices(wanted) if self.last_needed or not self.futures else {}
+        return Looks(last, marks)
+
+    def marks(self, pairs: Iterable[str]) -> dict[str, float]:
+        """Each pair's mark price (its perpetual's), from one batched request."""
+        wanted = sorted(set(pairs))
+        if not wanted:
+            return {}
+        symbols = [_perpetual(pair) for pair in wanted]
+        marks = call_with_retry(
+            lambda: self.exchange.fetch_mark_prices(symbols),
+            exchange=self.exchange, what="fetch mark prices (monitor)", policy=self.retry,
+        )  # fmt: skip
+        found: dict[str, float] = {}
+        for pair, symbol in zip(wanted, symbols, strict=True):
+            ticker = (marks or {}).get(symbol) or (marks or {}).get(pair) or {}
+            info = ticker.get("info") or {}
+            mark = _number(ticker.get("markPrice") or info.get("markPrice"))
+            if math.isfinite(mark) and mark > 0:
+                found[pair] = mark
+        return found
 
     def prices(self, pairs: Iterable[str]) -> dict[str, float]:
         """Pairs without a usable price are left out; an ExchangeError if the request fails
@@ -75,13 +125,15 @@ class TickerReader:
         wanted = sorted(set(pairs))
         if not wanted:
             return {}
+        asked = [_perpetual(pair) for pair in wanted] if self.futures else wanted
         tickers = call_with_retry(
-            lambda: self.exchange.fetch_tickers(wanted),
+            lambda: self.exchange.fetch_tickers(asked),
             exchange=self.exchange, what="fetch tickers (monitor)", policy=self.retry,
         )  # fmt: skip
         found: dict[str, float] = {}
-        for pair in wanted:  # a futures client keys its tickers by contract (BTC/USDT:USDT)
-            ticker = (tickers or {}).get(pair) or (tickers or {}).get(self._symbol(pair))
+        got = tickers or {}
+        for pair, symbol in zip(wanted, asked, strict=True):  # futures: keyed by contract
+            ticker = got.get(symbol) or got.get(pair) or got.get(self._symbol(pair))
             price = _ticker_price(ticker or {})
             if price is not None:
                 found[pair] = price
@@ -92,6 +144,21 @@ class TickerReader:
             return str(self.exchange.market(pair)["symbol"])
         except Exception:  # ccxt raises its own kinds for a pair it does not list
             return pair
+
+
+def _perpetual(pair: str) -> str:
+    """A pair's linear perpetual, settled in its quote: BTC/USDT -> BTC/USDT:USDT."""
+    return pair if ":" in pair else f"{pair}:{pair.split('/')[-1]}"
+
+
+def reader_for(exchange: Any, spec: Strategy, *, close_all: bool, stops: bool) -> TickerReader:
+    """The monitor's reader for a strategy: which prices its checks read."""
+    futures = spec.market.type == "futures"
+    stop_on_mark = spec.orders.stop_trigger == "mark"
+    last_needed = close_all or (stops and not (futures and stop_on_mark)) or not futures
+    return TickerReader(
+        exchange, futures=futures, stop_on_mark=stop_on_mark, last_needed=last_needed
+    )
 
 
 def _ticker_price(ticker: dict[str, Any]) -> float | None:
@@ -147,19 +214,28 @@ def monitor_exits(
     stops: bool,
     liquidations: bool,
     skip: Iterable[int] = (),
+    marks: dict[str, float] | None = None,
+    stop_on_mark: bool = False,
 ) -> list[MonitorExit]:
     """What closes now, at these ticker prices: liquidations and stops first (when the
     monitor watches them), then portfolio close-alls, over what is left.
-    `skip`: position ids already being closed (an exit order on its way)."""
+    `skip`: position ids already being closed (an exit order on its way). `marks`: the
+    mark prices (futures), which liquidations read, and stops too with `stop_on_mark`;
+    close-alls read the last trade prices, as the backtest's closes are trade prices."""
     skipped = set(skip)
+    marks = marks or {}
     open_now = [
-        p for p in watched(portfolio, last_close) if p.id not in skipped and p.pair in prices
+        p
+        for p in watched(portfolio, last_close)
+        if p.id not in skipped and (p.pair in prices or p.pair in marks)
     ]
     exits: list[MonitorExit] = []
     for position in open_now:
         trade = position.trade
         assert trade is not None
-        price = prices[position.pair]
+        last = prices.get(position.pair, math.nan)
+        mark = marks.get(position.pair, last)
+        price = mark if stop_on_mark and position.pair in marks else last
         sign = 1.0 if trade.side == "long" else -1.0
         liquidation = trade.liquidation_price
         stop = trade.stop if trade.stop is not None else trade.initial_stop
@@ -169,15 +245,18 @@ def monitor_exits(
             liquidations
             and liquidation is not None
             and beyond_liquidation(stop, liquidation, sign)
-            and sign * (price - liquidation) <= 0
+            and sign * (mark - liquidation) <= 0
         )
+        reached = math.isfinite(stop) and math.isfinite(price) and sign * (price - stop) <= 0
         if liquidated:
-            exits.append(MonitorExit(position, monitor_reason(LIQUIDATION), price))
-        elif stops and math.isfinite(stop) and sign * (price - stop) <= 0:
+            exits.append(MonitorExit(position, monitor_reason(LIQUIDATION), mark))
+        elif stops and reached:
             reason = STOP_LOSS if stop == trade.initial_stop else TRAILING_STOP
             exits.append(MonitorExit(position, monitor_reason(reason), price))
     gone = {e.position.id for e in exits} | skipped
-    watching = {p.id for p in open_now}
+    watching = {p.id for p in open_now if p.pair in prices}
+    if not watching:
+        return exits
     for position, name in _close_alls(portfolio, market, prices, last_close, open_now):
         if position.id not in gone and position.id in watching:
             reason = monitor_reason(f"{PROTECTION}:{name}")

@@ -134,6 +134,11 @@ class PaperAccount:
     def resting(self, pair: str | None = None) -> list[PaperOrder]:
         return [o for o in self.orders if o.status == "open" and pair in (None, o.request.pair)]
 
+    def reserve(self, order: PaperOrder, price: float) -> None:
+        """Hold what an order placed at `price` needs: a buy its cost and fee, a sell its coins."""
+        amount = order.request.amount
+        self.hold(order, amount * price * (1 + self.fee_rate) if order.buying else amount)
+
     def hold(self, order: PaperOrder, amount: float) -> None:
         """Set funds aside for an order, or refuse it as the exchange would."""
         asset = order.held_in

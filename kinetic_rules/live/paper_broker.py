@@ -37,6 +37,8 @@ from kinetic_rules.engine.fills import FillModel
 from kinetic_rules.engine.orders import OrderState
 from kinetic_rules.errors import ExchangeError
 from kinetic_rules.live.broker import (
+    INSUFFICIENT_CUT,
+    ExchangeLiquidation,
     ExchangePosition,
     OrderRequest,
     Refused,
@@ -134,16 +136,23 @@ class PaperBroker:
         self._journal, self._journal_key = journal, journal_key
         saved = journal.state(journal_key) if journal is not None else None
         if saved:  # a restart: the account as it was, resting orders included
-            self.account = PaperAccount.load(saved, fills.fee)
+            self.account: PaperAccount = self._restored(saved)
             log.info("paper account restored from %s", journal_key)
         else:
-            start = {asset: float(amount) for asset, amount in (assets or {}).items()}
-            start[stake_currency] = start.get(stake_currency, 0.0) + float(balance)
-            self.account = PaperAccount(start, fills.fee)
+            self.account = self._opened(float(balance), assets or {})
         self._looks: dict[str, _Look] = {}
         numbers = [int(o.exchange_id.rsplit("-", 1)[-1]) for o in self.account.orders]
         self._ids = itertools.count(max(numbers, default=0) + 1)
         self._lock = threading.RLock()
+
+    def _opened(self, balance: float, assets: Mapping[str, float]) -> PaperAccount:
+        """A new account: the stake currency's balance and any base assets held."""
+        start = {asset: float(amount) for asset, amount in assets.items()}
+        start[self.stake_currency] = start.get(self.stake_currency, 0.0) + balance
+        return PaperAccount(start, self.fills.fee)
+
+    def _restored(self, saved: str) -> PaperAccount:
+        return PaperAccount.load(saved, self.fills.fee)
 
     def __repr__(self) -> str:
         return f"PaperBroker({self.exchange.id!r}, stake_currency={self.stake_currency!r})"
@@ -178,15 +187,26 @@ class PaperBroker:
             existing = self.account.find(order.client_id, order.pair)
             if existing is not None and existing.status == "open":
                 return existing.state()
-            if order.side == "short" and market.get("spot"):
-                return rejected(order, "a spot market has no short positions")
-            _check_prices(order)
-            if not market.get("spot"):
-                return rejected(order, "the paper broker simulates spot markets only")
-            if market.get("active") is False:
-                return rejected(order, MARKET_CLOSED)
+            reason = self._refusal(order, market)
+            if reason is not None:
+                return rejected(order, reason)
             self.poll(order.pair)  # orders already resting there come first
-            return submit_or_reject(order, lambda request: self._submit(request, market))
+            submit = lambda request: self._submit(request, market)  # noqa: E731
+            return submit_or_reject(order, submit, self.insufficient_cut)
+
+    insufficient_cut = INSUFFICIENT_CUT  # "insufficient balance": once more for 1% less
+    reduce_only_exempt = False  # futures: closing orders may be below the minimum value
+
+    def _refusal(self, order: OrderRequest, market: dict[str, Any]) -> str | None:
+        """Why the exchange would refuse this order before looking at funds, if it would."""
+        if order.side == "short" and market.get("spot"):
+            return "a spot market has no short positions"
+        _check_prices(order)
+        if not market.get("spot"):
+            return "the paper broker simulates spot markets here; futures: PaperFuturesBroker"
+        if market.get("active") is False:
+            return MARKET_CLOSED
+        return None
 
     def cancel(self, client_id: str, pair: str) -> OrderState:
         """Cancel an order; one that already filled or ended is returned as it ended.
@@ -233,6 +253,9 @@ class PaperBroker:
     ) -> float | None:
         return None
 
+    def liquidation(self, pair: str, since: pd.Timestamp) -> ExchangeLiquidation | None:
+        return None  # a spot account is never liquidated
+
     def positions(self) -> list[ExchangePosition] | None:
         """A paper account keeps its positions in the executor's book: nothing to compare."""
         return None
@@ -256,12 +279,12 @@ class PaperBroker:
         """One resting order against the current look; True if it changed."""
         triggered = False
         if order.stop is not None and not order.triggered:
-            last = self._last(order.request.pair)
-            if not stop_triggered(last, order.stop, order.buying):
+            name, price = self._trigger(order.request.pair)
+            if not stop_triggered(price, order.stop, order.buying):
                 return False
             order.triggered = triggered = True
             order.updated = self._clock()
-            order.log.append({"time": order.updated.isoformat(), "triggered_at_last": last})
+            order.log.append({"time": order.updated.isoformat(), f"triggered_at_{name}": price})
         # a triggered stop is a market order until it is filled or canceled
         return self._take(order, self._levels(order), arriving=False) or triggered
 
@@ -286,10 +309,19 @@ class PaperBroker:
             return lambda levels, amount: limit_on_arrival(levels, amount, limit, buying)
         return lambda levels, amount: limit_resting(levels, amount, limit, buying)
 
+    def _trigger(self, pair: str) -> tuple[str, float]:
+        """The price that triggers a stop, and its name: the last trade price on spot."""
+        return "last", self._last(pair)
+
+    def _symbol(self, pair: str) -> str:
+        """The exchange's name for the market a pair trades on (spot: the pair itself)."""
+        return pair
+
     def _last(self, pair: str) -> float:
         look = self._looks.setdefault(pair, _Look())
         if look.last is None or self._stale(look.last_at):
-            ticker = self._call(f"fetch ticker {pair}", lambda: self.exchange.fetch_ticker(pair))
+            symbol = self._symbol(pair)
+            ticker = self._call(f"fetch ticker {pair}", lambda: self.exchange.fetch_ticker(symbol))
             last = ticker.get("last") or ticker.get("close")
             if not last:
                 raise ExchangeError(
@@ -306,7 +338,7 @@ class PaperBroker:
         if self._stale(look.book_at):
             book = self._call(
                 f"fetch order book {pair}",
-                lambda: self.exchange.fetch_order_book(pair, self.book_depth),
+                lambda: self.exchange.fetch_order_book(self._symbol(pair), self.book_depth),
             )
             look.bids = [[float(p), float(a)] for p, a, *_ in book.get("bids") or []]
             look.asks = [[float(p), float(a)] for p, a, *_ in book.get("asks") or []]
@@ -321,7 +353,8 @@ class PaperBroker:
     def _submit(self, request: OrderRequest, market: dict[str, Any]) -> OrderState:
         order = self._new_order(request, market)
         amount, buying = order.request.amount, order.buying
-        if order.stop is not None and stop_triggered(self._last(request.pair), order.stop, buying):
+        stop = order.stop
+        if stop is not None and stop_triggered(self._trigger(request.pair)[1], stop, buying):
             raise Refused(WOULD_TRIGGER)
         levels = None if order.stop is not None else self._levels(order)
         price: float | None = order.limit if order.limit is not None else order.stop
@@ -332,7 +365,7 @@ class PaperBroker:
             price = trial.average
         assert price is not None
         self._check_limits(order, market, price)
-        self.account.hold(order, amount * price * (1 + self.fills.fee) if buying else amount)
+        self.account.reserve(order, price)
         if levels is not None:
             self._take(order, levels, arriving=True)
         if order.is_market and order.status == "open":  # the book could not take it all:
@@ -344,7 +377,8 @@ class PaperBroker:
     def _new_order(self, request: OrderRequest, market: dict[str, Any]) -> PaperOrder:
         """The order as the exchange would take it: amount and prices at its precision."""
         pair, kind = request.pair, request.kind
-        amount = self._precise(lambda: self.exchange.amount_to_precision(pair, request.amount))
+        symbol = self._symbol(pair)
+        amount = self._precise(lambda: self.exchange.amount_to_precision(symbol, request.amount))
         return PaperOrder(
             dataclasses.replace(request, amount=amount),
             f"paper-{next(self._ids)}",
@@ -367,7 +401,8 @@ class PaperBroker:
                 f"market's minimum of {least:g})"
             )
         smallest = (limits.get("cost") or {}).get("min")
-        if smallest and amount * price < smallest - EPSILON:
+        exempt = self.reduce_only_exempt and not order.request.opening
+        if smallest and not exempt and amount * price < smallest - EPSILON:
             raise Refused(
                 f"Filter failure: NOTIONAL (order value {amount * price:.8g} {order.quote} is "
                 f"below the market's minimum of {smallest:g})"
@@ -396,12 +431,12 @@ class PaperBroker:
 
     def _price(self, pair: str, price: float | None) -> float:
         assert price is not None  # _check_prices ran
-        return self._precise(lambda: self.exchange.price_to_precision(pair, price))
+        return self._precise(lambda: self.exchange.price_to_precision(self._symbol(pair), price))
 
     def _cut(self, pair: str, amount: float) -> float:
         """An amount rounded down to the market's precision; 0 when nothing is left."""
         try:
-            return float(self.exchange.amount_to_precision(pair, amount * (1 - 1e-9)))
+            return float(self.exchange.amount_to_precision(self._symbol(pair), amount * (1 - 1e-9)))
         except ccxt.BaseError:
             return 0.0
 
@@ -409,7 +444,7 @@ class PaperBroker:
         if not self.exchange.markets:
             self._call("load markets", self.exchange.load_markets)
         try:
-            return dict(self.exchange.market(pair))
+            return dict(self.exchange.market(self._symbol(pair)))
         except ccxt.BadSymbol:
             raise ExchangeError(
                 f"{self.exchange.id}: {pair} is not a market on this exchange", temporary=False

@@ -1,4 +1,5 @@
-"""Futures at start-up and after each entry: the book against the exchange's positions.
+"""Futures at start-up, after each entry, and when a position is gone: the book against
+the exchange's positions.
 
 A spot account is checked by its coin balances (Executor.missing_coins); a futures
 account has positions, which the exchange reports with their side, size, leverage and
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from kinetic_rules.live.broker import ExchangePosition
+from kinetic_rules.engine.model import LIQUIDATION, Fill, Trade
+from kinetic_rules.live.broker import Broker, ExchangePosition
 from kinetic_rules.margin import liquidation_price
 
 RELATIVE = 1e-6  # amounts that differ by less are the same (float parsing)
@@ -85,3 +87,22 @@ def liquidation_gap(
 
 def _side(amount: float) -> str:
     return "long" if amount > 0 else "short"
+
+
+def liquidation_fill(broker: Broker, trade: Trade, left: float) -> Fill | None:
+    """The fill that ends a trade the exchange liquidated: its pair holds no position any
+    more while the trade still holds `left`, and the exchange records the liquidation.
+
+    The fill is at the liquidation price, its fee the rest of what the account lost
+    (the margin the exchange kept beyond the price move), so that the trade's profit is
+    exactly the account's loss. None when there is no such record (a position closed
+    by hand, or a broker that cannot tell: the restart's comparison reports it)."""
+    positions = broker.positions()
+    if positions is None or left <= 0 or any(p.pair == trade.pair for p in positions):
+        return None
+    found = broker.liquidation(trade.pair, trade.entry_time)
+    if found is None:
+        return None
+    sign = 1.0 if trade.side == "long" else -1.0
+    moved = sign * (found.price - trade.entry_price) * left
+    return Fill(found.time, found.price, left, found.lost + moved, LIQUIDATION)

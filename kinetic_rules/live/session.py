@@ -39,7 +39,7 @@ from kinetic_rules.engine.portfolio_values import portfolio_rules
 from kinetic_rules.errors import ExchangeError
 from kinetic_rules.live.inputs import LiveInputs
 from kinetic_rules.live.markets import LiveUniverse
-from kinetic_rules.live.monitor import MonitorExit, TickerReader, needs_ticker, watched
+from kinetic_rules.live.monitor import MonitorExit, TickerReader, needs_ticker, reader_for, watched
 from kinetic_rules.live.robust import FailSafe
 from kinetic_rules.live.runtime import Runtime, StepReport, TradeSink
 from kinetic_rules.live.streams import BidAskStream
@@ -80,6 +80,9 @@ class TradingSession:
     bid_asks: BidAskStream | None = None  # bids and asks pushed over a WebSocket (started)
     monitor_every: float = 0.0  # seconds between looks at the open positions (0: no monitor)
     tickers: TickerReader | None = None  # the monitor's prices (default: the exchange's tickers)
+    # Called on the new runtime before a resumed session replays its closes (the controls
+    # restore the pauses a person made, so the replay skips the entries they skipped).
+    prepare: Callable[[Runtime], object] | None = None
     _seen: dict[tuple[str, str], pd.Timestamp] = field(default_factory=dict)
     _last_close: pd.Timestamp | None = None
 
@@ -114,6 +117,8 @@ class TradingSession:
         source = self._windows(sizes, until=began)
         notifiers = self.runtime.notifiers if self.runtime else None
         self.runtime = Runtime(self.plan, source, notifiers, sink=self.sink)
+        if self.prepare is not None:
+            self.prepare(self.runtime)
         self.fail_safe = FailSafe(
             "the exchange's candle feed",
             clock=lambda: self.clock().timestamp(),
@@ -123,7 +128,9 @@ class TradingSession:
         source.refresh()
         self._last_close = source.timeline[-1] + self._base if len(source.timeline) else None
         if self.monitor_every > 0 and self.tickers is None:
-            self.tickers = TickerReader(self.exchange)
+            close_all, stops, _ = self._checks()
+            spec = self.plan.strategy.spec
+            self.tickers = reader_for(self.exchange, spec, close_all=close_all, stops=stops)
         if self.attach is not None:
             self.attach(self.runtime)
             return
@@ -424,7 +431,7 @@ class TradingSession:
         if not pairs or self.clock() >= next_close:
             return
         try:
-            prices = self.tickers.prices(pairs)
+            looks = self.tickers.looks(pairs)
         except ExchangeError as problem:
             log.warning("monitor: tickers could not be read (%s); trying again next look", problem)
             return
@@ -433,7 +440,7 @@ class TradingSession:
             return
         note = partial(self._note_monitored, now=now) if self.attach is None else None
         try:
-            self.runtime.monitor(len(source.timeline) - 1, now, prices, note)
+            self.runtime.monitor(len(source.timeline) - 1, now, looks.last, note, looks.mark)
         except ExchangeError as problem:
             log.warning("monitor: exits could not be sent (%s); trying again next look", problem)
 

@@ -4,7 +4,8 @@ What each part contributes is the difference between the baseline and the run wi
 it. Every variant is a spec built by `spec.ablation.switch_off`, then checked and
 compiled once like any file and simulated on the same candles and pairs as the
 baseline. Variants run one after another, or in `workers` local processes that each
-read the candles once.
+read the candles once. Each process keeps the series its variants compute (a
+`SeriesCache`): a variant computes only what switching its part off changed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from kinetic_rules.backtest.metrics import compute_metrics
 from kinetic_rules.backtest.runner import BacktestRequest, Prepared, prepare, simulate
 from kinetic_rules.compile.modes import require_mode
 from kinetic_rules.compile.plan import Plan, build_plan
+from kinetic_rules.compile.series_cache import SeriesCache
 from kinetic_rules.errors import Diagnostic, KineticError, Source, Span, StrategyError
 from kinetic_rules.lang.checker import check
 from kinetic_rules.spec.ablation import Part, switch_off, switchable_parts
@@ -219,6 +221,7 @@ class _Base:
         self.request = request
         self.prepared = prepared
         self.loaded = loaded
+        self.cache = SeriesCache()
 
     def run(
         self, variant: Variant, start: pd.Timestamp | None = None, quiet: bool = True
@@ -235,6 +238,7 @@ class _Base:
                 None,
                 self.prepared.extras,
                 must_trade=True,
+                cache=self.cache,
             )
         except KineticError as problem:  # reported in the variant's row, not fatal
             if not quiet:

@@ -7,11 +7,12 @@ study of another strategy) is checked before the first trial runs.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from kinetic_rules.backtest.runner import BacktestRequest
+from kinetic_rules.compile.series_cache import DEFAULT_MB
 from kinetic_rules.errors import ConfigError
 from kinetic_rules.research.backends import open_backend
 from kinetic_rules.research.objectives import (
@@ -33,6 +34,7 @@ from kinetic_rules.research.trials import TrialContext, TrialOutcome, TrialRunne
 from kinetic_rules.spec.loader import LoadedStrategy, load_file
 
 MAX_TRIALS = 100_000
+MAX_CACHE_MB = 1 << 20  # a terabyte: a bound, not a suggestion
 
 
 @dataclass
@@ -47,6 +49,7 @@ class OptimizeOptions:
     new_study: bool = False
     workers: int = 1
     ray: str | None = None
+    cache_mb: int = DEFAULT_MB  # series each worker keeps across trials (0: none)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ def check_inputs(strategy: Path, options: OptimizeOptions) -> Checked:
         raise ConfigError(f"--trials {options.trials}: expected 1 to {MAX_TRIALS:,}")
     if options.workers < 1:
         raise ConfigError(f"--workers {options.workers}: expected 1 or more")
+    if not 0 <= options.cache_mb <= MAX_CACHE_MB:
+        raise ConfigError(f"--cache-mb {options.cache_mb}: expected 0 (none) to {MAX_CACHE_MB:,}")
     direction = check_objective(options.objective)
     constraints = tuple(parse_constraint(text) for text in options.constraints)
     loaded = load_file(strategy)
@@ -108,7 +113,8 @@ def run_search(
     sampler = make_sampler(options.sampler, options.seed, checked.space, bool(checked.constraints))
     study = open_study(url, study_name, settings, checked.direction, sampler, options.new_study)
     baseline_values = current_values(checked.loaded, checked.space)
-    baseline = TrialRunner(context).run(baseline_values)
+    baseline = TrialRunner(context, keep_series=False).run(baseline_values)
+    context = replace(context, cache_mb=options.cache_mb)
     backend = open_backend(context, options.workers, options.ray)
     try:
         result = search(

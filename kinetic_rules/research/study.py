@@ -165,10 +165,11 @@ def _require_same(study: optuna.Study, settings: StudySettings, url: str) -> Non
 
 
 def _requeue_abandoned(study: optuna.Study) -> None:
-    """Trials left running by a driver that was killed: failed, and their values queued."""
-    storage = study._storage
+    """Trials left running by a driver that was killed: failed, and their values queued.
+    Through Optuna's public ask-and-tell API: `tell` of a FAIL state, then `enqueue_trial`
+    (a trial finished meanwhile is skipped, not failed)."""
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
         if trial.params:
             study.enqueue_trial(trial.params, skip_if_exists=False)
 

@@ -6,13 +6,16 @@ trial cannot see past it), funding and mark prices, and the pairs. It is built o
 study and shipped once to each worker. A trial only substitutes its param values and runs
 the simulation; it never touches the files or the candle store.
 
-`TrialRunner.plan_for` is the one place where param values become a plan: a compiler that
-caches param-independent series can plug in there without changing any caller.
+`TrialRunner.plan_for` is the one place where param values become a plan. Each runner
+(one per worker) owns a `SeriesCache`: a series no searched param touches is computed by
+the first trial and read by every later one; a series a param does touch is kept by its
+values, for the next trial that draws the same (compile/series_cache.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -24,6 +27,7 @@ import pandas as pd
 from kinetic_rules.backtest.metrics import compute_metrics, daily_returns
 from kinetic_rules.backtest.runner import BacktestRequest, prepare, simulate
 from kinetic_rules.compile.plan import Plan, build_plan
+from kinetic_rules.compile.series_cache import DEFAULT_MB, MB, SeriesCache
 from kinetic_rules.engine.futures import MarketExtras
 from kinetic_rules.engine.model import BacktestResult
 from kinetic_rules.errors import DataError, KineticError
@@ -33,6 +37,7 @@ from kinetic_rules.research.space import Value, overrides
 from kinetic_rules.spec.loader import LoadedStrategy, load_file
 
 Key = tuple[str, str]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,6 +57,7 @@ class TrialContext:
     mark: dict[Key, pd.DataFrame | None] = field(default_factory=dict)
     rules: Mapping[str, Any] | None = None
     exchange: str = ""
+    cache_mb: int = DEFAULT_MB  # each worker's bound on kept series (`--cache-mb`; 0: none)
 
     def feed(self, pair: str, timeframe: str) -> pd.DataFrame:
         key = (pair, timeframe)
@@ -69,7 +75,7 @@ class TrialContext:
         return MarketExtras(funding, mark, self.rules, self.exchange)
 
 
-def build_context(request: BacktestRequest) -> TrialContext:
+def build_context(request: BacktestRequest, cache_mb: int = DEFAULT_MB) -> TrialContext:
     """Check the file, read every candle series its plan needs (up to `request.end`, not
     after), and pack them. Errors in the file or the data surface here, before any trial."""
     prepared = prepare(request)
@@ -86,6 +92,7 @@ def build_context(request: BacktestRequest) -> TrialContext:
         warmup=request.warmup,
         rules=prepared.extras.rules,
         exchange=prepared.extras.exchange,
+        cache_mb=cache_mb,
     )
     for key in sorted(wanted):
         try:
@@ -111,11 +118,16 @@ class TrialOutcome:
 
 
 class TrialRunner:
-    """Runs trials of one context; lives once per worker process."""
+    """Runs trials of one context; lives once per worker process, with its series cache
+    (dropped with the runner: it never outlives the study)."""
 
-    def __init__(self, context: TrialContext) -> None:
+    def __init__(self, context: TrialContext, keep_series: bool = True) -> None:
+        """`keep_series` False: a one-off run (the chosen values on a test span), where
+        keeping series would only hold memory."""
         self.context = context
         self._extras = context.extras()
+        bound = context.cache_mb * MB
+        self.cache = SeriesCache(bound) if keep_series and bound > 0 else None
 
     def plan_for(self, values: Mapping[str, Value]) -> Plan:
         """The plan with these param values: the file is parsed once per study; only the
@@ -130,8 +142,17 @@ class TrialRunner:
         plan = self.plan_for(values)
         context = self.context
         result = simulate(
-            plan, context.feed, context.pairs, context.start, None, self._extras, must_trade=True
+            plan,
+            context.feed,
+            context.pairs,
+            context.start,
+            None,
+            self._extras,
+            must_trade=True,
+            cache=self.cache,
         )
+        if self.cache is not None:
+            log.debug("trial %s: %s", dict(values), self.cache.summary())
         result.strategy_file = context.loaded.source.path
         result.strategy_sha256 = context.sha256
         return result

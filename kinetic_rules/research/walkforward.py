@@ -131,7 +131,7 @@ def walk_forward(
     progress: Callable[[str, int, int, float | None], None] | None = None,
 ) -> WalkForwardResult:
     """Every window in turn; errors about the windows come before the first trial."""
-    runner = TrialRunner(build_context(request))
+    runner = TrialRunner(build_context(request), keep_series=False)
     whole = runner.backtest(current_values(checked.loaded, checked.space))
     first, end = whole.start, whole.end + pd.Timedelta(seconds=_step_seconds(whole))
     if request.start is not None and request.start < first:
@@ -212,7 +212,7 @@ def run_window(
     """Optimise on the training span, then trade the test span with the chosen values."""
     found = train_window(checked, request, window, options, url, study_prefix, progress)
     test = replace(request, start=window.train_end, end=window.test_end)
-    result = TrialRunner(build_context(test)).backtest(found.best_values)
+    result = TrialRunner(build_context(test), keep_series=False).backtest(found.best_values)
     pbo, dsr = overfitting(found)
     return WindowResult(
         window,

@@ -12,7 +12,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from kinetic_rules.spec.types import Condition, Duration, Fraction, Name, Timeframe, Value
+from kinetic_rules.spec.types import (
+    Condition,
+    Duration,
+    Fraction,
+    MonitorEvery,
+    Name,
+    Timeframe,
+    Value,
+)
 
 # Upper bounds that keep every count a file may set within what the engine can hold.
 MAX_TRADES = 10_000
@@ -331,6 +339,13 @@ class Orders(Section):
         "mark price (as liquidations) or the last trade price of the contract.",
     )
     timeouts: Timeouts = Field(default_factory=Timeouts)
+    monitor_every: MonitorEvery = Field(
+        5,
+        description="Paper and live: how often open positions are checked between candle "
+        "closes for close-all protections, stops the bot holds, and liquidations (futures: "
+        "on the mark price); off checks at closes only. `run --monitor-every` overrides it. "
+        "See docs/live.md.",
+    )
 
 
 class Portfolio(Section):

@@ -50,6 +50,24 @@ def _duration(value: Any) -> int:
     raise ValueError("expected a duration such as 10m, 4h or 1d")
 
 
+MONITOR_BOUNDS = (1, 3600)  # seconds between two looks of the position monitor: 1s to 1h
+
+
+def monitor_seconds(value: Any) -> int:
+    """`off` (YAML reads a bare off as false) is 0, no monitor; else 1s to 1h, in seconds."""
+    if value is False or (isinstance(value, str) and value.strip().lower() == "off"):
+        return 0
+    least, most = MONITOR_BOUNDS
+    wanted = f"off, or a duration from {least}s to {most // 3600}h such as 5s"
+    try:
+        seconds = _duration(value)
+    except ValueError:
+        raise ValueError(f"expected {wanted}") from None
+    if not least <= seconds <= most:
+        raise ValueError(f"expected {wanted}, not {value}")
+    return seconds
+
+
 def _timeframe(value: Any) -> str:
     if isinstance(value, str) and value in KNOWN_TIMEFRAMES:
         return value
@@ -90,6 +108,21 @@ Duration = Annotated[
             "type": "string",
             "pattern": r"^[1-9][0-9]{0,5}[smhdw]$",
             "description": "A duration: a whole number and a unit (s, m, h, d, w), e.g. 10m.",
+        }
+    ),
+]
+
+MonitorEvery = Annotated[
+    int,
+    BeforeValidator(monitor_seconds),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^[1-9][0-9]{0,3}[smh]$"},
+                {"const": "off"},
+                {"const": False},
+            ],
+            "description": "How often: a duration from 1s to 1h, e.g. 5s; or off.",
         }
     ),
 ]

@@ -150,12 +150,25 @@ def test_paper_trading_a_futures_strategy_trades_shorts_with_simulated_margin(
         assert not standin.requests("/fapi/v1/order") and not standin.requests("/api/v3/order")
 
 
-def test_book_fills_on_a_futures_strategy_are_refused_with_what_to_do_instead(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_book_fills_on_a_futures_strategy_trade_a_simulated_margin_account(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """`run --fills book` on a futures strategy attaches the executor to a simulated margin
+    account on the futures market (tests/live/test_paper_futures_session.py trades it)."""
     from kinetic_rules.cli.app import main
+    from kinetic_rules.live.paper_futures import PaperFuturesBroker
+    from kinetic_rules.live.session import TradingSession
 
+    seen: list[object] = []
+
+    def look_and_stop(self: TradingSession, cycles: int | None = None) -> None:
+        assert self.runtime is not None and self.runtime.executor is not None
+        seen.append(self.runtime.executor.broker)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(TradingSession, "run", look_and_stop)
     with ExchangeStandin.from_fixtures(pairs=("BTC/USDT",), timeframes=("5m",)) as standin:
+        standin.clock.set(pd.Timestamp("2024-03-05 00:00:10", tz="UTC"))
         code = main(
             [
                 "run", str(Path(__file__).parent / "strategies" / "busy.yaml"),
@@ -163,5 +176,8 @@ def test_book_fills_on_a_futures_strategy_are_refused_with_what_to_do_instead(
                 "--data", str(tmp_path / "store"), "--db", f"sqlite:///{tmp_path / 't.sqlite'}",
             ]
         )  # fmt: skip
-    assert code == 2
-    assert "--fills candles" in capsys.readouterr().err
+    assert code == 130, capsys.readouterr().err
+    (broker,) = seen
+    assert isinstance(broker, PaperFuturesBroker)
+    assert broker.settings.margin_mode == "isolated" and broker.settings.stop_trigger == "mark"
+    assert broker.account.wallet == 10_000.0  # the file's starting balance

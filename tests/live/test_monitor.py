@@ -357,9 +357,16 @@ def _fall(standin: ExchangeStandin, symbol: str) -> bool:
     return market_sells(standin) >= 1
 
 
+def move_mark(standin: ExchangeStandin, pair: str, to: float) -> None:
+    """The mark price (the premium index) moves to `to`; the last trade price stays."""
+    now = float(standin.futures.price_now(symbol(pair)))
+    standin.futures.set_mark_ratio(symbol(pair), f"{to / now:.8f}")
+
+
 def test_paper_futures_on_candles_are_liquidated_between_closes(tmp_path: Path) -> None:
-    """No exchange liquidates a paper futures trade: at 20x, a ticker past the liquidation
-    price (before a stop that lies beyond it) ends the trade there, its margin lost."""
+    """No exchange liquidates a paper futures trade: at 20x, a mark price past the
+    liquidation price (before a stop that lies beyond it) ends the trade there, its margin
+    lost. A last trade price past it does not: the exchange liquidates on the mark."""
     text = WATCHED_FUTURES.read_text().replace("leverage: 3", "leverage: 20")
     text = text.replace("open_profit_ratio < -3%", "open_profit_ratio < -300%")
     strategy = tmp_path / "high_leverage.yaml"
@@ -374,8 +381,49 @@ def test_paper_futures_on_candles_are_liquidated_between_closes(tmp_path: Path) 
         trade = until_a_trade_is_open(session)
         assert trade.liquidation_price is not None and trade.margin is not None
         sign = 1.0 if trade.side == "long" else -1.0
-        standin.market.set_last(symbol(trade.pair), trade.liquidation_price * (1 - sign * 0.001))
+        past = trade.liquidation_price * (1 - sign * 0.001)
+        standin.market.set_last(symbol(trade.pair), past)
+        for _ in range(3):  # the contract traded past it; the mark did not
+            session.sleep(5)
+            session._watch()
+        assert trade.exit_time is None
+        move_mark(standin, trade.pair, past)
         session._between_closes()
         assert trade.exit_reason == "monitor:liquidation"
         assert trade.exit_price == trade.liquidation_price
         assert trade.profit == pytest.approx(-trade.margin - trade.fills[0].fee)
+
+
+def test_a_futures_stop_the_bot_holds_is_taken_on_the_mark_price(tmp_path: Path) -> None:
+    """Futures with `stop_trigger: mark` (the default) and no stop order: the monitor
+    reads the mark prices (one batched premium-index request) and sells at the stop when
+    the mark reaches it, as the exchange would trigger a resting stop; the last trade
+    price reaching it is not enough."""
+    text = WATCHED_FUTURES.read_text().replace("entry_price * (1 - side * 0.5)",
+                                               "entry_price * (1 - side * 0.05)")  # fmt: skip
+    text = text.replace("open_profit_ratio < -3%", "open_profit_ratio < -300%")
+    text = text.replace("orders:\n", "orders:\n  stoploss_on_exchange: false\n")
+    strategy = tmp_path / "held_stop_futures.yaml"
+    strategy.write_text(text)
+    url = f"sqlite:///{tmp_path / 'trades.sqlite'}"
+    with ExchangeStandin.from_fixtures(pairs=tuple(PAIRS), timeframes=("5m",)) as standin:
+        standin.clock.set(START)
+        session = session_on(
+            standin, tmp_path / "candles", url, every=5.0, strategy=strategy, futures=True
+        )
+        session.start()
+        trade = until_a_trade_is_open(session)
+        sign = 1.0 if trade.side == "long" else -1.0
+        past = trade.initial_stop * (1 - sign * 0.002)
+        standin.market.set_last(symbol(trade.pair), past)
+        marks_before = len(standin.requests("/fapi/v1/premiumIndex"))
+        for _ in range(3):
+            session.sleep(5)
+            session._watch()
+        assert trade.exit_time is None
+        looks = standin.requests("/fapi/v1/premiumIndex")[marks_before:]
+        assert len(looks) == 3 and all("symbol" not in r.params for r in looks)  # batched
+        move_mark(standin, trade.pair, past)
+        session._between_closes()
+        assert trade.exit_reason == "monitor:stop_loss"
+        assert trade.exit_price == pytest.approx(past * (1 - sign * 0.0005))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,22 @@ def options_for(url: str, **changes: object) -> OptimizeOptions:
     for name, value in changes.items():
         setattr(options, name, value)
     return options
+
+
+def optimize_reports(store: Path, folder: Path, *flags: str) -> tuple[dict[str, object], str]:
+    """`optimize` of the entry thresholds through the CLI, seed 3: its report.json (less
+    the two paths that name the run's own files) and the tuned file it wrote."""
+    from kinetic_rules.cli.app import main
+
+    command = ["optimize", str(KE), "--data", str(store), "--params", ",".join(ENTRY),
+               "--objective", "total_return", "--trials", "10", "--seed", "3", "--warmup",
+               "2d", "--study", f"sqlite:///{folder}.sqlite", "--report", str(folder),
+               "--quiet", *flags]  # fmt: skip
+    assert main(command) == 0
+    document = json.loads((folder / "report.json").read_text())
+    for where in ("study", "tuned_file"):
+        document.pop(where)
+    return document, (folder / "kinetic_empire.optimized.yaml").read_text()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from kinetic_rules.backtest import runner
 from kinetic_rules.backtest.metrics import compute_metrics
 from kinetic_rules.backtest.runner import BacktestRequest, run_backtest
 from kinetic_rules.cli.app import main
+from kinetic_rules.compile.series_cache import SeriesCache
 from kinetic_rules.errors import StrategyError
 from kinetic_rules.research import ablation
 from kinetic_rules.research.ablation import plan_variants, run_ablation
@@ -93,6 +94,18 @@ def test_variants_in_worker_processes_equal_those_run_here(fixture_store: Path) 
     there = run_ablation(request, only=only, workers=2)
     assert [o.variant for o in there.outcomes] == [o.variant for o in here.outcomes]
     assert [o.metrics for o in there.outcomes] == [o.metrics for o in here.outcomes]
+
+
+def test_variants_reading_kept_series_equal_those_computing_everything(
+    fixture_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request = BacktestRequest(KE, fixture_store)
+    only = ["momentum", "micro_trend", "protections.flash_crash", "atr_trail"]
+    kept = run_ablation(request, only=only)
+    monkeypatch.setattr(ablation, "SeriesCache", lambda: SeriesCache(max_bytes=0))
+    computed = run_ablation(request, only=only)
+    assert [o.metrics for o in kept.outcomes] == [o.metrics for o in computed.outcomes]
+    assert len({str(o.metrics) for o in kept.outcomes}) > 2  # the parts change the results
 
 
 def test_progress_counts_the_variants_each_compiled_once(

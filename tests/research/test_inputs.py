@@ -123,6 +123,8 @@ def test_the_cli_refuses_bad_input_before_any_trial(
     assert "did you mean max_drawdown?" in capsys.readouterr().err
     assert main([*base, "--objective", "profit"]) == 2
     assert "no metric named profit" in capsys.readouterr().err
+    assert main([*base, "--cache-mb", "-1"]) == 2
+    assert "--cache-mb -1: expected 0 (none) to" in capsys.readouterr().err
     walk = ["walkforward", str(KE), "--data", str(fixture_store), "--study", url, "--quiet"]
     assert main([*walk, "--train", "1d", "--test", "5d"]) == 2
     assert "--train 1d is shorter than 2 days" in capsys.readouterr().err

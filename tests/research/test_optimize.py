@@ -18,7 +18,14 @@ from kinetic_rules.research.run import check_inputs, optimize
 from kinetic_rules.research.study import VIOLATIONS
 from kinetic_rules.research.writeback import rewrite
 from kinetic_rules.spec.loader import load_file
-from tests.research.conftest import ENTRY, KE, WARMUP, options_for, request_for
+from tests.research.conftest import (
+    ENTRY,
+    KE,
+    WARMUP,
+    optimize_reports,
+    options_for,
+    request_for,
+)
 
 
 def _trials(url: str, name: str = "Kinetic Empire") -> list[tuple[int, object, dict[str, object]]]:
@@ -39,6 +46,15 @@ def test_the_same_seed_gives_the_same_study_in_one_process_and_on_two_workers(
     other = f"sqlite:///{tmp_path / 'other.sqlite'}"
     optimize(KE, request_for(fixture_store), options_for(other, seed=8, trials=3))
     assert _trials(other) != first[:3]
+
+
+def test_the_same_seed_writes_the_same_report_with_or_without_the_cache_and_workers(
+    fixture_store: Path, tmp_path: Path
+) -> None:
+    kept = optimize_reports(fixture_store, tmp_path / "kept")
+    computed = optimize_reports(fixture_store, tmp_path / "computed", "--cache-mb", "0",
+                                "--workers", "2")  # fmt: skip
+    assert computed == kept
 
 
 def test_a_study_resumes_and_only_runs_the_trials_left(fixture_store: Path, study_url: str) -> None:

@@ -16,7 +16,7 @@ import pytest
 import ray
 
 from kinetic_rules.research.run import optimize
-from tests.research.conftest import KE, options_for, request_for
+from tests.research.conftest import KE, optimize_reports, options_for, request_for
 
 pytestmark = pytest.mark.slow
 
@@ -61,6 +61,13 @@ def test_the_same_seed_gives_the_same_study_on_ray(
     optimize(KE, request_for(fixture_store), options_for(here, seed=5, trials=10))
     optimize(KE, request_for(fixture_store), options_for(there, seed=5, trials=10, ray="auto"))
     assert _trials(here) == _trials(there)
+
+
+def test_the_same_seed_writes_the_same_report_on_ray(
+    cluster: None, fixture_store: Path, tmp_path: Path
+) -> None:
+    here = optimize_reports(fixture_store, tmp_path / "here")
+    assert optimize_reports(fixture_store, tmp_path / "ray", "--ray", "auto") == here
 
 
 def test_a_worker_killed_mid_study_loses_no_trial(

@@ -227,7 +227,7 @@ def funding_history(request: Request, account: FuturesAccount) -> Response:
     start = _int(request, "startTime", None)
     end = min(_int(request, "endTime", now) or now, now)
     every = account.funding_ms
-    times = list(range(((start or 0) // every + 1) * every, end + 1, every))
+    times = list(range(-(-(start or 0) // every) * every, end + 1, every))  # from startTime on
     if start is None:
         times = list(range((end // every - limit + 1) * every, end + 1, every))
     rows = [
