@@ -25,17 +25,25 @@ from kinetic_rules.compile.candle_windows import CandleWindow
 from kinetic_rules.compile.evaluate import PairSignals
 from kinetic_rules.compile.incremental import IncrementalEvaluator
 from kinetic_rules.compile.plan import Plan
+from kinetic_rules.compile.predict import model_candles
 from kinetic_rules.data.candles import timeframe_ns
 from kinetic_rules.data.gaps import fill_gaps, fills_until
 from kinetic_rules.engine.pairs import assemble_market, warmed_up
 from kinetic_rules.engine.portfolio import PairData
+from kinetic_rules.timeframes import timeframe_seconds
 
 DEFAULT_WINDOW = 3000  # candles kept per (pair, timeframe) at least
 
 
 def window_sizes(plan: Plan, least: int = DEFAULT_WINDOW) -> dict[str, int]:
-    """Candles to keep per timeframe: the warm-up, many times over, and never fewer than `least`."""
-    return {tf: max(least, 10 * candles) for tf, candles in plan.warmup.items()}
+    """Candles to keep per timeframe: the warm-up, many times over, and never fewer than
+    `least`; on the base timeframe also what a model retrains on (compile/predict.py)."""
+    sizes = {tf: max(least, 10 * candles) for tf, candles in plan.warmup.items()}
+    models = model_candles(plan.market, timeframe_seconds(plan.timeframe))
+    if models:
+        base = plan.timeframe
+        sizes[base] = max(sizes.get(base, least), models + plan.warmup.get(base, 0))
+    return sizes
 
 
 class WindowSource:
