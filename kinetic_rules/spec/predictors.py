@@ -39,8 +39,8 @@ class Label(_Section):
     )
     when: Condition = Field(
         description="A condition read at the end of the horizon: the label is 1 where it "
-        "holds. `x[4h]` in it is x at the candle being labelled, so `close > close[4h]` means "
-        "'the price is higher 4 hours later'."
+        "holds. On 5m candles with a 4h horizon, `close[48]` in it is the close of the candle "
+        "being labelled, so `close > close[48]` means 'the price is higher 4 hours later'."
     )
 
 
