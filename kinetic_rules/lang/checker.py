@@ -391,9 +391,9 @@ class _Checker:
             for tree in trees:
                 if tree is not None:
                     self.units.check(tree, None, f"models.{name}")
+            call = ast.Call("predict", (ast.Name(name),))  # its errors, if no rule met them
+            self.resolver.resolve(call, Scope.MARKET, self.spec.timeframe)
             if not used:
-                call = ast.Call("predict", (ast.Name(name),))
-                self.resolver.resolve(call, Scope.MARKET, self.spec.timeframe)
                 span = self._key_span(("models", name))
                 message = f"model '{name}' is declared but no rule reads it"
                 hint = f"read it with predict({name}), or remove it"

@@ -86,7 +86,7 @@ def _model(resolver: Resolver, name: str, tf: str) -> Built | None:
             typed = resolver._resolve(source.label, Scope.MARKET, tf)
             if typed is not None and typed.kind != BOOL:
                 message = f"model {name}'s label `when` must be a condition (true/false)"
-                resolver._error(source.label.span, "type", message, "e.g. close > close[4h]")
+                resolver._error(source.label.span, "type", message, "e.g. close > close[48]")
                 typed = None
             label = typed.node if typed is not None else None
     finally:

@@ -39,20 +39,9 @@ def model_sources(
         ]
         label = parse((*base, "label", "when"), model.label.when)
         enabled = _enabled(model, params, base, fail, used)
-        try:
-            horizon = candles_in(model.label.horizon, timeframe)
-        except ValueError as problem:
-            fail((*base, "label", "horizon"), "duration", str(problem), None)
-            continue
-        step = timeframe_seconds(timeframe)
-        if model.sample_every is not None and model.sample_every % step:
-            message = f"sample_every must be a whole number of {timeframe} candles"
-            fail((*base, "sample_every"), "duration", message, None)
-            continue
-        if model.estimator.kind == "lightgbm" and not lightgbm_installed():
-            message = "estimator lightgbm needs the lightgbm package, which is not installed"
-            hint = "pip install lightgbm, or use gradient_boosting"
-            fail((*base, "estimator"), "estimator", message, hint)
+        horizon = _settings_problem(model, timeframe, base, fail)
+        if horizon is None:  # reported; rules reading it say nothing more
+            found[name] = ModelSource(name, [], None, ModelSettings(name, model.estimator.kind))
             continue
         estimator = model.estimator
         settings = ModelSettings(
@@ -74,6 +63,27 @@ def model_sources(
         )
         found[name] = ModelSource(name, features, label, settings)
     return found
+
+
+def _settings_problem(model: Model, timeframe: str, base: PathKey, fail: Fail) -> int | None:
+    """The horizon in candles, or None after reporting what does not fit the timeframe or
+    this installation."""
+    try:
+        horizon = candles_in(model.label.horizon, timeframe)
+    except ValueError as problem:
+        fail((*base, "label", "horizon"), "duration", str(problem), None)
+        return None
+    step = timeframe_seconds(timeframe)
+    if model.sample_every is not None and model.sample_every % step:
+        message = f"sample_every must be a whole number of {timeframe} candles"
+        fail((*base, "sample_every"), "duration", message, None)
+        return None
+    if model.estimator.kind == "lightgbm" and not lightgbm_installed():
+        message = "estimator lightgbm needs the lightgbm package, which is not installed"
+        hint = "pip install lightgbm, or use gradient_boosting"
+        fail((*base, "estimator"), "estimator", message, hint)
+        return None
+    return horizon
 
 
 def _enabled(
