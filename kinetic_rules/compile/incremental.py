@@ -57,7 +57,7 @@ from kinetic_rules.data.candles import has_known_grid, timeframe_ns
 from kinetic_rules.errors import DataError
 from kinetic_rules.functions.registry import Function
 from kinetic_rules.lang import ast
-from kinetic_rules.models import TrainingRecord, default_cache
+from kinetic_rules.models import BackgroundTrainer, InForce, TrainingRecord, default_cache
 
 
 class IncrementalEvaluator:
@@ -77,6 +77,10 @@ class IncrementalEvaluator:
         self._syncing: set[int] = set()
         self.models = default_cache()  # trained models, shared with later runs on disk
         self.model_records: list[TrainingRecord] = []  # trainings done as candles arrived
+        self.models_in_force = InForce()  # one prediction per new candle, not a retraining
+        # Paper and live sessions: retrain in a worker process, keeping the previous model
+        # until the new one is ready. None (replays): train in line, as a backtest does.
+        self.trainer: BackgroundTrainer | None = None
 
     # candles -----------------------------------------------------------------------------
     def window(self, pair: str, timeframe: str) -> CandleWindow | None:
@@ -274,7 +278,7 @@ class _Growing:
             step = timeframe_ns(window.timeframe)
             return model_values(
                 node, arrays, times, step, size - k, evaluator.models, window.pair,
-                evaluator.model_records,
+                evaluator.model_records, evaluator.models_in_force, evaluator.trainer,
             )  # fmt: skip
 
         return evaluator._register(window, grow)

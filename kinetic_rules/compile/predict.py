@@ -12,7 +12,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from kinetic_rules.lang import ast
-from kinetic_rules.models import ModelCache, TrainingRecord, predict_rows, rolling_accuracy
+from kinetic_rules.models import (
+    BackgroundTrainer,
+    InForce,
+    ModelCache,
+    TrainingRecord,
+    predict_rows,
+    rolling_accuracy,
+)
 
 
 def model_values(
@@ -24,6 +31,8 @@ def model_values(
     cache: ModelCache,
     pair: str,
     records: list[TrainingRecord],
+    in_force: InForce | None = None,
+    trainer: BackgroundTrainer | None = None,
 ) -> np.ndarray:
     """Values for candles start..end of `open_times` (ns); `parts` are over every candle:
     the features then the label (a probability), or the probability then the label."""
@@ -37,7 +46,9 @@ def model_values(
         accuracy = rolling_accuracy(probability, label, settings.horizon, node.window)
         return accuracy[start:]
     features = np.column_stack([np.asarray(part, dtype=np.float64) for part in parts[:-1]])
-    values, found = predict_rows(settings, features, label, open_times, step, start, cache, pair)
+    values, found = predict_rows(
+        settings, features, label, open_times, step, start, cache, pair, in_force, trainer
+    )
     records.extend(found)
     return values
 

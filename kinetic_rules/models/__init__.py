@@ -6,9 +6,11 @@ stage decides what was known when, trains (or finds in its cache) the model of e
 retraining point, and gives one probability per candle.
 """
 
+from kinetic_rules.models.background import BackgroundTrainer
 from kinetic_rules.models.cache import ModelCache, Trained, default_cache
 from kinetic_rules.models.estimators import EstimatorUnavailable, lightgbm_installed
 from kinetic_rules.models.predictions import (
+    InForce,
     TrainingRecord,
     calibration,
     predict_rows,
@@ -18,7 +20,9 @@ from kinetic_rules.models.predictions import (
 from kinetic_rules.models.settings import ModelSettings
 
 __all__ = [
+    "BackgroundTrainer",
     "EstimatorUnavailable",
+    "InForce",
     "ModelCache",
     "ModelSettings",
     "Trained",

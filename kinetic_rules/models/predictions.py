@@ -8,13 +8,14 @@ leaves every prediction up to it unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from kinetic_rules.models.background import BackgroundTrainer
 from kinetic_rules.models.cache import ModelCache, Trained
 from kinetic_rules.models.settings import ModelSettings
-from kinetic_rules.models.training import NS, Samples, train
+from kinetic_rules.models.training import NS, Samples, train, training_set
 
 CALIBRATION_BINS = 5
 
@@ -42,6 +43,13 @@ def retraining_points(settings: ModelSettings, closes: np.ndarray) -> np.ndarray
     return (closes // every) * every
 
 
+@dataclass
+class InForce:
+    """The model each series predicts with, kept between calls as candles arrive."""
+
+    models: dict[str, tuple[int, Trained]] = field(default_factory=dict)
+
+
 def predict_rows(
     settings: ModelSettings,
     features: np.ndarray,
@@ -51,25 +59,61 @@ def predict_rows(
     start: int,
     cache: ModelCache,
     pair: str = "",
+    in_force: InForce | None = None,
+    trainer: BackgroundTrainer | None = None,
 ) -> tuple[np.ndarray, list[TrainingRecord]]:
-    """Probabilities (label = 1) for the candles start..end, NaN where no model or feature."""
+    """Probabilities (label = 1) for the candles start..end, NaN where no model or feature.
+
+    `in_force` keeps the model of the current retraining point between calls, so a new
+    candle costs one prediction. With a `trainer`, a model not yet in the cache is
+    trained in the background and the previous one stays in force until it is ready."""
     count = len(open_times)
     out = np.full(count - start, np.nan)
     if not settings.enabled or count <= start:
         return out, []
-    samples = Samples.build(settings, features, label, open_times, step)
     points = retraining_points(settings, open_times[start:] + step)
+    series = f"{settings.fingerprint()}:{pair}"
+    samples: Samples | None = None
     records: list[TrainingRecord] = []
     for point in np.unique(points):
         rows = np.flatnonzero(points == point) + start
-        trained = train(settings, samples, int(point), cache)
+        held = in_force.models.get(series) if in_force is not None else None
+        if held is not None and held[0] == point:
+            trained, fresh = held[1], False
+        else:
+            samples = samples or Samples.build(settings, features, label, open_times, step)
+            trained, fresh = _model_at(settings, samples, int(point), cache, trainer, held)
+            if fresh and in_force is not None:
+                in_force.models[series] = (int(point), trained)
         defined = rows[np.isfinite(features[rows]).all(axis=1)]
         if trained.estimator is not None and len(defined):
             probability = trained.estimator.predict_proba(features[defined])
             classes = list(trained.estimator.classes_)
             out[defined - start] = probability[:, classes.index(1)]
-        records.append(_record(settings, pair, samples, int(point), trained, rows, out, start))
+        if fresh and samples is not None:
+            records.append(_record(settings, pair, samples, int(point), trained, rows, out, start))
     return np.clip(out, 0.0, 1.0), records
+
+
+def _model_at(
+    settings: ModelSettings,
+    samples: Samples,
+    point: int,
+    cache: ModelCache,
+    trainer: BackgroundTrainer | None,
+    held: tuple[int, Trained] | None,
+) -> tuple[Trained, bool]:
+    """The model of `point` and True; or, while it trains in the background, the one in
+    force before it (none: no model) and False."""
+    if trainer is None:
+        return train(settings, samples, point, cache), True
+    key, x, y = training_set(settings, samples, point)
+    trainer.collect()
+    found = cache.get(key)
+    if found is not None:
+        return found, True
+    trainer.submit(key, settings, x, y)
+    return (held[1] if held is not None else Trained(None, "training")), False
 
 
 def _record(

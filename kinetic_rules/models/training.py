@@ -63,21 +63,28 @@ class Samples:
         return np.flatnonzero(chosen)
 
 
-def train(settings: ModelSettings, samples: Samples, point: int, cache: ModelCache) -> Trained:
-    """The model of one retraining point: from the cache, or fitted and stored there."""
+def training_set(
+    settings: ModelSettings, samples: Samples, point: int
+) -> tuple[str, np.ndarray, np.ndarray]:
+    """The cache key, features and labels a model trained at `point` learns from."""
     rows = samples.at(settings, point)
     x, y = samples.features[rows], samples.targets[rows].astype(np.int8)
-    key = training_key(settings, point, x, y)
+    return training_key(settings, point, x, y), x, y
+
+
+def train(settings: ModelSettings, samples: Samples, point: int, cache: ModelCache) -> Trained:
+    """The model of one retraining point: from the cache, or fitted and stored there."""
+    key, x, y = training_set(settings, samples, point)
     found = cache.get(key)
     if found is not None:
         return found
-    trained = _fit(settings, x, y)
+    trained = fit(settings, x, y)
     cache.fits += 1
     cache.put(key, trained)
     return trained
 
 
-def _fit(settings: ModelSettings, x: np.ndarray, y: np.ndarray) -> Trained:
+def fit(settings: ModelSettings, x: np.ndarray, y: np.ndarray) -> Trained:
     if len(y) < settings.min_samples:
         return Trained(None, f"{len(y)} samples, fewer than min_samples {settings.min_samples}")
     positives = int(y.sum())
