@@ -94,6 +94,25 @@ def collect(
     return histories, notes
 
 
+def model_notes(records: list[TrainingRecord]) -> list[str]:
+    """What a report says of the retraining windows that gave no model (property 26: the
+    strategy ran on without it there)."""
+    notes = []
+    for name in sorted({r.model for r in records}):
+        mine = [r for r in records if r.model == name]
+        failed = [r for r in mine if r.problem is not None]
+        if not failed:
+            continue
+        first = failed[0]
+        notes.append(
+            f"model {name}: {len(failed)} of {len(mine)} retraining windows gave no model "
+            f"(e.g. {first.pair} {when(first.point)}: {first.problem}); predict({name}) is "
+            "undefined there and the rest of the strategy ran on. "
+            "`kinetic-rules models` lists them all"
+        )
+    return notes
+
+
 def _models(plan: Plan) -> dict[str, ast.Predict]:
     found: dict[str, ast.Predict] = {}
     for root in plan.market:

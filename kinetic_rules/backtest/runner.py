@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kinetic_rules.backtest.model_history import model_notes
 from kinetic_rules.compile.convergence import warmup_statement
+from kinetic_rules.compile.evaluate import Evaluator
 from kinetic_rules.compile.modes import require_mode
 from kinetic_rules.compile.plan import Plan, build_plan
 from kinetic_rules.data.futures_store import FuturesStore
@@ -234,7 +236,11 @@ def simulate(
                 feed(pair, timeframe)
         progress("loading", len(wanted), len(wanted))
     index = feed.index if isinstance(feed, CandleFeed) else None
-    market = prepare_market(plan, feed, pairs, start, progress, extras=extras, index=index)
+    # kept: its models' training history goes in the notes
+    evaluator = Evaluator(plan, stored_feed(plan, feed, extras))
+    market = prepare_market(
+        plan, feed, pairs, start, progress, extras=extras, index=index, evaluator=evaluator
+    )
     timeline, data = market.timeline, market.pairs
     if start is not None and start > timeline[-1]:
         raise ConfigError(
@@ -252,7 +258,7 @@ def simulate(
         d.signals.index[min(d.tradable_from, len(d.signals.index) - 1)] for d in data
     )
     equity = _equity(trades, data, timeline, step, spec.backtest.starting_balance)
-    skipped = list(market.skipped)
+    skipped = list(market.skipped) + model_notes(evaluator.model_records)
     if "funding_rate" in plan.live_inputs and spec.market.type == "futures":
         bare = [d.pair for d in data if not _holds(d.prices.get("funding"))]
         if bare:

@@ -72,6 +72,9 @@ def test_the_sizes_of_real_trades_follow_the_model(plan: Plan) -> None:
     and stakes cut or boosted only where the rules say so."""
     result = simulate(plan, fixture_candles, PAIRS)
     assert len(result.trades) > 50
+    # property 26: the report says which spans had no model, and the strategy ran on
+    (note,) = [n for n in result.assumptions.skipped if n.startswith("model trend")]
+    assert "retraining windows gave no model" in note and "fewer than min_samples" in note
     for pair in PAIRS:
         signal, _ = signals(plan, pair)
         index = signal.index

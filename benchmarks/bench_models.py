@@ -1,0 +1,135 @@
+"""What a model costs: a backtest with and without it, training per window, prediction
+latency per decision.
+
+    python benchmarks/bench_models.py [--data STORE] [--pairs 20] [--candles 48]
+
+1. `adaptive_mtf.yaml` over the whole 41-pair 5m set, each run a fresh
+   `kinetic-rules backtest` process (CPU time from its rusage): with the model switched
+   off (`--set use_model=false`), with it on and an empty model cache (every window
+   trained), and again with the cache warm (nothing trained). Targets: at most 60 s of
+   CPU more than without the model, training included; at most 5 s more, cache warm.
+2. Training time per window: the cold run's extra CPU over the windows it trained.
+3. Prediction latency per decision: the live loop of bench_live.py on `adaptive_mtf.yaml`
+   for 20 pairs, the model's cache warm, timed per close with the model on and off; the
+   difference is what predicting adds to a decision. Target: under 100 ms (seed 003,
+   property 28).
+
+Uses the store of bench_backtest.py / bench_strategies.py (imported once if missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_strategies import ensure_store  # noqa: E402
+from kinetic_rules.backtest.runner import BacktestRequest, prepare  # noqa: E402
+from kinetic_rules.live.runtime import Runtime  # noqa: E402
+from kinetic_rules.live.window import WindowSource  # noqa: E402
+from kinetic_rules.models import default_cache  # noqa: E402
+from kinetic_rules.timeframes import timeframe_seconds  # noqa: E402
+
+STRATEGY = ROOT / "strategies" / "adaptive_mtf.yaml"
+TIMERANGE = "20240101-20240908"
+START = pd.Timestamp("2024-08-01", tz="UTC")  # the live loop starts here
+EXTRA_TARGET = 60.0  # seconds of CPU the model may add, training included
+WARM_TARGET = 5.0  # … with every window in the cache
+LATENCY_TARGET = 100.0  # ms per decision, property 28
+
+
+def backtest(store: Path, cache: str, use_model: bool) -> tuple[float, int]:
+    """CPU seconds of one backtest process, and the model files it left in the cache."""
+    with tempfile.TemporaryDirectory(prefix="bench-models-") as scratch:
+        command = [sys.executable, "-m", "kinetic_rules", "backtest", str(STRATEGY),
+                   "--data", str(store), "--timerange", TIMERANGE, "--quiet",
+                   "--report", str(Path(scratch) / "report"),
+                   "--set", f"use_model={'true' if use_model else 'false'}"]  # fmt: skip
+        environment = {**os.environ, "KINETIC_RULES_MODELS": cache}
+        child = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment
+        )
+        assert child.stderr is not None
+        errors = child.stderr.read()
+        _, status, usage = os.wait4(child.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"backtest failed:\n{errors.decode()}")
+    return usage.ru_utime + usage.ru_stime, len(list(Path(cache).glob("*.joblib")))
+
+
+def closes(frame: pd.DataFrame, timeframe: str) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(frame.index) + pd.Timedelta(seconds=timeframe_seconds(timeframe))
+
+
+def decision_latency(store: Path, pairs_wanted: int, candles: int, use_model: bool) -> list[float]:
+    """Milliseconds per close of the live loop (append, extend every series, decide)."""
+    overrides = {"use_model": "true" if use_model else "false"}
+    prepared = prepare(BacktestRequest(STRATEGY, store, overrides=overrides))
+    plan = prepared.plan
+    pairs = prepared.pairs[:pairs_wanted]
+    needs = sorted({(n.pair or pair, n.timeframe) for pair in pairs for n in plan.data})
+    frames = {key: prepared.feed(*key) for key in needs}
+    history = {key: f[closes(f, key[1]) <= START] for key, f in frames.items()}
+    source = WindowSource(plan, pairs, history)
+    runtime = Runtime(plan, source)
+    source.refresh()
+    step = pd.Timedelta(seconds=timeframe_seconds(plan.timeframe))
+    latencies = []
+    for k in range(candles):
+        close = START + (k + 1) * step
+        started = time.perf_counter()
+        for (pair, timeframe), frame in frames.items():
+            arriving = frame[closes(frame, timeframe) == close]
+            if len(arriving):
+                source.add(pair, timeframe, arriving)
+        runtime.step(source.refresh())
+        latencies.append((time.perf_counter() - started) * 1000)
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ROOT / "user_data" / "bench-store")
+    parser.add_argument("--pairs", type=int, default=20)
+    parser.add_argument("--candles", type=int, default=48, help="closes to time")
+    parser.add_argument("--skip-backtests", action="store_true")
+    args = parser.parse_args()
+    ensure_store(args.data)
+    with tempfile.TemporaryDirectory(prefix="bench-models-cache-") as cache:
+        if not args.skip_backtests:
+            off, _ = backtest(args.data, cache, use_model=False)
+            cold, trained = backtest(args.data, cache, use_model=True)
+            warm, _ = backtest(args.data, cache, use_model=True)
+            print("adaptive_mtf.yaml, 41 pairs × 5m, 2024-01..09, a fresh process each")
+            print(f"  model off                      {off:6.1f} s CPU")
+            print(f"  model on, cache empty          {cold:6.1f} s CPU   +{cold - off:5.1f} s "
+                  f"(target ≤ {EXTRA_TARGET:.0f} s), {trained} windows trained")  # fmt: skip
+            print(f"  model on, cache warm           {warm:6.1f} s CPU   +{warm - off:5.1f} s "
+                  f"(target ≤ {WARM_TARGET:.0f} s)")  # fmt: skip
+            if trained:
+                per_window = (cold - warm) / trained * 1000
+                print(f"  training per window            {per_window:6.1f} ms CPU")
+        os.environ["KINETIC_RULES_MODELS"] = cache  # the live loop reads the trained models
+        default_cache()
+        with_model = decision_latency(args.data, args.pairs, args.candles, use_model=True)
+        without = decision_latency(args.data, args.pairs, args.candles, use_model=False)
+    on, off_ms = statistics.median(with_model), statistics.median(without)
+    print(f"live loop, {args.pairs} pairs, {len(with_model)} closes from {START:%Y-%m-%d}")
+    print(f"  per decision, model on         median {on:6.1f} ms   worst {max(with_model):6.1f} ms")
+    print(f"  per decision, model off        median {off_ms:6.1f} ms")
+    print(f"  predicting adds                median {on - off_ms:6.1f} ms   "
+          f"(target < {LATENCY_TARGET:.0f} ms)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
