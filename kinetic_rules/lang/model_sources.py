@@ -14,7 +14,7 @@ from kinetic_rules.lang.checked import ParamValue
 from kinetic_rules.lang.symbols import ModelSource
 from kinetic_rules.models import ModelSettings, lightgbm_installed
 from kinetic_rules.spec.loader import PathKey
-from kinetic_rules.spec.predictors import Model
+from kinetic_rules.spec.predictors import MAX_SAMPLES, Model
 from kinetic_rules.timeframes import candles_in, timeframe_seconds
 
 Parse = Callable[[PathKey, str], ast.Node | None]
@@ -77,6 +77,14 @@ def _settings_problem(model: Model, timeframe: str, base: PathKey, fail: Fail) -
     if model.sample_every is not None and model.sample_every % step:
         message = f"sample_every must be a whole number of {timeframe} candles"
         fail((*base, "sample_every"), "duration", message, None)
+        return None
+    samples = model.train_window // (model.sample_every or step)
+    if samples > MAX_SAMPLES:
+        message = (
+            f"a training window of {samples} samples; at most {MAX_SAMPLES} "
+            "(train_window divided by sample_every, or by the timeframe)"
+        )
+        fail((*base, "train_window"), "range", message, "sample less often: sample_every: 1h")
         return None
     if model.estimator.kind == "lightgbm" and not lightgbm_installed():
         message = "estimator lightgbm needs the lightgbm package, which is not installed"

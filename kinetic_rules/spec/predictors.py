@@ -22,6 +22,7 @@ MAX_TRAIN_WINDOW = 730 * 86_400  # two years
 MAX_HORIZON = 30 * 86_400  # labels read at most 30 days ahead
 MIN_RETRAIN = 3_600  # retrain at most every hour
 MAX_RETRAIN = 365 * 86_400
+MAX_SAMPLES = 100_000  # samples one training may read: train_window / sample_every
 
 EstimatorKind = Literal["gradient_boosting", "random_forest", "logistic_regression", "lightgbm"]
 
