@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,13 +55,12 @@ class ModelCache:
             found = self._memory.get(key)
         if found is not None or self.folder is None:
             return found
-        path = self.folder / f"{key}.joblib"
+        path = self.folder / f"{key}.pickle"
         if not path.is_file():
             return None
         try:
-            import joblib
-
-            stamp, trained = joblib.load(path)
+            with path.open("rb") as file:
+                stamp, trained = pickle.load(file)
         except Exception:  # a torn or foreign file: train again
             return None
         if stamp != VERSION or not isinstance(trained, Trained):
@@ -75,12 +75,11 @@ class ModelCache:
             self._memory[key] = trained
         if self.folder is None:
             return
-        import joblib
-
         self.folder.mkdir(parents=True, exist_ok=True)
         part = self.folder / f"{key}.{os.getpid()}.part"
-        joblib.dump((VERSION, trained), part)
-        part.replace(self.folder / f"{key}.joblib")  # whole or not at all
+        with part.open("wb") as file:
+            pickle.dump((VERSION, trained), file, protocol=pickle.HIGHEST_PROTOCOL)
+        part.replace(self.folder / f"{key}.pickle")  # whole or not at all
 
 
 _DEFAULT: list[ModelCache] = []

@@ -135,7 +135,7 @@ def test_a_second_run_reads_every_model_from_the_disk_cache(tmp_path: Path) -> N
 def test_a_stale_or_foreign_cache_file_is_trained_again(tmp_path: Path) -> None:
     features, label, times = arrays()
     predict_rows(SETTINGS, features, label, times, STEP, 0, ModelCache(tmp_path))
-    for path in tmp_path.glob("*.joblib"):
+    for path in tmp_path.glob("*.pickle"):
         path.write_bytes(b"not a model")
     again = ModelCache(tmp_path)
     predict_rows(SETTINGS, features, label, times, STEP, 0, again)
