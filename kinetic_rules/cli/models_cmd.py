@@ -7,8 +7,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 from kinetic_rules.cli.options import candle_request
 from kinetic_rules.errors import ConfigError
 
@@ -94,6 +92,7 @@ def run_models_command(args: argparse.Namespace) -> int:
 
 def print_history(history: ModelHistory, console: Console) -> None:
     """A compact table, one row per window; calibration and every weight are in the page."""
+    import pandas as pd
     from rich.table import Table
 
     from kinetic_rules.backtest.model_history import percent
