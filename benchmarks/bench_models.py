@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -125,6 +126,69 @@ def decision_latency(store: Path, pairs_wanted: int, candles: int, use_model: bo
     return latencies
 
 
+def prediction_cost(store: Path, pairs_wanted: int, candles: int) -> list[float]:
+    """CPU milliseconds the model adds to one decision for all pairs: its probability and
+    its rolling accuracy for the newest candle, as the live back-end computes them (the
+    model of the current retraining point in force), on the windows a session keeps."""
+    import numpy as np
+
+    from kinetic_rules.compile.evaluate import Evaluator
+    from kinetic_rules.compile.predict import model_values
+    from kinetic_rules.data.candles import timeframe_ns
+    from kinetic_rules.lang import ast
+    from kinetic_rules.live.window import window_sizes
+    from kinetic_rules.models import InForce, TrainingRecord
+
+    prepared = prepare(BacktestRequest(STRATEGY, store))
+    plan = prepared.plan
+    size = window_sizes(plan)[plan.timeframe]
+    evaluator = Evaluator(plan, prepared.feed)
+    nodes = {n for root in plan.market for n in root.walk() if isinstance(n, ast.Predict)}
+    accuracy = next(n for n in nodes if n.output == "accuracy")
+    probability = accuracy.probability()
+    step = timeframe_ns(plan.timeframe)
+    listed = [p for p in prepared.pairs if prepared.feed(p, plan.timeframe).index[0] < START]
+    inputs = []
+    for pair in listed[:pairs_wanted]:
+        evaluator.evaluate(pair)
+        frame = evaluator._frame(pair, plan.timeframe, shared=False)
+        memo = _memo_of(evaluator, pair, plan, probability)
+        features = [np.asarray(memo[f], dtype=np.float64) for f in probability.features]
+        label = np.asarray(memo[probability.label])
+        inputs.append((pair, features, label, frame.times()))
+    in_force, records = InForce(), list[TrainingRecord]()
+    costs = []
+    for k in range(candles + 1):
+        started = time.process_time()
+        for pair, features, label, times in inputs:
+            end = len(times) - candles + k
+            lo = max(0, end - size)
+            parts = [f[lo:end] for f in features] + [label[lo:end]]
+            window = times[lo:end]
+            said = model_values(
+                probability, parts, window, step, len(window) - 1, evaluator.models, pair,
+                records, in_force,
+            )  # fmt: skip
+            full = np.concatenate((np.full(len(window) - 1, 0.5), said))
+            model_values(accuracy, [full, label[lo:end]], window, step, len(window) - 1,
+                         evaluator.models, pair, records)  # fmt: skip
+        if k:  # the first close puts each model in force
+            costs.append((time.process_time() - started) * 1000)
+    return costs
+
+
+def _memo_of(evaluator: Any, pair: str, plan: Any, node: Any) -> dict[Any, Any]:
+    """A model's features and label over the pair's base candles, as the batch computes them."""
+    from kinetic_rules.compile.evaluate import _Columns
+
+    frame = evaluator._frame(pair, plan.timeframe, shared=False)
+    scope = _Columns(evaluator, frame, None)
+    for part in (*node.features, node.label):
+        scope.value(part)
+    memo: dict[Any, Any] = frame.memo
+    return memo
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT / "user_data" / "bench-store")
@@ -137,9 +201,11 @@ def main() -> None:
     args = parser.parse_args()
     ensure_store(args.data)
     with tempfile.TemporaryDirectory(prefix="bench-models-cache-") as cache:
-        if args.signals:
+        if args.skip_backtests:
+            pass
+        elif args.signals:
             signals_only(args.data, Path(cache))
-        elif not args.skip_backtests:
+        else:
             off, _ = backtest(args.data, cache, use_model=False)
             cold, trained = backtest(args.data, cache, use_model=True)
             warm, _ = backtest(args.data, cache, use_model=True)
@@ -154,6 +220,13 @@ def main() -> None:
                 print(f"  training per window            {per_window:6.1f} ms CPU")
         os.environ["KINETIC_RULES_MODELS"] = cache  # the live loop reads the trained models
         default_cache()
+        costs = prediction_cost(args.data, args.pairs, args.candles)
+        median, worst = statistics.median(costs), max(costs)
+        print(f"model per decision, {args.pairs} pairs (probability and rolling accuracy "
+              f"of the newest candle): median {median:6.1f} ms CPU, worst {worst:6.1f} ms "
+              f"(target < {LATENCY_TARGET:.0f} ms)", flush=True)  # fmt: skip
+        if args.signals:
+            return
         with_model = decision_latency(args.data, args.pairs, args.candles, use_model=True)
         without = decision_latency(args.data, args.pairs, args.candles, use_model=False)
     on, off_ms = statistics.median(with_model), statistics.median(without)

@@ -43,8 +43,7 @@ def model_values(
     label = np.asarray(parts[-1], dtype=bool)
     if node.output == "accuracy":
         probability = np.asarray(parts[0], dtype=np.float64)
-        accuracy = rolling_accuracy(probability, label, settings.horizon, node.window)
-        return accuracy[start:]
+        return rolling_accuracy(probability, label, settings.horizon, node.window, start)
     features = np.column_stack([np.asarray(part, dtype=np.float64) for part in parts[:-1]])
     values, found = predict_rows(
         settings, features, label, open_times, step, start, cache, pair, in_force, trainer

@@ -26,7 +26,7 @@ FOLDER_VARIABLE = "KINETIC_RULES_MODELS"  # another folder; "off" keeps models i
 
 def training_key(settings: ModelSettings, point: int, x: np.ndarray, y: np.ndarray) -> str:
     digest = hashlib.sha256()
-    digest.update(settings.fingerprint().encode())
+    digest.update(settings.fingerprint.encode())
     digest.update(str(point).encode())
     digest.update(np.ascontiguousarray(x, dtype=np.float64).tobytes())
     digest.update(np.ascontiguousarray(y, dtype=np.int8).tobytes())

@@ -72,7 +72,7 @@ def predict_rows(
     if not settings.enabled or count <= start:
         return out, []
     points = retraining_points(settings, open_times[start:] + step)
-    series = f"{settings.fingerprint()}:{pair}"
+    series = f"{settings.fingerprint}:{pair}"
     samples: Samples | None = None
     records: list[TrainingRecord] = []
     for point in np.unique(points):
@@ -161,11 +161,11 @@ def calibration(predicted: np.ndarray, targets: np.ndarray) -> tuple[tuple[float
 
 
 def rolling_accuracy(
-    probability: np.ndarray, label: np.ndarray, horizon: int, window: int
+    probability: np.ndarray, label: np.ndarray, horizon: int, window: int, start: int = 0
 ) -> np.ndarray:
-    """At each candle t, the share of the last `window` predictions scored by t that were on
-    the right side of 0.5. A prediction at i is scored once its label is known, at t = i +
-    horizon, never before; NaN until `window` predictions have been scored."""
+    """At each candle t (from `start`), the share of the last `window` predictions scored by
+    t that were on the right side of 0.5. A prediction at i is scored once its label is
+    known, at t = i + horizon, never before; NaN until `window` have been scored."""
     count = len(probability)
     correct = np.full(count, np.nan)
     if count > horizon:
@@ -177,9 +177,9 @@ def rolling_accuracy(
         )
     defined = np.flatnonzero(np.isfinite(correct))
     totals = np.concatenate(([0.0], np.cumsum(correct[defined])))
-    # scored by t: predictions made at or before t - horizon
-    seen = np.searchsorted(defined, np.arange(count) - horizon, side="right")
-    out = np.full(count, np.nan)
+    # scored by t: predictions made at or before t - horizon (for t from `start` on)
+    seen = np.searchsorted(defined, np.arange(start, count) - horizon, side="right")
+    out = np.full(count - start, np.nan)
     full = seen >= window
     out[full] = (totals[seen[full]] - totals[seen[full] - window]) / window
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import astuple, dataclass
+from functools import cached_property
 
 # Bump when training or the cached estimators change meaning: older cache entries are ignored.
 VERSION = 1
@@ -29,6 +30,7 @@ class ModelSettings:
     horizon: int = 1  # candles between a sample and the candle its label is read at
     enabled: bool = True
 
+    @cached_property
     def fingerprint(self) -> str:
         """Everything that changes a trained model, as text (the name does not)."""
         fields = astuple(self)[1:-1]  # not the name, not `enabled`
