@@ -1,22 +1,26 @@
-"""Peak memory of a backtest as pairs grow, and the size of its report files.
+"""CPU, peak memory and report sizes of a backtest as pairs grow: the scaling table.
 
-    python benchmarks/bench_memory.py [--store DIR] [--pairs 20 136] [--strategy FILE]
+    python benchmarks/bench_memory.py [--store DIR] [--pairs 10 40 136] [--strategy FILE]
 
 The shared 5m set holds 41 pairs; to reach a user's few hundred, the store built here
 (once, under user_data/bench-memory) adds copies of those real candles under other
 names (`SOL2/USDT`, `SOL3/USDT`, …), so 136 pairs × 8 months is about 9.8 M candles.
 Each run is a fresh subprocess: its peak resident memory (getrusage maxrss) is its own.
 
-Printed per pair count: candles, trades, peak MB, peak bytes per candle, the sizes of
-results.json, report.html, trades.csv and trades.json; then the growth between the two counts in
-bytes per added candle — what a bounded working set keeps small (target: Kinetic Empire
-under 1 GB peak at 136 pairs).
+Printed per pair count: candles, trades, CPU seconds of the whole process (imports,
+backtest and report writing; user + system), peak MB, peak bytes per candle, the sizes of
+results.json, report.html, trades.csv and trades.json; then the growth between the smallest
+and the largest count in bytes per added candle — what a bounded working set keeps small
+(target: Kinetic Empire under 1 GB peak at 136 pairs) — and the machine's load average,
+since CPU time on a busy machine runs a little higher.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -46,6 +50,7 @@ written = write_reports(result, compute_metrics(result), report)
 candles = sum(len(result.candles[p]) for p in result.pairs)
 print(json.dumps({
     "seconds": time.perf_counter() - started,
+    "cpu": sum(resource.getrusage(resource.RUSAGE_SELF)[:2]),
     "backtest_peak_mb": backtest_peak,
     "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     "trades": len(result.trades), "pairs": len(result.pairs), "candles": candles,
@@ -67,7 +72,9 @@ def build_store(store: Path, wanted: int) -> list[str]:
              str(store), str(SHARED / "binance-5m-2024"), str(SHARED / "binance-15m-2023-2026")],
             check=True,
         )  # fmt: skip
-    real = sorted({s.pair for s in candles.available() if s.timeframe == "5m"})
+    # the pairs of the shared set itself (the store also holds the copies of earlier runs)
+    files = (SHARED / "binance-5m-2024").glob("*-5m.feather")
+    real = sorted(f.name.removesuffix("-5m.feather").replace("_", "/") for f in files)
     names = list(real)
     for copy in range(2, COPIES_PER_PAIR + 2):
         names += [f"{p.split('/')[0]}{copy}/USDT" for p in real]
@@ -98,21 +105,30 @@ def measure(strategy: Path, store: Path, pairs: list[str]) -> dict[str, object]:
     return figures
 
 
+def compile_once() -> None:
+    """Byte-compile the package first, as installing it does: with PYTHONDONTWRITEBYTECODE
+    set (as on CI machines) each run would otherwise compile every module from source, about
+    0.2 s of CPU that no installed copy spends."""
+    compileall.compile_dir(ROOT / "kinetic_rules", quiet=1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", type=Path, default=ROOT / "user_data" / "bench-memory")
     parser.add_argument("--strategy", type=Path, default=STRATEGY)
-    parser.add_argument("--pairs", type=int, nargs=2, default=[20, 136], metavar="N")
+    parser.add_argument("--pairs", type=int, nargs="+", default=[10, 40, 136], metavar="N")
     args = parser.parse_args()
+    compile_once()
     names = build_store(args.store, max(args.pairs))
     runs = []
     for count in args.pairs:
         runs.append(measure(args.strategy, args.store, names[:count]))
+    load = os.getloadavg()[0]
     print(f"{args.strategy.name}, 5m candles 2024-01-01 .. 2024-09-08 (fresh process each)")
     print(
-        f"  {'pairs':>5} {'candles':>10} {'trades':>7} {'seconds':>8} {'backtest MB':>12} "
-        f"{'peak MB':>8} {'B/candle':>9} {'results.json':>13} {'report.html':>12} "
-        f"{'trades.csv':>11} {'trades.json':>12}"
+        f"  {'pairs':>5} {'candles':>10} {'trades':>7} {'CPU s':>6} {'wall s':>7} "
+        f"{'backtest MB':>12} {'peak MB':>8} {'B/candle':>9} {'results.json':>13} "
+        f"{'report.html':>12} {'trades.csv':>11} {'trades.json':>12}"
     )
     for run in runs:
         sizes: dict[str, int] = run["sizes"]  # type: ignore[assignment]
@@ -120,7 +136,8 @@ def main() -> None:
         peak = float(run["peak_mb"])  # type: ignore[arg-type]
         print(
             f"  {run['pairs']:>5} {candles:>10,} {run['trades']:>7,} "
-            f"{float(run['seconds']):>8.1f} {float(run['backtest_peak_mb']):>12.0f} "  # type: ignore[arg-type]
+            f"{float(run['cpu']):>6.1f} "  # type: ignore[arg-type]
+            f"{float(run['seconds']):>7.1f} {float(run['backtest_peak_mb']):>12.0f} "  # type: ignore[arg-type]
             f"{peak:>8.0f} {peak * 2**20 / candles:>9.0f} "
             f"{sizes.get('results.json', 0) / 1e6:>11.2f}MB "
             f"{sizes.get('report.html', 0) / 1e6:>10.2f}MB "
@@ -133,6 +150,8 @@ def main() -> None:
         grown = float(large["peak_mb"]) - float(small["peak_mb"])  # type: ignore[arg-type]
         print(f"\n  growth: {grown * 2**20 / added:.0f} bytes of peak per added candle")
     print(f"  peak at {large['pairs']} pairs: {float(large['peak_mb']):.0f} MB (target < 1024 MB)")  # type: ignore[arg-type]
+    print(f"  load average: {load:.1f} before the runs, {os.getloadavg()[0]:.1f} after "
+          f"({os.cpu_count()} cores)")  # fmt: skip
 
 
 if __name__ == "__main__":

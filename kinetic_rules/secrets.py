@@ -22,7 +22,9 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TextIO
 from urllib.parse import quote, unquote
 
@@ -50,6 +52,9 @@ def register(secret: str | None) -> None:
         return
     with _lock:
         _registered.update({secret, quote(secret, safe="")})
+    batch = _batch.get()
+    if batch is not None:  # a batch under way hides it from now on too
+        _batch.set(_Batch())
 
 
 def register_url(url: str | None) -> None:
@@ -84,17 +89,76 @@ def mask(text: str, extra: Iterable[str | None] = ()) -> str:
     """`text` with every secret it holds replaced by ***."""
     if not text:
         return text
-    text = _URL.sub(_mask_url, text)
+    more = [s for s in extra if s and len(s) >= MIN_SECRET]
+    batch = _batch.get()
+    if batch is not None and not more:
+        return batch.mask(text)
+    return _mask_with(text, _known_secrets(more))
+
+
+def _known_secrets(extra: Iterable[str] = ()) -> list[str]:
+    """Every secret to hide right now, longest first (so a secret holding another one is
+    hidden whole)."""
     with _lock:
         known = set(_registered)
     known |= environment_secrets()
-    known |= {s for s in extra if s and len(s) >= MIN_SECRET}
-    for secret in sorted(known, key=len, reverse=True):
+    known |= set(extra)
+    return sorted(known, key=len, reverse=True)
+
+
+def _mask_with(text: str, known: list[str]) -> str:
+    """Each pattern runs only on text holding the characters it needs: most values (a pair
+    name, a number, an exit reason) hold none of them and are returned as they are."""
+    if "://" in text:
+        text = _URL.sub(_mask_url, text)
+    for secret in known:
         if secret in text:
             text = text.replace(secret, HIDDEN)
-    text = _TELEGRAM.sub(HIDDEN, text)
-    text = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{HIDDEN}", text)
-    return _ASSIGNED.sub(lambda m: f"{m.group(1)}{m.group(2)}{HIDDEN}", text)
+    if ":" in text:
+        text = _TELEGRAM.sub(HIDDEN, text)
+    if "bearer" in text.lower():
+        text = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{HIDDEN}", text)
+    if "=" in text:
+        text = _ASSIGNED.sub(lambda m: f"{m.group(1)}{m.group(2)}{HIDDEN}", text)
+    return text
+
+
+class _Batch:
+    """The secrets read once, and each distinct short text masked once."""
+
+    CACHED = 50_000  # distinct texts remembered; a longer batch masks the rest anew
+    SHORT = 512  # longer texts are masked each time rather than remembered
+
+    def __init__(self) -> None:
+        self.known = _known_secrets()
+        self.seen: dict[str, str] = {}
+
+    def mask(self, text: str) -> str:
+        hidden = self.seen.get(text)
+        if hidden is None:
+            hidden = _mask_with(text, self.known)
+            if len(text) <= self.SHORT and len(self.seen) < self.CACHED:
+                self.seen[text] = hidden
+        return hidden
+
+
+_batch: ContextVar[_Batch | None] = ContextVar("kinetic_rules_mask_batch", default=None)
+
+
+@contextmanager
+def masking_batch() -> Iterator[None]:
+    """Mask many values quickly: inside the block, `mask` reads the environment's secrets
+    once (not once per call) and remembers each short text it has masked. For writing a
+    report value by value; the block should not outlive a change of the environment (a
+    secret `register`ed inside it ends the batch's snapshot)."""
+    if _batch.get() is not None:  # already inside one: keep its snapshot
+        yield
+        return
+    token = _batch.set(_Batch())
+    try:
+        yield
+    finally:
+        _batch.reset(token)
 
 
 def mask_argv(argv: Iterable[str]) -> str:

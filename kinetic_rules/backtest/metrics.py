@@ -208,16 +208,21 @@ def _longest_underwater(curve: pd.Series) -> timedelta | None:
 
 
 def _exposure(trades: Iterable[Trade], start: pd.Timestamp, end: pd.Timestamp) -> float:
-    """Length of the union of [entry, exit) intervals inside [start, end] over end − start."""
+    """Length of the union of [entry, exit) intervals inside [start, end] over end − start.
+    Times are compared as UTC nanoseconds (a naive time is UTC already)."""
     if end <= start:
         return 0.0
+    first, last = utc(start).value, utc(end).value
     spans = sorted(
-        (max(utc(t.entry_time), start), end if t.exit_time is None else min(utc(t.exit_time), end))
+        (
+            max(pd.Timestamp(t.entry_time).value, first),
+            last if t.exit_time is None else min(pd.Timestamp(t.exit_time).value, last),
+        )
         for t in trades
     )
-    covered = pd.Timedelta(0)
-    run_start: pd.Timestamp | None = None
-    run_end = start
+    covered = 0
+    run_start: int | None = None
+    run_end = first
     for lo, hi in spans:
         if hi <= lo:
             continue
@@ -229,11 +234,14 @@ def _exposure(trades: Iterable[Trade], start: pd.Timestamp, end: pd.Timestamp) -
             run_end = max(run_end, hi)
     if run_start is not None:
         covered += run_end - run_start
-    return min(1.0, max(0.0, covered / (end - start)))
+    return min(1.0, max(0.0, pd.Timedelta(covered, "ns") / (end - start)))
 
 
 def _mean_holding(trades: list[Trade]) -> timedelta | None:
-    durations = [t.duration for t in trades if t.duration is not None]
+    return _mean_of([d for d in (t.duration for t in trades) if d is not None])
+
+
+def _mean_of(durations: list[pd.Timedelta]) -> timedelta | None:
     if not durations:
         return None
     total = sum(durations, pd.Timedelta(0))
@@ -346,60 +354,97 @@ def funding_by_pair(result: BacktestResult) -> list[tuple[str, int, float]]:
     return sorted(rows, key=lambda r: (-r[2], r[0]))
 
 
+_Facts = tuple[Trade, float, float, "pd.Timedelta | None"]  # trade, profit, ratio, held
+
+
+def _facts(result: BacktestResult) -> list[_Facts]:
+    """Each closed trade's profit, profit ratio and holding time, worked out once (they
+    are sums over its fills), in the order of the trades."""
+    facts = []
+    for trade in result.closed_trades():
+        profit = trade.profit
+        facts.append((trade, profit, profit / trade.stake if trade.stake else 0.0, trade.duration))
+    return facts
+
+
 def _breakdown(
-    result: BacktestResult, key: Callable[[Trade], Iterable[str]], keys: Iterable[str] = ()
+    result: BacktestResult,
+    key: Callable[[Trade], Iterable[str]],
+    keys: Iterable[str] = (),
+    facts: list[_Facts] | None = None,
 ) -> list[GroupRow]:
     """Group closed trades (a trade may belong to several groups); `keys` are listed even
     without trades. Best profit first."""
-    groups: dict[str, list[Trade]] = {k: [] for k in keys}
-    for trade in result.closed_trades():
-        for name in key(trade):
-            groups.setdefault(name, []).append(trade)
+    groups: dict[str, list[_Facts]] = {k: [] for k in keys}
+    for fact in _facts(result) if facts is None else facts:
+        for name in key(fact[0]):
+            groups.setdefault(name, []).append(fact)
     balance = float(result.assumptions.starting_balance)
     rows = []
-    for name, trades in groups.items():
-        profits = [t.profit for t in trades]
+    for name, members in groups.items():
+        profits = [p for _, p, _, _ in members]
         wins = sum(p > 0 for p in profits)
         losses = sum(p < 0 for p in profits)
         total = float(sum(profits))
         rows.append(
             GroupRow(
                 key=name,
-                trades=len(trades),
+                trades=len(members),
                 wins=wins,
-                draws=len(trades) - wins - losses,
+                draws=len(members) - wins - losses,
                 losses=losses,
-                win_rate=wins / len(trades) if trades else None,
+                win_rate=wins / len(members) if members else None,
                 profit=total,
-                avg_profit_ratio=float(np.mean([t.profit_ratio for t in trades]))
-                if trades
-                else None,
+                avg_profit_ratio=float(np.mean([r for _, _, r, _ in members])) if members else None,
                 total_profit_ratio=total / balance if balance > 0 else 0.0,
-                avg_holding=_mean_holding(trades),
+                avg_holding=_mean_of([d for _, _, _, d in members if d is not None]),
             )
         )
     return sorted(rows, key=lambda r: (-r.profit, -r.trades, r.key))
 
 
-def by_pair(result: BacktestResult) -> list[GroupRow]:
+def by_pair(result: BacktestResult, facts: list[_Facts] | None = None) -> list[GroupRow]:
     """One row per pair of the backtest, traded or not."""
-    return _breakdown(result, lambda t: (t.pair,), result.pairs)
+    return _breakdown(result, lambda t: (t.pair,), result.pairs, facts)
 
 
-def by_exit_reason(result: BacktestResult) -> list[GroupRow]:
+def by_exit_reason(result: BacktestResult, facts: list[_Facts] | None = None) -> list[GroupRow]:
     """One row per reason of the final closing fill (a partial take-profit counts under the
     reason that closed the rest of the trade)."""
-    return _breakdown(result, lambda t: (t.exit_reason or NO_REGIME,))
+    return _breakdown(result, lambda t: (t.exit_reason or NO_REGIME,), (), facts)
 
 
-def by_regime(result: BacktestResult) -> list[GroupRow]:
+def by_regime(result: BacktestResult, facts: list[_Facts] | None = None) -> list[GroupRow]:
     """One row per regime class of the strategy, by the regime at the signal candle."""
-    return _breakdown(result, lambda t: (t.regime or NO_REGIME,), result.regimes)
+    return _breakdown(result, lambda t: (t.regime or NO_REGIME,), result.regimes, facts)
 
 
-def by_tag(result: BacktestResult) -> list[GroupRow]:
+def by_tag(result: BacktestResult, facts: list[_Facts] | None = None) -> list[GroupRow]:
     """One row per entry tag of the strategy; a trade counts under each of its tags, so
     the rows may add up to more than the total. Empty for a strategy without tags."""
     if not result.tags and not any(t.tags for t in result.trades):
         return []
-    return _breakdown(result, lambda t: t.tags or (NO_REGIME,), result.tags)
+    return _breakdown(result, lambda t: t.tags or (NO_REGIME,), result.tags, facts)
+
+
+@dataclass(frozen=True)
+class Breakdowns:
+    """Every breakdown of one backtest, computed once and shared by the terminal summary,
+    results.json and report.html."""
+
+    pair: list[GroupRow]
+    exit_reason: list[GroupRow]
+    regime: list[GroupRow]  # the strategy's regime classes (none: empty)
+    tag: list[GroupRow]  # empty for a strategy without entry tags
+    funding: list[tuple[str, int, float]]  # empty for spot
+
+
+def breakdowns(result: BacktestResult) -> Breakdowns:
+    facts = _facts(result)
+    return Breakdowns(
+        pair=by_pair(result, facts),
+        exit_reason=by_exit_reason(result, facts),
+        regime=by_regime(result, facts),
+        tag=by_tag(result, facts),
+        funding=funding_by_pair(result),
+    )

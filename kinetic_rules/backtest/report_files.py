@@ -4,8 +4,9 @@ trades.json (every trade with its fills) and trades.csv (one row per trade), rep
 overview stay small however many trades there are; the trade files hold every one.
 
 Determinism rules: keys sorted, floats rounded to 12 significant digits, times in ISO-8601
-UTC, no wall-clock time (not even the run's duration) in any file, no secret (each file
-passes through the one mask). Each file is written to
+UTC, no wall-clock time (not even the run's duration) in any file, no secret (every text
+value passes through the one mask as it is written: `plain`, `trade_record`, the
+page's `esc`). Each file is written to
 a temporary sibling and moved into place, so a crash never leaves half a report behind.
 """
 
@@ -24,13 +25,10 @@ import numpy as np
 import pandas as pd
 
 from kinetic_rules.backtest.metrics import (
+    Breakdowns,
     Metrics,
-    by_exit_reason,
-    by_pair,
-    by_regime,
-    by_tag,
+    breakdowns,
     daily_equity,
-    funding_by_pair,
     iso_time,
     monthly_returns,
 )
@@ -42,7 +40,7 @@ from kinetic_rules.backtest.report_html import (
 )
 from kinetic_rules.data.atomic import atomic_write
 from kinetic_rules.engine.model import BacktestResult, Trade
-from kinetic_rules.secrets import mask
+from kinetic_rules.secrets import mask, masking_batch
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 
@@ -77,8 +75,11 @@ TRADE_COLUMNS = (
 
 
 def plain(value: Any) -> Any:
-    """A JSON-ready copy: rounded finite floats or None, ISO times, seconds for durations."""
-    if isinstance(value, bool | str | int) or value is None:
+    """A JSON-ready copy: rounded finite floats or None, ISO times, seconds for durations,
+    every text (dict keys too) masked: what reaches a file is what this returns."""
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, bool | int) or value is None:
         return value
     if isinstance(value, float | np.floating):
         number = float(value)
@@ -90,44 +91,83 @@ def plain(value: Any) -> Any:
     if isinstance(value, timedelta):
         return plain(value.total_seconds())
     if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
+        return {mask(str(k)): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     raise TypeError(f"cannot write {type(value).__name__} to a report")
 
 
 def trade_record(trade: Trade) -> dict[str, Any]:
-    """Everything about one trade, its fills included, as JSON-ready values."""
+    """Everything about one trade, its fills included, as JSON-ready values (rounded,
+    masked): the same values `plain` gives, without walking a generic tree."""
     duration = trade.duration
+    fees = trade.fees
+    profit = trade.profit
     return {
-        "id": trade.id,
-        "pair": trade.pair,
-        "side": trade.side,
-        "regime": trade.regime,
-        "signal_time": trade.signal_time,
-        "entry_time": trade.entry_time,
-        "exit_time": trade.exit_time,
-        "entry_price": trade.entry_price,
-        "exit_price": trade.exit_price,
-        "amount": trade.amount,
-        "stake": trade.stake,
-        "leverage": trade.leverage,
-        "margin": trade.margin,
-        "liquidation_price": trade.liquidation_price,
-        "tags": list(trade.tags),
-        "initial_stop": trade.initial_stop,
-        "final_stop": trade.stop,
-        "exit_reason": trade.exit_reason,
-        "profit": trade.profit,
-        "profit_ratio": trade.profit_ratio,
-        "fees": trade.fees,
-        "funding": trade.funding,
-        "duration_minutes": None if duration is None else duration.total_seconds() / 60,
+        "id": _value(trade.id),
+        "pair": _text(trade.pair),
+        "side": _text(trade.side),
+        "regime": _text(trade.regime),
+        "signal_time": _time(trade.signal_time),
+        "entry_time": _time(trade.entry_time),
+        "exit_time": _time(trade.exit_time),
+        "entry_price": _value(trade.entry_price),
+        "exit_price": _value(trade.exit_price),
+        "amount": _value(trade.amount),
+        "stake": _value(trade.stake),
+        "leverage": _value(trade.leverage),
+        "margin": _value(trade.margin),
+        "liquidation_price": _value(trade.liquidation_price),
+        "tags": [_text(tag) for tag in trade.tags],
+        "initial_stop": _value(trade.initial_stop),
+        "final_stop": _value(trade.stop),
+        "exit_reason": _text(trade.exit_reason),
+        "profit": _value(profit),
+        "profit_ratio": _value(profit / trade.stake if trade.stake else 0.0),  # as Trade does
+        "fees": _value(fees),
+        "funding": _value(trade.funding),
+        "duration_minutes": None if duration is None else _value(duration.total_seconds() / 60),
         "fills": [
-            {"time": f.time, "price": f.price, "amount": f.amount, "fee": f.fee, "reason": f.reason}
+            {
+                "time": _time(f.time),
+                "price": _value(f.price),
+                "amount": _value(f.amount),
+                "fee": _value(f.fee),
+                "reason": _text(f.reason),
+            }
             for f in trade.fills
         ],
     }
+
+
+def _text(value: str | None) -> str | None:
+    return None if value is None else mask(value)
+
+
+def _value(value: Any) -> Any:
+    """`plain` for one number: floats rounded (None when not finite), integers as they are."""
+    if type(value) is float:
+        return float(f"{value:.{SIGNIFICANT_DIGITS}g}") if math.isfinite(value) else None
+    if type(value) is int or value is None:
+        return value
+    return plain(value)
+
+
+_ISO: dict[int, str] = {}  # open times repeat (fills, several trades a candle): format once
+
+
+def _time(value: pd.Timestamp | None) -> str | None:
+    if value is None:
+        return None
+    stamp = pd.Timestamp(value)
+    # a naive time is UTC already; an aware one's value is its UTC instant: one key either way
+    key = stamp.value
+    text = _ISO.get(key)
+    if text is None:
+        text = iso_time(stamp)
+        if len(_ISO) < 1_000_000:
+            _ISO[key] = text
+    return text
 
 
 def _by_date(series: pd.Series, pattern: str) -> dict[str, float]:
@@ -135,9 +175,12 @@ def _by_date(series: pd.Series, pattern: str) -> dict[str, float]:
     return {ts.strftime(pattern): float(v) for ts, v in zip(stamps, series.to_numpy(), strict=True)}
 
 
-def results_document(result: BacktestResult, metrics: Metrics) -> dict[str, Any]:
+def results_document(
+    result: BacktestResult, metrics: Metrics, tables: Breakdowns | None = None
+) -> dict[str, Any]:
     """The whole of results.json as a dict (also handy for tests and other tools)."""
     a = result.assumptions
+    tables = tables or breakdowns(result)
     document = {
         "format": FORMAT_VERSION,
         "strategy": {
@@ -167,13 +210,12 @@ def results_document(result: BacktestResult, metrics: Metrics) -> dict[str, Any]
         },
         "metrics": metrics.to_dict(),
         "breakdowns": {
-            "pair": [row.to_dict() for row in by_pair(result)],
-            "exit_reason": [row.to_dict() for row in by_exit_reason(result)],
-            "regime": [row.to_dict() for row in by_regime(result)],
-            "tag": [row.to_dict() for row in by_tag(result)],
+            "pair": [row.to_dict() for row in tables.pair],
+            "exit_reason": [row.to_dict() for row in tables.exit_reason],
+            "regime": [row.to_dict() for row in tables.regime],
+            "tag": [row.to_dict() for row in tables.tag],
             "funding": [
-                {"pair": pair, "trades": n, "funding": paid}
-                for pair, n, paid in funding_by_pair(result)
+                {"pair": pair, "trades": n, "funding": paid} for pair, n, paid in tables.funding
             ],
         },
         "monthly_returns": _by_date(monthly_returns(result), "%Y-%m"),
@@ -186,30 +228,33 @@ def results_document(result: BacktestResult, metrics: Metrics) -> dict[str, Any]
 
 def trade_records(result: BacktestResult) -> list[dict[str, Any]]:
     """Every trade, fills included, as JSON-ready values, in id order (trades.json)."""
-    records: list[dict[str, Any]] = plain(
-        [trade_record(t) for t in sorted(result.trades, key=lambda t: t.id)]
-    )
-    return records
+    with masking_batch():
+        return [trade_record(t) for t in sorted(result.trades, key=lambda t: t.id)]
 
 
-def results_json(result: BacktestResult, metrics: Metrics) -> str:
-    document = results_document(result, metrics)
+def results_json(result: BacktestResult, metrics: Metrics, tables: Breakdowns | None = None) -> str:
+    with masking_batch():
+        document = results_document(result, metrics, tables)
     return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
+
+
+_ONE_LINE = json.JSONEncoder(sort_keys=True, ensure_ascii=False, allow_nan=False)
 
 
 def trades_json(result: BacktestResult) -> str:
     """A JSON array of every trade, one trade a line: small to diff, easy to stream."""
-    lines = [
-        json.dumps(record, sort_keys=True, ensure_ascii=False, allow_nan=False)
-        for record in trade_records(result)
-    ]
+    return _trades_json_text(trade_records(result))
+
+
+def _trades_json_text(records: list[dict[str, Any]]) -> str:
+    lines = [_ONE_LINE.encode(record) for record in records]
     return "[\n" + ",\n".join(lines) + ("\n]\n" if lines else "]\n")
 
 
 def _cell(value: Any) -> str:
-    """A CSV cell; text that a spreadsheet would run as a formula gets a leading quote.
-    A list (a trade's tags) becomes its items separated by spaces."""
-    value = plain(value)
+    """A CSV cell of a JSON-ready (`plain`) value; text that a spreadsheet would run as a
+    formula gets a leading quote. A list (a trade's tags) becomes its items separated by
+    spaces."""
     if value is None:
         return ""
     if isinstance(value, list):
@@ -220,12 +265,15 @@ def _cell(value: Any) -> str:
 
 
 def trades_csv(result: BacktestResult) -> str:
+    return _trades_csv_text(trade_records(result))
+
+
+def _trades_csv_text(records: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(TRADE_COLUMNS)
-    for trade in sorted(result.trades, key=lambda t: t.id):
-        record = trade_record(trade)
-        writer.writerow([_cell(record[column]) for column in TRADE_COLUMNS])
+    with masking_batch():
+        writer.writerows([_cell(record[column]) for column in TRADE_COLUMNS] for record in records)
     return buffer.getvalue()
 
 
@@ -240,6 +288,7 @@ def write_reports(
     *,
     detail: bool = False,
     progress: Progress | None = None,
+    tables: Breakdowns | None = None,
 ) -> dict[str, Path]:
     """Write the files into `directory` (created if needed); returns them by kind. With
     `detail`, a page per traded pair too (pairs/<PAIR>.html: its full chart and trades)."""
@@ -256,24 +305,30 @@ def write_reports(
         done += 1
 
     written: dict[str, Path] = {}
+    tables = tables or breakdowns(result)
 
     def write(kind: str, path: Path, text: str) -> None:
-        atomic_write(path, _writer(mask(text).encode("utf-8")))
+        # every value in `text` is masked where it was made (plain, trade_record, esc)
+        atomic_write(path, _writer(text.encode("utf-8")))
         written[kind] = path
 
-    step()
-    write("json", directory / "results.json", results_json(result, metrics) + "\n")
-    step()
-    write("trades", directory / "trades.json", trades_json(result))
-    step()
-    write("csv", directory / "trades.csv", trades_csv(result))
-    for pair in traded:
+    with masking_batch():  # the secrets read once for every value of every file
         step()
-        page = directory / PAIR_PAGES / pair_page_name(pair)
-        page.parent.mkdir(exist_ok=True)
-        write(f"pair {pair}", page, render_pair_page(result, pair))
-    step()
-    write("html", directory / "report.html", render_html(result, metrics, detail=detail))
+        write("json", directory / "results.json", results_json(result, metrics, tables) + "\n")
+        step()
+        records = trade_records(result)
+        write("trades", directory / "trades.json", _trades_json_text(records))
+        step()
+        write("csv", directory / "trades.csv", _trades_csv_text(records))
+        del records
+        for pair in traded:
+            step()
+            page = directory / PAIR_PAGES / pair_page_name(pair)
+            page.parent.mkdir(exist_ok=True)
+            write(f"pair {pair}", page, render_pair_page(result, pair))
+        step()
+        page_text = render_html(result, metrics, detail=detail, tables=tables)
+        write("html", directory / "report.html", page_text)
     if progress:
         progress("reports", steps, steps)
     return written

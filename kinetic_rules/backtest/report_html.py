@@ -14,15 +14,12 @@ import numpy as np
 import pandas as pd
 
 from kinetic_rules.backtest.metrics import (
+    Breakdowns,
     GroupRow,
     Metrics,
-    by_exit_reason,
-    by_pair,
-    by_regime,
-    by_tag,
+    breakdowns,
     drawdown,
     equity_curve,
-    funding_by_pair,
     monthly_returns,
     utc,
 )
@@ -43,9 +40,12 @@ from kinetic_rules.backtest.report_text import (
     stake_currency,
 )
 from kinetic_rules.engine.model import BacktestResult, Trade
+from kinetic_rules.secrets import mask, masking_batch
 
 OPEN_SECTIONS = 4  # up to this many traded pairs, their sections start unfolded
 OVERVIEW_BARS = 400  # bars of each pair's chart on the overview page (detail pages: MAX_BARS)
+OVERVIEW_BUDGET = 16_000  # bars of all pairs' charts together: many pairs get fewer each
+FEWEST_BARS = 120  # but never fewer than this (about two days a bar over eight months)
 TABLE_ROWS = 20  # trades listed per pair on the overview: the largest wins and losses
 PAIR_PAGES = "pairs"  # folder of the per-pair detail pages, next to report.html
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -53,28 +53,33 @@ MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1f2933;
 margin:0 auto;max-width:1100px;padding:16px}
-h1{font-size:22px;margin:0 0 8px}h2{font-size:17px;margin:28px 0 8px;
+h1{font-size:22px;margin:0 0 8px;overflow-wrap:break-word}h2{font-size:17px;margin:28px 0 8px;
 border-bottom:1px solid #d9e2ec}h3{font-size:15px;margin:16px 0 6px}
-table{border-collapse:collapse;margin:4px 0 12px}td,th{padding:3px 8px;
-border-bottom:1px solid #eef2f6;text-align:right;white-space:nowrap}
-th{background:#f5f7fa}td.k,th.k{text-align:left}.kv td{text-align:left;white-space:normal;
-overflow-wrap:anywhere}.kv td:first-child{font-weight:600;white-space:nowrap}
-p.note{color:#52606d;margin:2px 0 10px}summary span{white-space:nowrap}
+table{border-collapse:collapse;margin:4px 0 12px;font-variant-numeric:tabular-nums}
+td,th{padding:3px 8px;border-bottom:1px solid #eef2f6;text-align:right;white-space:nowrap}
+th{background:#f5f7fa}td.k,th.k{text-align:left}
+.kv td{text-align:left;white-space:normal;overflow-wrap:break-word;word-break:normal}
+.kv td:first-child{font-weight:600;white-space:nowrap;width:1%}
+.nw{white-space:nowrap}.hash{overflow-wrap:anywhere}
+p.note{color:#52606d;margin:2px 0 10px}
 .metrics{columns:2;column-gap:32px}.metrics table{width:100%}
+.metrics td:last-child{white-space:nowrap}
 .pos{color:#15803d}.neg{color:#dc2626}.none{color:#7b8794}
 svg{width:100%;height:auto;display:block;font-size:11px;fill:#52606d}
 svg .g{stroke:#e4e7eb;fill:none}svg .line{fill:none;stroke:#2563eb;stroke-width:1.5}
-svg .area{fill:#fca5a5;stroke:#dc2626;stroke-width:1}svg .link{fill:none;
-stroke-dasharray:4 3;stroke-width:1.5}svg .t{stroke-width:1}
+svg .area{fill:#fca5a5;stroke:#dc2626;stroke-width:1}svg .t{stroke-width:1}
 details{margin:8px 0;border:1px solid #e4e7eb;border-radius:4px;padding:4px 10px}
-summary{cursor:pointer;font-weight:600}.wrap{overflow-x:auto}
+summary{cursor:pointer;font-weight:600}.wrap{overflow-x:auto;max-width:100%}
 .mr td{min-width:52px}
+@media (max-width:760px){body{padding:8px}.metrics{columns:1}
+.metrics td:last-child{white-space:normal}td,th{padding:2px 5px}}
 """
 
 
 def esc(value: object) -> str:
-    """Every piece of text on the page goes through here: quotes included."""
-    return escape(str(value), quote=True)
+    """Every piece of text on the page goes through here: masked (no secret reaches the
+    file), then escaped, quotes included."""
+    return escape(mask(str(value)), quote=True)
 
 
 def _sign_class(value: float | None) -> str:
@@ -107,14 +112,14 @@ def _header(result: BacktestResult) -> str:
         ("File", result.strategy_file),
         ("sha256", result.strategy_sha256),
         ("Timeframe", result.timeframe),
-        ("Pairs", f"{len(result.pairs)}: " + ", ".join(result.pairs)),  # breaks between names
+        ("Pairs", f"{len(result.pairs)}: " + ", ".join(result.pairs)),
         ("Data range", data_range(result)),
         ("Params", params_text(result)),
         ("Fee per side", fmt_pct(a.fee)),
         ("Slippage", fmt_pct(a.slippage)),
         ("Gaps", gaps_text(result)),
     ]
-    rows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in facts)
+    rows = "".join(f"<tr><td>{esc(k)}</td><td>{_words(k, v)}</td></tr>" for k, v in facts)
     fill = "".join(f"<li>{esc(s)}</li>" for s in a.fill_model) or f"<li>{DASH}</li>"
     skipped = "".join(f"<li>{esc(s)}</li>" for s in a.skipped) or "<li>none</li>"
     warmup = "".join(f"<li>{esc(s)}</li>" for s in a.warmup) or f"<li>{DASH}</li>"
@@ -126,6 +131,16 @@ def _header(result: BacktestResult) -> str:
         f"<h3>Skipped rules</h3><ul>{skipped}</ul>"
         + (f"<h3>Warnings</h3><ul>{warnings}</ul>" if warnings else "")
     )
+
+
+def _words(key: str, value: str) -> str:
+    """A header value, escaped; the lines of a long list break between its items (pair
+    names, params), never inside one, and the hash anywhere (it is one long word)."""
+    if key == "sha256":
+        return f'<span class="hash">{esc(value)}</span>'
+    if key in ("Pairs", "Params"):
+        return ", ".join(f'<span class="nw">{esc(item)}</span>' for item in value.split(", "))
+    return esc(value)
 
 
 def _metrics(metrics: Metrics, currency: str) -> str:
@@ -243,7 +258,7 @@ def _pair_candles(result: BacktestResult, pair: str) -> pd.DataFrame:
 
 def pair_page_name(pair: str) -> str:
     """The file name of a pair's detail page: `BTC/USDT` → `BTC_USDT.html`."""
-    return re.sub(r"[^A-Za-z0-9.-]+", "_", pair).strip(".") + ".html"
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", mask(pair)).strip(".") + ".html"
 
 
 def _trades_by_pair(result: BacktestResult) -> dict[str, list[Trade]]:
@@ -259,13 +274,20 @@ def _columns(result: BacktestResult) -> tuple[bool, bool]:
     return tags, any(t.liquidation_price is not None for t in result.trades)
 
 
-def _highlights(trades: list[Trade]) -> list[Trade]:
+def _highlights(trades: list[Trade], profits: list[float]) -> list[Trade]:
     """The largest wins and losses, in id order: what a reader looks for first."""
     if len(trades) <= TABLE_ROWS:
         return trades
-    ranked = sorted(trades, key=lambda t: (t.profit, t.id))
+    order = sorted(range(len(trades)), key=lambda i: (profits[i], trades[i].id))
+    ranked = [trades[i] for i in order]
     picked = {t.id: t for t in (*ranked[: TABLE_ROWS // 2], *ranked[-(TABLE_ROWS // 2) :])}
     return [picked[i] for i in sorted(picked)]
+
+
+def overview_bars(charts: int) -> int:
+    """Bars of each pair's chart on the overview: 400 up to 40 traded pairs, then fewer so
+    that the page stays light (every pair's full chart is on its detail page)."""
+    return max(FEWEST_BARS, min(OVERVIEW_BARS, OVERVIEW_BUDGET // max(1, charts)))
 
 
 def _pairs(result: BacktestResult, detail: bool) -> str:
@@ -287,13 +309,16 @@ def _pairs(result: BacktestResult, detail: bool) -> str:
             "money together, red where they lost, darker for more trades.</p>"
         )
     opened = " open" if len(by_pair_trades) <= OPEN_SECTIONS else ""
+    bars = overview_bars(len(by_pair_trades))
     tags, margin = _columns(result)
     for pair in sorted(by_pair_trades):
         trades = by_pair_trades[pair]
-        profit = sum(t.profit for t in trades)
+        profits = [t.profit for t in trades]  # each a sum over fills: worked out once
+        profit = sum(profits)
         candles = _pair_candles(result, pair)
-        chart = candle_chart(candles, trades, describe, title=f"{pair} candles", bars=OVERVIEW_BARS)
-        shown = _highlights(trades)
+        title = f"{pair} candles"
+        chart = candle_chart(candles, trades, describe, title=title, bars=bars, profits=profits)
+        shown = _highlights(trades, profits)
         note = ""
         if len(shown) < len(trades):
             note = (
@@ -305,8 +330,9 @@ def _pairs(result: BacktestResult, detail: bool) -> str:
             href = f"{PAIR_PAGES}/{pair_page_name(pair)}"
             link = f'<p><a href="{esc(href)}">{esc(pair)}: full chart and every trade</a></p>'
         parts.append(
-            f"<details{opened}><summary>{esc(pair)} — <span>{len(trades)} trade(s)</span>, "
-            f'<span class="{_sign_class(profit)}">{esc(fmt_num(profit))}</span></summary>'
+            f'<details{opened}><summary><span class="nw">{esc(pair)}</span> — '
+            f'<span class="nw">{len(trades)} trade(s)</span>, '
+            f'<span class="nw {_sign_class(profit)}">{esc(fmt_num(profit))}</span></summary>'
             f"{chart}{link}{note}{_trade_rows(shown, tags, margin)}</details>"
         )
     return "".join(parts)
@@ -314,12 +340,17 @@ def _pairs(result: BacktestResult, detail: bool) -> str:
 
 def render_pair_page(result: BacktestResult, pair: str) -> str:
     """A pair's detail page: its candles at full chart width, every trade marked and listed."""
+    with masking_batch():
+        return _pair_page(result, pair)
+
+
+def _pair_page(result: BacktestResult, pair: str) -> str:
     trades = _trades_by_pair(result).get(pair, [])
     tags, margin = _columns(result)
     chart = candle_chart(_pair_candles(result, pair), trades, describe, title=f"{pair} candles")
     profit = sum(t.profit for t in trades)
     body = (
-        f"<h1>{esc(pair)}: {esc(result.strategy_name)}</h1>"
+        f'<h1><span class="nw">{esc(pair)}</span>: {esc(result.strategy_name)}</h1>'
         f'<p><a href="../report.html">back to the report</a> · {len(trades)} trade(s), '
         f'<span class="{_sign_class(profit)}">{esc(fmt_num(profit))}</span></p>'
         f"{chart}{_trade_rows(trades, tags, margin)}"
@@ -336,15 +367,26 @@ def _page(title: str, body: str) -> str:
     )
 
 
-def render_html(result: BacktestResult, metrics: Metrics, *, detail: bool = False) -> str:
+def render_html(
+    result: BacktestResult,
+    metrics: Metrics,
+    *,
+    detail: bool = False,
+    tables: Breakdowns | None = None,
+) -> str:
     """The whole page as text; identical results give identical bytes. With `detail`, each
     pair's section links to its page (written by report_files)."""
+    with masking_batch():
+        return _overview(result, metrics, detail, tables or breakdowns(result))
+
+
+def _overview(result: BacktestResult, metrics: Metrics, detail: bool, tables: Breakdowns) -> str:
     currency = stake_currency(result)
     curve = equity_curve(result)
     equity = line_chart(curve, title="equity")
     dd = line_chart(drawdown(curve), title="drawdown", percent=True, how="min", area=True)
-    tags = by_tag(result)
-    per_tag = [_breakdown("Per entry tag", "Tag", tags, currency)] if tags else []
+    per_tag = [_breakdown("Per entry tag", "Tag", tables.tag, currency)] if tables.tag else []
+    per_regime = [_breakdown("Per regime", "Regime", tables.regime, currency)]
     sections = [
         _header(result),
         _metrics(metrics, currency),
@@ -352,29 +394,21 @@ def render_html(result: BacktestResult, metrics: Metrics, *, detail: bool = Fals
         f"<h2>Drawdown</h2>{dd}",
         _monthly(result),
         "<h2>Breakdowns</h2>",
-        _breakdown("Per pair", "Pair", by_pair(result), currency),
-        _breakdown("Per exit reason", "Exit reason", by_exit_reason(result), currency),
-        *_per_regime(result, currency),
+        _breakdown("Per pair", "Pair", tables.pair, currency),
+        _breakdown("Per exit reason", "Exit reason", tables.exit_reason, currency),
+        *(per_regime if any(t.regime is not None for t in result.trades) else []),
         *per_tag,
-        *_funding(result, currency),
+        *_funding(tables.funding, currency),
         _pairs(result, detail),
     ]
     return _page(f"Backtest: {result.strategy_name}", "".join(sections))
 
 
-def _funding(result: BacktestResult, currency: str) -> list[str]:
+def _funding(rows: list[tuple[str, int, float]], currency: str) -> list[str]:
     """Futures: the funding each pair paid (+) or received (−)."""
-    rows = funding_by_pair(result)
     if not rows:
         return []
     headers = ["Pair", "Trades", f"Funding paid {currency}".strip()]
     cells = [[pair, f"{n}", fmt_num(paid)] for pair, n, paid in rows]
     classes = [_sign_class(-paid) for _, _, paid in rows]
     return ["<h3>Funding per pair</h3>" + _table(headers, cells, classes)]
-
-
-def _per_regime(result: BacktestResult, currency: str) -> list[str]:
-    """The regime breakdown, for strategies that have regimes."""
-    if not any(t.regime is not None for t in result.trades):
-        return []
-    return [_breakdown("Per regime", "Regime", by_regime(result), currency)]

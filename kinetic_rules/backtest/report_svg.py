@@ -2,23 +2,31 @@
 
 Long series are thinned before drawing (OHLC aggregation for candles, one point per bucket
 for lines): a chart is at most ~1,500 bars wide, whatever the data length, which keeps a
-40-pair report small. Every piece of text placed in a chart goes through html.escape.
+40-pair report small. Every piece of text placed in a chart is masked and escaped (`escape`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from html import escape
+from html import escape as _escape
 
 import numpy as np
 import pandas as pd
 
 from kinetic_rules.engine.model import Trade
+from kinetic_rules.secrets import mask
+
+
+def escape(text: str) -> str:
+    """Text placed in a chart: masked (no secret reaches the file), then escaped."""
+    return _escape(mask(text), quote=True)
+
 
 MAX_BARS = 1500
 MARKED_TRADES = 60  # more trades than this on one chart: counted in a band, not marked one by one
 BAND = 14  # height of that band, under the candles, so marks never cover the prices
+MARK_ROOM = 16  # pixels kept free over and under the candles for the trade marks beside them
 WIDTH, LEFT, RIGHT, TOP, BOTTOM = 1000, 70, 10, 10, 24
 WIN, LOSS = "#15803d", "#dc2626"
 UP, DOWN = "#9fb3c8", "#52606d"  # muted candles, so trade markers stand out
@@ -81,12 +89,16 @@ def nice_ticks(low: float, high: float, count: int = 5) -> tuple[list[float], in
 class Frame:
     """Maps times (ns since epoch) and values onto one chart's plotting area."""
 
-    def __init__(self, t0: int, t1: int, lo: float, hi: float, height: int, band: int = 0) -> None:
-        pad = (hi - lo) * 0.04 or abs(hi) * 0.01 or 1.0
+    def __init__(
+        self, t0: int, t1: int, lo: float, hi: float, height: int, band: int = 0, room: int = 0
+    ) -> None:
         self.t0, self.t1 = t0, max(t1, t0 + 1)
-        self.lo, self.hi = lo - pad, hi + pad
         self.height = height
         self.bottom = height - BOTTOM - band  # a band under the plot, above the dates
+        # `room` pixels kept free over and under the values (for trade marks)
+        share = min(0.3, room / max(1, self.bottom - TOP))
+        pad = (hi - lo) * (0.04 + share) or abs(hi) * 0.01 or 1.0
+        self.lo, self.hi = lo - pad, hi + pad
 
     def x(self, t: float) -> float:
         return LEFT + (t - self.t0) / (self.t1 - self.t0) * (WIDTH - LEFT - RIGHT)
@@ -178,40 +190,68 @@ def _candle_paths(bars: pd.DataFrame, frame: Frame, step: int) -> str:
     return "".join(parts)
 
 
-def _trade_marks(trade: Trade, frame: Frame, describe: Callable[[Trade], str], half: int) -> str:
-    """Entry triangle (up for long, down for short), a circle per closing fill, a link.
+class Bars:
+    """Where each thinned bar's low and high are drawn, to set marks just outside them."""
+
+    def __init__(self, times: np.ndarray, bars: pd.DataFrame, frame: Frame) -> None:
+        self.times = times
+        self.low = frame.y_array(bars["low"].to_numpy(np.float64))  # y grows downwards
+        self.high = frame.y_array(bars["high"].to_numpy(np.float64))
+        self.top, self.bottom = TOP, frame.bottom
+
+    def below(self, t: int, gap: float) -> float:
+        """Just under the low of the bar holding time `t`."""
+        return min(self.bottom, float(self.low[self._bar(t)]) + gap)
+
+    def above(self, t: int, gap: float) -> float:
+        """Just over the high of the bar holding time `t`."""
+        return max(self.top, float(self.high[self._bar(t)]) - gap)
+
+    def _bar(self, t: int) -> int:
+        at = int(np.searchsorted(self.times, t, side="right")) - 1
+        return min(max(at, 0), len(self.times) - 1)
+
+
+def _trade_marks(
+    trade: Trade, frame: Frame, bars: Bars, describe: Callable[[Trade], str], half: int
+) -> str:
+    """Entry triangle (up for long, under the bar; down for short, over the bar) and a
+    circle per closing fill on the other side of its bar: marks sit beside the candles,
+    never on the prices. Hover shows the trade, prices included.
 
     Fill times are candle open times; `half` a candle later is the middle of that candle.
     """
     color = WIN if trade.is_winner else LOSS
-    ex = frame.x(int(pd.Timestamp(trade.entry_time).value) + half)
-    ey = frame.y(trade.entry_price)
-    d = 7 if trade.side == "long" else -7
+    long = trade.side == "long"
+    entry = int(pd.Timestamp(trade.entry_time).value)
+    ex = frame.x(entry + half)
+    if long:  # the apex touches the gap under the bar, the base 7 px lower
+        ey, d = bars.below(entry, 3), 7
+    else:
+        ey, d = bars.above(entry, 3), -7
     parts = [
-        f'<g class="t" fill="{color}" stroke="{color}"><title>{escape(describe(trade))}</title>'
+        f'<g class="t" fill="{color}" stroke="{color}"><title>{escape(describe(trade))}</title>',
+        f'<path d="M{ex:.1f} {ey:.1f}l-5 {d}h10z"/>',
     ]
-    if trade.exit_time is not None and trade.exit_price is not None:
-        xx = frame.x(int(pd.Timestamp(trade.exit_time).value) + half)
-        parts.append(
-            f'<path class="link" d="M{ex:.1f} {ey:.1f}L{xx:.1f} {frame.y(trade.exit_price):.1f}"/>'
-        )
-    parts.append(f'<path d="M{ex:.1f} {ey:.1f}l-5 {d}h10z"/>')
     for fill in trade.fills:
         if fill.reason != "entry":
-            fx = frame.x(int(pd.Timestamp(fill.time).value) + half)
-            parts.append(f'<circle cx="{fx:.1f}" cy="{frame.y(fill.price):.1f}" r="4"/>')
+            at = int(pd.Timestamp(fill.time).value)
+            fy = bars.above(at, 7) if long else bars.below(at, 7)
+            parts.append(f'<circle cx="{frame.x(at + half):.1f}" cy="{fy:.1f}" r="4"/>')
     parts.append("</g>")
     return "".join(parts)
 
 
-def _trade_band(trades: Sequence[Trade], frame: Frame, times: np.ndarray, step: int) -> str:
+def _trade_band(
+    trades: Sequence[Trade], profits: Sequence[float], frame: Frame, times: np.ndarray, step: int
+) -> str:
     """Many trades: one tick per bar in a band under the candles, green where the trades
     entered in that bar made money together, red where they lost; darker for more trades."""
     entries = np.array([pd.Timestamp(t.entry_time).value for t in trades], dtype=np.int64)
     bar = np.clip(np.searchsorted(times, entries, side="right") - 1, 0, len(times) - 1)
     profit = np.zeros(len(times))
     count = np.zeros(len(times), dtype=np.int64)
-    np.add.at(profit, bar, [t.profit for t in trades])
+    np.add.at(profit, bar, profits)
     np.add.at(count, bar, 1)
     width = max(0.6, frame.x(step) - frame.x(0))
     top, bottom = frame.bottom + 3, frame.bottom + BAND - 1
@@ -239,6 +279,7 @@ def candle_chart(
     *,
     title: str,
     bars: int = MAX_BARS,
+    profits: Sequence[float] | None = None,
 ) -> str:
     """A pair's candles, thinned to `bars`, with every trade's entry and exits marked; more
     than MARKED_TRADES trades are counted in a band under the candles instead, so that on
@@ -251,14 +292,16 @@ def candle_chart(
     candle_step = int(np.median(np.diff(raw))) if len(raw) > 1 else 60 * 10**9
     step = candle_step * bucket_size(len(candles), bars)
     banded = len(trades) > MARKED_TRADES
-    prices = [] if banded else [p for t in trades for p in (t.entry_price, t.exit_price)]
-    lo = min([float(thinned["low"].min()), *(p for p in prices if p is not None)])
-    hi = max([float(thinned["high"].max()), *(p for p in prices if p is not None)])
+    lo, hi = float(thinned["low"].min()), float(thinned["high"].max())
     band = BAND if banded else 0
-    frame = Frame(int(times[0]), int(raw[-1]) + candle_step, lo, hi, 320 + band, band)
+    # marks sit outside their bars: room for them over the highest and under the lowest
+    room = 0 if banded else MARK_ROOM
+    frame = Frame(int(times[0]), int(raw[-1]) + candle_step, lo, hi, 320 + band, band, room)
     body = frame.axes() + _candle_paths(thinned, frame, step)
     if banded:
-        body += _trade_band(trades, frame, times, step)
+        made = [t.profit for t in trades] if profits is None else profits
+        body += _trade_band(trades, made, frame, times, step)
     else:
-        body += "".join(_trade_marks(t, frame, describe, candle_step // 2) for t in trades)
+        sides = Bars(times, thinned, frame)
+        body += "".join(_trade_marks(t, frame, sides, describe, candle_step // 2) for t in trades)
     return _svg(320 + band, body, title)

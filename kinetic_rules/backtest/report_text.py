@@ -15,14 +15,11 @@ from rich.table import Table
 from rich.text import Text
 
 from kinetic_rules.backtest.metrics import (
+    Breakdowns,
     GroupRow,
     Metrics,
-    by_exit_reason,
-    by_pair,
-    by_regime,
-    by_tag,
+    breakdowns,
     compute_metrics,
-    funding_by_pair,
     utc,
 )
 from kinetic_rules.engine.model import BacktestResult
@@ -217,27 +214,29 @@ def _breakdown(title: str, key: str, rows: list[GroupRow], currency: str) -> Tab
     return table
 
 
-def render_summary(result: BacktestResult, metrics: Metrics) -> RenderableType:
+def render_summary(
+    result: BacktestResult, metrics: Metrics, tables: Breakdowns | None = None
+) -> RenderableType:
     """Header, assumptions, totals and the breakdowns (per tag only for a strategy with
     entry tags), for an 80-column terminal."""
     currency = stake_currency(result)
-    tags = by_tag(result)
-    per_tag = [_breakdown("Per entry tag", "Tag", tags, currency)] if tags else []
+    tables = tables or breakdowns(result)
+    per_tag = [_breakdown("Per entry tag", "Tag", tables.tag, currency)] if tables.tag else []
+    per_regime = [_breakdown("Per regime", "Regime", tables.regime, currency)]
     return Group(
         _header(result),
         _assumptions(result),
         _totals(metrics, currency),
-        _breakdown("Per pair", "Pair", by_pair(result), currency),
-        _breakdown("Per exit reason", "Exit reason", by_exit_reason(result), currency),
-        *_per_regime(result, currency),
+        _breakdown("Per pair", "Pair", tables.pair, currency),
+        _breakdown("Per exit reason", "Exit reason", tables.exit_reason, currency),
+        *(per_regime if any(t.regime is not None for t in result.trades) else []),
         *per_tag,
-        *_funding(result, currency),
+        *_funding(tables.funding, currency),
     )
 
 
-def _funding(result: BacktestResult, currency: str) -> list[Table]:
+def _funding(rows: list[tuple[str, int, float]], currency: str) -> list[Table]:
     """Futures: the funding each pair paid (+) or received (−)."""
-    rows = funding_by_pair(result)
     if not rows:
         return []
     table = Table(title="Funding per pair", box=box.SIMPLE_HEAD, pad_edge=False)
@@ -250,16 +249,12 @@ def _funding(result: BacktestResult, currency: str) -> list[Table]:
 
 
 def print_summary(
-    result: BacktestResult, console: Console, metrics: Metrics | None = None
+    result: BacktestResult,
+    console: Console,
+    metrics: Metrics | None = None,
+    tables: Breakdowns | None = None,
 ) -> Metrics:
     """Print the summary; returns the metrics so a caller need not compute them twice."""
     metrics = metrics if metrics is not None else compute_metrics(result)
-    console.print(render_summary(result, metrics))
+    console.print(render_summary(result, metrics, tables))
     return metrics
-
-
-def _per_regime(result: BacktestResult, currency: str) -> list[Table]:
-    """The regime breakdown, for strategies that have regimes."""
-    if not any(t.regime is not None for t in result.trades):
-        return []
-    return [_breakdown("Per regime", "Regime", by_regime(result), currency)]

@@ -102,6 +102,11 @@ class CandleFeed:
             self(pair, timeframe)
         return self.gap_counts[pair, timeframe]
 
+    def other_market(self, pairs: list[str], market: str) -> list[str]:
+        """The pairs whose stored candles are recorded as another market than `market`."""
+        held = {s.pair: s.market for s in self.store.available() if s.exchange == self.exchange}
+        return [p for p in pairs if held.get(p) not in (None, market)]
+
     def _read(self, pair: str, timeframe: str) -> pd.DataFrame:
         candles = self.store.load(self.exchange, pair, timeframe, end=self.end)
         candles = apply_gap_policy(candles, timeframe, self.gaps)
@@ -292,7 +297,7 @@ def simulate(
                 portfolio.skipped_exits,
             ),
             skipped=tuple(skipped),
-            warnings=tuple(stop_warnings(trades)),
+            warnings=(*stop_warnings(trades), *_market_warnings(feed, data, spec.market.type)),
             gaps=plan.gaps,
             durations=plan.durations,
             gap_candles=tuple((d.pair, _gap_candles(feed, d.pair, plan)) for d in data),
@@ -310,6 +315,22 @@ def _gap_candles(feed: Feed, pair: str, plan: Plan) -> int:
     if isinstance(feed, CandleFeed):
         return feed.gap_candles(pair, plan.timeframe)
     return gap_candles(feed(pair, plan.timeframe), plan.timeframe, plan.gaps)
+
+
+def _market_warnings(feed: Feed, data: list[PairData], market: str) -> list[str]:
+    """A futures strategy run on spot candles (the usual case for long histories) is worth
+    knowing: the perpetual's prices differ a little, and so would stops and liquidations."""
+    if not isinstance(feed, CandleFeed):
+        return []
+    other = feed.other_market([d.pair for d in data], market)
+    if not other:
+        return []
+    held = "spot" if market == "futures" else "futures"
+    return [
+        f"this {market} strategy ran on {held} candles of {', '.join(other)} (as recorded in "
+        f"the store): prices, stops and liquidations follow those; download the {market} "
+        "market's candles into another data directory for an exact backtest"
+    ]
 
 
 def _warmup_notes(
@@ -382,19 +403,20 @@ def _equity(
     """Account value at every candle close: cash, plus open trades marked to their close."""
     total = np.full(len(timeline), starting, dtype=np.float64)
     by_pair = {d.pair: d for d in data}
+    nanos = {d.pair: d.signals.index.as_unit("ns").asi8 for d in data}  # searched as integers
     for trade in trades:
         pair = by_pair[trade.pair]
         index = pair.signals.index
         closes = pair.prices["close"]
-        first = _position(index, trade.entry_time)
-        last = _position(index, trade.exit_time)
+        first = _position(nanos[trade.pair], trade.entry_time)
+        last = _position(nanos[trade.pair], trade.exit_time)
         sign = 1.0 if trade.side == "long" else -1.0
         entry_fee = trade.fills[0].fee
         local = np.arange(first, last)
         remaining = np.full(len(local), trade.amount)
         realized = np.full(len(local), -entry_fee)
         for fill in trade.fills[1:]:
-            at = _position(index, fill.time)
+            at = _position(nanos[trade.pair], fill.time)
             after = local >= at
             remaining[after] -= fill.amount
             realized[after] += sign * (fill.price - trade.entry_price) * fill.amount - fill.fee
@@ -414,7 +436,8 @@ def _holds(values: np.ndarray | None) -> bool:
     return values is not None and bool(np.isfinite(values).any())
 
 
-def _position(index: pd.DatetimeIndex, moment: pd.Timestamp | None) -> int:
-    """Where a candle of this pair sits in its index (trades only ever name real candles)."""
+def _position(nanos: np.ndarray, moment: pd.Timestamp | None) -> int:
+    """Where a candle of this pair sits in its index, given as nanoseconds (`asi8`: UTC
+    for an aware index, as a trade's time is; trades only ever name real candles)."""
     assert moment is not None
-    return int(index.searchsorted(moment))
+    return int(np.searchsorted(nanos, pd.Timestamp(moment).value))

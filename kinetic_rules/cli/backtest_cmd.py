@@ -90,17 +90,21 @@ def run_backtest_command(args: argparse.Namespace) -> int:
             progress("reports", 0, 0)  # the metrics, before the files count their steps
         from rich.console import Console
 
-        from kinetic_rules.backtest.metrics import compute_metrics
-        from kinetic_rules.backtest.report_files import write_reports
+        from kinetic_rules.backtest.metrics import breakdowns, compute_metrics
         from kinetic_rules.backtest.report_text import print_summary
 
         metrics = compute_metrics(result)
+        tables = breakdowns(result)  # once, for the summary and every file
         folder = args.report or (Path("user_data/backtest") if args.export else None)
         written = {}
         if folder is not None:
+            from kinetic_rules.backtest.report_files import write_reports
+
             detail = args.report_detail
-            written = write_reports(result, metrics, folder, detail=detail, progress=progress)
-    print_summary(result, Console(soft_wrap=False), metrics)
+            written = write_reports(
+                result, metrics, folder, detail=detail, progress=progress, tables=tables
+            )
+    print_summary(result, Console(soft_wrap=False), metrics, tables)
     pages = [p for kind, p in written.items() if kind.startswith("pair ")]
     for kind, path in written.items():
         if not kind.startswith("pair "):

@@ -13,7 +13,14 @@ import pytest
 
 from kinetic_rules.backtest.metrics import compute_metrics
 from kinetic_rules.backtest.report_files import write_reports
-from kinetic_rules.backtest.report_html import PAIR_PAGES, TABLE_ROWS, pair_page_name
+from kinetic_rules.backtest.report_html import (
+    OVERVIEW_BARS,
+    PAIR_PAGES,
+    TABLE_ROWS,
+    overview_bars,
+    pair_page_name,
+    render_html,
+)
 from kinetic_rules.backtest.report_svg import MARKED_TRADES
 from kinetic_rules.engine.model import BacktestResult
 from tests.backtest.conftest import equity_for, make_result, sol_candles, trades_on
@@ -88,3 +95,31 @@ def test_pair_page_names_are_plain_file_names() -> None:
     assert pair_page_name("BTC/USDT:USDT") == "BTC_USDT_USDT.html"
     assert re.fullmatch(r"[A-Za-z0-9._-]+", pair_page_name("../../etc/passwd"))
     assert not pair_page_name("../x").startswith(".")
+
+
+def test_many_traded_pairs_share_a_budget_of_chart_bars() -> None:
+    """136 traded pairs: each overview chart gets fewer bars, so the page stays about as
+    light as at 40 pairs; the full charts are on the detail pages."""
+    candles = sol_candles()
+    pairs = [f"P{n}/USDT" for n in range(136)]
+    trades = []
+    for pair in pairs:
+        for trade in trades_on(candles, pair, [(100, 400), (5_000, 5_600)]):
+            trades.append(replace(trade, id=len(trades) + 1))
+    result = make_result(
+        trades,
+        equity_for(candles, trades[:2], 10_000.0),
+        start=candles.index[0],
+        end=candles.index[-1],
+        pairs=pairs,
+        timeframe="5m",
+        candles=dict.fromkeys(pairs, candles),
+    )
+    page = render_html(result, compute_metrics(result))
+    charts = re.findall(r'aria-label="P\d+/USDT candles">(.*?)</svg>', page)
+    assert len(charts) == 136
+    bodies = re.findall(r'stroke-width="[\d.]+" d="([^"]*)"', charts[0])
+    drawn = sum(part.count("M") for part in bodies[:2])  # rising and falling bars
+    assert drawn <= overview_bars(136) + 1 < OVERVIEW_BARS
+    assert overview_bars(40) == OVERVIEW_BARS
+    assert len(page.encode("utf-8")) < 1024 * 1024
