@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         backtest_cmd,
         data_cmd,
         lang_cmd,
+        models_cmd,
         research_cmd,
         run_cmd,
         trades_cmd,
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     backtest_cmd.register_explain(commands)
     research_cmd.register(commands)
     ablate_cmd.register(commands)
+    models_cmd.register(commands)
     run_cmd.register(commands)
     trades_cmd.register(commands)
     ui_cmd.register(commands)

@@ -76,3 +76,6 @@ class _Span:
 
     def combine(self, node: ast.Node, parts: list[Any]) -> Any:
         return combine(node, parts, self.plan)
+
+    def model(self, node: ast.Predict, parts: list[Any]) -> Any:
+        raise KeyError("a model's values are market series, computed with the plan")

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 
 from kinetic_rules.errors import NO_SPAN, Span
+from kinetic_rules.models.settings import ModelSettings
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,28 @@ class Context(Node):
     operand: Node
     timeframe: str | None
     pair: str | None
+
+
+@dataclass(frozen=True)
+class Predict(Node):
+    """`predict(m)` or `model_accuracy(m, n)` once checked: the model's features and label
+    written out in the timeframe where it is read, and how it is trained.
+
+    The label is a condition read `settings.horizon` candles after the candle it labels:
+    only the models stage shifts it back, to build training samples. Rules read the
+    probability (or the rolling accuracy), never the label.
+    """
+
+    model: str
+    output: str  # "probability" or "accuracy"
+    window: int  # accuracy: the last `window` scored predictions; 0 for a probability
+    features: tuple[Node, ...]
+    label: Node
+    settings: ModelSettings
+
+    def probability(self) -> Predict:
+        """The probability node the accuracy of this model is scored on."""
+        return Predict(self.model, "probability", 0, self.features, self.label, self.settings)
 
 
 COMPARISON_OPS = ("<", "<=", ">", ">=", "==", "!=")

@@ -163,7 +163,12 @@ class TradingSession:
             if len(frame):
                 self._seen[key] = frame.index[-1]
         return WindowSource(
-            self.plan, self.pairs, history, sizes, live=self.live_inputs is not None
+            self.plan,
+            self.pairs,
+            history,
+            sizes,
+            live=self.live_inputs is not None,
+            background_training=True,
         )
 
     @property
