@@ -30,8 +30,9 @@ import pandas as pd
 
 from kinetic_rules.compile.evaluate import PairSignals
 from kinetic_rules.compile.plan import Plan
-from kinetic_rules.compile.trade_eval import evaluate_span
+from kinetic_rules.compile.trade_eval import evaluate_at
 from kinetic_rules.engine.books import PortfolioBooks
+from kinetic_rules.engine.close_all import SweepWindow, first_close_all, with_cut
 from kinetic_rules.engine.closing import closing_fills
 from kinetic_rules.engine.fills import FillModel, entry_fill
 from kinetic_rules.engine.futures import funding_payments
@@ -48,9 +49,7 @@ from kinetic_rules.engine.portfolio_values import (
     Ledger,
     PortfolioRules,
     decision_env,
-    first_close_all,
     portfolio_rules,
-    with_cut,
 )
 from kinetic_rules.engine.sizing import kelly_cap, kelly_stake
 from kinetic_rules.lang.checked import Rule
@@ -119,6 +118,7 @@ class Portfolio:
     _closed_days: list[tuple[pd.Timestamp, pd.Timestamp, float]] = field(default_factory=list)
     _rules: PortfolioRules | None = None  # rules reading the portfolio (None: not looked yet)
     _quiet_until: int = 0  # the backtest's closes before this hold no close-all (see _sweep)
+    _window: SweepWindow | None = None  # the backtest's closes ahead, as last checked
 
     # -- the backtest: every decision in time order, each position resolved on all data ----
     def run(
@@ -153,6 +153,7 @@ class Portfolio:
         Until a decision takes a position or a close-all cuts trades, the books change only
         with time, which the values at each close already account for: so closes are
         checked ahead, SWEEP_AHEAD at a time, and closes known quiet are not checked again.
+        A new position adds its part to the window's sums (engine/close_all.py).
         """
         if not self._portfolio_rules().close_all:
             return stop
@@ -161,17 +162,19 @@ class Portfolio:
                 return stop  # nothing open, nothing to close
             if stop <= self._quiet_until:
                 return stop  # checked already, with these very positions
-            ahead = min(len(closes), max(stop, start + SWEEP_AHEAD))
-            moments = closes[start:ahead]
-            self.advance(moments[0])
-            fired = first_close_all(self.plan, self._portfolio_rules(), self._ledger(), moments)
+            self.advance(closes[start])
+            window = self._window
+            if window is None or stop > window.stop or window.stale(self._ledger()):
+                ahead = min(len(closes), max(stop, start + SWEEP_AHEAD))
+                window = self._window = SweepWindow.over(closes, start, ahead, self.timeframe.value)
+            fired = window.check(self.plan, self._portfolio_rules(), self._ledger(), start)
             if fired is None:
-                self._quiet_until = ahead
+                self._quiet_until = window.stop
                 return stop
             if start + fired[0] >= stop:  # after the next decision, which may change the books
                 self._quiet_until = start + fired[0]
                 return stop
-            self._cut(moments[fired[0]], fired[1], final=True)
+            self._cut(closes[start + fired[0]], fired[1], final=True)
             self._quiet_until = 0
             start += fired[0] + 1
         return stop
@@ -379,8 +382,7 @@ class Portfolio:
         env = decision_env(self._ledger(), data, decided_at)
 
         def holds(rule: Rule) -> bool:
-            value = evaluate_span(self.plan, rule.node, data.signals, local, local + 1, env)
-            return bool(value[0])
+            return bool(evaluate_at(self.plan, rule.node, data.signals, local, env))
 
         for rule, protection in limits:
             if holds(rule) and (
@@ -411,10 +413,8 @@ class Portfolio:
         stop = -np.inf * sign
         if checked.stop_initial is not None:
             env = {"entry_price": entry_price, "side": sign}
-            value = evaluate_span(
-                self.plan, checked.stop_initial.node, data.signals, signal, signal + 1, env
-            )
-            stop = float(value[0]) if not np.isnan(value[0]) else stop
+            value = evaluate_at(self.plan, checked.stop_initial.node, data.signals, signal, env)
+            stop = float(value) if not np.isnan(value) else stop
         distance = checked.spec.stoploss.max_distance if checked.spec.stoploss else None
         if distance is not None:
             floor = entry_price * (1 - sign * distance)
@@ -436,8 +436,8 @@ class Portfolio:
             fraction = kelly_stake(kelly, history)
         else:
             env = {"entry_price": entry_price, "side": sign, "stop": stop, "equity": equity}
-            value = evaluate_span(self.plan, rule.node, data.signals, signal, signal + 1, env)
-            fraction = float(value[0]) if np.isfinite(value[0]) else 0.0
+            value = evaluate_at(self.plan, rule.node, data.signals, signal, env)
+            fraction = float(value) if np.isfinite(value) else 0.0
             fraction = kelly_cap(kelly, fraction, history) if kelly is not None else fraction
         if sizing.max_stake is not None:
             fraction = min(fraction, sizing.max_stake)

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from kinetic_rules.compile.interpret import binary
 from kinetic_rules.compile.plan import Plan
-from kinetic_rules.compile.trade_eval import evaluate_span
 from kinetic_rules.engine.model import END_OF_DATA, Side, Trade
 from kinetic_rules.functions._windows import last_corr
 from kinetic_rules.lang.checked import Rule
@@ -94,40 +93,87 @@ class Ledger:
 
 @dataclass
 class Standing:
-    """Portfolio-wide values at each of several closes (arrays over those closes)."""
+    """Portfolio-wide values at each of several closes (arrays over those closes), or at one
+    (plain numbers)."""
 
-    values: dict[str, np.ndarray]
-    held: list[tuple[Position, np.ndarray]]  # each slot's stake still in it (0 once free)
+    values: dict[str, Any]
+    held: list[tuple[Position, Any]]  # each slot's stake still in it (0 once free)
 
 
 def standing(ledger: Ledger, moments: pd.DatetimeIndex) -> Standing:
     """The values at each close in `moments`, all later than the ledger's last settlement."""
     at = nanoseconds(moments)
-    step = ledger.timeframe.value
+    return _standing(ledger, at, day_starts(moments, at))
+
+
+def standing_at(ledger: Ledger, moment: pd.Timestamp) -> Standing:
+    """The values at one close, as plain numbers: what `standing` gives for that close alone,
+    to the bit (the same operations on scalars), without arrays of one element."""
+    at = int(moment.value)
+    day = at - at % _DAY if str(moment.tz) == "UTC" else int(moment.floor("D").value)
+    return _standing(ledger, at, day)
+
+
+# The same code computes a close or many: `at` (and `day`) are either int64 arrays or ints.
+Moments = np.ndarray | int
+
+
+def _standing(ledger: Ledger, at: Moments, day: Moments) -> Standing:
     everyone = sorted([*ledger.slots, *ledger.unsettled], key=lambda p: p.id)
-    realized, today, lowest = _settled(ledger, everyone, moments)
-    open_profit = np.zeros(len(at))
-    open_trades = np.zeros(len(at))
-    staked = np.zeros(len(at))
-    held: list[tuple[Position, np.ndarray]] = []
+    realized, today, lowest = settled_values(ledger, everyone, at, day)
+    open_profit: Any = _full(at, 0.0)
+    open_trades: Any = _full(at, 0.0)
+    staked: Any = _full(at, 0.0)
+    held: list[tuple[Position, Any]] = []
     slots = {p.id for p in ledger.slots}
     for position in everyone:
-        trade = position.trade
-        share: np.ndarray | float = 1.0
-        if trade is not None:
-            value, share = _marked(trade, ledger.market[trade.pair], at, step)
-            in_market = (at >= trade.entry_time.value + step) & (at < position.settle.value)
-            open_profit = open_profit + np.where(in_market, value, 0.0)
-        if position.id in slots:
-            holds = at < position.release.value
-            open_trades = open_trades + holds
-            stake = np.where(holds, position.stake * share, 0.0)
-            staked = staked + stake
-            held.append((position, stake))
-    equity = ledger.starting + realized
-    solvent = np.where(equity > 0, equity, np.nan)  # a ratio of a blown account is undefined
-    day_start = np.where(equity - today > 0, equity - today, np.nan)
-    values = {
+        part = position_part(position, position.id in slots, ledger, at)
+        if part.profit is not None:
+            open_profit = open_profit + part.profit
+        if part.holds is not None:
+            open_trades = open_trades + part.holds
+            staked = staked + part.stake
+            held.append((position, part.stake))
+    values = portfolio_values(
+        ledger.starting, realized, today, lowest, open_profit, open_trades, staked
+    )
+    return Standing(values, held)
+
+
+@dataclass(frozen=True)
+class Part:
+    """What one position adds to the sums at each close: its marked profit while in the
+    market, and while it holds its slot, 1 open trade and its stake still in it."""
+
+    profit: Any | None  # None: no trade yet
+    holds: Any | None  # None: not holding a slot
+    stake: Any | None
+
+
+def position_part(position: Position, in_slot: bool, ledger: Ledger, at: Moments) -> Part:
+    step = ledger.timeframe.value
+    trade = position.trade
+    share: Any = 1.0
+    profit = holds = stake = None
+    if trade is not None:
+        value, share = _marked(trade, ledger.market[trade.pair], at, step)
+        in_market = (at >= trade.entry_time.value + step) & (at < position.settle.value)
+        profit = _where(in_market, value, 0.0)
+    if in_slot:
+        holds = at < position.release.value
+        stake = _where(holds, position.stake * share, 0.0)
+    return Part(profit, holds, stake)
+
+
+def portfolio_values(
+    starting: float, realized: Any, today: Any, lowest: Any, open_profit: Any, open_trades: Any,
+    staked: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """The named values, from the sums over positions and the settled profits."""
+    equity = starting + realized
+    solvent = _where(equity > 0, equity, np.nan)  # a ratio of a blown account is undefined
+    day_start = _where(equity - today > 0, equity - today, np.nan)
+    return {
         "equity": equity,
         "open_trades": open_trades,
         "open_profit": open_profit,
@@ -137,60 +183,66 @@ def standing(ledger: Ledger, moments: pd.DatetimeIndex) -> Standing:
         "today_profit_ratio": binary("/", today, day_start),
         "today_lowest_profit_ratio": binary("/", lowest, day_start),
     }
-    return Standing(values, held)
 
 
-def _settled(
-    ledger: Ledger, everyone: list[Position], moments: pd.DatetimeIndex
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _full(at: Moments, value: float) -> Any:
+    return np.full(len(at), value) if isinstance(at, np.ndarray) else value
+
+
+def _where(condition: Any, value: Any, otherwise: Any) -> Any:
+    if isinstance(condition, np.ndarray):
+        return np.where(condition, value, otherwise)
+    return value if condition else otherwise
+
+
+def settled_values(
+    ledger: Ledger, everyone: list[Position], at: Moments, day: Moments
+) -> tuple[Any, Any, Any]:
     """Realized profit, today's, and today's lowest point at a close, at each moment.
 
     Profits are added in the order `advance` adds them (settlement, then position), so a
     backtest and a live run get the same numbers to the last bit; today's lowest point is
     taken after each moment's settlements, as it stood at that close."""
-    at = nanoseconds(moments)
-    day = day_starts(moments, at)
-    realized = np.full(len(at), ledger.realized)
-    today = np.zeros(len(at))
-    lowest = np.zeros(len(at))
+    realized = _full(at, ledger.realized)
+    today = _full(at, 0.0)
+    lowest = _full(at, 0.0)
     previous = None
     for settle, exit_time, profit in ledger.closed:  # settled already, in that order
         if previous is not None and settle != previous:
             lowest = np.minimum(lowest, today)
-        today = today + np.where(exit_time.value >= day, profit, 0.0)
+        today = today + _where(exit_time.value >= day, profit, 0.0)
         previous = settle
-    settling = [p for p in everyone if p.trade is not None and p.settle.value <= at[-1]]
+    last = at[-1] if isinstance(at, np.ndarray) else at
+    settling = [p for p in everyone if p.trade is not None and p.settle.value <= last]
     for position in sorted(settling, key=lambda p: (p.settle, p.id)):
         trade = position.trade
         assert trade is not None and trade.exit_time is not None
         if previous is not None and position.settle != previous:
             lowest = np.minimum(lowest, today)
         settled = at >= position.settle.value
-        realized = realized + np.where(settled, trade.profit, 0.0)
+        realized = realized + _where(settled, trade.profit, 0.0)
         this_day = settled & (trade.exit_time.value >= day)
-        today = today + np.where(this_day, trade.profit, 0.0)
+        today = today + _where(this_day, trade.profit, 0.0)
         previous = position.settle
     return realized, today, np.minimum(lowest, today)
 
 
-def _marked(
-    trade: Trade, data: PairData, at: np.ndarray, step: int
-) -> tuple[np.ndarray, np.ndarray]:
+def _marked(trade: Trade, data: PairData, at: Moments, step: int) -> tuple[Any, Any]:
     """The trade's profit if closed at each close (fills known by then, the rest marked to
     the pair's close), and the share of its amount still held."""
     sign = 1.0 if trade.side == "long" else -1.0
-    value = np.full(len(at), -trade.fills[0].fee)
-    remaining = np.full(len(at), trade.amount)
+    value = _full(at, -trade.fills[0].fee)
+    remaining = _full(at, trade.amount)
     for fill in trade.fills[1:]:
         if fill.reason == END_OF_DATA:  # the backtest's closing of what the data left open
             continue
         known = at >= fill.time.value + step
         gain = sign * (fill.price - trade.entry_price) * fill.amount - fill.fee
-        value = value + np.where(known, gain, 0.0)
-        remaining = remaining - np.where(known, fill.amount, 0.0)
+        value = value + _where(known, gain, 0.0)
+        remaining = remaining - _where(known, fill.amount, 0.0)
     closes = closes_at(data, at, step)
     value = value + sign * (closes - trade.entry_price) * remaining
-    return value, remaining / trade.amount
+    return value, np.true_divide(remaining, trade.amount)
 
 
 def nanoseconds(index: pd.DatetimeIndex) -> np.ndarray:
@@ -235,10 +287,12 @@ def candle_at(index: pd.DatetimeIndex, opens: np.ndarray) -> np.ndarray:
     return np.where(found, where, -1)
 
 
-def closes_at(data: PairData, at: np.ndarray, step: int) -> np.ndarray:
+def closes_at(data: PairData, at: Any, step: int) -> Any:
     """The pair's last close known at each moment (NaN before its first candle)."""
     known = np.searchsorted(open_times(data.signals.index), at - step, side="right") - 1
     closes = data.prices["close"]
+    if not isinstance(known, np.ndarray):
+        return closes[known] if known >= 0 else np.nan
     return np.where(known >= 0, closes[np.maximum(known, 0)], np.nan)
 
 
@@ -247,20 +301,20 @@ def decision_env(
     ledger: Ledger, data: PairData, moment: pd.Timestamp
 ) -> dict[str, float | Callable[..., float]]:
     """Every portfolio value at this decision, for entering `data.pair`."""
-    now = standing(ledger, pd.DatetimeIndex([moment]))
+    now = standing_at(ledger, moment)
     env: dict[str, float | Callable[..., float]] = {
-        name: float(values[0]) for name, values in now.values.items()
+        name: float(value) for name, value in now.values.items()
     }
-    equity = float(now.values["equity"][0])
+    equity = float(now.values["equity"])
 
     def correlated_exposure(threshold: float, lookback: float) -> float:
         total = 0.0
         for position, stake in now.held:
-            if position.pair == data.pair or stake[0] == 0.0:
+            if position.pair == data.pair or stake == 0.0:
                 continue
             other = ledger.market[position.pair]
             if return_correlation(data, other, moment, ledger.timeframe, int(lookback)) > threshold:
-                total += float(stake[0])
+                total += float(stake)
         return total / equity if equity > 0 else float("nan")
 
     env["correlated_exposure"] = correlated_exposure
@@ -274,67 +328,10 @@ def return_correlation(
     base candles closed by `moment`, as `correlation()` computes it: undefined (NaN) when
     a candle is missing or either is flat."""
     back = np.arange(lookback + 1, 0, -1, dtype=np.int64) * timeframe.value
-    opens = nanoseconds(pd.DatetimeIndex([moment]))[0] - back
+    opens = int(moment.value) - back
     returns = []
     for data in (a, b):
         where = candle_at(data.signals.index, opens)
         closes = np.where(where >= 0, data.prices["close"][np.maximum(where, 0)], np.nan)
         returns.append(closes[1:] / closes[:-1] - 1.0)
     return last_corr(returns[0], returns[1])  # = correlation()'s last value, to the bit
-
-
-# -- closing everything --------------------------------------------------------------------
-def first_close_all(
-    plan: Plan, rules: PortfolioRules, ledger: Ledger, moments: pd.DatetimeIndex
-) -> tuple[int, list[tuple[Position, str]]] | None:
-    """The first of `moments` at which a close-all protection holds for an open trade, and
-    every trade it closes there, with the protection's name (the first in file order)."""
-    at = nanoseconds(moments)
-    step = ledger.timeframe.value
-    now = standing(ledger, moments)
-    firing: list[tuple[int, Position, str]] = []
-    for position in sorted(ledger.slots, key=lambda p: p.id):
-        trade = position.trade
-        if trade is None or position.cut is not None:
-            continue
-        data = ledger.market[position.pair]
-        local = candle_at(data.signals.index, at - step)
-        subject = (local >= 0) & (at >= trade.entry_time.value + step)
-        subject &= at < position.release.value
-        if not subject.any():
-            continue
-        where = np.flatnonzero(local >= 0)
-        lo, hi = int(local[where[0]]), int(local[where[-1]]) + 1
-        env = {}
-        for name, values in now.values.items():
-            spread = np.full(hi - lo, np.nan)
-            spread[local[where] - lo] = values[where]
-            env[name] = spread
-        for name, rule in rules.close_all:
-            holds = np.zeros(len(at), dtype=bool)
-            verdict = evaluate_span(plan, rule.node, data.signals, lo, hi, env).astype(bool)
-            holds[where] = verdict[local[where] - lo]
-            hits = np.flatnonzero(holds & subject)
-            if len(hits):
-                firing.append((int(hits[0]), position, name))
-    if not firing:
-        return None
-    first = min(k for k, _, _ in firing)
-    cut: dict[int, tuple[Position, str]] = {}
-    for k, position, name in firing:  # protections in file order: the first one names it
-        if k == first and position.id not in cut:
-            cut[position.id] = (position, name)
-    return first, list(cut.values())
-
-
-def with_cut(data: PairData, side: Side, name: str, candle: pd.Timestamp) -> PairData:
-    """The pair's data with a close-all decided at the close of `candle`, as a protection of
-    this pair coming into force there: the trade path closes what is left at the next open."""
-    index = data.signals.index
-    series = np.zeros(len(index), dtype=bool)
-    at = int(index.searchsorted(candle))
-    if at < len(index) and index[at] == candle:
-        series[at] = True
-    rules = data.exit_rules[side]
-    cut = replace(rules, close_all=[*rules.close_all, (name, series)])
-    return replace(data, exit_rules={**data.exit_rules, side: cut})
