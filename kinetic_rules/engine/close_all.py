@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from kinetic_rules.compile.evaluate import PairSignals
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.compile.trade_eval import evaluate_span
 from kinetic_rules.engine.model import Side
@@ -31,6 +32,7 @@ from kinetic_rules.engine.portfolio_values import (
     settled_values,
     standing,
 )
+from kinetic_rules.lang.checked import Rule
 
 if TYPE_CHECKING:
     from kinetic_rules.engine.portfolio import PairData, Position
@@ -60,15 +62,33 @@ def _first_firing(
     at: np.ndarray,
     values: Mapping[str, np.ndarray],
     local_of: Callable[[PairData], np.ndarray],
+    candle_free: dict[tuple[str, str], bool] | None = None,
 ) -> Firing | None:
     """`first_close_all` on values already computed at the closes `at`; `local_of` gives a
-    pair's candle closing at each of them (-1 where it has none)."""
+    pair's candle closing at each of them (-1 where it has none).
+
+    A rule that reads no candle series of the pair (`open_profit_ratio < -5%`) has the
+    same verdict for every pair: it is evaluated once, on the closes themselves, and
+    where it never holds no trade needs looking at. `candle_free` keeps which rules
+    read none, by pair and rule name, from one call to the next."""
     step = ledger.timeframe.value
+    open_ = [
+        p for p in sorted(ledger.slots, key=lambda p: p.id) if p.trade is not None and p.cut is None
+    ]
+    known = {} if candle_free is None else candle_free
+    pairs = {p.pair for p in open_}
+    shared: dict[str, np.ndarray] = {}
+    for name, rule in rules.close_all:
+        free = [_reads_no_candles(rule, ledger.market[pair].signals, known) for pair in pairs]
+        if open_ and all(free):
+            signals = ledger.market[open_[0].pair].signals
+            shared[name] = evaluate_span(plan, rule.node, signals, 0, len(at), values).astype(bool)
+    if len(shared) == len(rules.close_all) and not any(v.any() for v in shared.values()):
+        return None  # no rule holds at any of the closes
     firing: list[tuple[int, Position, str]] = []
-    for position in sorted(ledger.slots, key=lambda p: p.id):
+    for position in open_:
         trade = position.trade
-        if trade is None or position.cut is not None:
-            continue
+        assert trade is not None
         data = ledger.market[position.pair]
         local = local_of(data)
         subject = (local >= 0) & (at >= trade.entry_time.value + step)
@@ -79,9 +99,11 @@ def _first_firing(
         lo, hi = int(local[where[0]]), int(local[where[-1]]) + 1
         env = _Spread(values, where, local[where] - lo, hi - lo)
         for name, rule in rules.close_all:
-            holds = np.zeros(len(at), dtype=bool)
-            verdict = evaluate_span(plan, rule.node, data.signals, lo, hi, env).astype(bool)
-            holds[where] = verdict[local[where] - lo]
+            holds = shared.get(name)
+            if holds is None:
+                holds = np.zeros(len(at), dtype=bool)
+                verdict = evaluate_span(plan, rule.node, data.signals, lo, hi, env).astype(bool)
+                holds[where] = verdict[local[where] - lo]
             hits = np.flatnonzero(holds & subject)
             if len(hits):
                 firing.append((int(hits[0]), position, name))
@@ -93,6 +115,16 @@ def _first_firing(
         if k == first and position.id not in cut:
             cut[position.id] = (position, name)
     return first, list(cut.values())
+
+
+def _reads_no_candles(rule: Rule, signals: PairSignals, known: dict[tuple[str, str], bool]) -> bool:
+    """Does the rule read none of the pair's stored series (only portfolio values and
+    constants)? Its verdict at a close is then a function of the values alone."""
+    key = (signals.pair, rule.label)
+    found = known.get(key)
+    if found is None:
+        found = known[key] = not any(node in signals.values for node in rule.node.walk())
+    return found
 
 
 class _Spread(Mapping[str, np.ndarray]):
@@ -143,6 +175,7 @@ class SweepWindow:
     counted: dict[int, tuple[Position, tuple[object, ...]]] = field(default_factory=dict)
     last_id: int = 0  # positions are added in the order of their ids, as `standing` sums
     _local: dict[str, np.ndarray] = field(default_factory=dict)
+    _candle_free: dict[tuple[str, str], bool] = field(default_factory=dict)
 
     @classmethod
     def over(cls, closes: pd.DatetimeIndex, start: int, stop: int, step: int) -> SweepWindow:
@@ -189,7 +222,9 @@ class SweepWindow:
             ledger.starting, realized, today, lowest, self.open_profit[offset:],
             self.open_trades[offset:], self.staked[offset:],
         )  # fmt: skip
-        return _first_firing(plan, rules, ledger, at, values, lambda d: self._local_of(d, offset))
+        return _first_firing(
+            plan, rules, ledger, at, values, lambda d: self._local_of(d, offset), self._candle_free
+        )
 
     def _local_of(self, data: PairData, offset: int) -> np.ndarray:
         local = self._local.get(data.pair)
