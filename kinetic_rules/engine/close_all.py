@@ -24,12 +24,12 @@ from kinetic_rules.engine.model import Side
 from kinetic_rules.engine.portfolio_values import (
     Ledger,
     PortfolioRules,
+    Settled,
+    Values,
     candle_at,
     day_starts,
     nanoseconds,
-    portfolio_values,
     position_part,
-    settled_values,
     standing,
 )
 from kinetic_rules.lang.checked import Rule
@@ -217,11 +217,9 @@ class SweepWindow:
                 self.staked[offset:] += part.stake
             self.counted[position.id] = (position, _state(position))
             self.last_id = position.id
-        realized, today, lowest = settled_values(ledger, everyone, at, self.day[offset:])
-        values = portfolio_values(
-            ledger.starting, realized, today, lowest, self.open_profit[offset:],
-            self.open_trades[offset:], self.staked[offset:],
-        )  # fmt: skip
+        settled = Settled(ledger, everyone, at, self.day[offset:])
+        sums = self.open_profit[offset:], self.open_trades[offset:], self.staked[offset:]
+        values = Values(settled, *sums)
         return _first_firing(
             plan, rules, ledger, at, values, lambda d: self._local_of(d, offset), self._candle_free
         )

@@ -49,7 +49,10 @@ from kinetic_rules.engine.portfolio_values import (
     Ledger,
     PortfolioRules,
     decision_env,
+    midnight,
     portfolio_rules,
+    position_of,
+    time_at,
 )
 from kinetic_rules.engine.sizing import kelly_cap, kelly_stake
 from kinetic_rules.lang.checked import Rule
@@ -136,7 +139,7 @@ class Portfolio:
         for done, group in enumerate(groups):
             if progress and done % PROGRESS_EVERY == 0:
                 progress("portfolio", done, len(groups))
-            decided_at = timeline[group[0][0]] + self.timeframe
+            decided_at = time_at(closes, group[0][0])
             checked = self._sweep(closes, checked, group[0][0] + 1)
             for position in self.decide(decided_at, [(d, s, i) for _, _, _, d, s, i in group]):
                 self.resolve(position, by_pair[position.pair], final=True)
@@ -162,7 +165,7 @@ class Portfolio:
                 return stop  # nothing open, nothing to close
             if stop <= self._quiet_until:
                 return stop  # checked already, with these very positions
-            self.advance(closes[start])
+            self.advance(time_at(closes, start))
             window = self._window
             if window is None or stop > window.stop or window.stale(self._ledger()):
                 ahead = min(len(closes), max(stop, start + SWEEP_AHEAD))
@@ -174,7 +177,7 @@ class Portfolio:
             if start + fired[0] >= stop:  # after the next decision, which may change the books
                 self._quiet_until = start + fired[0]
                 return stop
-            self._cut(closes[start + fired[0]], fired[1], final=True)
+            self._cut(time_at(closes, start + fired[0]), fired[1], final=True)
             self._quiet_until = 0
             start += fired[0] + 1
         return stop
@@ -242,9 +245,9 @@ class Portfolio:
             self.realized += trade.profit
             if trade.exit_time is not None:  # for today's profit
                 self._closed_days.append((position.settle, trade.exit_time, trade.profit))
-        if until < NEVER:  # trades closed before today never count again
-            today = until.floor("D")
-            self._closed_days = [c for c in self._closed_days if c[1] >= today]
+        if until < NEVER and self._closed_days:  # trades closed before today never count again
+            today = midnight(until)
+            self._closed_days = [c for c in self._closed_days if c[1].value >= today]
 
     def decide(
         self, decided_at: pd.Timestamp, ranked: list[tuple[PairData, Side, int]]
@@ -361,7 +364,8 @@ class Portfolio:
             if tradable(data.rules, amount, expected) <= 0:
                 self.below_minimum += 1
                 return None
-        position = Position(self._next_id, data.pair, side, data.signals.index[local], stake)
+        signal_time = time_at(data.signals.index, local)
+        position = Position(self._next_id, data.pair, side, signal_time, stake)
         self._next_id += 1
         self._positions.append(position)
         return position
@@ -458,16 +462,16 @@ class Portfolio:
         if position.cut is not None:
             data = with_cut(data, position.side, *position.cut)
         index = data.signals.index
-        signal = int(index.searchsorted(position.signal_time))
+        signal = position_of(index, position.signal_time)
         if position.state == "pending":
             entry = entry_fill(self.fills, data.prices, signal, position.side)
             if entry[0] == "waiting":
                 return
             if entry[0] == "expired":
                 position.state = "done"
-                position.release = position.settle = index[entry[1]] + self.timeframe
+                position.release = position.settle = time_at(index, entry[1]) + self.timeframe
                 return
-            self._open_trade(position, data, signal, index[entry[1]], entry[2])
+            self._open_trade(position, data, signal, time_at(index, entry[1]), entry[2])
         if position.state == "open":
             self._follow(position, data, final)
 
@@ -501,7 +505,7 @@ class Portfolio:
             pair=data.pair,
             side=position.side,
             regime=self.regimes[int(regime[signal])] if regime is not None else None,
-            signal_time=index[signal],
+            signal_time=time_at(index, signal),
             entry_time=entry_time,
             entry_price=price,
             amount=amount,
@@ -533,7 +537,7 @@ class Portfolio:
         # fsum: exact, so a replay that sees fewer candles gets the very same number
         trade.funding = math.fsum(funding_payments(trade, index, data.prices)[1])
         if path.closing_decided_at is not None:  # fills at the next open; the slot is free now
-            position.release = index[path.closing_decided_at] + self.timeframe
+            position.release = time_at(index, path.closing_decided_at) + self.timeframe
             self._exited(trade, position.release)  # that open: the cooldown's start
         if path.open_at_end and not final:
             return
@@ -541,15 +545,15 @@ class Portfolio:
         closing = trade.fills[1:]
         sold = sum(f.amount for f in closing)
         trade.exit_price = sum(f.price * f.amount for f in closing) / sold if sold else None
-        trade.exit_reason, trade.exit_time = last.reason, index[last.index]
+        trade.exit_reason, trade.exit_time = last.reason, time_at(index, last.index)
         position.state = "done"
         self._exited(trade, trade.exit_time)  # the pair is busy until then anyway
         if path.open_at_end:  # end of the data: nothing frees or settles before it
             position.release = position.settle = NEVER
             return
         at_open = last.market and last.reason not in (STOP_LOSS, TRAILING_STOP)
-        position.release = index[last.index] + (pd.Timedelta(0) if at_open else self.timeframe)
-        position.settle = index[last.index] + self.timeframe
+        position.release = trade.exit_time + (pd.Timedelta(0) if at_open else self.timeframe)
+        position.settle = trade.exit_time + self.timeframe
 
     def _exited(self, trade: Trade, at: pd.Timestamp) -> None:
         """Start the cooldowns: the pair's, and each of the trade's tags' on that pair."""
@@ -566,7 +570,7 @@ class Portfolio:
 def path_of(plan: Plan, fills: FillModel, data: PairData, trade: Trade, final: bool) -> TradePath:
     """The trade's path over the candles `data` holds: what the portfolio follows, and
     what `explain` shows of a trade at a past candle (with the data cut there)."""
-    entry = int(data.signals.index.searchsorted(trade.entry_time))
+    entry = position_of(data.signals.index, trade.entry_time)
     return trade_path(
         plan, data.signals, data.prices, entry, trade.side, trade.entry_price,
         trade.initial_stop, data.exit_rules[trade.side], fills, final=final,

@@ -13,7 +13,7 @@ vectorized function serves both, for many closes or one, so both get the same nu
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -96,7 +96,7 @@ class Standing:
     """Portfolio-wide values at each of several closes (arrays over those closes), or at one
     (plain numbers)."""
 
-    values: dict[str, Any]
+    values: Mapping[str, Any]
     held: list[tuple[Position, Any]]  # each slot's stake still in it (0 once free)
 
 
@@ -109,9 +109,14 @@ def standing(ledger: Ledger, moments: pd.DatetimeIndex) -> Standing:
 def standing_at(ledger: Ledger, moment: pd.Timestamp) -> Standing:
     """The values at one close, as plain numbers: what `standing` gives for that close alone,
     to the bit (the same operations on scalars), without arrays of one element."""
+    return _standing(ledger, int(moment.value), midnight(moment))
+
+
+def midnight(moment: pd.Timestamp) -> int:
+    """`moment.floor("D")` in nanoseconds (integer arithmetic for UTC: a floor costs more
+    than a decision's arithmetic)."""
     at = int(moment.value)
-    day = at - at % _DAY if str(moment.tz) == "UTC" else int(moment.floor("D").value)
-    return _standing(ledger, at, day)
+    return at - at % _DAY if str(moment.tz) == "UTC" else int(moment.floor("D").value)
 
 
 # The same code computes a close or many: `at` (and `day`) are either int64 arrays or ints.
@@ -120,7 +125,6 @@ Moments = np.ndarray | int
 
 def _standing(ledger: Ledger, at: Moments, day: Moments) -> Standing:
     everyone = sorted([*ledger.slots, *ledger.unsettled], key=lambda p: p.id)
-    realized, today, lowest = settled_values(ledger, everyone, at, day)
     open_profit: Any = _full(at, 0.0)
     open_trades: Any = _full(at, 0.0)
     staked: Any = _full(at, 0.0)
@@ -134,9 +138,7 @@ def _standing(ledger: Ledger, at: Moments, day: Moments) -> Standing:
             open_trades = open_trades + part.holds
             staked = staked + part.stake
             held.append((position, part.stake))
-    values = portfolio_values(
-        ledger.starting, realized, today, lowest, open_profit, open_trades, staked
-    )
+    values = Values(Settled(ledger, everyone, at, day), open_profit, open_trades, staked)
     return Standing(values, held)
 
 
@@ -165,24 +167,55 @@ def position_part(position: Position, in_slot: bool, ledger: Ledger, at: Moments
     return Part(profit, holds, stake)
 
 
-def portfolio_values(
-    starting: float, realized: Any, today: Any, lowest: Any, open_profit: Any, open_trades: Any,
-    staked: Any,
-) -> dict[str, Any]:  # fmt: skip
-    """The named values, from the sums over positions and the settled profits."""
-    equity = starting + realized
-    solvent = _where(equity > 0, equity, np.nan)  # a ratio of a blown account is undefined
-    day_start = _where(equity - today > 0, equity - today, np.nan)
-    return {
-        "equity": equity,
-        "open_trades": open_trades,
-        "open_profit": open_profit,
-        "open_profit_ratio": binary("/", open_profit, solvent),
-        "exposure": binary("/", staked, solvent),
-        "today_profit": today,
-        "today_profit_ratio": binary("/", today, day_start),
-        "today_lowest_profit_ratio": binary("/", lowest, day_start),
-    }
+class Values(Mapping[str, Any]):
+    """The named values, from the sums over positions and the settled profits; each is
+    computed when a rule first reads it (a protection reading the open profit needs
+    neither today's profit nor the exposure)."""
+
+    NAMES = (
+        "equity", "open_trades", "open_profit", "open_profit_ratio", "exposure",
+        "today_profit", "today_profit_ratio", "today_lowest_profit_ratio",
+    )  # fmt: skip
+
+    def __init__(self, settled: Settled, open_profit: Any, open_trades: Any, staked: Any) -> None:
+        self._settled = settled
+        self._sums = {"open_profit": open_profit, "open_trades": open_trades, "staked": staked}
+        self._known: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._known:
+            if name not in self.NAMES and name not in ("solvent", "day_start"):
+                raise KeyError(name)
+            self._known[name] = self._compute(name)
+        return self._known[name]
+
+    def _compute(self, name: str) -> Any:
+        match name:
+            case "equity":
+                return self._settled.starting + self._settled.realized()
+            case "open_trades" | "open_profit":
+                return self._sums[name]
+            case "solvent":  # a ratio of a blown account is undefined
+                return _where(self["equity"] > 0, self["equity"], np.nan)
+            case "open_profit_ratio":
+                return binary("/", self._sums["open_profit"], self["solvent"])
+            case "exposure":
+                return binary("/", self._sums["staked"], self["solvent"])
+            case "today_profit":
+                return self._settled.today()[0]
+            case "day_start":
+                equity, today = self["equity"], self["today_profit"]
+                return _where(equity - today > 0, equity - today, np.nan)
+            case "today_profit_ratio":
+                return binary("/", self["today_profit"], self["day_start"])
+        assert name == "today_lowest_profit_ratio"
+        return binary("/", self._settled.today()[1], self["day_start"])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.NAMES)
+
+    def __len__(self) -> int:
+        return len(self.NAMES)
 
 
 def _full(at: Moments, value: float) -> Any:
@@ -195,36 +228,57 @@ def _where(condition: Any, value: Any, otherwise: Any) -> Any:
     return value if condition else otherwise
 
 
-def settled_values(
-    ledger: Ledger, everyone: list[Position], at: Moments, day: Moments
-) -> tuple[Any, Any, Any]:
-    """Realized profit, today's, and today's lowest point at a close, at each moment.
+class Settled:
+    """Realized profit, today's, and today's lowest point at a close, at each moment, each
+    computed when first asked for.
 
     Profits are added in the order `advance` adds them (settlement, then position), so a
     backtest and a live run get the same numbers to the last bit; today's lowest point is
     taken after each moment's settlements, as it stood at that close."""
-    realized = _full(at, ledger.realized)
-    today = _full(at, 0.0)
-    lowest = _full(at, 0.0)
-    previous = None
-    for settle, exit_time, profit in ledger.closed:  # settled already, in that order
-        if previous is not None and settle != previous:
-            lowest = np.minimum(lowest, today)
-        today = today + _where(exit_time.value >= day, profit, 0.0)
-        previous = settle
-    last = at[-1] if isinstance(at, np.ndarray) else at
-    settling = [p for p in everyone if p.trade is not None and p.settle.value <= last]
-    for position in sorted(settling, key=lambda p: (p.settle, p.id)):
-        trade = position.trade
-        assert trade is not None and trade.exit_time is not None
-        if previous is not None and position.settle != previous:
-            lowest = np.minimum(lowest, today)
-        settled = at >= position.settle.value
-        realized = realized + _where(settled, trade.profit, 0.0)
-        this_day = settled & (trade.exit_time.value >= day)
-        today = today + _where(this_day, trade.profit, 0.0)
-        previous = position.settle
-    return realized, today, np.minimum(lowest, today)
+
+    def __init__(self, ledger: Ledger, everyone: list[Position], at: Moments, day: Moments):
+        self.starting = ledger.starting
+        self._ledger, self._at, self._day = ledger, at, day
+        last = at[-1] if isinstance(at, np.ndarray) else at
+        settling = [p for p in everyone if p.trade is not None and p.settle.value <= last]
+        self._settling = sorted(settling, key=lambda p: (p.settle, p.id))
+        self._realized: Any = None
+        self._today: tuple[Any, Any] | None = None
+
+    def realized(self) -> Any:
+        if self._realized is None:
+            at = self._at
+            realized = _full(at, self._ledger.realized)
+            for position in self._settling:
+                assert position.trade is not None
+                settled = at >= position.settle.value
+                realized = realized + _where(settled, position.trade.profit, 0.0)
+            self._realized = realized
+        return self._realized
+
+    def today(self) -> tuple[Any, Any]:
+        """Today's profit and today's lowest point."""
+        if self._today is None:
+            at, day = self._at, self._day
+            today = _full(at, 0.0)
+            lowest = _full(at, 0.0)
+            previous = None
+            for settle, exit_time, profit in self._ledger.closed:  # settled, in that order
+                if previous is not None and settle != previous:
+                    lowest = np.minimum(lowest, today)
+                today = today + _where(exit_time.value >= day, profit, 0.0)
+                previous = settle
+            for position in self._settling:
+                trade = position.trade
+                assert trade is not None and trade.exit_time is not None
+                if previous is not None and position.settle != previous:
+                    lowest = np.minimum(lowest, today)
+                settled = at >= position.settle.value
+                this_day = settled & (trade.exit_time.value >= day)
+                today = today + _where(this_day, trade.profit, 0.0)
+                previous = position.settle
+            self._today = (today, np.minimum(lowest, today))
+        return self._today
 
 
 def _marked(trade: Trade, data: PairData, at: Moments, step: int) -> tuple[Any, Any]:
@@ -274,6 +328,19 @@ def open_times(index: pd.DatetimeIndex) -> np.ndarray:
     times = nanoseconds(index)
     _OPEN_TIMES[key] = (weakref.ref(index, lambda _: _OPEN_TIMES.pop(key, None)), times)
     return times
+
+
+def time_at(index: pd.DatetimeIndex, position: int) -> pd.Timestamp:
+    """`index[position]`, made from the times `open_times` keeps: pandas' indexing costs
+    more than a decision's arithmetic, and the portfolio asks at every decision and fill."""
+    if index.unit != "ns":
+        return index[position]
+    return pd.Timestamp(int(open_times(index)[position]), tz=index.tz)
+
+
+def position_of(index: pd.DatetimeIndex, moment: pd.Timestamp) -> int:
+    """`index.searchsorted(moment)`, on the times `open_times` keeps."""
+    return int(np.searchsorted(open_times(index), moment.value))
 
 
 def candle_at(index: pd.DatetimeIndex, opens: np.ndarray) -> np.ndarray:
