@@ -200,7 +200,16 @@ class SweepWindow:
 
     def check(self, plan: Plan, rules: PortfolioRules, ledger: Ledger, start: int) -> Firing | None:
         """`first_close_all` at closes[start:stop] (offsets from `start`), on a window
-        that is not stale and whose positions were added in id order."""
+        that is not stale."""
+        at, values = self.values(ledger, start)
+        offset = start - self.start
+        return _first_firing(
+            plan, rules, ledger, at, values, lambda d: self._local_of(d, offset), self._candle_free
+        )
+
+    def values(self, ledger: Ledger, start: int) -> tuple[np.ndarray, Values]:
+        """The closes from closes[start] on, and `standing`'s values there: positions not
+        counted yet add their parts (in id order, after those counted)."""
         offset = start - self.start
         at = self.at[offset:]
         everyone = sorted([*ledger.slots, *ledger.unsettled], key=lambda p: p.id)
@@ -219,10 +228,7 @@ class SweepWindow:
             self.last_id = position.id
         settled = Settled(ledger, everyone, at, self.day[offset:])
         sums = self.open_profit[offset:], self.open_trades[offset:], self.staked[offset:]
-        values = Values(settled, *sums)
-        return _first_firing(
-            plan, rules, ledger, at, values, lambda d: self._local_of(d, offset), self._candle_free
-        )
+        return at, Values(settled, *sums)
 
     def _local_of(self, data: PairData, offset: int) -> np.ndarray:
         local = self._local.get(data.pair)
