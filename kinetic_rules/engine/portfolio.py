@@ -23,12 +23,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from kinetic_rules.compile.evaluate import PairSignals
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.compile.trade_eval import evaluate_at
 from kinetic_rules.engine.books import PortfolioBooks
@@ -44,7 +42,6 @@ from kinetic_rules.engine.model import (
     Side,
     Trade,
 )
-from kinetic_rules.engine.paths import ExitRules, TradePath, trade_path
 from kinetic_rules.engine.portfolio_values import (
     Ledger,
     PortfolioRules,
@@ -54,47 +51,29 @@ from kinetic_rules.engine.portfolio_values import (
     position_of,
     time_at,
 )
+from kinetic_rules.engine.positions import (
+    NEVER,
+    Candidate,
+    PairData,
+    Position,
+    candidate,
+    candidates,
+    cooling_down,
+    entry_tags,
+    initial_stop,
+    leverage,
+    path_of,
+)
 from kinetic_rules.engine.sizing import kelly_cap, kelly_stake
 from kinetic_rules.lang.checked import Rule
 from kinetic_rules.margin import liquidation_price
-from kinetic_rules.market_rules import MarketRules, round_stop, tradable, truncate_amount
+from kinetic_rules.market_rules import round_stop, tradable, truncate_amount
 
-NEVER = pd.Timestamp.max.tz_localize("UTC")
+# The portfolio's plain data lives in engine/positions.py; other stages import it here too.
+__all__ = ["NEVER", "Candidate", "PairData", "Portfolio", "Position", "candidate", "path_of"]
+
 SWEEP_AHEAD = 1024  # closes checked at once for portfolio close-alls in a backtest
 PROGRESS_EVERY = 256  # decisions between two progress reports
-
-
-@dataclass
-class PairData:
-    """One pair's candles and signals, and where its candles sit on the shared timeline."""
-
-    pair: str
-    signals: PairSignals
-    prices: dict[str, np.ndarray]  # open, high, low, close on the pair's own index
-    timeline_index: np.ndarray  # position of each of its candles on the shared timeline
-    tradable_from: int  # first local candle whose close may decide an entry (warm-up done)
-    allowed: np.ndarray  # bool per local candle: on the scanner's shortlist
-    entries: dict[Side, np.ndarray] = field(default_factory=dict)  # all conditions hold
-    exit_rules: dict[Side, ExitRules] = field(default_factory=dict)
-    blocked: np.ndarray | None = None  # a protection blocks entries
-    limit: np.ndarray | None = None  # most open trades allowed, per candle
-    rules: MarketRules | None = None  # the exchange's tick, amount step and minimums
-
-
-@dataclass
-class Position:
-    """A slot taken at a decision: first an entry order, then (if it fills) a trade."""
-
-    id: int
-    pair: str
-    side: Side
-    signal_time: pd.Timestamp  # open time of the candle whose close decided the entry
-    stake: float
-    trade: Trade | None = None
-    release: pd.Timestamp = NEVER  # when the slot is known to be free
-    settle: pd.Timestamp = NEVER  # when its profit is known
-    state: Literal["pending", "open", "done"] = "pending"
-    cut: tuple[str, pd.Timestamp] | None = None  # a portfolio close-all: name, candle decided
 
 
 @dataclass
@@ -273,7 +252,7 @@ class Portfolio:
     def entry_amount(self, position: Position, data: PairData, price: float) -> float:
         """Base-asset units an entry order at `price` asks for: the stake times leverage."""
         signal = int(data.signals.index.searchsorted(position.signal_time))
-        return position.stake * self._leverage(data, signal) / price
+        return position.stake * leverage(self.plan, data, signal) / price
 
     def open_filled(
         self,
@@ -342,7 +321,7 @@ class Portfolio:
         spec = self.plan.strategy.spec
         if any(p.pair == data.pair for p in self._positions):
             return None
-        if self._cooling_down(data, local, decided_at):
+        if cooling_down(self.plan, self._last_exit, self._tag_exit, data, local, decided_at):
             return None
         if data.blocked is not None and data.blocked[local]:
             return None
@@ -354,13 +333,13 @@ class Portfolio:
         expected = float(data.prices["close"][local])  # the price an order placed now expects
         sign = 1.0 if side == "long" else -1.0
         stake = self._stake(
-            data, local, expected, self._initial_stop(data, local, expected, sign), sign
+            data, local, expected, initial_stop(self.plan, data, local, expected, sign), sign
         )
         if stake <= 0:
             self.no_funds += 1
             return None
         if data.rules is not None:
-            amount = stake * self._leverage(data, local) / expected
+            amount = stake * leverage(self.plan, data, local) / expected
             if tradable(data.rules, amount, expected) <= 0:
                 self.below_minimum += 1
                 return None
@@ -396,35 +375,6 @@ class Portfolio:
                 return True
         return not all(holds(rule) for rule in entry)
 
-    def _cooling_down(self, data: PairData, local: int, decided_at: pd.Timestamp) -> bool:
-        """Did a trade on this pair — or one sharing a tag with this entry — close too lately?
-        An entry without tags shares the empty tag with other untagged trades."""
-        cooldown = self.plan.strategy.spec.entry.cooldown
-        if cooldown is None:
-            return False
-        recent: list[tuple[pd.Timestamp | None, int | None]] = [
-            (self._last_exit.get(data.pair), cooldown.pair)
-        ]
-        for tag in entry_tags(self.plan, data.signals, local) or ("",):
-            recent.append((self._tag_exit.get((data.pair, tag)), cooldown.tag))
-        return any(
-            last is not None and wait is not None and decided_at < last + pd.Timedelta(seconds=wait)
-            for last, wait in recent
-        )
-
-    def _initial_stop(self, data: PairData, signal: int, entry_price: float, sign: float) -> float:
-        checked = self.plan.strategy
-        stop = -np.inf * sign
-        if checked.stop_initial is not None:
-            env = {"entry_price": entry_price, "side": sign}
-            value = evaluate_at(self.plan, checked.stop_initial.node, data.signals, signal, env)
-            stop = float(value) if not np.isnan(value) else stop
-        distance = checked.spec.stoploss.max_distance if checked.spec.stoploss else None
-        if distance is not None:
-            floor = entry_price * (1 - sign * distance)
-            stop = max(stop, floor) if sign > 0 else min(stop, floor)
-        return stop
-
     def _stake(
         self, data: PairData, signal: int, entry_price: float, stop: float, sign: float
     ) -> float:
@@ -448,13 +398,6 @@ class Portfolio:
         holding = [*self._positions, *self._unsettled]
         committed = sum(p.stake for p in holding)
         return max(0.0, min(fraction * equity, equity - committed))
-
-    def _leverage(self, data: PairData, signal: int) -> float:
-        rule = self.plan.strategy.leverage
-        if rule is None:
-            return 1.0
-        value = float(data.signals.values[rule.node][signal])
-        return value if np.isfinite(value) and value >= 1 else 1.0
 
     # -- resolving ---------------------------------------------------------------------------
     def resolve(self, position: Position, data: PairData, final: bool) -> None:
@@ -487,8 +430,8 @@ class Portfolio:
         """The trade an entry opened at `price`; `filled` is the fill as the exchange made
         it (live), else the fill model's at the open of `entry_time`'s candle."""
         sign = 1.0 if position.side == "long" else -1.0
-        leverage = self._leverage(data, signal)
-        amount = position.stake * leverage / price if filled is None else filled.amount
+        levered = leverage(self.plan, data, signal)
+        amount = position.stake * levered / price if filled is None else filled.amount
         stake = position.stake
         if filled is None and data.rules is not None and data.rules.amount_step > 0:
             # The exchange takes whole steps only: the trade's stake is what that amount
@@ -510,13 +453,13 @@ class Portfolio:
             entry_price=price,
             amount=amount,
             stake=stake,
-            leverage=leverage,
-            initial_stop=round_stop(self._initial_stop(data, signal, price, sign), tick, sign),
+            leverage=levered,
+            initial_stop=round_stop(initial_stop(self.plan, data, signal, price, sign), tick, sign),
             tags=entry_tags(self.plan, data.signals, signal),
             margin=None if maintenance is None else stake,
             liquidation_price=None
             if maintenance is None
-            else liquidation_price(price, leverage, maintenance, sign),
+            else liquidation_price(price, levered, maintenance, sign),
         )
         fee = self.fills.fee_on(price, amount)
         trade.fills.append(filled or Fill(entry_time, price, amount, fee, "entry"))
@@ -565,51 +508,3 @@ class Portfolio:
     def skipped_exits(self) -> int:
         """Take-profits not sent because they were worth less than the exchange's minimum."""
         return sum(self._skipped_exits.values())
-
-
-def path_of(plan: Plan, fills: FillModel, data: PairData, trade: Trade, final: bool) -> TradePath:
-    """The trade's path over the candles `data` holds: what the portfolio follows, and
-    what `explain` shows of a trade at a past candle (with the data cut there)."""
-    entry = position_of(data.signals.index, trade.entry_time)
-    return trade_path(
-        plan, data.signals, data.prices, entry, trade.side, trade.entry_price,
-        trade.initial_stop, data.exit_rules[trade.side], fills, final=final,
-        liquidation=trade.liquidation_price,
-    )  # fmt: skip
-
-
-def entry_tags(plan: Plan, signals: PairSignals, local: int) -> tuple[str, ...]:
-    """The strategy's entry tags that hold at candle `local`, in file order."""
-    return tuple(
-        name for name, rule in plan.strategy.tags.items() if bool(signals.values[rule.node][local])
-    )
-
-
-Candidate = tuple[int, float, int, PairData, Side, int]
-
-
-def candidates(plan: Plan, pairs: list[PairData]) -> list[list[Candidate]]:
-    """Entry signals of every pair, grouped by timeline candle, in priority order."""
-    rows: list[Candidate] = []
-    for order, data in enumerate(pairs):
-        for side, signal in data.entries.items():
-            usable = signal & data.allowed
-            usable[: data.tradable_from] = False
-            for local in np.flatnonzero(usable):
-                rows.append(candidate(plan, data, order, side, int(local)))
-    rows.sort(key=lambda r: (r[0], r[1], r[2], r[4]))
-    groups: list[list[Candidate]] = []
-    for row in rows:
-        if groups and groups[-1][0][0] == row[0]:
-            groups[-1].append(row)
-        else:
-            groups.append([row])
-    return groups
-
-
-def candidate(plan: Plan, data: PairData, order: int, side: Side, local: int) -> Candidate:
-    """Sort key and payload: candle, then higher priority, then pair order, then side."""
-    rule = plan.strategy.priority
-    value = float(data.signals.values[rule.node][local]) if rule else 0.0
-    rank = -value if np.isfinite(value) else np.inf
-    return (int(data.timeline_index[local]), rank, order, data, side, local)
