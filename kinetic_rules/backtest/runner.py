@@ -100,6 +100,11 @@ class CandleFeed:
             self(pair, timeframe)
         return self.gap_counts[pair, timeframe]
 
+    def other_market(self, pairs: list[str], market: str) -> list[str]:
+        """The pairs whose stored candles are recorded as another market than `market`."""
+        held = {s.pair: s.market for s in self.store.available() if s.exchange == self.exchange}
+        return [p for p in pairs if held.get(p) not in (None, market)]
+
     def _read(self, pair: str, timeframe: str) -> pd.DataFrame:
         candles = self.store.load(self.exchange, pair, timeframe, end=self.end)
         candles = apply_gap_policy(candles, timeframe, self.gaps)
@@ -286,7 +291,7 @@ def simulate(
                 portfolio.skipped_exits,
             ),
             skipped=tuple(skipped),
-            warnings=tuple(stop_warnings(trades)),
+            warnings=(*stop_warnings(trades), *_market_warnings(feed, data, spec.market.type)),
             gaps=plan.gaps,
             durations=plan.durations,
             gap_candles=tuple((d.pair, _gap_candles(feed, d.pair, plan)) for d in data),
@@ -304,6 +309,22 @@ def _gap_candles(feed: Feed, pair: str, plan: Plan) -> int:
     if isinstance(feed, CandleFeed):
         return feed.gap_candles(pair, plan.timeframe)
     return gap_candles(feed(pair, plan.timeframe), plan.timeframe, plan.gaps)
+
+
+def _market_warnings(feed: Feed, data: list[PairData], market: str) -> list[str]:
+    """A futures strategy run on spot candles (the usual case for long histories) is worth
+    knowing: the perpetual's prices differ a little, and so would stops and liquidations."""
+    if not isinstance(feed, CandleFeed):
+        return []
+    other = feed.other_market([d.pair for d in data], market)
+    if not other:
+        return []
+    held = "spot" if market == "futures" else "futures"
+    return [
+        f"this {market} strategy ran on {held} candles of {', '.join(other)} (as recorded in "
+        f"the store): prices, stops and liquidations follow those; download the {market} "
+        "market's candles into another data directory for an exact backtest"
+    ]
 
 
 def _warmup_notes(

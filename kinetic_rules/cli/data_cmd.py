@@ -50,6 +50,12 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     imp.add_argument("--pair", help="pair of every file, e.g. BTC/USDT (default: from file names)")
     imp.add_argument("--timeframe", help="timeframe of every file, e.g. 5m (default: file names)")
     imp.add_argument(
+        "--market",
+        choices=("spot", "futures"),
+        help="what the files hold where their names do not say (the exchange's kline files); "
+        "spot and futures candles of one pair are never stored together",
+    )
+    imp.add_argument(
         "--drop-bad-rows",
         action="store_true",
         help="import a file without its invalid rows instead of rejecting it",
@@ -269,6 +275,7 @@ def _import_candles(
             exchange=args.exchange,
             pair=args.pair,
             timeframe=args.timeframe,
+            market=args.market,
             drop_bad_rows=args.drop_bad_rows,
             dry_run=args.dry_run,
             accept_price_jump=args.accept_price_jump,
@@ -356,13 +363,13 @@ def run_list(args: argparse.Namespace) -> int:
         )
         return 0
     out.print(f"store: {store.root}", markup=False)
-    table = _table(
-        "exchange", "pair", "timeframe", "first", "last", "candles", "gaps", "quote volume"
-    )
+    columns = ("exchange", "pair", "market", "timeframe", "first", "last", "candles", "gaps")
+    table = _table(*columns, "quote volume")
     for s in series:
         table.add_row(
             s.exchange,
             s.pair,
+            s.market or "?",
             s.timeframe,
             format_time(s.first.value),
             format_time(s.last.value),
@@ -435,6 +442,7 @@ def _series_json(s: StoredSeries) -> dict[str, Any]:
     return {
         "exchange": s.exchange,
         "pair": s.pair,
+        "market": s.market,
         "timeframe": s.timeframe,
         "first": s.first.isoformat(),
         "last": s.last.isoformat(),

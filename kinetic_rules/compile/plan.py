@@ -13,11 +13,16 @@ import math
 from dataclasses import dataclass, field, replace
 
 from kinetic_rules.compile.interpret import constants
+from kinetic_rules.errors import Diagnostic, StrategyError
 from kinetic_rules.functions import REGISTRY
 from kinetic_rules.lang import ast
 from kinetic_rules.lang.checked import CheckedStrategy, Rule
 from kinetic_rules.lang.names import LIVE_NAMES, reads_context
 from kinetic_rules.timeframes import timeframe_seconds
+
+# Longer than any market's history, and short enough that a warm-up added to a candle's
+# time (or two of them, across timeframes) stays a representable time.
+MAX_WARMUP_SECONDS = 50 * 365 * 86_400
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,8 @@ def build_plan(checked: CheckedStrategy, gaps: str | None = None) -> Plan:
     for rule in live_only:  # computed live only: their candles are needed, not their warm-up
         _warmup(rule.node, base, None, needs, {base: 0}, set())
     seconds = max(timeframe_seconds(tf) * n for tf, n in warmups.items())
+    if seconds > MAX_WARMUP_SECONDS:
+        raise StrategyError([_too_long_warmup(checked, base)])
     trade_free = frozenset(market)
     return Plan(
         strategy=checked,
@@ -118,6 +125,28 @@ def build_plan(checked: CheckedStrategy, gaps: str | None = None) -> Plan:
         durations=checked.spec.backtest.durations,
         accepted_warmup=checked.spec.backtest.warmup,
     )
+
+
+def _too_long_warmup(checked: CheckedStrategy, base: str) -> Diagnostic:
+    """The first rule whose warm-up alone is too long: each limit on a window holds, but
+    windows over windows (or a long window of long candles) add up past any history."""
+    for rule in checked.rules():
+        warmups: dict[str, int] = {base: 0}
+        for node in _market_parts(rule):
+            warmups[base] = max(warmups[base], _warmup(node, base, None, {}, warmups, set()))
+        longest = max(timeframe_seconds(tf) * n for tf, n in warmups.items())
+        if longest > MAX_WARMUP_SECONDS:
+            message = (
+                f"this needs {_years(longest)} of candles before its first value; "
+                f"at most {_years(MAX_WARMUP_SECONDS)} of warm-up is possible"
+            )
+            hint = "shorten the windows (or nest fewer of them), or use a shorter timeframe"
+            return Diagnostic("error", "warmup-too-long", message, rule.span, hint)
+    raise AssertionError("a warm-up too long for the strategy, yet for none of its rules")
+
+
+def _years(seconds: int) -> str:
+    return f"{seconds / (365 * 86_400):,.0f} years"
 
 
 def _uses_trade(node: ast.Node) -> bool:

@@ -25,7 +25,7 @@ from kinetic_rules.data.exchange import (
     suggest_pairs,
 )
 from kinetic_rules.data.futures_store import FuturesStore
-from kinetic_rules.data.pairs import normalize_pair, parse_pair
+from kinetic_rules.data.pairs import normalize_pair, strategy_pair
 from kinetic_rules.data.store import CandleStore
 from kinetic_rules.data.validate import RawCandles, validate
 from kinetic_rules.errors import ConfigError, KineticError
@@ -105,11 +105,12 @@ def download(
     summary = DownloadSummary(exchange.id, _stamp(first), _stamp(run.now))
     for pair in pairs:
         name = strategy_pair(pair)  # BTC/USDT:USDT's candles are stored as BTC/USDT
+        market = "futures" if exchange.market(pair).get("contract") else "spot"
         for tf in timeframes:
             lo = start.value if start is not None else run.resume_point(name, tf, default_start)
             hi = run.last_closed(tf) if end is None else min(run.last_closed(tf), end.value - 1)
             fetch = _kline_fetcher(exchange, pair, tf)
-            summary.series.append(run.series(name, tf, lo, hi, fetch=fetch))
+            summary.series.append(run.series(name, tf, lo, hi, fetch=fetch, market=market))
     if futures is not None:
         from kinetic_rules.data.download_futures import FuturesDownload  # it builds on _Run
 
@@ -157,10 +158,13 @@ class _Run:
         store: CandleStore | None = None,
         fetch: Callable[[int, int], RawCandles] | None = None,
         label: str = "",
+        market: str | None = None,
     ) -> SeriesOutcome:
         """Fetch the candles of [first, last] the store lacks, page by page from the oldest.
-        `store`, `fetch` and `label` serve other candles than the trade prices (mark prices)."""
+        `store`, `fetch` and `label` serve other candles than the trade prices (mark prices);
+        `market` is checked against the stored series before anything is fetched."""
         store = store or self.store
+        store.check_market(self.exchange.id, pair, tf, market)
         missing = _missing_times(store, self.exchange.id, pair, tf, first, last)
         shown = f"{label}{tf}"
         outcome = SeriesOutcome(pair, shown, requested=len(missing))
@@ -185,12 +189,12 @@ class _Run:
                 if self.progress:
                     self.progress.advance(pair, shown, cursor)
                 if len(pages) >= CHECKPOINT_PAGES:
-                    self.flush(pair, tf, pages, outcome, store)
+                    self.flush(pair, tf, pages, outcome, store, market)
         except KineticError as error:
             outcome.error = str(error)
             raise
         finally:
-            self.flush(pair, tf, pages, outcome, store)
+            self.flush(pair, tf, pages, outcome, store, market)
             if self.progress:
                 self.progress.finish(pair, shown, outcome)
         outcome.absent = outcome.requested - outcome.added
@@ -203,6 +207,7 @@ class _Run:
         pages: list[RawCandles],
         outcome: SeriesOutcome,
         store: CandleStore | None = None,
+        market: str | None = None,
     ) -> None:
         """Validate and store what was fetched so far, then forget it."""
         store = store or self.store
@@ -216,7 +221,7 @@ class _Run:
         frame, report = validate(raw, tf, source, drop_bad_rows=True)
         outcome.warnings.extend(i.render() for i in report.issues if i.kind != "gap")
         if frame is not None and len(frame):
-            outcome.added += store.write(self.exchange.id, pair, tf, frame).added
+            outcome.added += store.write(self.exchange.id, pair, tf, frame, market=market).added
 
 
 def _bind(
@@ -294,13 +299,6 @@ def parse_rows(rows: Any, columns: tuple[int, ...], *, quote: bool) -> RawCandle
         rows_no,
         "candle",
     )
-
-
-def strategy_pair(pair: str) -> str:
-    """BTC/USDT:USDT -> BTC/USDT: the name a strategy gives the market, and the one every
-    series of it (candles, funding, mark prices, rules) is stored under."""
-    parsed = parse_pair(pair)
-    return f"{parsed.base}/{parsed.quote}"
 
 
 def _check_pair(exchange: Any, pair: str) -> str:

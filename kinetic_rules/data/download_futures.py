@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 
 from kinetic_rules.data.candles import timeframe_ns
-from kinetic_rules.data.download import SeriesOutcome, _Run, _stamp, parse_rows, strategy_pair
+from kinetic_rules.data.download import SeriesOutcome, _Run, _stamp, parse_rows
 from kinetic_rules.data.exchange import MalformedResponse
 from kinetic_rules.data.futures_store import FuturesStore, funding_frame
+from kinetic_rules.data.pairs import strategy_pair
 from kinetic_rules.data.validate import RawCandles
 from kinetic_rules.errors import KineticError
 from kinetic_rules.market_rules import TICK_SIZE, MarketRules, rules_from_ccxt

@@ -18,10 +18,16 @@ from pathlib import Path
 import pandas as pd
 
 from kinetic_rules.data.candles import check_timeframe, is_quote_volume_estimated
-from kinetic_rules.data.pairs import normalize_pair, pair_from_filename, split_symbol
+from kinetic_rules.data.pairs import (
+    normalize_pair,
+    pair_from_filename,
+    parse_pair,
+    split_symbol,
+    strategy_pair,
+)
 from kinetic_rules.data.readers import CandleSource, is_candle_file, sources_in
 from kinetic_rules.data.seams import seam_issue
-from kinetic_rules.data.store import CandleStore, WriteResult, check_exchange
+from kinetic_rules.data.store import MARKETS, CandleStore, WriteResult, check_exchange
 from kinetic_rules.data.validate import ValidationReport, validate
 from kinetic_rules.errors import ConfigError, DataError
 from kinetic_rules.files import check_regular
@@ -43,8 +49,9 @@ _BULK = re.compile(
 @dataclass(frozen=True)
 class PlannedSource:
     source: CandleSource
-    pair: str
+    pair: str  # as strategies name it: a perpetual's candles are stored under BTC/USDT
     timeframe: str
+    market: str | None  # "spot" or "futures"; None when neither the name nor a flag says
 
 
 @dataclass
@@ -87,6 +94,18 @@ def identify(name: str) -> tuple[str | None, str | None]:
     return None, None
 
 
+def market_of(name: str, pair: str | None) -> str | None:
+    """What a file's name (or a futures pair such as BTC/USDT:USDT) says of its market:
+    freqtrade names its futures files `-futures` and its spot files plainly; the
+    exchange's bulk files are named alike for both, so they say nothing."""
+    if pair is not None and parse_pair(pair).settle:
+        return "futures"
+    match = _FREQTRADE.match(name)
+    if match is None:
+        return None
+    return "futures" if match["kind"] == "futures" else "spot"
+
+
 def expand_paths(paths: list[Path]) -> list[Path]:
     """Files as given, and the candle files inside given directories (sorted, recursive)."""
     found: list[Path] = []
@@ -116,11 +135,17 @@ def _not_regular(path: Path) -> str:
 
 
 def plan_import(
-    paths: list[Path], *, pair: str | None = None, timeframe: str | None = None
+    paths: list[Path],
+    *,
+    pair: str | None = None,
+    timeframe: str | None = None,
+    market: str | None = None,
 ) -> tuple[list[PlannedSource], list[FileOutcome]]:
     """Name every source before reading any; archives that cannot be opened are outcomes."""
     override_pair = normalize_pair(pair) if pair else None
     override_tf = check_timeframe(timeframe) if timeframe else None
+    if market is not None and market not in MARKETS:
+        raise ConfigError(f"--market {market}: use one of {', '.join(MARKETS)}")
     planned: list[PlannedSource] = []
     unreadable: list[FileOutcome] = []
     files = expand_paths(paths)
@@ -151,8 +176,14 @@ def plan_import(
                     f"name it like BTCUSDT-1h.csv.gz or BTC_USDT-1h.feather, or pass {missing}"
                 )
             try:
+                chosen_pair = normalize_pair(chosen_pair)
                 planned.append(
-                    PlannedSource(source, normalize_pair(chosen_pair), check_timeframe(chosen_tf))
+                    PlannedSource(
+                        source,
+                        strategy_pair(chosen_pair),
+                        check_timeframe(chosen_tf),
+                        market or market_of(source.name, chosen_pair),
+                    )
                 )
             except ConfigError as error:
                 raise ConfigError(f"{source.label}: {error}") from None
@@ -166,6 +197,7 @@ def import_paths(
     exchange: str = "binance",
     pair: str | None = None,
     timeframe: str | None = None,
+    market: str | None = None,
     drop_bad_rows: bool = False,
     dry_run: bool = False,
     accept_price_jump: bool = False,
@@ -178,15 +210,17 @@ def import_paths(
 
     `now_ns` is the import time candles may not be dated after (default: the clock);
     `accept_price_jump` imports a file whose prices jump at the seam with stored data,
-    with a warning instead of refusing it.
+    with a warning instead of refusing it. `market` ("spot" or "futures") says what the
+    files hold where their names do not; spot and futures candles never share a series.
     """
     check_exchange(exchange)
-    planned, unreadable = plan_import(paths, pair=pair, timeframe=timeframe)
+    planned, unreadable = plan_import(paths, pair=pair, timeframe=timeframe, market=market)
     summary = ImportSummary(files=list(unreadable))
     for outcome in unreadable:
         if on_file:
             on_file(outcome)
     accepted: dict[tuple[str, str], list[pd.DataFrame]] = {}
+    markets: dict[tuple[str, str], str | None] = {}
     stored: dict[tuple[str, str], pd.DataFrame | None] = {}
     for done, item in enumerate(planned):
         if progress:
@@ -202,6 +236,7 @@ def import_paths(
                 now_ns=now_ns,
             )
             key = (item.pair, item.timeframe)
+            markets[key] = _series_market(store, exchange, key, item.market, markets.get(key))
             if frame is not None and len(frame):
                 held = _held(store, exchange, key, stored, accepted.get(key, []))
                 seam = seam_issue(frame, held, item.pair)
@@ -221,9 +256,28 @@ def import_paths(
     for done, ((series_pair, series_tf), frames) in enumerate(accepted.items()):
         if progress:
             progress("storing", done, len(accepted))
+        market_held = markets.get((series_pair, series_tf))
         for batch in _combine(frames):
-            summary.written.append(store.write(exchange, series_pair, series_tf, batch))
+            written = store.write(exchange, series_pair, series_tf, batch, market=market_held)
+            summary.written.append(written)
     return summary
+
+
+def _series_market(
+    store: CandleStore,
+    exchange: str,
+    key: tuple[str, str],
+    market: str | None,
+    earlier: str | None,
+) -> str | None:
+    """The market a file's series is stored as; DataError when the store, or an earlier
+    file of this import, holds the other market under the same name."""
+    if market is not None and earlier is not None and market != earlier:
+        raise DataError(
+            f"{key[0]} {key[1]}: this import holds both {earlier} and {market} candles of it; "
+            "import spot and futures files into separate data directories (--data DIR)"
+        )
+    return store.check_market(exchange, *key, market or earlier)
 
 
 def _held(

@@ -97,6 +97,13 @@ def normalize_pair(text: str) -> str:
     return str(parse_pair(text))
 
 
+def strategy_pair(pair: str) -> str:
+    """BTC/USDT:USDT -> BTC/USDT: the name a strategy gives the market, and the one every
+    series of it (candles, funding, mark prices, rules) is stored under."""
+    parsed = parse_pair(pair)
+    return f"{parsed.base}/{parsed.quote}"
+
+
 def pair_to_filename(pair: str) -> str:
     """`BTC/USDT` → `BTC_USDT`, `BTC/USDT:USDT` → `BTC_USDT_USDT` (freqtrade's names)."""
     parsed = parse_pair(pair)

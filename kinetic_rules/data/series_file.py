@@ -47,6 +47,7 @@ class StoredSeries:
     missing: int  # candles missing in those holes
     quote_volume_estimated: bool  # some or all quote volume is volume * close
     path: Path
+    market: str | None = None  # "spot" or "futures"; None where the source did not say
 
 
 def merge_candles(
@@ -87,11 +88,16 @@ def merge_candles(
 
 
 def series_stats(
-    exchange: str, pair: str, timeframe: str, frame: pd.DataFrame, flags: np.ndarray[Any, Any]
+    exchange: str,
+    pair: str,
+    timeframe: str,
+    frame: pd.DataFrame,
+    flags: np.ndarray[Any, Any],
+    market: str | None = None,
 ) -> dict[str, Any]:
     times = times_ns(frame.index)
     gaps, missing = count_gaps(times, timeframe_ns(timeframe))
-    return {
+    stats: dict[str, Any] = {
         "exchange": exchange,
         "pair": pair,
         "timeframe": timeframe,
@@ -103,6 +109,9 @@ def series_stats(
         "quote_volume_estimated": bool(flags.any()),
         "format": FORMAT,
     }
+    if market is not None:
+        stats["market"] = market
+    return stats
 
 
 def to_table(frame: pd.DataFrame, flags: np.ndarray[Any, Any], stats: dict[str, Any]) -> pa.Table:
@@ -157,4 +166,5 @@ def series_from_stats(stats: dict[str, Any], path: Path) -> StoredSeries:
         missing=int(stats["missing"]),
         quote_volume_estimated=bool(stats["quote_volume_estimated"]),
         path=path,
+        market=stats.get("market"),
     )

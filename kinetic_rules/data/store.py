@@ -57,6 +57,7 @@ __all__ = ["DATA_ENV", "CandleStore", "StoredSeries", "WriteResult", "resolve_da
 DATA_ENV = "KINETIC_RULES_DATA"
 DEFAULT_DATA_DIR = Path("user_data") / "data"
 INDEX_FILE = "index.json"
+MARKETS = ("spot", "futures")
 
 TimeLike = pd.Timestamp | datetime | str | None
 
@@ -96,10 +97,15 @@ class CandleStore:
         frame: pd.DataFrame,
         *,
         replace: bool = False,
+        market: str | None = None,
     ) -> WriteResult:
-        """Merge candles into the stored series (new values win), or replace it whole."""
+        """Merge candles into the stored series (new values win), or replace it whole.
+
+        `market` ("spot" or "futures") is recorded with the series; candles of the other
+        market are refused, since a perpetual and its spot pair share one name here."""
         pair = normalize_pair(pair)
         path = self.path_for(exchange, pair, timeframe)
+        market = self.check_market(exchange, pair, timeframe, market) if not replace else market
         new = canonical_copy(check_canonical(frame, f"candles for {pair} {timeframe}"))
         step = timeframe_ns(timeframe)
         origin = bucket_origin_ns(timeframe)
@@ -115,7 +121,7 @@ class CandleStore:
             unchanged = unchanged and old_flags is not None and np.array_equal(flags, old_flags)
             if unchanged:
                 return WriteResult(self._describe(path), 0, 0, written=False)
-            stats = series_stats(exchange, pair, timeframe, merged, flags)
+            stats = series_stats(exchange, pair, timeframe, merged, flags, market)
             table = to_table(merged, flags, stats)
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(path, lambda fh: pq.write_table(table, fh, **PARQUET_OPTIONS))
@@ -124,6 +130,22 @@ class CandleStore:
             index[_relative(self.root, path)] = _index_entry(stats, path)
             self._write_index(index)
         return WriteResult(series, added, replaced, written=True)
+
+    def check_market(
+        self, exchange: str, pair: str, timeframe: str, market: str | None
+    ) -> str | None:
+        """The market the series will be recorded as; DataError when it holds the other one."""
+        if market is not None and market not in MARKETS:
+            raise ConfigError(f"'{market}' is not a market; use one of {', '.join(MARKETS)}")
+        stored = self.find(exchange, pair, timeframe)
+        held = stored.market if stored is not None else None
+        if market is None or held is None or held == market:
+            return market or held
+        raise DataError(
+            f"{self.root}: {exchange} {pair} {timeframe} holds {held} candles, and these are "
+            f"{market} candles; a perpetual and its spot pair share one name in the store, so "
+            f"keep them in separate data directories (--data DIR)"
+        )
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -63,8 +63,8 @@ def test_any_iso_time_reads_back_as_the_same_instant(moment: datetime) -> None:
 
 
 @given(
-    st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1)),
-    st.integers(min_value=1, max_value=10**6),
+    st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2198, 1, 1)),
+    st.integers(min_value=1, max_value=10**6),  # under two years: the end stays before 2200
 )
 def test_iso_interval_timeranges_are_half_open_spans(start: datetime, minutes: int) -> None:
     start = start.replace(microsecond=0, tzinfo=UTC)

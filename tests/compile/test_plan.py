@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kinetic_rules.compile.plan import DataNeed, build_plan
+from kinetic_rules.errors import StrategyError
 from kinetic_rules.lang import ast
 from kinetic_rules.lang.checker import check
 from kinetic_rules.spec.loader import load_file, load_text
@@ -62,3 +63,24 @@ def test_kinetic_empire_plan_reads_btc_daily_and_hourly_candles() -> None:
     assert DataNeed("BTC/USDT", "1h") in plan.data
     assert plan.warmup["1d"] >= 50
     assert plan.warmup_seconds >= 50 * 86400
+
+
+def test_a_warm_up_past_any_history_is_a_positioned_error_not_a_crash_later() -> None:
+    """Each window is within its own limit, yet a window this long of 1d candles (or windows
+    nested over windows) would move times past what any clock can hold: refused where written.
+    """
+    body = (
+        "indicators:\n  slow: sma(close, 1000)\n"
+        "entry:\n  long:\n"
+        "    fine: close > slow\n"
+        "    far: falling(source=close, periods=2000000)@1d\n"
+    )
+    try:
+        plan_of(body)
+    except StrategyError as error:
+        [diagnostic] = error.diagnostics
+        assert diagnostic.code == "warmup-too-long"
+        assert diagnostic.span.location().endswith(":8:10")
+        assert "5,479 years of candles" in diagnostic.message
+    else:
+        raise AssertionError("a 5,000-year warm-up was accepted")

@@ -134,8 +134,10 @@ def test_futures_csv_with_a_header_row(store: CandleStore, work: Path) -> None:
     lines = ["\ufeff" + header, *csv_lines("BTCUSDT-1h.csv.gz")[:50]]  # with a byte-order mark
     write_csv(work / "BTCUSDT-1h-2024-01.csv", lines)
     import_paths([work], store, pair="BTC/USDT:USDT")
-    assert store.read("binance", "BTC/USDT:USDT", "1h").shape == (50, 6)
-    assert store.path_for("binance", "BTC/USDT:USDT", "1h").name == "BTC_USDT_USDT-1h.parquet"
+    # stored under the name strategies give the market, as `download` stores a perpetual
+    assert store.read("binance", "BTC/USDT", "1h").shape == (50, 6)
+    held = store.find("binance", "BTC/USDT", "1h")
+    assert held is not None and held.market == "futures"
 
 
 def test_freqtrade_json_and_feather(store: CandleStore, work: Path) -> None:
