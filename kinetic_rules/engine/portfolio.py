@@ -15,7 +15,8 @@ Rules that read the portfolio itself (`open_profit_ratio`, `exposure`, …) are 
 here, from those same books (engine/portfolio_values.py). A protection with `close_all`
 that reads them depends on every open trade at every close, so the backtest looks for
 the first close where it fires between two decisions, cuts the trades there and plays
-them again; the live runtime checks each close as it comes (`observe`).
+them again (engine/close_all.py); the live runtime checks each close as it comes
+(`observe`). The plain data the portfolio reads and keeps is in engine/positions.py.
 """
 
 from __future__ import annotations

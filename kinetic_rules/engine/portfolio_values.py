@@ -7,7 +7,8 @@ close is computed from what a live bot knows then — fills of candles closed so
 profits already settled, the decision candle's close for marking — from the same
 bookkeeping the portfolio keeps (see engine/portfolio.py). The backtest knows each
 trade's whole future and masks it by time; the live runtime knows only the past; one
-vectorized function serves both, for many closes or one, so both get the same numbers.
+function serves both, on arrays of closes or on one close as plain numbers (the same
+operations either way), so both get the same numbers.
 """
 
 from __future__ import annotations
