@@ -20,6 +20,15 @@ class Node:
     span: Span = field(default=NO_SPAN, compare=False, hash=False, repr=False, kw_only=True)
 
     def children(self) -> Iterator[Node]:
+        """The node's sub-trees, in order (found once per node: evaluators ask at every
+        candle, decision and trade)."""
+        known: tuple[Node, ...] | None = self.__dict__.get("_children")
+        if known is None:
+            known = tuple(self._find_children())
+            object.__setattr__(self, "_children", known)
+        return iter(known)
+
+    def _find_children(self) -> Iterator[Node]:
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, Node):
@@ -32,8 +41,9 @@ class Node:
                         yield from (v for v in item if isinstance(v, Node))
 
     def __getstate__(self) -> dict[str, object]:
-        """A copy or pickle leaves the shape's number behind (see `shape`)."""
-        return {k: v for k, v in self.__dict__.items() if k != "_shape"}
+        """A copy or pickle leaves the shape's number (see `shape`) and the found children
+        behind."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_shape", "_children")}
 
     def walk(self) -> Iterator[Node]:
         """Every node of the tree, parents before children."""
