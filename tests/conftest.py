@@ -20,6 +20,9 @@ settings.register_profile(
 )
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
+# Trained models stay in memory during tests: nothing is written to ./user_data/models.
+os.environ.setdefault("KINETIC_RULES_MODELS", "off")
+
 FIXTURES = Path(__file__).parent / "fixtures"
 STRATEGIES = Path(__file__).parents[1] / "strategies"
 

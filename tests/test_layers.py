@@ -21,15 +21,18 @@ ROOT = Path(kinetic_rules.__file__).parent
 # patterns, market_rules, margin). functions sits below lang: the resolver and the
 # unit checker read the function registry, and the registry knows nothing of the
 # language. data sits below compile: the evaluators read candle frames and align
-# timeframes with it, and it reads no strategy.
+# timeframes with it, and it reads no strategy. models (learned predictors) takes arrays
+# and gives predictions: the checked tree carries its settings, the compiler calls it.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("",),
     ("spec", "functions", "data"),
+    ("models",),
     ("lang",),
     ("compile",),
     ("engine",),
     ("backtest", "live", "persist"),
     ("research",),
+    ("ui",),
     ("cli",),
 )
 ENTRY_POINT = f"{PACKAGE}.__main__"  # `python -m kinetic_rules` runs the cli

@@ -159,17 +159,11 @@ def explain(request: BacktestRequest, pair: str, at: pd.Timestamp, trades: bool 
         out.append("\nprotections:")
         for name, rule in checked.protections.items():
             out += _render(_decided_line(plan, rule, name, moment))
-    for side, side_rules in checked.entry.items():
-        if not side_rules:
-            continue
-        lines = [_decided_line(plan, r, n, moment) for n, r in side_rules.items()]
-        market = [line for line in lines if line.holds is not None]
-        held = sum(bool(line.holds) for line in market)
-        verdict = "SIGNAL" if held == len(market) else "no signal"
-        if verdict == "SIGNAL" and len(market) < len(lines):
-            verdict += " if the portfolio allows"
-        out.append(f"\nentry {side}: {verdict} — {held} of {len(market)} conditions hold")
-        for line in lines:
+    for entry in _entry_verdicts(plan, moment):
+        out.append(
+            f"\nentry {entry.side}: {entry.verdict} — {entry.held} of {entry.total} conditions hold"
+        )
+        for line in entry.lines:
             out += _render(line)
     if checked.tags:
         out.append("\nentry tags (a trade entered here would carry those that hold):")
@@ -184,6 +178,53 @@ def explain(request: BacktestRequest, pair: str, at: pd.Timestamp, trades: bool 
     if trades:
         out += _trade_lines(trade_state(request, prepared, pair, index[position]))
     return "\n".join(out)
+
+
+@dataclass
+class EntryVerdict:
+    """One side's entry conditions at a candle: each line, and whether they all hold."""
+
+    side: str
+    verdict: str  # "SIGNAL", "SIGNAL if the portfolio allows" or "no signal"
+    held: int  # market conditions that hold
+    total: int  # market conditions (those reading the portfolio are judged in its loop)
+    lines: list[Line]
+
+
+def entry_verdicts(plan: Plan, signals: PairSignals, at: int) -> list[EntryVerdict]:
+    """What `explain` says of the entry conditions at candle `at` of these signals (the
+    live dashboard's decision feed reads a running session's signals with it)."""
+    checked = plan.strategy
+    definitions = {**checked.indicators, **checked.conditions}
+    regimes = [name for name, _ in checked.regime]
+    return _entry_verdicts(plan, _Moment(signals, at, dict(checked.params), regimes, definitions))
+
+
+def showing_entries(plan: Plan) -> Plan:
+    """The plan keeping what `entry_verdicts` reads at every candle: each trade-free entry
+    condition and the operands it shows (a running session discards them otherwise)."""
+    nodes = []
+    for side in plan.strategy.entry.values():
+        for rule in side.values():
+            if plan.is_trade_free(rule.node):
+                nodes.append(rule.node)
+                nodes += [o for o in operands(rule.node) if _computed(o) and plan.is_trade_free(o)]
+    return plan.showing(tuple(nodes))
+
+
+def _entry_verdicts(plan: Plan, moment: _Moment) -> list[EntryVerdict]:
+    found = []
+    for side, side_rules in plan.strategy.entry.items():
+        if not side_rules:
+            continue
+        lines = [_decided_line(plan, r, n, moment) for n, r in side_rules.items()]
+        market = [line for line in lines if line.holds is not None]
+        held = sum(bool(line.holds) for line in market)
+        verdict = "SIGNAL" if held == len(market) else "no signal"
+        if verdict == "SIGNAL" and len(market) < len(lines):
+            verdict += " if the portfolio allows"
+        found.append(EntryVerdict(side, verdict, held, len(market), lines))
+    return found
 
 
 def _free_rules(plan: Plan) -> list[Rule]:

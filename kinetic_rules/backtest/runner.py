@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kinetic_rules.backtest.model_history import model_notes
 from kinetic_rules.compile.convergence import warmup_statement
+from kinetic_rules.compile.evaluate import Evaluator
 from kinetic_rules.compile.modes import require_mode
 from kinetic_rules.compile.plan import Plan, build_plan
 from kinetic_rules.compile.series_cache import SeriesCache
@@ -242,8 +244,19 @@ def simulate(
                 feed(pair, timeframe)
         progress("loading", len(wanted), len(wanted))
     index = feed.index if isinstance(feed, CandleFeed) else None
+    # kept: its models' training history goes in the notes
+    evaluated = stored_feed(plan, feed, extras) if extras is not None else feed
+    evaluator = Evaluator(plan, evaluated, cache)
     market = prepare_market(
-        plan, feed, pairs, start, progress, extras=extras, index=index, cache=cache
+        plan,
+        feed,
+        pairs,
+        start,
+        progress,
+        extras=extras,
+        index=index,
+        evaluator=evaluator,
+        cache=cache,
     )
     timeline, data = market.timeline, market.pairs
     if start is not None and start > timeline[-1]:
@@ -262,7 +275,7 @@ def simulate(
         d.signals.index[min(d.tradable_from, len(d.signals.index) - 1)] for d in data
     )
     equity = _equity(trades, data, timeline, step, spec.backtest.starting_balance)
-    skipped = list(market.skipped)
+    skipped = list(market.skipped) + model_notes(evaluator.model_records)
     if "funding_rate" in plan.live_inputs and spec.market.type == "futures":
         bare = [d.pair for d in data if not _holds(d.prices.get("funding"))]
         if bare:

@@ -42,9 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
         backtest_cmd,
         data_cmd,
         lang_cmd,
+        models_cmd,
         research_cmd,
         run_cmd,
         trades_cmd,
+        ui_cmd,
     )
 
     parser = argparse.ArgumentParser(
@@ -59,8 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     backtest_cmd.register_explain(commands)
     research_cmd.register(commands)
     ablate_cmd.register(commands)
+    models_cmd.register(commands)
     run_cmd.register(commands)
     trades_cmd.register(commands)
+    ui_cmd.register(commands)
     add_verbose(parser)
     return parser
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kinetic_rules.cli import ui_cmd
 from kinetic_rules.cli.options import WARMUP_HELP, add_gaps_flag, candle_request, parse_overrides
 from kinetic_rules.cli.progress import Phases
 from kinetic_rules.errors import ConfigError
@@ -93,6 +94,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         "the file's orders.monitor_every (default 5s). Not with --replay",
     )
     add_gaps_flag(run)
+    ui_cmd.add_run_flags(run)
     run.add_argument("--quiet", "-q", action="store_true", help="only the final summary")
     run.set_defaults(handler=run_command)
 
@@ -148,8 +150,9 @@ def run_command(args: argparse.Namespace) -> int:
             "--monitor-every watches live tickers between closes; a replay has only its "
             "recorded closes and decides at them, as the backtest does"
         )
+    listen = ui_cmd.listen_for_run(args)  # refused now if it would be unsafe
     if args.replay is None:
-        return _session(args)
+        return _session(args, listen)
     if not args.replay.is_dir():
         raise ConfigError(f"--replay {args.replay}: not a directory (give a candle store)")
     speed = _speed(args.speed)
@@ -167,15 +170,18 @@ def run_command(args: argparse.Namespace) -> int:
     if not args.quiet:
         phases("loading")
     prepared = prepare(request)
+    prepared.plan = ui_cmd.plan_for(listen, prepared.plan)
     source = ReplaySource(
         prepared.plan, prepared.feed, prepared.pairs, request.start, extras=prepared.extras
     )
     sink = _sink(args.db, prepared.plan, "replay") if args.db else None
     notifiers: list[Any] = [LogNotifier()] + ([EventLog(sink.store)] if sink else [])
     runtime = Runtime(prepared.plan, source, notifiers=notifiers, sink=sink)
-    telegram = notifier_from_env(runtime)  # KINETIC_TELEGRAM_TOKEN / _CHAT_ID, if both are set
+    controls = ui_cmd.controls_for(runtime, sink.store if sink else None)
+    telegram = notifier_from_env(controls)  # KINETIC_TELEGRAM_TOKEN / _CHAT_ID, if both are set
     if telegram is not None:
         runtime.notifiers.append(telegram)
+    dashboard = ui_cmd.serve_for_run(listen, controls, args.strategy, sink.store if sink else None)
     pause = timeframe_seconds(prepared.plan.timeframe) / speed if speed else 0.0
     last = len(source.timeline) - 1
     try:
@@ -189,15 +195,18 @@ def run_command(args: argparse.Namespace) -> int:
                 time.sleep(pause)
         else:
             runtime.finish(last)
+        ui_cmd.linger(dashboard, runtime)  # with --ui: the page stays until Ctrl-C or stop
     except KeyboardInterrupt:
         phases.close()
         print("interrupted: open trades stay as they are", file=sys.stderr)
-        return _done(runtime, 130, None)
+        return _done(runtime, 130, None, dashboard)
     phases.close()
-    return _done(runtime, 0, None)
+    return _done(runtime, 0, None, dashboard)
 
 
-def _done(runtime: Any, code: int, monitor_every: float | None) -> int:
+def _done(runtime: Any, code: int, monitor_every: float | None, dashboard: Any = None) -> int:
+    if dashboard is not None:
+        dashboard.close()
     for notifier in runtime.notifiers:
         notifier.close()
     _summary(runtime.trades(), monitor_every)
@@ -224,7 +233,7 @@ def _summary(trades: list[Any], monitor_every: float | None) -> None:
     print(f"{len(trades)} trades, {wins} winners, profit {profit:+.2f}; {watch}")
 
 
-def _session(args: argparse.Namespace) -> int:
+def _session(args: argparse.Namespace, listen: Any = None) -> int:
     """Trading on the exchange's live candles (paper, or real orders with --live), until
     Ctrl-C or /stop."""
     from kinetic_rules.compile.modes import require_mode
@@ -238,6 +247,7 @@ def _session(args: argparse.Namespace) -> int:
 
     plan = build_plan(check(load_file(args.strategy), parse_overrides(args.set)), gaps=args.gaps)
     monitor_every = _monitor_every(args.monitor_every, plan)
+    plan = ui_cmd.plan_for(listen, plan)
     require_mode(plan, "live" if args.live else "paper")
     spec = plan.strategy.spec
     pairs = args.pairs or spec.market.pairs or (spec.scanner.universe if spec.scanner else [])
@@ -282,9 +292,10 @@ def _session(args: argparse.Namespace) -> int:
         universe=universe,
         monitor_every=monitor_every,
         bid_asks=stream,
+        prepare=lambda runtime: ui_cmd.controls_for(runtime, sink.store),  # restores a pause
     )
     try:
-        return _trade(args, session, sink)
+        return _trade(args, session, sink, listen)
     finally:
         if stream is not None:
             stream.close()
@@ -306,7 +317,7 @@ def _bid_ask_stream(args: argparse.Namespace, plan: Any, exchange: Any, pairs: l
     return stream
 
 
-def _trade(args: argparse.Namespace, session: Any, sink: StoreSink) -> int:
+def _trade(args: argparse.Namespace, session: Any, sink: StoreSink, listen: Any = None) -> int:
     """Start the session (resuming a crashed one) and trade until stopped."""
     from kinetic_rules.live.notify import LogNotifier, notifier_from_env
     from kinetic_rules.live.runtime import Runtime
@@ -316,9 +327,11 @@ def _trade(args: argparse.Namespace, session: Any, sink: StoreSink) -> int:
     runtime = session.runtime
     assert isinstance(runtime, Runtime)
     runtime.notifiers.extend([LogNotifier(), EventLog(sink.store)])
-    telegram = notifier_from_env(runtime)
+    controls = ui_cmd.controls_for(runtime, sink.store)
+    telegram = notifier_from_env(controls)
     if telegram is not None:
         runtime.notifiers.append(telegram)
+    dashboard = ui_cmd.serve_for_run(listen, controls, args.strategy, sink.store)
     what = "trading for real" if args.live else "paper trading"
     print(
         f"{what} {', '.join(session.pairs)} on {session.exchange.id}; Ctrl-C stops",
@@ -332,8 +345,8 @@ def _trade(args: argparse.Namespace, session: Any, sink: StoreSink) -> int:
     except KeyboardInterrupt:
         left = "orders and stops stay on the exchange" if args.live else "open paper trades stay"
         print(f"stopped: {left}; run again to resume", file=sys.stderr)
-        return _done(runtime, 130, session.monitor_every)
-    return _done(runtime, 0, session.monitor_every)
+        return _done(runtime, 130, session.monitor_every, dashboard)
+    return _done(runtime, 0, session.monitor_every, dashboard)
 
 
 def _sink(url: str | None, plan: Any, mode: str) -> StoreSink:

@@ -34,6 +34,7 @@ from kinetic_rules.compile.interpret import (
     take_visible,
 )
 from kinetic_rules.compile.plan import Plan
+from kinetic_rules.compile.predict import model_values
 from kinetic_rules.compile.series_cache import FrameKey, SeriesCache, frame_key
 from kinetic_rules.compile.time_windows import has_hole
 from kinetic_rules.data.align import visible_positions
@@ -42,6 +43,7 @@ from kinetic_rules.errors import DataError
 from kinetic_rules.lang import ast
 from kinetic_rules.lang.checked import Rule
 from kinetic_rules.lang.names import LIVE_NAMES
+from kinetic_rules.models import TrainingRecord, default_cache
 
 Feed = Callable[[str, str], pd.DataFrame]  # (pair, timeframe) -> candles indexed by open time
 
@@ -115,6 +117,8 @@ class Evaluator:
         self.tables = regime_tables(plan)
         self._named = {need.pair for need in plan.data if need.pair is not None}
         self._regime_names = frozenset({"regime", *self.tables})
+        self.models = default_cache()  # trained models, shared with later runs on disk
+        self.model_records: list[TrainingRecord] = []  # every training, for reports
 
     def cache_key(self, frame: Frame, node: ast.Node) -> FrameKey | None:
         """Where `node`'s series on `frame` is kept in the cache, or None if it is not:
@@ -223,6 +227,15 @@ class _Columns:
 
     def combine(self, node: ast.Node, parts: list[Value]) -> Value:
         return combine(node, parts, self.evaluator.plan)
+
+    def model(self, node: ast.Predict, parts: list[Value]) -> Value:
+        frame, evaluator = self.frame, self.evaluator
+        arrays = [as_array(part, frame.length) for part in parts]
+        step = timeframe_ns(frame.timeframe)
+        return model_values(
+            node, arrays, frame.times(), step, 0, evaluator.models, frame.pair,
+            evaluator.model_records,
+        )  # fmt: skip
 
     def context(self, operand: ast.Node, timeframe: str | None, pair: str | None) -> Value:
         base = self.frame

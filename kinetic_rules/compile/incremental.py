@@ -51,11 +51,13 @@ from kinetic_rules.compile.interpret import (
     take_visible,
 )
 from kinetic_rules.compile.plan import Plan
+from kinetic_rules.compile.predict import model_values
 from kinetic_rules.compile.time_windows import has_hole
 from kinetic_rules.data.candles import has_known_grid, timeframe_ns
 from kinetic_rules.errors import DataError
 from kinetic_rules.functions.registry import Function
 from kinetic_rules.lang import ast
+from kinetic_rules.models import BackgroundTrainer, InForce, TrainingRecord, default_cache
 
 
 class IncrementalEvaluator:
@@ -73,6 +75,12 @@ class IncrementalEvaluator:
             isinstance(n, ast.Call) and n.spans_time for node in plan.market for n in node.walk()
         )
         self._syncing: set[int] = set()
+        self.models = default_cache()  # trained models, shared with later runs on disk
+        self.model_records: list[TrainingRecord] = []  # trainings done as candles arrived
+        self.models_in_force = InForce()  # one prediction per new candle, not a retraining
+        # Paper and live sessions: retrain in a worker process, keeping the previous model
+        # until the new one is ready. None (replays): train in line, as a backtest does.
+        self.trainer: BackgroundTrainer | None = None
 
     # candles -----------------------------------------------------------------------------
     def window(self, pair: str, timeframe: str) -> CandleWindow | None:
@@ -257,6 +265,23 @@ class _Growing:
         return self.evaluator._register(
             self.window, lambda k: combine(node, [part.chunk(k) for part in parts], plan)
         )
+
+    def model(self, node: ast.Predict, parts: list[Series]) -> Series:
+        """The new rows of a model: trained on the window as the batch trains on all
+        history (the window keeps what training reads, compile/predict.py)."""
+        evaluator, window = self.evaluator, self.window
+
+        def grow(k: int) -> np.ndarray:
+            size = window.length
+            arrays = [as_array(part.full(size), size) for part in parts]
+            times = window.times.view()
+            step = timeframe_ns(window.timeframe)
+            return model_values(
+                node, arrays, times, step, size - k, evaluator.models, window.pair,
+                evaluator.model_records, evaluator.models_in_force, evaluator.trainer,
+            )  # fmt: skip
+
+        return evaluator._register(window, grow)
 
     def context(self, operand: ast.Node, timeframe: str | None, pair: str | None) -> Series:
         evaluator, base = self.evaluator, self.window

@@ -70,6 +70,11 @@ class Backend(Protocol[V]):
         """An operator (`not`, `+`, `<`, `if`) over its operands' values (see `combine`)."""
         ...
 
+    def model(self, node: ast.Predict, parts: list[V]) -> V:
+        """A model's probability (parts: its features, then its label) or its rolling
+        accuracy (parts: its probability, then its label), see compile/predict.py."""
+        ...
+
 
 def interpret(node: ast.Node, backend: Backend[V]) -> V:
     """The value of `node` in `backend`: the single dispatch over the language's nodes."""
@@ -96,6 +101,11 @@ def interpret(node: ast.Node, backend: Backend[V]) -> V:
             return backend.context(operand, timeframe, pair)
         case ast.Unary() | ast.Binary() | ast.Compare() | ast.IfElse():
             return backend.combine(node, [backend.value(child) for child in node.children()])
+        case ast.Predict(output="accuracy"):
+            scored = [backend.value(node.probability()), backend.value(node.label)]
+            return backend.model(node, scored)
+        case ast.Predict(features=features, label=label):
+            return backend.model(node, [backend.value(part) for part in (*features, label)])
     raise TypeError(f"cannot evaluate {type(node).__name__}")
 
 

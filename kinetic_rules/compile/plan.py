@@ -48,6 +48,14 @@ class Plan:
     gaps: str = "keep"  # missing candles: kept as holes, or filled (data/gaps.py)
     durations: str = "time"  # under keep: duration windows span time, or count candles
     accepted_warmup: int | None = None  # seconds: `backtest.warmup` or `--warmup`, if shorter
+    shown: frozenset[ast.Node] = field(default_factory=frozenset)  # kept for display only
+
+    def showing(self, nodes: tuple[ast.Node, ...]) -> Plan:
+        """This plan also computing `nodes` (trade-free market series) and keeping their
+        values at every candle, for a display that reads them (the dashboard's decision
+        feed); decisions never read them, so the trades stay the same."""
+        extra = tuple(dict.fromkeys(n for n in nodes if n not in self.market))
+        return replace(self, market=self.market + extra, shown=self.shown | frozenset(nodes))
 
     @property
     def live_inputs(self) -> frozenset[str]:

@@ -34,6 +34,15 @@ def evaluate_span(
     return value
 
 
+def evaluate_at(plan: Plan, node: ast.Node, signals: PairSignals, local: int, env: TradeEnv) -> Any:
+    """The value of `node` at candle `local` alone, as a number (or a bool): what
+    `evaluate_span(…, local, local + 1, env)[0]` gives, to the bit, computed on scalars.
+    A portfolio decision evaluates a few rules at one candle; arrays of one element
+    would cost more than the arithmetic."""
+    value = _At(plan, signals, local, local + 1, env).value(node)
+    return value[()] if isinstance(value, np.ndarray) else value
+
+
 class _Span:
     """Market series sliced to lo..hi, and the trade's or the portfolio's values."""
 
@@ -76,3 +85,37 @@ class _Span:
 
     def combine(self, node: ast.Node, parts: list[Any]) -> Any:
         return combine(node, parts, self.plan)
+
+    def model(self, node: ast.Predict, parts: list[Any]) -> Any:
+        raise KeyError("a model's values are market series, computed with the plan")
+
+
+class _At(_Span):
+    """One candle: stored series read as their value there, calls made on one-element
+    arrays (what every function takes) and unwrapped."""
+
+    __slots__ = ()
+
+    def value(self, node: ast.Node) -> Any:
+        stored = self.signals.values.get(node)
+        if stored is not None:
+            return stored[self.lo]
+        return interpret(node, self)
+
+    def call(self, call: BoundCall[Any]) -> Any:
+        function = call.function
+        if function.name in self.env:  # a portfolio function
+            return self.env[function.name](*call.arguments)
+        assert not function.inputs, "a call reading candles is a market series"
+        arguments = [
+            _one(a) if series else a for a, series in zip(call.arguments, call.series, strict=True)
+        ]
+        value = run(function, [], arguments)
+        return value[0] if isinstance(value, np.ndarray) and value.ndim == 1 else value
+
+
+def _one(value: Any) -> np.ndarray:
+    """A one-element series, of the type a slice of the stored series would have."""
+    if isinstance(value, np.generic):
+        return np.asarray([value])
+    return as_array(value, 1)

@@ -77,6 +77,7 @@ class Book:
 EventKind = Literal[
     "started", "stopped", "trade_opened", "trade_closed", "order_rejected",
     "order_timeout", "fail_safe_entered", "fail_safe_left", "error", "warning",
+    "control",  # a person paused, resumed, closed or stopped (dashboard or chat): who, when
 ]  # fmt: skip
 
 

@@ -278,7 +278,7 @@ def trade_nodes(plan: Plan) -> set[ast.Node]:
     rules += [r for r in decided if not plan.is_trade_free(r.node)]
     # Trade expressions look a series up from the top down and stop at the first one held
     # (compile/trade_eval.py): the parts inside it are never read, so they are not kept.
-    found: set[ast.Node] = set()
+    found: set[ast.Node] = set(plan.shown)  # a display reads these (Plan.showing)
     for rule in rules:
         stack = [rule.node]
         while stack:

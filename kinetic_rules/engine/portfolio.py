@@ -15,7 +15,8 @@ Rules that read the portfolio itself (`open_profit_ratio`, `exposure`, …) are 
 here, from those same books (engine/portfolio_values.py). A protection with `close_all`
 that reads them depends on every open trade at every close, so the backtest looks for
 the first close where it fires between two decisions, cuts the trades there and plays
-them again; the live runtime checks each close as it comes (`observe`).
+them again (engine/close_all.py); the live runtime checks each close as it comes
+(`observe`). The plain data the portfolio reads and keeps is in engine/positions.py.
 """
 
 from __future__ import annotations
@@ -23,15 +24,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from kinetic_rules.compile.evaluate import PairSignals
 from kinetic_rules.compile.plan import Plan
-from kinetic_rules.compile.trade_eval import evaluate_span
+from kinetic_rules.compile.trade_eval import evaluate_at
 from kinetic_rules.engine.books import PortfolioBooks
+from kinetic_rules.engine.close_all import SweepWindow, first_close_all, with_cut
 from kinetic_rules.engine.closing import closing_fills
 from kinetic_rules.engine.fills import FillModel, entry_fill
 from kinetic_rules.engine.futures import funding_payments
@@ -43,56 +43,38 @@ from kinetic_rules.engine.model import (
     Side,
     Trade,
 )
-from kinetic_rules.engine.paths import ExitRules, TradePath, trade_path
 from kinetic_rules.engine.portfolio_values import (
     Ledger,
     PortfolioRules,
     decision_env,
-    first_close_all,
+    midnight,
     portfolio_rules,
-    with_cut,
+    position_of,
+    time_at,
+)
+from kinetic_rules.engine.positions import (
+    NEVER,
+    Candidate,
+    PairData,
+    Position,
+    candidate,
+    candidates,
+    cooling_down,
+    entry_tags,
+    initial_stop,
+    leverage,
+    path_of,
 )
 from kinetic_rules.engine.sizing import kelly_cap, kelly_stake
 from kinetic_rules.lang.checked import Rule
 from kinetic_rules.margin import liquidation_price
-from kinetic_rules.market_rules import MarketRules, round_stop, tradable, truncate_amount
+from kinetic_rules.market_rules import round_stop, tradable, truncate_amount
 
-NEVER = pd.Timestamp.max.tz_localize("UTC")
+# The portfolio's plain data lives in engine/positions.py; other stages import it here too.
+__all__ = ["NEVER", "Candidate", "PairData", "Portfolio", "Position", "candidate", "path_of"]
+
 SWEEP_AHEAD = 1024  # closes checked at once for portfolio close-alls in a backtest
 PROGRESS_EVERY = 256  # decisions between two progress reports
-
-
-@dataclass
-class PairData:
-    """One pair's candles and signals, and where its candles sit on the shared timeline."""
-
-    pair: str
-    signals: PairSignals
-    prices: dict[str, np.ndarray]  # open, high, low, close on the pair's own index
-    timeline_index: np.ndarray  # position of each of its candles on the shared timeline
-    tradable_from: int  # first local candle whose close may decide an entry (warm-up done)
-    allowed: np.ndarray  # bool per local candle: on the scanner's shortlist
-    entries: dict[Side, np.ndarray] = field(default_factory=dict)  # all conditions hold
-    exit_rules: dict[Side, ExitRules] = field(default_factory=dict)
-    blocked: np.ndarray | None = None  # a protection blocks entries
-    limit: np.ndarray | None = None  # most open trades allowed, per candle
-    rules: MarketRules | None = None  # the exchange's tick, amount step and minimums
-
-
-@dataclass
-class Position:
-    """A slot taken at a decision: first an entry order, then (if it fills) a trade."""
-
-    id: int
-    pair: str
-    side: Side
-    signal_time: pd.Timestamp  # open time of the candle whose close decided the entry
-    stake: float
-    trade: Trade | None = None
-    release: pd.Timestamp = NEVER  # when the slot is known to be free
-    settle: pd.Timestamp = NEVER  # when its profit is known
-    state: Literal["pending", "open", "done"] = "pending"
-    cut: tuple[str, pd.Timestamp] | None = None  # a portfolio close-all: name, candle decided
 
 
 @dataclass
@@ -119,6 +101,7 @@ class Portfolio:
     _closed_days: list[tuple[pd.Timestamp, pd.Timestamp, float]] = field(default_factory=list)
     _rules: PortfolioRules | None = None  # rules reading the portfolio (None: not looked yet)
     _quiet_until: int = 0  # the backtest's closes before this hold no close-all (see _sweep)
+    _window: SweepWindow | None = None  # the backtest's closes ahead, as last checked
 
     # -- the backtest: every decision in time order, each position resolved on all data ----
     def run(
@@ -136,7 +119,7 @@ class Portfolio:
         for done, group in enumerate(groups):
             if progress and done % PROGRESS_EVERY == 0:
                 progress("portfolio", done, len(groups))
-            decided_at = timeline[group[0][0]] + self.timeframe
+            decided_at = time_at(closes, group[0][0])
             checked = self._sweep(closes, checked, group[0][0] + 1)
             for position in self.decide(decided_at, [(d, s, i) for _, _, _, d, s, i in group]):
                 self.resolve(position, by_pair[position.pair], final=True)
@@ -153,6 +136,7 @@ class Portfolio:
         Until a decision takes a position or a close-all cuts trades, the books change only
         with time, which the values at each close already account for: so closes are
         checked ahead, SWEEP_AHEAD at a time, and closes known quiet are not checked again.
+        A new position adds its part to the window's sums (engine/close_all.py).
         """
         if not self._portfolio_rules().close_all:
             return stop
@@ -161,17 +145,19 @@ class Portfolio:
                 return stop  # nothing open, nothing to close
             if stop <= self._quiet_until:
                 return stop  # checked already, with these very positions
-            ahead = min(len(closes), max(stop, start + SWEEP_AHEAD))
-            moments = closes[start:ahead]
-            self.advance(moments[0])
-            fired = first_close_all(self.plan, self._portfolio_rules(), self._ledger(), moments)
+            self.advance(time_at(closes, start))
+            window = self._window
+            if window is None or stop > window.stop or window.stale(self._ledger()):
+                ahead = min(len(closes), max(stop, start + SWEEP_AHEAD))
+                window = self._window = SweepWindow.over(closes, start, ahead, self.timeframe.value)
+            fired = window.check(self.plan, self._portfolio_rules(), self._ledger(), start)
             if fired is None:
-                self._quiet_until = ahead
+                self._quiet_until = window.stop
                 return stop
             if start + fired[0] >= stop:  # after the next decision, which may change the books
                 self._quiet_until = start + fired[0]
                 return stop
-            self._cut(moments[fired[0]], fired[1], final=True)
+            self._cut(time_at(closes, start + fired[0]), fired[1], final=True)
             self._quiet_until = 0
             start += fired[0] + 1
         return stop
@@ -239,9 +225,9 @@ class Portfolio:
             self.realized += trade.profit
             if trade.exit_time is not None:  # for today's profit
                 self._closed_days.append((position.settle, trade.exit_time, trade.profit))
-        if until < NEVER:  # trades closed before today never count again
-            today = until.floor("D")
-            self._closed_days = [c for c in self._closed_days if c[1] >= today]
+        if until < NEVER and self._closed_days:  # trades closed before today never count again
+            today = midnight(until)
+            self._closed_days = [c for c in self._closed_days if c[1].value >= today]
 
     def decide(
         self, decided_at: pd.Timestamp, ranked: list[tuple[PairData, Side, int]]
@@ -267,7 +253,7 @@ class Portfolio:
     def entry_amount(self, position: Position, data: PairData, price: float) -> float:
         """Base-asset units an entry order at `price` asks for: the stake times leverage."""
         signal = int(data.signals.index.searchsorted(position.signal_time))
-        return position.stake * self._leverage(data, signal) / price
+        return position.stake * leverage(self.plan, data, signal) / price
 
     def open_filled(
         self,
@@ -336,7 +322,7 @@ class Portfolio:
         spec = self.plan.strategy.spec
         if any(p.pair == data.pair for p in self._positions):
             return None
-        if self._cooling_down(data, local, decided_at):
+        if cooling_down(self.plan, self._last_exit, self._tag_exit, data, local, decided_at):
             return None
         if data.blocked is not None and data.blocked[local]:
             return None
@@ -348,17 +334,18 @@ class Portfolio:
         expected = float(data.prices["close"][local])  # the price an order placed now expects
         sign = 1.0 if side == "long" else -1.0
         stake = self._stake(
-            data, local, expected, self._initial_stop(data, local, expected, sign), sign
+            data, local, expected, initial_stop(self.plan, data, local, expected, sign), sign
         )
         if stake <= 0:
             self.no_funds += 1
             return None
         if data.rules is not None:
-            amount = stake * self._leverage(data, local) / expected
+            amount = stake * leverage(self.plan, data, local) / expected
             if tradable(data.rules, amount, expected) <= 0:
                 self.below_minimum += 1
                 return None
-        position = Position(self._next_id, data.pair, side, data.signals.index[local], stake)
+        signal_time = time_at(data.signals.index, local)
+        position = Position(self._next_id, data.pair, side, signal_time, stake)
         self._next_id += 1
         self._positions.append(position)
         return position
@@ -379,8 +366,7 @@ class Portfolio:
         env = decision_env(self._ledger(), data, decided_at)
 
         def holds(rule: Rule) -> bool:
-            value = evaluate_span(self.plan, rule.node, data.signals, local, local + 1, env)
-            return bool(value[0])
+            return bool(evaluate_at(self.plan, rule.node, data.signals, local, env))
 
         for rule, protection in limits:
             if holds(rule) and (
@@ -389,37 +375,6 @@ class Portfolio:
             ):
                 return True
         return not all(holds(rule) for rule in entry)
-
-    def _cooling_down(self, data: PairData, local: int, decided_at: pd.Timestamp) -> bool:
-        """Did a trade on this pair — or one sharing a tag with this entry — close too lately?
-        An entry without tags shares the empty tag with other untagged trades."""
-        cooldown = self.plan.strategy.spec.entry.cooldown
-        if cooldown is None:
-            return False
-        recent: list[tuple[pd.Timestamp | None, int | None]] = [
-            (self._last_exit.get(data.pair), cooldown.pair)
-        ]
-        for tag in entry_tags(self.plan, data.signals, local) or ("",):
-            recent.append((self._tag_exit.get((data.pair, tag)), cooldown.tag))
-        return any(
-            last is not None and wait is not None and decided_at < last + pd.Timedelta(seconds=wait)
-            for last, wait in recent
-        )
-
-    def _initial_stop(self, data: PairData, signal: int, entry_price: float, sign: float) -> float:
-        checked = self.plan.strategy
-        stop = -np.inf * sign
-        if checked.stop_initial is not None:
-            env = {"entry_price": entry_price, "side": sign}
-            value = evaluate_span(
-                self.plan, checked.stop_initial.node, data.signals, signal, signal + 1, env
-            )
-            stop = float(value[0]) if not np.isnan(value[0]) else stop
-        distance = checked.spec.stoploss.max_distance if checked.spec.stoploss else None
-        if distance is not None:
-            floor = entry_price * (1 - sign * distance)
-            stop = max(stop, floor) if sign > 0 else min(stop, floor)
-        return stop
 
     def _stake(
         self, data: PairData, signal: int, entry_price: float, stop: float, sign: float
@@ -436,8 +391,8 @@ class Portfolio:
             fraction = kelly_stake(kelly, history)
         else:
             env = {"entry_price": entry_price, "side": sign, "stop": stop, "equity": equity}
-            value = evaluate_span(self.plan, rule.node, data.signals, signal, signal + 1, env)
-            fraction = float(value[0]) if np.isfinite(value[0]) else 0.0
+            value = evaluate_at(self.plan, rule.node, data.signals, signal, env)
+            fraction = float(value) if np.isfinite(value) else 0.0
             fraction = kelly_cap(kelly, fraction, history) if kelly is not None else fraction
         if sizing.max_stake is not None:
             fraction = min(fraction, sizing.max_stake)
@@ -445,29 +400,22 @@ class Portfolio:
         committed = sum(p.stake for p in holding)
         return max(0.0, min(fraction * equity, equity - committed))
 
-    def _leverage(self, data: PairData, signal: int) -> float:
-        rule = self.plan.strategy.leverage
-        if rule is None:
-            return 1.0
-        value = float(data.signals.values[rule.node][signal])
-        return value if np.isfinite(value) and value >= 1 else 1.0
-
     # -- resolving ---------------------------------------------------------------------------
     def resolve(self, position: Position, data: PairData, final: bool) -> None:
         """Play the position forward over the candles `data` holds (all of them if `final`)."""
         if position.cut is not None:
             data = with_cut(data, position.side, *position.cut)
         index = data.signals.index
-        signal = int(index.searchsorted(position.signal_time))
+        signal = position_of(index, position.signal_time)
         if position.state == "pending":
             entry = entry_fill(self.fills, data.prices, signal, position.side)
             if entry[0] == "waiting":
                 return
             if entry[0] == "expired":
                 position.state = "done"
-                position.release = position.settle = index[entry[1]] + self.timeframe
+                position.release = position.settle = time_at(index, entry[1]) + self.timeframe
                 return
-            self._open_trade(position, data, signal, index[entry[1]], entry[2])
+            self._open_trade(position, data, signal, time_at(index, entry[1]), entry[2])
         if position.state == "open":
             self._follow(position, data, final)
 
@@ -483,8 +431,8 @@ class Portfolio:
         """The trade an entry opened at `price`; `filled` is the fill as the exchange made
         it (live), else the fill model's at the open of `entry_time`'s candle."""
         sign = 1.0 if position.side == "long" else -1.0
-        leverage = self._leverage(data, signal)
-        amount = position.stake * leverage / price if filled is None else filled.amount
+        levered = leverage(self.plan, data, signal)
+        amount = position.stake * levered / price if filled is None else filled.amount
         stake = position.stake
         if filled is None and data.rules is not None and data.rules.amount_step > 0:
             # The exchange takes whole steps only: the trade's stake is what that amount
@@ -501,18 +449,18 @@ class Portfolio:
             pair=data.pair,
             side=position.side,
             regime=self.regimes[int(regime[signal])] if regime is not None else None,
-            signal_time=index[signal],
+            signal_time=time_at(index, signal),
             entry_time=entry_time,
             entry_price=price,
             amount=amount,
             stake=stake,
-            leverage=leverage,
-            initial_stop=round_stop(self._initial_stop(data, signal, price, sign), tick, sign),
+            leverage=levered,
+            initial_stop=round_stop(initial_stop(self.plan, data, signal, price, sign), tick, sign),
             tags=entry_tags(self.plan, data.signals, signal),
             margin=None if maintenance is None else stake,
             liquidation_price=None
             if maintenance is None
-            else liquidation_price(price, leverage, maintenance, sign),
+            else liquidation_price(price, levered, maintenance, sign),
         )
         fee = self.fills.fee_on(price, amount)
         trade.fills.append(filled or Fill(entry_time, price, amount, fee, "entry"))
@@ -533,7 +481,7 @@ class Portfolio:
         # fsum: exact, so a replay that sees fewer candles gets the very same number
         trade.funding = math.fsum(funding_payments(trade, index, data.prices)[1])
         if path.closing_decided_at is not None:  # fills at the next open; the slot is free now
-            position.release = index[path.closing_decided_at] + self.timeframe
+            position.release = time_at(index, path.closing_decided_at) + self.timeframe
             self._exited(trade, position.release)  # that open: the cooldown's start
         if path.open_at_end and not final:
             return
@@ -541,15 +489,15 @@ class Portfolio:
         closing = trade.fills[1:]
         sold = sum(f.amount for f in closing)
         trade.exit_price = sum(f.price * f.amount for f in closing) / sold if sold else None
-        trade.exit_reason, trade.exit_time = last.reason, index[last.index]
+        trade.exit_reason, trade.exit_time = last.reason, time_at(index, last.index)
         position.state = "done"
         self._exited(trade, trade.exit_time)  # the pair is busy until then anyway
         if path.open_at_end:  # end of the data: nothing frees or settles before it
             position.release = position.settle = NEVER
             return
         at_open = last.market and last.reason not in (STOP_LOSS, TRAILING_STOP)
-        position.release = index[last.index] + (pd.Timedelta(0) if at_open else self.timeframe)
-        position.settle = index[last.index] + self.timeframe
+        position.release = trade.exit_time + (pd.Timedelta(0) if at_open else self.timeframe)
+        position.settle = trade.exit_time + self.timeframe
 
     def _exited(self, trade: Trade, at: pd.Timestamp) -> None:
         """Start the cooldowns: the pair's, and each of the trade's tags' on that pair."""
@@ -561,51 +509,3 @@ class Portfolio:
     def skipped_exits(self) -> int:
         """Take-profits not sent because they were worth less than the exchange's minimum."""
         return sum(self._skipped_exits.values())
-
-
-def path_of(plan: Plan, fills: FillModel, data: PairData, trade: Trade, final: bool) -> TradePath:
-    """The trade's path over the candles `data` holds: what the portfolio follows, and
-    what `explain` shows of a trade at a past candle (with the data cut there)."""
-    entry = int(data.signals.index.searchsorted(trade.entry_time))
-    return trade_path(
-        plan, data.signals, data.prices, entry, trade.side, trade.entry_price,
-        trade.initial_stop, data.exit_rules[trade.side], fills, final=final,
-        liquidation=trade.liquidation_price,
-    )  # fmt: skip
-
-
-def entry_tags(plan: Plan, signals: PairSignals, local: int) -> tuple[str, ...]:
-    """The strategy's entry tags that hold at candle `local`, in file order."""
-    return tuple(
-        name for name, rule in plan.strategy.tags.items() if bool(signals.values[rule.node][local])
-    )
-
-
-Candidate = tuple[int, float, int, PairData, Side, int]
-
-
-def candidates(plan: Plan, pairs: list[PairData]) -> list[list[Candidate]]:
-    """Entry signals of every pair, grouped by timeline candle, in priority order."""
-    rows: list[Candidate] = []
-    for order, data in enumerate(pairs):
-        for side, signal in data.entries.items():
-            usable = signal & data.allowed
-            usable[: data.tradable_from] = False
-            for local in np.flatnonzero(usable):
-                rows.append(candidate(plan, data, order, side, int(local)))
-    rows.sort(key=lambda r: (r[0], r[1], r[2], r[4]))
-    groups: list[list[Candidate]] = []
-    for row in rows:
-        if groups and groups[-1][0][0] == row[0]:
-            groups[-1].append(row)
-        else:
-            groups.append([row])
-    return groups
-
-
-def candidate(plan: Plan, data: PairData, order: int, side: Side, local: int) -> Candidate:
-    """Sort key and payload: candle, then higher priority, then pair order, then side."""
-    rule = plan.strategy.priority
-    value = float(data.signals.values[rule.node][local]) if rule else 0.0
-    rank = -value if np.isfinite(value) else np.inf
-    return (int(data.timeline_index[local]), rank, order, data, side, local)

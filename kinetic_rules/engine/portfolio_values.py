@@ -7,24 +7,24 @@ close is computed from what a live bot knows then — fills of candles closed so
 profits already settled, the decision candle's close for marking — from the same
 bookkeeping the portfolio keeps (see engine/portfolio.py). The backtest knows each
 trade's whole future and masks it by time; the live runtime knows only the past; one
-vectorized function serves both, for many closes or one, so both get the same numbers.
+function serves both, on arrays of closes or on one close as plain numbers (the same
+operations either way), so both get the same numbers.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from kinetic_rules.compile.interpret import binary
 from kinetic_rules.compile.plan import Plan
-from kinetic_rules.compile.trade_eval import evaluate_span
+from kinetic_rules.engine.correlation import Closes, return_correlations
 from kinetic_rules.engine.model import END_OF_DATA, Side, Trade
-from kinetic_rules.functions._windows import last_corr
 from kinetic_rules.lang.checked import Rule
 from kinetic_rules.spec.models import Protection
 
@@ -94,103 +94,210 @@ class Ledger:
 
 @dataclass
 class Standing:
-    """Portfolio-wide values at each of several closes (arrays over those closes)."""
+    """Portfolio-wide values at each of several closes (arrays over those closes), or at one
+    (plain numbers)."""
 
-    values: dict[str, np.ndarray]
-    held: list[tuple[Position, np.ndarray]]  # each slot's stake still in it (0 once free)
+    values: Mapping[str, Any]
+    held: list[tuple[Position, Any]]  # each slot's stake still in it (0 once free)
 
 
 def standing(ledger: Ledger, moments: pd.DatetimeIndex) -> Standing:
     """The values at each close in `moments`, all later than the ledger's last settlement."""
     at = nanoseconds(moments)
-    step = ledger.timeframe.value
+    return _standing(ledger, at, day_starts(moments, at))
+
+
+def standing_at(ledger: Ledger, moment: pd.Timestamp) -> Standing:
+    """The values at one close, as plain numbers: what `standing` gives for that close alone,
+    to the bit (the same operations on scalars), without arrays of one element."""
+    return _standing(ledger, int(moment.value), midnight(moment))
+
+
+def midnight(moment: pd.Timestamp) -> int:
+    """`moment.floor("D")` in nanoseconds (integer arithmetic for UTC: a floor costs more
+    than a decision's arithmetic)."""
+    at = int(moment.value)
+    return at - at % _DAY if str(moment.tz) == "UTC" else int(moment.floor("D").value)
+
+
+# The same code computes a close or many: `at` (and `day`) are either int64 arrays or ints.
+Moments = np.ndarray | int
+
+
+def _standing(ledger: Ledger, at: Moments, day: Moments) -> Standing:
     everyone = sorted([*ledger.slots, *ledger.unsettled], key=lambda p: p.id)
-    realized, today, lowest = _settled(ledger, everyone, moments)
-    open_profit = np.zeros(len(at))
-    open_trades = np.zeros(len(at))
-    staked = np.zeros(len(at))
-    held: list[tuple[Position, np.ndarray]] = []
+    open_profit: Any = _full(at, 0.0)
+    open_trades: Any = _full(at, 0.0)
+    staked: Any = _full(at, 0.0)
+    held: list[tuple[Position, Any]] = []
     slots = {p.id for p in ledger.slots}
     for position in everyone:
-        trade = position.trade
-        share: np.ndarray | float = 1.0
-        if trade is not None:
-            value, share = _marked(trade, ledger.market[trade.pair], at, step)
-            in_market = (at >= trade.entry_time.value + step) & (at < position.settle.value)
-            open_profit = open_profit + np.where(in_market, value, 0.0)
-        if position.id in slots:
-            holds = at < position.release.value
-            open_trades = open_trades + holds
-            stake = np.where(holds, position.stake * share, 0.0)
-            staked = staked + stake
-            held.append((position, stake))
-    equity = ledger.starting + realized
-    solvent = np.where(equity > 0, equity, np.nan)  # a ratio of a blown account is undefined
-    day_start = np.where(equity - today > 0, equity - today, np.nan)
-    values = {
-        "equity": equity,
-        "open_trades": open_trades,
-        "open_profit": open_profit,
-        "open_profit_ratio": binary("/", open_profit, solvent),
-        "exposure": binary("/", staked, solvent),
-        "today_profit": today,
-        "today_profit_ratio": binary("/", today, day_start),
-        "today_lowest_profit_ratio": binary("/", lowest, day_start),
-    }
+        part = position_part(position, position.id in slots, ledger, at)
+        if part.profit is not None:
+            open_profit = open_profit + part.profit
+        if part.holds is not None:
+            open_trades = open_trades + part.holds
+            staked = staked + part.stake
+            held.append((position, part.stake))
+    values = Values(Settled(ledger, everyone, at, day), open_profit, open_trades, staked)
     return Standing(values, held)
 
 
-def _settled(
-    ledger: Ledger, everyone: list[Position], moments: pd.DatetimeIndex
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Realized profit, today's, and today's lowest point at a close, at each moment.
+@dataclass(frozen=True)
+class Part:
+    """What one position adds to the sums at each close: its marked profit while in the
+    market, and while it holds its slot, 1 open trade and its stake still in it."""
+
+    profit: Any | None  # None: no trade yet
+    holds: Any | None  # None: not holding a slot
+    stake: Any | None
+
+
+def position_part(position: Position, in_slot: bool, ledger: Ledger, at: Moments) -> Part:
+    step = ledger.timeframe.value
+    trade = position.trade
+    share: Any = 1.0
+    profit = holds = stake = None
+    if trade is not None:
+        value, share = _marked(trade, ledger.market[trade.pair], at, step)
+        in_market = (at >= trade.entry_time.value + step) & (at < position.settle.value)
+        profit = _where(in_market, value, 0.0)
+    if in_slot:
+        holds = at < position.release.value
+        stake = _where(holds, position.stake * share, 0.0)
+    return Part(profit, holds, stake)
+
+
+class Values(Mapping[str, Any]):
+    """The named values, from the sums over positions and the settled profits; each is
+    computed when a rule first reads it (a protection reading the open profit needs
+    neither today's profit nor the exposure)."""
+
+    NAMES = (
+        "equity", "open_trades", "open_profit", "open_profit_ratio", "exposure",
+        "today_profit", "today_profit_ratio", "today_lowest_profit_ratio",
+    )  # fmt: skip
+
+    def __init__(self, settled: Settled, open_profit: Any, open_trades: Any, staked: Any) -> None:
+        self._settled = settled
+        self._sums = {"open_profit": open_profit, "open_trades": open_trades, "staked": staked}
+        self._known: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._known:
+            if name not in self.NAMES and name not in ("solvent", "day_start"):
+                raise KeyError(name)
+            self._known[name] = self._compute(name)
+        return self._known[name]
+
+    def _compute(self, name: str) -> Any:
+        match name:
+            case "equity":
+                return self._settled.starting + self._settled.realized()
+            case "open_trades" | "open_profit":
+                return self._sums[name]
+            case "solvent":  # a ratio of a blown account is undefined
+                return _where(self["equity"] > 0, self["equity"], np.nan)
+            case "open_profit_ratio":
+                return binary("/", self._sums["open_profit"], self["solvent"])
+            case "exposure":
+                return binary("/", self._sums["staked"], self["solvent"])
+            case "today_profit":
+                return self._settled.today()[0]
+            case "day_start":
+                equity, today = self["equity"], self["today_profit"]
+                return _where(equity - today > 0, equity - today, np.nan)
+            case "today_profit_ratio":
+                return binary("/", self["today_profit"], self["day_start"])
+        assert name == "today_lowest_profit_ratio"
+        return binary("/", self._settled.today()[1], self["day_start"])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.NAMES)
+
+    def __len__(self) -> int:
+        return len(self.NAMES)
+
+
+def _full(at: Moments, value: float) -> Any:
+    return np.full(len(at), value) if isinstance(at, np.ndarray) else value
+
+
+def _where(condition: Any, value: Any, otherwise: Any) -> Any:
+    if isinstance(condition, np.ndarray):
+        return np.where(condition, value, otherwise)
+    return value if condition else otherwise
+
+
+class Settled:
+    """Realized profit, today's, and today's lowest point at a close, at each moment, each
+    computed when first asked for.
 
     Profits are added in the order `advance` adds them (settlement, then position), so a
     backtest and a live run get the same numbers to the last bit; today's lowest point is
     taken after each moment's settlements, as it stood at that close."""
-    at = nanoseconds(moments)
-    day = day_starts(moments, at)
-    realized = np.full(len(at), ledger.realized)
-    today = np.zeros(len(at))
-    lowest = np.zeros(len(at))
-    previous = None
-    for settle, exit_time, profit in ledger.closed:  # settled already, in that order
-        if previous is not None and settle != previous:
-            lowest = np.minimum(lowest, today)
-        today = today + np.where(exit_time.value >= day, profit, 0.0)
-        previous = settle
-    settling = [p for p in everyone if p.trade is not None and p.settle.value <= at[-1]]
-    for position in sorted(settling, key=lambda p: (p.settle, p.id)):
-        trade = position.trade
-        assert trade is not None and trade.exit_time is not None
-        if previous is not None and position.settle != previous:
-            lowest = np.minimum(lowest, today)
-        settled = at >= position.settle.value
-        realized = realized + np.where(settled, trade.profit, 0.0)
-        this_day = settled & (trade.exit_time.value >= day)
-        today = today + np.where(this_day, trade.profit, 0.0)
-        previous = position.settle
-    return realized, today, np.minimum(lowest, today)
+
+    def __init__(self, ledger: Ledger, everyone: list[Position], at: Moments, day: Moments):
+        self.starting = ledger.starting
+        self._ledger, self._at, self._day = ledger, at, day
+        last = at[-1] if isinstance(at, np.ndarray) else at
+        settling = [p for p in everyone if p.trade is not None and p.settle.value <= last]
+        self._settling = sorted(settling, key=lambda p: (p.settle, p.id))
+        self._realized: Any = None
+        self._today: tuple[Any, Any] | None = None
+
+    def realized(self) -> Any:
+        if self._realized is None:
+            at = self._at
+            realized = _full(at, self._ledger.realized)
+            for position in self._settling:
+                assert position.trade is not None
+                settled = at >= position.settle.value
+                realized = realized + _where(settled, position.trade.profit, 0.0)
+            self._realized = realized
+        return self._realized
+
+    def today(self) -> tuple[Any, Any]:
+        """Today's profit and today's lowest point."""
+        if self._today is None:
+            at, day = self._at, self._day
+            today = _full(at, 0.0)
+            lowest = _full(at, 0.0)
+            previous = None
+            for settle, exit_time, profit in self._ledger.closed:  # settled, in that order
+                if previous is not None and settle != previous:
+                    lowest = np.minimum(lowest, today)
+                today = today + _where(exit_time.value >= day, profit, 0.0)
+                previous = settle
+            for position in self._settling:
+                trade = position.trade
+                assert trade is not None and trade.exit_time is not None
+                if previous is not None and position.settle != previous:
+                    lowest = np.minimum(lowest, today)
+                settled = at >= position.settle.value
+                this_day = settled & (trade.exit_time.value >= day)
+                today = today + _where(this_day, trade.profit, 0.0)
+                previous = position.settle
+            self._today = (today, np.minimum(lowest, today))
+        return self._today
 
 
-def _marked(
-    trade: Trade, data: PairData, at: np.ndarray, step: int
-) -> tuple[np.ndarray, np.ndarray]:
+def _marked(trade: Trade, data: PairData, at: Moments, step: int) -> tuple[Any, Any]:
     """The trade's profit if closed at each close (fills known by then, the rest marked to
     the pair's close), and the share of its amount still held."""
     sign = 1.0 if trade.side == "long" else -1.0
-    value = np.full(len(at), -trade.fills[0].fee)
-    remaining = np.full(len(at), trade.amount)
+    value = _full(at, -trade.fills[0].fee)
+    remaining = _full(at, trade.amount)
     for fill in trade.fills[1:]:
         if fill.reason == END_OF_DATA:  # the backtest's closing of what the data left open
             continue
         known = at >= fill.time.value + step
         gain = sign * (fill.price - trade.entry_price) * fill.amount - fill.fee
-        value = value + np.where(known, gain, 0.0)
-        remaining = remaining - np.where(known, fill.amount, 0.0)
+        value = value + _where(known, gain, 0.0)
+        remaining = remaining - _where(known, fill.amount, 0.0)
     closes = closes_at(data, at, step)
     value = value + sign * (closes - trade.entry_price) * remaining
-    return value, remaining / trade.amount
+    return value, np.true_divide(remaining, trade.amount)
 
 
 def nanoseconds(index: pd.DatetimeIndex) -> np.ndarray:
@@ -224,6 +331,19 @@ def open_times(index: pd.DatetimeIndex) -> np.ndarray:
     return times
 
 
+def time_at(index: pd.DatetimeIndex, position: int) -> pd.Timestamp:
+    """`index[position]`, made from the times `open_times` keeps: pandas' indexing costs
+    more than a decision's arithmetic, and the portfolio asks at every decision and fill."""
+    if index.unit != "ns":
+        return index[position]
+    return pd.Timestamp(int(open_times(index)[position]), tz=index.tz)
+
+
+def position_of(index: pd.DatetimeIndex, moment: pd.Timestamp) -> int:
+    """`index.searchsorted(moment)`, on the times `open_times` keeps."""
+    return int(np.searchsorted(open_times(index), moment.value))
+
+
 def candle_at(index: pd.DatetimeIndex, opens: np.ndarray) -> np.ndarray:
     """Position in `index` of the candle opening at each time of `opens`, or -1 (as
     `index.get_indexer` finds it for a sorted index of unique times)."""
@@ -235,10 +355,12 @@ def candle_at(index: pd.DatetimeIndex, opens: np.ndarray) -> np.ndarray:
     return np.where(found, where, -1)
 
 
-def closes_at(data: PairData, at: np.ndarray, step: int) -> np.ndarray:
+def closes_at(data: PairData, at: Any, step: int) -> Any:
     """The pair's last close known at each moment (NaN before its first candle)."""
     known = np.searchsorted(open_times(data.signals.index), at - step, side="right") - 1
     closes = data.prices["close"]
+    if not isinstance(known, np.ndarray):
+        return closes[known] if known >= 0 else np.nan
     return np.where(known >= 0, closes[np.maximum(known, 0)], np.nan)
 
 
@@ -247,94 +369,34 @@ def decision_env(
     ledger: Ledger, data: PairData, moment: pd.Timestamp
 ) -> dict[str, float | Callable[..., float]]:
     """Every portfolio value at this decision, for entering `data.pair`."""
-    now = standing(ledger, pd.DatetimeIndex([moment]))
+    now = standing_at(ledger, moment)
     env: dict[str, float | Callable[..., float]] = {
-        name: float(values[0]) for name, values in now.values.items()
+        name: float(value) for name, value in now.values.items()
     }
-    equity = float(now.values["equity"][0])
+    equity = float(now.values["equity"])
 
     def correlated_exposure(threshold: float, lookback: float) -> float:
+        others = [
+            (position, float(stake))
+            for position, stake in now.held
+            if position.pair != data.pair and stake != 0.0
+        ]
+        correlations = return_correlations(
+            _closes(data),
+            [_closes(ledger.market[position.pair]) for position, _ in others],
+            moment.value,
+            ledger.timeframe.value,
+            int(lookback),
+        )
         total = 0.0
-        for position, stake in now.held:
-            if position.pair == data.pair or stake[0] == 0.0:
-                continue
-            other = ledger.market[position.pair]
-            if return_correlation(data, other, moment, ledger.timeframe, int(lookback)) > threshold:
-                total += float(stake[0])
+        for (_, stake), correlation in zip(others, correlations, strict=True):
+            if correlation > threshold:
+                total += stake
         return total / equity if equity > 0 else float("nan")
 
     env["correlated_exposure"] = correlated_exposure
     return env
 
 
-def return_correlation(
-    a: PairData, b: PairData, moment: pd.Timestamp, timeframe: pd.Timedelta, lookback: int
-) -> float:
-    """Pearson correlation of the two pairs' close-to-close returns over the last `lookback`
-    base candles closed by `moment`, as `correlation()` computes it: undefined (NaN) when
-    a candle is missing or either is flat."""
-    back = np.arange(lookback + 1, 0, -1, dtype=np.int64) * timeframe.value
-    opens = nanoseconds(pd.DatetimeIndex([moment]))[0] - back
-    returns = []
-    for data in (a, b):
-        where = candle_at(data.signals.index, opens)
-        closes = np.where(where >= 0, data.prices["close"][np.maximum(where, 0)], np.nan)
-        returns.append(closes[1:] / closes[:-1] - 1.0)
-    return last_corr(returns[0], returns[1])  # = correlation()'s last value, to the bit
-
-
-# -- closing everything --------------------------------------------------------------------
-def first_close_all(
-    plan: Plan, rules: PortfolioRules, ledger: Ledger, moments: pd.DatetimeIndex
-) -> tuple[int, list[tuple[Position, str]]] | None:
-    """The first of `moments` at which a close-all protection holds for an open trade, and
-    every trade it closes there, with the protection's name (the first in file order)."""
-    at = nanoseconds(moments)
-    step = ledger.timeframe.value
-    now = standing(ledger, moments)
-    firing: list[tuple[int, Position, str]] = []
-    for position in sorted(ledger.slots, key=lambda p: p.id):
-        trade = position.trade
-        if trade is None or position.cut is not None:
-            continue
-        data = ledger.market[position.pair]
-        local = candle_at(data.signals.index, at - step)
-        subject = (local >= 0) & (at >= trade.entry_time.value + step)
-        subject &= at < position.release.value
-        if not subject.any():
-            continue
-        where = np.flatnonzero(local >= 0)
-        lo, hi = int(local[where[0]]), int(local[where[-1]]) + 1
-        env = {}
-        for name, values in now.values.items():
-            spread = np.full(hi - lo, np.nan)
-            spread[local[where] - lo] = values[where]
-            env[name] = spread
-        for name, rule in rules.close_all:
-            holds = np.zeros(len(at), dtype=bool)
-            verdict = evaluate_span(plan, rule.node, data.signals, lo, hi, env).astype(bool)
-            holds[where] = verdict[local[where] - lo]
-            hits = np.flatnonzero(holds & subject)
-            if len(hits):
-                firing.append((int(hits[0]), position, name))
-    if not firing:
-        return None
-    first = min(k for k, _, _ in firing)
-    cut: dict[int, tuple[Position, str]] = {}
-    for k, position, name in firing:  # protections in file order: the first one names it
-        if k == first and position.id not in cut:
-            cut[position.id] = (position, name)
-    return first, list(cut.values())
-
-
-def with_cut(data: PairData, side: Side, name: str, candle: pd.Timestamp) -> PairData:
-    """The pair's data with a close-all decided at the close of `candle`, as a protection of
-    this pair coming into force there: the trade path closes what is left at the next open."""
-    index = data.signals.index
-    series = np.zeros(len(index), dtype=bool)
-    at = int(index.searchsorted(candle))
-    if at < len(index) and index[at] == candle:
-        series[at] = True
-    rules = data.exit_rules[side]
-    cut = replace(rules, close_all=[*rules.close_all, (name, series)])
-    return replace(data, exit_rules={**data.exit_rules, side: cut})
+def _closes(data: PairData) -> Closes:
+    return open_times(data.signals.index), data.prices["close"]

@@ -11,6 +11,7 @@ candle.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -204,3 +205,43 @@ def last_corr(x: Floats, y: Floats) -> float:
         return float("nan")
     with np.errstate(divide="ignore", invalid="ignore"):
         return float(np.clip(sxy / np.sqrt(sxx * syy), -1.0, 1.0))
+
+
+def last_corrs(x: Floats, ys: Floats) -> Floats:
+    """`last_corr(x, y)` for each row `y` of `ys`, bit for bit, in one pass: a decision
+    compares one pair's window with those of every pair held. Sums along a row are
+    cumulative (sequential), as in `last_corr`; the few scalars after them are taken in
+    the same order. Rows with a non-finite or flat window go through `last_corr` itself."""
+    count, window = ys.shape
+    if window <= EXACT_UP_TO or count == 0:
+        return np.array([last_corr(x, y) for y in ys], dtype=np.float64).reshape(count)
+    rows = np.concatenate((x[None, :], ys))
+    centred = rows - rows[:, :1]
+    terms = np.concatenate((centred, centred * centred, centred[0] * centred[1:]))
+    totals: list[float] = np.cumsum(terms, axis=1)[:, -1].tolist()
+    sx, sxx_sum = totals[0], totals[count + 1]
+    # A non-finite value makes its row's sum non-finite; a flat row has no square > 0.
+    if not (math.isfinite(sx) and sxx_sum > 0):
+        return np.array([last_corr(x, y) for y in ys], dtype=np.float64)
+    sxx = sxx_sum - sx * sx / window
+    out = np.empty(count)
+    for row in range(count):
+        sy, syy_sum = totals[1 + row], totals[count + 2 + row]
+        if not (math.isfinite(sy) and syy_sum > 0):
+            out[row] = last_corr(x, ys[row])
+            continue
+        syy = syy_sum - sy * sy / window
+        sxy = totals[2 * count + 2 + row] - sx * sy / window
+        out[row] = _pearson(sxx, syy, sxy)
+    return out
+
+
+def _pearson(sxx: float, syy: float, sxy: float) -> float:
+    """The end of `last_corr` on Python floats: the same IEEE operations (the square root
+    is correctly rounded in both), and a division by zero ending as numpy's does."""
+    if sxx <= 0 or syy <= 0:
+        return math.nan
+    root = math.sqrt(sxx * syy)
+    if root == 0.0:  # the product underflowed
+        return math.nan if sxy == 0 or sxy != sxy else math.copysign(1.0, sxy)
+    return min(max(sxy / root, -1.0), 1.0)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 
 from kinetic_rules.errors import NO_SPAN, Span
+from kinetic_rules.models.settings import ModelSettings
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,15 @@ class Node:
     span: Span = field(default=NO_SPAN, compare=False, hash=False, repr=False, kw_only=True)
 
     def children(self) -> Iterator[Node]:
+        """The node's sub-trees, in order (found once per node: evaluators ask at every
+        candle, decision and trade)."""
+        known: tuple[Node, ...] | None = self.__dict__.get("_children")
+        if known is None:
+            known = tuple(self._find_children())
+            object.__setattr__(self, "_children", known)
+        return iter(known)
+
+    def _find_children(self) -> Iterator[Node]:
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, Node):
@@ -31,8 +41,9 @@ class Node:
                         yield from (v for v in item if isinstance(v, Node))
 
     def __getstate__(self) -> dict[str, object]:
-        """A copy or pickle leaves the shape's number behind (see `shape`)."""
-        return {k: v for k, v in self.__dict__.items() if k != "_shape"}
+        """A copy or pickle leaves the shape's number (see `shape`) and the found children
+        behind."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_shape", "_children")}
 
     def walk(self) -> Iterator[Node]:
         """Every node of the tree, parents before children."""
@@ -153,6 +164,28 @@ class Context(Node):
     operand: Node
     timeframe: str | None
     pair: str | None
+
+
+@dataclass(frozen=True)
+class Predict(Node):
+    """`predict(m)` or `model_accuracy(m, n)` once checked: the model's features and label
+    written out in the timeframe where it is read, and how it is trained.
+
+    The label is a condition read `settings.horizon` candles after the candle it labels:
+    only the models stage shifts it back, to build training samples. Rules read the
+    probability (or the rolling accuracy), never the label.
+    """
+
+    model: str
+    output: str  # "probability" or "accuracy"
+    window: int  # accuracy: the last `window` scored predictions; 0 for a probability
+    features: tuple[Node, ...]
+    label: Node
+    settings: ModelSettings
+
+    def probability(self) -> Predict:
+        """The probability node the accuracy of this model is scored on."""
+        return Predict(self.model, "probability", 0, self.features, self.label, self.settings)
 
 
 COMPARISON_OPS = ("<", "<=", ">", ">=", "==", "!=")

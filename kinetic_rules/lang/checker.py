@@ -20,6 +20,7 @@ from kinetic_rules.lang.checked import (
     ScannerRule,
     TrailRule,
 )
+from kinetic_rules.lang.model_sources import model_sources
 from kinetic_rules.lang.names import (
     CANDLE_FIELDS,
     CONTEXT_NAMES,
@@ -65,6 +66,7 @@ class _Checker:
     def run(self) -> CheckedStrategy:
         spec = self.spec
         params = self._params()
+        used: set[str] = set()
         symbols = Symbols(
             params=params,
             declared_params=frozenset(spec.params),
@@ -75,6 +77,10 @@ class _Checker:
             if spec.informative
             else None,
             informative_pairs=frozenset(spec.informative.pairs) if spec.informative else None,
+            models=model_sources(
+                spec.models, spec.timeframe, params, self._parse, self.error, used
+            ),
+            used=used,
         )
         self.resolver = Resolver(symbols, self.report)
         trees = {name: d.tree for name, d in symbols.definitions.items()}
@@ -85,6 +91,7 @@ class _Checker:
         self._named(out, symbols)
         self._sections(out)
         self._regime(out)
+        self._models(symbols)
         self._set_units()
         for path, message, hint in ablation_problems(spec):
             self.error(path, "ablation", message, hint)
@@ -374,6 +381,23 @@ class _Checker:
             if problem is not None:
                 message, hint = problem
                 self.report(Diagnostic("error", "unit", message, hint=hint))
+
+    def _models(self, symbols: Symbols) -> None:
+        """Check every model's features and label (also of models no rule reads yet) and
+        their units; a model no rule reads is worth a warning."""
+        for name, source in symbols.models.items():
+            used = "model:" + name in symbols.used
+            trees = [tree for _, tree in source.features] + [source.label]
+            for tree in trees:
+                if tree is not None:
+                    self.units.check(tree, None, f"models.{name}")
+            call = ast.Call("predict", (ast.Name(name),))  # its errors, if no rule met them
+            self.resolver.resolve(call, Scope.MARKET, self.spec.timeframe)
+            if not used:
+                span = self._key_span(("models", name))
+                message = f"model '{name}' is declared but no rule reads it"
+                hint = f"read it with predict({name}), or remove it"
+                self.report(Diagnostic("warning", "unused", message, span, hint))
 
     def _unused(self, symbols: Symbols, out: CheckedStrategy) -> None:
         for name, definition in symbols.definitions.items():

@@ -220,4 +220,20 @@ def reads_context(node: ast.Node) -> bool:
     return False
 
 
+# Functions over a model declared under `models:`: the checker writes the model out in the
+# call (lang.ast.Predict), docs/models.md explains them.
+MODEL_FUNCTIONS = {
+    "predict": (
+        "predict(model)",
+        "the model's probability (0 to 1) that its label will hold, from the model trained at "
+        "the last retraining point; undefined where it has none",
+    ),
+    "model_accuracy": (
+        "model_accuracy(model, n)",
+        "the share of the model's last n predictions whose label is known by now that fell "
+        "on the right side of 0.5; undefined until n are known",
+    ),
+}
+MAX_ACCURACY_WINDOW = 10_000
+
 RESERVED = {"regime", "otherwise", "true", "false", "and", "or", "not", "if", "then", "else"}

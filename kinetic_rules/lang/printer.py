@@ -49,6 +49,10 @@ def _print(node: ast.Node) -> tuple[str, int]:
         case ast.Call(func=f, args=args, kwargs=kwargs):
             parts = [to_text(a) for a in args] + [f"{k}={to_text(v)}" for k, v in kwargs]
             return f"{f}({', '.join(parts)})", _POSTFIX
+        case ast.Predict(model=model, output="accuracy", window=window):
+            return f"model_accuracy({model}, {window})", _POSTFIX
+        case ast.Predict(model=model):
+            return f"predict({model})", _POSTFIX
         case ast.History(operand=o, offset=off):
             return f"{_wrap(_print(o), _POSTFIX)}[{_offset(off)}]", _POSTFIX
         case ast.Context(operand=o, timeframe=tf, pair=pair):

@@ -25,10 +25,12 @@ from kinetic_rules.lang.limits import (
     list_values,
     window_hint,
 )
+from kinetic_rules.lang.model_calls import resolve_model_call
 from kinetic_rules.lang.names import (
     CANDLE_FIELDS,
     CONTEXT_FUNCTIONS,
     CONTEXT_NAMES,
+    MODEL_FUNCTIONS,
     PORTFOLIO_NAMES,
     Scope,
     reads_context,
@@ -68,6 +70,8 @@ class Resolver:
         self._was_duration = False  # the argument just resolved was written as a duration
         self._depth = 0  # nodes being resolved, one inside the other
         self._meter = TreeMeter()
+        self._in_model = 0  # > 0 while resolving a model's features and label
+        self._models: dict[tuple[str, str], tuple[tuple[ast.Node, ...], ast.Node] | None] = {}
 
     # entry point ----------------------------------------------------------------------
     def resolve(self, tree: ast.Node, scope: Scope, timeframe: str) -> Typed | None:
@@ -421,6 +425,8 @@ class Resolver:
 
     # calls ------------------------------------------------------------------------------
     def _r_Call(self, node: ast.Call, scope: Scope, tf: str) -> Typed | None:
+        if node.func in MODEL_FUNCTIONS:
+            return resolve_model_call(self, node, scope, tf)
         function = REGISTRY.get(node.func)
         if node.func in CONTEXT_FUNCTIONS:
             function, allowed = CONTEXT_FUNCTIONS[node.func]
@@ -432,7 +438,7 @@ class Resolver:
                 self._error(span, "wrong-place", message, hint)
                 return None
         if function is None:
-            names = REGISTRY.names() + list(CONTEXT_FUNCTIONS)
+            names = REGISTRY.names() + list(CONTEXT_FUNCTIONS) + list(MODEL_FUNCTIONS)
             near = difflib.get_close_matches(node.func, names, n=1, cutoff=0.6)
             hint = f"did you mean {near[0]}(...)?" if near else "see `kinetic-rules functions`"
             span = Span(node.span.source, node.span.start, node.span.start + len(node.func))

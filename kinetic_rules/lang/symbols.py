@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from kinetic_rules.lang import ast
 from kinetic_rules.lang.names import Scope
+from kinetic_rules.models.settings import ModelSettings
 
 NUMBER, BOOL, STRING, LIST, DURATION = "number", "bool", "string", "list", "duration"
 
@@ -27,6 +28,17 @@ class Definition:
 
 
 @dataclass
+class ModelSource:
+    """A model as written: its parsed features and label (None: did not parse), and how it
+    is trained, the horizon already in candles of the base timeframe."""
+
+    name: str
+    features: list[tuple[str, ast.Node | None]]
+    label: ast.Node | None
+    settings: ModelSettings
+
+
+@dataclass
 class Symbols:
     params: dict[str, float | int | bool | str]
     definitions: dict[str, Definition]
@@ -36,6 +48,7 @@ class Symbols:
     informative_pairs: frozenset[str] | None = None
     declared_params: frozenset[str] = frozenset()  # including those whose value was rejected
     used: set[str] = field(default_factory=set)
+    models: dict[str, ModelSource] = field(default_factory=dict)
 
 
 def is_regime(node: ast.Node) -> bool:

@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from kinetic_rules.errors import Diagnostic, Span
 from kinetic_rules.functions import REGISTRY, Function
 from kinetic_rules.lang import ast
-from kinetic_rules.lang.names import CANDLE_FIELDS, CONTEXT_FUNCTIONS, CONTEXT_NAMES
+from kinetic_rules.lang.names import (
+    CANDLE_FIELDS,
+    CONTEXT_FUNCTIONS,
+    CONTEXT_NAMES,
+    MODEL_FUNCTIONS,
+)
 from kinetic_rules.lang.printer import to_text
 from kinetic_rules.spec.loader import Positions
 from kinetic_rules.spec.models import Param
@@ -186,6 +191,8 @@ class UnitChecker:
         return Measured(self._measure(node.operand).unit, node)
 
     def _m_Call(self, node: ast.Call) -> Measured:
+        if node.func in MODEL_FUNCTIONS:  # a probability, or a share of predictions
+            return Measured(Unit.RATIO, node)
         function = REGISTRY.get(node.func)
         if node.func in CONTEXT_FUNCTIONS:
             function = CONTEXT_FUNCTIONS[node.func][0]

@@ -57,6 +57,7 @@ TITLES: dict[EventKind, str] = {
     "fail_safe_left": "Fail-safe OFF: trading again",
     "error": "Error",
     "warning": "Warning",
+    "control": "Control",
 }
 _LEVELS: dict[EventKind, int] = {
     "order_rejected": logging.WARNING,

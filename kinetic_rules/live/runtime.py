@@ -12,6 +12,7 @@ fills instead of the fill model, while the decisions stay the backtest's.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from collections.abc import Callable
@@ -25,7 +26,13 @@ from kinetic_rules.engine.fills import fill_model
 from kinetic_rules.engine.model import Side, Trade
 from kinetic_rules.engine.orders import Event, EventKind
 from kinetic_rules.engine.portfolio import Candidate, PairData, Portfolio, candidate
-from kinetic_rules.live.events import Notifier
+from kinetic_rules.live.events import (
+    CloseMoment,
+    CloseObserver,
+    LiveState,
+    Notifier,
+    OpenPosition,
+)
 from kinetic_rules.live.monitor import MonitorExit, close_on_paper, monitor_exits
 from kinetic_rules.live.source import MarketSource
 from kinetic_rules.timeframes import timeframe_seconds
@@ -35,6 +42,15 @@ if TYPE_CHECKING:
 
 _REPORTED_CLOSED = -1
 log = logging.getLogger("kinetic_rules.live")
+
+
+@dataclass(frozen=True)
+class Pause:
+    """New entries paused after the close `after` (None: from the start) until the close
+    `until` included (None: still paused)."""
+
+    after: pd.Timestamp | None
+    until: pd.Timestamp | None
 
 
 class TradeSink(Protocol):
@@ -76,6 +92,11 @@ class Runtime:
         self.executor: Executor | None = None
         self._fail_safe = False  # the broker's, as last told
         self._stop = threading.Event()
+        # When a person paused new entries: (after close, until close) — entries are not
+        # made at closes in between; until None: paused still. Exits go on regardless.
+        self._pauses: list[Pause] = []
+        self.observers: list[CloseObserver] = []  # the dashboard, watching each close
+        self._step: int | None = None  # the last close processed
         self._lock = threading.Lock()  # chat commands read state from another thread
 
     # -- the loop ------------------------------------------------------------------------
@@ -95,7 +116,8 @@ class Runtime:
             closing = self.portfolio.observe(closed_at, view, play=executor is None)
             if executor is not None and closing:
                 executor.close(closing, view, closed_at)
-            if not self._stop.is_set() and not (executor and executor.broker_in_fail_safe):
+            taken = []
+            if self._may_enter(closed_at):
                 ranked = _ranked(self.plan, view, step)
                 taken = self.portfolio.decide(closed_at, ranked)
                 report.decided = len(taken)
@@ -103,8 +125,27 @@ class Runtime:
                     executor.submit(taken, view, closed_at)
             else:
                 self.portfolio.advance(closed_at)
+            self._step = step
             self._report(report)
-            return report
+            moment = CloseMoment(
+                closed_at, self.plan, view, step, [(p.pair, p.side, p.id) for p in taken],
+                self._paused_at(closed_at),
+                self._stop.is_set(), bool(executor and executor.broker_in_fail_safe),
+            )  # fmt: skip
+        self._tell_observers(moment)  # outside the lock: an observer may read the state
+        return report
+
+    def _may_enter(self, closed_at: pd.Timestamp) -> bool:
+        if self._stop.is_set() or self._paused_at(closed_at):
+            return False
+        return not (self.executor is not None and self.executor.broker_in_fail_safe)
+
+    def _tell_observers(self, moment: CloseMoment) -> None:
+        for observer in self.observers:
+            try:
+                observer.closed(moment)
+            except Exception:  # an observer failing must not stop trading
+                log.exception("a close observer failed")
 
     def poll(self, step: int, now: pd.Timestamp) -> StepReport:
         """Between closes, with an executor: follow the orders (fills, timeouts, stops)."""
@@ -187,12 +228,121 @@ class Runtime:
             self._report(report)
             return report
 
-    def request_stop(self) -> None:
+    def request_stop(self, who: str = "") -> None:
         self._stop.set()
 
-    def announce(self, kind: EventKind, time: pd.Timestamp, message: str) -> None:
+    def pause(self) -> None:
+        """No new entries from the next close on; open trades go on as before."""
+        with self._lock:
+            if not self.paused:
+                self._pauses.append(Pause(self._last_close(), None))
+
+    def resume(self) -> None:
+        """Entries again from the next close on."""
+        with self._lock:
+            if self.paused:
+                after = self._pauses[-1].after
+                until = self._last_close()
+                if until is None:  # no close yet in this process: no close was skipped
+                    self._pauses.pop()
+                else:
+                    self._pauses[-1] = Pause(after, until)
+
+    @property
+    def paused(self) -> bool:
+        return bool(self._pauses) and self._pauses[-1].until is None
+
+    def pauses(self) -> list[Pause]:
+        """Every pause so far, to journal: a resumed session replaying its closes must
+        skip the entries it skipped before."""
+        return list(self._pauses)
+
+    def restore_pauses(self, pauses: list[Pause]) -> None:
+        """The pauses of this session before a restart (call before replaying a close)."""
+        with self._lock:
+            self._pauses = list(pauses)
+
+    def _paused_at(self, closed_at: pd.Timestamp) -> bool:
+        return any(
+            (p.after is None or p.after < closed_at) and (p.until is None or closed_at <= p.until)
+            for p in self._pauses
+        )
+
+    def _last_close(self) -> pd.Timestamp | None:
+        if self._step is None:
+            return None
+        return self.source.timeline[self._step] + self.step_length
+
+    def close_positions(
+        self, trade_ids: set[int] | None, reason: str, now: pd.Timestamp | None = None
+    ) -> list[Trade]:
+        """Close open trades (`trade_ids` None: all of them): on paper at their pair's
+        last close, at that close's time; with an executor, at market on the exchange,
+        sent at `now`. The trades asked to close."""
+        with self._lock:
+            if self._step is None:
+                return []
+            view = self.source.as_of(self._step)
+            last_close = self.source.timeline[self._step] + self.step_length
+            exits = [
+                MonitorExit(p, reason, float(view[p.pair].prices["close"][-1]))
+                for p in self.portfolio.unresolved()
+                if p.trade is not None and p.trade.exit_time is None and p.pair in view
+                and (trade_ids is None or p.trade.id in trade_ids)
+            ]  # fmt: skip
+            at = last_close
+            if self.executor is not None:
+                at = max(now, last_close) if now is not None else last_close
+                self.executor.close_now(exits, at)
+            else:
+                for exit in exits:
+                    close_on_paper(self.portfolio, self.portfolio.fills, exit, at)
+            if exits:
+                self._report(StepReport(at))
+            return [exit.position.trade for exit in exits if exit.position.trade is not None]
+
+    def state(self, trades: bool = True) -> LiveState:
+        """The session at its last close, copied: safe to read on another thread
+        (`trades` False: the open positions only, cheaper on a long session)."""
+        with self._lock:
+            time = (
+                None
+                if self._step is None
+                else (self.source.timeline[self._step] + self.step_length)
+            )
+            view = self.source.as_of(self._step) if self._step is not None else {}
+            positions = []
+            for trade in self.portfolio.trades:
+                if trade.exit_time is not None:
+                    continue
+                data = view.get(trade.pair)
+                price = float(data.prices["close"][-1]) if data is not None else None
+                positions.append(_open_position(copy.deepcopy(trade), price))
+            return LiveState(
+                time,
+                positions,
+                [copy.deepcopy(t) for t in self.trades()] if trades else [],
+                self.portfolio.starting_balance,
+                sum(t.profit for t in self.portfolio.trades if t.exit_time is not None),
+                self.paused,
+                self._stop.is_set(),
+                self._fail_safe,
+            )
+
+    def market(self) -> dict[str, PairData]:
+        """Every pair's data at the last close (for the dashboard's candle chart)."""
+        with self._lock:
+            return {} if self._step is None else dict(self.source.as_of(self._step))
+
+    def announce(
+        self,
+        kind: EventKind,
+        time: pd.Timestamp,
+        message: str,
+        data: dict[str, object] | None = None,
+    ) -> None:
         """Tell the notifiers something that is not about one trade (e.g. fail-safe)."""
-        event = Event(kind, time, message)
+        event = Event(kind, time, message, data or {})
         for notifier in self.notifiers:
             notifier.notify(event)
 
@@ -294,3 +444,16 @@ def _closed_text(trade: Trade) -> str:
         f"Closed {trade.pair} {trade.side} at {trade.exit_price or 0:.6g} ({trade.exit_reason}): "
         f"{trade.profit:+.2f} ({trade.profit_ratio:+.2%})"
     )
+
+
+def _open_position(trade: Trade, price: float | None) -> OpenPosition:
+    """What an open trade would make if closed at `price`: its profit so far (take-profits,
+    fees, funding) plus the rest of its amount at that price."""
+    closing = [f for f in trade.fills if f.reason != "entry"]
+    left = trade.amount - sum(f.amount for f in closing)
+    unrealized = None
+    if price is not None and trade.fills:
+        sign = 1.0 if trade.side == "long" else -1.0
+        unrealized = trade.profit + sign * (price - trade.entry_price) * left
+    stop = trade.stop if trade.stop is not None else trade.initial_stop
+    return OpenPosition(trade, price, unrealized, len(closing), stop != trade.initial_stop)

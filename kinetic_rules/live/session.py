@@ -80,6 +80,9 @@ class TradingSession:
     bid_asks: BidAskStream | None = None  # bids and asks pushed over a WebSocket (started)
     monitor_every: float = 0.0  # seconds between looks at the open positions (0: no monitor)
     tickers: TickerReader | None = None  # the monitor's prices (default: the exchange's tickers)
+    # Called on the new runtime before a resumed session replays its closes (the controls
+    # restore the pauses a person made, so the replay skips the entries they skipped).
+    prepare: Callable[[Runtime], object] | None = None
     _seen: dict[tuple[str, str], pd.Timestamp] = field(default_factory=dict)
     _last_close: pd.Timestamp | None = None
 
@@ -114,6 +117,8 @@ class TradingSession:
         source = self._windows(sizes, until=began)
         notifiers = self.runtime.notifiers if self.runtime else None
         self.runtime = Runtime(self.plan, source, notifiers, sink=self.sink)
+        if self.prepare is not None:
+            self.prepare(self.runtime)
         self.fail_safe = FailSafe(
             "the exchange's candle feed",
             clock=lambda: self.clock().timestamp(),
@@ -158,7 +163,12 @@ class TradingSession:
             if len(frame):
                 self._seen[key] = frame.index[-1]
         return WindowSource(
-            self.plan, self.pairs, history, sizes, live=self.live_inputs is not None
+            self.plan,
+            self.pairs,
+            history,
+            sizes,
+            live=self.live_inputs is not None,
+            background_training=True,
         )
 
     @property

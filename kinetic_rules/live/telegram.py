@@ -1,4 +1,5 @@
-"""TelegramNotifier: alerts to one chat, and the commands /status, /profit and /stop from it.
+"""TelegramNotifier: alerts to one chat, and the commands /status, /profit, /stop, /pause,
+/resume and /closeall (confirmed by /confirm within a minute) from it.
 
 The runtime is synchronous and python-telegram-bot is asyncio, so the notifier owns a
 thread with its own event loop. `notify()` only puts text on a bounded queue and returns;
@@ -60,12 +61,18 @@ HELP = (
     "Commands:\n"
     "/status - open trades: pair, side, entry, profit, stop\n"
     "/profit - closed profit today and in total, open profit\n"
-    "/stop - stop opening trades and shut down (exchange stops stay)"
+    "/stop - stop opening trades and shut down (exchange stops stay)\n"
+    "/pause - no new entries (exits and stops go on); /resume - entries again\n"
+    "/closeall - close every open trade at market (then /confirm within 60 s)"
 )
+CONFIRM_SECONDS = 60.0  # /closeall waits this long for /confirm
 COMMANDS = [
     BotCommand("status", "Open trades"),
     BotCommand("profit", "Profit today, in total, and open"),
     BotCommand("stop", "Stop opening trades and shut down"),
+    BotCommand("pause", "No new entries until /resume"),
+    BotCommand("resume", "Make new entries again"),
+    BotCommand("closeall", "Close every open trade (asks for /confirm)"),
     BotCommand("help", "What this bot answers"),
 ]
 MAX_TEXT = 4096  # Telegram's limit for one message
@@ -104,6 +111,7 @@ class TelegramNotifier:
         self._outbox: queue.Queue[str] = queue.Queue(maxsize=queue_size)
         self._closing = threading.Event()
         self._stop_requested = False
+        self._close_all_asked: float | None = None  # monotonic time of an unconfirmed /closeall
         self._disabled = False  # the token was rejected: nothing will ever get through
         self._in_flight = False
         self._strangers = StrangerLog()
@@ -210,6 +218,10 @@ class TelegramNotifier:
         app.add_handler(CommandHandler("status", self._on_status, filters=only_ours))
         app.add_handler(CommandHandler("profit", self._on_profit, filters=only_ours))
         app.add_handler(CommandHandler("stop", self._on_stop, filters=only_ours))
+        app.add_handler(CommandHandler("pause", self._on_pause, filters=only_ours))
+        app.add_handler(CommandHandler("resume", self._on_resume, filters=only_ours))
+        app.add_handler(CommandHandler("closeall", self._on_close_all, filters=only_ours))
+        app.add_handler(CommandHandler("confirm", self._on_confirm, filters=only_ours))
         app.add_handler(MessageHandler(filters.COMMAND & only_ours, self._on_help))
         app.add_error_handler(self._on_error)
         return app
@@ -357,10 +369,46 @@ class TelegramNotifier:
         self.send_text(STOP_REPLY)
         logger.warning("Telegram: /stop from chat %s", self.chat_id)
         try:
-            self._controls.request_stop()
+            self._controls.request_stop(_who(update))
         except Exception:
             logger.exception("Telegram: /stop failed")
             self.send_text("The stop request failed: see the bot's log.")
+
+    async def _on_pause(self, update: Update, context: _Context) -> None:
+        self.send_text(
+            _act(
+                lambda: self._controls.pause(_who(update)),
+                "pause",
+                "Paused: no new entries; exits and stops go on.",
+            )
+        )
+
+    async def _on_resume(self, update: Update, context: _Context) -> None:
+        self.send_text(
+            _act(
+                lambda: self._controls.resume(_who(update)), "resume", "Resumed: new entries again."
+            )
+        )
+
+    async def _on_close_all(self, update: Update, context: _Context) -> None:
+        self._close_all_asked = time.monotonic()
+        self.send_text(
+            f"Close every open trade at market? Send /confirm within {CONFIRM_SECONDS:g} s."
+        )
+
+    async def _on_confirm(self, update: Update, context: _Context) -> None:
+        asked, self._close_all_asked = self._close_all_asked, None
+        if asked is None or time.monotonic() - asked > CONFIRM_SECONDS:
+            self.send_text("Nothing to confirm (send /closeall first; it waits 60 s).")
+            return
+        closed: list[int] = []
+
+        def close() -> None:
+            closed.append(self._controls.close_all(_who(update)))
+
+        self.send_text(_act(close, "closeall", "Closing all open trades."))
+        if closed:
+            self.send_text(f"{closed[0]} open trade(s) closing.")
 
     async def _on_help(self, update: Update, context: _Context) -> None:
         self.send_text(HELP)
@@ -378,6 +426,23 @@ def _ask(produce: Callable[[], str], what: str) -> str:
     except Exception:
         logger.exception("Telegram: /%s failed", what)
         return f"Could not get the {what}: see the bot's log."
+
+
+def _act(action: Callable[[], object], what: str, reply: str) -> str:
+    try:
+        action()
+    except Exception:
+        logger.exception("Telegram: /%s failed", what)
+        return f"/{what} failed: see the bot's log."
+    return reply
+
+
+def _who(update: Update) -> str:
+    """Who asked, for the event log: the sender's @username, else their user id."""
+    user = update.effective_user
+    if user is None:
+        return "telegram"
+    return f"telegram @{user.username}" if user.username else f"telegram user {user.id}"
 
 
 class StrangerLog:

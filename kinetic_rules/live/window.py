@@ -25,17 +25,28 @@ from kinetic_rules.compile.candle_windows import CandleWindow
 from kinetic_rules.compile.evaluate import PairSignals
 from kinetic_rules.compile.incremental import IncrementalEvaluator
 from kinetic_rules.compile.plan import Plan
+from kinetic_rules.compile.predict import model_candles
 from kinetic_rules.data.candles import timeframe_ns
 from kinetic_rules.data.gaps import fill_gaps, fills_until
 from kinetic_rules.engine.pairs import assemble_market, warmed_up
 from kinetic_rules.engine.portfolio import PairData
+from kinetic_rules.models import BackgroundTrainer
+from kinetic_rules.timeframes import timeframe_seconds
 
 DEFAULT_WINDOW = 3000  # candles kept per (pair, timeframe) at least
 
 
 def window_sizes(plan: Plan, least: int = DEFAULT_WINDOW) -> dict[str, int]:
-    """Candles to keep per timeframe: the warm-up, many times over, and never fewer than `least`."""
-    return {tf: max(least, 10 * candles) for tf, candles in plan.warmup.items()}
+    """Candles to keep per timeframe: the warm-up, many times over, and never fewer than
+    `least`; on the base timeframe also what a model retrains on (compile/predict.py)."""
+    sizes = {tf: max(least, 10 * candles) for tf, candles in plan.warmup.items()}
+    models = model_candles(plan.market, timeframe_seconds(plan.timeframe))
+    if models:
+        base = plan.timeframe
+        # plus that window again before the oldest sample: the samples' features are then
+        # the backtest's, bit for bit, as every other series is
+        sizes[base] = models + sizes.get(base, least)
+    return sizes
 
 
 class WindowSource:
@@ -48,6 +59,7 @@ class WindowSource:
         history: Mapping[tuple[str, str], pd.DataFrame],
         sizes: dict[str, int] | None = None,
         live: bool = False,
+        background_training: bool = False,
     ) -> None:
         self.plan = plan
         self._pairs = list(pairs)
@@ -60,6 +72,9 @@ class WindowSource:
         # One evaluator for the whole session: it keeps the windows and every series on them.
         evaluated = plan.with_live_steps() if live else plan
         self._evaluator = IncrementalEvaluator(evaluated, self.sizes, DEFAULT_WINDOW)
+        if background_training:  # a session: models retrain without delaying a decision
+            evaluator = self._evaluator
+            evaluator.trainer = BackgroundTrainer(evaluator.models)
         for (pair, timeframe), frame in history.items():
             self.add(pair, timeframe, frame)
         self.timeline = pd.DatetimeIndex([], tz="UTC")

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from kinetic_rules.spec.predictors import Models
 from kinetic_rules.spec.types import (
     Condition,
     Duration,
@@ -422,6 +423,11 @@ class Strategy(Section):
     orders: Orders = Field(default_factory=Orders)
     backtest: Backtest = Field(default_factory=Backtest)
     ablation: Ablation = Field(default_factory=Ablation)
+    models: Models = Field(
+        default_factory=dict,
+        description="Learned predictors rules read with predict(name) and "
+        "model_accuracy(name, n), trained point in time (docs/models.md).",
+    )
 
     model_config = ConfigDict(
         extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False

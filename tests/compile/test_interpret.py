@@ -9,7 +9,7 @@ import pytest
 from kinetic_rules.compile.evaluate import Evaluator, PairSignals
 from kinetic_rules.compile.interpret import bind, function_of
 from kinetic_rules.compile.plan import build_plan
-from kinetic_rules.compile.trade_eval import evaluate_span
+from kinetic_rules.compile.trade_eval import evaluate_at, evaluate_span
 from kinetic_rules.functions import REGISTRY, ArgKind
 from kinetic_rules.lang import ast
 from kinetic_rules.lang.checker import check
@@ -42,6 +42,15 @@ def test_the_trade_scope_computes_what_the_batch_computes(name: str) -> None:
     spanned = evaluate_span(plan, node, bare, 0, len(full.index), {})
     assert spanned.dtype == batch.dtype
     np.testing.assert_array_equal(spanned, batch)
+    # One candle on scalars (a portfolio decision's form) is a span of one candle.
+    for local in range(0, len(full.index), 37):
+        alone = evaluate_at(plan, node, bare, local, {})
+        assert not isinstance(alone, np.ndarray)
+        one = evaluate_span(plan, node, bare, local, local + 1, {})
+        np.testing.assert_array_equal(alone, one[0])
+    stored = PairSignals(full.pair, full.index, full.values, None)
+    for local in range(0, len(full.index), 37):  # and a stored series is read, not computed
+        np.testing.assert_array_equal(evaluate_at(plan, node, stored, local, {}), batch[local])
     assert np.isfinite(batch[100:]).any() if batch.dtype != bool else batch.any()
 
 

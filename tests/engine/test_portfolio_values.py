@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from kinetic_rules.compile.evaluate import PairSignals
 from kinetic_rules.engine.model import END_OF_DATA, Fill, Side, Trade
 from kinetic_rules.engine.portfolio import NEVER, PairData, Position
-from kinetic_rules.engine.portfolio_values import Ledger, decision_env, standing
+from kinetic_rules.engine.portfolio_values import Ledger, decision_env, standing, standing_at
 
 STEP = pd.Timedelta("15min")
 START = pd.Timestamp("2024-03-01 22:00", tz="UTC")
@@ -274,3 +274,17 @@ def test_a_close_computed_with_others_equals_it_computed_alone(book: Ledger, fir
         alone = values_at(book, k)
         for name, values in many.items():
             np.testing.assert_array_equal(values[offset], alone[name][0], err_msg=name)
+
+
+@given(books(), st.integers(0, 28))
+def test_one_close_in_plain_numbers_equals_it_in_an_array(book: Ledger, k: int) -> None:
+    """A decision computes its close's values on scalars: the same bits as the arrays."""
+    moment = candle(k) + STEP
+    plain = standing_at(book, moment)
+    array = standing(book, pd.DatetimeIndex([moment]))
+    for name, values in array.values.items():
+        assert not isinstance(plain.values[name], np.ndarray)
+        np.testing.assert_array_equal(plain.values[name], values[0], err_msg=name)
+    assert [p.id for p, _ in plain.held] == [p.id for p, _ in array.held]
+    for (_, one), (_, many) in zip(plain.held, array.held, strict=True):
+        np.testing.assert_array_equal(one, many[0])

@@ -51,6 +51,7 @@ class FakeControls:
         self.stops = 0
         self.stopped = threading.Event()
         self.status = "SOL/USDT long 145.20 +1.2% stop 140.00"
+        self.asked: list[tuple[str, str]] = []
 
     def status_text(self) -> str:
         return self.status
@@ -58,9 +59,19 @@ class FakeControls:
     def profit_text(self) -> str:
         return "Today +12.00 USDT; total +80.00 USDT; open +3.00 USDT"
 
-    def request_stop(self) -> None:
+    def request_stop(self, who: str = "telegram") -> None:
         self.stops += 1
         self.stopped.set()
+
+    def pause(self, who: str) -> None:
+        self.asked.append(("pause", who))
+
+    def resume(self, who: str) -> None:
+        self.asked.append(("resume", who))
+
+    def close_all(self, who: str) -> int:
+        self.asked.append(("close_all", who))
+        return 2
 
 
 def event(kind: EventKind, message: str = "Something happened") -> Event:
@@ -268,11 +279,33 @@ def test_stop_replies_then_requests_a_stop_once(
     assert controls.stops == 1
 
 
+def test_pause_resume_and_a_confirmed_close_all_reach_the_controls_with_who_asked(
+    telegram: TelegramStandin, make: Callable[..., TelegramNotifier], controls: FakeControls
+) -> None:
+    make()
+    telegram.wait_for_polling()
+    telegram.push_text(CHAT, "/pause")
+    telegram.push_text(CHAT, "/confirm")  # nothing asked yet: nothing closes
+    telegram.push_text(CHAT, "/closeall")
+    telegram.push_text(CHAT, "/confirm")
+    telegram.push_text(CHAT, "/confirm")  # a second confirm finds nothing to confirm
+    telegram.push_text(CHAT, "/resume")
+    sent = [s.text for s in telegram.wait_for_sent(7)]
+    assert sent[0].startswith("Paused: no new entries")
+    assert sent[1].startswith("Nothing to confirm")
+    assert sent[2].startswith("Close every open trade at market? Send /confirm")
+    assert sent[3:5] == ["Closing all open trades.", "2 open trade(s) closing."]
+    assert sent[5].startswith("Nothing to confirm")
+    assert sent[6].startswith("Resumed")
+    who = "telegram user 4242"  # the stand-in's user has no @username
+    assert controls.asked == [("pause", who), ("close_all", who), ("resume", who)]
+
+
 def test_controls_may_close_the_notifier_from_a_command(
     telegram: TelegramStandin, make: Callable[..., TelegramNotifier], controls: FakeControls
 ) -> None:
     notifier = make()
-    controls.request_stop = notifier.close  # type: ignore[method-assign]
+    controls.request_stop = lambda who="": notifier.close()  # type: ignore[method-assign]
     telegram.wait_for_polling()
     telegram.push_text(CHAT, "/stop")
     assert telegram.wait_for_sent(1)[0].text == STOP_REPLY  # queued before the stop: delivered

@@ -1,0 +1,146 @@
+"""`kinetic-rules ui` and `run … --ui`: the dashboard (see docs/dashboard.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kinetic_rules.errors import ConfigError
+
+if TYPE_CHECKING:
+    from kinetic_rules.live.controls import SessionControls
+    from kinetic_rules.ui.serve import Background, Listen
+
+DEFAULT_LISTEN = "127.0.0.1:8080"
+
+
+def _tls_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ui-cert", type=Path, metavar="FILE", help="TLS certificate (PEM)")
+    parser.add_argument("--ui-key", type=Path, metavar="FILE", help="TLS private key (PEM)")
+    parser.add_argument(
+        "--ui-insecure",
+        action="store_true",
+        help="allow a non-loopback address without TLS (the token crosses the network in "
+        "clear text: only on a network that is yours alone)",
+    )
+
+
+def add_run_flags(run: argparse.ArgumentParser) -> None:
+    run.add_argument(
+        "--ui",
+        nargs="?",
+        const=DEFAULT_LISTEN,
+        metavar="HOST:PORT",
+        help=f"serve the dashboard while trading (default {DEFAULT_LISTEN}); controls need "
+        "KINETIC_UI_TOKEN. See docs/dashboard.md",
+    )
+    _tls_flags(run)
+
+
+def listen_for_run(args: argparse.Namespace) -> Listen | None:
+    """`--ui`'s address, checked before the session starts; None without --ui."""
+    if args.ui is None:
+        if args.ui_cert or args.ui_key or args.ui_insecure:
+            raise ConfigError("--ui-cert, --ui-key and --ui-insecure go with --ui")
+        return None
+    from kinetic_rules.ui.serve import listen_from, token_from_env
+
+    token_from_env()  # a token too short is refused now, not after the session started
+    return listen_from(args.ui, args.ui_cert, args.ui_key, args.ui_insecure, "--ui")
+
+
+def plan_for(listen: Listen | None, plan: Any) -> Any:
+    """With --ui, the plan also keeps what the decision feed shows (explain's lines)."""
+    if listen is None:
+        return plan
+    from kinetic_rules.backtest.explain import showing_entries
+
+    return showing_entries(plan)
+
+
+def controls_for(runtime: Any, journal: Any) -> SessionControls:
+    """The one set of controls Telegram and the dashboard share."""
+    from kinetic_rules.live.controls import SessionControls
+
+    return SessionControls(runtime, journal)
+
+
+def serve_for_run(
+    listen: Listen | None, controls: SessionControls, strategy: Path, journal: Any
+) -> Background | None:
+    if listen is None:
+        return None
+    from kinetic_rules.ui.serve import token_from_env
+    from kinetic_rules.ui.session import serve_session
+
+    return serve_session(controls, strategy, listen, token_from_env(), journal)
+
+
+def linger(dashboard: Background | None, runtime: Any) -> None:
+    """A finished replay keeps its dashboard open until Ctrl-C or the stop control."""
+    if dashboard is None:
+        return
+    print("replay done; the dashboard stays open until Ctrl-C", file=sys.stderr)
+    while not runtime.stopping:
+        time.sleep(0.2)
+
+
+def register(commands: argparse._SubParsersAction[Any]) -> None:
+    ui = commands.add_parser(
+        "ui",
+        help="the dashboard of a stopped or remote session's trade store, or of a "
+        "backtest's results (read-only)",
+        description="Serve the dashboard over a trade store: positions, trades, equity and "
+        "the event log of a session that ran (or runs elsewhere) with that store. Controls "
+        "answer 409: only `run … --ui` can control a session. See docs/dashboard.md.",
+    )
+    what = ui.add_mutually_exclusive_group()
+    what.add_argument(
+        "--db",
+        metavar="URL",
+        help="the trade store (default: $KINETIC_RULES_DB or sqlite:///user_data/trades.sqlite)",
+    )
+    what.add_argument(
+        "--results",
+        metavar="DIR",
+        type=Path,
+        help="a finished backtest's results (the folder `backtest --report DIR` wrote)",
+    )
+    ui.add_argument(
+        "--listen",
+        default=DEFAULT_LISTEN,
+        metavar="HOST:PORT",
+        help=f"where to serve it (default {DEFAULT_LISTEN})",
+    )
+    _tls_flags(ui)
+    ui.set_defaults(handler=ui_command)
+
+
+def ui_command(args: argparse.Namespace) -> int:
+    from kinetic_rules.persist import TradeStore
+    from kinetic_rules.ui.app import create_app
+    from kinetic_rules.ui.serve import listen_from, server, token_from_env
+    from kinetic_rules.ui.sources import StoreSource
+
+    listen = listen_from(args.listen, args.ui_cert, args.ui_key, args.ui_insecure)
+    token = token_from_env()
+    if args.results is not None:
+        from kinetic_rules.ui.results import ResultsSource
+
+        results = create_app(ResultsSource(args.results), token)
+        print(f"dashboard of {args.results} on {listen.url}; Ctrl-C stops", file=sys.stderr)
+        server(results, listen).run()
+        return 0
+    store = TradeStore(args.db, create=False, read_only=True)
+    try:
+        app = create_app(StoreSource(store), token)
+        print(
+            f"dashboard of {store.where} on {listen.url} (read-only); Ctrl-C stops", file=sys.stderr
+        )
+        server(app, listen).run()
+    finally:
+        store.close()
+    return 0

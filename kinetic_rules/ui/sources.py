@@ -1,0 +1,351 @@
+"""Where the dashboard reads from: a session running in this process, or a trade store.
+
+Both answer the same questions with the API's models, so the app never asks which one
+it has; only a running session can be controlled.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+import pandas as pd
+
+from kinetic_rules.engine.model import Trade
+from kinetic_rules.engine.orders import Event
+from kinetic_rules.files import read_regular
+from kinetic_rules.live.controls import SessionControls
+from kinetic_rules.live.events import OpenPosition
+from kinetic_rules.persist.store import TradeStore
+from kinetic_rules.ui.models import (
+    CandleOut,
+    ControlsState,
+    DecisionOut,
+    EquityPoint,
+    EventOut,
+    LineOut,
+    PairStateOut,
+    PartOut,
+    PositionOut,
+    ScannerChange,
+    ScannerOut,
+    StatusOut,
+    StrategyOut,
+    TradeOut,
+)
+from kinetic_rules.ui.watch import Watch
+
+STRATEGY_KEY = "dashboard:strategy"  # the journal's copy of the session's strategy file
+STRATEGY_BYTES = 2 * 1024 * 1024  # strategy files are at most 2 MB
+MAX_ROWS = 5000  # the most trades, events or decisions one answer holds
+
+
+@dataclass
+class TradeFilter:
+    pair: str | None = None
+    side: str | None = None
+    reason: str | None = None  # exit reasons containing this text
+    start: datetime | None = None  # entry time, inclusive
+    end: datetime | None = None  # entry time, exclusive
+    limit: int = 1000
+
+    def keep(self, trades: list[Trade]) -> list[Trade]:
+        start = None if self.start is None else _utc(self.start)
+        end = None if self.end is None else _utc(self.end)
+        kept = [
+            t for t in trades
+            if (self.pair is None or t.pair == self.pair)
+            and (self.side is None or t.side == self.side)
+            and (self.reason is None or self.reason in (t.exit_reason or ""))
+            and (start is None or t.entry_time >= start)
+            and (end is None or t.entry_time < end)
+        ]  # fmt: skip
+        return kept[-self.limit :] if self.limit > 0 else []
+
+
+class Source(Protocol):
+    kind: str
+
+    @property
+    def controls(self) -> SessionControls | None: ...
+
+    def status(self, controls: ControlsState) -> StatusOut: ...
+    def positions(self) -> list[PositionOut]: ...
+    def trades(self, which: TradeFilter) -> list[TradeOut]: ...
+    def equity(self) -> list[EquityPoint]: ...
+    def events(self, limit: int) -> list[EventOut]: ...
+    def decisions(self, limit: int) -> list[DecisionOut]: ...
+    def strategy(self) -> StrategyOut: ...
+    def scanner(self) -> ScannerOut: ...
+    def candles(self, pair: str, limit: int) -> list[CandleOut]: ...
+
+
+def strategy_record(name: str, path: Path, params: dict[str, object]) -> str:
+    """The journal's copy of the strategy, so `ui --db` can show it after the session."""
+    try:
+        text = read_regular(path, STRATEGY_BYTES)[:STRATEGY_BYTES].decode("utf-8", "replace")
+    except OSError:
+        text = ""
+    shown = {key: str(value) for key, value in params.items()}
+    return json.dumps({"name": name, "path": str(path), "text": text, "params": shown})
+
+
+class LiveSource:
+    """A session running in this process: its state, its watch and its controls."""
+
+    kind = "session"
+
+    def __init__(self, controls: SessionControls, watch: Watch, strategy_path: Path) -> None:
+        self._controls = controls
+        self.watch = watch
+        self.runtime = controls.runtime
+        plan = self.runtime.plan
+        self._strategy = StrategyOut.model_validate_json(
+            strategy_record(
+                plan.strategy.spec.metadata.name, strategy_path, dict(plan.strategy.params)
+            )
+        )
+
+    @property
+    def controls(self) -> SessionControls | None:
+        return self._controls
+
+    def status(self, controls: ControlsState) -> StatusOut:
+        state = self.runtime.state(trades=False)
+        spec = self.runtime.plan.strategy.spec
+        with self.watch._lock:
+            pairs = [
+                PairStateOut(pair=p, regime=s.regime, blocked=s.blocked, shortlisted=s.shortlisted)
+                for p, s in sorted(self.watch.pairs.items())
+            ]
+            exchange = self.watch.exchange
+        return StatusOut(
+            source="session",
+            strategy=spec.metadata.name,
+            running=True,
+            paused=state.paused,
+            stopping=state.stopping,
+            fail_safe=state.fail_safe,
+            exchange=exchange,
+            last_close=state.time,
+            controls=controls,
+            stake_currency=spec.market.stake_currency,
+            pairs=pairs,
+        )
+
+    def positions(self) -> list[PositionOut]:
+        return [position_out(p) for p in self.runtime.state(trades=False).positions]
+
+    def trades(self, which: TradeFilter) -> list[TradeOut]:
+        return [trade_out(t) for t in which.keep(self.runtime.state().trades)]
+
+    def equity(self) -> list[EquityPoint]:
+        with self.watch._lock:
+            points = list(self.watch.equity)
+        return [EquityPoint(time=t, realized=r, total=total) for t, r, total in points]
+
+    def events(self, limit: int) -> list[EventOut]:
+        with self.watch._lock:
+            events = list(self.watch.events)
+        return [event_out(e) for e in events[-limit:]] if limit > 0 else []
+
+    def decisions(self, limit: int) -> list[DecisionOut]:
+        with self.watch._lock:
+            found = list(self.watch.decisions)
+        return [decision_out(d) for d in found[-limit:]][::-1] if limit > 0 else []
+
+    def strategy(self) -> StrategyOut:
+        return self._strategy
+
+    def scanner(self) -> ScannerOut:
+        with self.watch._lock:
+            pairs = sorted(p for p, s in self.watch.pairs.items() if s.shortlisted)
+            changes = list(self.watch.scanner_changes)
+        return ScannerOut(
+            pairs=pairs,
+            changes=[ScannerChange(time=t, added=a, removed=r) for t, a, r in changes[::-1]],
+        )
+
+    def candles(self, pair: str, limit: int) -> list[CandleOut]:
+        data = self.runtime.market().get(pair)
+        if data is None:
+            return []
+        index = data.signals.index
+        prices = data.prices
+        count = min(len(index), len(prices["close"]), max(0, limit))
+        first = len(index) - count
+        return [
+            CandleOut(
+                time=int(index[i].timestamp()),
+                open=float(prices["open"][i]),
+                high=float(prices["high"][i]),
+                low=float(prices["low"][i]),
+                close=float(prices["close"][i]),
+            )
+            for i in range(first, len(index))
+            if math.isfinite(float(prices["close"][i]))
+        ]
+
+
+class StoreSource:
+    """A stopped or remote session: what its trade store holds, read-only."""
+
+    kind = "store"
+
+    def __init__(self, store: TradeStore) -> None:
+        self.store = store
+
+    @property
+    def controls(self) -> SessionControls | None:
+        return None
+
+    def status(self, controls: ControlsState) -> StatusOut:
+        last = self.store.events(limit=1)
+        fail = self.store.events(kinds=["fail_safe_entered", "fail_safe_left"], limit=1)
+        in_fail_safe = bool(fail) and fail[-1].kind == "fail_safe_entered"
+        paused = [e for e in self.store.events(kinds=["control"], limit=50)
+                  if e.data.get("action") in ("pause", "resume")]  # fmt: skip
+        return StatusOut(
+            source="store",
+            strategy=self.strategy().name,
+            running=False,
+            paused=bool(paused) and paused[-1].data.get("action") == "pause",
+            stopping=False,
+            fail_safe=in_fail_safe,
+            exchange="out of reach (last seen)" if in_fail_safe else "ok (last seen)",
+            last_close=last[-1].time if last else None,
+            controls="read-only",
+            stake_currency="",
+            pairs=[],
+        )
+
+    def positions(self) -> list[PositionOut]:
+        return [
+            position_out(OpenPosition(t, None, None, _closing_fills(t), _trailed(t)))
+            for t in self.store.open_trades()
+        ]
+
+    def trades(self, which: TradeFilter) -> list[TradeOut]:
+        found = self.store.trades(pair=which.pair, start=which.start, end=which.end, limit=MAX_ROWS)
+        return [trade_out(t) for t in which.keep(found)]
+
+    def equity(self) -> list[EquityPoint]:
+        closed = [t for t in self.store.trades() if t.exit_time is not None]
+        closed.sort(key=lambda t: t.exit_time)  # type: ignore[arg-type, return-value]
+        points, total = [], 0.0
+        for trade in closed:
+            total += trade.profit
+            assert trade.exit_time is not None
+            points.append(EquityPoint(time=trade.exit_time, realized=total, total=None))
+        return points
+
+    def events(self, limit: int) -> list[EventOut]:
+        return [event_out(e) for e in self.store.events(limit=limit)] if limit > 0 else []
+
+    def decisions(self, limit: int) -> list[DecisionOut]:
+        return []  # decisions are seen at each close, by a running session only
+
+    def strategy(self) -> StrategyOut:
+        text = self.store.state(STRATEGY_KEY)
+        if not text:
+            return StrategyOut(name="", path="", text="", params={})
+        return StrategyOut.model_validate_json(text)
+
+    def scanner(self) -> ScannerOut:
+        return ScannerOut(pairs=[], changes=[])
+
+    def candles(self, pair: str, limit: int) -> list[CandleOut]:
+        return []
+
+
+# -- conversions -----------------------------------------------------------------------------
+
+
+def _utc(value: datetime) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _closing_fills(trade: Trade) -> int:
+    return sum(f.reason != "entry" for f in trade.fills)
+
+
+def _trailed(trade: Trade) -> bool:
+    return trade.stop is not None and trade.stop != trade.initial_stop
+
+
+def trade_out(trade: Trade) -> TradeOut:
+    closed = trade.exit_time is not None
+    return TradeOut(
+        id=trade.id,
+        pair=trade.pair,
+        side=trade.side,
+        regime=trade.regime,
+        entry_time=trade.entry_time,
+        entry_price=trade.entry_price,
+        amount=trade.amount,
+        stake=trade.stake,
+        leverage=trade.leverage,
+        initial_stop=trade.initial_stop,
+        stop=_finite(trade.stop),
+        exit_time=trade.exit_time,
+        exit_price=_finite(trade.exit_price),
+        exit_reason=trade.exit_reason,
+        profit=trade.profit if closed else None,
+        profit_ratio=trade.profit_ratio if closed else None,
+        fees=trade.fees,
+        tags=list(trade.tags),
+        margin=trade.margin,
+        liquidation_price=trade.liquidation_price,
+    )
+
+
+def position_out(position: OpenPosition) -> PositionOut:
+    base = trade_out(position.trade).model_dump()
+    return PositionOut(
+        **base,
+        price=_finite(position.price),
+        unrealized=_finite(position.unrealized),
+        take_profits_done=position.take_profits_done,
+        trailing=position.trailing,
+    )
+
+
+def event_out(event: Event) -> EventOut:
+    data = json.loads(json.dumps(event.data, default=str))
+    return EventOut(kind=event.kind, time=event.time, message=event.message, data=data)
+
+
+def decision_out(decision: object) -> DecisionOut:
+    from kinetic_rules.ui.watch import Decision
+
+    assert isinstance(decision, Decision)
+    verdict = decision.verdict
+    lines = [
+        LineOut(
+            label=line.label,
+            text=line.text,
+            value=line.value,
+            holds=line.holds,
+            parts=[PartOut(text=text, value=value) for text, value in line.parts],
+        )
+        for line in verdict.lines
+    ]
+    return DecisionOut(
+        time=decision.time,
+        pair=decision.pair,
+        side=verdict.side,
+        verdict=verdict.verdict,
+        held=verdict.held,
+        total=verdict.total,
+        outcome=decision.outcome,
+        lines=lines,
+    )

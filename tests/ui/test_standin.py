@@ -1,0 +1,77 @@
+"""Close-all from the dashboard on a session trading real orders on the exchange stand-in:
+every coin bought is sold on the exchange, and the trades say a person closed them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from kinetic_rules.backtest.explain import showing_entries
+from kinetic_rules.compile.plan import build_plan
+from kinetic_rules.live.controls import CLOSE_REASON, SessionControls
+from kinetic_rules.ui.app import create_app
+from kinetic_rules.ui.sources import LiveSource
+from kinetic_rules.ui.watch import Watch
+from tests.live import test_live_trading as live_trading
+from tests.live.test_live_trading import BUSY_SPOT, DEPOSIT, PAIRS, START, start_bot, usdt
+from tests.standin import ExchangeStandin
+from tests.ui.conftest import TOKEN
+
+pytestmark = pytest.mark.slow  # a session of hours on the stand-in
+
+
+@pytest.fixture
+def standin() -> Iterator[ExchangeStandin]:
+    with ExchangeStandin.from_fixtures(pairs=tuple(PAIRS), timeframes=("5m",)) as exchange:
+        exchange.clock.set(START)
+        exchange.account.deposit("USDT", DEPOSIT)
+        yield exchange
+
+
+def test_close_all_from_the_dashboard_sells_everything_on_the_exchange(
+    standin: ExchangeStandin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the session keeps what the decision feed shows, as `run --ui` makes it do
+    monkeypatch.setattr(
+        live_trading, "build_plan", lambda checked: showing_entries(build_plan(checked))
+    )
+    url = f"sqlite:///{tmp_path / 'trades.sqlite'}"
+    bot = start_bot(standin, tmp_path / "candles", url)
+    runtime = bot.session.runtime
+    assert runtime is not None
+
+    def clock() -> pd.Timestamp:
+        return pd.Timestamp(standin.clock.now(), unit="ms", tz="UTC")
+
+    controls = SessionControls(runtime, bot.store, clock=clock)
+    watch = Watch(runtime)
+    runtime.observers.append(watch)
+    client = TestClient(create_app(LiveSource(controls, watch, BUSY_SPOT), TOKEN))
+    for _ in range(2000):
+        if len(client.get("/api/positions").json()) >= 1:
+            break
+        bot.session.run(cycles=1)
+    held = client.get("/api/positions").json()
+    assert held, "no trade opened on the stand-in"
+    # the rolling windows of a live session feed the decision feed too
+    entered = [d for d in client.get("/api/decisions").json() if d["outcome"].startswith("entered")]
+    assert entered and all(line["holds"] for line in entered[0]["lines"])
+    assert client.post("/api/controls/close-all").status_code == 401
+    answer = client.post("/api/controls/close-all", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 200 and f"{len(held)} open trade(s) closing" in answer.text
+    controls.pause("test")  # nothing new may open while the exits fill
+    for _ in range(50):
+        if not client.get("/api/positions").json():
+            break
+        bot.session.run(cycles=1)
+    assert client.get("/api/positions").json() == []
+    for coin in ("BTC", "ETH", "SOL"):
+        assert standin.account.free(coin) + standin.account.locked(coin) == 0
+    closed = {t["id"]: t for t in client.get("/api/trades").json()}
+    assert all(CLOSE_REASON in (closed[p["id"]]["exit_reason"] or "") for p in held)
+    assert usdt(standin) == pytest.approx(DEPOSIT + sum(t.profit for t in bot.store.trades()))
+    bot.store.close()
