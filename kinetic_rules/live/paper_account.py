@@ -50,6 +50,19 @@ class PaperOrder:
     def remaining(self) -> float:
         return self.request.amount - self.filled
 
+    def record_fill(self, taken: Taken, fee: float, when: pd.Timestamp, last_part: bool) -> None:
+        """The order's own totals and log after a fill; the last part closes it."""
+        self.filled += taken.amount
+        self.cost += taken.cost
+        self.fee += fee
+        self.updated = when
+        self.log.append(
+            {"time": when.isoformat(), "price": taken.average, "amount": taken.amount, "fee": fee}
+        )
+        if last_part:
+            self.filled = self.request.amount  # no float dust left to fill
+            self.status = "closed"
+
     @property
     def held_in(self) -> str:
         return self.quote if self.buying else self.base
@@ -181,16 +194,7 @@ class PaperAccount:
         else:
             self._add(order.base, used - taken.amount)
             self._add(order.quote, taken.cost - fee)
-        order.filled += taken.amount
-        order.cost += taken.cost
-        order.fee += fee
-        order.updated = when
-        order.log.append(
-            {"time": when.isoformat(), "price": taken.average, "amount": taken.amount, "fee": fee}
-        )
-        if last_part:
-            order.filled = order.request.amount  # no float dust left to fill
-            order.status = "closed"
+        order.record_fill(taken, fee, when, last_part)
         return True
 
     def _unhold(self, order: PaperOrder, amount: float, *, spent: bool = False) -> None:

@@ -241,17 +241,8 @@ class MarginAccount:
         fee = taken.cost * self.fee_rate
         signed = taken.amount if order.buying else -taken.amount
         self.wallet += self._trade(order.request.pair, signed, taken.average, when) - fee
-        order.filled += taken.amount
-        order.cost += taken.cost
-        order.fee += fee
-        order.updated = when
-        order.log.append(
-            {"time": when.isoformat(), "price": taken.average, "amount": taken.amount, "fee": fee}
-        )
-        if last_part:
-            order.filled = order.request.amount
-            order.status = "closed"
-        elif not order.request.opening and self.reducible(order) <= EPSILON:
+        order.record_fill(taken, fee, when, last_part)
+        if not last_part and not order.request.opening and self.reducible(order) <= EPSILON:
             self.end(order, "expired", when)  # the position is closed: nothing left to reduce
         return True
 
