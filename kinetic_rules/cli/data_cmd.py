@@ -12,15 +12,15 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kinetic_rules.cli.console import console, simple_table, split_commas
+from kinetic_rules.cli.download_cmd import run_download
 from kinetic_rules.cli.progress import Phases
-from kinetic_rules.errors import ConfigError, KineticError
+from kinetic_rules.errors import ConfigError
 
 if TYPE_CHECKING:  # the rest is imported where used, so that `--help` stays fast
     from rich.console import Console
-    from rich.progress import TaskID
     from rich.table import Table
 
-    from kinetic_rules.data.download import SeriesOutcome
     from kinetic_rules.data.futures_store import FuturesStore
     from kinetic_rules.data.importers import FileOutcome
     from kinetic_rules.data.store import CandleStore, StoredSeries
@@ -149,29 +149,6 @@ def _store_flags(parser: argparse.ArgumentParser, *, quiet: bool = True) -> None
         )
 
 
-def _console(*, stderr: bool = False) -> Console:
-    from rich.console import Console
-
-    probe = Console(stderr=stderr)
-    width = None if probe.is_terminal else 200
-    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
-
-
-def _table(*headers: str) -> Table:
-    """Only the last column wraps on a narrow terminal; the others stay whole."""
-    from rich import box
-    from rich.table import Table
-
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    for number, header in enumerate(headers, 1):
-        table.add_column(header, no_wrap=number < len(headers))
-    return table
-
-
-def _split(values: list[str]) -> list[str]:
-    return [item.strip() for value in values for item in value.split(",") if item.strip()]
-
-
 # -- data import ---------------------------------------------------------------------------
 
 
@@ -186,7 +163,7 @@ def run_import(args: argparse.Namespace) -> int:
     if not args.dry_run:
         check_output_dir(root, "--data")
     futures = FuturesStore(root)
-    out = _console()
+    out = console()
     files = expand_paths(list(args.paths))
     funding = [f for f in files if is_funding_file(f)]
     mark = [f for f in files if f not in funding and (args.mark or is_mark_file(f))]
@@ -217,7 +194,7 @@ def _import_funding(
         elif not args.quiet:
             out.print(f"✓ {o.label} ({o.pair} funding): {o.rows:,} funding times", markup=False)
     if written and not args.quiet:
-        table = _table("pair", "funding times added", "stored", "range")
+        table = simple_table("pair", "funding times added", "stored", "range")
         for w in written:
             span = f"{format_time(w.first.value)} .. {format_time(w.last.value)}"
             table.add_row(w.pair, f"{w.added:,}", f"{w.stored:,}", span)
@@ -241,9 +218,9 @@ def run_import_markets(args: argparse.Namespace) -> int:
     if not rules:
         raise ConfigError(f"{args.file}: holds no markets")
     held = store.write_markets(args.exchange, rules)
-    out = _console()
+    out = console()
     if not args.quiet:
-        table = _table("pair", "tick", "amount step", "min order value")
+        table = simple_table("pair", "tick", "amount step", "min order value")
         for pair, r in sorted(rules.items()):
             table.add_row(pair, f"{r.tick_size:g}", f"{r.amount_step:g}", f"{r.min_notional:g}")
         out.print(table)
@@ -285,7 +262,7 @@ def _import_candles(
     rejected = len(summary.rejected)
     if summary.written and not args.quiet:
         out.print(f"store: {store.root}", markup=False)
-        table = _table("pair", "timeframe", "added", "changed", "stored", "range", "gaps")
+        table = simple_table("pair", "timeframe", "added", "changed", "stored", "range", "gaps")
         totals: dict[tuple[str, str], tuple[int, int, StoredSeries]] = {}
         for result in summary.written:  # a series written in several steps is one row
             key = (result.series.pair, result.series.timeframe)
@@ -344,7 +321,7 @@ def run_list(args: argparse.Namespace) -> int:
     store = CandleStore(resolve_data_dir(args.data))
     series, problems = store.listing()
     series = _chosen(args, series)
-    out = _console()
+    out = console()
     if args.format == "json":
         print(json.dumps([_series_json(s) for s in series], indent=2))
         return 0
@@ -364,7 +341,7 @@ def run_list(args: argparse.Namespace) -> int:
         return 0
     out.print(f"store: {store.root}", markup=False)
     columns = ("exchange", "pair", "market", "timeframe", "first", "last", "candles", "gaps")
-    table = _table(*columns, "quote volume")
+    table = simple_table(*columns, "quote volume")
     for s in series:
         table.add_row(
             s.exchange,
@@ -392,10 +369,10 @@ def _chosen(args: argparse.Namespace, series: list[StoredSeries]) -> list[Stored
     if args.exchange:
         series = [s for s in series if s.exchange == args.exchange]
     if args.pairs:
-        wanted = {normalize_pair(p) for p in _split(args.pairs)}
+        wanted = {normalize_pair(p) for p in split_commas(args.pairs)}
         series = [s for s in series if s.pair in wanted]
     if args.timeframes:
-        tfs = set(_split(args.timeframes))
+        tfs = set(split_commas(args.timeframes))
         series = [s for s in series if s.timeframe in tfs]
     return series
 
@@ -421,7 +398,7 @@ def _futures_lines(args: argparse.Namespace, root: Path) -> Table | None:
             rows.append((exchange, pair, "funding", held.index[0], held.index[-1], count))
     if not rows:
         return None
-    table = _table("exchange", "pair", "series", "first", "last", "held")
+    table = simple_table("exchange", "pair", "series", "first", "last", "held")
     for exchange, pair, kind, first, last, count in sorted(rows, key=lambda r: r[:3]):
         table.add_row(
             exchange, pair, kind, format_time(first.value), format_time(last.value), count
@@ -435,7 +412,7 @@ def _funding_chosen(args: argparse.Namespace, exchange: str, pair: str) -> bool:
 
     if args.timeframes or (args.exchange and exchange != args.exchange):
         return False
-    return not args.pairs or pair in {normalize_pair(p) for p in _split(args.pairs)}
+    return not args.pairs or pair in {normalize_pair(p) for p in split_commas(args.pairs)}
 
 
 def _series_json(s: StoredSeries) -> dict[str, Any]:
@@ -462,116 +439,3 @@ def _range(s: StoredSeries) -> str:
 
 def _gaps(s: StoredSeries) -> str:
     return "-" if not s.gaps else f"{s.gaps:,} ({s.missing:,} candles missing)"
-
-
-# -- download ------------------------------------------------------------------------------
-
-
-class _ProgressView:
-    """Per-series bars on a terminal; one line per finished series otherwise."""
-
-    def __init__(self, quiet: bool) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        self.err = _console(stderr=True)
-        self.quiet = quiet
-        self.live = not quiet and self.err.is_terminal
-        self.bars = Progress(
-            TextColumn("{task.description:<20}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=self.err,
-            disable=not self.live,
-        )
-        self.tasks: dict[tuple[str, str], TaskID] = {}
-        self.outcomes: list[SeriesOutcome] = []
-
-    def start(self, pair: str, timeframe: str, total: int) -> None:
-        self.tasks[(pair, timeframe)] = self.bars.add_task(f"{pair} {timeframe}", total=total)
-
-    def advance(self, pair: str, timeframe: str, done: int) -> None:
-        self.bars.update(self.tasks[(pair, timeframe)], completed=done)
-
-    def finish(self, pair: str, timeframe: str, outcome: SeriesOutcome) -> None:
-        task = self.tasks[(pair, timeframe)]
-        self.bars.update(task, completed=outcome.requested if not outcome.error else None)
-        self.outcomes.append(outcome)
-        if not self.live and not self.quiet:
-            self.err.print(f"{pair} {timeframe}: {_outcome_text(outcome)}", markup=False)
-
-    def note(self, message: str) -> None:
-        if not self.quiet:
-            self.err.print(message, markup=False)
-
-
-def run_download(args: argparse.Namespace) -> int:
-    from kinetic_rules.cli.outputs import check_output_dir
-    from kinetic_rules.data.download import download
-    from kinetic_rules.data.exchange import create_exchange, ensure_reachable
-    from kinetic_rules.data.futures_store import FuturesStore
-    from kinetic_rules.data.store import CandleStore, resolve_data_dir
-    from kinetic_rules.data.timerange import parse_timerange
-
-    check_output_dir(resolve_data_dir(args.data), "--data")
-    store = CandleStore(resolve_data_dir(args.data))
-    pairs, timeframes = _split(args.pairs), _split(args.timeframes)
-    start, end = parse_timerange(args.timerange) if args.timerange else (None, None)
-    if not 1 <= args.days <= 36_500:  # a hundred years; more would overflow the dates
-        raise ConfigError("--days must be from 1 to 36500")
-    futures = any(":" in p for p in pairs)
-    exchange = create_exchange(args.exchange, api_url=args.exchange_url, futures=futures)
-    ensure_reachable(exchange)
-    view = _ProgressView(args.quiet)
-    failure: KineticError | None = None
-    extras = None if args.candles_only else FuturesStore(store.root)
-    markets = 0
-    with view.bars:
-        try:
-            markets = download(
-                exchange,
-                store,
-                pairs,
-                timeframes,
-                start=start,
-                end=end,
-                days=args.days,
-                progress=view,
-                futures=extras,
-            ).markets
-        except KineticError as error:
-            failure = error
-    _print_download_summary(view.outcomes, store)
-    if extras is not None and markets:
-        _console().print(
-            f"market rules of {markets} pair{'s' if markets != 1 else ''} saved in "
-            f"{extras.markets_path(exchange.id)}",
-            markup=False,
-        )
-    if failure is not None:
-        raise failure
-    return 0
-
-
-def _outcome_text(o: SeriesOutcome) -> str:
-    if o.error:
-        return f"failed after {o.added:,} new {o.what} (kept): {o.error}"
-    if o.requested == 0:
-        return "up to date"
-    text = f"+{o.added:,} {o.what} in {o.requests} request{'s' if o.requests != 1 else ''}"
-    if o.absent:
-        text += f"; {o.absent:,} not available on the exchange"
-    return text
-
-
-def _print_download_summary(outcomes: list[SeriesOutcome], store: CandleStore) -> None:
-    if not outcomes:
-        return
-    out = _console()
-    out.print(f"store: {store.root}", markup=False)
-    table = _table("pair", "timeframe", "result")
-    for o in outcomes:
-        table.add_row(o.pair, o.timeframe, _outcome_text(o))
-    out.print(table)
-    for o in outcomes:
-        for warning in o.warnings:
-            out.print(f"{o.pair} {o.timeframe}: {warning}", markup=False)

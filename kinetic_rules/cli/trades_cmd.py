@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kinetic_rules.cli.console import console
 from kinetic_rules.cli.flags import whole_number
 from kinetic_rules.errors import ConfigError
 
@@ -104,7 +105,7 @@ def run_trades(args: argparse.Namespace) -> int:
         text = ""
     if args.output is None:
         if args.format == "table":
-            print_table(trades, _console())
+            print_table(trades, console())
         else:
             sys.stdout.write(text)
         return 0
@@ -117,13 +118,6 @@ def run_trades(args: argparse.Namespace) -> int:
     atomic_write(path, lambda handle: handle.write(data))
     print(f"wrote {len(trades)} trade(s) to {path}", file=sys.stderr)
     return 0
-
-
-def _console() -> Console:
-    from rich.console import Console
-
-    probe = Console()
-    return Console(highlight=False, soft_wrap=True, width=None if probe.is_terminal else 200)
 
 
 def _price(value: float | None) -> str:

@@ -220,6 +220,16 @@ def reads_context(node: ast.Node) -> bool:
     return False
 
 
+def reads_portfolio(node: ast.Node) -> bool:
+    """Portfolio values (equity among them), as opposed to an open trade's own."""
+    trade_names = {n for n, b in CONTEXT_NAMES.items() if b.scope & Scope.TRADE}
+    return any(
+        (isinstance(n, ast.Name) and n.id in PORTFOLIO_NAMES - trade_names)
+        or (isinstance(n, ast.Call) and n.func in CONTEXT_FUNCTIONS)
+        for n in node.walk()
+    )
+
+
 # Functions over a model declared under `models:`: the checker writes the model out in the
 # call (lang.ast.Predict), docs/models.md explains them.
 MODEL_FUNCTIONS = {

@@ -15,15 +15,14 @@ import math
 from collections.abc import Callable
 
 from kinetic_rules.errors import Diagnostic, Span
-from kinetic_rules.functions import MAX_CANDLES, REGISTRY, Arg, ArgKind, Function
+from kinetic_rules.functions import MAX_CANDLES, REGISTRY
 from kinetic_rules.lang import ast
+from kinetic_rules.lang.calls import resolve_call
 from kinetic_rules.lang.limits import (
     MAX_EXPANDED_DEPTH,
     SPLIT_HINT,
     TOO_DEEP,
     TreeMeter,
-    list_values,
-    window_hint,
 )
 from kinetic_rules.lang.model_calls import resolve_model_call
 from kinetic_rules.lang.names import (
@@ -31,14 +30,13 @@ from kinetic_rules.lang.names import (
     CONTEXT_FUNCTIONS,
     CONTEXT_NAMES,
     MODEL_FUNCTIONS,
-    PORTFOLIO_NAMES,
     Scope,
     reads_context,
+    reads_portfolio,
 )
 from kinetic_rules.lang.symbols import (
     BOOL,
     DURATION,
-    ELEMENTWISE,
     LIST,
     NUMBER,
     STRING,
@@ -67,7 +65,6 @@ class Resolver:
         self._memo: dict[tuple[str, str], Typed | None] = {}
         self._stack: list[str] = []
         self._inside_context = 0  # > 0 while resolving the operand of @tf / [PAIR]
-        self._was_duration = False  # the argument just resolved was written as a duration
         self._depth = 0  # nodes being resolved, one inside the other
         self._meter = TreeMeter()
         self._in_model = 0  # > 0 while resolving a model's features and label
@@ -354,7 +351,7 @@ class Resolver:
             return None
         if self._uses_trade(operand.node):
             message = "trade values have no history; use max_profit"
-            if _reads_portfolio(operand.node):
+            if reads_portfolio(operand.node):
                 message = "portfolio values have no history: they exist at a decision only"
             self._error(node.span, "wrong-place", message)
             return None
@@ -427,139 +424,7 @@ class Resolver:
     def _r_Call(self, node: ast.Call, scope: Scope, tf: str) -> Typed | None:
         if node.func in MODEL_FUNCTIONS:
             return resolve_model_call(self, node, scope, tf)
-        function = REGISTRY.get(node.func)
-        if node.func in CONTEXT_FUNCTIONS:
-            function, allowed = CONTEXT_FUNCTIONS[node.func]
-            if not allowed & scope:
-                span = Span(node.span.source, node.span.start, node.span.start + len(node.func))
-                where = scope_words(allowed)
-                message = f"'{node.func}' exists only {where}"
-                hint = "it weighs the pair being entered against the pairs already held"
-                self._error(span, "wrong-place", message, hint)
-                return None
-        if function is None:
-            names = REGISTRY.names() + list(CONTEXT_FUNCTIONS) + list(MODEL_FUNCTIONS)
-            near = difflib.get_close_matches(node.func, names, n=1, cutoff=0.6)
-            hint = f"did you mean {near[0]}(...)?" if near else "see `kinetic-rules functions`"
-            span = Span(node.span.source, node.span.start, node.span.start + len(node.func))
-            self._error(span, "unknown-function", f"unknown function '{node.func}'", hint)
-            return None
-        bound = self._bind(function, node)
-        if bound is None:
-            return None
-        args: list[ast.Node] = []
-        ok = True
-        spans_time = False
-        for spec, given in zip(function.args, bound, strict=True):
-            checked = self._argument(function, spec, given, node, scope, tf)
-            ok = ok and checked is not None
-            if checked is not None:
-                args.append(checked)
-            spans_time = spans_time or (spec.kind is ArgKind.WINDOW and self._was_duration)
-        if not ok:
-            return None
-        lists = {
-            spec.name: list_values(arg)
-            for spec, arg in zip(function.args, args, strict=True)
-            if isinstance(arg, ast.ListLit)
-        }
-        for name, problem in function.list_problems(lists):
-            index = [spec.name for spec in function.args].index(name)
-            given = bound[index]
-            span = given.span if given is not None else node.span
-            self._error(span, "range", f"{function.name}'s '{name}' {problem}")
-            ok = False
-        if not ok:
-            return None
-        kind = BOOL if function.returns == "bool" else NUMBER
-        call = ast.Call(function.name, tuple(args), span=node.span, spans_time=spans_time)
-        return Typed(call, kind)
-
-    def _bind(self, function: Function, node: ast.Call) -> list[ast.Node | None] | None:
-        params = function.args
-        if len(node.args) > len(params):
-            extra = node.args[len(params)]
-            self._error(
-                extra.span,
-                "arity",
-                f"{function.name} takes at most {len(params)} argument(s)",
-                function.signature(),
-            )
-            return None
-        bound: list[ast.Node | None] = [*node.args, *([None] * (len(params) - len(node.args)))]
-        names = [p.name for p in params]
-        for key, value in node.kwargs:
-            if key not in names:
-                near = difflib.get_close_matches(key, names, n=1)
-                hint = f"did you mean {near[0]}=?" if near else function.signature()
-                self._error(value.span, "arity", f"{function.name} has no argument '{key}'", hint)
-                return None
-            index = names.index(key)
-            if bound[index] is not None:
-                self._error(value.span, "arity", f"argument '{key}' given twice")
-                return None
-            bound[index] = value
-        for spec, given in zip(params, bound, strict=True):
-            if given is None and spec.required:
-                self._error(
-                    node.span,
-                    "arity",
-                    f"{function.name} needs its '{spec.name}' argument",
-                    function.signature(),
-                )
-                return None
-        return bound
-
-    def _argument(
-        self,
-        function: Function,
-        spec: Arg,
-        given: ast.Node | None,
-        call: ast.Call,
-        scope: Scope,
-        tf: str,
-    ) -> ast.Node | None:
-        self._was_duration = False
-        if given is None:
-            return ast.Number(float(spec.default))  # type: ignore[arg-type]
-        typed = self._resolve(given, scope, tf)
-        if typed is None:
-            return None
-        self._was_duration = typed.kind == DURATION
-        where = f"{function.name}'s '{spec.name}'"
-        if spec.kind is ArgKind.SERIES or spec.kind is ArgKind.BOOL_SERIES:
-            want = NUMBER if spec.kind is ArgKind.SERIES else BOOL
-            typed = self._as_number(typed, tf) if want == NUMBER else typed
-            if not self._expect(typed, want, given.span, where):
-                return None
-            if function.name not in ELEMENTWISE and self._uses_trade(typed.node):
-                what = "a portfolio value" if _reads_portfolio(typed.node) else "a trade value"
-                self._error(given.span, "wrong-place", f"{where} cannot follow {what}")
-                return None
-            return typed.node
-        if spec.kind is ArgKind.LIST:
-            if typed.kind != LIST:
-                self._error(given.span, "type", f"{where} is a list such as [60, 70, 80]")
-                return None
-            assert isinstance(typed.node, ast.ListLit)
-            problem = spec.problem(list_values(typed.node))
-            if problem is not None:
-                self._error(given.span, "range", f"{where} {problem}")
-                return None
-            return typed.node
-        typed = self._as_number(typed, tf, given.span)
-        if typed.kind == "error":
-            return None
-        if not isinstance(typed.node, ast.Number):
-            self._error(given.span, "constant", f"{where} must be a fixed number, not a series")
-            return None
-        problem = spec.problem(typed.node.value)
-        if problem is not None:
-            code = "type" if problem == "must be a whole number" else "range"
-            hint = window_hint(spec, tf) if problem.startswith("must be at most") else None
-            self._error(given.span, code, f"{where} {problem}", hint)
-            return None
-        return typed.node
+        return resolve_call(self, node, scope, tf)
 
     # helpers ----------------------------------------------------------------------------
     def _as_number(self, typed: Typed, tf: str, span: Span | None = None) -> Typed:
@@ -610,13 +475,3 @@ _PORTFOLIO_HINT = (
     "indicators, conditions, the scanner and trade rules are computed for every candle at "
     "once; the portfolio is known only when it decides"
 )
-
-
-def _reads_portfolio(node: ast.Node) -> bool:
-    """Portfolio values (equity among them), as opposed to an open trade's own."""
-    trade_names = {n for n, b in CONTEXT_NAMES.items() if b.scope & Scope.TRADE}
-    return any(
-        (isinstance(n, ast.Name) and n.id in PORTFOLIO_NAMES - trade_names)
-        or (isinstance(n, ast.Call) and n.func in CONTEXT_FUNCTIONS)
-        for n in node.walk()
-    )
