@@ -142,7 +142,7 @@ def test_paper_trading_a_futures_strategy_trades_shorts_with_simulated_margin(
             bot = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=log)
         until = int((start + pd.Timedelta(hours=10)).timestamp() * 1000)
         kill_when(bot, lambda: standin.clock.now() >= until, tmp_path)
-        assert "Traceback" not in _log(tmp_path)
+        assert "Traceback" not in _log(tmp_path, tail=None)
         with TradeStore(url) as store:
             trades = store.trades(mode="paper")
         assert {"long", "short"} <= {t.side for t in trades}
