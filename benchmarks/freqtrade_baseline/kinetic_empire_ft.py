@@ -10,7 +10,7 @@ lets a strategy express it:
 - entries are limit orders at the signal candle's close (or the next open, if lower),
   cancelled after `orders.timeouts.entry`;
 - signal exits are limit orders at the signal close (or the open, if higher); after
-  `orders.timeouts.exit` the position is closed at the next open;
+  `orders.timeouts.exit` the order is replaced at that candle's open, at market;
 - the initial stop is `entry_price - stop_atr * atr(14)` of the signal candle; once a close
   is `trail_activation` above the entry, the stop follows `close - trail_atr * atr(14)`,
   moved after each close and never loosened;
@@ -19,8 +19,12 @@ lets a strategy express it:
   EMA: 20 trades, else 3); the flash-crash protection (a latch on Bitcoin, which blocks
   entries while on); entry priority by roc(close, 12) when slots are scarce;
 - Kelly sizing on each pair's own closed trades known at the decision.
-What freqtrade decides itself (its fill checks, no slippage, exits before stops within a
-candle) stays freqtrade's: the benchmark counts how many trades the two runs share.
+What freqtrade decides itself stays freqtrade's: a limit fills when a candle touches it
+(kinetic-rules: trades through it), stops are rounded up to the price step it infers from
+the candles, a signal exit is placed before the stop is checked, no slippage. The
+benchmark counts how many trades the two runs share.
+Only the callbacks the rules need are overridden: freqtrade deep-copies the trade for
+every call of an overridden callback, so an unneeded one would slow the baseline down.
 """
 
 from __future__ import annotations
@@ -94,12 +98,17 @@ class KineticEmpire(IStrategy):
         self.candle = timedelta(seconds=self.knobs["candle_seconds"])
         self.startup_candle_count = int(config.get("startup_candle_count", 400))
         self.arrays: dict[str, dict[str, np.ndarray]] = {}
+        self.rows: dict[str, dict[int, int]] = {}  # pair -> candle open (epoch s) -> index
         self.context: DataFrame | None = None
         self.ranking: dict[int, list[tuple[float, str]]] | None = None
         self.stops: dict[int, list[float]] = {}  # trade id -> [stop, active, last close seen]
-        self.market_exit: set[int] = set()
+        # Closed trades in the order they closed, and how many of them were known at the
+        # last decision: the equity and each pair's record grow as trades become known.
         self.closed_seen = 0
         self.closed: list[tuple[datetime, str, float]] = []  # close date, pair, profit
+        self.settled = 0
+        self.realized = 0.0
+        self.records: dict[str, list[float]] = {}
 
     # -- candles ---------------------------------------------------------------------------
     def informative_pairs(self) -> list[tuple[str, str]]:
@@ -194,6 +203,9 @@ class KineticEmpire(IStrategy):
             "enter": dataframe["enter_long"].to_numpy(dtype=bool),
             "slots": dataframe["slots"].fillna(0).to_numpy(dtype=np.int64),
         }
+        self.rows[metadata["pair"]] = {
+            int(t): i for i, t in enumerate(self.arrays[metadata["pair"]]["seconds"])
+        }
         self.ranking = None
         return dataframe
 
@@ -207,8 +219,7 @@ class KineticEmpire(IStrategy):
     # -- lookups ---------------------------------------------------------------------------
     def row(self, pair: str, when: datetime) -> int:
         """The index of the candle that opened at `when` in the pair's analysed frame."""
-        seconds = self.arrays[pair]["seconds"]
-        return int(np.searchsorted(seconds, int(when.timestamp())))
+        return self.rows[pair][int(when.timestamp())]
 
     def ranked(self, signal_seconds: int) -> list[tuple[float, str]]:
         """Pairs with an entry signal at a close, in priority order (-roc, pair)."""
@@ -282,13 +293,17 @@ class KineticEmpire(IStrategy):
     ) -> float:
         """Kelly on the pair's closed trades whose profit was known at the signal close."""
         known_by = current_time - self.candle
-        done = LocalTrade.bt_trades
+        done = LocalTrade.bt_trades  # closed trades, in the order they closed
         for trade in done[self.closed_seen :]:
             self.closed.append((trade.close_date_utc, trade.pair, float(trade.close_profit_abs)))
         self.closed_seen = len(done)
-        settled = [(p, profit) for when, p, profit in self.closed if when <= known_by]
-        equity = self.knobs["starting_balance"] + sum(profit for _, profit in settled)
-        fraction = kelly_fraction([x for p, x in settled if p == pair], self.knobs["kelly"])
+        while self.settled < len(self.closed) and self.closed[self.settled][0] <= known_by:
+            _, closed_pair, profit = self.closed[self.settled]
+            self.realized += profit
+            self.records.setdefault(closed_pair, []).append(profit)
+            self.settled += 1
+        equity = self.knobs["starting_balance"] + self.realized
+        fraction = kelly_fraction(self.records.get(pair, []), self.knobs["kelly"])
         return min(fraction * equity, max_stake)
 
     # -- stops and exits -------------------------------------------------------------------
@@ -323,26 +338,24 @@ class KineticEmpire(IStrategy):
         state[2] = float(max(state[2], last_close))
         return max(stoploss_from_absolute(state[0], current_rate, is_short=False), 1e-9)
 
-    def check_exit_timeout(
-        self, pair: str, trade: Trade, order: Order, current_time: datetime, **kwargs: Any
-    ) -> bool:
-        """A limit exit not filled within the timeout: cancel it and close at the open."""
+    def adjust_exit_price(
+        self,
+        trade: Trade,
+        order: Order | None,
+        pair: str,
+        current_time: datetime,
+        proposed_rate: float,
+        current_order_rate: float,
+        entry_tag: str | None,
+        side: str,
+        **kwargs: Any,
+    ) -> float | None:
+        """A limit exit not filled within the timeout is replaced at this open: at market."""
+        assert order is not None
         waited = current_time - order.order_date_utc
         if waited >= timedelta(minutes=self.knobs["exit_timeout_minutes"]):
-            self.market_exit.add(trade.id)
-            return True
-        return False
-
-    def custom_exit(
-        self,
-        pair: str,
-        trade: Trade,
-        current_time: datetime,
-        current_rate: float,
-        current_profit: float,
-        **kwargs: Any,
-    ) -> str | None:
-        return "exit_timeout" if trade.id in self.market_exit else None
+            return proposed_rate
+        return current_order_rate
 
     def custom_exit_price(
         self,
@@ -354,8 +367,6 @@ class KineticEmpire(IStrategy):
         exit_tag: str | None,
         **kwargs: Any,
     ) -> float:
-        if trade.id in self.market_exit:
-            return proposed_rate  # the open: at market
         pending = trade.select_order(trade.exit_side, is_open=True)
         if pending is not None:  # a limit exit is working: keep it
             return float(pending.ft_price)
