@@ -50,6 +50,7 @@ VENV = ROOT / "user_data" / "freqtrade-venv"
 CONVERTED = ROOT / "user_data" / "freqtrade-data"
 SOURCE = ROOT.parent / "shared" / "data" / "binance-15m-2023-2026"
 STRATEGY_YAML = ROOT / "strategies" / "kinetic_empire.yaml"
+STRATEGY_ERROR = re.compile(r"Strategy caused the following exception|Unexpected error")
 STARTUP_CANDLES = 400  # freqtrade's warm-up window; the daily EMA needs it long
 TIMEFRAME_SECONDS = {"5m": 300, "15m": 900, "1h": 3600}
 
@@ -264,8 +265,7 @@ def read_trades(results: Path) -> list[tuple[str, str]]:
     if not archives:
         raise FreqtradeUnavailable(f"freqtrade wrote no result into {results}")
     with zipfile.ZipFile(archives[-1]) as archive:
-        name = next(n for n in archive.namelist() if n.endswith(".json") and "_config" not in n)
-        content = json.loads(archive.read(name))
+        content = json.loads(archive.read(archives[-1].stem + ".json"))
     trades = content["strategy"]["KineticEmpire"]["trades"]
     return [(t["pair"], t["open_date"]) for t in trades]
 
@@ -295,10 +295,17 @@ def run(source: Path = SOURCE, timeframe: str = "15m", keep: Path | None = None)
         _, status, usage = os.wait4(child.pid, 0)
         wall = time.perf_counter() - started
         log = folder / "freqtrade.log"
+        text = log.read_text() if log.exists() else ""
         if os.waitstatus_to_exitcode(status) != 0 or not any(results.glob("*.zip")):
-            tail = log.read_text()[-3000:] if log.exists() else ""
             raise FreqtradeUnavailable(
-                f"freqtrade backtesting failed:\n{errors.decode()[-3000:]}\n{tail}"
+                f"freqtrade backtesting failed:\n{errors.decode()[-3000:]}\n{text[-3000:]}"
+            )
+        # freqtrade logs an exception in a strategy callback and carries on with a default:
+        # that run would not be the same work.
+        swallowed = [line for line in text.splitlines() if STRATEGY_ERROR.search(line)]
+        if swallowed:
+            raise FreqtradeUnavailable(
+                "the freqtrade strategy raised during the backtest:\n" + "\n".join(swallowed[:5])
             )
         trades = read_trades(results)
     return Baseline(
