@@ -179,8 +179,16 @@ class CcxtBroker:
         )
 
     def liquidation(self, pair: str, since: pd.Timestamp) -> ExchangeLiquidation | None:
-        """Not read from the exchange yet: a liquidated trade ends at the engine's model price."""
-        return None
+        """Futures: the liquidation orders the exchange filled on `pair` since `since`."""
+        venue = self._venue
+        if venue is None:
+            return None
+        symbol = self._symbol(pair)
+        self._market(pair)
+        return self._call(
+            f"fetch liquidations of {pair}",
+            lambda: venue.liquidation(self.exchange, symbol, _ms(since)),
+        )
 
     def check_account(self) -> None:
         """Futures: refuse an account in hedge (dual-side) mode before anything is traded."""
