@@ -120,3 +120,38 @@ def test_a_liquidation_by_the_exchange_ends_the_trade_at_the_exchanges_price(
     rows = list(csv.DictReader(io.StringIO(shown.getvalue())))
     (row,) = [r for r in rows if r["exit_reason"] == LIQUIDATION]
     assert float(row["exit_price"]) == float(force.average)
+
+
+def test_a_position_liquidated_while_the_bot_was_down_ends_its_trade_at_the_next_start(
+    standin: ExchangeStandin, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'live.sqlite'}"
+    strategy = risky(tmp_path)
+    bot = start_futures_bot(standin, tmp_path / "candles", url, strategy)
+    executor = bot.session.runtime.executor if bot.session.runtime else None
+    assert executor is not None
+    for _ in range(200):
+        bot.session.run(cycles=1)
+        if any(t.trade is not None and not t.done for t in executor.book.tickets):
+            break
+    (ticket,) = [t for t in executor.book.tickets if t.trade is not None and not t.done]
+    assert ticket.trade is not None
+    entered = ticket.trade.entry_time
+    bot.store.close()  # the process dies; meanwhile the mark runs through the liquidation
+    account, symbol = standin.futures, ticket.pair.replace("/", "")
+    held = account.position(symbol)
+    sign = 1 if held.amount > 0 else -1
+    past = account.liquidation_price(held) * (1 - sign * Decimal("0.001"))
+    account.set_mark_ratio(symbol, past / account.price_now(symbol))
+    standin.clock.advance(10 * 60_000)
+    account.sync()
+    account.set_mark_ratio(symbol, "1")
+    (force,) = [o for o in account.orders if o.client_id.startswith("autoclose-")]
+
+    again = start_futures_bot(standin, tmp_path / "candles", url, strategy)
+    problems = [e.message for e in again.recorder.events if e.kind == "error"]
+    assert not any(ticket.pair in m for m in problems), problems  # no "closed by hand"
+    again.session.run(cycles=1)
+    (trade,) = [t for t in again.trades if t.entry_time == entered and t.pair == ticket.pair]
+    assert (trade.exit_reason, trade.exit_price) == (LIQUIDATION, float(force.average))
+    again.store.close()
