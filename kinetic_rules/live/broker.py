@@ -58,7 +58,9 @@ class ExchangeLiquidation:
     time: pd.Timestamp
     price: float
     amount: float  # base units, positive
-    lost: float  # the margin that stood behind it, in the settlement currency
+    # what the account lost, in the settlement currency (the margin that stood behind the
+    # position); None when the exchange's records do not say: the price move alone then
+    lost: float | None
 
 
 class Broker(Protocol):

@@ -25,14 +25,13 @@ from kinetic_rules.engine.orders import OrderKind, OrderState, OrderStatus
 from kinetic_rules.errors import ConfigError, ExchangeError
 from kinetic_rules.live.broker import (
     INSUFFICIENT_CUT,
-    ExchangeLiquidation,
-    ExchangePosition,
     OrderRequest,
     Refused,
     rejected,
     replace_stop,
     submit_or_reject,
 )
+from kinetic_rules.live.ccxt_futures import REFUSALS, FuturesCalls
 from kinetic_rules.live.futures import (
     INSUFFICIENT_MARGIN_CUT,
     FuturesSettings,
@@ -59,8 +58,6 @@ ENV_KEY = "KINETIC_API_KEY"
 ENV_SECRET = "KINETIC_API_SECRET"
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")  # what Binance accepts as newClientOrderId
 STATUSES: tuple[OrderStatus, ...] = ("open", "closed", "canceled", "rejected", "expired")
-# the exchange is there but says no: these turn into a "rejected" OrderState
-REFUSALS = (ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.BadRequest, ccxt.OperationRejected)
 # the exchange answered, so they say nothing about an outage either way
 NEUTRAL = (ccxt.DDoSProtection, ccxt.RateLimitExceeded, ccxt.InvalidNonce)
 
@@ -70,7 +67,7 @@ class Reconciliation(NamedTuple):
     missing: list[str]  # ids we know that are no longer open on the exchange: fetch them
 
 
-class CcxtBroker:
+class CcxtBroker(FuturesCalls):
     """An exchange account through a ccxt client, one stake currency: spot, or futures
     when given a `futures` venue (see live/futures.py for what differs per exchange).
 
@@ -155,61 +152,6 @@ class CcxtBroker:
         if order.opening:
             self._prepare(order)
         return submit_or_reject(order, self._submit, INSUFFICIENT_MARGIN_CUT)
-
-    def positions(self) -> list[ExchangePosition] | None:
-        """Futures: the open positions, with their leverage and liquidation price."""
-        venue = self._venue
-        if venue is None:
-            return None
-        self._load_markets()
-        return self._call("fetch positions", lambda: venue.positions(self.exchange))
-
-    def funding(
-        self, pair: str, since: pd.Timestamp, until: pd.Timestamp | None = None
-    ) -> float | None:
-        """Futures: funding paid (+) or received (−) on `pair` in [since, until]."""
-        venue = self._venue
-        if venue is None:
-            return None
-        symbol = self._symbol(pair)
-        start, end = _ms(since), None if until is None else _ms(until)
-        return self._call(
-            f"fetch funding of {pair}",
-            lambda: venue.funding_paid(self.exchange, symbol, start, end),
-        )
-
-    def liquidation(self, pair: str, since: pd.Timestamp) -> ExchangeLiquidation | None:
-        """Not read from the exchange yet: a liquidated trade ends at the engine's model price."""
-        return None
-
-    def check_account(self) -> None:
-        """Futures: refuse an account in hedge (dual-side) mode before anything is traded."""
-        venue = self._venue
-        if venue is not None:
-            self._load_markets()
-            self._call("fetch position mode", lambda: venue.refuse_hedge_mode(self.exchange))
-
-    def _prepare(self, order: OrderRequest) -> None:
-        """Margin mode and leverage on the symbol, before an order that opens a position."""
-        venue, symbol = self._venue, self._symbol(order.pair)
-        assert venue is not None
-        leverage = max(1, round(order.leverage or 1.0))
-        if self._leverage.get(symbol) == leverage:
-            return
-        mode = self._settings.margin_mode
-
-        def prepare() -> None:
-            try:
-                venue.prepare(self.exchange, symbol, leverage, mode)
-            except ccxt.ExchangeError as error:  # e.g. the margin mode under a position
-                if not isinstance(error, REFUSALS) and venue.refusal(error) is None:
-                    raise
-                reason = self._redact(exchange_reason(error, self.exchange.id))
-                log.warning("%s: leverage %dx / %s margin not set: %s", order.pair, leverage,
-                            mode, reason)  # fmt: skip
-
-        self._call(f"set leverage {leverage}x on {order.pair}", prepare)
-        self._leverage[symbol] = leverage
 
     def _symbol(self, pair: str) -> str:
         return pair if self._venue is None else self._venue.symbol(pair)

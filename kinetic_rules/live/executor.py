@@ -404,6 +404,9 @@ class Executor(Restart):
             return
         if state.status == "rejected":
             ticket.stop, ticket.stop_price = None, None
+            self._liquidated(ticket, now)  # futures: no position left to protect?
+            if ticket.done:
+                return
             log.warning(
                 "%s: no stop on the exchange; the bot watches the price itself", ticket.pair
             )

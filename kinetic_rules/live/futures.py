@@ -15,8 +15,11 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import pandas as pd
+
 from kinetic_rules.errors import ConfigError
-from kinetic_rules.live.broker import ExchangePosition, OrderRequest
+from kinetic_rules.live.broker import ExchangeLiquidation, ExchangePosition, OrderRequest
+from kinetic_rules.live.liquidations import account_loss, force_orders
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,8 @@ ERROR_CODE = re.compile(r'"code"\s*:\s*(-\d+)')
 # Binance futures codes that refuse one order (the exchange is fine): ccxt maps them by the
 # API's host name, so behind another host (a proxy, the test stand-in) they come unmapped
 INSUFFICIENT_MARGIN = -2019
+FORCE_ORDERS, ORDER_HISTORY = 100, 1000  # the most one request returns of each
+LIQUIDATION_PREFIX = "autoclose-"  # the client id of the exchange's liquidation orders
 REFUSED = {-1013, -1111, -2010, -2019, -2021, -2022, -4014, -4028, -4048, -4061, -4116, -4164}
 
 
@@ -128,6 +133,46 @@ class BinanceUsdm:
             for r in records
             if until is None or int(r.get("timestamp") or 0) <= until
         )
+
+    def liquidation(self, exchange: Any, symbol: str, since: int) -> ExchangeLiquidation | None:
+        """The liquidation orders on `symbol` since `since` (ms), with what the account
+        lost to them: their fills' realized profit and fees, and the clearance fee."""
+        market = exchange.market(symbol)
+        size = _number(market.get("contractSize")) or 1.0
+        found = force_orders(self._force_orders(exchange, symbol), symbol, since, size)
+        if found is None:
+            return None
+        fills = [f for i in found.order_ids for f in self.order_trades(exchange, i, symbol)]
+        clearances = exchange.fapiPrivateGetIncome(
+            {"symbol": market["id"], "incomeType": "INSURANCE_CLEAR", "startTime": since,
+             "limit": 1000}
+        )  # fmt: skip
+        cleared = [
+            float(r.get("income") or 0.0)
+            for r in clearances or []
+            if int(r.get("time") or 0) >= since
+        ]
+        lost = account_loss(fills, cleared, str(market.get("settle") or ""))
+        when = pd.Timestamp(found.time, unit="ms", tz="UTC")
+        return ExchangeLiquidation(self.pair(symbol), when, found.price, found.amount, lost)
+
+    def _force_orders(self, exchange: Any, symbol: str) -> list[dict[str, Any]]:
+        """ccxt's liquidation structures: the user's force orders where ccxt has them,
+        else the order history's orders the liquidation engine placed (`autoclose-`).
+        Both cover the last 7 days (the most the exchange answers for without a time
+        range): a liquidation found by a bot down for longer is reported, not read."""
+        if exchange.has.get("fetchMyLiquidations"):
+            return list(exchange.fetch_my_liquidations(symbol, None, FORCE_ORDERS))
+        rows = []
+        for order in exchange.fetch_orders(symbol, None, ORDER_HISTORY):
+            info = order.get("info") or {}
+            if not str(info.get("clientOrderId") or "").startswith(LIQUIDATION_PREFIX):
+                continue
+            stamp = order.get("lastUpdateTimestamp") or order.get("timestamp")
+            rows.append({"symbol": order.get("symbol"), "info": info, "timestamp": stamp,
+                         "contracts": order.get("filled"), "price": order.get("average"),
+                         "quoteValue": order.get("cost")})  # fmt: skip
+        return rows
 
     def positions(self, exchange: Any) -> list[ExchangePosition]:
         result = []

@@ -194,9 +194,14 @@ class PaperFuturesBroker(PaperBroker):
         return mark
 
     def _settle_funding(self, pair: str) -> None:
-        """Charge the funding times passed since the last look, at the exchange's rates."""
-        due, now = self.account.next_funding.get(pair), _ms(self._clock())
-        if due is None or due > now or not abs(self.account.position(pair).amount) > EPSILON:
+        """Charge the funding times passed since the last look, at the exchange's rates.
+        A position never looked at since it opened (the process died right after its
+        entry) owes the funding times since it opened."""
+        position, now = self.account.position(pair), _ms(self._clock())
+        if not abs(position.amount) > EPSILON:
+            return
+        due = self.account.next_funding.get(pair, position.since)
+        if due > now:
             return
         symbol = self._symbol(pair)
         rows = self._call(

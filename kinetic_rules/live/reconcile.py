@@ -95,8 +95,10 @@ def liquidation_fill(broker: Broker, trade: Trade, left: float) -> Fill | None:
 
     The fill is at the liquidation price, its fee the rest of what the account lost
     (the margin the exchange kept beyond the price move), so that the trade's profit is
-    exactly the account's loss. None when there is no such record (a position closed
-    by hand, or a broker that cannot tell: the restart's comparison reports it)."""
+    exactly the account's loss (when the exchange does not say what was lost, the fee is
+    0 and the loss is the price move alone). None when there is no such record (a
+    position closed by hand, or a broker that cannot tell: the restart's comparison
+    reports it)."""
     positions = broker.positions()
     if positions is None or left <= 0 or any(p.pair == trade.pair for p in positions):
         return None
@@ -105,4 +107,5 @@ def liquidation_fill(broker: Broker, trade: Trade, left: float) -> Fill | None:
         return None
     sign = 1.0 if trade.side == "long" else -1.0
     moved = sign * (found.price - trade.entry_price) * left
-    return Fill(found.time, found.price, left, found.lost + moved, LIQUIDATION)
+    fee = 0.0 if found.lost is None else found.lost + moved
+    return Fill(found.time, found.price, left, fee, LIQUIDATION)

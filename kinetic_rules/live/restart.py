@@ -6,13 +6,17 @@ A part of the Executor (live/executor.py), kept apart because it runs once per s
 
 from __future__ import annotations
 
+import logging
+
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.engine.model import Trade
 from kinetic_rules.engine.orders import Book, OrderState, Ticket
 from kinetic_rules.engine.portfolio import Portfolio, Position
 from kinetic_rules.errors import ExchangeError
-from kinetic_rules.live.broker import Broker
+from kinetic_rules.live.broker import Broker, ExchangePosition
 from kinetic_rules.live.reconcile import position_problems
+
+log = logging.getLogger("kinetic_rules.live")
 
 
 class Restart:
@@ -65,6 +69,8 @@ class Restart:
                     expected[ticket.pair] = expected.get(ticket.pair, 0.0) + sign * (
                         self._entry_filled(ticket)
                     )
+            for pair in self._liquidated_while_down(expected, positions):
+                expected.pop(pair), leverage.pop(pair, None)  # the first poll ends its trade
             mode = self.plan.strategy.spec.market.margin_mode
             return position_problems(expected, positions, leverage, mode)
         problems = []
@@ -82,6 +88,31 @@ class Restart:
                     "coins were sold outside this bot; check the position by hand"
                 )
         return problems
+
+    def _liquidated_while_down(
+        self, expected: dict[str, float], positions: list[ExchangePosition]
+    ) -> list[str]:
+        """Pairs whose open trade the exchange liquidated (by its own records): not a
+        problem to report, but a trade the first poll ends at the exchange's price."""
+        held = {p.pair for p in positions}
+        found = []
+        for ticket in self._live():
+            trade = ticket.trade
+            if trade is None or ticket.pair in held or not expected.get(ticket.pair):
+                continue
+            try:
+                liquidation = self.broker.liquidation(ticket.pair, trade.entry_time)
+            except ExchangeError as problem:
+                if not problem.temporary:
+                    raise
+                continue  # reported as closed outside the bot; the poll tries again
+            if liquidation is not None:
+                log.warning(
+                    "%s: the %s position was liquidated by the exchange at %.8g while the bot "
+                    "was down", ticket.pair, trade.side, liquidation.price,
+                )  # fmt: skip
+                found.append(ticket.pair)
+        return found
 
     def _entry_filled(self, ticket: Ticket) -> float:
         """What a pending entry has filled so far (0 when it never reached the exchange)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from decimal import Decimal
 
+import pandas as pd
 import pytest
 
 from kinetic_rules.engine.orders import OrderKind
@@ -174,15 +175,45 @@ def test_an_isolated_position_is_liquidated_at_the_mark_price(
     margin = standin.futures.position(SYMBOL).margin
     (position,) = broker.positions() or []
     assert position.liquidation_price is not None and position.liquidation_price > o * 0.95
+    entered = pd.Timestamp(to_ms(START), unit="ms", tz="UTC")
+    assert broker.liquidation(PAIR, entered) is None
     standin.futures.set_mark_ratio(SYMBOL, "0.94")  # the mark falls past the liquidation
     standin.clock.advance(QUARTER)
     assert broker.positions() == []
     assert broker.fetch("kr-2", PAIR).status == "canceled"  # the exchange cancels its orders
-    (lost,) = [i for i in standin.futures.income("REALIZED_PNL")]
-    assert lost.amount == -margin
+    booked = [i for i in standin.futures.income() if i.trade_id != "" or i.kind != "FUNDING_FEE"]
+    liquidated = [i for i in booked if i.time > to_ms(START)]
+    assert {i.kind for i in liquidated} == {"REALIZED_PNL", "COMMISSION", "INSURANCE_CLEAR"}
+    assert sum(i.amount for i in liquidated) == -margin  # the whole margin, no more
     assert broker.total_balance("USDT") == pytest.approx(
         1_000 - float(margin) - 0.01 * o * 0.0004, abs=1e-6
     )
+    found = broker.liquidation(PAIR, entered)
+    assert found is not None
+    (force,) = [o for o in standin.futures.orders if o.client_id.startswith("autoclose-")]
+    assert (found.price, found.amount) == (float(force.average), 0.01)
+    assert found.price == pytest.approx(position.liquidation_price / 0.94, abs=0.01)
+    assert found.lost == pytest.approx(float(margin))
+    assert found.time == pd.Timestamp(force.update_time, unit="ms", tz="UTC")
+    assert standin.requests("/fapi/v1/forceOrders")
+    later = pd.Timestamp(force.update_time + 1, unit="ms", tz="UTC")
+    assert broker.liquidation(PAIR, later) is None  # only since the time asked
+    assert broker.liquidation("ETH/USDT", entered) is None
+
+
+def test_without_the_force_orders_endpoint_the_order_history_tells_the_liquidation(
+    broker: CcxtBroker, standin: ExchangeStandin
+) -> None:
+    broker.place(order("kr-1", "short", True, 0.01, leverage=20))
+    margin = standin.futures.position(SYMBOL).margin
+    standin.futures.set_mark_ratio(SYMBOL, "1.06")  # the mark rises past the liquidation
+    standin.clock.advance(QUARTER)
+    broker.exchange.has["fetchMyLiquidations"] = False
+    found = broker.liquidation(PAIR, pd.Timestamp(to_ms(START), unit="ms", tz="UTC"))
+    assert not standin.requests("/fapi/v1/forceOrders") and standin.requests("/fapi/v1/allOrders")
+    (force,) = [o for o in standin.futures.orders if o.client_id.startswith("autoclose-")]
+    assert found is not None and (found.amount, found.price) == (0.01, float(force.average))
+    assert found.lost == pytest.approx(float(margin))
 
 
 def test_an_account_in_hedge_mode_is_refused_with_a_clear_message(

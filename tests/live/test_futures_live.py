@@ -59,7 +59,9 @@ def start_futures_bot(
     strategy: Path = BUSY,
     pairs: list[str] = PAIRS,
     poll_seconds: int = 60,
+    book_balance: float | None = None,
 ) -> Bot:
+    """`book_balance`: what a new book sizes its stakes on (default: the account's)."""
     plan = build_plan(check(load_file(strategy)))
     name = plan.strategy.spec.metadata.name
     store = TradeStore(url)
@@ -77,7 +79,7 @@ def start_futures_bot(
     )  # fmt: skip
     broker.check_account()
     journal = StoredBook(store, name)
-    book = journal.load_book() or Book("krfut-", broker.free_balance("USDT"))
+    book = journal.load_book() or Book("krfut-", book_balance or broker.free_balance("USDT"))
     recorder = BookRecorder()
 
     def attach(runtime: Runtime) -> None:

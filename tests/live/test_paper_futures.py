@@ -231,3 +231,24 @@ def test_a_restart_restores_positions_orders_leverage_and_wallet(
     assert after[0] == before[0] and after[0] and after[0][0].leverage == 3.0
     assert [o.client_id for o in after[1]] == ["kr-s"] == [o.client_id for o in before[1]]
     assert after[2] == before[2]
+
+
+def test_a_position_saved_before_its_first_look_owes_the_funding_times_since_it_opened(
+    standin: ExchangeStandin, tmp_path: Path
+) -> None:
+    """The process died right after the entry filled, before it read the next funding
+    time; it comes back after two funding times: both are charged, once."""
+    standin.futures.funding_rate[SYMBOL] = Decimal("0.001")
+    standin.futures.funding_ms = 3_600_000
+    with TradeStore(f"sqlite:///{tmp_path / 't.sqlite'}") as store:
+        first = make_broker(standin, journal=store, journal_key="paper-broker:test")
+        first.place(order("kr-1", "long", True, 0.2))
+        first.account.next_funding.clear()
+        first._save()  # as saved at the kill: the position, no funding time seen yet
+        standin.clock.advance(2 * 3_600_000)
+        second = make_broker(standin, journal=store, journal_key="paper-broker:test")
+        second.poll()
+        second.poll()
+    charges = second.account.charges
+    assert [pd.Timestamp(c.time, unit="ms").hour for c in charges] == [1, 2]
+    assert all(c.paid > 0 for c in charges)  # a long pays a positive rate

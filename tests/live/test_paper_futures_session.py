@@ -72,8 +72,13 @@ class PaperBot:
 
 
 def start_paper_bot(
-    standin: ExchangeStandin, root: Path, url: str, strategy: Path = BUSY
+    standin: ExchangeStandin,
+    root: Path,
+    url: str,
+    strategy: Path = BUSY,
+    balance: float = DEPOSIT,
 ) -> PaperBot:
+    """`balance`: the paper wallet (the book is sized on DEPOSIT)."""
     plan = build_plan(check(load_file(strategy)))
     store = TradeStore(url)
 
@@ -88,7 +93,7 @@ def start_paper_bot(
     broker = PaperFuturesBroker(
         client, settings=FuturesSettings(spec.market.margin_mode, spec.orders.stop_trigger),
         maintenance=spec.market.maintenance_margin, fills=fill_model(plan),
-        stake_currency="USDT", balance=DEPOSIT, clock=now, sleep=sleep, journal=store,
+        stake_currency="USDT", balance=balance, clock=now, sleep=sleep, journal=store,
         journal_key="paper-broker:busy", rate_limit_ms=0,
     )  # fmt: skip
     journal = StoredBook(store, "busy", mode="paper")

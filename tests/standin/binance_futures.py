@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from tests.standin import liquidation
 from tests.standin.binance_spot import (
     DEFAULT_KLINES,
     MAX_KLINES,
@@ -78,6 +79,7 @@ def install(router: Router, account: FuturesAccount) -> None:
     }
     for (method, path), handler in private.items():
         router.add(method, path, _signed(handler, account))
+    liquidation.install(router, account)  # /fapi/v1/forceOrders, /fapi/v1/allOrders
 
 
 # -- market data ---------------------------------------------------------------------------

@@ -19,8 +19,9 @@ test can move the mark away from the last trade. Fixed, predictable rules:
 - reduce-only orders never increase a position; one that would find nothing to reduce
   is refused (-2022) when placed and expires when triggered;
 - isolated positions are liquidated when the mark candle reaches the liquidation price
-  (the formula of kinetic_rules/margin.py, on the position's own margin): the whole
-  margin is lost and the symbol's open orders are canceled;
+  (the formula of kinetic_rules/margin.py, on the position's own margin) by a force
+  order (liquidation.py): the whole margin is lost and the symbol's open orders are
+  canceled;
 - funding is charged at every 8-hour boundary (`funding_ms`) on |position| × mark × rate, as a
   FUNDING_FEE income record (a long pays a positive rate, a short receives it).
 Fees are `fee_rate` of the notional, charged in USDT, as COMMISSION income records.
@@ -36,6 +37,7 @@ from decimal import ROUND_DOWN, Decimal
 import numpy as np
 
 from tests.standin.account import API_KEY
+from tests.standin.liquidation import liquidate
 from tests.standin.market import INTERVAL_MS, Market
 from tests.standin.router import ApiError
 
@@ -473,19 +475,7 @@ class FuturesAccount:
         long = position.amount > 0
         if not (low <= liquidation if long else high >= liquidation):
             return
-        lost = position.margin
-        order = FuturesOrder(
-            next(self._order_ids), f"autoclose-{when}", symbol, "SELL" if long else "BUY",
-            "MARKET", abs(position.amount), ZERO, ZERO, True, "MARK_PRICE", "IOC", when,
-            status="FILLED", executed=abs(position.amount),
-            quote=abs(position.amount) * liquidation / ratio, update_time=when,
-        )  # fmt: skip
-        self.orders.append(order)
-        for other in self.open_orders(symbol):
-            other.status, other.update_time = "CANCELED", when
-        self.wallet -= lost
-        self._income(symbol, "REALIZED_PNL", -lost, when, f"liquidation-{when}")
-        self.positions[symbol] = Position(symbol, update_time=when)
+        liquidate(self, position, liquidation, when)
 
     def _charge_funding(self, now: int) -> None:
         every = self.funding_ms
