@@ -60,6 +60,25 @@ class Controls(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class CanceledEntry:
+    """An entry order a person's close canceled while it waited to fill."""
+
+    pair: str
+    side: str
+    position: int
+    filled: float  # what filled before the cancel: a trade, closed with the others
+    pending: bool = False  # the exchange was out of reach: the cancel is tried again
+
+
+@dataclass
+class Closing:
+    """What a person's close did: the open trades it closes, the entries it canceled."""
+
+    trades: list[Trade] = field(default_factory=list)
+    canceled: list[CanceledEntry] = field(default_factory=list)
+
+
 @dataclass
 class OpenPosition:
     """An open trade as it stands at the last close, with what it would make now."""

@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.websockets import WebSocketDisconnect
 
 from kinetic_rules.live.controls import SessionControls
+from kinetic_rules.live.events import Closing
 from kinetic_rules.ui.hub import Hub
 from kinetic_rules.ui.models import (
     CandleOut,
@@ -164,16 +165,25 @@ def create_app(source: Source, token: str | None, hub: Hub | None = None) -> Fas
 
     @app.post("/api/controls/close/{trade_id}")
     def close_one(trade_id: int, allowed: Allowed) -> ControlOut:
+        """Close one open trade, and cancel an entry order waiting to fill on its pair."""
         controls, who = allowed
-        if not controls.close_position(trade_id, who):
+        closing = controls.close_position(trade_id, who)
+        if closing is None:
             raise HTTPException(404, f"no open trade #{trade_id}")
-        return ControlOut(ok=True, message=f"trade #{trade_id} closing")
+        return ControlOut(
+            ok=True, message=f"trade #{trade_id} closing{_canceled(closing)}",
+            closing=[t.id for t in closing.trades], canceled=len(closing.canceled),
+        )  # fmt: skip
 
     @app.post("/api/controls/close-all")
     def close_all(allowed: Allowed) -> ControlOut:
+        """Cancel every entry order waiting to fill, then close every open trade."""
         controls, who = allowed
-        count = controls.close_all(who)
-        return ControlOut(ok=True, message=f"{count} open trade(s) closing")
+        closing = controls.close_everything(who)
+        return ControlOut(
+            ok=True, message=f"{len(closing.trades)} open trade(s) closing{_canceled(closing)}",
+            closing=[t.id for t in closing.trades], canceled=len(closing.canceled),
+        )  # fmt: skip
 
     @app.post("/api/controls/stop")
     def stop(allowed: Allowed) -> ControlOut:
@@ -205,6 +215,11 @@ def create_app(source: Source, token: str | None, hub: Hub | None = None) -> Fas
                     await poller
 
     return app
+
+
+def _canceled(closing: Closing) -> str:
+    count = len(closing.canceled)
+    return f"; {count} entry order(s) waiting to fill canceled" if count else ""
 
 
 def _same_origin(socket: WebSocket) -> bool:

@@ -127,3 +127,7 @@ class CandleOut(BaseModel):
 class ControlOut(BaseModel):
     ok: bool
     message: str
+    closing: list[int] = Field(default=[], description="a close: the trades it closes")
+    canceled: int = Field(
+        default=0, description="a close: entry orders waiting to fill it canceled"
+    )

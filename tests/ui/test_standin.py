@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -73,5 +74,45 @@ def test_close_all_from_the_dashboard_sells_everything_on_the_exchange(
         assert standin.account.free(coin) + standin.account.locked(coin) == 0
     closed = {t["id"]: t for t in client.get("/api/trades").json()}
     assert all(CLOSE_REASON in (closed[p["id"]]["exit_reason"] or "") for p in held)
+    assert usdt(standin) == pytest.approx(DEPOSIT + sum(t.profit for t in bot.store.trades()))
+    bot.store.close()
+
+
+def test_close_all_cancels_a_resting_entry_and_sells_what_it_bought(
+    standin: ExchangeStandin, tmp_path: Path
+) -> None:
+    """An entry order half filled and resting on the exchange when close-all comes: it is
+    canceled, the half it bought becomes a trade that is sold at once, and nothing stays."""
+    bot = start_bot(standin, tmp_path / "candles", f"sqlite:///{tmp_path / 'trades.sqlite'}")
+    runtime = bot.session.runtime
+    assert runtime is not None
+    controls = SessionControls(runtime, bot.store)
+    client = TestClient(create_app(LiveSource(controls, Watch(runtime), BUSY_SPOT), TOKEN))
+    standin.account.partial_next(1)  # the first fill, the first entry's, takes half
+
+    def resting() -> list[Any]:
+        return [o for o in standin.account.open_orders(None) if o.side == "BUY"]
+
+    for _ in range(2000):
+        if resting():
+            break
+        bot.session.run(cycles=1)
+    (entry,) = resting()
+    assert 0 < entry.executed < entry.quantity
+    assert client.get("/api/positions").json() == []  # an entry order, not a trade yet
+    answer = client.post("/api/controls/close-all", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 200 and answer.json()["canceled"] == 1
+    assert "1 entry order(s) waiting to fill canceled" in answer.json()["message"]
+    assert entry.status == "CANCELED"
+    assert standin.account.open_orders(None) == []  # no stop left resting either
+    for coin in ("BTC", "ETH", "SOL"):
+        assert standin.account.free(coin) + standin.account.locked(coin) == 0
+    (trade,) = bot.store.trades()
+    assert trade.exit_reason == CLOSE_REASON and trade.amount == float(entry.executed)
+    (row,) = [e for e in bot.recorder.events if e.kind == "control"]  # the event log's row
+    (canceled,) = row.data["canceled"]  # type: ignore[misc]
+    assert canceled["filled"] == trade.amount and not canceled["pending"]
+    assert row.data["trades"] == [t.id for t in runtime.trades()]
+    bot.session.run(cycles=3)  # the next checks find nothing to open from that order
     assert usdt(standin) == pytest.approx(DEPOSIT + sum(t.profit for t in bot.store.trades()))
     bot.store.close()
