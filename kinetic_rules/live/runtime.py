@@ -409,6 +409,18 @@ class Runtime:
                 self._fail_safe,
             )
 
+    def find_trades(self, keep: Callable[[Trade], bool], limit: int) -> list[Trade]:
+        """Copies of up to `limit` trades `keep` accepts, newest (highest id) first: a
+        page of a long history without copying all of it."""
+        with self._lock:
+            found: list[Trade] = []
+            for trade in sorted(self.portfolio.trades, key=lambda t: t.id, reverse=True):
+                if len(found) >= limit:
+                    break
+                if keep(trade):
+                    found.append(copy.deepcopy(trade))
+            return found
+
     def market(self) -> dict[str, PairData]:
         """Every pair's data at the last close (for the dashboard's candle chart)."""
         with self._lock:

@@ -20,7 +20,7 @@ from kinetic_rules.ui.watch import Watch
 from tests.live import test_live_trading as live_trading
 from tests.live.test_live_trading import BUSY_SPOT, DEPOSIT, PAIRS, START, start_bot, usdt
 from tests.standin import ExchangeStandin
-from tests.ui.conftest import TOKEN
+from tests.ui.conftest import TOKEN, all_trades
 
 pytestmark = pytest.mark.slow  # a session of hours on the stand-in
 
@@ -72,7 +72,7 @@ def test_close_all_from_the_dashboard_sells_everything_on_the_exchange(
     assert client.get("/api/positions").json() == []
     for coin in ("BTC", "ETH", "SOL"):
         assert standin.account.free(coin) + standin.account.locked(coin) == 0
-    closed = {t["id"]: t for t in client.get("/api/trades").json()}
+    closed = {t["id"]: t for t in all_trades(client)}
     assert all(CLOSE_REASON in (closed[p["id"]]["exit_reason"] or "") for p in held)
     assert usdt(standin) == pytest.approx(DEPOSIT + sum(t.profit for t in bot.store.trades()))
     bot.store.close()
