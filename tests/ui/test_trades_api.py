@@ -134,7 +134,7 @@ def test_the_stream_sends_each_event_and_each_closed_trade(session: Session) -> 
 
 
 def test_equity_and_decisions_after_a_time_are_the_newer_ones(traded: tuple[Session, Any]) -> None:
-    session, client = traded
+    _, client = traded
     every = client.get("/api/equity").json()
     middle = every[len(every) // 2]["time"]
     later = client.get("/api/equity", params={"after": middle}).json()
