@@ -56,7 +56,8 @@ class Controls(Protocol):
     def resume(self, who: str) -> None: ...
 
     def close_all(self, who: str) -> int:
-        """Close every open trade now, at market; how many were closed."""
+        """Cancel every entry order still waiting to fill, then close every open trade
+        now, at market; how many trades were closed."""
         ...
 
 
