@@ -274,6 +274,8 @@ async function loadEvents() {
 }
 
 function addEvent(e) {
+  const same = (o) => o.time === e.time && o.kind === e.kind && o.message === e.message;
+  if (events.slice(0, 20).some(same)) return; // read already, by the first read
   events = [e, ...events].slice(0, KEEP_EVENTS);
   showEvents();
 }
@@ -358,7 +360,7 @@ function received(message) {
   const change = JSON.parse(message.data);
   if (change.type === "event") {
     addEvent(change.event);
-    if (change.event.kind === "trade_opened" || change.event.kind === "control") soon(false);
+    if (["trade_opened", "trade_closed", "control"].includes(change.event.kind)) soon(false); // positions
   } else if (change.type === "trade") {
     addTrade(change.trade);
   } else if (change.type === "close") {
