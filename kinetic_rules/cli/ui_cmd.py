@@ -26,6 +26,13 @@ def _tls_flags(parser: argparse.ArgumentParser) -> None:
         help="allow a non-loopback address without TLS (the token crosses the network in "
         "clear text: only on a network that is yours alone)",
     )
+    parser.add_argument(
+        "--ui-allow-host",
+        action="append",
+        metavar="NAME",
+        help="also answer requests for this host name (a reverse proxy's public name); "
+        "repeatable. Loopback names and the listening address are always answered",
+    )
 
 
 def add_run_flags(run: argparse.ArgumentParser) -> None:
@@ -43,13 +50,15 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
 def listen_for_run(args: argparse.Namespace) -> Listen | None:
     """`--ui`'s address, checked before the session starts; None without --ui."""
     if args.ui is None:
-        if args.ui_cert or args.ui_key or args.ui_insecure:
-            raise ConfigError("--ui-cert, --ui-key and --ui-insecure go with --ui")
+        if args.ui_cert or args.ui_key or args.ui_insecure or args.ui_allow_host:
+            raise ConfigError("--ui-cert, --ui-key, --ui-insecure and --ui-allow-host go with --ui")
         return None
     from kinetic_rules.ui.serve import listen_from, token_from_env
 
     token_from_env()  # a token too short is refused now, not after the session started
-    return listen_from(args.ui, args.ui_cert, args.ui_key, args.ui_insecure, "--ui")
+    return listen_from(
+        args.ui, args.ui_cert, args.ui_key, args.ui_insecure, "--ui", args.ui_allow_host
+    )
 
 
 def plan_for(listen: Listen | None, plan: Any) -> Any:
@@ -125,7 +134,9 @@ def ui_command(args: argparse.Namespace) -> int:
     from kinetic_rules.ui.serve import listen_from, server, token_from_env
     from kinetic_rules.ui.sources import StoreSource
 
-    listen = listen_from(args.listen, args.ui_cert, args.ui_key, args.ui_insecure)
+    listen = listen_from(
+        args.listen, args.ui_cert, args.ui_key, args.ui_insecure, allow_hosts=args.ui_allow_host
+    )
     token = token_from_env()
     if args.results is not None:
         from kinetic_rules.ui.results import ResultsSource

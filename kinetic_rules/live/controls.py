@@ -15,6 +15,7 @@ from typing import Protocol
 
 import pandas as pd
 
+from kinetic_rules.live.events import Closing
 from kinetic_rules.live.runtime import Pause, Runtime
 
 log = logging.getLogger("kinetic_rules.live")
@@ -81,18 +82,27 @@ class SessionControls:
         self._journal_pauses()
         self._record("resume", who, "New entries resumed")
 
-    def close_position(self, trade_id: int, who: str) -> bool:
-        """Close one open trade now; False if no open trade has that id."""
-        closed = self.runtime.close_positions({trade_id}, CLOSE_REASON, self.clock())
-        if closed:
-            trade = closed[0]
-            self._record("close", who, f"Close {trade.pair} {trade.side} #{trade.id} asked")
-        return bool(closed)
+    def close_position(self, trade_id: int, who: str) -> Closing | None:
+        """Close one open trade now, and cancel an entry order waiting to fill on its
+        pair; None if no open trade has that id."""
+        closing = self.runtime.close_positions({trade_id}, CLOSE_REASON, self.clock())
+        if not closing.trades:
+            return None
+        trade = next((t for t in closing.trades if t.id == trade_id), closing.trades[0])
+        said = f"Close {trade.pair} {trade.side} #{trade.id} asked" + _canceled_text(closing)
+        self._record("close", who, said, closing)
+        return closing
 
     def close_all(self, who: str) -> int:
-        closed = self.runtime.close_positions(None, CLOSE_REASON, self.clock())
-        self._record("close_all", who, f"Close all asked: {len(closed)} open trade(s) closing")
-        return len(closed)
+        return len(self.close_everything(who).trades)
+
+    def close_everything(self, who: str) -> Closing:
+        """Cancel every entry order waiting to fill, then close every open trade: nothing
+        is left open, even by an order that fills meanwhile."""
+        closing = self.runtime.close_positions(None, CLOSE_REASON, self.clock())
+        said = f"Close all asked: {len(closing.trades)} open trade(s) closing"
+        self._record("close_all", who, said + _canceled_text(closing), closing)
+        return closing
 
     def request_stop(self, who: str = "telegram") -> None:
         self.runtime.request_stop()
@@ -106,12 +116,33 @@ class SessionControls:
             rows = [[_iso(p.after), _iso(p.until)] for p in pauses]
             self.journal.set_state(self._key, json.dumps(rows))
 
-    def _record(self, action: str, who: str, message: str) -> None:
-        """The event log's row: what, who, when (wall-clock time of the request)."""
+    def _record(self, action: str, who: str, message: str, closing: Closing | None = None) -> None:
+        """The event log's row: what, who, when (wall-clock time of the request), and
+        for a close the trades it closes and the entry orders it canceled."""
         when = self.clock()
         log.warning("control: %s by %s", action, who)
         data: dict[str, object] = {"action": action, "who": who, "at": when.isoformat()}
+        if closing is not None:
+            data["trades"] = [t.id for t in closing.trades]
+            data["canceled"] = [
+                {"pair": c.pair, "side": c.side, "position": c.position, "filled": c.filled,
+                 "pending": c.pending}
+                for c in closing.canceled
+            ]  # fmt: skip
         self.runtime.announce("control", when, f"{message} (by {who})", data)
+
+
+def _canceled_text(closing: Closing) -> str:
+    if not closing.canceled:
+        return ""
+    filled = sum(c.filled > 0 for c in closing.canceled)
+    pending = sum(c.pending for c in closing.canceled)
+    text = f"; {len(closing.canceled)} entry order(s) waiting to fill canceled"
+    if filled:
+        text += f" ({filled} had filled in part or whole: closing too)"
+    if pending:
+        text += f" ({pending} not reached yet: asked again at each check)"
+    return text
 
 
 def _iso(time: pd.Timestamp | None) -> str | None:

@@ -56,8 +56,28 @@ class Controls(Protocol):
     def resume(self, who: str) -> None: ...
 
     def close_all(self, who: str) -> int:
-        """Close every open trade now, at market; how many were closed."""
+        """Cancel every entry order still waiting to fill, then close every open trade
+        now, at market; how many trades were closed."""
         ...
+
+
+@dataclass(frozen=True)
+class CanceledEntry:
+    """An entry order a person's close canceled while it waited to fill."""
+
+    pair: str
+    side: str
+    position: int
+    filled: float  # what filled before the cancel: a trade, closed with the others
+    pending: bool = False  # the exchange was out of reach: the cancel is tried again
+
+
+@dataclass
+class Closing:
+    """What a person's close did: the open trades it closes, the entries it canceled."""
+
+    trades: list[Trade] = field(default_factory=list)
+    canceled: list[CanceledEntry] = field(default_factory=list)
 
 
 @dataclass

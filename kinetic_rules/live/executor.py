@@ -214,6 +214,32 @@ class Executor(Restart):
                 self._reduce(ticket, left, exit.reason, now, closing=True, limit=limit)
         self._save(now)
 
+    def cancel_entries(
+        self, positions: set[int], view: dict[str, PairData], now: pd.Timestamp
+    ) -> list[tuple[Ticket, bool]]:
+        """A person closing: cancel these positions' entry orders still waiting to fill.
+        What filled before the cancel opens its trade, for the caller to close with the
+        rest. Each ticket comes with whether it is settled (False: the exchange is out of
+        reach and the order may still fill; ask again)."""
+        asked = []
+        for ticket in self._live():
+            if ticket.trade is not None or ticket.position_id not in positions:
+                continue
+            if ticket.pair not in view:
+                asked.append((ticket, False))
+                continue
+            with _until_next_time(ticket, "entry order not canceled"):
+                state = self._fetch(ticket.entry, ticket.pair)
+                if state is None:  # it never reached the exchange
+                    self._end(ticket, now)
+                else:
+                    if not state.done:
+                        state = self._cancel(ticket.entry, ticket.pair)
+                    self._entry_progress(ticket, state, view[ticket.pair], now)
+            asked.append((ticket, ticket.done or ticket.trade is not None))
+        self._save(now)
+        return asked
+
     def closing(self) -> set[int]:
         """Positions with an exit order on its way: the monitor leaves them alone."""
         return {t.position_id for t in self._live() if t.closing or t.exit is not None}

@@ -33,6 +33,7 @@ from kinetic_rules.live.events import (
     Notifier,
     OpenPosition,
 )
+from kinetic_rules.live.manual_close import ManualClose
 from kinetic_rules.live.monitor import MonitorExit, close_on_paper, monitor_exits
 from kinetic_rules.live.source import MarketSource
 from kinetic_rules.timeframes import timeframe_seconds
@@ -67,7 +68,7 @@ class StepReport:
     decided: int = 0  # entries decided at this close (their orders are placed)
 
 
-class Runtime:
+class Runtime(ManualClose):
     def __init__(
         self,
         plan: Plan,
@@ -97,6 +98,7 @@ class Runtime:
         self._pauses: list[Pause] = []
         self.observers: list[CloseObserver] = []  # the dashboard, watching each close
         self._step: int | None = None  # the last close processed
+        self._canceling: dict[int, str] = {}  # entries a close must cancel again (manual_close)
         self._lock = threading.Lock()  # chat commands read state from another thread
 
     # -- the loop ------------------------------------------------------------------------
@@ -109,6 +111,7 @@ class Runtime:
             executor = self.executor
             if executor is not None:
                 executor.on_close(view, closed_at)
+                self._cancel_again(view, closed_at)
                 self._watch_broker(closed_at)
             else:
                 for position in self.portfolio.unresolved():
@@ -152,7 +155,9 @@ class Runtime:
         with self._lock:
             report = StepReport(now)
             if self.executor is not None:
-                self.executor.poll(self.source.as_of(step), now)
+                view = self.source.as_of(step)
+                self.executor.poll(view, now)
+                self._cancel_again(view, now)
                 self.portfolio.advance(now)
                 self._watch_broker(now)
             self._report(report)
@@ -273,34 +278,6 @@ class Runtime:
             return None
         return self.source.timeline[self._step] + self.step_length
 
-    def close_positions(
-        self, trade_ids: set[int] | None, reason: str, now: pd.Timestamp | None = None
-    ) -> list[Trade]:
-        """Close open trades (`trade_ids` None: all of them): on paper at their pair's
-        last close, at that close's time; with an executor, at market on the exchange,
-        sent at `now`. The trades asked to close."""
-        with self._lock:
-            if self._step is None:
-                return []
-            view = self.source.as_of(self._step)
-            last_close = self.source.timeline[self._step] + self.step_length
-            exits = [
-                MonitorExit(p, reason, float(view[p.pair].prices["close"][-1]))
-                for p in self.portfolio.unresolved()
-                if p.trade is not None and p.trade.exit_time is None and p.pair in view
-                and (trade_ids is None or p.trade.id in trade_ids)
-            ]  # fmt: skip
-            at = last_close
-            if self.executor is not None:
-                at = max(now, last_close) if now is not None else last_close
-                self.executor.close_now(exits, at)
-            else:
-                for exit in exits:
-                    close_on_paper(self.portfolio, self.portfolio.fills, exit, at)
-            if exits:
-                self._report(StepReport(at))
-            return [exit.position.trade for exit in exits if exit.position.trade is not None]
-
     def state(self, trades: bool = True) -> LiveState:
         """The session at its last close, copied: safe to read on another thread
         (`trades` False: the open positions only, cheaper on a long session)."""
@@ -328,6 +305,18 @@ class Runtime:
                 self._stop.is_set(),
                 self._fail_safe,
             )
+
+    def find_trades(self, keep: Callable[[Trade], bool], limit: int) -> list[Trade]:
+        """Copies of up to `limit` trades `keep` accepts, newest (highest id) first: a
+        page of a long history without copying all of it."""
+        with self._lock:
+            found: list[Trade] = []
+            for trade in sorted(self.portfolio.trades, key=lambda t: t.id, reverse=True):
+                if len(found) >= limit:
+                    break
+                if keep(trade):
+                    found.append(copy.deepcopy(trade))
+            return found
 
     def market(self) -> dict[str, PairData]:
         """Every pair's data at the last close (for the dashboard's candle chart)."""
@@ -405,6 +394,9 @@ class Runtime:
             self._known[trade.id] = _REPORTED_CLOSED if closed else fills
         if self.executor is not None:
             self.executor.reported(report.time)
+
+    def _report_at(self, at: pd.Timestamp) -> None:
+        self._report(StepReport(at))
 
     def _emit(self, kind: EventKind, time: pd.Timestamp, message: str, trade: Trade) -> None:
         data: dict[str, object] = {"pair": trade.pair, "side": trade.side, "trade": trade.id}

@@ -15,11 +15,14 @@ from importlib.resources import files
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
+import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, WebSocket
 from fastapi.responses import HTMLResponse, Response
 from starlette.websockets import WebSocketDisconnect
 
+from kinetic_rules.engine.orders import Event
 from kinetic_rules.live.controls import SessionControls
+from kinetic_rules.live.events import Closing
 from kinetic_rules.ui.hub import Hub
 from kinetic_rules.ui.models import (
     CandleOut,
@@ -32,11 +35,12 @@ from kinetic_rules.ui.models import (
     ScannerOut,
     StatusOut,
     StrategyOut,
-    TradeOut,
+    TradePage,
 )
-from kinetic_rules.ui.sources import MAX_ROWS, Source, TradeFilter
+from kinetic_rules.ui.sources import MAX_PAGE, MAX_ROWS, Source, TradeFilter, event_out
 
 TOKEN_ENV = "KINETIC_UI_TOKEN"
+CURSOR = "the cursor: the `next` of the page before (the trades listed after that one)"
 STORE_POLL_SECONDS = 2.0  # a stored session: how often the stream looks for news
 _STATIC = {  # name -> (package folder, file, media type)
     "dashboard.js": ("ui/static", "dashboard.js", "text/javascript"),
@@ -112,28 +116,42 @@ def create_app(source: Source, token: str | None, hub: Hub | None = None) -> Fas
 
     @app.get("/api/trades")
     def trades(
-        pair: str | None = None,
+        pair: Annotated[str | None, Query(max_length=64)] = None,
         side: Literal["long", "short"] | None = None,
         reason: Annotated[str | None, Query(max_length=200)] = None,
         start: datetime | None = None,
         end: datetime | None = None,
-        limit: Annotated[int, Query(ge=1, le=MAX_ROWS)] = 1000,
-    ) -> list[TradeOut]:
-        """Closed and open trades, oldest entry first; `reason`: exit reasons containing it."""
-        return source.trades(TradeFilter(pair, side, reason or None, start, end, limit))
+        after: Annotated[int | None, Query(ge=1, description=CURSOR)] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 200,
+    ) -> TradePage:
+        """Closed trades, newest (highest id) first, a page at a time (open trades are
+        /api/positions). `reason`: exit reasons containing it; `start` (inclusive) and
+        `end` (exclusive) bound the entry time."""
+        which = TradeFilter(pair, side, reason or None, start, end, limit + 1, after)
+        found = source.trades(which)
+        shown = found[:limit]
+        return TradePage(trades=shown, next=shown[-1].id if len(found) > limit else None)
 
     @app.get("/api/equity")
-    def equity() -> list[EquityPoint]:
-        return source.equity()
+    def equity(after: datetime | None = None) -> list[EquityPoint]:
+        """Realized and total equity per close, oldest first; `after`: only later points."""
+        return source.equity(after)
 
     @app.get("/api/events")
     def events(limit: Annotated[int, Query(ge=1, le=MAX_ROWS)] = 200) -> list[EventOut]:
         return source.events(limit)
 
     @app.get("/api/decisions")
-    def decisions(limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[DecisionOut]:
-        """Closes where a pair came near an entry, newest first, as `explain` reads them."""
-        return source.decisions(limit)
+    def decisions(
+        limit: Annotated[int, Query(ge=1, le=500)] = 100, after: datetime | None = None
+    ) -> list[DecisionOut]:
+        """Closes where a pair came near an entry, newest first, as `explain` reads them;
+        `after`: only those of later closes."""
+        found = source.decisions(limit)
+        if after is None:
+            return found
+        since = _utc(after)
+        return [d for d in found if _utc(d.time) > since]
 
     @app.get("/api/strategy")
     def strategy() -> StrategyOut:
@@ -164,16 +182,25 @@ def create_app(source: Source, token: str | None, hub: Hub | None = None) -> Fas
 
     @app.post("/api/controls/close/{trade_id}")
     def close_one(trade_id: int, allowed: Allowed) -> ControlOut:
+        """Close one open trade, and cancel an entry order waiting to fill on its pair."""
         controls, who = allowed
-        if not controls.close_position(trade_id, who):
+        closing = controls.close_position(trade_id, who)
+        if closing is None:
             raise HTTPException(404, f"no open trade #{trade_id}")
-        return ControlOut(ok=True, message=f"trade #{trade_id} closing")
+        return ControlOut(
+            ok=True, message=f"trade #{trade_id} closing{_canceled(closing)}",
+            closing=[t.id for t in closing.trades], canceled=len(closing.canceled),
+        )  # fmt: skip
 
     @app.post("/api/controls/close-all")
     def close_all(allowed: Allowed) -> ControlOut:
+        """Cancel every entry order waiting to fill, then close every open trade."""
         controls, who = allowed
-        count = controls.close_all(who)
-        return ControlOut(ok=True, message=f"{count} open trade(s) closing")
+        closing = controls.close_everything(who)
+        return ControlOut(
+            ok=True, message=f"{len(closing.trades)} open trade(s) closing{_canceled(closing)}",
+            closing=[t.id for t in closing.trades], canceled=len(closing.canceled),
+        )  # fmt: skip
 
     @app.post("/api/controls/stop")
     def stop(allowed: Allowed) -> ControlOut:
@@ -183,7 +210,9 @@ def create_app(source: Source, token: str | None, hub: Hub | None = None) -> Fas
 
     @app.websocket("/api/stream")
     async def stream(socket: WebSocket) -> None:
-        """Messages {"type": "event" | "close" | "store", ...}: the page reloads on each."""
+        """Changes as they happen: {"type": "event", "event": …} for each event, then
+        {"type": "trade", "trade": …} for a trade that closed; {"type": "close", "time": …}
+        after each close; {"type": "store"} when a stored session changed."""
         if not _same_origin(socket):  # another site's page may not listen in
             await socket.close(code=1008)
             return
@@ -194,7 +223,8 @@ def create_app(source: Source, token: str | None, hub: Hub | None = None) -> Fas
             poller = asyncio.create_task(_watch_store(source, hub))
         try:
             while True:
-                await socket.send_json(await queue.get())
+                for message in await _outgoing(await queue.get(), source):
+                    await socket.send_json(message)
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
@@ -205,6 +235,34 @@ def create_app(source: Source, token: str | None, hub: Hub | None = None) -> Fas
                     await poller
 
     return app
+
+
+async def _outgoing(message: dict[str, object], source: Source) -> list[dict[str, object]]:
+    """A hub message as the stream sends it: an event in the API's form, and the trade a
+    closing event names (so the page adds it without reading a page of trades again)."""
+    event = message.get("event")
+    if not isinstance(event, Event):
+        return [message]
+    sent: list[dict[str, object]] = [
+        {"type": "event", "event": event_out(event).model_dump(mode="json")}
+    ]
+    trade_id = event.data.get("trade")
+    if event.kind == "trade_closed" and isinstance(trade_id, int):
+        which = TradeFilter(after=trade_id + 1, limit=1)
+        found = await asyncio.to_thread(source.trades, which)
+        if found and found[0].id == trade_id:
+            sent.append({"type": "trade", "trade": found[0].model_dump(mode="json")})
+    return sent
+
+
+def _utc(value: datetime) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _canceled(closing: Closing) -> str:
+    count = len(closing.canceled)
+    return f"; {count} entry order(s) waiting to fill canceled" if count else ""
 
 
 def _same_origin(socket: WebSocket) -> bool:

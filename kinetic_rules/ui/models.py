@@ -33,6 +33,13 @@ class TradeOut(BaseModel):
     liquidation_price: float | None
 
 
+class TradePage(BaseModel):
+    trades: list[TradeOut] = Field(description="closed trades, newest (highest id) first")
+    next: int | None = Field(
+        description="the cursor for the next page (pass it as `after`); null on the last page"
+    )
+
+
 class PositionOut(TradeOut):
     price: float | None = Field(description="the pair's last close; None from a stored session")
     unrealized: float | None = Field(description="profit if closed at `price`")
@@ -127,3 +134,7 @@ class CandleOut(BaseModel):
 class ControlOut(BaseModel):
     ok: bool
     message: str
+    closing: list[int] = Field(default=[], description="a close: the trades it closes")
+    canceled: int = Field(
+        default=0, description="a close: entry orders waiting to fill it canceled"
+    )

@@ -5,6 +5,7 @@ Read-only: there is nothing to control."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,25 +82,15 @@ class ResultsSource:
         return []  # a backtest closes what is open at its last candle
 
     def trades(self, which: TradeFilter) -> list[TradeOut]:
-        start = None if which.start is None else pd.Timestamp(which.start)
-        end = None if which.end is None else pd.Timestamp(which.end)
-        kept = [
-            t
-            for t in self._trades
-            if (which.pair is None or t.pair == which.pair)
-            and (which.side is None or t.side == which.side)
-            and (which.reason is None or which.reason in (t.exit_reason or ""))
-            and (start is None or t.entry_time >= _utc(start))
-            and (end is None or t.entry_time < _utc(end))
-        ]
-        return kept[-which.limit :] if which.limit > 0 else []
+        return which.page(self._trades)
 
-    def equity(self) -> list[EquityPoint]:
+    def equity(self, after: datetime | None = None) -> list[EquityPoint]:
         daily = self.document.get("daily_equity") or {}
-        return [
+        points = [
             EquityPoint(time=pd.Timestamp(day, tz="UTC"), realized=float(value), total=None)
             for day, value in sorted(daily.items())
         ]
+        return [p for p in points if after is None or p.time > _utc(pd.Timestamp(after))]
 
     def events(self, limit: int) -> list[EventOut]:
         return []

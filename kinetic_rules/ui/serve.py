@@ -3,6 +3,7 @@
 A non-loopback address without TLS is refused unless the user says --ui-insecure: the
 bearer token would cross the network in clear text. The token comes from the
 environment only and is hidden from every log and error from the moment it is read.
+Every request must name an allowed host (ui/hosts.py: no DNS rebinding).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from fastapi import FastAPI
 from kinetic_rules.errors import ConfigError
 from kinetic_rules.secrets import register
 from kinetic_rules.ui.app import TOKEN_ENV
+from kinetic_rules.ui.hosts import HostGuard, HostPolicy, allowed_name
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 log = logging.getLogger("kinetic_rules.ui")
@@ -31,6 +33,7 @@ class Listen:
     port: int
     cert: Path | None = None
     key: Path | None = None
+    allow_hosts: tuple[str, ...] = ()  # names besides loopback and `host` (a proxy's)
 
     @property
     def url(self) -> str:
@@ -69,6 +72,7 @@ def listen_from(
     key: Path | None,
     insecure: bool,
     flag: str = "--listen",
+    allow_hosts: list[str] | None = None,
 ) -> Listen:
     """Where to listen, refused when it would put the token on the network in clear."""
     host, port = parse_listen(text, flag)
@@ -84,7 +88,8 @@ def listen_from(
             "--ui-key, reach it through an SSH tunnel or a reverse proxy on 127.0.0.1 "
             "(docs/dashboard.md), or say --ui-insecure if the network is yours alone"
         )
-    return Listen(host, port, cert, key)
+    names = tuple(dict.fromkeys(allowed_name(name) for name in allow_hosts or []))
+    return Listen(host, port, cert, key, names)
 
 
 def token_from_env() -> str | None:
@@ -102,8 +107,9 @@ def token_from_env() -> str | None:
 
 
 def server(app: FastAPI, listen: Listen) -> uvicorn.Server:
+    guarded = HostGuard(app, HostPolicy(listen.host, listen.allow_hosts))
     config = uvicorn.Config(
-        app,
+        guarded,
         host=listen.host,
         port=listen.port,
         ssl_certfile=str(listen.cert) if listen.cert else None,

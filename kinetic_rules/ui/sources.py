@@ -6,6 +6,7 @@ it has; only a running session can be controlled.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import dataclass
@@ -41,30 +42,42 @@ from kinetic_rules.ui.watch import Watch
 
 STRATEGY_KEY = "dashboard:strategy"  # the journal's copy of the session's strategy file
 STRATEGY_BYTES = 2 * 1024 * 1024  # strategy files are at most 2 MB
-MAX_ROWS = 5000  # the most trades, events or decisions one answer holds
+MAX_ROWS = 5000  # the most events or candles one answer holds
+MAX_PAGE = 1000  # the most trades one page of /api/trades holds
 
 
 @dataclass
 class TradeFilter:
+    """Which closed trades a page of /api/trades holds: newest (highest id) first."""
+
     pair: str | None = None
     side: str | None = None
     reason: str | None = None  # exit reasons containing this text
     start: datetime | None = None  # entry time, inclusive
     end: datetime | None = None  # entry time, exclusive
-    limit: int = 1000
+    limit: int = 200
+    after: int | None = None  # the cursor: only trades listed after it (lower ids)
 
-    def keep(self, trades: list[Trade]) -> list[Trade]:
-        start = None if self.start is None else _utc(self.start)
-        end = None if self.end is None else _utc(self.end)
-        kept = [
-            t for t in trades
-            if (self.pair is None or t.pair == self.pair)
-            and (self.side is None or t.side == self.side)
-            and (self.reason is None or self.reason in (t.exit_reason or ""))
-            and (start is None or t.entry_time >= start)
-            and (end is None or t.entry_time < end)
-        ]  # fmt: skip
-        return kept[-self.limit :] if self.limit > 0 else []
+    def matches(self, trade: Trade | TradeOut) -> bool:
+        if not (
+            trade.exit_time is not None
+            and (self.after is None or trade.id < self.after)
+            and (self.pair is None or trade.pair == self.pair)
+            and (self.side is None or trade.side == self.side)
+            and (self.reason is None or self.reason in (trade.exit_reason or ""))
+        ):
+            return False
+        if self.start is None and self.end is None:
+            return True
+        entered = _utc(trade.entry_time)
+        return (self.start is None or entered >= _utc(self.start)) and (
+            self.end is None or entered < _utc(self.end)
+        )
+
+    def page(self, trades: list[TradeOut]) -> list[TradeOut]:
+        """Those of `trades` (any order) this filter keeps, newest first, at most `limit`."""
+        kept = sorted((t for t in trades if self.matches(t)), key=lambda t: t.id, reverse=True)
+        return kept[: max(0, self.limit)]
 
 
 class Source(Protocol):
@@ -75,8 +88,14 @@ class Source(Protocol):
 
     def status(self, controls: ControlsState) -> StatusOut: ...
     def positions(self) -> list[PositionOut]: ...
-    def trades(self, which: TradeFilter) -> list[TradeOut]: ...
-    def equity(self) -> list[EquityPoint]: ...
+    def trades(self, which: TradeFilter) -> list[TradeOut]:
+        """Closed trades `which` keeps, newest (highest id) first, at most `which.limit`."""
+        ...
+
+    def equity(self, after: datetime | None = None) -> list[EquityPoint]:
+        """The equity points, oldest first; `after`: only those later than it."""
+        ...
+
     def events(self, limit: int) -> list[EventOut]: ...
     def decisions(self, limit: int) -> list[DecisionOut]: ...
     def strategy(self) -> StrategyOut: ...
@@ -141,11 +160,17 @@ class LiveSource:
         return [position_out(p) for p in self.runtime.state(trades=False).positions]
 
     def trades(self, which: TradeFilter) -> list[TradeOut]:
-        return [trade_out(t) for t in which.keep(self.runtime.state().trades)]
+        return [trade_out(t) for t in self.runtime.find_trades(which.matches, which.limit)]
 
-    def equity(self) -> list[EquityPoint]:
+    def equity(self, after: datetime | None = None) -> list[EquityPoint]:
+        since = None if after is None else _utc(after)
         with self.watch._lock:
-            points = list(self.watch.equity)
+            if since is None:
+                points = list(self.watch.equity)
+            else:  # the newest few: walk back from the end
+                points = list(
+                    itertools.takewhile(lambda p: p[0] > since, reversed(self.watch.equity))
+                )[::-1]
         return [EquityPoint(time=t, realized=r, total=total) for t, r, total in points]
 
     def events(self, limit: int) -> list[EventOut]:
@@ -230,10 +255,14 @@ class StoreSource:
         ]
 
     def trades(self, which: TradeFilter) -> list[TradeOut]:
-        found = self.store.trades(pair=which.pair, start=which.start, end=which.end, limit=MAX_ROWS)
-        return [trade_out(t) for t in which.keep(found)]
+        found = self.store.trades(pair=which.pair, start=which.start, end=which.end)
+        kept = sorted((t for t in found if which.matches(t)), key=lambda t: t.id, reverse=True)
+        return [trade_out(t) for t in kept[: max(0, which.limit)]]
 
-    def equity(self) -> list[EquityPoint]:
+    def equity(self, after: datetime | None = None) -> list[EquityPoint]:
+        return [p for p in self._equity() if after is None or p.time > _utc(after)]
+
+    def _equity(self) -> list[EquityPoint]:
         closed = [t for t in self.store.trades() if t.exit_time is not None]
         closed.sort(key=lambda t: t.exit_time)  # type: ignore[arg-type, return-value]
         points, total = [], 0.0

@@ -70,7 +70,9 @@ class Watch:
                 self.exchange = f"out of reach since {event.time:%Y-%m-%d %H:%M} UTC"
             elif event.kind == "fail_safe_left":
                 self.exchange = "ok"
-        self.publish({"type": "event", "kind": event.kind, "message": event.message})
+        self.publish(
+            {"type": "event", "kind": event.kind, "message": event.message, "event": event}
+        )
 
     def close(self) -> None:
         """The stream ends with the server, not with the notifiers."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,6 +69,20 @@ def live_app(session: Session, token: str | None = TOKEN):  # type: ignore[no-un
     session.runtime.observers.append(watch)
     session.runtime.notifiers.append(watch)
     return create_app(LiveSource(session.controls, watch, STRATEGY), token, session.hub)
+
+
+def all_trades(client: Any, **params: object) -> list[dict[str, Any]]:
+    """Every closed trade /api/trades lists for `params`, page after page (newest first)."""
+    found: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page = client.get("/api/trades", params={**params, "after": cursor} if cursor else params)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        found += body["trades"]
+        cursor = body["next"]
+        if cursor is None:
+            return found
 
 
 @pytest.fixture

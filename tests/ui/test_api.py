@@ -18,7 +18,7 @@ from kinetic_rules.persist import TradeStore
 from kinetic_rules.ui.app import create_app
 from kinetic_rules.ui.serve import listen_from, token_from_env
 from kinetic_rules.ui.sources import StoreSource
-from tests.ui.conftest import STRATEGY, TOKEN, Session, live_app
+from tests.ui.conftest import STRATEGY, TOKEN, Session, all_trades, live_app
 
 CONTROLS = ["pause", "resume", "close-all", "stop"]
 RIGHT = {"Authorization": f"Bearer {TOKEN}"}
@@ -84,16 +84,16 @@ def test_the_answers_say_what_the_session_holds(session: Session) -> None:
 def test_trades_are_filtered_by_pair_side_reason_and_time(session: Session) -> None:
     client = TestClient(live_app(session))
     session.advance(900)
-    every = client.get("/api/trades").json()
+    every = all_trades(client)
     assert len(every) > 5
     pair = every[0]["pair"]
-    assert {t["pair"] for t in client.get("/api/trades", params={"pair": pair}).json()} == {pair}
-    assert client.get("/api/trades", params={"side": "short"}).json() == []
+    assert {t["pair"] for t in all_trades(client, pair=pair)} == {pair}
+    assert all_trades(client, side="short") == []
     reason = next(t["exit_reason"] for t in every if t["exit_reason"])
-    chosen = client.get("/api/trades", params={"reason": reason}).json()
+    chosen = all_trades(client, reason=reason)
     assert chosen and all(reason in t["exit_reason"] for t in chosen)
     middle = every[len(every) // 2]["entry_time"]
-    later = client.get("/api/trades", params={"start": middle}).json()
+    later = all_trades(client, start=middle)
     assert later and all(t["entry_time"] >= middle for t in later) and len(later) < len(every)
     assert client.get("/api/trades", params={"side": "sideways"}).status_code == 422
 
@@ -178,7 +178,8 @@ def test_a_stored_session_is_read_only(session: Session, tmp_path: Path) -> None
     )
     reader = TradeStore(session.store.where.replace("sqlite:///", "sqlite:///"), read_only=True)
     client = TestClient(create_app(StoreSource(reader), TOKEN))
-    assert len(client.get("/api/trades").json()) == len(session.store.trades())
+    closed = [t for t in session.store.trades() if t.exit_time is not None]
+    assert len(all_trades(client)) == len(closed)
     assert client.get("/api/events").json()
     assert client.get("/api/strategy").json()["name"] == "busy-spot"
     assert client.get("/api/status").json()["controls"] == "read-only"
@@ -239,9 +240,9 @@ def test_a_finished_backtest_opens_with_the_same_api(
     client = TestClient(create_app(ResultsSource(folder), TOKEN))
     document = client.get("/openapi.json").json()
     summary = (folder / "results.json").read_text()
-    trades = client.get("/api/trades", params={"limit": 5000}).json()
+    trades = all_trades(client, limit=1000)
     assert f'"count": {len(trades)}' in summary and len(trades) > 5
-    validate(document, "/api/trades", trades)
+    validate(document, "/api/trades", client.get("/api/trades").json())
     equity = client.get("/api/equity").json()
     assert len(equity) >= 2 and equity[0]["realized"] > 0
     status = client.get("/api/status").json()

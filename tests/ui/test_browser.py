@@ -123,3 +123,36 @@ def test_a_replayed_session_streams_in_and_is_controlled_from_the_page(
 
 def session_watch(session: Session) -> Any:
     return next(o for o in session.runtime.observers)
+
+
+def test_the_page_reads_only_what_changed_while_the_session_runs(
+    browser: Any, served: tuple[Session, str]
+) -> None:
+    """After the first read, closed trades come over the stream, and each close reads
+    only newer equity points and decisions: no page of trades is read again."""
+    from playwright.sync_api import expect
+
+    session, url = served
+    page = browser.new_page()
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    page.goto(url)
+    expect(page.locator("body[data-stream=open]")).to_have_count(1)
+    session.until(lambda: session.open_trades() > 0)
+    expect(page.locator("#positions tr[data-trade]").first).to_be_visible()
+    page.wait_for_timeout(1000)  # the reads the stream's opening asked for are done
+    asked.clear()
+    closed_before = {t.id for t in session.runtime.trades() if t.exit_time is not None}
+    session.until(lambda: session.open_trades() == 0)
+    closed = [t for t in session.runtime.trades() if t.exit_time and t.id not in closed_before]
+    assert closed
+    for trade in closed:
+        row = page.locator(f"#trades tr[data-trade='{trade.id}']")
+        expect(row).to_contain_text(trade.exit_reason or "")
+    expect(page.locator("#events")).to_contain_text(f"Closed {closed[-1].pair}")
+    expect(page.locator("#positions tbody")).to_contain_text("No open positions.")
+    reads = [u.split("/api/", 1)[1] for u in asked if "/api/" in u]
+    assert reads and not [r for r in reads if r.startswith("trades")]
+    assert all("after=" in r for r in reads if r.startswith(("equity", "decisions")))
+    assert all("limit=3" in r for r in reads if r.startswith("candles"))
+    page.close()

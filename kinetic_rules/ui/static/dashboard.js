@@ -1,12 +1,25 @@
-// The dashboard page: reads the API, draws the charts, sends the controls, and reloads
-// whenever the stream says something happened. No build step, no dependency but the
-// charting library served beside it.
+// The dashboard page: reads the API, draws the charts, sends the controls. It reads
+// everything once, then only what changed: the stream sends each event and each closed
+// trade, and at each close the page asks for what is newer than what it holds (equity
+// points, decisions, the last candles). No build step, no dependency but the charting
+// library served beside it.
 "use strict";
 
 const $ = (selector) => document.querySelector(selector);
 const MAX_MARKERS = 150; // more trades than this on the chart: grouped per time bucket
+const TRADE_PAGE = 100; // closed trades read at a time (the API's cursor pages)
+const KEEP_DECISIONS = 60;
+const KEEP_EVENTS = 100;
 let chosenPair = "";
 let equityChart, realizedLine, totalLine, candleChart, candleSeries, markers;
+let tradeRows = []; // the closed trades shown, newest (highest id) first
+let tradeCursor = null; // the next older page's cursor; null: all shown
+let candles = []; // the chosen pair's candles on the chart
+let pairTrades = new Map(); // the chosen pair's closed trades on the chart, by id
+let positions = []; // open positions, as last read
+let lastEquity = null; // time of the newest equity point drawn
+let decisions = []; // shown, newest first
+let events = []; // shown, newest first
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -77,7 +90,7 @@ async function loadStatus() {
 }
 
 async function loadPositions() {
-  const positions = await api("/api/positions");
+  positions = await api("/api/positions");
   fill($("#positions tbody"), positions.map((p) => el("tr", { "data-trade": p.id },
     el("td", {}, `#${p.id}`), el("td", { class: "pair" }, p.pair), el("td", {}, p.side),
     el("td", {}, num(p.entry_price)), el("td", {}, num(p.price)), el("td", {}, num(p.stop ?? p.initial_stop)),
@@ -87,26 +100,78 @@ async function loadPositions() {
   if (!positions.length) fill($("#positions tbody"), [el("tr", {}, el("td", { colspan: "12" }, "No open positions."))]);
 }
 
-async function loadTrades() {
-  const form = new FormData($("#trade-filters"));
+// -- closed trades: a page at a time, then each one the stream sends ------------------
+
+function tradeFilters() {
   const query = new URLSearchParams();
-  for (const [key, value] of form) if (value) query.set(key, value);
-  const trades = await api(`/api/trades?${query}`);
-  const closed = trades.filter((t) => t.exit_time).reverse();
-  fill($("#trades tbody"), closed.slice(0, 300).map((t) => el("tr", {},
+  for (const [key, value] of new FormData($("#trade-filters"))) if (value) query.set(key, value);
+  return query;
+}
+
+function matchesFilters(t) { // the server's filter, for a trade the stream sends
+  const f = tradeFilters();
+  const entered = Date.parse(t.entry_time);
+  return (!f.get("pair") || t.pair === f.get("pair")) && (!f.get("side") || t.side === f.get("side"))
+    && (!f.get("reason") || (t.exit_reason || "").includes(f.get("reason")))
+    && (!f.get("start") || entered >= Date.parse(`${f.get("start")}T00:00:00Z`))
+    && (!f.get("end") || entered < Date.parse(`${f.get("end")}T00:00:00Z`));
+}
+
+function tradeRow(t) {
+  return el("tr", { "data-trade": t.id },
     el("td", {}, `#${t.id}`), el("td", { class: "pair" }, t.pair), el("td", {}, t.side),
     el("td", {}, when(t.entry_time)), el("td", {}, num(t.entry_price)), el("td", {}, when(t.exit_time)),
     el("td", {}, num(t.exit_price)), el("td", { class: "reason" }, t.exit_reason || ""),
-    el("td", {}, money(t.profit)), el("td", {}, t.profit_ratio === null ? "–" : `${(t.profit_ratio * 100).toFixed(2)}%`))));
-  return trades;
+    el("td", {}, money(t.profit)), el("td", {}, t.profit_ratio === null ? "–" : `${(t.profit_ratio * 100).toFixed(2)}%`));
 }
 
-async function loadEquity() {
-  const points = await api("/api/equity");
+function showTrades() {
+  fill($("#trades tbody"), tradeRows.map(tradeRow));
+  if (!tradeRows.length) fill($("#trades tbody"), [el("tr", {}, el("td", { colspan: "10" }, "No closed trades."))]);
+  $("#trades-more").hidden = tradeCursor === null;
+  $("#trades-note").textContent = `${tradeRows.length} closed trade(s) shown${tradeCursor === null ? "" : "; older ones below"}`;
+}
+
+async function loadTrades(fromTop) {
+  const query = tradeFilters();
+  query.set("limit", String(TRADE_PAGE));
+  if (!fromTop && tradeCursor !== null) query.set("after", String(tradeCursor));
+  const page = await api(`/api/trades?${query}`);
+  if (fromTop) tradeRows = [];
+  const known = new Set(tradeRows.map((t) => t.id));
+  tradeRows.push(...page.trades.filter((t) => !known.has(t.id)));
+  tradeCursor = page.next;
+  showTrades();
+}
+
+function addTrade(t) {
+  if (matchesFilters(t) && !tradeRows.some((row) => row.id === t.id)) {
+    const at = tradeRows.findIndex((row) => row.id < t.id);
+    tradeRows.splice(at < 0 ? tradeRows.length : at, 0, t);
+    if (at < 0 && tradeCursor !== null) tradeRows.pop(); // older than the shown: its page has it
+    showTrades();
+  }
+  if (t.pair === chosenPair) { pairTrades.set(t.id, t); showMarkers(); }
+}
+
+// -- equity, candles, decisions, events: all at first, then what is newer --------------
+
+async function loadEquity(fromStart) {
   const seconds = (p) => Math.floor(Date.parse(p.time) / 1000);
-  const unique = (rows) => rows.filter((row, i) => i === rows.length - 1 || rows[i + 1].time !== row.time);
-  realizedLine.setData(unique(points.map((p) => ({ time: seconds(p), value: p.realized }))));
-  totalLine.setData(unique(points.filter((p) => p.total !== null).map((p) => ({ time: seconds(p), value: p.total }))));
+  if (fromStart || lastEquity === null) {
+    const points = await api("/api/equity");
+    const unique = (rows) => rows.filter((row, i) => i === rows.length - 1 || rows[i + 1].time !== row.time);
+    realizedLine.setData(unique(points.map((p) => ({ time: seconds(p), value: p.realized }))));
+    totalLine.setData(unique(points.filter((p) => p.total !== null).map((p) => ({ time: seconds(p), value: p.total }))));
+    lastEquity = points.length ? points[points.length - 1].time : null;
+    return;
+  }
+  const points = await api(`/api/equity?after=${encodeURIComponent(lastEquity)}`);
+  for (const p of points) {
+    realizedLine.update({ time: seconds(p), value: p.realized });
+    if (p.total !== null) totalLine.update({ time: seconds(p), value: p.total });
+    lastEquity = p.time;
+  }
 }
 
 function tradeMarkers(trades, candles) {
@@ -141,38 +206,78 @@ function tradeMarkers(trades, candles) {
     { time: candles[index].time, position: "belowBar", shape: "circle", color: "#58a6ff", size: 0.5, text: String(n) }));
 }
 
-async function loadCandles(trades) {
+async function loadCandles(fromStart) {
   if (!chosenPair) return;
-  const candles = await api(`/api/candles?pair=${encodeURIComponent(chosenPair)}&limit=1500`);
-  candleSeries.setData(candles);
-  const mine = trades.filter((t) => t.pair === chosenPair);
+  const pair = encodeURIComponent(chosenPair);
+  if (fromStart || !candles.length) {
+    candles = await api(`/api/candles?pair=${pair}&limit=1500`);
+    candleSeries.setData(candles);
+    pairTrades = new Map();
+    if (candles.length) { // the pair's closed trades since the first candle, for the marks
+      const since = new Date(candles[0].time * 1000).toISOString();
+      const page = await api(`/api/trades?pair=${pair}&start=${encodeURIComponent(since)}&limit=1000`);
+      for (const t of page.trades) pairTrades.set(t.id, t);
+    }
+  } else { // the candle that closed, and the one forming if the session holds it
+    const last = candles[candles.length - 1].time;
+    for (const candle of await api(`/api/candles?pair=${pair}&limit=3`)) {
+      if (candle.time < last) continue;
+      candleSeries.update(candle);
+      if (candle.time === candles[candles.length - 1].time) candles[candles.length - 1] = candle;
+      else candles.push(candle);
+    }
+  }
+  showMarkers();
+}
+
+function showMarkers() {
+  const mine = [...pairTrades.values(), ...positions.filter((p) => p.pair === chosenPair)];
   markers.setMarkers(tradeMarkers(mine, candles));
   $("#candle-note").textContent = candles.length
     ? `${candles.length} candles, ${mine.length} trades of ${chosenPair}`
     : "No candles here: a stored session keeps trades, not candles.";
 }
 
-async function loadDecisions() {
-  const decisions = await api("/api/decisions?limit=60");
+function decisionBox(d) {
+  const kind = d.outcome.startsWith("entered") ? "entered" : d.outcome.startsWith("no slot") ? "noslot" : "";
+  const lines = el("ul", { class: "lines" }, ...d.lines.map((line) => el("li", {},
+    `${line.holds === true ? "✓" : line.holds === false ? "✗" : "·"} ${line.label}: ${line.text} → ${line.value}`,
+    ...line.parts.map((part) => el("div", { class: "parts" }, `${part.text} = ${part.value}`)))));
+  return el("div", { class: `decision ${kind}`, "data-pair": d.pair },
+    el("div", { class: "head", onclick: () => choosePair(d.pair) },
+      el("span", { class: "time" }, when(d.time)), el("strong", { class: "pair" }, d.pair), el("span", {}, d.side),
+      el("span", {}, `${d.verdict} — ${d.held} of ${d.total} hold`), el("em", {}, d.outcome)),
+    lines);
+}
+
+async function loadDecisions(fromStart) {
+  const query = `limit=${KEEP_DECISIONS}`;
+  if (fromStart || !decisions.length) decisions = await api(`/api/decisions?${query}`);
+  else {
+    const newer = await api(`/api/decisions?${query}&after=${encodeURIComponent(decisions[0].time)}`);
+    if (!newer.length) return;
+    decisions = [...newer, ...decisions].slice(0, KEEP_DECISIONS);
+  }
   const box = $("#decisions");
   if (!decisions.length) { box.replaceChildren(el("p", { class: "note" }, "No close has come near a decision yet.")); return; }
-  box.replaceChildren(...decisions.map((d) => {
-    const kind = d.outcome.startsWith("entered") ? "entered" : d.outcome.startsWith("no slot") ? "noslot" : "";
-    const lines = el("ul", { class: "lines" }, ...d.lines.map((line) => el("li", {},
-      `${line.holds === true ? "✓" : line.holds === false ? "✗" : "·"} ${line.label}: ${line.text} → ${line.value}`,
-      ...line.parts.map((part) => el("div", { class: "parts" }, `${part.text} = ${part.value}`)))));
-    return el("div", { class: `decision ${kind}`, "data-pair": d.pair },
-      el("div", { class: "head", onclick: () => choosePair(d.pair) },
-        el("span", { class: "time" }, when(d.time)), el("strong", { class: "pair" }, d.pair), el("span", {}, d.side),
-        el("span", {}, `${d.verdict} — ${d.held} of ${d.total} hold`), el("em", {}, d.outcome)),
-      lines);
-  }));
+  box.replaceChildren(...decisions.map(decisionBox));
+}
+
+function showEvents() {
+  fill($("#events"), events.map((e) => el("li", { "data-kind": e.kind },
+    el("span", { class: "time" }, when(e.time)), `${e.kind}: ${e.message}`)));
 }
 
 async function loadEvents() {
-  const events = await api("/api/events?limit=100");
-  fill($("#events"), events.reverse().map((e) => el("li", { "data-kind": e.kind },
-    el("span", { class: "time" }, when(e.time)), `${e.kind}: ${e.message}`)));
+  events = (await api(`/api/events?limit=${KEEP_EVENTS}`)).reverse();
+  showEvents();
+}
+
+function addEvent(e) {
+  const same = (o) => o.time === e.time && o.kind === e.kind && o.message === e.message;
+  if (events.slice(0, 20).some(same)) return; // read already, by the first read
+  events = [e, ...events].slice(0, KEEP_EVENTS);
+  showEvents();
 }
 
 async function loadStrategy() {
@@ -194,13 +299,13 @@ async function loadScanner() {
 function choosePair(pair) {
   chosenPair = pair;
   $("#chart-pair").value = pair;
-  refresh();
+  loadCandles(true).catch(failed);
 }
 
 // -- controls -------------------------------------------------------------------------
 
 async function control(what) {
-  if (what === "close-all" && !confirm("Close every open trade at market?")) return;
+  if (what === "close-all" && !confirm("Cancel every entry order waiting to fill and close every open trade at market?")) return;
   if (what === "stop" && !confirm("Stop the session? It makes no new trades and ends.")) return;
   const token = $("#token").value.trim();
   sessionStorage.setItem("kinetic-ui-token", token);
@@ -211,41 +316,65 @@ async function control(what) {
   const result = $("#control-result");
   result.textContent = text;
   result.className = answer.ok ? "pos" : "neg";
-  refresh();
+  update(false);
 }
 
-// -- refresh and the stream -----------------------------------------------------------
+// -- reading: all at first (and after the stream reconnects), then what changed ---------
 
-let refreshing = null, again = false;
-async function refresh() {
-  if (refreshing) { again = true; return refreshing; }
-  refreshing = (async () => {
-    try {
-      await loadStatus();
-      const [trades] = await Promise.all([loadTrades(), loadPositions(), loadEquity(), loadDecisions(),
-        loadEvents(), loadScanner()]);
-      await loadCandles(trades);
-      document.body.dataset.loaded = String(Date.now());
-    } catch (error) {
-      $("#control-result").textContent = `could not load: ${error.message}`;
+function failed(error) {
+  $("#control-result").textContent = `could not load: ${error.message}`;
+}
+
+let running = null, wanted = null; // one update at a time; the next one waits its turn
+async function update(everything) {
+  wanted = wanted === null ? everything : wanted || everything;
+  if (running) return running;
+  running = (async () => {
+    while (wanted !== null) {
+      const full = wanted;
+      wanted = null;
+      try {
+        await loadStatus();
+        await loadPositions();
+        const reads = [loadEquity(full), loadDecisions(full), loadScanner(), loadCandles(full)];
+        if (full) reads.push(loadTrades(true), loadEvents());
+        await Promise.all(reads);
+        document.body.dataset.loaded = String(Date.now());
+      } catch (error) {
+        failed(error);
+      }
     }
   })();
-  await refreshing;
-  refreshing = null;
-  if (again) { again = false; return refresh(); }
+  await running;
+  running = null;
 }
 
-let pending = null;
-function soon() {
+let pending = null, pendingFull = false;
+function soon(everything) {
+  pendingFull = pendingFull || everything;
   if (pending) return;
-  pending = setTimeout(() => { pending = null; refresh(); }, 250);
+  pending = setTimeout(() => { pending = null; const full = pendingFull; pendingFull = false; update(full); }, 250);
+}
+
+function received(message) {
+  const change = JSON.parse(message.data);
+  if (change.type === "event") {
+    addEvent(change.event);
+    if (["trade_opened", "trade_closed", "control"].includes(change.event.kind)) soon(false); // positions
+  } else if (change.type === "trade") {
+    addTrade(change.trade);
+  } else if (change.type === "close") {
+    soon(false);
+  } else { // a stored session changed: read it again
+    soon(true);
+  }
 }
 
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const socket = new WebSocket(`${scheme}://${location.host}/api/stream`);
-  socket.onopen = () => { document.body.dataset.stream = "open"; soon(); };
-  socket.onmessage = soon;
+  socket.onopen = () => { document.body.dataset.stream = "open"; soon(true); };
+  socket.onmessage = received;
   socket.onclose = () => { document.body.dataset.stream = "closed"; setTimeout(connect, 2000); };
 }
 
@@ -274,10 +403,11 @@ function start() {
     button.addEventListener("click", () => control(button.dataset.control));
   }
   $("#chart-pair").addEventListener("change", (event) => choosePair(event.target.value));
-  $("#trade-filters").addEventListener("submit", (event) => { event.preventDefault(); refresh(); });
+  $("#trade-filters").addEventListener("submit", (event) => { event.preventDefault(); loadTrades(true).catch(failed); });
+  $("#trades-more").addEventListener("click", () => loadTrades(false).catch(failed));
   loadStrategy();
-  refresh();
-  connect();
+  update(true);
+  connect(); // once open, reads everything again: no change falls in between
 }
 
 start();
