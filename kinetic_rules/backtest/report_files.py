@@ -159,7 +159,7 @@ _ISO: dict[int, str] = {}  # open times repeat (fills, several trades a candle):
 def _time(value: pd.Timestamp | None) -> str | None:
     if value is None:
         return None
-    stamp = pd.Timestamp(value)
+    stamp = value if isinstance(value, pd.Timestamp) else pd.Timestamp(value)
     # a naive time is UTC already; an aware one's value is its UTC instant: one key either way
     key = stamp.value
     text = _ISO.get(key)
@@ -251,16 +251,24 @@ def _trades_json_text(records: list[dict[str, Any]]) -> str:
     return "[\n" + ",\n".join(lines) + ("\n]\n" if lines else "]\n")
 
 
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")  # first characters a spreadsheet would run
+
+
 def _cell(value: Any) -> str:
     """A CSV cell of a JSON-ready (`plain`) value; text that a spreadsheet would run as a
     formula gets a leading quote. A list (a trade's tags) becomes its items separated by
     spaces."""
+    kind = type(value)  # the usual kinds first: a trade file holds tens of thousands
+    if kind is float:
+        return repr(value)
+    if kind is str:
+        return "'" + value if value[:1] in _FORMULA else value
     if value is None:
         return ""
     if isinstance(value, list):
         value = " ".join(str(v) for v in value)
     if isinstance(value, str):
-        return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+        return "'" + value if value[:1] in _FORMULA else value
     return repr(value) if isinstance(value, float) else str(value)
 
 

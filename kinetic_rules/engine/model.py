@@ -63,14 +63,16 @@ class Trade:
 
     @property
     def fees(self) -> float:
-        return sum(f.fee for f in self.fills)
+        return sum([f.fee for f in self.fills])
 
     @property
     def profit(self) -> float:
         """Realised profit in the stake currency, after every fee and funding payment."""
         sign = 1.0 if self.side == "long" else -1.0
-        closing = [f for f in self.fills if f.reason != "entry"]
-        gross = sum(sign * (f.price - self.entry_price) * f.amount for f in closing)
+        entry = self.entry_price
+        gross = sum(
+            [sign * (f.price - entry) * f.amount for f in self.fills if f.reason != "entry"]
+        )
         return gross - self.fees - self.funding
 
     @property
