@@ -262,7 +262,8 @@ def _cell(value: Any) -> str:
     if kind is float:
         return repr(value)
     if kind is str:
-        return "'" + value if value[:1] in _FORMULA else value
+        text: str = value
+        return "'" + text if text[:1] in _FORMULA else text
     if value is None:
         return ""
     if isinstance(value, list):
