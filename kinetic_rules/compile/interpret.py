@@ -234,6 +234,8 @@ def combine(node: ast.Node, values: Sequence[Value], plan: Plan) -> Value:
             return np.negative(values[0])
         case ast.Binary(op=op):
             return binary(op, values[0], values[1])
+        case ast.Compare(rest=rest) if len(rest) == 1:  # `a < b`: one comparison, no chain
+            return compare(rest[0][0], class_number(plan, values[0]), class_number(plan, values[1]))
         case ast.Compare(rest=rest):
             left = class_number(plan, values[0])
             result: Value = True

@@ -41,6 +41,14 @@ def moment_at(index: pd.DatetimeIndex, position: int) -> pd.Timestamp:
     return moment(int(times[position]), tz)
 
 
+def position_at(index: pd.DatetimeIndex, stamp: pd.Timestamp) -> int:
+    """`index.searchsorted(stamp)`, on the index's times kept in nanoseconds."""
+    times, _ = index_times(index)
+    if times is None:
+        return int(index.searchsorted(stamp))
+    return int(times.searchsorted(stamp.value))
+
+
 def later(stamp: pd.Timestamp, step: pd.Timedelta) -> pd.Timestamp:
     """`stamp + step`, made once per time (a sum keeps the finer unit: nanoseconds)."""
     if stamp.unit != "ns":

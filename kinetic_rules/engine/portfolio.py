@@ -44,14 +44,13 @@ from kinetic_rules.engine.model import (
     Side,
     Trade,
 )
-from kinetic_rules.engine.moments import later, moment_at
+from kinetic_rules.engine.moments import later, moment_at, position_at
 from kinetic_rules.engine.portfolio_values import (
     Ledger,
     PortfolioRules,
     decision_env,
     midnight,
     portfolio_rules,
-    position_of,
 )
 from kinetic_rules.engine.positions import (
     NEVER,
@@ -417,7 +416,7 @@ class Portfolio:
         if position.cut is not None:
             data = with_cut(data, position.side, *position.cut)
         index = data.signals.index
-        signal = position_of(index, position.signal_time)
+        signal = position_at(index, position.signal_time)
         if position.state == "pending":
             entry = entry_fill(self.fills, data.prices, signal, position.side)
             if entry[0] == "waiting":
