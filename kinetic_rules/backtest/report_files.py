@@ -17,7 +17,7 @@ import io
 import json
 import math
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -164,10 +164,20 @@ def _time(value: pd.Timestamp | None) -> str | None:
     key = stamp.value
     text = _ISO.get(key)
     if text is None:
-        text = iso_time(stamp)
+        text = _iso_of_instant(key)
         if len(_ISO) < 1_000_000:
             _ISO[key] = text
     return text
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+def _iso_of_instant(nanoseconds: int) -> str:
+    """`iso_time` of the UTC instant `nanoseconds` since the epoch, without pandas' time
+    zone conversion (a second's resolution: the nanoseconds below it are dropped)."""
+    moment = _EPOCH + timedelta(microseconds=nanoseconds // 1000)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _by_date(series: pd.Series, pattern: str) -> dict[str, float]:

@@ -30,7 +30,7 @@ from kinetic_rules.data.gaps import apply_gap_policy, gap_candles
 from kinetic_rules.data.store import CandleStore
 from kinetic_rules.engine.fills import fill_model
 from kinetic_rules.engine.futures import MarketExtras, describe_extras, funding_payments
-from kinetic_rules.engine.model import Assumptions, BacktestResult, Trade
+from kinetic_rules.engine.model import Assumptions, BacktestResult, Fill, Trade
 from kinetic_rules.engine.pairs import first_open, prepare_market, stored_feed, warmup_ends
 from kinetic_rules.engine.portfolio import PairData, Portfolio
 from kinetic_rules.engine.portfolio_values import describe, portfolio_rules
@@ -428,28 +428,19 @@ def _equity(
     nanos = {d.pair: d.signals.index.as_unit("ns").asi8 for d in data}  # searched as integers
     for trade in trades:
         pair = by_pair[trade.pair]
-        index = pair.signals.index
-        closes = pair.prices["close"]
-        first = _position(nanos[trade.pair], trade.entry_time)
-        last = _position(nanos[trade.pair], trade.exit_time)
+        times = nanos[trade.pair]
+        first = _position(times, trade.entry_time)
+        last = _position(times, trade.exit_time)
         sign = 1.0 if trade.side == "long" else -1.0
-        entry_fee = trade.fills[0].fee
-        local = np.arange(first, last)
-        remaining = np.full(len(local), trade.amount)
-        realized = np.full(len(local), -entry_fee)
-        for fill in trade.fills[1:]:
-            at = _position(nanos[trade.pair], fill.time)
-            if at >= last:  # the exit (or a fill with it): after every candle held
-                continue
-            after = local >= at
-            remaining[after] -= fill.amount
-            realized[after] += sign * (fill.price - trade.entry_price) * fill.amount - fill.fee
-        paid_at, paid = funding_payments(trade, index, pair.prices)
-        if len(paid_at):  # nothing paid: subtracting zeros would change no bit
-            funded = np.zeros(len(local))
-            np.add.at(funded, paid_at[paid_at < last] - first, paid[paid_at < last])
-            realized -= np.cumsum(funded)
-        open_value = realized + sign * (closes[first:last] - trade.entry_price) * remaining
+        # fills before the last candle held change what is held; later ones (the exit) not
+        held_changes = [
+            (at, fill) for fill in trade.fills[1:] if (at := _position(times, fill.time)) < last
+        ]
+        closes = pair.prices["close"][first:last]
+        if held_changes or pair.prices.get("funding") is not None:
+            open_value = _open_value(trade, pair, first, last, sign, held_changes)
+        else:  # the whole amount held throughout: the same sums on one number each
+            open_value = -trade.fills[0].fee + sign * (closes - trade.entry_price) * trade.amount
         where = pair.timeline_index[first:last]
         if len(where) and where[-1] - where[0] == len(where) - 1:  # a run: add to a slice
             total[where[0] : where[-1] + 1] += open_value
@@ -457,6 +448,34 @@ def _equity(
             total[where] += open_value
         total[pair.timeline_index[last] :] += trade.profit
     return pd.Series(total, index=timeline + step, name="equity")
+
+
+def _open_value(
+    trade: Trade,
+    pair: PairData,
+    first: int,
+    last: int,
+    sign: float,
+    held_changes: list[tuple[int, Fill]],
+) -> np.ndarray:
+    """The trade's value at each close it is open (first..last-1), with what its partial
+    fills took out and its funding paid so far."""
+    local = np.arange(first, last)
+    remaining = np.full(len(local), trade.amount)
+    realized = np.full(len(local), -trade.fills[0].fee)
+    for at, fill in held_changes:
+        after = local >= at
+        remaining[after] -= fill.amount
+        realized[after] += sign * (fill.price - trade.entry_price) * fill.amount - fill.fee
+    paid_at, paid = funding_payments(trade, pair.signals.index, pair.prices)
+    if len(paid_at):  # nothing paid: subtracting zeros would change no bit
+        funded = np.zeros(len(local))
+        np.add.at(funded, paid_at[paid_at < last] - first, paid[paid_at < last])
+        realized -= np.cumsum(funded)
+    value: np.ndarray = (
+        realized + sign * (pair.prices["close"][first:last] - trade.entry_price) * remaining
+    )
+    return value
 
 
 def _holds(values: np.ndarray | None) -> bool:
