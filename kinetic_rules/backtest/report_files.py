@@ -97,12 +97,22 @@ def plain(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} to a report")
 
 
-def trade_record(trade: Trade) -> dict[str, Any]:
+def trade_record(trade: Trade, masked: dict[str, str] | None = None) -> dict[str, Any]:
     """Everything about one trade, its fills included, as JSON-ready values (rounded,
-    masked): the same values `plain` gives, without walking a generic tree."""
+    masked): the same values `plain` gives, without walking a generic tree. `masked`
+    keeps texts already masked, for a batch of trades (pair names, reasons repeat)."""
     duration = trade.duration
-    fees = trade.fees
-    profit = trade.profit
+    profit, fees = trade.profit_and_fees()
+    known = {} if masked is None else masked
+
+    def _text(value: str | None) -> str | None:
+        if value is None:
+            return None
+        hidden = known.get(value)
+        if hidden is None:
+            hidden = known[value] = mask(value)
+        return hidden
+
     return {
         "id": _value(trade.id),
         "pair": _text(trade.pair),
@@ -138,10 +148,6 @@ def trade_record(trade: Trade) -> dict[str, Any]:
             for f in trade.fills
         ],
     }
-
-
-def _text(value: str | None) -> str | None:
-    return None if value is None else mask(value)
 
 
 def _value(value: Any) -> Any:
@@ -238,8 +244,9 @@ def results_document(
 
 def trade_records(result: BacktestResult) -> list[dict[str, Any]]:
     """Every trade, fills included, as JSON-ready values, in id order (trades.json)."""
+    masked: dict[str, str] = {}  # within one batch of the secrets, as `mask` itself keeps
     with masking_batch():
-        return [trade_record(t) for t in sorted(result.trades, key=lambda t: t.id)]
+        return [trade_record(t, masked) for t in sorted(result.trades, key=lambda t: t.id)]
 
 
 def results_json(result: BacktestResult, metrics: Metrics, tables: Breakdowns | None = None) -> str:
@@ -292,7 +299,13 @@ def _trades_csv_text(records: list[dict[str, Any]]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(TRADE_COLUMNS)
     with masking_batch():
-        writer.writerows([_cell(record[column]) for column in TRADE_COLUMNS] for record in records)
+        writer.writerows(
+            [
+                repr(value) if type(value) is float else _cell(value)
+                for value in map(record.__getitem__, TRADE_COLUMNS)
+            ]
+            for record in records
+        )
     return buffer.getvalue()
 
 

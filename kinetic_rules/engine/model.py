@@ -68,12 +68,17 @@ class Trade:
     @property
     def profit(self) -> float:
         """Realised profit in the stake currency, after every fee and funding payment."""
+        return self.profit_and_fees()[0]
+
+    def profit_and_fees(self) -> tuple[float, float]:
+        """`profit` and `fees` at once (both are sums over the fills)."""
         sign = 1.0 if self.side == "long" else -1.0
         entry = self.entry_price
         gross = sum(
             [sign * (f.price - entry) * f.amount for f in self.fills if f.reason != "entry"]
         )
-        return gross - self.fees - self.funding
+        fees = self.fees
+        return gross - fees - self.funding, fees
 
     @property
     def profit_ratio(self) -> float:
