@@ -17,7 +17,7 @@ import io
 import json
 import math
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -97,12 +97,22 @@ def plain(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} to a report")
 
 
-def trade_record(trade: Trade) -> dict[str, Any]:
+def trade_record(trade: Trade, masked: dict[str, str] | None = None) -> dict[str, Any]:
     """Everything about one trade, its fills included, as JSON-ready values (rounded,
-    masked): the same values `plain` gives, without walking a generic tree."""
+    masked): the same values `plain` gives, without walking a generic tree. `masked`
+    keeps texts already masked, for a batch of trades (pair names, reasons repeat)."""
     duration = trade.duration
-    fees = trade.fees
-    profit = trade.profit
+    profit, fees = trade.profit_and_fees()
+    known = {} if masked is None else masked
+
+    def _text(value: str | None) -> str | None:
+        if value is None:
+            return None
+        hidden = known.get(value)
+        if hidden is None:
+            hidden = known[value] = mask(value)
+        return hidden
+
     return {
         "id": _value(trade.id),
         "pair": _text(trade.pair),
@@ -140,10 +150,6 @@ def trade_record(trade: Trade) -> dict[str, Any]:
     }
 
 
-def _text(value: str | None) -> str | None:
-    return None if value is None else mask(value)
-
-
 def _value(value: Any) -> Any:
     """`plain` for one number: floats rounded (None when not finite), integers as they are."""
     if type(value) is float:
@@ -159,15 +165,25 @@ _ISO: dict[int, str] = {}  # open times repeat (fills, several trades a candle):
 def _time(value: pd.Timestamp | None) -> str | None:
     if value is None:
         return None
-    stamp = pd.Timestamp(value)
+    stamp = value if isinstance(value, pd.Timestamp) else pd.Timestamp(value)
     # a naive time is UTC already; an aware one's value is its UTC instant: one key either way
     key = stamp.value
     text = _ISO.get(key)
     if text is None:
-        text = iso_time(stamp)
+        text = _iso_of_instant(key)
         if len(_ISO) < 1_000_000:
             _ISO[key] = text
     return text
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+def _iso_of_instant(nanoseconds: int) -> str:
+    """`iso_time` of the UTC instant `nanoseconds` since the epoch, without pandas' time
+    zone conversion (a second's resolution: the nanoseconds below it are dropped)."""
+    moment = _EPOCH + timedelta(microseconds=nanoseconds // 1000)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _by_date(series: pd.Series, pattern: str) -> dict[str, float]:
@@ -228,8 +244,9 @@ def results_document(
 
 def trade_records(result: BacktestResult) -> list[dict[str, Any]]:
     """Every trade, fills included, as JSON-ready values, in id order (trades.json)."""
+    masked: dict[str, str] = {}  # within one batch of the secrets, as `mask` itself keeps
     with masking_batch():
-        return [trade_record(t) for t in sorted(result.trades, key=lambda t: t.id)]
+        return [trade_record(t, masked) for t in sorted(result.trades, key=lambda t: t.id)]
 
 
 def results_json(result: BacktestResult, metrics: Metrics, tables: Breakdowns | None = None) -> str:
@@ -251,16 +268,25 @@ def _trades_json_text(records: list[dict[str, Any]]) -> str:
     return "[\n" + ",\n".join(lines) + ("\n]\n" if lines else "]\n")
 
 
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")  # first characters a spreadsheet would run
+
+
 def _cell(value: Any) -> str:
     """A CSV cell of a JSON-ready (`plain`) value; text that a spreadsheet would run as a
     formula gets a leading quote. A list (a trade's tags) becomes its items separated by
     spaces."""
+    kind = type(value)  # the usual kinds first: a trade file holds tens of thousands
+    if kind is float:
+        return repr(value)
+    if kind is str:
+        text: str = value
+        return "'" + text if text[:1] in _FORMULA else text
     if value is None:
         return ""
     if isinstance(value, list):
         value = " ".join(str(v) for v in value)
     if isinstance(value, str):
-        return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+        return "'" + value if value[:1] in _FORMULA else value
     return repr(value) if isinstance(value, float) else str(value)
 
 
@@ -273,7 +299,13 @@ def _trades_csv_text(records: list[dict[str, Any]]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(TRADE_COLUMNS)
     with masking_batch():
-        writer.writerows([_cell(record[column]) for column in TRADE_COLUMNS] for record in records)
+        writer.writerows(
+            [
+                repr(value) if type(value) is float else _cell(value)
+                for value in map(record.__getitem__, TRADE_COLUMNS)
+            ]
+            for record in records
+        )
     return buffer.getvalue()
 
 

@@ -143,6 +143,16 @@ def _nanos(index: pd.Index) -> np.ndarray:
     return pd.DatetimeIndex(index).as_unit("ns").asi8
 
 
+def _median_step(times: np.ndarray) -> int:
+    """`int(np.median(np.diff(times)))` without sorting: when more than half the steps are
+    one value (candles are evenly spaced but for a few gaps) the median is that value."""
+    steps = np.diff(times)
+    usual = steps[len(steps) // 2]
+    if 2 * int(np.count_nonzero(steps == usual)) > len(steps):
+        return int(usual)
+    return int(np.median(steps))
+
+
 def line_chart(
     series: pd.Series, *, title: str, percent: bool = False, how: str = "last", area: bool = False
 ) -> str:
@@ -289,7 +299,7 @@ def candle_chart(
     thinned = downsample_ohlc(candles, bars)
     times = _nanos(thinned.index)
     raw = _nanos(candles.index)
-    candle_step = int(np.median(np.diff(raw))) if len(raw) > 1 else 60 * 10**9
+    candle_step = _median_step(raw) if len(raw) > 1 else 60 * 10**9
     step = candle_step * bucket_size(len(candles), bars)
     banded = len(trades) > MARKED_TRADES
     lo, hi = float(thinned["low"].min()), float(thinned["high"].max())

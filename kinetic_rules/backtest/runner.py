@@ -30,8 +30,8 @@ from kinetic_rules.data.gaps import apply_gap_policy, gap_candles
 from kinetic_rules.data.store import CandleStore
 from kinetic_rules.engine.fills import fill_model
 from kinetic_rules.engine.futures import MarketExtras, describe_extras, funding_payments
-from kinetic_rules.engine.model import Assumptions, BacktestResult, Trade
-from kinetic_rules.engine.pairs import prepare_market, stored_feed, warmup_ends
+from kinetic_rules.engine.model import Assumptions, BacktestResult, Fill, Trade
+from kinetic_rules.engine.pairs import first_open, prepare_market, stored_feed, warmup_ends
 from kinetic_rules.engine.portfolio import PairData, Portfolio
 from kinetic_rules.engine.portfolio_values import describe, portfolio_rules
 from kinetic_rules.engine.scanner import blacklisted
@@ -76,6 +76,7 @@ class CandleFeed:
         self._pair: str | None = None  # the pair whose own series `_current` holds
         self._current: dict[str, pd.DataFrame] = {}
         self.gap_counts: dict[tuple[str, str], int] = {}  # for reports, taken at first read
+        self._first_opens: dict[tuple[str, str], pd.Timestamp | None] = {}  # likewise
 
     def __call__(self, pair: str, timeframe: str) -> pd.DataFrame:
         if pair in self.shared:
@@ -97,6 +98,12 @@ class CandleFeed:
             return pd.DatetimeIndex((held if held is not None else self(pair, timeframe)).index)
         return self.store.read_index(self.exchange, pair, timeframe, end=self.end)
 
+    def first_open(self, pair: str, timeframe: str) -> pd.Timestamp | None:
+        """Open time of the series' first candle, as it was first read (None: no candle)."""
+        if (pair, timeframe) not in self._first_opens:
+            self(pair, timeframe)
+        return self._first_opens[pair, timeframe]
+
     def gap_candles(self, pair: str, timeframe: str) -> int:
         """Candles filled or missing in the series, as counted when it was first read."""
         if (pair, timeframe) not in self.gap_counts:
@@ -112,6 +119,7 @@ class CandleFeed:
         candles = self.store.load(self.exchange, pair, timeframe, end=self.end)
         candles = apply_gap_policy(candles, timeframe, self.gaps)
         self.gap_counts[pair, timeframe] = gap_candles(candles, timeframe, self.gaps)
+        self._first_opens[pair, timeframe] = candles.index[0] if len(candles) else None
         return candles
 
 
@@ -351,7 +359,9 @@ def _warmup_notes(
     """The warm-up in one line each: pairs whose data ends inside it (DataError when that is
     every pair, rather than an empty backtest), and a timerange that starts inside it."""
     warmup = format_duration(plan.used_warmup_seconds)
-    ends = {d.pair: warmup_ends(plan, feed, d.pair, d.signals.index) for d in data}
+    # the first open of each series, kept as it was read: no series is read again
+    opened = feed.first_open if isinstance(feed, CandleFeed) else first_open(feed)
+    ends = {d.pair: warmup_ends(plan, opened, d.pair, d.signals.index) for d in data}
     short = [d for d in data if d.tradable_from >= len(d.signals.index)]
     advice = (
         "import or download earlier candles, or accept a shorter warm-up with "
@@ -418,30 +428,54 @@ def _equity(
     nanos = {d.pair: d.signals.index.as_unit("ns").asi8 for d in data}  # searched as integers
     for trade in trades:
         pair = by_pair[trade.pair]
-        index = pair.signals.index
-        closes = pair.prices["close"]
-        first = _position(nanos[trade.pair], trade.entry_time)
-        last = _position(nanos[trade.pair], trade.exit_time)
+        times = nanos[trade.pair]
+        first = _position(times, trade.entry_time)
+        last = _position(times, trade.exit_time)
         sign = 1.0 if trade.side == "long" else -1.0
-        entry_fee = trade.fills[0].fee
-        local = np.arange(first, last)
-        remaining = np.full(len(local), trade.amount)
-        realized = np.full(len(local), -entry_fee)
-        for fill in trade.fills[1:]:
-            at = _position(nanos[trade.pair], fill.time)
-            after = local >= at
-            remaining[after] -= fill.amount
-            realized[after] += sign * (fill.price - trade.entry_price) * fill.amount - fill.fee
-        paid_at, paid = funding_payments(trade, index, pair.prices)
-        funded = np.zeros(len(local))
-        if len(paid_at):
-            np.add.at(funded, paid_at[paid_at < last] - first, paid[paid_at < last])
-        realized -= np.cumsum(funded)
-        open_value = realized + sign * (closes[first:last] - trade.entry_price) * remaining
+        # fills before the last candle held change what is held; later ones (the exit) not
+        held_changes = [
+            (at, fill) for fill in trade.fills[1:] if (at := _position(times, fill.time)) < last
+        ]
+        closes = pair.prices["close"][first:last]
+        if held_changes or pair.prices.get("funding") is not None:
+            open_value = _open_value(trade, pair, first, last, sign, held_changes)
+        else:  # the whole amount held throughout: the same sums on one number each
+            open_value = -trade.fills[0].fee + sign * (closes - trade.entry_price) * trade.amount
         where = pair.timeline_index[first:last]
-        total[where] += open_value
+        if len(where) and where[-1] - where[0] == len(where) - 1:  # a run: add to a slice
+            total[where[0] : where[-1] + 1] += open_value
+        else:
+            total[where] += open_value
         total[pair.timeline_index[last] :] += trade.profit
     return pd.Series(total, index=timeline + step, name="equity")
+
+
+def _open_value(
+    trade: Trade,
+    pair: PairData,
+    first: int,
+    last: int,
+    sign: float,
+    held_changes: list[tuple[int, Fill]],
+) -> np.ndarray:
+    """The trade's value at each close it is open (first..last-1), with what its partial
+    fills took out and its funding paid so far."""
+    local = np.arange(first, last)
+    remaining = np.full(len(local), trade.amount)
+    realized = np.full(len(local), -trade.fills[0].fee)
+    for at, fill in held_changes:
+        after = local >= at
+        remaining[after] -= fill.amount
+        realized[after] += sign * (fill.price - trade.entry_price) * fill.amount - fill.fee
+    paid_at, paid = funding_payments(trade, pair.signals.index, pair.prices)
+    if len(paid_at):  # nothing paid: subtracting zeros would change no bit
+        funded = np.zeros(len(local))
+        np.add.at(funded, paid_at[paid_at < last] - first, paid[paid_at < last])
+        realized -= np.cumsum(funded)
+    value: np.ndarray = (
+        realized + sign * (pair.prices["close"][first:last] - trade.entry_price) * remaining
+    )
+    return value
 
 
 def _holds(values: np.ndarray | None) -> bool:
@@ -452,4 +486,4 @@ def _position(nanos: np.ndarray, moment: pd.Timestamp | None) -> int:
     """Where a candle of this pair sits in its index, given as nanoseconds (`asi8`: UTC
     for an aware index, as a trade's time is; trades only ever name real candles)."""
     assert moment is not None
-    return int(np.searchsorted(nanos, pd.Timestamp(moment).value))
+    return int(nanos.searchsorted(moment.value))

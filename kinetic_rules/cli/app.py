@@ -23,6 +23,7 @@ from typing import TextIO, cast
 
 from kinetic_rules import __version__
 from kinetic_rules.cli.chatter import add_verbose, quiet_libraries
+from kinetic_rules.cli.process import own_process
 from kinetic_rules.errors import KineticError
 from kinetic_rules.secrets import (
     MaskedStream,
@@ -140,6 +141,7 @@ def _internal_error(bug: Exception, arguments: list[str]) -> int:
 
 
 def run() -> None:
+    own_process()  # the command has the process to itself
     code = main()
     try:
         sys.stdout.flush()

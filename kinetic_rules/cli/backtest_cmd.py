@@ -69,7 +69,16 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def run_backtest_command(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from kinetic_rules.backtest.metrics import breakdowns, compute_metrics
+    from kinetic_rules.backtest.report_text import print_summary
     from kinetic_rules.backtest.runner import run_backtest
+    from kinetic_rules.cli.process import modules_loaded
+
+    if args.report is not None or args.export:
+        from kinetic_rules.backtest.report_files import write_reports
+    modules_loaded()
 
     if not args.strategy.exists():
         raise ConfigError(f"{args.strategy}: no such file")
@@ -88,18 +97,11 @@ def run_backtest_command(args: argparse.Namespace) -> int:
         result = run_backtest(request, progress)
         if progress:
             progress("reports", 0, 0)  # the metrics, before the files count their steps
-        from rich.console import Console
-
-        from kinetic_rules.backtest.metrics import breakdowns, compute_metrics
-        from kinetic_rules.backtest.report_text import print_summary
-
         metrics = compute_metrics(result)
         tables = breakdowns(result)  # once, for the summary and every file
         folder = args.report or (Path("user_data/backtest") if args.export else None)
         written = {}
         if folder is not None:
-            from kinetic_rules.backtest.report_files import write_reports
-
             detail = args.report_detail
             written = write_reports(
                 result, metrics, folder, detail=detail, progress=progress, tables=tables

@@ -27,6 +27,7 @@ from kinetic_rules.compile.interpret import (
     combine,
     history_values,
     interpret,
+    quiet_numbers,
     regime_codes,
     regime_tables,
     run,
@@ -58,20 +59,29 @@ class Frame:
     memo: dict[ast.Node, Value] = field(default_factory=dict)
     positions: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)  # alignment
     key: FrameKey | None = None  # its series' key in a SeriesCache, once asked for
+    _times: np.ndarray | None = field(default=None, init=False, repr=False)
+    _hole: bool | None = field(default=None, init=False, repr=False)
 
     @property
     def length(self) -> int:
         return len(self.candles)
 
     def times(self) -> np.ndarray:
-        """Open times, UTC nanoseconds."""
-        return np.asarray(pd.DatetimeIndex(self.candles.index).as_unit("ns").asi8, np.int64)
+        """Open times, UTC nanoseconds (read from pandas once)."""
+        times = self._times
+        if times is None:
+            index = pd.DatetimeIndex(self.candles.index)
+            times = np.asarray(index.as_unit("ns").asi8, np.int64)
+            times.setflags(write=False)  # shared by every series computed on the frame
+            self._times = times
+        return times
 
     def has_hole(self) -> bool:
         """Candles are missing between the first and the last (on a grid all agree on)."""
-        if not has_known_grid(self.timeframe):
-            return False
-        return has_hole(self.times(), timeframe_ns(self.timeframe))
+        if self._hole is None:
+            known = has_known_grid(self.timeframe)
+            self._hole = known and has_hole(self.times(), timeframe_ns(self.timeframe))
+        return self._hole
 
     def column(self, name: str) -> np.ndarray:
         if name == "quote_volume" and "quote_volume" not in self.candles:
@@ -138,12 +148,13 @@ class Evaluator:
     def evaluate(self, pair: str, extra: tuple[ast.Node, ...] = ()) -> PairSignals:
         """Every market series of the plan for `pair`, plus any `extra` trade-free nodes."""
         base = self._frame(pair, self.plan.timeframe, shared=False)
-        regime = self._regime(base)
-        scope = _Columns(self, base, regime)
         values: dict[ast.Node, np.ndarray] = {}
-        for node in (*self.plan.market, *extra):
-            if node not in values:
-                values[node] = as_array(scope.value(node), base.length)
+        with quiet_numbers():  # the operators' arithmetic, once for the whole pair
+            regime = self._regime(base)
+            scope = _Columns(self, base, regime)
+            for node in (*self.plan.market, *extra):
+                if node not in values:
+                    values[node] = as_array(scope.value(node), base.length)
         for key in [k for k in self._shared if k[0] == pair and pair not in self._named]:
             del self._shared[key]  # the pair's own other timeframes: no other pair reads them
         return PairSignals(pair, pd.DatetimeIndex(base.candles.index), values, regime)

@@ -12,7 +12,10 @@ function's implementation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -231,6 +234,8 @@ def combine(node: ast.Node, values: Sequence[Value], plan: Plan) -> Value:
             return np.negative(values[0])
         case ast.Binary(op=op):
             return binary(op, values[0], values[1])
+        case ast.Compare(rest=rest) if len(rest) == 1:  # `a < b`: one comparison, no chain
+            return compare(rest[0][0], class_number(plan, values[0]), class_number(plan, values[1]))
         case ast.Compare(rest=rest):
             left = class_number(plan, values[0])
             result: Value = True
@@ -291,18 +296,72 @@ _COMPARISON = {
 }  # fmt: skip
 
 
+_QUIET: ContextVar[bool] = ContextVar("quiet_numbers", default=False)
+
+
+@contextmanager
+def quiet_numbers() -> Iterator[None]:
+    """Numpy's floating-point warnings off for a whole evaluation: the operators give an
+    undefined value, never a warning, for a division by zero or an overflow. Entered once
+    around many evaluations (a backtest's portfolio loop, a pair's columns), it spares each
+    operator entering numpy's error state itself; nested, it costs a look-up."""
+    if _QUIET.get():
+        yield
+        return
+    token = _QUIET.set(True)
+    try:
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            yield
+    finally:
+        _QUIET.reset(token)
+
+
+def is_quiet() -> bool:
+    """Inside `quiet_numbers`?"""
+    return _QUIET.get()
+
+
+_FLOATS = (float, np.float64)
+
+
 def binary(op: str, a: Value, b: Value) -> Value:
     if op in _LOGIC:
         return _LOGIC[op](a, b)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+    if type(a) in _FLOATS and type(b) in _FLOATS:  # one candle: plain IEEE arithmetic
+        return _scalar_arithmetic(op, float(a), float(b))
+    if _QUIET.get():
         result = _ARITHMETIC[op](a, b)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            result = _ARITHMETIC[op](a, b)
     # A division by zero or an overflow is undefined, never infinite.
     if isinstance(result, np.ndarray):
         return np.where(np.isfinite(result), result, np.nan)
     return result if np.isfinite(result) else np.nan
 
 
+def _scalar_arithmetic(op: str, a: float, b: float) -> float:
+    """`binary` on two floats, to the bit what numpy gives (both are IEEE doubles), without
+    numpy's per-call cost: a division by zero or an overflow is undefined here too."""
+    try:
+        if op == "+":
+            result = a + b
+        elif op == "-":
+            result = a - b
+        elif op == "*":
+            result = a * b
+        elif op == "/":
+            result = a / b
+        else:
+            raise KeyError(op)
+    except ZeroDivisionError:
+        return math.nan
+    return result if math.isfinite(result) else math.nan
+
+
 def compare(op: str, a: Value, b: Value) -> Value:
+    if _QUIET.get():
+        return _COMPARISON[op](a, b)
     with np.errstate(invalid="ignore"):
         return _COMPARISON[op](a, b)
 

@@ -16,7 +16,15 @@ from typing import Any
 import numpy as np
 
 from kinetic_rules.compile.evaluate import PairSignals
-from kinetic_rules.compile.interpret import BoundCall, as_array, combine, interpret, run
+from kinetic_rules.compile.interpret import (
+    BoundCall,
+    as_array,
+    combine,
+    interpret,
+    is_quiet,
+    quiet_numbers,
+    run,
+)
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.lang import ast
 
@@ -27,8 +35,16 @@ TradeEnv = Mapping[str, Any]
 def evaluate_span(
     plan: Plan, node: ast.Node, signals: PairSignals, lo: int, hi: int, env: TradeEnv
 ) -> np.ndarray:
-    """Values of `node` for candles lo..hi-1 of `signals`, with trade names from `env`."""
-    value = np.asarray(_Span(plan, signals, lo, hi, env).value(node))
+    """Values of `node` for candles lo..hi-1 of `signals`, with trade names from `env`.
+    A market series comes back as a view of the stored one: read it, never write to it."""
+    stored = signals.values.get(node)
+    if stored is not None:
+        return np.asarray(stored[lo:hi])
+    if is_quiet():
+        value = np.asarray(_Span(plan, signals, lo, hi, env).value(node))
+    else:
+        with quiet_numbers():
+            value = np.asarray(_Span(plan, signals, lo, hi, env).value(node))
     if value.ndim == 0:  # built from scalars only, e.g. `if side > 0 then 10% else 5%`
         return np.full(hi - lo, value[()])
     return value
@@ -39,7 +55,11 @@ def evaluate_at(plan: Plan, node: ast.Node, signals: PairSignals, local: int, en
     `evaluate_span(…, local, local + 1, env)[0]` gives, to the bit, computed on scalars.
     A portfolio decision evaluates a few rules at one candle; arrays of one element
     would cost more than the arithmetic."""
-    value = _At(plan, signals, local, local + 1, env).value(node)
+    if is_quiet():
+        value = _At(plan, signals, local, local + 1, env).value(node)
+    else:
+        with quiet_numbers():
+            value = _At(plan, signals, local, local + 1, env).value(node)
     return value[()] if isinstance(value, np.ndarray) else value
 
 
@@ -61,9 +81,10 @@ class _Span:
         return value
 
     def name(self, name: str) -> Any:
-        if name not in self.env:
-            raise KeyError(f"no value for {name} in a trade expression")
-        return self.env[name]
+        try:  # `env` may make a value when first asked for it (a dict's __missing__)
+            return self.env[name]
+        except KeyError:
+            raise KeyError(f"no value for {name} in a trade expression") from None
 
     def call(self, call: BoundCall[Any]) -> Any:
         function = call.function

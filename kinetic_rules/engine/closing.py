@@ -13,8 +13,8 @@ import pandas as pd
 
 from kinetic_rules.engine.fills import FillModel
 from kinetic_rules.engine.model import LIQUIDATION, Fill, Trade
+from kinetic_rules.engine.moments import moment_at
 from kinetic_rules.engine.paths import PlannedFill
-from kinetic_rules.engine.portfolio_values import time_at
 from kinetic_rules.market_rules import MarketRules, tradable
 
 
@@ -62,4 +62,4 @@ def _fill(
         sign = 1.0 if trade.side == "long" else -1.0
         lost = sign * (trade.entry_price - price) * size
         fee = max(0.0, trade.margin * share - lost)
-    return Fill(time_at(index, planned.index), price, size, fee, planned.reason)
+    return Fill(moment_at(index, planned.index), price, size, fee, planned.reason)

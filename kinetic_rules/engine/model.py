@@ -63,15 +63,22 @@ class Trade:
 
     @property
     def fees(self) -> float:
-        return sum(f.fee for f in self.fills)
+        return sum([f.fee for f in self.fills])
 
     @property
     def profit(self) -> float:
         """Realised profit in the stake currency, after every fee and funding payment."""
+        return self.profit_and_fees()[0]
+
+    def profit_and_fees(self) -> tuple[float, float]:
+        """`profit` and `fees` at once (both are sums over the fills)."""
         sign = 1.0 if self.side == "long" else -1.0
-        closing = [f for f in self.fills if f.reason != "entry"]
-        gross = sum(sign * (f.price - self.entry_price) * f.amount for f in closing)
-        return gross - self.fees - self.funding
+        entry = self.entry_price
+        gross = sum(
+            [sign * (f.price - entry) * f.amount for f in self.fills if f.reason != "entry"]
+        )
+        fees = self.fees
+        return gross - fees - self.funding, fees
 
     @property
     def profit_ratio(self) -> float:

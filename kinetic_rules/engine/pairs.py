@@ -375,19 +375,34 @@ def warmed_up(plan: Plan, feed: Feed, pair: str, index: pd.DatetimeIndex) -> int
     return min(first, len(index))
 
 
-def warmup_ends(plan: Plan, feed: Feed, pair: str, index: pd.DatetimeIndex) -> pd.Timestamp:
+FirstOpen = Callable[[str, str], "pd.Timestamp | None"]  # (pair, timeframe) -> first open
+
+
+def first_open(feed: Feed) -> FirstOpen:
+    """Open time of a series' first candle (None: it has none), read from `feed`."""
+
+    def first(pair: str, timeframe: str) -> pd.Timestamp | None:
+        frame = feed(pair, timeframe)
+        return frame.index[0] if len(frame) else None
+
+    return first
+
+
+def warmup_ends(plan: Plan, first: FirstOpen, pair: str, index: pd.DatetimeIndex) -> pd.Timestamp:
     """Open time of the first candle that may trade: as `warmed_up` finds it, or, when the
-    data ends too soon, where it would be if the data went on (for messages)."""
+    data ends too soon, where it would be if the data went on (for messages). `first`
+    gives a series' first open time (`first_open(feed)`, or one kept from reading it)."""
     step = pd.Timedelta(seconds=timeframe_seconds(plan.timeframe))
     start = index[0] if len(index) else pd.Timestamp(0, tz="UTC")
     ready = start - step
     for need in plan.data:
         if need.timeframe == plan.timeframe and need.pair is None:
             continue
-        frame = feed(need.pair or pair, need.timeframe)
-        first = frame.index[0] if len(frame) else start
+        opened = first(need.pair or pair, need.timeframe)
+        first_candle = opened if opened is not None else start
         seconds = timeframe_seconds(need.timeframe)
-        closes = first + pd.Timedelta(seconds=seconds * (plan.warmup_candles(need.timeframe) + 1))
+        warmup = seconds * (plan.warmup_candles(need.timeframe) + 1)
+        closes = first_candle + pd.Timedelta(seconds=warmup)
         ready = max(ready, closes - step)
     opens = ready if ready <= start else start + -((start - ready) // step) * step
     return opens + plan.warmup_candles(plan.timeframe) * step

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kinetic_rules.compile.evaluate import PairSignals
+from kinetic_rules.compile.interpret import quiet_numbers
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.compile.trade_eval import evaluate_span
 from kinetic_rules.engine.fills import FillModel
@@ -97,6 +98,26 @@ def trade_path(
     """The trade's fills as far as `prices` reach. With `final`, the data is complete and a
     trade still open at its end is closed at the last close; otherwise it stays open.
     `liquidation` is a futures trade's liquidation price (None: it cannot be liquidated)."""
+    with quiet_numbers():  # once for the whole path, not per operator
+        return _trade_path(
+            plan, signals, prices, entry_index, side, entry_price, initial_stop, rules, fills,
+            final, liquidation,
+        )  # fmt: skip
+
+
+def _trade_path(
+    plan: Plan,
+    signals: PairSignals,
+    prices: dict[str, np.ndarray],
+    entry_index: int,
+    side: Side,
+    entry_price: float,
+    initial_stop: float,
+    rules: ExitRules,
+    fills: FillModel,
+    final: bool,
+    liquidation: float | None,
+) -> TradePath:
     sign = 1.0 if side == "long" else -1.0
     n = len(prices["close"])
     state = _State(stop=initial_stop, active={name: False for name in rules.trailing})
@@ -136,6 +157,38 @@ def trade_path(
     return path
 
 
+class _TradeValues(dict[str, object]):
+    """The trade's names over one window. `max_profit` and `bars_held` are made only when a
+    rule reads them: most strategies read neither, and a trade costs a few numpy calls."""
+
+    def __init__(self, profit: np.ndarray, max_before: float, lo: int, hi: int) -> None:
+        super().__init__(profit=profit)
+        self._max_before = max_before
+        self._held = (lo, hi)
+
+    def __missing__(self, name: str) -> object:
+        if name == "max_profit":
+            profit = self["profit"]
+            assert isinstance(profit, np.ndarray)
+            value: np.ndarray = np.maximum(np.maximum.accumulate(profit), self._max_before)
+        elif name == "bars_held":
+            value = np.arange(*self._held, dtype=np.float64)
+        else:
+            raise KeyError(name)
+        self[name] = value
+        return value
+
+    def last_max_profit(self) -> float:
+        """`max_profit` at the window's last candle (the best profit so far, NaN-poisoned as
+        the running maximum is), without the whole series when no rule asked for it."""
+        known = self.get("max_profit")
+        if isinstance(known, np.ndarray):
+            return float(known[-1])
+        profit = self["profit"]
+        assert isinstance(profit, np.ndarray)
+        return float(np.maximum(profit.max(), self._max_before))
+
+
 def _window(
     plan: Plan,
     signals: PairSignals,
@@ -155,34 +208,25 @@ def _window(
     """Resolve candles lo..hi-1: "closed", "open" (carry on), or "retry" with a wider window."""
     opens, closes = prices["open"], prices["close"]
     n = len(closes)
-    span = slice(lo, hi)
-    profit = sign * (closes[span] / entry_price - 1.0)
-    max_profit = np.maximum(np.maximum.accumulate(profit), state.max_profit)
-    env: dict[str, object] = {
-        "entry_price": entry_price,
-        "side": sign,
-        "profit": profit,
-        "max_profit": max_profit,
-        "bars_held": np.arange(lo - entry_index, hi - entry_index, dtype=np.float64),
-        "stop": initial_stop,
-    }
+    profit = sign * (closes[lo:hi] / entry_price - 1.0)
+    env = _TradeValues(profit, state.max_profit, lo - entry_index, hi - entry_index)
+    env.update(entry_price=entry_price, side=sign, stop=initial_stop)
     active = dict(state.active)
-    stop_after = _trail(plan, signals, lo, hi, env, rules, state.stop, active, sign, path)
-    stop_before = np.concatenate(([state.stop], stop_after[:-1]))
+    stops = _trail(plan, signals, lo, hi, env, rules, state.stop, active, sign, path)
+    stop_after, stop_before = stops[1:], stops[:-1]  # the stop after each close, and before
     env["stop"] = stop_after
     trigger = _levels(prices, mark=fills.stops_on_mark)
-    with np.errstate(invalid="ignore"):
-        hit = (
-            trigger["low"][span] <= stop_before
-            if sign > 0
-            else trigger["high"][span] >= stop_before
-        )
+    if sign > 0:
+        hit = trigger["low"][lo:hi] <= stop_before
+    else:
+        hit = trigger["high"][lo:hi] >= stop_before
     stop_at = _first(hit)
     end_at, liquidated = _ending(prices, lo, hi, sign, stop_before, stop_at, liquidation)
     stop_candle = lo + end_at if end_at is not None else n
     # Gapped through the liquidation price: it happened before anything fills at the open.
-    marked_open = _levels(prices, mark=True)["open"]
-    before_open = liquidated and _reached(float(marked_open[stop_candle]), liquidation, sign)
+    before_open = liquidated and _reached(
+        float(_levels(prices, mark=True)["open"][stop_candle]), liquidation, sign
+    )
     remaining, taken = state.remaining, state.taken
     planned: list[PlannedFill] = []
     for k, share, reason in _decisions(plan, signals, lo, hi, env, rules, taken):
@@ -233,7 +277,7 @@ def _window(
         path.final_stop = level
         return "closed"
     state.stop = float(stop_after[-1])
-    state.max_profit = float(max_profit[-1])
+    state.max_profit = env.last_max_profit()
     state.active = active
     state.remaining, state.taken = remaining, taken
     return "open"
@@ -302,8 +346,13 @@ def _ends_at_next_open(reason: str, share: float, remaining: float, fills: FillM
 
 
 def _first(mask: np.ndarray) -> int | None:
-    index = int(np.argmax(mask)) if len(mask) else 0
+    index = int(mask.argmax()) if len(mask) else 0
     return index if len(mask) and mask[index] else None
+
+
+def _bools(values: np.ndarray) -> np.ndarray:
+    """A verdict per candle as booleans (a view when it is one already: never written to)."""
+    return values if values.dtype == np.bool_ else values.astype(bool)
 
 
 def _trail(
@@ -318,21 +367,32 @@ def _trail(
     sign: float,
     path: TradePath,
 ) -> np.ndarray:
-    """The stop in force after each close: the best active trailing level, never loosening."""
+    """The stop in force before the window and after each of its closes (hi - lo + 1
+    values): the best active trailing level, never loosening."""
     worst = -np.inf if sign > 0 else np.inf
-    best = np.full(hi - lo, worst)
+    best: np.ndarray | None = None
     for name, rule in rules.trailing.items():
-        activate = evaluate_span(plan, rule.activate.node, signals, lo, hi, env).astype(bool)
-        on = np.logical_or.accumulate(activate) | active[name]
-        if on[-1] and not active[name]:
-            path.activated.setdefault(name, lo + int(np.argmax(on)))
-        active[name] = bool(on[-1])
-        level = evaluate_span(plan, rule.level.node, signals, lo, hi, env).astype(np.float64)
+        if active[name]:
+            on = np.ones(hi - lo, dtype=bool)
+        else:
+            activate = _bools(evaluate_span(plan, rule.activate.node, signals, lo, hi, env))
+            on = np.logical_or.accumulate(activate)
+            if on[-1]:
+                path.activated.setdefault(name, lo + int(on.argmax()))
+                active[name] = True
+        level = np.asarray(
+            evaluate_span(plan, rule.level.node, signals, lo, hi, env), dtype=np.float64
+        )
         level = np.where(on & ~np.isnan(level), level, worst)
         level = round_stops(level, rules.tick, sign)
-        best = np.maximum(best, level) if sign > 0 else np.minimum(best, level)
+        if best is None:  # the first rule's levels: the best so far (-inf or +inf elsewhere)
+            best = level
+        else:
+            best = np.maximum(best, level) if sign > 0 else np.minimum(best, level)
+    if best is None:  # no trailing rule: the stop stays where it is
+        return np.full(hi - lo + 1, stop)
     ratchet = np.maximum.accumulate if sign > 0 else np.minimum.accumulate
-    result: np.ndarray = ratchet(np.concatenate(([stop], best)))[1:]
+    result: np.ndarray = ratchet(np.concatenate(([stop], best)))
     return result
 
 
@@ -355,16 +415,16 @@ def _decisions(
     for order, (name, rule, share) in enumerate(rules.take_profits):
         if order < taken:
             continue
-        when = evaluate_span(plan, rule.node, signals, lo, hi, env).astype(bool)
-        when[:earliest] = False
-        k = _first(when)
+        when = _bools(evaluate_span(plan, rule.node, signals, lo, hi, env))
+        k = _first(when[earliest:])
+        k = None if k is None else k + earliest
         if k is None:
             break
         events.append((k, 0, order, share, name))
         earliest = k
     first_exit: tuple[int, str] | None = None
     for name, rule in rules.signals.items():
-        k = _first(evaluate_span(plan, rule.node, signals, lo, hi, env).astype(bool))
+        k = _first(_bools(evaluate_span(plan, rule.node, signals, lo, hi, env)))
         if k is not None and (first_exit is None or k < first_exit[0]):
             first_exit = (k, name)
     if first_exit is not None:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from kinetic_rules.compile.interpret import quiet_numbers
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.compile.trade_eval import evaluate_at
 from kinetic_rules.engine.books import PortfolioBooks
@@ -43,14 +44,13 @@ from kinetic_rules.engine.model import (
     Side,
     Trade,
 )
+from kinetic_rules.engine.moments import later, moment_at, position_at
 from kinetic_rules.engine.portfolio_values import (
     Ledger,
     PortfolioRules,
     decision_env,
     midnight,
     portfolio_rules,
-    position_of,
-    time_at,
 )
 from kinetic_rules.engine.positions import (
     NEVER,
@@ -111,6 +111,15 @@ class Portfolio:
         progress: Callable[[str, int, int], None] | None = None,
     ) -> list[Trade]:
         """`progress("portfolio", done, total)` hears of the decisions as they are made."""
+        with quiet_numbers():  # the rules' arithmetic, once for the whole run
+            return self._run(pairs, timeline, progress)
+
+    def _run(
+        self,
+        pairs: list[PairData],
+        timeline: pd.DatetimeIndex,
+        progress: Callable[[str, int, int], None] | None,
+    ) -> list[Trade]:
         by_pair = {d.pair: d for d in pairs}
         self.market = by_pair
         closes = timeline + self.timeframe
@@ -119,7 +128,7 @@ class Portfolio:
         for done, group in enumerate(groups):
             if progress and done % PROGRESS_EVERY == 0:
                 progress("portfolio", done, len(groups))
-            decided_at = time_at(closes, group[0][0])
+            decided_at = moment_at(closes, group[0][0])
             checked = self._sweep(closes, checked, group[0][0] + 1)
             for position in self.decide(decided_at, [(d, s, i) for _, _, _, d, s, i in group]):
                 self.resolve(position, by_pair[position.pair], final=True)
@@ -145,7 +154,7 @@ class Portfolio:
                 return stop  # nothing open, nothing to close
             if stop <= self._quiet_until:
                 return stop  # checked already, with these very positions
-            self.advance(time_at(closes, start))
+            self.advance(moment_at(closes, start))
             window = self._window
             if window is None or stop > window.stop or window.stale(self._ledger()):
                 ahead = min(len(closes), max(stop, start + SWEEP_AHEAD))
@@ -157,7 +166,7 @@ class Portfolio:
             if start + fired[0] >= stop:  # after the next decision, which may change the books
                 self._quiet_until = start + fired[0]
                 return stop
-            self._cut(time_at(closes, start + fired[0]), fired[1], final=True)
+            self._cut(moment_at(closes, start + fired[0]), fired[1], final=True)
             self._quiet_until = 0
             start += fired[0] + 1
         return stop
@@ -219,12 +228,13 @@ class Portfolio:
             trade = position.trade
             if trade is None:
                 continue
+            profit = trade.profit
             if trade.exit_reason != END_OF_DATA:
-                self._closed_profits.setdefault(trade.pair, []).append(trade.profit)
-                self._all_profits.append(trade.profit)
-            self.realized += trade.profit
+                self._closed_profits.setdefault(trade.pair, []).append(profit)
+                self._all_profits.append(profit)
+            self.realized += profit
             if trade.exit_time is not None:  # for today's profit
-                self._closed_days.append((position.settle, trade.exit_time, trade.profit))
+                self._closed_days.append((position.settle, trade.exit_time, profit))
         if until < NEVER and self._closed_days:  # trades closed before today never count again
             today = midnight(until)
             self._closed_days = [c for c in self._closed_days if c[1].value >= today]
@@ -344,7 +354,7 @@ class Portfolio:
             if tradable(data.rules, amount, expected) <= 0:
                 self.below_minimum += 1
                 return None
-        signal_time = time_at(data.signals.index, local)
+        signal_time = moment_at(data.signals.index, local)
         position = Position(self._next_id, data.pair, side, signal_time, stake)
         self._next_id += 1
         self._positions.append(position)
@@ -406,16 +416,18 @@ class Portfolio:
         if position.cut is not None:
             data = with_cut(data, position.side, *position.cut)
         index = data.signals.index
-        signal = position_of(index, position.signal_time)
+        signal = position_at(index, position.signal_time)
         if position.state == "pending":
             entry = entry_fill(self.fills, data.prices, signal, position.side)
             if entry[0] == "waiting":
                 return
             if entry[0] == "expired":
                 position.state = "done"
-                position.release = position.settle = time_at(index, entry[1]) + self.timeframe
+                position.release = position.settle = later(
+                    moment_at(index, entry[1]), self.timeframe
+                )
                 return
-            self._open_trade(position, data, signal, time_at(index, entry[1]), entry[2])
+            self._open_trade(position, data, signal, moment_at(index, entry[1]), entry[2])
         if position.state == "open":
             self._follow(position, data, final)
 
@@ -449,7 +461,7 @@ class Portfolio:
             pair=data.pair,
             side=position.side,
             regime=self.regimes[int(regime[signal])] if regime is not None else None,
-            signal_time=time_at(index, signal),
+            signal_time=moment_at(index, signal),
             entry_time=entry_time,
             entry_price=price,
             amount=amount,
@@ -481,7 +493,7 @@ class Portfolio:
         # fsum: exact, so a replay that sees fewer candles gets the very same number
         trade.funding = math.fsum(funding_payments(trade, index, data.prices)[1])
         if path.closing_decided_at is not None:  # fills at the next open; the slot is free now
-            position.release = time_at(index, path.closing_decided_at) + self.timeframe
+            position.release = later(moment_at(index, path.closing_decided_at), self.timeframe)
             self._exited(trade, position.release)  # that open: the cooldown's start
         if path.open_at_end and not final:
             return
@@ -489,15 +501,15 @@ class Portfolio:
         closing = trade.fills[1:]
         sold = sum(f.amount for f in closing)
         trade.exit_price = sum(f.price * f.amount for f in closing) / sold if sold else None
-        trade.exit_reason, trade.exit_time = last.reason, time_at(index, last.index)
+        trade.exit_reason, trade.exit_time = last.reason, moment_at(index, last.index)
         position.state = "done"
         self._exited(trade, trade.exit_time)  # the pair is busy until then anyway
         if path.open_at_end:  # end of the data: nothing frees or settles before it
             position.release = position.settle = NEVER
             return
         at_open = last.market and last.reason not in (STOP_LOSS, TRAILING_STOP)
-        position.release = trade.exit_time + (pd.Timedelta(0) if at_open else self.timeframe)
-        position.settle = trade.exit_time + self.timeframe
+        position.settle = later(trade.exit_time, self.timeframe)
+        position.release = trade.exit_time if at_open else position.settle
 
     def _exited(self, trade: Trade, at: pd.Timestamp) -> None:
         """Start the cooldowns: the pair's, and each of the trade's tags' on that pair."""

@@ -18,8 +18,8 @@ from kinetic_rules.compile.plan import Plan
 from kinetic_rules.compile.trade_eval import evaluate_at
 from kinetic_rules.engine.fills import FillModel
 from kinetic_rules.engine.model import Side, Trade
+from kinetic_rules.engine.moments import position_at
 from kinetic_rules.engine.paths import ExitRules, TradePath, trade_path
-from kinetic_rules.engine.portfolio_values import position_of
 from kinetic_rules.market_rules import MarketRules
 
 NEVER = pd.Timestamp.max.tz_localize("UTC")
@@ -109,7 +109,7 @@ def cooling_down(
 def path_of(plan: Plan, fills: FillModel, data: PairData, trade: Trade, final: bool) -> TradePath:
     """The trade's path over the candles `data` holds: what the portfolio follows, and
     what `explain` shows of a trade at a past candle (with the data cut there)."""
-    entry = position_of(data.signals.index, trade.entry_time)
+    entry = position_at(data.signals.index, trade.entry_time)
     return trade_path(
         plan, data.signals, data.prices, entry, trade.side, trade.entry_price,
         trade.initial_stop, data.exit_rules[trade.side], fills, final=final,
@@ -130,12 +130,22 @@ Candidate = tuple[int, float, int, PairData, Side, int]
 def candidates(plan: Plan, pairs: list[PairData]) -> list[list[Candidate]]:
     """Entry signals of every pair, grouped by timeline candle, in priority order."""
     rows: list[Candidate] = []
+    rule = plan.strategy.priority
     for order, data in enumerate(pairs):
         for side, signal in data.entries.items():
             usable = signal & data.allowed
             usable[: data.tradable_from] = False
-            for local in np.flatnonzero(usable):
-                rows.append(candidate(plan, data, order, side, int(local)))
+            found = np.flatnonzero(usable)
+            if rule is None:  # as `candidate` ranks them, for a whole pair at once
+                ranks = [-0.0] * len(found)
+            else:
+                values = np.asarray(data.signals.values[rule.node][found], dtype=np.float64)
+                ranks = np.where(np.isfinite(values), -values, np.inf).tolist()
+            at = data.timeline_index[found].tolist()
+            rows.extend(
+                (moment, rank, order, data, side, local)
+                for moment, rank, local in zip(at, ranks, found.tolist(), strict=True)
+            )
     rows.sort(key=lambda r: (r[0], r[1], r[2], r[4]))
     groups: list[list[Candidate]] = []
     for row in rows:

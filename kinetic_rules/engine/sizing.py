@@ -9,7 +9,7 @@ from kinetic_rules.spec.models import Kelly
 
 def win_rate(profits: Sequence[float]) -> float:
     """Share of trades that made money after fees; 0 for no trades."""
-    return sum(p > 0 for p in profits) / len(profits) if profits else 0.0
+    return len([p for p in profits if p > 0]) / len(profits) if profits else 0.0
 
 
 def kelly_fraction(rate: float, reward_risk: float) -> float:
@@ -27,7 +27,7 @@ def kelly_stake(kelly: Kelly, profits: Sequence[float]) -> float:
     """
     if len(profits) < kelly.min_trades:
         return kelly.default
-    recent = list(profits)[-kelly.lookback :]
+    recent = _last(profits, kelly.lookback)
     least, most = kelly.clamp
     return min(max(kelly_fraction(win_rate(recent), kelly.reward_risk), least), most)
 
@@ -42,6 +42,11 @@ def kelly_cap(kelly: Kelly, stake: float, profits: Sequence[float]) -> float:
     """
     if len(profits) < kelly.min_trades:
         return stake
-    recent = list(profits)[-kelly.lookback :]
+    recent = _last(profits, kelly.lookback)
     full = kelly_fraction(win_rate(recent), kelly.reward_risk)
     return min(stake, full) if full > 0 else stake
+
+
+def _last(profits: Sequence[float], count: int) -> Sequence[float]:
+    """The last `count` profits (a list is sliced, not copied whole: it grows all run)."""
+    return profits[-count:] if isinstance(profits, list) else list(profits)[-count:]

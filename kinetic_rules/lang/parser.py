@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from functools import cache
-from importlib.resources import files
 from typing import Any
 
 from lark import Lark, Token, Transformer, UnexpectedInput, v_args
@@ -13,7 +12,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
 from lark.tree import Meta
 
 from kinetic_rules.errors import Diagnostic, Snippet, StrategyError
-from kinetic_rules.lang import ast
+from kinetic_rules.lang import ast, grammar_tables
 
 MAX_LENGTH = 4000  # characters in one expression
 MAX_DEPTH = 60  # nesting of the tree; deeper expressions are unreadable anyway
@@ -43,14 +42,8 @@ _TOKEN_NAMES = {
 
 @cache
 def _lark() -> Lark:
-    grammar = files("kinetic_rules.lang").joinpath("grammar.lark").read_text()
-    return Lark(
-        grammar,
-        parser="lalr",
-        propagate_positions=True,
-        maybe_placeholders=False,
-        cache=False,
-    )
+    grammar = grammar_tables.grammar_text()
+    return grammar_tables.load(grammar) or grammar_tables.build(grammar)
 
 
 class _Builder(Transformer[Token, ast.Node]):
