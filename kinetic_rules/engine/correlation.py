@@ -9,13 +9,14 @@ window's last candle.
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from kinetic_rules.functions._windows import last_corrs
+from kinetic_rules.functions._windows import EXACT_UP_TO, last_corr, last_corrs, pearson
 
 # A pair as the correlation reads it: open times (int64 nanoseconds, sorted) and closes.
 Closes = tuple[np.ndarray, np.ndarray]
@@ -86,6 +87,87 @@ def return_correlations(
     undefined (NaN) when a candle is missing or either is flat."""
     if not others:
         return np.zeros(0)
-    mine = recent_returns(pair, moment, step, lookback)
-    theirs = np.stack([recent_returns(other, moment, step, lookback) for other in others])
-    return last_corrs(mine, theirs)
+    if lookback <= EXACT_UP_TO:
+        mine = recent_returns(pair, moment, step, lookback)
+        theirs = np.stack([recent_returns(other, moment, step, lookback) for other in others])
+        return last_corrs(mine, theirs)
+    windows = _MomentWindows.at(moment, step, lookback)
+    return windows.correlations(windows.of(pair), [windows.of(other) for other in others])
+
+
+@dataclass(frozen=True)
+class _Window:
+    """One pair's returns over the window, centred on the first, with the sums of the
+    centred values and of their squares (the sums `last_corrs` takes, row by row)."""
+
+    returns: np.ndarray
+    centred: np.ndarray
+    total: float
+    squares: float
+
+    @property
+    def usable(self) -> bool:
+        """Finite and not flat: otherwise `last_corr` decides the row."""
+        return math.isfinite(self.total) and self.squares > 0
+
+
+class _MomentWindows:
+    """The windows of one decision moment: the pairs held are compared with every
+    candidate of that close, so each pair's window and sums are taken once per moment.
+    Only the latest moment is kept (a backtest and a live run move forward)."""
+
+    _latest: _MomentWindows | None = None
+
+    def __init__(self, moment: int, step: int, lookback: int) -> None:
+        self.moment, self.step, self.lookback = moment, step, lookback
+        self._windows: dict[tuple[int, int], tuple[Closes, _Window]] = {}
+        self._stacked: dict[tuple[int, ...], np.ndarray] = {}
+
+    @classmethod
+    def at(cls, moment: int, step: int, lookback: int) -> _MomentWindows:
+        latest = cls._latest
+        if latest is None or (latest.moment, latest.step, latest.lookback) != (
+            moment,
+            step,
+            lookback,
+        ):
+            latest = cls._latest = cls(moment, step, lookback)
+        return latest
+
+    def of(self, pair: Closes) -> _Window:
+        key = (id(pair[0]), id(pair[1]))
+        known = self._windows.get(key)
+        if known is not None:
+            return known[1]
+        returns = recent_returns(pair, self.moment, self.step, self.lookback)
+        centred = returns - returns[0]
+        total, squares = np.cumsum(np.stack((centred, centred * centred)), axis=1)[:, -1].tolist()
+        window = _Window(returns, centred, total, squares)
+        self._windows[key] = (pair, window)  # the arrays are held: their ids stay theirs
+        return window
+
+    def correlations(self, mine: _Window, theirs: list[_Window]) -> np.ndarray:
+        """`last_corrs(mine.returns, theirs' returns)`, from the sums each window keeps."""
+        if not mine.usable:
+            return np.array([last_corr(mine.returns, t.returns) for t in theirs], dtype=np.float64)
+        cross: list[float] = np.cumsum(mine.centred * self._stack(theirs), axis=1)[:, -1].tolist()
+        window = self.lookback
+        sx = mine.total
+        sxx = mine.squares - sx * sx / window
+        out = np.empty(len(theirs))
+        for row, other in enumerate(theirs):
+            if not other.usable:
+                out[row] = last_corr(mine.returns, other.returns)
+                continue
+            sy = other.total
+            syy = other.squares - sy * sy / window
+            sxy = cross[row] - sx * sy / window
+            out[row] = pearson(sxx, syy, sxy)
+        return out
+
+    def _stack(self, windows: list[_Window]) -> np.ndarray:
+        key = tuple(id(w) for w in windows)
+        stacked = self._stacked.get(key)
+        if stacked is None:
+            stacked = self._stacked[key] = np.stack([w.centred for w in windows])
+        return stacked
