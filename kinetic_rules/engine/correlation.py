@@ -91,37 +91,33 @@ def return_correlations(
         mine = recent_returns(pair, moment, step, lookback)
         theirs = np.stack([recent_returns(other, moment, step, lookback) for other in others])
         return last_corrs(mine, theirs)
-    windows = _MomentWindows.at(moment, step, lookback)
-    return windows.correlations(windows.of(pair), [windows.of(other) for other in others])
+    return _MomentWindows.at(moment, step, lookback).correlations(pair, others)
 
 
 @dataclass(frozen=True)
-class _Window:
-    """One pair's returns over the window, centred on the first, with the sums of the
-    centred values and of their squares (the sums `last_corrs` takes, row by row)."""
+class _Held:
+    """The windows of the pairs held at one close: their returns, centred on each row's
+    first, and each row's sum of centred values and of their squares (the sums
+    `last_corrs` takes, row by row)."""
 
+    pairs: Sequence[Closes]  # kept: the ids of their arrays stay theirs while cached
     returns: np.ndarray
     centred: np.ndarray
-    total: float
-    squares: float
-
-    @property
-    def usable(self) -> bool:
-        """Finite and not flat: otherwise `last_corr` decides the row."""
-        return math.isfinite(self.total) and self.squares > 0
+    totals: list[float]
+    squares: list[float]
 
 
 class _MomentWindows:
     """The windows of one decision moment: the pairs held are compared with every
-    candidate of that close, so each pair's window and sums are taken once per moment.
-    Only the latest moment is kept (a backtest and a live run move forward)."""
+    candidate of that close, so their windows and sums are taken once per moment (the
+    cross sums, one per candidate and pair held, are what is left to each decision).
+    Only the latest moment is kept: a backtest and a live run move forward."""
 
     _latest: _MomentWindows | None = None
 
     def __init__(self, moment: int, step: int, lookback: int) -> None:
         self.moment, self.step, self.lookback = moment, step, lookback
-        self._windows: dict[tuple[int, int], tuple[Closes, _Window]] = {}
-        self._stacked: dict[tuple[int, ...], np.ndarray] = {}
+        self._held: dict[tuple[int, ...], _Held] = {}
 
     @classmethod
     def at(cls, moment: int, step: int, lookback: int) -> _MomentWindows:
@@ -134,40 +130,40 @@ class _MomentWindows:
             latest = cls._latest = cls(moment, step, lookback)
         return latest
 
-    def of(self, pair: Closes) -> _Window:
-        key = (id(pair[0]), id(pair[1]))
-        known = self._windows.get(key)
-        if known is not None:
-            return known[1]
+    def correlations(self, pair: Closes, others: Sequence[Closes]) -> np.ndarray:
+        """`last_corrs` of the stacked windows, with the held pairs' sums taken once."""
+        held = self._windows_of(others)
         returns = recent_returns(pair, self.moment, self.step, self.lookback)
-        centred = returns - returns[0]
-        total, squares = np.cumsum(np.stack((centred, centred * centred)), axis=1)[:, -1].tolist()
-        window = _Window(returns, centred, total, squares)
-        self._windows[key] = (pair, window)  # the arrays are held: their ids stay theirs
-        return window
-
-    def correlations(self, mine: _Window, theirs: list[_Window]) -> np.ndarray:
-        """`last_corrs(mine.returns, theirs' returns)`, from the sums each window keeps."""
-        if not mine.usable:
-            return np.array([last_corr(mine.returns, t.returns) for t in theirs], dtype=np.float64)
-        cross: list[float] = np.cumsum(mine.centred * self._stack(theirs), axis=1)[:, -1].tolist()
+        rows = np.empty((len(others) + 2, self.lookback))
+        np.subtract(returns, returns[0], out=rows[0])
+        np.multiply(rows[0], rows[0], out=rows[1])
+        np.multiply(rows[0], held.centred, out=rows[2:])
+        sums: list[float] = rows.cumsum(axis=1)[:, -1].tolist()
+        sx, sxx_sum = sums[0], sums[1]
+        if not (math.isfinite(sx) and sxx_sum > 0):  # non-finite or flat: row by row
+            return np.array([last_corr(returns, theirs) for theirs in held.returns])
         window = self.lookback
-        sx = mine.total
-        sxx = mine.squares - sx * sx / window
-        out = np.empty(len(theirs))
-        for row, other in enumerate(theirs):
-            if not other.usable:
-                out[row] = last_corr(mine.returns, other.returns)
+        sxx = sxx_sum - sx * sx / window
+        out = np.empty(len(others))
+        for row, (sy, syy_sum) in enumerate(zip(held.totals, held.squares, strict=True)):
+            if not (math.isfinite(sy) and syy_sum > 0):
+                out[row] = last_corr(returns, held.returns[row])
                 continue
-            sy = other.total
-            syy = other.squares - sy * sy / window
-            sxy = cross[row] - sx * sy / window
+            syy = syy_sum - sy * sy / window
+            sxy = sums[2 + row] - sx * sy / window
             out[row] = pearson(sxx, syy, sxy)
         return out
 
-    def _stack(self, windows: list[_Window]) -> np.ndarray:
-        key = tuple(id(w) for w in windows)
-        stacked = self._stacked.get(key)
-        if stacked is None:
-            stacked = self._stacked[key] = np.stack([w.centred for w in windows])
-        return stacked
+    def _windows_of(self, pairs: Sequence[Closes]) -> _Held:
+        key = tuple(id(array) for pair in pairs for array in pair)
+        held = self._held.get(key)
+        if held is None:
+            returns = np.stack(
+                [recent_returns(p, self.moment, self.step, self.lookback) for p in pairs]
+            )
+            centred = returns - returns[:, :1]
+            sums = np.concatenate((centred, centred * centred)).cumsum(axis=1)[:, -1].tolist()
+            count = len(pairs)
+            held = _Held(tuple(pairs), returns, centred, sums[:count], sums[count:])
+            self._held[key] = held
+        return held
