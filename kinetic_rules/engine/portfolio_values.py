@@ -350,7 +350,10 @@ def _marked_value(trade: Trade, data: PairData, at: Moments, step: int) -> Any:
 
 def _held_share(trade: Trade, at: Moments, step: int) -> Any:
     """The share of the trade's amount still held at each close (fills known by then)."""
-    return np.true_divide(_remaining(trade, at, step), trade.amount)
+    remaining = _remaining(trade, at, step)
+    if isinstance(remaining, np.ndarray) or not trade.amount:
+        return np.true_divide(remaining, trade.amount)
+    return remaining / trade.amount  # one close: the same IEEE division, on plain floats
 
 
 def _remaining(trade: Trade, at: Moments, step: int) -> Any:
