@@ -11,6 +11,7 @@ description in their metadata, so a stale or lost index is repaired from them.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 from dataclasses import dataclass
@@ -81,6 +82,9 @@ class WriteResult:
 class CandleStore:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+        # The files of the pair read last, as read: a run reads a pair's timeframes one
+        # after another, and each timeframe built from 5m candles reads the 5m file.
+        self._recent: tuple[str, dict[_FileKey, pd.DataFrame]] = ("", {})
 
     def path_for(self, exchange: str, pair: str, timeframe: str) -> Path:
         exchange = check_exchange(exchange)
@@ -162,14 +166,9 @@ class CandleStore:
         path = self.path_for(exchange, pair, timeframe)
         if not path.exists():
             raise DataError(self._absent_message(exchange, pair, timeframe))
-        try:
-            table = pq.ParquetFile(path).read(columns=["date", *COLUMNS], use_threads=False)
-            meta = file_metadata(table.schema)
-        except (pa.ArrowException, OSError) as error:
-            raise DataError(f"{path}: the stored file cannot be read ({error})") from None
-        frame = frame_from_table(table, estimated=bool(meta.get("quote_volume_estimated")))
+        frame = self._candles(pair, path)
         if start is None and end is None:
-            return frame
+            return frame.copy(deep=False)
         times = times_ns(frame.index)
         lo = 0 if start is None else int(np.searchsorted(times, _timestamp(start).value, "left"))
         hi = (
@@ -216,8 +215,7 @@ class CandleStore:
         target = timeframe_ns(timeframe)
         sources = [
             s
-            for s in self.available()
-            if s.exchange == exchange and s.pair == pair
+            for s in self._series_of(exchange, pair)
             if (step := timeframe_ns(s.timeframe)) < target and target % step == 0
         ]
         if not sources:
@@ -256,19 +254,12 @@ class CandleStore:
         series: list[StoredSeries] = []
         problems: list[str] = []
         for path in sorted(self.root.glob("*/*.parquet")):
-            key = _relative(self.root, path)
-            entry = index.get(key)
-            stat = path.stat()
-            if not entry or (entry.get("size"), entry.get("mtime_ns")) != (
-                stat.st_size,
-                stat.st_mtime_ns,
-            ):
-                try:
-                    entry = _index_entry(read_stats(path), path)
-                except DataError as error:
-                    problems.append(str(error))
-                    continue
-            fresh[key] = entry
+            try:
+                entry = self._entry(index, path)
+            except DataError as error:
+                problems.append(str(error))
+                continue
+            fresh[_relative(self.root, path)] = entry
             series.append(series_from_stats(entry, path))
         if fresh != index:
             try:
@@ -280,6 +271,56 @@ class CandleStore:
         return series, problems
 
     # -- internals -------------------------------------------------------------------------
+
+    def _entry(self, index: dict[str, dict[str, Any]], path: Path) -> dict[str, Any]:
+        """The file's index entry, read from the file when the index has none or a stale one."""
+        entry = index.get(_relative(self.root, path))
+        stat = path.stat()
+        if entry and (entry.get("size"), entry.get("mtime_ns")) == (stat.st_size, stat.st_mtime_ns):
+            return entry
+        return _index_entry(read_stats(path), path)
+
+    def _series_of(self, exchange: str, pair: str) -> list[StoredSeries]:
+        """The pair's stored series on the exchange, as `available` lists them, from its
+        own files only (building a timeframe from a finer one asks for them at every pair)."""
+        folder = self.root / check_exchange(exchange)
+        if not folder.is_dir():
+            return []
+        index = self._read_index()
+        found = []
+        for path in sorted(folder.glob(f"{glob.escape(pair_to_filename(pair))}-*.parquet")):
+            try:
+                series = series_from_stats(self._entry(index, path), path)
+            except DataError:
+                continue  # `available` leaves an unreadable file out too
+            if series.exchange == exchange and series.pair == pair:
+                found.append(series)
+        return found
+
+    def _candles(self, pair: str, path: Path) -> pd.DataFrame:
+        """The whole stored file, kept with the other files of the pair read last while the
+        file is the same (the same inode, size and times: a write replaces the file)."""
+        try:
+            stat = path.stat()
+        except OSError as error:
+            raise DataError(f"{path}: the stored file cannot be read ({error})") from None
+        key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+        held_pair, held = self._recent
+        if held_pair != pair:
+            held = {}
+            self._recent = (pair, held)
+        frame = held.get(key)
+        if frame is None:
+            try:
+                table = pq.ParquetFile(path).read(columns=["date", *COLUMNS], use_threads=False)
+                meta = file_metadata(table.schema)
+            except (pa.ArrowException, OSError) as error:
+                raise DataError(f"{path}: the stored file cannot be read ({error})") from None
+            frame = frame_from_table(table, estimated=bool(meta.get("quote_volume_estimated")))
+            for stale in [k for k in held if k[0] == key[0]]:
+                del held[stale]
+            held[key] = frame
+        return frame
 
     def _describe(self, path: Path) -> StoredSeries:
         return series_from_stats(read_stats(path), path)
@@ -328,6 +369,9 @@ class CandleStore:
         document = {"format": FORMAT, "series": dict(sorted(entries.items()))}
         text = json.dumps(document, separators=(",", ":")).encode("utf-8")
         atomic_write(self.root / INDEX_FILE, lambda fh: fh.write(text))
+
+
+_FileKey = tuple[str, int, int, int, int]  # path, inode, size, modified, changed
 
 
 def _index_entry(stats: dict[str, Any], path: Path) -> dict[str, Any]:

@@ -9,13 +9,14 @@ window's last candle.
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from kinetic_rules.functions._windows import last_corrs
+from kinetic_rules.functions._windows import EXACT_UP_TO, last_corr, last_corrs, pearson
 
 # A pair as the correlation reads it: open times (int64 nanoseconds, sorted) and closes.
 Closes = tuple[np.ndarray, np.ndarray]
@@ -86,6 +87,83 @@ def return_correlations(
     undefined (NaN) when a candle is missing or either is flat."""
     if not others:
         return np.zeros(0)
-    mine = recent_returns(pair, moment, step, lookback)
-    theirs = np.stack([recent_returns(other, moment, step, lookback) for other in others])
-    return last_corrs(mine, theirs)
+    if lookback <= EXACT_UP_TO:
+        mine = recent_returns(pair, moment, step, lookback)
+        theirs = np.stack([recent_returns(other, moment, step, lookback) for other in others])
+        return last_corrs(mine, theirs)
+    return _MomentWindows.at(moment, step, lookback).correlations(pair, others)
+
+
+@dataclass(frozen=True)
+class _Held:
+    """The windows of the pairs held at one close: their returns, centred on each row's
+    first, and each row's sum of centred values and of their squares (the sums
+    `last_corrs` takes, row by row)."""
+
+    pairs: Sequence[Closes]  # kept: the ids of their arrays stay theirs while cached
+    returns: np.ndarray
+    centred: np.ndarray
+    totals: list[float]
+    squares: list[float]
+
+
+class _MomentWindows:
+    """The windows of one decision moment: the pairs held are compared with every
+    candidate of that close, so their windows and sums are taken once per moment (the
+    cross sums, one per candidate and pair held, are what is left to each decision).
+    Only the latest moment is kept: a backtest and a live run move forward."""
+
+    _latest: _MomentWindows | None = None
+
+    def __init__(self, moment: int, step: int, lookback: int) -> None:
+        self.moment, self.step, self.lookback = moment, step, lookback
+        self._held: dict[tuple[int, ...], _Held] = {}
+
+    @classmethod
+    def at(cls, moment: int, step: int, lookback: int) -> _MomentWindows:
+        latest = cls._latest
+        if latest is None or (latest.moment, latest.step, latest.lookback) != (
+            moment,
+            step,
+            lookback,
+        ):
+            latest = cls._latest = cls(moment, step, lookback)
+        return latest
+
+    def correlations(self, pair: Closes, others: Sequence[Closes]) -> np.ndarray:
+        """`last_corrs` of the stacked windows, with the held pairs' sums taken once."""
+        held = self._windows_of(others)
+        returns = recent_returns(pair, self.moment, self.step, self.lookback)
+        rows = np.empty((len(others) + 2, self.lookback))
+        np.subtract(returns, returns[0], out=rows[0])
+        np.multiply(rows[0], rows[0], out=rows[1])
+        np.multiply(rows[0], held.centred, out=rows[2:])
+        sums: list[float] = rows.cumsum(axis=1)[:, -1].tolist()
+        sx, sxx_sum = sums[0], sums[1]
+        if not (math.isfinite(sx) and sxx_sum > 0):  # non-finite or flat: row by row
+            return np.array([last_corr(returns, theirs) for theirs in held.returns])
+        window = self.lookback
+        sxx = sxx_sum - sx * sx / window
+        out = np.empty(len(others))
+        for row, (sy, syy_sum) in enumerate(zip(held.totals, held.squares, strict=True)):
+            if not (math.isfinite(sy) and syy_sum > 0):
+                out[row] = last_corr(returns, held.returns[row])
+                continue
+            syy = syy_sum - sy * sy / window
+            sxy = sums[2 + row] - sx * sy / window
+            out[row] = pearson(sxx, syy, sxy)
+        return out
+
+    def _windows_of(self, pairs: Sequence[Closes]) -> _Held:
+        key = tuple(id(array) for pair in pairs for array in pair)
+        held = self._held.get(key)
+        if held is None:
+            returns = np.stack(
+                [recent_returns(p, self.moment, self.step, self.lookback) for p in pairs]
+            )
+            centred = returns - returns[:, :1]
+            sums = np.concatenate((centred, centred * centred)).cumsum(axis=1)[:, -1].tolist()
+            count = len(pairs)
+            held = _Held(tuple(pairs), returns, centred, sums[:count], sums[count:])
+            self._held[key] = held
+        return held

@@ -14,7 +14,7 @@ operations either way), so both get the same numbers.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ import pandas as pd
 from kinetic_rules.compile.interpret import binary
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.engine.correlation import Closes, return_correlations
-from kinetic_rules.engine.model import END_OF_DATA, Side, Trade
+from kinetic_rules.engine.model import END_OF_DATA, Fill, Side, Trade
 from kinetic_rules.lang.checked import Rule
 from kinetic_rules.spec.models import Protection
 
@@ -92,25 +92,82 @@ class Ledger:
     timeframe: pd.Timedelta
 
 
-@dataclass
 class Standing:
     """Portfolio-wide values at each of several closes (arrays over those closes), or at one
-    (plain numbers)."""
+    (plain numbers). Each sum over the positions is taken when first read: a decision that
+    reads only the correlated exposure needs the stakes held, not the marked profits."""
 
-    values: Mapping[str, Any]
-    held: list[tuple[Position, Any]]  # each slot's stake still in it (0 once free)
+    def __init__(self, ledger: Ledger, at: Moments, day: Moments) -> None:
+        self._ledger, self._at = ledger, at
+        self._everyone = sorted([*ledger.slots, *ledger.unsettled], key=lambda p: p.id)
+        self._slots = {p.id for p in ledger.slots}
+        self._held: list[tuple[Position, Any]] | None = None
+        self._sums: dict[str, Any] = {}
+        self.values: Values = _StandingValues(Settled(ledger, self._everyone, at, day), self)
+
+    @property
+    def held(self) -> list[tuple[Position, Any]]:
+        """Each slot's stake still in it (0 once free), in the order of the positions' ids."""
+        if self._held is None:
+            step = self._ledger.timeframe.value
+            self._held = [
+                (position, _slot_stake(position, self._at, step))
+                for position in self._everyone
+                if position.id in self._slots
+            ]
+        return self._held
+
+    def sum(self, name: str) -> Any:
+        """`open_profit`, `open_trades` or `staked`: added over the positions in id order."""
+        if name not in self._sums:
+            self._sums[name] = self._add(name)
+        return self._sums[name]
+
+    def _add(self, name: str) -> Any:
+        at, step = self._at, self._ledger.timeframe.value
+        total: Any = _full(at, 0.0)
+        if name == "open_profit":
+            for position in self._everyone:
+                trade = position.trade
+                if trade is not None:
+                    data = self._ledger.market[trade.pair]
+                    total = total + _in_market_profit(position, trade, data, at, step)
+        elif name == "open_trades":
+            for position in self._everyone:
+                if position.id in self._slots:
+                    total = total + (at < position.release.value)
+        else:
+            assert name == "staked"
+            for _, stake in self.held:
+                total = total + stake
+        return total
+
+
+def _slot_stake(position: Position, at: Moments, step: int) -> Any:
+    """The stake a position holding a slot still has in it at each close (0 once free)."""
+    share: Any = 1.0 if position.trade is None else _held_share(position.trade, at, step)
+    return _where(at < position.release.value, position.stake * share, 0.0)
+
+
+def _in_market_profit(
+    position: Position, trade: Trade, data: PairData, at: Moments, step: int
+) -> Any:
+    """The trade's marked profit at each close while it is in the market, else 0."""
+    value = _marked_value(trade, data, at, step)
+    in_market = (at >= trade.entry_time.value + step) & (at < position.settle.value)
+    return _where(in_market, value, 0.0)
 
 
 def standing(ledger: Ledger, moments: pd.DatetimeIndex) -> Standing:
     """The values at each close in `moments`, all later than the ledger's last settlement."""
     at = nanoseconds(moments)
-    return _standing(ledger, at, day_starts(moments, at))
+    return Standing(ledger, at, day_starts(moments, at))
 
 
 def standing_at(ledger: Ledger, moment: pd.Timestamp) -> Standing:
     """The values at one close, as plain numbers: what `standing` gives for that close alone,
     to the bit (the same operations on scalars), without arrays of one element."""
-    return _standing(ledger, int(moment.value), midnight(moment))
+    return Standing(ledger, int(moment.value), midnight(moment))
 
 
 def midnight(moment: pd.Timestamp) -> int:
@@ -124,25 +181,6 @@ def midnight(moment: pd.Timestamp) -> int:
 Moments = np.ndarray | int
 
 
-def _standing(ledger: Ledger, at: Moments, day: Moments) -> Standing:
-    everyone = sorted([*ledger.slots, *ledger.unsettled], key=lambda p: p.id)
-    open_profit: Any = _full(at, 0.0)
-    open_trades: Any = _full(at, 0.0)
-    staked: Any = _full(at, 0.0)
-    held: list[tuple[Position, Any]] = []
-    slots = {p.id for p in ledger.slots}
-    for position in everyone:
-        part = position_part(position, position.id in slots, ledger, at)
-        if part.profit is not None:
-            open_profit = open_profit + part.profit
-        if part.holds is not None:
-            open_trades = open_trades + part.holds
-            staked = staked + part.stake
-            held.append((position, part.stake))
-    values = Values(Settled(ledger, everyone, at, day), open_profit, open_trades, staked)
-    return Standing(values, held)
-
-
 @dataclass(frozen=True)
 class Part:
     """What one position adds to the sums at each close: its marked profit while in the
@@ -154,17 +192,15 @@ class Part:
 
 
 def position_part(position: Position, in_slot: bool, ledger: Ledger, at: Moments) -> Part:
+    """One position's part, as `Standing` adds it (close-all windows add parts themselves)."""
     step = ledger.timeframe.value
     trade = position.trade
-    share: Any = 1.0
     profit = holds = stake = None
     if trade is not None:
-        value, share = _marked(trade, ledger.market[trade.pair], at, step)
-        in_market = (at >= trade.entry_time.value + step) & (at < position.settle.value)
-        profit = _where(in_market, value, 0.0)
+        profit = _in_market_profit(position, trade, ledger.market[trade.pair], at, step)
     if in_slot:
         holds = at < position.release.value
-        stake = _where(holds, position.stake * share, 0.0)
+        stake = _slot_stake(position, at, step)
     return Part(profit, holds, stake)
 
 
@@ -190,18 +226,24 @@ class Values(Mapping[str, Any]):
             self._known[name] = self._compute(name)
         return self._known[name]
 
+    def __contains__(self, name: object) -> bool:
+        return name in self.NAMES or name in ("solvent", "day_start")
+
+    def _sum(self, name: str) -> Any:
+        return self._sums[name]
+
     def _compute(self, name: str) -> Any:
         match name:
             case "equity":
                 return self._settled.starting + self._settled.realized()
             case "open_trades" | "open_profit":
-                return self._sums[name]
+                return self._sum(name)
             case "solvent":  # a ratio of a blown account is undefined
                 return _where(self["equity"] > 0, self["equity"], np.nan)
             case "open_profit_ratio":
-                return binary("/", self._sums["open_profit"], self["solvent"])
+                return binary("/", self._sum("open_profit"), self["solvent"])
             case "exposure":
-                return binary("/", self._sums["staked"], self["solvent"])
+                return binary("/", self._sum("staked"), self["solvent"])
             case "today_profit":
                 return self._settled.today()[0]
             case "day_start":
@@ -217,6 +259,17 @@ class Values(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self.NAMES)
+
+
+class _StandingValues(Values):
+    """`Values` whose sums a `Standing` takes when a value first needs them."""
+
+    def __init__(self, settled: Settled, standing: Standing) -> None:
+        super().__init__(settled, None, None, None)
+        self._standing = standing
+
+    def _sum(self, name: str) -> Any:
+        return self._standing.sum(name)
 
 
 def _full(at: Moments, value: float) -> Any:
@@ -282,22 +335,39 @@ class Settled:
         return self._today
 
 
-def _marked(trade: Trade, data: PairData, at: Moments, step: int) -> tuple[Any, Any]:
-    """The trade's profit if closed at each close (fills known by then, the rest marked to
-    the pair's close), and the share of its amount still held."""
+def _marked_value(trade: Trade, data: PairData, at: Moments, step: int) -> Any:
+    """The trade's profit if closed at each close: fills known by then, the rest marked to
+    the pair's close."""
     sign = 1.0 if trade.side == "long" else -1.0
     value = _full(at, -trade.fills[0].fee)
-    remaining = _full(at, trade.amount)
-    for fill in trade.fills[1:]:
-        if fill.reason == END_OF_DATA:  # the backtest's closing of what the data left open
-            continue
+    for fill in _later_fills(trade):
         known = at >= fill.time.value + step
         gain = sign * (fill.price - trade.entry_price) * fill.amount - fill.fee
         value = value + _where(known, gain, 0.0)
-        remaining = remaining - _where(known, fill.amount, 0.0)
     closes = closes_at(data, at, step)
-    value = value + sign * (closes - trade.entry_price) * remaining
-    return value, np.true_divide(remaining, trade.amount)
+    return value + sign * (closes - trade.entry_price) * _remaining(trade, at, step)
+
+
+def _held_share(trade: Trade, at: Moments, step: int) -> Any:
+    """The share of the trade's amount still held at each close (fills known by then)."""
+    remaining = _remaining(trade, at, step)
+    if isinstance(remaining, np.ndarray) or not trade.amount:
+        return np.true_divide(remaining, trade.amount)
+    return remaining / trade.amount  # one close: the same IEEE division, on plain floats
+
+
+def _remaining(trade: Trade, at: Moments, step: int) -> Any:
+    remaining = _full(at, trade.amount)
+    for fill in _later_fills(trade):
+        known = at >= fill.time.value + step
+        remaining = remaining - _where(known, fill.amount, 0.0)
+    return remaining
+
+
+def _later_fills(trade: Trade) -> list[Fill]:
+    """The fills after the entry that a bot would know of (not the backtest's closing of
+    what the data left open)."""
+    return [fill for fill in trade.fills[1:] if fill.reason != END_OF_DATA]
 
 
 def nanoseconds(index: pd.DatetimeIndex) -> np.ndarray:
@@ -365,26 +435,53 @@ def closes_at(data: PairData, at: Any, step: int) -> Any:
 
 
 # -- deciding an entry ------------------------------------------------------------------------
-def decision_env(
-    ledger: Ledger, data: PairData, moment: pd.Timestamp
-) -> dict[str, float | Callable[..., float]]:
+def decision_env(ledger: Ledger, data: PairData, moment: pd.Timestamp) -> DecisionEnv:
     """Every portfolio value at this decision, for entering `data.pair`."""
-    now = standing_at(ledger, moment)
-    env: dict[str, float | Callable[..., float]] = {
-        name: float(value) for name, value in now.values.items()
-    }
-    equity = float(now.values["equity"])
+    return DecisionEnv(ledger, data, moment)
 
-    def correlated_exposure(threshold: float, lookback: float) -> float:
+
+class DecisionEnv(Mapping[str, Any]):
+    """The portfolio values at one decision as plain numbers, and `correlated_exposure`;
+    each computed when a rule first reads it (an entry rule reading only the correlated
+    exposure needs neither the marked profits nor today's)."""
+
+    CORRELATED = "correlated_exposure"
+
+    def __init__(self, ledger: Ledger, data: PairData, moment: pd.Timestamp) -> None:
+        self._ledger, self._data, self._moment = ledger, data, moment
+        self._now = standing_at(ledger, moment)
+        self._known: dict[str, float] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name == self.CORRELATED:
+            return self.correlated_exposure
+        known = self._known.get(name)
+        if known is None:
+            known = self._known[name] = float(self._now.values[name])
+        return known
+
+    def __contains__(self, name: object) -> bool:
+        return name == self.CORRELATED or name in Values.NAMES
+
+    def __iter__(self) -> Iterator[str]:
+        return iter((*Values.NAMES, self.CORRELATED))
+
+    def __len__(self) -> int:
+        return len(Values.NAMES) + 1
+
+    def correlated_exposure(self, threshold: float, lookback: float) -> float:
+        """The stakes held on other pairs whose returns correlate with this pair's above
+        `threshold` over the last `lookback` candles, as a share of equity."""
+        data, ledger = self._data, self._ledger
         others = [
             (position, float(stake))
-            for position, stake in now.held
+            for position, stake in self._now.held
             if position.pair != data.pair and stake != 0.0
         ]
         correlations = return_correlations(
             _closes(data),
             [_closes(ledger.market[position.pair]) for position, _ in others],
-            moment.value,
+            self._moment.value,
             ledger.timeframe.value,
             int(lookback),
         )
@@ -392,10 +489,8 @@ def decision_env(
         for (_, stake), correlation in zip(others, correlations, strict=True):
             if correlation > threshold:
                 total += stake
+        equity = self["equity"]
         return total / equity if equity > 0 else float("nan")
-
-    env["correlated_exposure"] = correlated_exposure
-    return env
 
 
 def _closes(data: PairData) -> Closes:

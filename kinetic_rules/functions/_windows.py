@@ -232,11 +232,11 @@ def last_corrs(x: Floats, ys: Floats) -> Floats:
             continue
         syy = syy_sum - sy * sy / window
         sxy = totals[2 * count + 2 + row] - sx * sy / window
-        out[row] = _pearson(sxx, syy, sxy)
+        out[row] = pearson(sxx, syy, sxy)
     return out
 
 
-def _pearson(sxx: float, syy: float, sxy: float) -> float:
+def pearson(sxx: float, syy: float, sxy: float) -> float:
     """The end of `last_corr` on Python floats: the same IEEE operations (the square root
     is correctly rounded in both), and a division by zero ending as numpy's does."""
     if sxx <= 0 or syy <= 0:

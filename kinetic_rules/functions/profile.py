@@ -66,8 +66,8 @@ def _histograms(
     levels, column = np.unique(bins[lo:stop], return_inverse=True)
     width = len(levels)
     rows = stop - start
-    volume = np.zeros((rows, width))
-    count = np.zeros((rows, width))
+    both = np.zeros((rows, 2 * width))  # volume and count side by side: one running total
+    volume, count = both[:, :width], both[:, width:]
     volume[0] = np.bincount(column[:w], weights=vol[lo : start + 1], minlength=width)
     count[0] = np.bincount(column[:w], minlength=width)
     if rows > 1:
@@ -77,8 +77,8 @@ def _histograms(
         volume[r, leave] -= vol[start + r - w]
         count[r, enter] += 1.0
         count[r, leave] -= 1.0
-    np.cumsum(volume, axis=0, out=volume)
-    np.cumsum(count, axis=0, out=count)
+    for row in range(1, rows):  # a running total down the rows (cumsum over axis 0, faster)
+        np.add(both[row - 1], both[row], out=both[row])
     volume[count < 0.5] = 0.0  # rounding residue of a bin that emptied
     return np.maximum(volume, 0.0), np.asarray(levels, dtype=np.int64)
 
@@ -123,6 +123,11 @@ _Kept = tuple[tuple[int, float, float | None], tuple[core.Floats, ...], tuple[co
 _LAST: list[_Kept | None] = [None]
 
 
+def forget_last_profile() -> None:
+    """Drop the kept profile, so that the next call computes (for timing it)."""
+    _LAST[0] = None
+
+
 def _same(
     last: _Kept, key: tuple[int, float, float | None], columns: tuple[core.Floats, ...]
 ) -> bool:
@@ -162,15 +167,7 @@ def _compute_profile(
         poc[rows] = (bin_edge(top, bin_pct) + bin_edge(top + 1, bin_pct)) / 2.0
         if value_area is None:
             continue
-        # Columns from the busiest down; the value area is the shortest such prefix
-        # holding the target share (ties at the cut go to the lower price).
-        order = np.argsort(-hist, axis=1, kind="stable")
-        covered = np.cumsum(np.take_along_axis(hist, order, axis=1), axis=1)
-        target = hist.sum(axis=1) * (value_area / 100.0) * (1.0 - 1e-12)
-        taken = np.argmax(covered >= target[:, None], axis=1)
-        inside = np.arange(hist.shape[1])[None, :] <= taken[:, None]
-        highest = np.where(inside, order, -1).max(axis=1)
-        lowest = np.where(inside, order, hist.shape[1]).min(axis=1)
+        highest, lowest = value_area_columns(hist, value_area)
         vah[rows] = bin_edge(levels[highest] + 1, bin_pct)
         val[rows] = bin_edge(levels[lowest], bin_pct)
     # Undefined where the window holds an unusable candle or traded nothing at all.
@@ -178,6 +175,36 @@ def _compute_profile(
     for out in (poc, vah, val):
         out[broken] = np.nan
     return poc, vah, val
+
+
+def value_area_columns(hist: core.Floats, value_area: float) -> tuple[Ints, Ints]:
+    """Columns of the highest and lowest level of each row's value area.
+
+    Levels are taken from the busiest down; the value area is the shortest such prefix
+    holding the target share, ties at the cut going to the lower price. Only the volumes
+    in that order are needed to find the cut (sorting values is far cheaper than a stable
+    sort of columns): every level busier than the cut is inside, and so are the levels
+    equal to it when all of them are needed. A row where only some are (a tie at the cut,
+    or no volume defined) takes the stable order of its columns itself."""
+    ranked = -np.sort(-hist, axis=1)  # busiest first, undefined last
+    covered = np.cumsum(ranked, axis=1)
+    target = hist.sum(axis=1) * (value_area / 100.0) * (1.0 - 1e-12)
+    taken = np.argmax(covered >= target[:, None], axis=1)
+    cut = ranked[np.arange(len(ranked)), taken][:, None]
+    above = hist > cut
+    at_cut = hist == cut
+    inside = above | at_cut
+    width = hist.shape[1]
+    ragged = np.flatnonzero(at_cut.sum(axis=1) != taken + 1 - above.sum(axis=1))
+    if len(ragged):
+        order = np.argsort(-hist[ragged], axis=1, kind="stable")
+        prefix = np.arange(width)[None, :] <= taken[ragged, None]
+        exact = np.zeros((len(ragged), width), dtype=bool)
+        np.put_along_axis(exact, order, prefix, axis=1)
+        inside[ragged] = exact
+    highest = width - 1 - np.argmax(inside[:, ::-1], axis=1)
+    lowest = np.argmax(inside, axis=1)
+    return highest, lowest
 
 
 def _poc(high: Array, low: Array, close: Array, volume: Array, w: int, bin_pct: float) -> Array:

@@ -213,6 +213,35 @@ def test_load_prefers_the_source_covering_the_longest_span(store: CandleStore) -
         store.load("binance", "ETH/USDT", "1d")
 
 
+def test_load_reads_only_the_pairs_own_series(store: CandleStore) -> None:
+    """A pair whose file name starts like another's, and a file of another pair put under
+    this pair's name, are not sources for building this pair's timeframes."""
+    store.write("binance", "BTC/USDT", "1h", random_candles(22, 24 * 4, "1h"))
+    store.write("binance", "BTC/USDTX", "5m", random_candles(23, 12 * 24 * 6, "5m"))
+    store.write("binance", "ETH/USDT", "5m", random_candles(24, 12 * 24 * 5, "5m"))
+    foreign = store.path_for("binance", "ETH/USDT", "5m")
+    os.replace(foreign, store.path_for("binance", "BTC/USDT", "5m").with_name("BTC_USDT-x.parquet"))
+    assert store.load("binance", "BTC/USDT", "4h").attrs["resampled_from"] == "1h"
+    with pytest.raises(DataError, match="stored: 1h"):
+        store.load("binance", "BTC/USDT", "1m")
+
+
+def test_a_file_rewritten_since_it_was_read_is_read_again(store: CandleStore) -> None:
+    """Reads of a pair's files are kept for its next timeframe: never past a write."""
+    frame = random_candles(25, 12 * 24, "5m")
+    store.write("binance", "BTC/USDT", "5m", frame.iloc[:200])
+    first = store.read("binance", "BTC/USDT", "5m")
+    assert len(store.load("binance", "BTC/USDT", "1h")) == 200 // 12
+    first["close"] = 0.0  # a caller changing its copy changes nothing stored
+    store.write("binance", "BTC/USDT", "5m", frame.iloc[200:])
+    assert_same_candles(store.read("binance", "BTC/USDT", "5m"), frame)
+    assert len(store.load("binance", "BTC/USDT", "1h")) == 24
+    replaced = frame.copy()
+    replaced["close"] *= 1.01
+    store.write("binance", "BTC/USDT", "5m", replaced, replace=True)  # same size and shape
+    assert_same_candles(store.read("binance", "BTC/USDT", "5m"), replaced)
+
+
 def test_data_dir_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv(DATA_ENV, raising=False)
     assert resolve_data_dir(None) == Path("user_data") / "data"

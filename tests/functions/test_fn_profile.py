@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from kinetic_rules.functions import REGISTRY
-from kinetic_rules.functions.profile import bin_edge, bin_index
+from kinetic_rules.functions.profile import bin_edge, bin_index, value_area_columns
 
 HLCV = ("high", "low", "close", "volume")
 
@@ -119,3 +119,44 @@ def test_a_week_window_over_months_of_5m_candles_matches_the_plain_histogram(kit
             bin_edge(keys + 1, bin_pct) <= vah[t] * (1 + 1e-12)
         )
         assert volumes[inside].sum() >= area / 100 * volumes.sum() * (1 - 1e-9), t
+
+
+def value_area_by_stable_order(hist: np.ndarray, value_area: float) -> tuple[np.ndarray, ...]:
+    """The value area's edge columns taken the plain way: columns in a stable order from the
+    busiest down, the shortest prefix holding the target share."""
+    order = np.argsort(-hist, axis=1, kind="stable")
+    covered = np.cumsum(np.take_along_axis(hist, order, axis=1), axis=1)
+    target = hist.sum(axis=1) * (value_area / 100.0) * (1.0 - 1e-12)
+    taken = np.argmax(covered >= target[:, None], axis=1)
+    inside = np.arange(hist.shape[1])[None, :] <= taken[:, None]
+    highest = np.where(inside, order, -1).max(axis=1)
+    lowest = np.where(inside, order, hist.shape[1]).min(axis=1)
+    return highest, lowest
+
+
+volumes = st.one_of(
+    st.integers(0, 4).map(float),  # ties everywhere, at the cut too
+    st.floats(0, 1e6, allow_nan=False),
+    st.sampled_from([np.nan, np.inf, 0.1, 0.2, 0.30000000000000004]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(1, 12).flatmap(
+        lambda width: hnp.arrays(
+            np.float64, st.tuples(st.integers(1, 8), st.just(width)), elements=volumes
+        )
+    ),
+    st.sampled_from([1.0, 50.0, 70.0, 99.9, 100.0]),
+)
+def test_the_value_area_found_from_sorted_volumes_is_the_stable_orders(
+    hist: np.ndarray, area: float
+) -> None:
+    """Ties at the cut, empty and undefined levels: the same edge columns as a stable sort
+    of the columns gives."""
+    with np.errstate(invalid="ignore"):
+        found = value_area_columns(hist, area)
+        wanted = value_area_by_stable_order(hist, area)
+    np.testing.assert_array_equal(found[0], wanted[0])
+    np.testing.assert_array_equal(found[1], wanted[1])
