@@ -23,6 +23,8 @@ from kinetic_rules.models.settings import VERSION, ModelSettings
 
 DEFAULT_FOLDER = Path("user_data") / "models"
 FOLDER_VARIABLE = "KINETIC_RULES_MODELS"  # another folder; "off" keeps models in memory only
+MODEL_FILE = ".pickle"  # one trained model
+SERIES_FILE = ".series.pickle"  # one backtest's predictions of a pair
 
 
 def training_key(settings: ModelSettings, point: int, x: np.ndarray, y: np.ndarray) -> str:
@@ -80,29 +82,29 @@ class ModelCache:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def get(self, key: str) -> Trained | None:
-        found, from_disk = self._read(key, Trained)
+        found, from_disk = self._read(key, Trained, MODEL_FILE)
         self.loads += from_disk
         return found
 
     def put(self, key: str, trained: Trained) -> None:
-        self._write(key, trained)
+        self._write(key, trained, MODEL_FILE)
 
     def get_series(self, key: str, kind: type[T]) -> T | None:
-        found, _ = self._read(key, kind)
+        found, _ = self._read(key, kind, SERIES_FILE)
         self.reused += found is not None
         return found
 
     def put_series(self, key: str, series: object) -> None:
-        self._write(key, series)
+        self._write(key, series, SERIES_FILE)
 
-    def _read(self, key: str, kind: type[T]) -> tuple[T | None, bool]:
+    def _read(self, key: str, kind: type[T], suffix: str) -> tuple[T | None, bool]:
         with self._lock:
             found = self._memory.get(key)
         if isinstance(found, kind):
             return found, False
         if self.folder is None:
             return None, False
-        path = self.folder / f"{key}.pickle"
+        path = self.folder / f"{key}{suffix}"
         if not path.is_file():
             return None, False
         try:
@@ -116,7 +118,7 @@ class ModelCache:
             self._memory[key] = value
         return value, True
 
-    def _write(self, key: str, value: object) -> None:
+    def _write(self, key: str, value: object, suffix: str) -> None:
         with self._lock:
             self._memory[key] = value
         if self.folder is None:
@@ -125,7 +127,7 @@ class ModelCache:
         part = self.folder / f"{key}.{os.getpid()}.part"
         with part.open("wb") as file:
             pickle.dump((VERSION, value), file, protocol=pickle.HIGHEST_PROTOCOL)
-        part.replace(self.folder / f"{key}.pickle")  # whole or not at all
+        part.replace(self.folder / f"{key}{suffix}")  # whole or not at all
 
 
 _DEFAULT: list[ModelCache] = []
