@@ -65,7 +65,9 @@ def backtest(store: Path, cache: str, use_model: bool) -> tuple[float, int]:
         _, status, usage = os.wait4(child.pid, 0)
         if os.waitstatus_to_exitcode(status) != 0:
             raise SystemExit(f"backtest failed:\n{errors.decode()}")
-    return usage.ru_utime + usage.ru_stime, len(list(Path(cache).glob("*.pickle")))
+    files = list(Path(cache).glob("*.pickle"))
+    series = list(Path(cache).glob("*.series.pickle"))  # predictions, not trained models
+    return usage.ru_utime + usage.ru_stime, len(files) - len(series)
 
 
 def signals_only(store: Path, cache: Path) -> None:

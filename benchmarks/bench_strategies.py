@@ -1,7 +1,7 @@
 """Every shipped strategy over its whole data set: CPU, wall time and peak memory.
 
     python benchmarks/bench_strategies.py [--data STORE] [--only NAME ...] [--repeat 1]
-                                          [--freqtrade]
+                                          [--freqtrade] [--model-off]
 
 Without --data, both sets of ../shared/data are imported once into
 user_data/bench-store (as benchmarks/bench_backtest.py does). Each run is the whole
@@ -19,6 +19,12 @@ same candles, Kinetic Empire written as a freqtrade strategy; installed and conv
 under user_data/) and its CPU time, trade count and the trades both runs share are
 printed. Without it, or when freqtrade cannot be installed, the figure measured earlier
 on this machine kind with freqtrade 2026.9 is used (66 s, --freqtrade-seconds).
+
+--model-off also runs each strategy with a model with `--set use_model=false` and prints
+what the model costs: the CPU of the run with it minus the run without. Trained models
+are cached (user_data/models, or $KINETIC_RULES_MODELS), so a first run trains them and
+a later one does not; with --repeat 2 the least CPU is the cached run. Target: a cached
+model adds at most 5 s of CPU.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +47,7 @@ STRATEGIES = ROOT / "strategies"
 CPU_TARGET = 20.0  # seconds of CPU for any shipped strategy's full-data backtest
 FREQTRADE_SECONDS = 66.0  # freqtrade 2026.9, Kinetic Empire on the 10-pair 15m set
 FREQTRADE_TARGET = 30.0  # times faster
+MODEL_TARGET = 5.0  # seconds of CPU a cached model may add to its strategy's backtest
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,7 @@ class Case:
     timerange: str | None  # None: every stored candle
     what: str
     timeframe: str | None = None  # run a copy of the strategy on this timeframe
+    sets: tuple[str, ...] = ()  # NAME=VALUE params given with --set
 
 
 FIVE = "41 pairs, 5m, 2024-01..09"  # the 5m set, every candle
@@ -86,6 +94,8 @@ def measure(case: Case, store: Path) -> dict[str, Any]:
                    "--report", str(folder / "report"), "--quiet"]  # fmt: skip
         if case.timerange:
             command += ["--timerange", case.timerange]
+        for setting in case.sets:
+            command += ["--set", setting]
         started = time.perf_counter()
         child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         assert child.stderr is not None
@@ -110,6 +120,14 @@ def measure(case: Case, store: Path) -> dict[str, Any]:
 def trade_entries(trades: Path) -> list[tuple[str, str]]:
     """(pair, entry time) of every trade of a report: what the freqtrade run is matched on."""
     return [(t["pair"], t["entry_time"]) for t in json.loads(trades.read_text())]
+
+
+def has_model(case: Case) -> bool:
+    return any(line.startswith("models:") for line in (STRATEGIES / case.strategy).open())
+
+
+def model_off(case: Case) -> Case:
+    return replace(case, name=f"{case.name} -model", sets=(*case.sets, "use_model=false"))
 
 
 def candles_read(store: Path, pairs: list[str], timeframe: str) -> int:
@@ -158,6 +176,9 @@ def main() -> None:
         default=FREQTRADE_SECONDS,
         help="freqtrade's CPU seconds when it is not run",
     )
+    parser.add_argument(
+        "--model-off", action="store_true", help="also run strategies with a model without it"
+    )
     args = parser.parse_args()
     compile_once()
     ensure_store(args.data)
@@ -165,6 +186,8 @@ def main() -> None:
     if args.freqtrade:  # the case freqtrade is compared with
         wanted.add("kinetic_empire_15m")
     cases = [c for c in CASES if c.name in wanted]
+    if args.model_off:
+        cases = [v for c in cases for v in ([c, model_off(c)] if has_model(c) else [c])]
     print(f"{'strategy':<20} {'data':<32} {'trades':>7} {'M candles':>9} {'CPU s':>7} "
           f"{'s/M':>6} {'wall s':>7} {'peak MB':>8}  target")  # fmt: skip
     measured: dict[str, dict[str, Any]] = {}
@@ -177,6 +200,14 @@ def main() -> None:
         print(f"{case.name:<20} {case.what:<32} {best['trades']:>7.0f} {millions:>9.2f} "
               f"{best['cpu']:>7.2f} {best['cpu'] / millions:>6.2f} {best['wall']:>7.2f} "
               f"{best['peak_mb']:>8.0f}  {verdict}", flush=True)  # fmt: skip
+    for case in cases:
+        without = measured.get(model_off(case).name)
+        if without is not None and case.name in measured:
+            added = measured[case.name]["cpu"] - without["cpu"]
+            verdict = "ok" if added <= MODEL_TARGET else f"MISSED (≤ {MODEL_TARGET:.0f} s)"
+            print(f"\n{case.name}: its model adds {added:.2f} s of CPU "
+                  f"({measured[case.name]['cpu']:.2f} s with it, {without['cpu']:.2f} s "
+                  f"without; cached models: see --repeat) {verdict}")  # fmt: skip
     if "kinetic_empire_15m" in measured:
         against_freqtrade(measured["kinetic_empire_15m"], args.freqtrade, args.freqtrade_seconds)
 

@@ -297,6 +297,7 @@ def _session(args: argparse.Namespace, listen: Any = None) -> int:
     try:
         return _trade(args, session, sink, listen)
     finally:
+        session.close()  # Ctrl-C and errors too: no training worker outlives the run
         if stream is not None:
             stream.close()
 

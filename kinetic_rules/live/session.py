@@ -44,6 +44,7 @@ from kinetic_rules.live.robust import FailSafe
 from kinetic_rules.live.runtime import Runtime, StepReport, TradeSink
 from kinetic_rules.live.streams import BidAskStream
 from kinetic_rules.live.window import WindowSource, window_sizes
+from kinetic_rules.models import BackgroundTrainer, default_cache
 from kinetic_rules.timeframes import timeframe_seconds
 
 log = logging.getLogger("kinetic_rules.live")
@@ -85,6 +86,9 @@ class TradingSession:
     prepare: Callable[[Runtime], object] | None = None
     _seen: dict[tuple[str, str], pd.Timestamp] = field(default_factory=dict)
     _last_close: pd.Timestamp | None = None
+    # Models retrain in worker processes for the whole session, across pair switches;
+    # close() ends them.
+    _trainer: BackgroundTrainer | None = None
 
     def needs(self) -> list[tuple[str, str]]:
         """Every (pair, timeframe) the plan reads, for the traded pairs."""
@@ -162,14 +166,22 @@ class TradingSession:
             history[key] = frame
             if len(frame):
                 self._seen[key] = frame.index[-1]
+        if self._trainer is None:
+            self._trainer = BackgroundTrainer(default_cache())
         return WindowSource(
             self.plan,
             self.pairs,
             history,
             sizes,
             live=self.live_inputs is not None,
-            background_training=True,
+            trainer=self._trainer,
         )
+
+    def close(self) -> None:
+        """End what the session started beside the decisions: the models' training
+        workers (a training under way is done again at the next start)."""
+        if self._trainer is not None:
+            self._trainer.shutdown()
 
     @property
     def _journal_key(self) -> str:

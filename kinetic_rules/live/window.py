@@ -59,7 +59,7 @@ class WindowSource:
         history: Mapping[tuple[str, str], pd.DataFrame],
         sizes: dict[str, int] | None = None,
         live: bool = False,
-        background_training: bool = False,
+        trainer: BackgroundTrainer | None = None,
     ) -> None:
         self.plan = plan
         self._pairs = list(pairs)
@@ -72,9 +72,9 @@ class WindowSource:
         # One evaluator for the whole session: it keeps the windows and every series on them.
         evaluated = plan.with_live_steps() if live else plan
         self._evaluator = IncrementalEvaluator(evaluated, self.sizes, DEFAULT_WINDOW)
-        if background_training:  # a session: models retrain without delaying a decision
-            evaluator = self._evaluator
-            evaluator.trainer = BackgroundTrainer(evaluator.models)
+        if trainer is not None:  # a session: models retrain without delaying a decision
+            self._evaluator.models = trainer.cache
+            self._evaluator.trainer = trainer
         for (pair, timeframe), frame in history.items():
             self.add(pair, timeframe, frame)
         self.timeline = pd.DatetimeIndex([], tz="UTC")

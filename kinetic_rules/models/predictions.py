@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kinetic_rules.models.background import BackgroundTrainer
-from kinetic_rules.models.cache import ModelCache, Trained
+from kinetic_rules.models.cache import ModelCache, Trained, series_key
 from kinetic_rules.models.settings import ModelSettings
 from kinetic_rules.models.training import NS, Samples, train, training_set
 
@@ -43,6 +43,14 @@ def retraining_points(settings: ModelSettings, closes: np.ndarray) -> np.ndarray
     return (closes // every) * every
 
 
+@dataclass(frozen=True)
+class Predicted:
+    """A whole series' predictions and trainings, kept so the same run loads no model."""
+
+    values: np.ndarray
+    records: tuple[TrainingRecord, ...]
+
+
 @dataclass
 class InForce:
     """The model each series predicts with, kept between calls as candles arrive."""
@@ -64,17 +72,47 @@ def predict_rows(
 ) -> tuple[np.ndarray, list[TrainingRecord]]:
     """Probabilities (label = 1) for the candles start..end, NaN where no model or feature.
 
-    `in_force` keeps the model of the current retraining point between calls, so a new
-    candle costs one prediction. With a `trainer`, a model not yet in the cache is
-    trained in the background and the previous one stays in force until it is ready."""
+    A backtest's whole series is kept in the cache by every input it read, so running
+    it again reads the values back without loading a model. In a session, `in_force`
+    keeps the model of the current retraining point between calls, so a new candle
+    costs one prediction; with a `trainer`, a model not yet in the cache is trained in
+    the background and the previous one stays in force until it is ready."""
+    count = len(open_times)
+    if not settings.enabled or count <= start:
+        return np.full(max(count - start, 0), np.nan), []
+    if trainer is not None or in_force is not None:  # a session: model by model
+        return _predict(settings, features, label, open_times, step, start, cache, pair,
+                        in_force, trainer)  # fmt: skip
+    key = series_key(settings, pair, features, label, open_times, step, start)
+    found = cache.get_series(key, Predicted)
+    if found is None:
+        values, records = _predict(
+            settings, features, label, open_times, step, start, cache, pair, None, None
+        )
+        found = Predicted(values, tuple(records))
+        cache.put_series(key, found)
+    return found.values.copy(), list(found.records)
+
+
+def _predict(
+    settings: ModelSettings,
+    features: np.ndarray,
+    label: np.ndarray,
+    open_times: np.ndarray,
+    step: int,
+    start: int,
+    cache: ModelCache,
+    pair: str,
+    in_force: InForce | None,
+    trainer: BackgroundTrainer | None,
+) -> tuple[np.ndarray, list[TrainingRecord]]:
     count = len(open_times)
     out = np.full(count - start, np.nan)
-    if not settings.enabled or count <= start:
-        return out, []
     points = retraining_points(settings, open_times[start:] + step)
     series = f"{settings.fingerprint}:{pair}"
     samples: Samples | None = None
     records: list[TrainingRecord] = []
+    defined_rows = np.isfinite(features).all(axis=1)
     for point in np.unique(points):
         rows = np.flatnonzero(points == point) + start
         held = in_force.models.get(series) if in_force is not None else None
@@ -85,7 +123,7 @@ def predict_rows(
             trained, fresh = _model_at(settings, samples, int(point), cache, trainer, held)
             if fresh and in_force is not None:
                 in_force.models[series] = (int(point), trained)
-        defined = rows[np.isfinite(features[rows]).all(axis=1)]
+        defined = rows[defined_rows[rows]]
         if trained.estimator is not None and len(defined):
             probability = trained.estimator.predict_proba(features[defined])
             classes = list(trained.estimator.classes_)

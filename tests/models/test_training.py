@@ -118,15 +118,22 @@ def test_one_class_is_no_model() -> None:
     assert enough and all("nothing to tell apart" in str(r.problem) for r in enough)
 
 
-def test_a_second_run_reads_every_model_from_the_disk_cache(tmp_path: Path) -> None:
+def test_a_second_run_reads_its_predictions_from_the_disk_cache(tmp_path: Path) -> None:
     features, label, times = arrays("SOL/USDT")
     cold = ModelCache(tmp_path)
-    first, _ = predict_rows(SETTINGS, features, label, times, STEP, 0, cold)
+    first, first_records = predict_rows(SETTINGS, features, label, times, STEP, 0, cold)
     assert cold.fits > 5
     warm = ModelCache(tmp_path)  # a new process: nothing in memory
-    second, _ = predict_rows(SETTINGS, features, label, times, STEP, 0, warm)
-    assert warm.fits == 0 and warm.loads == cold.fits
+    second, second_records = predict_rows(SETTINGS, features, label, times, STEP, 0, warm)
+    # the same inputs: the whole series is read back, no model is even loaded
+    assert warm.fits == 0 and warm.loads == 0 and warm.reused == 1
     np.testing.assert_array_equal(first, second)
+    assert second_records == first_records
+    # one candle fewer: another series, but every model it needs is on disk
+    cut = ModelCache(tmp_path)
+    shorter, _ = predict_rows(SETTINGS, features[:-1], label[:-1], times[:-1], STEP, 0, cut)
+    assert cut.fits == 0 and cut.loads == cold.fits and cut.reused == 0
+    np.testing.assert_array_equal(shorter, first[:-1])
     changed = ModelCache(tmp_path)  # another setting: trained again
     predict_rows(replace(SETTINGS, depth=4), features, label, times, STEP, 0, changed)
     assert changed.fits == cold.fits
