@@ -141,10 +141,13 @@ def _trim_decisions(session: Session, newest: pd.Timestamp, keep: Retention) -> 
     if not keep.keeps:
         session.connection().execute(delete(DecisionRow))
         return
+    connection = session.connection()
     cutoff = newest - pd.Timedelta(days=keep.days)
-    beyond = select(func.max(DecisionRow.id) - keep.rows).scalar_subquery()
-    too_old = delete(DecisionRow).where((DecisionRow.time < cutoff) | (DecisionRow.id <= beyond))
-    session.connection().execute(too_old)
+    connection.execute(delete(DecisionRow).where(DecisionRow.time < cutoff))
+    # Two statements: MySQL refuses a DELETE that reads its own table in a subquery.
+    last = connection.execute(select(func.max(DecisionRow.id))).scalar()
+    if last is not None and last > keep.rows:
+        connection.execute(delete(DecisionRow).where(DecisionRow.id <= last - keep.rows))
 
 
 def _add_candles(session: Session, candles: list[StoredCandle]) -> None:
