@@ -170,7 +170,7 @@ def run_command(args: argparse.Namespace) -> int:
     if not args.quiet:
         phases("loading")
     prepared = prepare(request)
-    prepared.plan = ui_cmd.plan_for(listen, prepared.plan)
+    prepared.plan = ui_cmd.plan_for(args, prepared.plan)
     source = ReplaySource(
         prepared.plan, prepared.feed, prepared.pairs, request.start, extras=prepared.extras
     )
@@ -181,7 +181,7 @@ def run_command(args: argparse.Namespace) -> int:
     telegram = notifier_from_env(controls)  # KINETIC_TELEGRAM_TOKEN / _CHAT_ID, if both are set
     if telegram is not None:
         runtime.notifiers.append(telegram)
-    dashboard = ui_cmd.serve_for_run(listen, controls, args.strategy, sink.store if sink else None)
+    dashboard = ui_cmd.serve_for_run(args, listen, controls, sink.store if sink else None)
     pause = timeframe_seconds(prepared.plan.timeframe) / speed if speed else 0.0
     last = len(source.timeline) - 1
     try:
@@ -247,7 +247,7 @@ def _session(args: argparse.Namespace, listen: Any = None) -> int:
 
     plan = build_plan(check(load_file(args.strategy), parse_overrides(args.set)), gaps=args.gaps)
     monitor_every = _monitor_every(args.monitor_every, plan)
-    plan = ui_cmd.plan_for(listen, plan)
+    plan = ui_cmd.plan_for(args, plan)
     require_mode(plan, "live" if args.live else "paper")
     spec = plan.strategy.spec
     pairs = args.pairs or spec.market.pairs or (spec.scanner.universe if spec.scanner else [])
@@ -332,7 +332,7 @@ def _trade(args: argparse.Namespace, session: Any, sink: StoreSink, listen: Any 
     telegram = notifier_from_env(controls)
     if telegram is not None:
         runtime.notifiers.append(telegram)
-    dashboard = ui_cmd.serve_for_run(listen, controls, args.strategy, sink.store)
+    dashboard = ui_cmd.serve_for_run(args, listen, controls, sink.store)
     what = "trading for real" if args.live else "paper trading"
     print(
         f"{what} {', '.join(session.pairs)} on {session.exchange.id}; Ctrl-C stops",

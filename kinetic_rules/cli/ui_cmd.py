@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from kinetic_rules.ui.serve import Background, Listen
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
+FEED_DAYS = 7.0  # the decision feed a trade store keeps, by default
 
 
 def _tls_flags(parser: argparse.ArgumentParser) -> None:
@@ -45,6 +46,23 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
         "KINETIC_UI_TOKEN. See docs/dashboard.md",
     )
     _tls_flags(run)
+    run.add_argument(
+        "--feed-days",
+        type=_feed_days,
+        default=FEED_DAYS,
+        metavar="DAYS",
+        help=f"days of the decision feed the trade store keeps for `kinetic-rules ui --db` "
+        f"(default {FEED_DAYS:g}; 0 keeps none). See docs/dashboard.md",
+    )
+
+
+def _feed_days(text: str) -> float:
+    from kinetic_rules.persist.feed import Retention  # the trade store's bounds
+
+    try:
+        return Retention(days=float(text)).days
+    except ValueError as bad:
+        raise argparse.ArgumentTypeError(f"{text}: {bad}") from None
 
 
 def listen_for_run(args: argparse.Namespace) -> Listen | None:
@@ -61,9 +79,16 @@ def listen_for_run(args: argparse.Namespace) -> Listen | None:
     )
 
 
-def plan_for(listen: Listen | None, plan: Any) -> Any:
-    """With --ui, the plan also keeps what the decision feed shows (explain's lines)."""
-    if listen is None:
+def records_feed(args: argparse.Namespace) -> bool:
+    """Whether the session computes the decision feed: to show it (--ui) or to keep it in
+    its trade store (every paper or live session, and a replay with --db)."""
+    stored = args.replay is None or bool(args.db)
+    return args.ui is not None or (stored and args.feed_days > 0)
+
+
+def plan_for(args: argparse.Namespace, plan: Any) -> Any:
+    """With the decision feed, the plan also keeps what it shows (explain's lines)."""
+    if not records_feed(args):
         return plan
     from kinetic_rules.backtest.explain import showing_entries
 
@@ -78,14 +103,23 @@ def controls_for(runtime: Any, journal: Any) -> SessionControls:
 
 
 def serve_for_run(
-    listen: Listen | None, controls: SessionControls, strategy: Path, journal: Any
+    args: argparse.Namespace, listen: Listen | None, controls: SessionControls, store: Any
 ) -> Background | None:
+    """With --ui, the dashboard; with a trade store, each close recorded in it for `ui
+    --db` (with or without --ui). The server, if any, for the caller to close."""
+    from kinetic_rules.persist.feed import Retention
+
+    keep = Retention(days=args.feed_days if records_feed(args) else 0.0)
     if listen is None:
+        if store is not None:
+            from kinetic_rules.ui.session import watch_session
+
+            watch_session(controls.runtime, args.strategy, store, keep)
         return None
     from kinetic_rules.ui.serve import token_from_env
     from kinetic_rules.ui.session import serve_session
 
-    return serve_session(controls, strategy, listen, token_from_env(), journal)
+    return serve_session(controls, args.strategy, listen, token_from_env(), store, keep)
 
 
 def linger(dashboard: Background | None, runtime: Any) -> None:
@@ -102,9 +136,10 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         "ui",
         help="the dashboard of a stopped or remote session's trade store, or of a "
         "backtest's results (read-only)",
-        description="Serve the dashboard over a trade store: positions, trades, equity and "
-        "the event log of a session that ran (or runs elsewhere) with that store. Controls "
-        "answer 409: only `run … --ui` can control a session. See docs/dashboard.md.",
+        description="Serve the dashboard over a trade store: positions, trades, equity, the "
+        "decision feed, candles and the event log of a session that ran (or runs elsewhere) "
+        "with that store, as it recorded them at each close. Controls answer 409: only "
+        "`run … --ui` can control a session. See docs/dashboard.md.",
     )
     what = ui.add_mutually_exclusive_group()
     what.add_argument(

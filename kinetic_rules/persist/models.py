@@ -176,3 +176,45 @@ class StateRow(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     updated: Mapped[pd.Timestamp]
+
+
+class DecisionRow(Base):
+    """One entry of the decision feed: a pair and side that came near an entry at a close,
+    with what `explain` said of it (its lines as JSON) and what came of it."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (Index(None, "time"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    time: Mapped[pd.Timestamp]  # the close at which it was decided
+    pair: Mapped[str] = mapped_column(String(64))
+    side: Mapped[str] = mapped_column(String(8))
+    verdict: Mapped[str] = mapped_column(String(100))
+    held: Mapped[int] = mapped_column(Integer)
+    total: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(Text)
+    lines: Mapped[str] = mapped_column(Text)  # JSON list of {label, text, value, holds, parts}
+
+
+class EquityRow(Base):
+    """The account at one close: realized, and with the open trades valued at that close."""
+
+    __tablename__ = "equity"
+
+    time: Mapped[pd.Timestamp] = mapped_column(primary_key=True)
+    realized: Mapped[float]
+    total: Mapped[float | None]
+
+
+class CandleRow(Base):
+    """A candle the session saw, kept for the dashboard's chart (the last few thousand)."""
+
+    __tablename__ = "candles"
+    __table_args__ = (Index(None, "time"),)
+
+    pair: Mapped[str] = mapped_column(String(64), primary_key=True)
+    time: Mapped[pd.Timestamp] = mapped_column(primary_key=True)  # open time
+    open: Mapped[float]
+    high: Mapped[float]
+    low: Mapped[float]
+    close: Mapped[float]

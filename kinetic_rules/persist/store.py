@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, selectinload
 from kinetic_rules.engine.model import Fill, Trade
 from kinetic_rules.engine.orders import Event, OrderState
 from kinetic_rules.errors import ConfigError, KineticError
-from kinetic_rules.persist import connect, migrations, records
+from kinetic_rules.persist import connect, feed, migrations, records
 from kinetic_rules.persist.models import (
     MODES,
     SIDES,
@@ -330,6 +330,30 @@ class TradeStore:
                 row.value, row.updated = value, now
 
         self._write(work)
+
+    # -- the dashboard's record of the session (see feed.py) --------------------------------
+
+    def record_closes(self, records: list[feed.CloseRecord], keep: feed.Retention) -> None:
+        """Closes' decisions, equity, candles and positions, oldest first; what outgrew
+        `keep` and the candles before the last one's `candles_since` go, in the same
+        transaction."""
+        self._write(lambda s: feed.write_closes(s, records, keep))
+
+    def decisions(self, limit: int) -> list[feed.StoredDecision]:
+        """The newest `limit` entries of the decision feed, newest first."""
+        return self._read(lambda s: feed.read_decisions(s, limit))
+
+    def equity(self) -> list[feed.EquityAt]:
+        """The equity at every recorded close, oldest first."""
+        return self._read(feed.read_equity)
+
+    def candles(self, pair: str, limit: int) -> list[feed.StoredCandle]:
+        """The pair's newest `limit` recorded candles, oldest first."""
+        return self._read(lambda s: feed.read_candles(s, pair, limit))
+
+    def last_close(self) -> dict[str, object] | None:
+        """The newest recorded close: its time, positions, pairs and scanner."""
+        return self._read(feed.read_snapshot)
 
     # -- transactions ----------------------------------------------------------------------
 

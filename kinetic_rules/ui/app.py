@@ -276,11 +276,12 @@ def _same_origin(socket: WebSocket) -> bool:
 
 async def _watch_store(source: Source, hub: Hub) -> None:
     """A stored session may be written by a session elsewhere: tell the page when its
-    newest event changes."""
+    newest event or its last recorded close changes."""
     last = None
     while True:
         newest = await asyncio.to_thread(source.events, 1)
-        mark = (newest[-1].time, newest[-1].message) if newest else None
+        status = await asyncio.to_thread(source.status, "read-only")
+        mark = ((newest[-1].time, newest[-1].message) if newest else None, status.last_close)
         if last is not None and mark != last:
             hub.publish({"type": "store"})
         last = mark

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import pandas as pd
 
@@ -21,6 +21,7 @@ from kinetic_rules.engine.orders import Event
 from kinetic_rules.files import read_regular
 from kinetic_rules.live.controls import SessionControls
 from kinetic_rules.live.events import OpenPosition
+from kinetic_rules.persist.feed import StoredDecision
 from kinetic_rules.persist.store import TradeStore
 from kinetic_rules.ui.models import (
     CandleOut,
@@ -30,7 +31,6 @@ from kinetic_rules.ui.models import (
     EventOut,
     LineOut,
     PairStateOut,
-    PartOut,
     PositionOut,
     ScannerChange,
     ScannerOut,
@@ -38,7 +38,7 @@ from kinetic_rules.ui.models import (
     StrategyOut,
     TradeOut,
 )
-from kinetic_rules.ui.watch import Watch
+from kinetic_rules.ui.watch import KEEP_EQUITY, Watch, decision_out
 
 STRATEGY_KEY = "dashboard:strategy"  # the journal's copy of the session's strategy file
 STRATEGY_BYTES = 2 * 1024 * 1024  # strategy files are at most 2 MB
@@ -217,7 +217,9 @@ class LiveSource:
 
 
 class StoreSource:
-    """A stopped or remote session: what its trade store holds, read-only."""
+    """A stopped or remote session: what its trade store holds, read-only. The decision
+    feed, equity, candles and the last close's positions are what the session recorded
+    at each close (see record.py); a store without them shows its trades alone."""
 
     kind = "store"
 
@@ -234,6 +236,9 @@ class StoreSource:
         in_fail_safe = bool(fail) and fail[-1].kind == "fail_safe_entered"
         paused = [e for e in self.store.events(kinds=["control"], limit=50)
                   if e.data.get("action") in ("pause", "resume")]  # fmt: skip
+        close = self.store.last_close() or {}
+        last_close = _time_or_none(close.get("time")) or (last[-1].time if last else None)
+        exchange = "out of reach" if in_fail_safe else "ok"
         return StatusOut(
             source="store",
             strategy=self.strategy().name,
@@ -241,18 +246,27 @@ class StoreSource:
             paused=bool(paused) and paused[-1].data.get("action") == "pause",
             stopping=False,
             fail_safe=in_fail_safe,
-            exchange="out of reach (last seen)" if in_fail_safe else "ok (last seen)",
-            last_close=last[-1].time if last else None,
+            exchange=f"{close.get('exchange') or exchange} (last seen)",
+            last_close=last_close,
             controls="read-only",
-            stake_currency="",
-            pairs=[],
+            stake_currency=str(close.get("stake_currency") or ""),
+            pairs=[PairStateOut.model_validate(p) for p in _rows(close.get("pairs"))],
         )
 
     def positions(self) -> list[PositionOut]:
-        return [
-            position_out(OpenPosition(t, None, None, _closing_fills(t), _trailed(t)))
-            for t in self.store.open_trades()
-        ]
+        marks = {
+            (m.get("pair"), m.get("side"), _time_or_none(m.get("entry_time"))): m
+            for m in _rows((self.store.last_close() or {}).get("positions"))
+        }
+        found = []
+        for trade in self.store.open_trades():
+            mark = marks.get((trade.pair, trade.side, trade.entry_time), {})
+            price, unrealized = _number_or_none(mark.get("price")), mark.get("unrealized")
+            position = OpenPosition(
+                trade, price, _number_or_none(unrealized), _closing_fills(trade), _trailed(trade)
+            )
+            found.append(position_out(position))
+        return found
 
     def trades(self, which: TradeFilter) -> list[TradeOut]:
         found = self.store.trades(pair=which.pair, start=which.start, end=which.end)
@@ -260,9 +274,16 @@ class StoreSource:
         return [trade_out(t) for t in kept[: max(0, which.limit)]]
 
     def equity(self, after: datetime | None = None) -> list[EquityPoint]:
-        return [p for p in self._equity() if after is None or p.time > _utc(after)]
+        since = None if after is None else _utc(after)
+        recorded = self.store.equity()
+        if recorded:
+            later = [p for p in recorded if since is None or p.time > since]
+            return [EquityPoint(time=p.time, realized=p.realized, total=p.total)
+                    for p in thinned(later, KEEP_EQUITY)]  # fmt: skip
+        return [p for p in self._equity() if since is None or p.time > since]
 
     def _equity(self) -> list[EquityPoint]:
+        """Sessions recorded before equity was: the realized curve, from the closed trades."""
         closed = [t for t in self.store.trades() if t.exit_time is not None]
         closed.sort(key=lambda t: t.exit_time)  # type: ignore[arg-type, return-value]
         points, total = [], 0.0
@@ -276,7 +297,9 @@ class StoreSource:
         return [event_out(e) for e in self.store.events(limit=limit)] if limit > 0 else []
 
     def decisions(self, limit: int) -> list[DecisionOut]:
-        return []  # decisions are seen at each close, by a running session only
+        if limit <= 0:
+            return []
+        return [_stored_decision_out(d) for d in self.store.decisions(limit)]
 
     def strategy(self) -> StrategyOut:
         text = self.store.state(STRATEGY_KEY)
@@ -285,10 +308,54 @@ class StoreSource:
         return StrategyOut.model_validate_json(text)
 
     def scanner(self) -> ScannerOut:
-        return ScannerOut(pairs=[], changes=[])
+        close = self.store.last_close() or {}
+        pairs = [PairStateOut.model_validate(p) for p in _rows(close.get("pairs"))]
+        changes = [ScannerChange.model_validate(c) for c in _rows(close.get("scanner_changes"))]
+        return ScannerOut(pairs=[p.pair for p in pairs if p.shortlisted], changes=changes[::-1])
 
     def candles(self, pair: str, limit: int) -> list[CandleOut]:
-        return []
+        return [
+            CandleOut(time=int(c.time.timestamp()), open=c.open, high=c.high, low=c.low,
+                      close=c.close)
+            for c in self.store.candles(pair, max(0, limit))
+        ]  # fmt: skip
+
+
+T = TypeVar("T")
+
+
+def thinned(points: list[T], most: int) -> list[T]:
+    """At most `most` points, evenly spread, always with the first and the last."""
+    if len(points) <= most or most < 2:
+        return points[-most:] if most > 0 else []
+    step = (len(points) - 1) / (most - 1)
+    return [points[round(i * step)] for i in range(most)]
+
+
+def _stored_decision_out(d: StoredDecision) -> DecisionOut:
+    lines = [LineOut.model_validate(line) for line in d.lines]
+    return DecisionOut(
+        time=d.time, pair=d.pair, side=d.side, verdict=d.verdict, held=d.held, total=d.total,
+        outcome=d.outcome, lines=lines,
+    )  # fmt: skip
+
+
+def _rows(value: object) -> list[dict[str, Any]]:
+    return [row for row in value if isinstance(row, dict)] if isinstance(value, list) else []
+
+
+def _time_or_none(value: object) -> pd.Timestamp | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return _utc(pd.Timestamp(value))
+    except ValueError:
+        return None
+
+
+def _number_or_none(value: object) -> float | None:
+    """A stored number; None for what was not finite (stored as "NaN" or "Infinity")."""
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
 # -- conversions -----------------------------------------------------------------------------
@@ -351,30 +418,3 @@ def position_out(position: OpenPosition) -> PositionOut:
 def event_out(event: Event) -> EventOut:
     data = json.loads(json.dumps(event.data, default=str))
     return EventOut(kind=event.kind, time=event.time, message=event.message, data=data)
-
-
-def decision_out(decision: object) -> DecisionOut:
-    from kinetic_rules.ui.watch import Decision
-
-    assert isinstance(decision, Decision)
-    verdict = decision.verdict
-    lines = [
-        LineOut(
-            label=line.label,
-            text=line.text,
-            value=line.value,
-            holds=line.holds,
-            parts=[PartOut(text=text, value=value) for text, value in line.parts],
-        )
-        for line in verdict.lines
-    ]
-    return DecisionOut(
-        time=decision.time,
-        pair=decision.pair,
-        side=verdict.side,
-        verdict=verdict.verdict,
-        held=verdict.held,
-        total=verdict.total,
-        outcome=decision.outcome,
-        lines=lines,
-    )

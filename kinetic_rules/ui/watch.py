@@ -3,7 +3,8 @@ a point of the equity curve and each pair's regime and protections, and it hands
 event and close to the web page's stream.
 
 It runs on the runtime's thread after each close (a CloseObserver) and as a notifier, so
-it keeps to small bounded buffers and never raises.
+it keeps to small bounded buffers and never raises. With a recorder, each close is
+written to the trade store before it is kept here or shown (see record.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from kinetic_rules.engine.orders import Event
 from kinetic_rules.engine.portfolio import PairData
 from kinetic_rules.live.events import CloseMoment
 from kinetic_rules.live.runtime import Runtime
+from kinetic_rules.ui.models import DecisionOut, LineOut, PartOut
+from kinetic_rules.ui.record import FeedRecorder, pair_states
 
 log = logging.getLogger("kinetic_rules.ui")
 KEEP_DECISIONS = 500
@@ -60,6 +63,7 @@ class Watch:
         default_factory=lambda: deque(maxlen=KEEP_CHANGES)
     )
     exchange: str = "ok"
+    recorder: FeedRecorder | None = None  # keeps each close in the trade store
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- Notifier ------------------------------------------------------------------------
@@ -75,7 +79,10 @@ class Watch:
         )
 
     def close(self) -> None:
-        """The stream ends with the server, not with the notifiers."""
+        """The session ends: the closes not recorded yet are. (The stream ends with the
+        server, not with the notifiers.)"""
+        if self.recorder is not None:
+            self.recorder.flush()
 
     # -- CloseObserver -------------------------------------------------------------------
     def closed(self, moment: CloseMoment) -> None:
@@ -97,12 +104,25 @@ class Watch:
             pairs[pair] = _pair_state(moment, data, at)
             if at >= data.tradable_from:
                 found += self._decisions(moment, pair, data, at)
+        # Only this thread writes `pairs` and the scanner's changes: reading them is safe.
+        before = {p for p, s in self.pairs.items() if s.shortlisted}
+        after = {p for p, s in pairs.items() if s.shortlisted}
+        change = None
+        if self.pairs and before != after:
+            change = (moment.time, sorted(after - before), sorted(before - after))
+        if self.recorder is not None:  # kept before it is shown: a crash loses nothing shown
+            changes = [*self.scanner_changes, *([change] if change else [])][-KEEP_CHANGES:]
+            snapshot = {
+                "stake_currency": moment.plan.strategy.spec.market.stake_currency,
+                "exchange": self.exchange,
+                "pairs": pair_states(pairs),
+                "scanner_changes": [{"time": t, "added": a, "removed": r} for t, a, r in changes],
+            }
+            shown = [decision_out(d) for d in found]
+            self.recorder.record(moment, shown, (start, total), state.positions, snapshot)
         with self._lock:
             self.equity.append((moment.time, start, total))
-            before = {p for p, s in self.pairs.items() if s.shortlisted}
-            after = {p for p, s in pairs.items() if s.shortlisted}
-            if self.pairs and before != after:
-                change = (moment.time, sorted(after - before), sorted(before - after))
+            if change is not None:
                 self.scanner_changes.append(change)
             self.pairs = pairs
             self.decisions.extend(found)
@@ -161,3 +181,28 @@ def _outcome(moment: CloseMoment, pair: str, data: PairData, at: int, verdict: E
     if signal is not None and not signal[at]:
         return "no slot: a rule reading the portfolio did not hold"
     return "no slot: the portfolio decided (open-trade limit, cooldown, funds, or a pending order)"
+
+
+def decision_out(decision: Decision) -> DecisionOut:
+    """A decision as the API shows it (and the trade store keeps it)."""
+    verdict = decision.verdict
+    lines = [
+        LineOut(
+            label=line.label,
+            text=line.text,
+            value=line.value,
+            holds=line.holds,
+            parts=[PartOut(text=text, value=value) for text, value in line.parts],
+        )
+        for line in verdict.lines
+    ]
+    return DecisionOut(
+        time=decision.time,
+        pair=decision.pair,
+        side=verdict.side,
+        verdict=verdict.verdict,
+        held=verdict.held,
+        total=verdict.total,
+        outcome=decision.outcome,
+        lines=lines,
+    )

@@ -13,7 +13,16 @@ from sqlalchemy import delete
 
 from kinetic_rules.engine.model import Fill, Trade
 from kinetic_rules.persist import TradeStore
-from kinetic_rules.persist.models import EventRow, FillRow, OrderRow, StateRow, TradeRow
+from kinetic_rules.persist.models import (
+    CandleRow,
+    DecisionRow,
+    EquityRow,
+    EventRow,
+    FillRow,
+    OrderRow,
+    StateRow,
+    TradeRow,
+)
 
 PAIRS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "BTC/USDT:USDT")
 REASONS = ("take_profit_1", "trend_break", "stop_loss", "trailing_stop", "end_of_data")
@@ -98,6 +107,6 @@ def empty_store() -> Iterator[TradeStore]:
     if not _MEMORY:
         _MEMORY.append(TradeStore("sqlite://", retry_interval=0.0))
     store = _MEMORY[0]
-    tables = (FillRow, OrderRow, TradeRow, EventRow, StateRow)
+    tables = (FillRow, OrderRow, TradeRow, EventRow, StateRow, DecisionRow, EquityRow, CandleRow)
     store._write(lambda s: [s.execute(delete(table)) for table in tables])
     yield store

@@ -26,7 +26,9 @@ from kinetic_rules.errors import ConfigError
 HERE = Path(__file__).parent
 # Our own name, so the database may also hold another application's Alembic history.
 VERSION_TABLE = "kinetic_rules_version"
-OUR_TABLES = ("trades", "fills", "orders", "events", "runtime_state")
+OUR_TABLES = (
+    "trades", "fills", "orders", "events", "runtime_state", "decisions", "equity", "candles",
+)  # fmt: skip
 
 
 def config(connection: Connection | None = None) -> Config:

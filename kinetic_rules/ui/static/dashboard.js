@@ -235,7 +235,7 @@ function showMarkers() {
   markers.setMarkers(tradeMarkers(mine, candles));
   $("#candle-note").textContent = candles.length
     ? `${candles.length} candles, ${mine.length} trades of ${chosenPair}`
-    : "No candles here: a stored session keeps trades, not candles.";
+    : "No candles of this pair were recorded.";
 }
 
 function decisionBox(d) {
