@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -31,6 +32,7 @@ class ManualClose:
     # Entry orders a person's close could not cancel yet (the exchange out of reach):
     # position id -> the exit reason its trade gets if the order fills meanwhile.
     _canceling: dict[int, str]
+    note_closes: Callable[[list[MonitorExit], pd.Timestamp], None] | None
 
     def _report_at(self, at: pd.Timestamp) -> None:
         """Hand what changed to the trade store and the notifiers."""
@@ -72,6 +74,8 @@ class ManualClose:
             if self.executor is not None:
                 self.executor.close_now(exits, at)
             else:
+                if exits and self.note_closes is not None:
+                    self.note_closes(exits, at)
                 for exit in exits:
                     close_on_paper(self.portfolio, self.portfolio.fills, exit, at)
             if exits or canceled:

@@ -99,6 +99,9 @@ class Runtime(ManualClose):
         self.observers: list[CloseObserver] = []  # the dashboard, watching each close
         self._step: int | None = None  # the last close processed
         self._canceling: dict[int, str] = {}  # entries a close must cancel again (manual_close)
+        # A paper session on candles keeps a person's closes in its journal before they are
+        # made, as it keeps the monitor's: a restart replays candles, and makes them again.
+        self.note_closes: Callable[[list[MonitorExit], pd.Timestamp], None] | None = None
         self._lock = threading.Lock()  # chat commands read state from another thread
 
     # -- the loop ------------------------------------------------------------------------

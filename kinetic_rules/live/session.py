@@ -123,6 +123,8 @@ class TradingSession:
         self.runtime = Runtime(self.plan, source, notifiers, sink=self.sink)
         if self.prepare is not None:
             self.prepare(self.runtime)
+        if self.attach is None:  # on paper a person's closes are replayed like the monitor's
+            self.runtime.note_closes = self._note_monitored
         self.fail_safe = FailSafe(
             "the exchange's candle feed",
             clock=lambda: self.clock().timestamp(),
@@ -461,7 +463,7 @@ class TradingSession:
         except ExchangeError as problem:
             log.warning("monitor: exits could not be sent (%s); trying again next look", problem)
 
-    # -- the monitor's exits in a paper session's journal: a restart makes them again --------
+    # -- exits no candle shows (the monitor's, a person's) in a paper session's journal ---
     @property
     def _monitor_key(self) -> str:
         return f"{self._journal_key}:monitor"

@@ -20,6 +20,7 @@ from kinetic_rules.compile.plan import build_plan
 from kinetic_rules.data.store import CandleStore
 from kinetic_rules.engine.model import Trade
 from kinetic_rules.lang.checker import check
+from kinetic_rules.live.controls import CLOSE_REASON
 from kinetic_rules.live.monitor import count_monitor_exits
 from kinetic_rules.live.session import TradingSession
 from kinetic_rules.persist import TradeStore
@@ -427,3 +428,29 @@ def test_a_futures_stop_the_bot_holds_is_taken_on_the_mark_price(tmp_path: Path)
         session._between_closes()
         assert trade.exit_reason == "monitor:stop_loss"
         assert trade.exit_price == pytest.approx(past * (1 - sign * 0.0005))
+
+
+def test_a_person_s_close_on_paper_is_made_again_by_a_restarted_session(tmp_path: Path) -> None:
+    """A paper session on candles resumes by feeding itself every close again: a trade a
+    person closed (dashboard, chat) must stay closed, at the same price and time."""
+    url = f"sqlite:///{tmp_path / 'trades.sqlite'}"
+    with ExchangeStandin.from_fixtures(pairs=tuple(PAIRS), timeframes=("5m",)) as standin:
+        standin.clock.set(START)
+        first = session_on(standin, tmp_path / "candles", url, every=0.0)
+        first.start()
+        trade = until_a_trade_is_open(first)
+        assert first.runtime is not None
+        closing = first.runtime.close_positions({trade.id}, CLOSE_REASON)
+        assert [t.id for t in closing.trades] == [trade.id]
+        first.run(cycles=3)
+        before = sorted(fingerprint(t) for t in first.runtime.trades())
+        closed = next(t for t in first.runtime.trades() if t.id == trade.id)
+        assert closed.exit_reason == CLOSE_REASON
+        del first
+
+        second = session_on(standin, tmp_path / "candles", url, every=0.0)
+        second.start()
+        assert second.runtime is not None
+        assert sorted(fingerprint(t) for t in second.runtime.trades()) == before
+        again = next(t for t in second.runtime.trades() if t.id == trade.id)
+        assert (again.exit_reason, again.exit_time) == (CLOSE_REASON, closed.exit_time)
