@@ -69,6 +69,11 @@ class Router:
         self.routes[(method.upper(), path)] = handler
 
     def dispatch(self, request: Request) -> Response:
+        # Logged on arrival (status 0 until answered), so a test that saw a handler's effect
+        # also sees the request that made it.
+        with self._lock:
+            at = len(self.log)
+            self.log.append(Recorded(request.method, request.path, request.params, 0))
         fault = self.faults.take(request.path)
         if fault is not None and fault.delay:
             self.stopping.wait(fault.delay)
@@ -77,7 +82,7 @@ class Router:
         else:
             response = self._handle(request)
         with self._lock:
-            self.log.append(Recorded(request.method, request.path, request.params, response.status))
+            self.log[at] = Recorded(request.method, request.path, request.params, response.status)
         return response
 
     def _handle(self, request: Request) -> Response:
