@@ -393,7 +393,8 @@ class TelegramNotifier:
     async def _on_close_all(self, update: Update, context: _Context) -> None:
         self._close_all_asked = time.monotonic()
         self.send_text(
-            f"Close every open trade at market? Send /confirm within {CONFIRM_SECONDS:g} s."
+            "Cancel the entry orders waiting to fill and close every open trade at market? "
+            f"Send /confirm within {CONFIRM_SECONDS:g} s."
         )
 
     async def _on_confirm(self, update: Update, context: _Context) -> None:

@@ -293,7 +293,10 @@ def test_pause_resume_and_a_confirmed_close_all_reach_the_controls_with_who_aske
     sent = [s.text for s in telegram.wait_for_sent(7)]
     assert sent[0].startswith("Paused: no new entries")
     assert sent[1].startswith("Nothing to confirm")
-    assert sent[2].startswith("Close every open trade at market? Send /confirm")
+    assert sent[2].startswith(
+        "Cancel the entry orders waiting to fill and close every open trade at market? "
+        "Send /confirm"
+    )
     assert sent[3:5] == ["Closing all open trades.", "2 open trade(s) closing."]
     assert sent[5].startswith("Nothing to confirm")
     assert sent[6].startswith("Resumed")
