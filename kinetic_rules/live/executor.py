@@ -40,8 +40,8 @@ from kinetic_rules.engine.portfolio import PairData, Portfolio, Position
 from kinetic_rules.errors import ExchangeError
 from kinetic_rules.live.book import BookJournal
 from kinetic_rules.live.broker import Broker, OrderRequest
+from kinetic_rules.live.futures_records import FuturesRecords
 from kinetic_rules.live.monitor import MonitorExit
-from kinetic_rules.live.reconcile import liquidation_fill, liquidation_gap
 from kinetic_rules.live.restart import Restart
 from kinetic_rules.market_rules import round_stop
 from kinetic_rules.timeframes import format_duration
@@ -79,7 +79,7 @@ def attach_executor(runtime: Runtime, broker: Broker, journal: BookJournal, book
     return executor
 
 
-class Executor(Restart):
+class Executor(Restart, FuturesRecords):
     def __init__(
         self,
         plan: Plan,
@@ -298,19 +298,6 @@ class Executor(Restart):
         self._place_stop(ticket, ticket.trade.initial_stop, now)
         self._compare_liquidation(ticket, now)
 
-    def _compare_liquidation(self, ticket: Ticket, now: pd.Timestamp) -> None:
-        """Futures: the exchange's liquidation price against the engine's, once per entry."""
-        trade = ticket.trade
-        positions = self.broker.positions() if trade is not None else None
-        held = next((p for p in positions or [] if p.pair == ticket.pair), None)
-        if trade is None or held is None:
-            return
-        maintenance = self.plan.strategy.spec.market.maintenance_margin
-        warning = liquidation_gap(trade.liquidation_price, held, maintenance)
-        if warning is not None:
-            log.warning("%s", warning)
-            self.announce("warning", now, warning)
-
     def _decide(self, ticket: Ticket, data: PairData, now: pd.Timestamp) -> None:
         """What the trade path says at this close, turned into orders."""
         trade = ticket.trade
@@ -491,36 +478,6 @@ class Executor(Restart):
                 self._cancel(leftover, ticket.pair)
         ticket.stop = ticket.exit = None
         self._end(ticket, now)
-
-    def _liquidated(self, ticket: Ticket, now: pd.Timestamp) -> None:
-        """Futures: a position the exchange liquidated ends its trade (reconcile.py)."""
-        trade = ticket.trade
-        if trade is None or ticket.done or not self.reduce_only:
-            return
-        left = trade.amount - sum(f.amount for f in trade.fills[1:])
-        fill = liquidation_fill(self.broker, trade, left)
-        if fill is not None:
-            said = f"{trade.pair}: the {trade.side} position was liquidated at {fill.price:.8g}"
-            log.warning("%s", said)
-            self.announce("warning", now, said)
-            trade.fills.append(fill)
-            self._close_if_flat(ticket, now)
-
-    def _charge_funding(self, ticket: Ticket, until: pd.Timestamp | None = None) -> None:
-        """Futures: the trade's funding is what the exchange's income records say was paid
-        on its pair while it was open (one position per pair: all of it is the trade's)."""
-        trade = ticket.trade
-        if trade is None or not trade.fills:
-            return
-        try:
-            paid = self.broker.funding(ticket.pair, trade.fills[0].time, until)
-        except ExchangeError as problem:
-            if not problem.temporary:
-                raise
-            log.warning("%s: funding not read (%s); trying again later", ticket.pair, problem)
-            return
-        if paid is not None:
-            trade.funding = paid
 
     def _end(self, ticket: Ticket, now: pd.Timestamp) -> None:
         ticket.done = True
