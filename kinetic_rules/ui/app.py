@@ -187,20 +187,14 @@ def create_app(source: Source, token: str | None, hub: Hub | None = None) -> Fas
         closing = controls.close_position(trade_id, who)
         if closing is None:
             raise HTTPException(404, f"no open trade #{trade_id}")
-        return ControlOut(
-            ok=True, message=f"trade #{trade_id} closing{_canceled(closing)}",
-            closing=[t.id for t in closing.trades], canceled=len(closing.canceled),
-        )  # fmt: skip
+        return _closing_out(f"trade #{trade_id} closing", closing)
 
     @app.post("/api/controls/close-all")
     def close_all(allowed: Allowed) -> ControlOut:
         """Cancel every entry order waiting to fill, then close every open trade."""
         controls, who = allowed
         closing = controls.close_everything(who)
-        return ControlOut(
-            ok=True, message=f"{len(closing.trades)} open trade(s) closing{_canceled(closing)}",
-            closing=[t.id for t in closing.trades], canceled=len(closing.canceled),
-        )  # fmt: skip
+        return _closing_out(f"{len(closing.trades)} open trade(s) closing", closing)
 
     @app.post("/api/controls/stop")
     def stop(allowed: Allowed) -> ControlOut:
@@ -260,9 +254,13 @@ def _utc(value: datetime) -> pd.Timestamp:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
-def _canceled(closing: Closing) -> str:
+def _closing_out(said: str, closing: Closing) -> ControlOut:
+    """A close's answer: the trades it closes and how many waiting entries it canceled."""
     count = len(closing.canceled)
-    return f"; {count} entry order(s) waiting to fill canceled" if count else ""
+    canceled = f"; {count} entry order(s) waiting to fill canceled" if count else ""
+    return ControlOut(
+        ok=True, message=said + canceled, closing=[t.id for t in closing.trades], canceled=count
+    )
 
 
 def _same_origin(socket: WebSocket) -> bool:

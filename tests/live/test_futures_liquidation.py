@@ -22,9 +22,10 @@ import yaml
 
 from kinetic_rules.cli.app import main as cli
 from kinetic_rules.engine.model import LIQUIDATION
+from kinetic_rules.engine.orders import Ticket
 from kinetic_rules.persist import TradeStore
 from tests.live.test_futures_live import BUSY, DEPOSIT, PAIRS, START, start_futures_bot
-from tests.live.test_live_trading import wind_down
+from tests.live.test_live_trading import Bot, wind_down
 from tests.live.test_sigkill import _log, kill_when
 from tests.standin import ExchangeStandin
 from tests.standin.account import API_KEY, API_SECRET
@@ -66,12 +67,8 @@ def sent_by(standin: ExchangeStandin, stem: str) -> list[str]:
     ]
 
 
-def test_a_liquidation_by_the_exchange_ends_the_trade_at_the_exchanges_price(
-    standin: ExchangeStandin, tmp_path: Path
-) -> None:
-    url = f"sqlite:///{tmp_path / 'live.sqlite'}"
-    strategy = risky(tmp_path)
-    bot = start_futures_bot(standin, tmp_path / "candles", url, strategy)
+def until_a_position_opens(bot: Bot) -> Ticket:
+    """Close after close until the bot holds a position: that position's ticket."""
     executor = bot.session.runtime.executor if bot.session.runtime else None
     assert executor is not None
     for _ in range(200):
@@ -79,6 +76,16 @@ def test_a_liquidation_by_the_exchange_ends_the_trade_at_the_exchanges_price(
         if any(t.trade is not None and not t.done for t in executor.book.tickets):
             break
     (ticket,) = [t for t in executor.book.tickets if t.trade is not None and not t.done]
+    return ticket
+
+
+def test_a_liquidation_by_the_exchange_ends_the_trade_at_the_exchanges_price(
+    standin: ExchangeStandin, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'live.sqlite'}"
+    strategy = risky(tmp_path)
+    bot = start_futures_bot(standin, tmp_path / "candles", url, strategy)
+    ticket = until_a_position_opens(bot)
     trade = ticket.trade
     assert trade is not None and ticket.stop is not None  # its stop rests beyond liquidation
     stem = ticket.entry.removesuffix("e0")
@@ -136,13 +143,7 @@ def test_a_position_liquidated_while_the_bot_was_down_ends_its_trade_at_the_next
     url = f"sqlite:///{tmp_path / 'live.sqlite'}"
     strategy = risky(tmp_path)
     bot = start_futures_bot(standin, tmp_path / "candles", url, strategy)
-    executor = bot.session.runtime.executor if bot.session.runtime else None
-    assert executor is not None
-    for _ in range(200):
-        bot.session.run(cycles=1)
-        if any(t.trade is not None and not t.done for t in executor.book.tickets):
-            break
-    (ticket,) = [t for t in executor.book.tickets if t.trade is not None and not t.done]
+    ticket = until_a_position_opens(bot)
     assert ticket.trade is not None
     entered = ticket.trade.entry_time
     bot.store.close()  # the process dies; meanwhile the mark runs through the liquidation
