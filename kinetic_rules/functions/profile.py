@@ -10,6 +10,7 @@ the whole history is processed in blocks of rows with numpy, not candle by candl
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -105,41 +106,62 @@ def _profile(
 
     A strategy reading the value area's high and low (and its POC) over the same candles
     and window asks for the same profile two or three times in a row: the last one is
-    kept, and given again when the candles are the same to the bit."""
+    kept, and given again when the candles are the same to the bit. A POC asked first
+    keeps its histograms too (when they are small enough), so the value area asked next
+    over the same candles only ranks them."""
     h, lo, c, v = core.floats(high, low, close, volume)
     columns = (h, lo, c, v)
-    key = (w, bin_pct, value_area)
     last = _LAST[0]
-    if last is not None and _same(last, key, columns):
-        return (last[2][0].copy(), last[2][1].copy(), last[2][2].copy())
-    found = _compute_profile(h, lo, c, v, w, bin_pct, value_area)
+    if last is not None and last.answers(w, bin_pct, value_area, columns):
+        return (last.values[0].copy(), last.values[1].copy(), last.values[2].copy())
+    blocks = None
+    if last is not None and last.blocks is not None and last.answers(w, bin_pct, None, columns):
+        blocks = last.blocks
+    found, kept_blocks = _compute_profile(h, lo, c, v, w, bin_pct, value_area, blocks)
     kept = tuple(np.array(c, dtype=np.float64) for c in columns)  # the caller's may change
-    _LAST[0] = (key, kept, tuple(out.copy() for out in found))
+    values = (found[0].copy(), found[1].copy(), found[2].copy())
+    _LAST[0] = _Kept(w, bin_pct, value_area, kept, values, kept_blocks)
     return found
 
 
-# The last profile computed: (window, bin_pct, value_area), its candle columns, its values.
-_Kept = tuple[tuple[int, float, float | None], tuple[core.Floats, ...], tuple[core.Floats, ...]]
+# One block's histograms: volume per occupied level (rows × levels), and those levels.
+_Block = tuple[core.Floats, Ints]
+_KEPT_BYTES = 64 * 2**20  # histograms a POC keeps for the value area asked next
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """The last profile computed: its window and grid, its candles, its values, and (after
+    a POC alone) its histograms."""
+
+    window: int
+    bin_pct: float
+    value_area: float | None
+    columns: tuple[core.Floats, ...]
+    values: tuple[core.Floats, core.Floats, core.Floats]
+    blocks: tuple[_Block, ...] | None
+
+    def answers(
+        self, w: int, bin_pct: float, value_area: float | None, columns: tuple[core.Floats, ...]
+    ) -> bool:
+        """Is this the profile asked for? Its POC does whatever the value area asked."""
+        if (self.window, self.bin_pct) != (w, bin_pct):
+            return False
+        if value_area is not None and self.value_area != value_area:
+            return False
+        return all(
+            a.shape == b.shape
+            and np.array_equal(a.view(np.int64), np.ascontiguousarray(b).view(np.int64))
+            for a, b in zip(self.columns, columns, strict=True)
+        )
+
+
 _LAST: list[_Kept | None] = [None]
 
 
 def forget_last_profile() -> None:
     """Drop the kept profile, so that the next call computes (for timing it)."""
     _LAST[0] = None
-
-
-def _same(
-    last: _Kept, key: tuple[int, float, float | None], columns: tuple[core.Floats, ...]
-) -> bool:
-    """Does `last` answer this call? Its POC does whatever the value area asked."""
-    (w, bin_pct, area), kept, _ = last
-    if (w, bin_pct) != key[:2] or (key[2] is not None and area != key[2]):
-        return False
-    return all(
-        a.shape == b.shape
-        and np.array_equal(a.view(np.int64), np.ascontiguousarray(b).view(np.int64))
-        for a, b in zip(kept, columns, strict=True)
-    )
 
 
 def _compute_profile(
@@ -150,8 +172,11 @@ def _compute_profile(
     w: int,
     bin_pct: float,
     value_area: float | None,
-) -> tuple[core.Floats, core.Floats, core.Floats]:
-    """(POC, VAH, VAL) per candle; the value area is skipped when value_area is None."""
+    blocks: tuple[_Block, ...] | None = None,
+) -> tuple[tuple[core.Floats, core.Floats, core.Floats], tuple[_Block, ...] | None]:
+    """(POC, VAH, VAL) per candle, the value area skipped when value_area is None; and,
+    for a POC alone, its histograms when they fit in _KEPT_BYTES. `blocks` are histograms
+    of these candles, window and grid computed before."""
     if not bin_pct > 0:
         raise ValueError(f"bin_pct must be above 0, got {bin_pct:g}")
     if value_area is not None and not 0 < value_area <= 100:
@@ -159,9 +184,19 @@ def _compute_profile(
     bins, vol, usable = _prepare(high, low, close, volume, bin_pct)
     n = len(bins)
     poc, vah, val = core.nans(n), core.nans(n), core.nans(n)
-    for start in range(w - 1, n, _ROWS):
+    kept: list[_Block] | None = [] if value_area is None else None
+    size = 0
+    for block, start in enumerate(range(w - 1, n, _ROWS)):
         stop = min(n, start + _ROWS)
-        hist, levels = _histograms(bins, vol, w, start, stop)
+        hist, levels = (
+            blocks[block] if blocks is not None else _histograms(bins, vol, w, start, stop)
+        )
+        if kept is not None:
+            size += hist.nbytes
+            if size <= _KEPT_BYTES:
+                kept.append((hist, levels))
+            else:
+                kept = None
         rows = slice(start, stop)
         top = levels[np.argmax(hist, axis=1)]
         poc[rows] = (bin_edge(top, bin_pct) + bin_edge(top + 1, bin_pct)) / 2.0
@@ -174,7 +209,7 @@ def _compute_profile(
     broken = (_in_window(~usable, w) > 0) | (_in_window(vol > 0, w) == 0)
     for out in (poc, vah, val):
         out[broken] = np.nan
-    return poc, vah, val
+    return (poc, vah, val), None if kept is None else tuple(kept)
 
 
 def value_area_columns(hist: core.Floats, value_area: float) -> tuple[Ints, Ints]:

@@ -11,7 +11,12 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from kinetic_rules.functions import REGISTRY
-from kinetic_rules.functions.profile import bin_edge, bin_index, value_area_columns
+from kinetic_rules.functions.profile import (
+    bin_edge,
+    bin_index,
+    forget_last_profile,
+    value_area_columns,
+)
 
 HLCV = ("high", "low", "close", "volume")
 
@@ -160,3 +165,19 @@ def test_the_value_area_found_from_sorted_volumes_is_the_stable_orders(
         wanted = value_area_by_stable_order(hist, area)
     np.testing.assert_array_equal(found[0], wanted[0])
     np.testing.assert_array_equal(found[1], wanted[1])
+
+
+@settings(max_examples=60, deadline=None)
+@given(candle_sets(), candle_sets(), st.integers(1, 30), st.booleans())
+def test_a_value_area_asked_after_a_poc_equals_one_computed_afresh(
+    first: dict[str, np.ndarray], second: dict[str, np.ndarray], w: int, same: bool
+) -> None:
+    """A POC keeps its histograms for the value area asked next: reused only for the very
+    same candles and window, never for others."""
+    later = first if same else second
+    for window in (w, w + 1):
+        _impl("volume_profile_poc")(*[first[k] for k in HLCV], w, 0.5)
+        after_poc = _impl("volume_profile_vah")(*[later[k] for k in HLCV], window, 70.0, 0.5)
+        forget_last_profile()
+        fresh = _impl("volume_profile_vah")(*[later[k] for k in HLCV], window, 70.0, 0.5)
+        np.testing.assert_array_equal(after_poc, fresh)
