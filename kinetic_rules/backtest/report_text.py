@@ -6,6 +6,7 @@ markup: a strategy file is untrusted and `[bold]` in a rule name must print as i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pandas as pd
@@ -135,7 +136,17 @@ def metric_rows(metrics: Metrics, currency: str) -> list[tuple[str, str]]:
     ]
 
 
-def group_cells(row: GroupRow) -> list[str]:
+def fmt_short_duration(value: timedelta | None) -> str:
+    """ "2d 4h", "3h 20m", "45m 10s": `fmt_duration` in letters, for a terminal's columns."""
+    if value is None:
+        return DASH
+    words = format_duration(value.total_seconds(), parts=2).split()
+    return " ".join(
+        f"{count}{unit[0]}" for count, unit in zip(words[::2], words[1::2], strict=True)
+    )
+
+
+def group_cells(row: GroupRow, hold: Callable[[timedelta | None], str] = fmt_duration) -> list[str]:
     """Formatted cells of a breakdown row, after the key (text and HTML share them)."""
     return [
         f"{row.trades}",
@@ -143,7 +154,7 @@ def group_cells(row: GroupRow) -> list[str]:
         fmt_num(row.profit),
         fmt_pct(row.avg_profit_ratio),
         fmt_pct(row.total_profit_ratio),
-        fmt_duration(row.avg_holding),
+        hold(row.avg_holding),
     ]
 
 
@@ -200,15 +211,18 @@ def _totals(metrics: Metrics, currency: str) -> Table:
 
 
 def _breakdown(title: str, key: str, rows: list[GroupRow], currency: str) -> Table:
+    """Holding times in letters ("33m 12s"), so that on an 80-column terminal the names
+    keep their width (up to 18 characters) rather than fold into columns of three."""
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+    widest = max([len(key), *(len(row.key) for row in rows)])
     for i, header in enumerate(group_headers(key, currency)):
         if i == 0:
-            table.add_column(header, overflow="fold", max_width=18)
+            table.add_column(header, overflow="fold", min_width=min(widest, 18), max_width=18)
         else:
             table.add_column(header, justify="right", no_wrap=True)
     for row in rows:
         style = "green" if row.profit > 0 else "red" if row.profit < 0 else None
-        table.add_row(Text(row.key), *group_cells(row), style=style)
+        table.add_row(Text(row.key), *group_cells(row, fmt_short_duration), style=style)
     if not rows:
         table.add_row(Text("no trades"), *[DASH] * 6)
     return table

@@ -12,6 +12,7 @@ from kinetic_rules.backtest.report_text import (
     fmt_duration,
     fmt_pct,
     fmt_price,
+    fmt_short_duration,
     print_summary,
     render_summary,
 )
@@ -54,6 +55,22 @@ def test_long_names_still_fit(hand_result: BacktestResult) -> None:
     assert max(len(line) for line in text.splitlines()) <= 80
 
 
+def test_pair_names_and_exit_reasons_stay_whole_on_80_columns(
+    hand_result: BacktestResult,
+) -> None:
+    """Holding times of days in words once squeezed the name column to three letters."""
+    for number, trade in enumerate(hand_result.trades):
+        trade.pair = "1000SATS/USDT" if number % 2 else "MATIC/USDT"
+        trade.exit_reason = "trailing_stop"
+        trade.exit_time = trade.entry_time + timedelta(days=3, hours=7, minutes=59, seconds=31)
+    text = printed(hand_result)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    rows = [line.split() for line in text.splitlines() if line.strip()]
+    assert ["1000SATS/USDT"] == [r[0] for r in rows if r[0] == "1000SATS/USDT"][:1]
+    assert any(r[0] == "MATIC/USDT" and r[-2:] == ["3d", "8h"] for r in rows)
+    assert any(r[0] == "trailing_stop" for r in rows)
+
+
 def test_strategy_text_is_not_rich_markup(hand_result: BacktestResult) -> None:
     hand_result.strategy_name = "[bold red]boom[/]"
     hand_result.trades[0].exit_reason = "[red]x[/red]"
@@ -81,5 +98,9 @@ def test_formats() -> None:
     assert fmt_duration(timedelta(days=2, hours=23, minutes=59)) == "3 days"
     assert fmt_duration(timedelta(hours=1, minutes=20, seconds=31)) == "1 hour 21 minutes"
     assert fmt_duration(timedelta(minutes=45)) == "45 minutes"
+    assert fmt_short_duration(timedelta(days=2, hours=23, minutes=59)) == "3d"
+    assert fmt_short_duration(timedelta(hours=1, minutes=20, seconds=31)) == "1h 21m"
+    assert fmt_short_duration(timedelta(minutes=33, seconds=12)) == "33m 12s"
+    assert fmt_short_duration(None) == "–"
     assert fmt_price(65000.123) == "65,000.12"
     assert fmt_price(0.00001234) == "0.00001234"
