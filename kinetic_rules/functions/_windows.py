@@ -12,7 +12,7 @@ candle.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -101,18 +101,32 @@ def _exact_moments(x: Floats, y: Floats, window: int) -> tuple[Floats, Floats, F
     own mean before anything is squared.
     """
     n = len(x)
+    if y is x:  # a variance: the three centred sums are one, taken once
+        sx, sxx = nans(n), nans(n)
+        for _, a, at in _chunks(x, window):
+            da = a - a.mean(axis=1, keepdims=True)
+            sx[at] = a.sum(axis=1)
+            sxx[at] = (da * da).sum(axis=1)
+        return sx, sxx, sxx, sxx
     sx, sxx, syy, sxy = (nans(n) for _ in range(4))
-    wx, wy = sliding_window_view(x, window), sliding_window_view(y, window)
-    for lo in range(0, len(wx), _CHUNK):
-        a, b = wx[lo : lo + _CHUNK], wy[lo : lo + _CHUNK]
+    wy = sliding_window_view(y, window)
+    for lo, a, at in _chunks(x, window):
+        b = wy[lo : lo + _CHUNK]
         da = a - a.mean(axis=1, keepdims=True)
         db = b - b.mean(axis=1, keepdims=True)
-        at = slice(window - 1 + lo, window - 1 + lo + len(a))
         sx[at] = a.sum(axis=1)
         sxx[at] = (da * da).sum(axis=1)
         syy[at] = (db * db).sum(axis=1)
         sxy[at] = (da * db).sum(axis=1)
     return sx, sxx, syy, sxy
+
+
+def _chunks(x: Floats, window: int) -> Iterator[tuple[int, Floats, slice]]:
+    """The trailing windows of x in chunks of rows: (first row, the windows, their candles)."""
+    wx = sliding_window_view(x, window)
+    for lo in range(0, len(wx), _CHUNK):
+        a = wx[lo : lo + _CHUNK]
+        yield lo, a, slice(window - 1 + lo, window - 1 + lo + len(a))
 
 
 def rolling_var(x: Floats, window: int) -> Floats:
