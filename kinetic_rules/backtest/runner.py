@@ -141,6 +141,24 @@ class StoredCandles(Mapping[str, pd.DataFrame]):
         return len(self.pairs)
 
 
+class HeldCandles(Mapping[str, pd.DataFrame]):
+    """Each pair's candles for the report's charts, from the prices the run already holds:
+    the command that writes a report does not read every traded pair's candles again."""
+
+    def __init__(self, data: list[PairData]) -> None:
+        self.held = {d.pair: (d.signals.index, d.prices) for d in data}
+
+    def __getitem__(self, pair: str) -> pd.DataFrame:
+        index, prices = self.held[pair]
+        return pd.DataFrame({k: prices[k] for k in ("open", "high", "low", "close")}, index=index)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.held)
+
+    def __len__(self) -> int:
+        return len(self.held)
+
+
 @dataclass
 class Prepared:
     """A checked plan, the candles it reads, and the pairs to run it on."""
@@ -193,6 +211,7 @@ def run_backtest(request: BacktestRequest, progress: Progress | None = None) -> 
         progress,
         prepared.extras,
         must_trade=True,
+        hold_candles=True,
     )
     result.strategy_file = str(request.strategy)
     result.strategy_sha256 = prepared.sha256
@@ -234,11 +253,14 @@ def simulate(
     *,
     must_trade: bool = False,
     cache: SeriesCache | None = None,
+    hold_candles: bool = False,
 ) -> BacktestResult:
     """Run the portfolio simulation on candles from `feed`; the core, without files.
     `extras`: funding, mark prices and market rules (none: no funding, no rounding).
     `must_trade`: DataError, not an empty result, when every pair's data ends in warm-up.
-    `cache`: series kept from earlier runs over the same candles (a search's trials)."""
+    `cache`: series kept from earlier runs over the same candles (a search's trials).
+    `hold_candles`: the result keeps each pair's prices for its charts (a report is
+    written next) rather than reading them again when asked; they were held for the run."""
     if not pairs:
         raise ConfigError("no pairs to backtest")
     checked, spec = plan.strategy, plan.strategy.spec
@@ -327,7 +349,11 @@ def simulate(
         equity=equity[equity.index >= first_tradable + step],
         regimes=regimes,
         tags=list(checked.tags),
-        candles=StoredCandles(feed, plan.timeframe, [d.pair for d in data]),
+        candles=(
+            HeldCandles(data)
+            if hold_candles
+            else StoredCandles(feed, plan.timeframe, [d.pair for d in data])
+        ),
     )
 
 
