@@ -215,8 +215,8 @@ def _exposure(trades: Iterable[Trade], start: pd.Timestamp, end: pd.Timestamp) -
     first, last = utc(start).value, utc(end).value
     spans = sorted(
         (
-            max(pd.Timestamp(t.entry_time).value, first),
-            last if t.exit_time is None else min(pd.Timestamp(t.exit_time).value, last),
+            max(_nanos(t.entry_time), first),
+            last if t.exit_time is None else min(_nanos(t.exit_time), last),
         )
         for t in trades
     )
@@ -235,6 +235,11 @@ def _exposure(trades: Iterable[Trade], start: pd.Timestamp, end: pd.Timestamp) -
     if run_start is not None:
         covered += run_end - run_start
     return min(1.0, max(0.0, pd.Timedelta(covered, "ns") / (end - start)))
+
+
+def _nanos(moment: pd.Timestamp) -> int:
+    """`pd.Timestamp(moment).value`, without building a Timestamp that is one already."""
+    return int(moment.value if isinstance(moment, pd.Timestamp) else pd.Timestamp(moment).value)
 
 
 def _held_ns(trade: Trade) -> int | None:
