@@ -12,13 +12,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from kinetic_rules.backtest.chart_candles import HeldCandles, StoredCandles
 from kinetic_rules.backtest.model_history import model_notes
 from kinetic_rules.compile.convergence import warmup_statement
 from kinetic_rules.compile.evaluate import Evaluator
@@ -121,42 +122,6 @@ class CandleFeed:
         self.gap_counts[pair, timeframe] = gap_candles(candles, timeframe, self.gaps)
         self._first_opens[pair, timeframe] = candles.index[0] if len(candles) else None
         return candles
-
-
-class StoredCandles(Mapping[str, pd.DataFrame]):
-    """Each pair's candles for the report's charts, read when asked for, not held."""
-
-    def __init__(self, feed: Feed, timeframe: str, pairs: list[str]) -> None:
-        self.feed, self.timeframe, self.pairs = feed, timeframe, pairs
-
-    def __getitem__(self, pair: str) -> pd.DataFrame:
-        if pair not in self.pairs:
-            raise KeyError(pair)
-        return self.feed(pair, self.timeframe)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.pairs)
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-
-class HeldCandles(Mapping[str, pd.DataFrame]):
-    """Each pair's candles for the report's charts, from the prices the run already holds:
-    the command that writes a report does not read every traded pair's candles again."""
-
-    def __init__(self, data: list[PairData]) -> None:
-        self.held = {d.pair: (d.signals.index, d.prices) for d in data}
-
-    def __getitem__(self, pair: str) -> pd.DataFrame:
-        index, prices = self.held[pair]
-        return pd.DataFrame({k: prices[k] for k in ("open", "high", "low", "close")}, index=index)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.held)
-
-    def __len__(self) -> int:
-        return len(self.held)
 
 
 @dataclass
