@@ -215,8 +215,8 @@ def _exposure(trades: Iterable[Trade], start: pd.Timestamp, end: pd.Timestamp) -
     first, last = utc(start).value, utc(end).value
     spans = sorted(
         (
-            max(pd.Timestamp(t.entry_time).value, first),
-            last if t.exit_time is None else min(pd.Timestamp(t.exit_time).value, last),
+            max(_nanos(t.entry_time), first),
+            last if t.exit_time is None else min(_nanos(t.exit_time), last),
         )
         for t in trades
     )
@@ -237,15 +237,27 @@ def _exposure(trades: Iterable[Trade], start: pd.Timestamp, end: pd.Timestamp) -
     return min(1.0, max(0.0, pd.Timedelta(covered, "ns") / (end - start)))
 
 
-def _mean_holding(trades: list[Trade]) -> timedelta | None:
-    return _mean_of([d for d in (t.duration for t in trades) if d is not None])
+def _nanos(moment: pd.Timestamp) -> int:
+    """`pd.Timestamp(moment).value`, without building a Timestamp that is one already."""
+    return int(moment.value if isinstance(moment, pd.Timestamp) else pd.Timestamp(moment).value)
 
 
-def _mean_of(durations: list[pd.Timedelta]) -> timedelta | None:
-    if not durations:
+def _held_ns(trade: Trade) -> int | None:
+    """`trade.duration` in nanoseconds (None while open): `Timestamp.value` is the UTC
+    instant in nanoseconds whatever the time's unit, and a difference of two Timestamps
+    is that of their instants. Integers, because a Timedelta costs microseconds a step."""
+    exit_time = trade.exit_time
+    if exit_time is None:
         return None
-    total = sum(durations, pd.Timedelta(0))
-    return (total / len(durations)).to_pytimedelta()
+    return int(exit_time.value - trade.entry_time.value)
+
+
+def _mean_of(held_ns: list[int]) -> timedelta | None:
+    """The mean of durations given in nanoseconds, as Timedeltas summed and divided
+    give it (their sum is exact in nanoseconds; the division is Timedelta's)."""
+    if not held_ns:
+        return None
+    return (pd.Timedelta(sum(held_ns)) / len(held_ns)).to_pytimedelta()
 
 
 def _ratios(returns: np.ndarray) -> tuple[float | None, float | None]:
@@ -292,13 +304,13 @@ def compute_metrics(result: BacktestResult) -> Metrics:
     sharpe, sortino = _ratios(returns)
     cagr = _cagr(start_value, final, span)
 
-    closed = result.closed_trades()
-    profits = np.array([t.profit for t in closed], dtype=np.float64)
-    ratios = np.array([t.profit_ratio for t in closed], dtype=np.float64)
+    facts = _facts(result)
+    profits = np.array([p for _, p, _, _ in facts], dtype=np.float64)
+    ratios = np.array([r for _, _, r, _ in facts], dtype=np.float64)
     wins, losses = int((profits > 0).sum()), int((profits < 0).sum())
     gross_profit = float(profits[profits > 0].sum())
     gross_loss = float(np.abs(profits[profits < 0]).sum())
-    count = len(closed)
+    count = len(facts)
     return Metrics(
         starting_balance=start_value,
         final_balance=final,
@@ -329,7 +341,7 @@ def compute_metrics(result: BacktestResult) -> Metrics:
         expectancy_ratio=float(ratios.mean()) if count else None,
         best_trade=float(ratios.max()) if count else None,
         worst_trade=float(ratios.min()) if count else None,
-        avg_holding=_mean_holding(closed),
+        avg_holding=_mean_of([d for _, _, _, d in facts if d is not None]),
         span=span,
         days=len(returns),
     )
@@ -354,16 +366,16 @@ def funding_by_pair(result: BacktestResult) -> list[tuple[str, int, float]]:
     return sorted(rows, key=lambda r: (-r[2], r[0]))
 
 
-_Facts = tuple[Trade, float, float, "pd.Timedelta | None"]  # trade, profit, ratio, held
+_Facts = tuple[Trade, float, float, "int | None"]  # trade, profit, ratio, nanoseconds held
 
 
 def _facts(result: BacktestResult) -> list[_Facts]:
-    """Each closed trade's profit, profit ratio and holding time, worked out once (they
-    are sums over its fills), in the order of the trades."""
+    """Each closed trade's profit, profit ratio (as `Trade.profit_ratio`) and holding time,
+    worked out once (they are sums over its fills), in the order of the trades."""
     facts = []
     for trade in result.closed_trades():
         profit = trade.profit
-        facts.append((trade, profit, profit / trade.stake if trade.stake else 0.0, trade.duration))
+        facts.append((trade, profit, profit / trade.stake if trade.stake else 0.0, _held_ns(trade)))
     return facts
 
 

@@ -100,10 +100,11 @@ def plain(value: Any) -> Any:
 def trade_record(trade: Trade, masked: dict[str, str] | None = None) -> dict[str, Any]:
     """Everything about one trade, its fills included, as JSON-ready values (rounded,
     masked): the same values `plain` gives, without walking a generic tree. `masked`
-    keeps texts already masked, for a batch of trades (pair names, reasons repeat)."""
-    duration = trade.duration
+    keeps texts already masked, for a batch of trades (pair names, reasons repeat). The
+    keys come in sorted order, the order trades.json writes them in."""
     profit, fees = trade.profit_and_fees()
     known = {} if masked is None else masked
+    number, time = _value, _time
 
     def _text(value: str | None) -> str | None:
         if value is None:
@@ -114,40 +115,60 @@ def trade_record(trade: Trade, masked: dict[str, str] | None = None) -> dict[str
         return hidden
 
     return {
-        "id": _value(trade.id),
-        "pair": _text(trade.pair),
-        "side": _text(trade.side),
-        "regime": _text(trade.regime),
-        "signal_time": _time(trade.signal_time),
-        "entry_time": _time(trade.entry_time),
-        "exit_time": _time(trade.exit_time),
-        "entry_price": _value(trade.entry_price),
-        "exit_price": _value(trade.exit_price),
-        "amount": _value(trade.amount),
-        "stake": _value(trade.stake),
-        "leverage": _value(trade.leverage),
-        "margin": _value(trade.margin),
-        "liquidation_price": _value(trade.liquidation_price),
-        "tags": [_text(tag) for tag in trade.tags],
-        "initial_stop": _value(trade.initial_stop),
-        "final_stop": _value(trade.stop),
+        "amount": number(trade.amount),
+        "duration_minutes": _minutes_held(trade),
+        "entry_price": number(trade.entry_price),
+        "entry_time": time(trade.entry_time),
+        "exit_price": number(trade.exit_price),
         "exit_reason": _text(trade.exit_reason),
-        "profit": _value(profit),
-        "profit_ratio": _value(profit / trade.stake if trade.stake else 0.0),  # as Trade does
-        "fees": _value(fees),
-        "funding": _value(trade.funding),
-        "duration_minutes": None if duration is None else _value(duration.total_seconds() / 60),
+        "exit_time": time(trade.exit_time),
+        "fees": number(fees),
         "fills": [
             {
-                "time": _time(f.time),
-                "price": _value(f.price),
-                "amount": _value(f.amount),
-                "fee": _value(f.fee),
+                "amount": number(f.amount),
+                "fee": number(f.fee),
+                "price": number(f.price),
                 "reason": _text(f.reason),
+                "time": time(f.time),
             }
             for f in trade.fills
         ],
+        "final_stop": number(trade.stop),
+        "funding": number(trade.funding),
+        "id": number(trade.id),
+        "initial_stop": number(trade.initial_stop),
+        "leverage": number(trade.leverage),
+        "liquidation_price": number(trade.liquidation_price),
+        "margin": number(trade.margin),
+        "pair": _text(trade.pair),
+        "profit": number(profit),
+        "profit_ratio": number(profit / trade.stake if trade.stake else 0.0),  # as Trade
+        "regime": _text(trade.regime),
+        "side": _text(trade.side),
+        "signal_time": time(trade.signal_time),
+        "stake": number(trade.stake),
+        "tags": [_text(tag) for tag in trade.tags],
     }
+
+
+_EXACT_NS = 2**53  # below this, a count of nanoseconds is exact as a float
+
+
+def _minutes_held(trade: Trade) -> float | None:
+    """`trade.duration.total_seconds() / 60`, rounded as `plain` rounds, from the times'
+    nanoseconds (`Timestamp.value`) rather than a Timedelta: a Timedelta's total_seconds
+    divides its count by its unit's count a second, which below 2**53 nanoseconds is the
+    same float as nanoseconds / 1e9 (both are the exact quotient, rounded once)."""
+    if trade.exit_time is None:
+        return None
+    held = trade.exit_time.value - trade.entry_time.value
+    if -_EXACT_NS < held < _EXACT_NS:
+        minutes = held / 1e9 / 60
+    else:
+        duration = trade.duration
+        assert duration is not None
+        minutes = duration.total_seconds() / 60
+    return float(f"{minutes:.{SIGNIFICANT_DIGITS}g}") if math.isfinite(minutes) else None
 
 
 def _value(value: Any) -> Any:
@@ -255,7 +276,8 @@ def results_json(result: BacktestResult, metrics: Metrics, tables: Breakdowns | 
     return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
 
 
-_ONE_LINE = json.JSONEncoder(sort_keys=True, ensure_ascii=False, allow_nan=False)
+# trade_record makes its keys in sorted order: written as they are, they are sorted
+_ONE_LINE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, check_circular=False)
 
 
 def trades_json(result: BacktestResult) -> str:

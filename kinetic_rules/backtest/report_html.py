@@ -251,8 +251,13 @@ def _pair_candles(result: BacktestResult, pair: str) -> pd.DataFrame:
         return pd.DataFrame(columns=["open", "high", "low", "close"])
     index = pd.DatetimeIndex(candles.index)
     index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
-    candles = candles.set_axis(index).sort_index()
-    inside = candles[(index >= utc(result.start)) & (index <= utc(result.end))]
+    candles = candles.set_axis(index)
+    if not index.is_monotonic_increasing:
+        candles = candles.sort_index()
+    times = pd.DatetimeIndex(candles.index).as_unit("ns").asi8  # sorted: cut by searching
+    first = int(np.searchsorted(times, utc(result.start).value, side="left"))
+    last = int(np.searchsorted(times, utc(result.end).value, side="right"))
+    inside = candles.iloc[first:last]
     return inside if len(inside) else candles
 
 

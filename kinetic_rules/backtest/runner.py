@@ -12,13 +12,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from kinetic_rules.backtest.chart_candles import HeldCandles, StoredCandles
 from kinetic_rules.backtest.model_history import model_notes
 from kinetic_rules.compile.convergence import warmup_statement
 from kinetic_rules.compile.evaluate import Evaluator
@@ -123,24 +124,6 @@ class CandleFeed:
         return candles
 
 
-class StoredCandles(Mapping[str, pd.DataFrame]):
-    """Each pair's candles for the report's charts, read when asked for, not held."""
-
-    def __init__(self, feed: Feed, timeframe: str, pairs: list[str]) -> None:
-        self.feed, self.timeframe, self.pairs = feed, timeframe, pairs
-
-    def __getitem__(self, pair: str) -> pd.DataFrame:
-        if pair not in self.pairs:
-            raise KeyError(pair)
-        return self.feed(pair, self.timeframe)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.pairs)
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-
 @dataclass
 class Prepared:
     """A checked plan, the candles it reads, and the pairs to run it on."""
@@ -193,6 +176,7 @@ def run_backtest(request: BacktestRequest, progress: Progress | None = None) -> 
         progress,
         prepared.extras,
         must_trade=True,
+        hold_candles=True,
     )
     result.strategy_file = str(request.strategy)
     result.strategy_sha256 = prepared.sha256
@@ -234,11 +218,14 @@ def simulate(
     *,
     must_trade: bool = False,
     cache: SeriesCache | None = None,
+    hold_candles: bool = False,
 ) -> BacktestResult:
     """Run the portfolio simulation on candles from `feed`; the core, without files.
     `extras`: funding, mark prices and market rules (none: no funding, no rounding).
     `must_trade`: DataError, not an empty result, when every pair's data ends in warm-up.
-    `cache`: series kept from earlier runs over the same candles (a search's trials)."""
+    `cache`: series kept from earlier runs over the same candles (a search's trials).
+    `hold_candles`: the result keeps each pair's prices for its charts (a report is
+    written next) rather than reading them again when asked; they were held for the run."""
     if not pairs:
         raise ConfigError("no pairs to backtest")
     checked, spec = plan.strategy, plan.strategy.spec
@@ -327,7 +314,11 @@ def simulate(
         equity=equity[equity.index >= first_tradable + step],
         regimes=regimes,
         tags=list(checked.tags),
-        candles=StoredCandles(feed, plan.timeframe, [d.pair for d in data]),
+        candles=(
+            HeldCandles(data)
+            if hold_candles
+            else StoredCandles(feed, plan.timeframe, [d.pair for d in data])
+        ),
     )
 
 

@@ -41,11 +41,19 @@ def test_a_backtest_lets_go_of_each_pairs_candles(
     assert {pair for pair, timeframe, _ in read if timeframe == "5m"} == set(PAIRS)
 
 
-def test_the_reports_candles_are_read_again_when_asked_for(fixture_store: Path) -> None:
+def test_the_reports_candles_are_the_prices_the_run_held(
+    fixture_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The charts draw the open, high, low and close the portfolio held for every pair
+    anyway: no candle is read again after the run, and nothing more is kept."""
     result = run_backtest(BacktestRequest(KE, fixture_store, pairs=PAIRS))
+    reads: list[str] = []
+    monkeypatch.setattr(CandleFeed, "_read", lambda _feed, pair, _tf: reads.append(pair))
     stored = CandleStore(fixture_store).load("binance", "SOL/USDT", "5m")
-    pd.testing.assert_frame_equal(result.candles["SOL/USDT"], stored)
+    prices = ["open", "high", "low", "close"]
+    pd.testing.assert_frame_equal(result.candles["SOL/USDT"], stored[prices])
     assert list(result.candles) == PAIRS
+    assert not reads
 
 
 def test_each_pair_keeps_only_the_series_trades_read(fixture_store: Path) -> None:

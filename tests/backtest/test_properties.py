@@ -10,7 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kinetic_rules.backtest.metrics import by_exit_reason, by_pair, by_regime, compute_metrics
-from kinetic_rules.backtest.report_files import results_json, trades_csv
+from kinetic_rules.backtest.report_files import (
+    plain,
+    results_json,
+    trade_records,
+    trades_csv,
+    trades_json,
+)
 from kinetic_rules.backtest.report_html import render_html
 from kinetic_rules.engine.model import BacktestResult, Trade
 from tests.backtest.conftest import make_result, make_trade, ts
@@ -103,3 +109,44 @@ def test_rendering_twice_gives_identical_text(result: BacktestResult) -> None:
     assert document == results_json(result, compute_metrics(result))
     assert trades_csv(result) == trades_csv(result)
     assert render_html(result, m) == render_html(result, compute_metrics(result))
+
+
+UNITS = st.sampled_from(["s", "ms", "us", "ns"])
+
+
+@st.composite
+def held_trades(draw: st.DrawFn) -> BacktestResult:
+    """Closed trades whose times come in any unit pandas keeps, held up to ~30 years."""
+    trades = []
+    for n in range(draw(st.integers(1, 6))):
+        entry = (START + pd.Timedelta(draw(st.integers(0, 10**15)), "ns")).as_unit("ns")
+        held = pd.Timedelta(draw(st.integers(0, 10**18)), "ns")
+        entry = entry.floor("s").as_unit(draw(UNITS))
+        exit = (entry + held).floor("s").as_unit(draw(UNITS))
+        trades.append(make_trade(n + 1, "BTC/USDT", entry, exit, 100.0, 101.0, 1.0))
+    return make_result(trades, pd.Series(dtype="float64"), start=START, end=START)
+
+
+@settings(max_examples=150, deadline=None)
+@given(held_trades())
+def test_holding_times_are_those_of_timedelta_arithmetic(result: BacktestResult) -> None:
+    """Metrics and trade files work on the times' nanoseconds: the figures are those the
+    trades' Timedeltas give, whatever unit their times come in."""
+    durations = [t.duration for t in result.trades]
+    assert all(d is not None for d in durations)
+    mean = (sum(durations, pd.Timedelta(0)) / len(durations)).to_pytimedelta()
+    assert compute_metrics(result).avg_holding == mean
+    assert [row.avg_holding for row in by_pair(result) if row.trades] == [mean]
+    minutes = [plain(d.total_seconds() / 60) for d in durations if d is not None]
+    assert [r["duration_minutes"] for r in trade_records(result)] == minutes
+
+
+@settings(max_examples=40, deadline=None)
+@given(results())
+def test_each_line_of_trades_json_is_its_record_with_sorted_keys(result: BacktestResult) -> None:
+    lines = trades_json(result).splitlines()[1:-1]
+    records = trade_records(result)
+    assert len(lines) == len(records)
+    for line, record in zip(lines, records, strict=True):
+        written = json.dumps(record, sort_keys=True, ensure_ascii=False, allow_nan=False)
+        assert line.removesuffix(",") == written

@@ -118,3 +118,21 @@ def test_the_page_grows_far_slower_than_its_trades(real: BacktestResult, tmp_pat
         sizes.append(len(page.encode("utf-8")))
     assert sizes[1] < 3 * sizes[0] and sizes[2] < 1.5 * sizes[1]
     assert sizes[2] < 60_000 + 40_000 * len(real.pairs)
+
+
+def test_charts_from_the_prices_the_run_held_are_those_read_from_the_store(
+    real: BacktestResult, fixture_store: Path, tmp_path: Path
+) -> None:
+    """The command's backtest keeps each pair's prices for its charts rather than reading
+    the candles again; the files are those of a result that reads them from the store."""
+    from kinetic_rules.backtest.runner import prepare, simulate
+
+    prepared = prepare(BacktestRequest(STRATEGIES / "kinetic_empire.yaml", fixture_store))
+    read = simulate(prepared.plan, prepared.feed, prepared.pairs, extras=prepared.extras)
+    read = replace(read, strategy_file=real.strategy_file, strategy_sha256=real.strategy_sha256)
+    assert type(read.candles) is not type(real.candles)  # one holds, the other reads
+    held = write_reports(real, compute_metrics(real), tmp_path / "held", detail=True)
+    again = write_reports(read, compute_metrics(read), tmp_path / "read", detail=True)
+    assert held.keys() == again.keys()
+    for kind, path in held.items():
+        assert path.read_bytes() == again[kind].read_bytes(), kind
