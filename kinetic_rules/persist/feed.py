@@ -209,7 +209,11 @@ def read_candles(session: Session, pair: str, limit: int) -> list[StoredCandle]:
 
 
 def read_snapshot(session: Session) -> dict[str, Any] | None:
-    text = session.scalar(select(StateRow.value).where(StateRow.key == CLOSE_KEY))
+    return snapshot_from(session.scalar(select(StateRow.value).where(StateRow.key == CLOSE_KEY)))
+
+
+def snapshot_from(text: str | None) -> dict[str, Any] | None:
+    """The newest close's record, as stored under CLOSE_KEY."""
     if not text:
         return None
     found = json.loads(text)

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from kinetic_rules.persist.store import StoreError
 from kinetic_rules.persist.feed import Retention
+from kinetic_rules.persist.store import StoreError
 from kinetic_rules.ui.app import create_app
 from kinetic_rules.ui.session import watch_session
 from kinetic_rules.ui.sources import LiveSource
