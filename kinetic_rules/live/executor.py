@@ -33,7 +33,7 @@ import pandas as pd
 
 from kinetic_rules.compile.plan import Plan
 from kinetic_rules.engine.fills import FillModel, fill_model
-from kinetic_rules.engine.model import PROTECTION, STOP_LOSS, TRAILING_STOP, Fill
+from kinetic_rules.engine.model import PROTECTION, STOP_LOSS, TRAILING_STOP
 from kinetic_rules.engine.orders import Book, EventKind, OrderKind, OrderState, Ticket
 from kinetic_rules.engine.paths import trade_path
 from kinetic_rules.engine.portfolio import PairData, Portfolio, Position
@@ -42,19 +42,15 @@ from kinetic_rules.live.book import BookJournal
 from kinetic_rules.live.broker import Broker, OrderRequest
 from kinetic_rules.live.futures_records import FuturesRecords
 from kinetic_rules.live.monitor import MonitorExit
+from kinetic_rules.live.order_records import OrderRecords
 from kinetic_rules.live.restart import Restart
-from kinetic_rules.market_rules import round_stop
-from kinetic_rules.timeframes import format_duration
+from kinetic_rules.live.stops import ExchangeStops
 
 if TYPE_CHECKING:
     from kinetic_rules.live.runtime import Runtime
 
 log = logging.getLogger("kinetic_rules.live")
 
-
-# `orders.stoploss: limit`: once triggered, the stop sells no more than this below it
-# (buys no more above); beyond that it rests as a limit until the price comes back.
-STOP_LIMIT_OFFSET = 0.005
 
 Announce = Callable[[EventKind, pd.Timestamp, str], None]
 
@@ -79,7 +75,7 @@ def attach_executor(runtime: Runtime, broker: Broker, journal: BookJournal, book
     return executor
 
 
-class Executor(Restart, FuturesRecords):
+class Executor(OrderRecords, ExchangeStops, Restart, FuturesRecords):
     def __init__(
         self,
         plan: Plan,
@@ -384,190 +380,8 @@ class Executor(Restart, FuturesRecords):
             ticket.exit = None
         self._close_if_flat(ticket, now)
 
-    def _place_stop(self, ticket: Ticket, price: float, now: pd.Timestamp) -> None:
-        """Rest a stop for what is left at `price`, replacing the one resting now."""
-        left = self._left(ticket)
-        if not math.isfinite(price) or ticket.trade is None or left <= 0:
-            return
-        if not self.stop_on_exchange:  # the bot watches it: _decide sells when it is reached
-            ticket.stop_price = ticket.trade.stop = price
-            return
-        price = self._on_tick(ticket, price)
-        beyond = -1.0 if ticket.side == "long" else 1.0  # a long's stop sells: below it
-        limit = price * (1 + beyond * STOP_LIMIT_OFFSET) if self.stop_limit else None
-        request = OrderRequest(
-            self._next_id(ticket, "s"), ticket.pair, ticket.side, False, "stop", left,
-            price=limit, stop_price=price,
-        )  # fmt: skip
-        old, ticket.stop, ticket.stop_price = ticket.stop, request.client_id, price
-        self._save(now)
-        if old is None:
-            state = self._send(request, now)
-        else:
-            state = self._kept(self.broker.replace_stop(old, ticket.pair, request))
-            if state.replaced is not None:
-                self._kept(state.replaced)
-            ended = state.replaced if state.replaced is not None else state
-            self._record(ticket, ended, self._stop_reason(ticket), now, client_id=old)
-            if state.client_id == old:  # it had filled: nothing was replaced
-                ticket.stop = None
-                self._close_if_flat(ticket, now)
-                return
-        if state is None:  # unknown: the next poll finds it, or it is placed again
-            return
-        if state.status == "rejected":
-            ticket.stop, ticket.stop_price = None, None
-            self._liquidated(ticket, now)  # futures: no position left to protect?
-            if ticket.done:
-                return
-            log.warning(
-                "%s: no stop on the exchange; the bot watches the price itself", ticket.pair
-            )
-        else:
-            self._record(ticket, state, self._stop_reason(ticket), now)
-            if ticket.trade is not None:
-                ticket.trade.stop = price
-
-    def _lift_stop(self, ticket: Ticket, now: pd.Timestamp) -> None:
-        if ticket.stop is None:
-            return
-        state = self._cancel(ticket.stop, ticket.pair)
-        self._record(ticket, state, self._stop_reason(ticket), now)
-        ticket.stop, ticket.stop_price = None, None
-        self._close_if_flat(ticket, now)
-
-    # -- internals: bookkeeping ----------------------------------------------------------
-    def _record(
-        self,
-        ticket: Ticket,
-        state: OrderState,
-        reason: str,
-        now: pd.Timestamp,
-        client_id: str | None = None,
-    ) -> None:
-        """Turn what an order filled since we last looked into fills of the trade."""
-        trade = ticket.trade
-        key = client_id or state.client_id
-        before = ticket.seen.get(key, 0.0)
-        if trade is None or state.filled <= before + 1e-12 or state.average is None:
-            return
-        fresh = state.filled - before
-        paid_before = ticket.seen.get(key + "#cost", 0.0)
-        price = (state.average * state.filled - paid_before) / fresh
-        fee_before = ticket.seen.get(key + "#fee", 0.0)
-        trade.fills.append(Fill(state.updated or now, price, fresh, state.fee - fee_before, reason))
-        ticket.seen[key] = state.filled
-        ticket.seen[key + "#cost"] = state.average * state.filled
-        ticket.seen[key + "#fee"] = state.fee
-        self._close_if_flat(ticket, now)
-
-    def _close_if_flat(self, ticket: Ticket, now: pd.Timestamp) -> None:
-        trade = ticket.trade
-        if ticket.done or trade is None or self._left(ticket) > 0:
-            return
-        closing = trade.fills[1:]
-        sold = sum(f.amount for f in closing)
-        trade.exit_price = sum(f.price * f.amount for f in closing) / sold
-        trade.exit_reason, trade.exit_time = closing[-1].reason, closing[-1].time
-        self._charge_funding(ticket, until=trade.exit_time)
-        trade.stop = ticket.stop_price if ticket.stop_price is not None else trade.stop
-        # Flat: a stop still resting (futures keep it while exits fill; on spot, a dust
-        # remainder's) has nothing left to protect, nor has an exit the stop outran.
-        for leftover in (ticket.stop, ticket.exit):
-            if leftover is not None and self._orders.get(leftover, ("open",))[0] == "open":
-                self._cancel(leftover, ticket.pair)
-        ticket.stop = ticket.exit = None
-        self._end(ticket, now)
-
-    def _end(self, ticket: Ticket, now: pd.Timestamp) -> None:
-        ticket.done = True
-        position = self._positions[ticket.position_id]
-        self.portfolio.close_filled(position, now)
-
-    def _left(self, ticket: Ticket) -> float:
-        """What the trade still holds, as much of it as can be sold: a remainder below the
-        exchange's smallest order is dust, and the trade is closed without it."""
-        trade = ticket.trade
-        if trade is None:
-            return 0.0
-        left = trade.amount - sum(f.amount for f in trade.fills[1:])
-        return self.broker.tradable(ticket.pair, left) if left > 0 else 0.0
-
-    def _live(self) -> list[Ticket]:
-        return [t for t in self.book.tickets if not t.done]
-
-    def _save(self, now: pd.Timestamp) -> None:
-        """Keep the book: called before every order is sent and after every answer."""
-        self.portfolio.advance(now)  # a trade that just closed counts in what is kept
-        self.book.portfolio = self.portfolio.books()
-        self.journal.save_book(self.book)
-
-    def _send(self, request: OrderRequest, now: pd.Timestamp) -> OrderState | None:
-        try:
-            state = self._kept(self.broker.place(request))
-        except ExchangeError as problem:
-            if not problem.temporary:
-                raise
-            # It may or may not have landed: None, and the next poll asks by client id.
-            log.warning("order %s on %s: %s", request.client_id, request.pair, problem)
-            return None
-        if state.status == "rejected":
-            self.announce(
-                "order_rejected", now,
-                f"{request.pair}: {request.kind} order rejected by the exchange: {state.reason}",
-            )  # fmt: skip
-        return state
-
-    def _fetch(self, client_id: str, pair: str) -> OrderState | None:
-        state = self.broker.find(client_id, pair)
-        return None if state is None else self._kept(state)
-
-    def _cancel(self, client_id: str, pair: str) -> OrderState:
-        return self._kept(self.broker.cancel(client_id, pair))
-
-    def _kept(self, state: OrderState) -> OrderState:
-        """Every order's latest state goes to the trade store's order table."""
-        mark = (state.status, state.filled)
-        if self._orders.get(state.client_id) != mark:
-            self.journal.save_order(state)
-            self._orders[state.client_id] = mark
-        return state
-
-    def _timed_out(self, ticket: Ticket, what: str, now: pd.Timestamp) -> None:
-        limit = self.entry_timeout if what == "entry" else self.exit_timeout
-        self.announce(
-            "order_timeout", now,
-            f"{ticket.pair}: the {what} order did not fill within "
-            f"{format_duration(int(limit.total_seconds()))}; canceled"
-            + ("" if what == "entry" else ", closing at market"),
-        )  # fmt: skip
-
-    def _stop_reason(self, ticket: Ticket) -> str:
-        trade = ticket.trade
-        if trade is None or ticket.stop_price is None:
-            return STOP_LOSS
-        initial = self._on_tick(ticket, trade.initial_stop)
-        return STOP_LOSS if ticket.stop_price in (initial, trade.initial_stop) else TRAILING_STOP
-
-    def _on_tick(self, ticket: Ticket, price: float) -> float:
-        """A stop the exchange takes: on the pair's tick, rounded towards the price it
-        protects (a long's up, a short's down), never looser than the strategy's."""
-        if not self.stop_on_exchange or not math.isfinite(price):
-            return price
-        rules = self.broker.rules(ticket.pair)
-        if rules is None:
-            return price
-        return round_stop(price, rules.tick_size, 1.0 if ticket.side == "long" else -1.0)
-
     def _emergency_limit(self, data: PairData) -> float | None:
         return float(data.prices["close"][-1]) if self.emergency_kind == "limit" else None
-
-    def _next_id(self, ticket: Ticket, kind: str) -> str:
-        ticket.serial += 1
-        return self._client_id(ticket.position_id, kind, ticket.serial)
-
-    def _client_id(self, position_id: int, kind: str, serial: int) -> str:
-        return f"{self.book.prefix}{position_id}{kind}{serial}"
 
 
 @contextmanager

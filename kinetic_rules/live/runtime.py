@@ -36,6 +36,7 @@ from kinetic_rules.live.events import (
 from kinetic_rules.live.manual_close import ManualClose
 from kinetic_rules.live.monitor import MonitorExit, close_on_paper, monitor_exits
 from kinetic_rules.live.source import MarketSource
+from kinetic_rules.live.tally import TradeTally
 from kinetic_rules.timeframes import timeframe_seconds
 
 if TYPE_CHECKING:
@@ -98,6 +99,11 @@ class Runtime(ManualClose):
         self._pauses: list[Pause] = []
         self.observers: list[CloseObserver] = []  # the dashboard, watching each close
         self._step: int | None = None  # the last close processed
+        # That close's view of the market, kept for the dashboard's reads until the next
+        # close: (the source it came from, its step, its time, the view).
+        self._close_view: tuple[MarketSource, int, pd.Timestamp, dict[str, PairData]] | None
+        self._close_view = None
+        self._tally = TradeTally()  # open trades and closed profit, kept up as they change
         self._canceling: dict[int, str] = {}  # entries a close must cancel again (manual_close)
         # A paper session on candles keeps a person's closes in its journal before they are
         # made, as it keeps the monitor's: a restart replays candles, and makes them again.
@@ -132,6 +138,7 @@ class Runtime(ManualClose):
             else:
                 self.portfolio.advance(closed_at)
             self._step = step
+            self._close_view = (self.source, step, closed_at, view)
             self._report(report)
             moment = CloseMoment(
                 closed_at, self.plan, view, step, [(p.pair, p.side, p.id) for p in taken],
@@ -285,16 +292,9 @@ class Runtime(ManualClose):
         """The session at its last close, copied: safe to read on another thread
         (`trades` False: the open positions only, cheaper on a long session)."""
         with self._lock:
-            time = (
-                None
-                if self._step is None
-                else (self.source.timeline[self._step] + self.step_length)
-            )
-            view = self.source.as_of(self._step) if self._step is not None else {}
+            time, view = self._at_last_close()
             positions = []
-            for trade in self.portfolio.trades:
-                if trade.exit_time is not None:
-                    continue
+            for trade in self._tally.open_trades(self.portfolio.trades):
                 data = view.get(trade.pair)
                 price = float(data.prices["close"][-1]) if data is not None else None
                 positions.append(_open_position(copy.deepcopy(trade), price))
@@ -303,11 +303,21 @@ class Runtime(ManualClose):
                 positions,
                 [copy.deepcopy(t) for t in self.trades()] if trades else [],
                 self.portfolio.starting_balance,
-                sum(t.profit for t in self.portfolio.trades if t.exit_time is not None),
+                self._tally.realized,
                 self.paused,
                 self._stop.is_set(),
                 self._fail_safe,
             )
+
+    def _at_last_close(self) -> tuple[pd.Timestamp | None, dict[str, PairData]]:
+        """The last close's time and every pair's data then: the close's own view while
+        the source is the one it came from (no pair's view is built again)."""
+        if self._step is None:
+            return None, {}
+        kept = self._close_view
+        if kept is not None and kept[0] is self.source and kept[1] == self._step:
+            return kept[2], kept[3]
+        return self._last_close(), self.source.as_of(self._step)
 
     def find_trades(self, keep: Callable[[Trade], bool], limit: int) -> list[Trade]:
         """Copies of up to `limit` trades `keep` accepts, newest (highest id) first: a
@@ -324,7 +334,7 @@ class Runtime(ManualClose):
     def market(self) -> dict[str, PairData]:
         """Every pair's data at the last close (for the dashboard's candle chart)."""
         with self._lock:
-            return {} if self._step is None else dict(self.source.as_of(self._step))
+            return dict(self._at_last_close()[1])
 
     def announce(
         self,

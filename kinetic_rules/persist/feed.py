@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from kinetic_rules.persist.models import CandleRow, DecisionRow, EquityRow, StateRow
 from kinetic_rules.persist.serialize import plain_json
-from kinetic_rules.secrets import mask
+from kinetic_rules.secrets import mask, masking_batch
 
 CLOSE_KEY = "dashboard:close"  # the newest close's positions, pairs and scanner, as JSON
 FEED_ROWS = 50_000  # the most decisions kept, whatever their age
@@ -97,6 +97,11 @@ def write_closes(session: Session, records: list[CloseRecord], keep: Retention) 
     transaction). What was stored for the span of these closes is replaced."""
     if not records:
         return
+    with masking_batch():  # the secrets read once for the whole batch, not per value
+        _write_closes(session, records, keep)
+
+
+def _write_closes(session: Session, records: list[CloseRecord], keep: Retention) -> None:
     first, last = records[0].time, records[-1].time
     connection = session.connection()
     for table in (DecisionRow, EquityRow):
@@ -204,7 +209,11 @@ def read_candles(session: Session, pair: str, limit: int) -> list[StoredCandle]:
 
 
 def read_snapshot(session: Session) -> dict[str, Any] | None:
-    text = session.scalar(select(StateRow.value).where(StateRow.key == CLOSE_KEY))
+    return snapshot_from(session.scalar(select(StateRow.value).where(StateRow.key == CLOSE_KEY)))
+
+
+def snapshot_from(text: str | None) -> dict[str, Any] | None:
+    """The newest close's record, as stored under CLOSE_KEY."""
     if not text:
         return None
     found = json.loads(text)

@@ -45,6 +45,11 @@ SIDES = ("long", "short")
 
 def to_nanos(value: pd.Timestamp) -> int:
     """A time as UTC epoch nanoseconds; a naive time is taken to be UTC already."""
+    if type(value) is pd.Timestamp:  # the common case: its epoch nanoseconds, UTC either way
+        try:
+            return int(value.value)
+        except OverflowError:  # beyond what nanoseconds hold: said below, as for any time
+            pass
     stamp = pd.Timestamp(value)
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
     return int(stamp.as_unit("ns").value)

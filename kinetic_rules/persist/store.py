@@ -255,6 +255,38 @@ class TradeStore:
         rows = self._read(lambda s: [records.to_trade(r) for r in s.scalars(newest_first)])
         return rows[::-1]
 
+    def closed_trades(
+        self,
+        *,
+        limit: int,
+        before: int | None = None,
+        pair: str | None = None,
+        side: str | None = None,
+        reason: str | None = None,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+    ) -> list[Trade]:
+        """A page of closed trades, newest (highest id) first: at most `limit`, with ids
+        below `before` (the cursor), read through the id index without the rest. `reason`:
+        exit reasons containing it (a database may match it ignoring case: narrow it
+        down if that matters); `start` (inclusive), `end` (exclusive): the entry time."""
+        query = select(TradeRow).options(selectinload(TradeRow.fills))
+        query = query.where(TradeRow.exit_time.is_not(None))
+        if before is not None:
+            query = query.where(TradeRow.id < before)
+        if pair is not None:
+            query = query.where(TradeRow.pair == pair)
+        if side is not None:
+            query = query.where(TradeRow.side == side)
+        if reason:
+            query = query.where(TradeRow.exit_reason.contains(reason, autoescape=True))
+        if start is not None:
+            query = query.where(TradeRow.entry_time >= pd.Timestamp(start))
+        if end is not None:
+            query = query.where(TradeRow.entry_time < pd.Timestamp(end))
+        page = query.order_by(TradeRow.id.desc()).limit(max(0, limit))
+        return self._read(lambda s: [records.to_trade(r) for r in s.scalars(page)])
+
     # -- orders ----------------------------------------------------------------------------
 
     def save_order(self, trade_id: int | None, order: OrderState) -> None:
@@ -317,6 +349,11 @@ class TradeStore:
 
     def state(self, key: str) -> str | None:
         return self._read(lambda s: s.scalar(select(StateRow.value).where(StateRow.key == key)))
+
+    def state_updated(self, key: str) -> pd.Timestamp | None:
+        """When the state `key` was last set (None: never): a reader keeping a large value
+        decoded reads it again only when this changes."""
+        return self._read(lambda s: s.scalar(select(StateRow.updated).where(StateRow.key == key)))
 
     def set_state(self, key: str, value: str) -> None:
         value = mask(value)

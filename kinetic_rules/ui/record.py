@@ -15,16 +15,17 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
+from kinetic_rules.engine.portfolio import PairData
 from kinetic_rules.errors import KineticError
 from kinetic_rules.live.events import CloseMoment, OpenPosition
 from kinetic_rules.persist.feed import CloseRecord, Retention, StoredCandle, StoredDecision
 from kinetic_rules.persist.store import TradeStore
-from kinetic_rules.ui.models import DecisionOut
 
 if TYPE_CHECKING:
-    from kinetic_rules.ui.watch import PairState
+    from kinetic_rules.ui.watch import Decision, PairState
 
 log = logging.getLogger("kinetic_rules.ui")
 KEEP_CANDLES = 1500  # per pair: what the page's chart shows
@@ -58,40 +59,53 @@ class FeedRecorder:
         self._clock = clock
         self._written_at = -math.inf
         self._waiting: list[CloseRecord] = []
-        self._newest: dict[str, pd.Timestamp] = {}  # the newest candle recorded, per pair
+        self._newest: dict[str, int] = {}  # the newest candle written (its asi8), per pair
+        self._market: dict[str, PairData] = {}  # each pair's newest view since the last write
+        # The newest close's snapshot and positions, until they are written.
+        self._newest_close: tuple[Callable[[], dict[str, Any]], list[OpenPosition]] | None = None
         self._failing = False
 
     def record(
         self,
         moment: CloseMoment,
-        decisions: list[DecisionOut],
+        decisions: list[StoredDecision],
         equity: tuple[float, float],
         positions: list[OpenPosition],
-        snapshot: dict[str, Any],
+        snapshot: Callable[[], dict[str, Any]],
     ) -> None:
+        """Keep a close. Only the newest close's `snapshot` (pairs, scanner) and positions
+        are stored, so `snapshot` is called only for the close that is written last."""
         realized, total = equity
-        candles = self._new_candles(moment)
-        for candle in candles:
-            self._newest[candle.pair] = candle.time
+        self._market.update(moment.market)  # its candles are read when they are written
+        self._newest_close = (snapshot, positions)
         self._waiting.append(
             CloseRecord(
                 time=moment.time,
                 realized=realized,
                 total=total,
-                decisions=[stored_decision(d) for d in decisions],
-                candles=candles,
+                decisions=decisions,
                 candles_since=moment.time - KEEP_CANDLES * self.step,
-                snapshot={**snapshot, "positions": [position_mark(p) for p in positions]},
             )
         )
         if self.immediate or self._clock() - self._written_at >= self.every:
             self.flush()
 
     def flush(self) -> None:
-        """Write the closes not written yet; a store that fails is logged, and they are
-        tried again with the next close (the store skips candles it already holds)."""
+        """Write the closes not written yet, with the candles that came since the last
+        write (each pair's newest view holds them all); a store that fails is logged, and
+        they are tried again with the next close (the store skips candles it holds)."""
         if not self._waiting:
             return
+        candles, newest = self._new_candles()
+        for waiting in self._waiting:
+            waiting.candles = []
+        last = self._waiting[-1]
+        last.candles = candles
+        if self._newest_close is not None:
+            snapshot, positions = self._newest_close
+            marks = [position_mark(p) for p in positions]
+            last.snapshot = {**snapshot(), "positions": marks}
+            self._newest_close = None
         try:
             self.store.record_closes(self._waiting, self.keep)
         except (KineticError, ValueError) as problem:
@@ -103,35 +117,51 @@ class FeedRecorder:
             return
         self._failing = False
         self._waiting = []
+        self._newest.update(newest)
+        self._market = {}
         self._written_at = self._clock()
 
-    def _new_candles(self, moment: CloseMoment) -> list[StoredCandle]:
-        """Each pair's candles since the last one written; at first sight, its last
-        KEEP_CANDLES (the store skips those it already holds, after a restart)."""
+    def _new_candles(self) -> tuple[list[StoredCandle], dict[str, int]]:
+        """Each pair's candles since the last one written, and the newest of them; at
+        first sight, its last KEEP_CANDLES (the store skips those it already holds, after
+        a restart)."""
         found: list[StoredCandle] = []
-        for pair, data in moment.market.items():
+        newest: dict[str, int] = {}
+        for pair, data in self._market.items():
             index, prices = data.signals.index, data.prices
-            count = min(len(index), len(prices["close"]))
+            stamps = index.asi8  # open times as integers: no Timestamp per look
+            count = min(len(stamps), len(prices["close"]))
             first = max(0, count - KEEP_CANDLES)
-            newest = self._newest.get(pair)
-            if newest is not None:
-                first = max(first, int(index[:count].searchsorted(newest, side="right")))
-            found += [_candle(pair, index[i], prices, i) for i in range(first, count)]
-        return found
+            written = self._newest.get(pair)
+            if written is not None:
+                first = max(first, int(np.searchsorted(stamps[:count], written, side="right")))
+            if first < count:
+                found += _candles(pair, index[first:count], prices, first, count)
+                newest[pair] = int(stamps[count - 1])
+        return found, newest
 
 
-def _candle(pair: str, time: pd.Timestamp, prices: Any, i: int) -> StoredCandle:
-    high, low = float(prices["high"][i]), float(prices["low"][i])
-    return StoredCandle(
-        pair, pd.Timestamp(time), float(prices["open"][i]), high, low, float(prices["close"][i])
-    )
+def _candles(
+    pair: str, times: pd.DatetimeIndex, prices: dict[str, Any], first: int, count: int
+) -> list[StoredCandle]:
+    """Candles first..count of a pair, built from whole slices (not one look per value)."""
+    columns = [np.asarray(prices[k][first:count], dtype=float).tolist()
+               for k in ("open", "high", "low", "close")]  # fmt: skip
+    rows = zip(times, *columns, strict=True)
+    return [StoredCandle(pair, t, o, h, lo, c) for t, o, h, lo, c in rows]
 
 
-def stored_decision(decision: DecisionOut) -> StoredDecision:
+def stored_decision(decision: Decision) -> StoredDecision:
+    """A decision as the trade store keeps it: what `decision_out` shows, as plain data."""
+    verdict = decision.verdict
+    lines = [
+        {"label": line.label, "text": line.text, "value": line.value, "holds": line.holds,
+         "parts": [{"text": text, "value": value} for text, value in line.parts]}
+        for line in verdict.lines
+    ]  # fmt: skip
     return StoredDecision(
-        pd.Timestamp(decision.time), decision.pair, decision.side, decision.verdict,
-        decision.held, decision.total, decision.outcome,
-        [line.model_dump(mode="json") for line in decision.lines],
+        pd.Timestamp(decision.time), decision.pair, verdict.side, verdict.verdict,
+        verdict.held, verdict.total, decision.outcome, lines,
     )  # fmt: skip
 
 

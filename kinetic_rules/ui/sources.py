@@ -9,10 +9,11 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import pandas as pd
 
@@ -21,7 +22,7 @@ from kinetic_rules.engine.orders import Event
 from kinetic_rules.files import read_regular
 from kinetic_rules.live.controls import SessionControls
 from kinetic_rules.live.events import OpenPosition
-from kinetic_rules.persist.feed import StoredDecision
+from kinetic_rules.persist.feed import CLOSE_KEY, StoredDecision, snapshot_from
 from kinetic_rules.persist.store import TradeStore
 from kinetic_rules.ui.models import (
     CandleOut,
@@ -44,6 +45,7 @@ STRATEGY_KEY = "dashboard:strategy"  # the journal's copy of the session's strat
 STRATEGY_BYTES = 2 * 1024 * 1024  # strategy files are at most 2 MB
 MAX_ROWS = 5000  # the most events or candles one answer holds
 MAX_PAGE = 1000  # the most trades one page of /api/trades holds
+T = TypeVar("T")
 
 
 @dataclass
@@ -225,6 +227,22 @@ class StoreSource:
 
     def __init__(self, store: TradeStore) -> None:
         self.store = store
+        # Stored records decoded once per change, not at each poll: key -> (set at, value).
+        self._decoded: dict[str, tuple[pd.Timestamp, Any]] = {}
+
+    def _decoded_state(self, key: str, decode: Callable[[str | None], T]) -> T:
+        """The state `key`, decoded; again only once the store says it was set since."""
+        updated = self.store.state_updated(key)
+        kept = self._decoded.get(key)
+        if updated is not None and kept is not None and kept[0] == updated:
+            return cast(T, kept[1])
+        value = decode(self.store.state(key))
+        if updated is not None:
+            self._decoded[key] = (updated, value)
+        return value
+
+    def _last_close(self) -> dict[str, Any]:
+        return self._decoded_state(CLOSE_KEY, snapshot_from) or {}
 
     @property
     def controls(self) -> SessionControls | None:
@@ -236,7 +254,7 @@ class StoreSource:
         in_fail_safe = bool(fail) and fail[-1].kind == "fail_safe_entered"
         paused = [e for e in self.store.events(kinds=["control"], limit=50)
                   if e.data.get("action") in ("pause", "resume")]  # fmt: skip
-        close = self.store.last_close() or {}
+        close = self._last_close()
         last_close = _time_or_none(close.get("time")) or (last[-1].time if last else None)
         exchange = "out of reach" if in_fail_safe else "ok"
         return StatusOut(
@@ -256,7 +274,7 @@ class StoreSource:
     def positions(self) -> list[PositionOut]:
         marks = {
             (m.get("pair"), m.get("side"), _time_or_none(m.get("entry_time"))): m
-            for m in _rows((self.store.last_close() or {}).get("positions"))
+            for m in _rows(self._last_close().get("positions"))
         }
         found = []
         for trade in self.store.open_trades():
@@ -269,9 +287,21 @@ class StoreSource:
         return found
 
     def trades(self, which: TradeFilter) -> list[TradeOut]:
-        found = self.store.trades(pair=which.pair, start=which.start, end=which.end)
-        kept = sorted((t for t in found if which.matches(t)), key=lambda t: t.id, reverse=True)
-        return [trade_out(t) for t in kept[: max(0, which.limit)]]
+        """A page read by the store's cursor query: its rows, not the whole history (rows
+        the database matched more loosely than `which` are passed over)."""
+        kept: list[Trade] = []
+        before = which.after
+        while len(kept) < which.limit:
+            wanted = which.limit - len(kept)
+            found = self.store.closed_trades(
+                limit=wanted, before=before, pair=which.pair, side=which.side,
+                reason=which.reason, start=which.start, end=which.end,
+            )  # fmt: skip
+            kept += [t for t in found if which.matches(t)]
+            if len(found) < wanted:
+                break
+            before = found[-1].id
+        return [trade_out(t) for t in kept]
 
     def equity(self, after: datetime | None = None) -> list[EquityPoint]:
         since = None if after is None else _utc(after)
@@ -302,13 +332,10 @@ class StoreSource:
         return [_stored_decision_out(d) for d in self.store.decisions(limit)]
 
     def strategy(self) -> StrategyOut:
-        text = self.store.state(STRATEGY_KEY)
-        if not text:
-            return StrategyOut(name="", path="", text="", params={})
-        return StrategyOut.model_validate_json(text)
+        return self._decoded_state(STRATEGY_KEY, _strategy_from)
 
     def scanner(self) -> ScannerOut:
-        close = self.store.last_close() or {}
+        close = self._last_close()
         pairs = [PairStateOut.model_validate(p) for p in _rows(close.get("pairs"))]
         changes = [ScannerChange.model_validate(c) for c in _rows(close.get("scanner_changes"))]
         return ScannerOut(pairs=[p.pair for p in pairs if p.shortlisted], changes=changes[::-1])
@@ -321,15 +348,18 @@ class StoreSource:
         ]  # fmt: skip
 
 
-T = TypeVar("T")
-
-
 def thinned(points: list[T], most: int) -> list[T]:
     """At most `most` points, evenly spread, always with the first and the last."""
     if len(points) <= most or most < 2:
         return points[-most:] if most > 0 else []
     step = (len(points) - 1) / (most - 1)
     return [points[round(i * step)] for i in range(most)]
+
+
+def _strategy_from(text: str | None) -> StrategyOut:
+    if not text:
+        return StrategyOut(name="", path="", text="", params={})
+    return StrategyOut.model_validate_json(text)
 
 
 def _stored_decision_out(d: StoredDecision) -> DecisionOut:

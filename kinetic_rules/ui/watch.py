@@ -14,6 +14,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import pandas as pd
 
@@ -23,7 +24,7 @@ from kinetic_rules.engine.portfolio import PairData
 from kinetic_rules.live.events import CloseMoment
 from kinetic_rules.live.runtime import Runtime
 from kinetic_rules.ui.models import DecisionOut, LineOut, PartOut
-from kinetic_rules.ui.record import FeedRecorder, pair_states
+from kinetic_rules.ui.record import FeedRecorder, pair_states, stored_decision
 
 log = logging.getLogger("kinetic_rules.ui")
 KEEP_DECISIONS = 500
@@ -112,14 +113,9 @@ class Watch:
             change = (moment.time, sorted(after - before), sorted(before - after))
         if self.recorder is not None:  # kept before it is shown: a crash loses nothing shown
             changes = [*self.scanner_changes, *([change] if change else [])][-KEEP_CHANGES:]
-            snapshot = {
-                "stake_currency": moment.plan.strategy.spec.market.stake_currency,
-                "exchange": self.exchange,
-                "pairs": pair_states(pairs),
-                "scanner_changes": [{"time": t, "added": a, "removed": r} for t, a, r in changes],
-            }
-            shown = [decision_out(d) for d in found]
-            self.recorder.record(moment, shown, (start, total), state.positions, snapshot)
+            snapshot = partial(_snapshot, moment, self.exchange, pairs, changes)
+            kept = [stored_decision(d) for d in found]
+            self.recorder.record(moment, kept, (start, total), state.positions, snapshot)
         with self._lock:
             self.equity.append((moment.time, start, total))
             if change is not None:
@@ -140,6 +136,21 @@ class Watch:
             outcome = _outcome(moment, pair, data, at, verdict)
             found.append(Decision(moment.time, pair, verdict, outcome))
         return found
+
+
+def _snapshot(
+    moment: CloseMoment,
+    exchange: str,
+    pairs: dict[str, PairState],
+    changes: list[tuple[pd.Timestamp, list[str], list[str]]],
+) -> dict[str, object]:
+    """What the trade store keeps of the newest close beside its positions."""
+    return {
+        "stake_currency": moment.plan.strategy.spec.market.stake_currency,
+        "exchange": exchange,
+        "pairs": pair_states(pairs),
+        "scanner_changes": [{"time": t, "added": a, "removed": r} for t, a, r in changes],
+    }
 
 
 def _local(data: PairData, step: int) -> int | None:
