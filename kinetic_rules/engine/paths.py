@@ -31,7 +31,7 @@ from kinetic_rules.engine.model import (
 from kinetic_rules.engine.path_rules import ExitRules, TradeValues, decisions, first, stop_path
 from kinetic_rules.margin import beyond_liquidation
 
-FIRST_WINDOW = 32
+FIRST_WINDOW = 64  # candles: most trades end within it (it doubles for the others)
 
 
 @dataclass
