@@ -55,8 +55,8 @@ class TradePath:
     # protection), to be acted on at the next open: what a live bot orders now. The next
     # candle is not in the data, so `index` is -1 and `price` is nan.
     decided: list[PlannedFill] = field(default_factory=list)
-    # The candle at whose close each trailing rule first became active, as far as the path
-    # reached (what `explain` shows).
+    # The candle at whose close each trailing rule first became active while the trade was
+    # open, in the rules' order (what `explain` shows).
     activated: dict[str, int] = field(default_factory=dict)
 
 
