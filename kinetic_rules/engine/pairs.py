@@ -24,7 +24,7 @@ from kinetic_rules.engine.futures import (
     extra_prices,
     with_funding_rate,
 )
-from kinetic_rules.engine.paths import ExitRules
+from kinetic_rules.engine.path_rules import ExitRules
 from kinetic_rules.engine.portfolio import PairData
 from kinetic_rules.engine.scanner import refresh_rows, shortlist
 from kinetic_rules.errors import ConfigError

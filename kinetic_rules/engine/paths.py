@@ -19,7 +19,6 @@ import numpy as np
 from kinetic_rules.compile.evaluate import PairSignals
 from kinetic_rules.compile.interpret import quiet_numbers
 from kinetic_rules.compile.plan import Plan
-from kinetic_rules.compile.trade_eval import evaluate_span
 from kinetic_rules.engine.fills import FillModel
 from kinetic_rules.engine.model import (
     END_OF_DATA,
@@ -29,22 +28,10 @@ from kinetic_rules.engine.model import (
     TRAILING_STOP,
     Side,
 )
-from kinetic_rules.lang.checked import Rule, TrailRule
+from kinetic_rules.engine.path_rules import ExitRules, TradeValues, decisions, first, stop_path
 from kinetic_rules.margin import beyond_liquidation
-from kinetic_rules.market_rules import round_stops
 
-FIRST_WINDOW = 256
-
-
-@dataclass(frozen=True)
-class ExitRules:
-    """The parts of a strategy that can close a trade on one side."""
-
-    signals: dict[str, Rule]  # any one closes the trade
-    trailing: dict[str, TrailRule]
-    take_profits: list[tuple[str, Rule, float]]  # name, when, share of the original amount
-    close_all: list[tuple[str, np.ndarray]]  # protection name, its `active` series
-    tick: float = 0.0  # the market's price step: stops are rounded to it (0: no rounding)
+FIRST_WINDOW = 64  # candles: most trades end within it (it doubles for the others)
 
 
 @dataclass
@@ -68,8 +55,8 @@ class TradePath:
     # protection), to be acted on at the next open: what a live bot orders now. The next
     # candle is not in the data, so `index` is -1 and `price` is nan.
     decided: list[PlannedFill] = field(default_factory=list)
-    # The candle at whose close each trailing rule first became active, as far as the path
-    # reached (what `explain` shows).
+    # The candle at whose close each trailing rule first became active while the trade was
+    # open, in the rules' order (what `explain` shows).
     activated: dict[str, int] = field(default_factory=dict)
 
 
@@ -145,10 +132,12 @@ def _trade_path(
             width *= 2
             continue
         if outcome == "closed":
+            path.activated = _while_open(path.activated, rules, path.fills[-1].index)
             return path
         lo, width = hi, width * 2
     path.open_at_end = True
     path.final_stop = state.stop
+    path.activated = _while_open(path.activated, rules, n)
     if final:
         last = n - 1
         path.fills.append(
@@ -157,36 +146,10 @@ def _trade_path(
     return path
 
 
-class _TradeValues(dict[str, object]):
-    """The trade's names over one window. `max_profit` and `bars_held` are made only when a
-    rule reads them: most strategies read neither, and a trade costs a few numpy calls."""
-
-    def __init__(self, profit: np.ndarray, max_before: float, lo: int, hi: int) -> None:
-        super().__init__(profit=profit)
-        self._max_before = max_before
-        self._held = (lo, hi)
-
-    def __missing__(self, name: str) -> object:
-        if name == "max_profit":
-            profit = self["profit"]
-            assert isinstance(profit, np.ndarray)
-            value: np.ndarray = np.maximum(np.maximum.accumulate(profit), self._max_before)
-        elif name == "bars_held":
-            value = np.arange(*self._held, dtype=np.float64)
-        else:
-            raise KeyError(name)
-        self[name] = value
-        return value
-
-    def last_max_profit(self) -> float:
-        """`max_profit` at the window's last candle (the best profit so far, NaN-poisoned as
-        the running maximum is), without the whole series when no rule asked for it."""
-        known = self.get("max_profit")
-        if isinstance(known, np.ndarray):
-            return float(known[-1])
-        profit = self["profit"]
-        assert isinstance(profit, np.ndarray)
-        return float(np.maximum(profit.max(), self._max_before))
+def _while_open(activated: dict[str, int], rules: ExitRules, end: int) -> dict[str, int]:
+    """The activations at closes before the candle `end` where the trade ended, in the
+    rules' order: what happened while the trade was open, however far its windows reached."""
+    return {name: activated[name] for name in rules.trailing if activated.get(name, end) < end}
 
 
 def _window(
@@ -209,10 +172,10 @@ def _window(
     opens, closes = prices["open"], prices["close"]
     n = len(closes)
     profit = sign * (closes[lo:hi] / entry_price - 1.0)
-    env = _TradeValues(profit, state.max_profit, lo - entry_index, hi - entry_index)
+    env = TradeValues(profit, state.max_profit, lo - entry_index, hi - entry_index)
     env.update(entry_price=entry_price, side=sign, stop=initial_stop)
     active = dict(state.active)
-    stops = _trail(plan, signals, lo, hi, env, rules, state.stop, active, sign, path)
+    stops = stop_path(plan, signals, lo, hi, env, rules, state.stop, active, sign, path.activated)
     stop_after, stop_before = stops[1:], stops[:-1]  # the stop after each close, and before
     env["stop"] = stop_after
     trigger = _levels(prices, mark=fills.stops_on_mark)
@@ -220,7 +183,7 @@ def _window(
         hit = trigger["low"][lo:hi] <= stop_before
     else:
         hit = trigger["high"][lo:hi] >= stop_before
-    stop_at = _first(hit)
+    stop_at = first(hit)
     end_at, liquidated = _ending(prices, lo, hi, sign, stop_before, stop_at, liquidation)
     stop_candle = lo + end_at if end_at is not None else n
     # Gapped through the liquidation price: it happened before anything fills at the open.
@@ -229,7 +192,12 @@ def _window(
     )
     remaining, taken = state.remaining, state.taken
     planned: list[PlannedFill] = []
-    for k, share, reason in _decisions(plan, signals, lo, hi, env, rules, taken):
+    # Only a decision before the stop's candle can act: one at its close or later cannot.
+    acting = min(hi, stop_candle) - lo
+    events = []
+    if acting > 0:
+        events = decisions(plan, signals, lo, lo + acting, env.prefix(acting), rules, taken)
+    for k, share, reason in events:
         j = lo + k + 1  # decided at the close of k, acted on at the next open
         if j >= n and j <= stop_candle and _ends_at_next_open(reason, share, remaining, fills):
             path.closing_decided_at = lo + k
@@ -238,6 +206,8 @@ def _window(
             continue
         if j >= n or j > stop_candle or (j == stop_candle and before_open):
             break
+        if j == hi and _reached(float(_levels(prices, mark=True)["open"][j]), liquidation, sign):
+            break  # it opens past the liquidation price: the next window liquidates there
         if reason.startswith("exit:"):
             name = reason.removeprefix("exit:")
             if fills.exit_limit:
@@ -323,7 +293,7 @@ def _ending(
         return stop_at, False
     marked = _levels(prices, mark=True)
     extreme = marked["low"][lo:hi] if sign > 0 else marked["high"][lo:hi]
-    liquid_at = _first(extreme <= liquidation if sign > 0 else extreme >= liquidation)
+    liquid_at = first(extreme <= liquidation if sign > 0 else extreme >= liquidation)
     if liquid_at is None or (stop_at is not None and stop_at < liquid_at):
         return stop_at, False
     if stop_at == liquid_at:
@@ -343,101 +313,6 @@ def _ends_at_next_open(reason: str, share: float, remaining: float, fills: FillM
     if reason.startswith(PROTECTION):
         return True
     return share >= remaining - 1e-9  # the take-profit that closes what is left
-
-
-def _first(mask: np.ndarray) -> int | None:
-    index = int(mask.argmax()) if len(mask) else 0
-    return index if len(mask) and mask[index] else None
-
-
-def _bools(values: np.ndarray) -> np.ndarray:
-    """A verdict per candle as booleans (a view when it is one already: never written to)."""
-    return values if values.dtype == np.bool_ else values.astype(bool)
-
-
-def _trail(
-    plan: Plan,
-    signals: PairSignals,
-    lo: int,
-    hi: int,
-    env: dict[str, object],
-    rules: ExitRules,
-    stop: float,
-    active: dict[str, bool],
-    sign: float,
-    path: TradePath,
-) -> np.ndarray:
-    """The stop in force before the window and after each of its closes (hi - lo + 1
-    values): the best active trailing level, never loosening."""
-    worst = -np.inf if sign > 0 else np.inf
-    best: np.ndarray | None = None
-    for name, rule in rules.trailing.items():
-        if active[name]:
-            on = np.ones(hi - lo, dtype=bool)
-        else:
-            activate = _bools(evaluate_span(plan, rule.activate.node, signals, lo, hi, env))
-            on = np.logical_or.accumulate(activate)
-            if on[-1]:
-                path.activated.setdefault(name, lo + int(on.argmax()))
-                active[name] = True
-        level = np.asarray(
-            evaluate_span(plan, rule.level.node, signals, lo, hi, env), dtype=np.float64
-        )
-        level = np.where(on & ~np.isnan(level), level, worst)
-        level = round_stops(level, rules.tick, sign)
-        if best is None:  # the first rule's levels: the best so far (-inf or +inf elsewhere)
-            best = level
-        else:
-            best = np.maximum(best, level) if sign > 0 else np.minimum(best, level)
-    if best is None:  # no trailing rule: the stop stays where it is
-        return np.full(hi - lo + 1, stop)
-    ratchet = np.maximum.accumulate if sign > 0 else np.minimum.accumulate
-    result: np.ndarray = ratchet(np.concatenate(([stop], best)))
-    return result
-
-
-def _decisions(
-    plan: Plan,
-    signals: PairSignals,
-    lo: int,
-    hi: int,
-    env: dict[str, object],
-    rules: ExitRules,
-    taken: int,
-) -> list[tuple[int, float, str]]:
-    """Close-of-candle decisions in this window, in time order: (candle, share, reason).
-
-    Take-profits fire in file order (a later one never before an earlier one); on one
-    candle, take-profits come before a signal exit, which comes before a protection.
-    """
-    events: list[tuple[int, int, int, float, str]] = []  # candle, kind, file order, share
-    earliest = 0
-    for order, (name, rule, share) in enumerate(rules.take_profits):
-        if order < taken:
-            continue
-        when = _bools(evaluate_span(plan, rule.node, signals, lo, hi, env))
-        k = _first(when[earliest:])
-        k = None if k is None else k + earliest
-        if k is None:
-            break
-        events.append((k, 0, order, share, name))
-        earliest = k
-    first_exit: tuple[int, str] | None = None
-    for name, rule in rules.signals.items():
-        k = _first(_bools(evaluate_span(plan, rule.node, signals, lo, hi, env)))
-        if k is not None and (first_exit is None or k < first_exit[0]):
-            first_exit = (k, name)
-    if first_exit is not None:
-        events.append((first_exit[0], 1, 0, 1.0, "exit:" + first_exit[1]))
-    for name, series in rules.close_all:
-        before = series[lo - 1] if lo > 0 else False
-        window = series[lo:hi]
-        rising = window & ~np.concatenate(([before], window[:-1]))
-        k = _first(rising)
-        if k is not None:
-            events.append((k, 2, 0, 1.0, f"{PROTECTION}:{name}"))
-    events.sort()
-    return [(k, share, reason) for k, _, _, share, reason in events]
 
 
 def _limit_exit(

@@ -19,7 +19,8 @@ from kinetic_rules.compile.trade_eval import evaluate_at
 from kinetic_rules.engine.fills import FillModel
 from kinetic_rules.engine.model import Side, Trade
 from kinetic_rules.engine.moments import position_at
-from kinetic_rules.engine.paths import ExitRules, TradePath, trade_path
+from kinetic_rules.engine.path_rules import ExitRules
+from kinetic_rules.engine.paths import TradePath, trade_path
 from kinetic_rules.market_rules import MarketRules
 
 NEVER = pd.Timestamp.max.tz_localize("UTC")
