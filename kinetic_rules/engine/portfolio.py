@@ -401,8 +401,7 @@ class Portfolio:
             assert kelly is not None
             fraction = kelly_stake(kelly, history)
         else:
-            stop = initial_stop(self.plan, data, signal, entry_price, sign)
-            env = {"entry_price": entry_price, "side": sign, "stop": stop, "equity": equity}
+            env = _SizingValues(self.plan, data, signal, entry_price, sign, equity)
             value = evaluate_at(self.plan, rule.node, data.signals, signal, env)
             fraction = float(value) if np.isfinite(value) else 0.0
             fraction = kelly_cap(kelly, fraction, history) if kelly is not None else fraction
@@ -521,3 +520,26 @@ class Portfolio:
     def skipped_exits(self) -> int:
         """Take-profits not sent because they were worth less than the exchange's minimum."""
         return sum(self._skipped_exits.values())
+
+
+class _SizingValues(dict[str, float]):
+    """The names a stake rule reads. The initial stop is made only when the rule reads it:
+    most stake rules do not, and a backtest sizes an entry at most decisions."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        data: PairData,
+        signal: int,
+        entry_price: float,
+        sign: float,
+        equity: float,
+    ) -> None:
+        super().__init__(entry_price=entry_price, side=sign, equity=equity)
+        self._stop = (plan, data, signal, entry_price, sign)
+
+    def __missing__(self, name: str) -> float:
+        if name != "stop":
+            raise KeyError(name)
+        value = self[name] = initial_stop(*self._stop)
+        return value
