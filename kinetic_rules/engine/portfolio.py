@@ -16,7 +16,8 @@ here, from those same books (engine/portfolio_values.py). A protection with `clo
 that reads them depends on every open trade at every close, so the backtest looks for
 the first close where it fires between two decisions, cuts the trades there and plays
 them again (engine/close_all.py); the live runtime checks each close as it comes
-(`observe`). The plain data the portfolio reads and keeps is in engine/positions.py.
+(`observe`). An entry's stake and the rules that may refuse it are in engine/entries.py;
+the plain data the portfolio reads and keeps is in engine/positions.py.
 """
 
 from __future__ import annotations
@@ -25,15 +26,14 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from kinetic_rules.compile.interpret import quiet_numbers
 from kinetic_rules.compile.plan import Plan
-from kinetic_rules.compile.trade_eval import evaluate_at
 from kinetic_rules.engine.books import PortfolioBooks
 from kinetic_rules.engine.close_all import SweepWindow, first_close_all, with_cut
 from kinetic_rules.engine.closing import closing_fills
+from kinetic_rules.engine.entries import entry_stake, portfolio_refuses
 from kinetic_rules.engine.fills import FillModel, entry_fill
 from kinetic_rules.engine.futures import funding_payments
 from kinetic_rules.engine.model import (
@@ -48,7 +48,6 @@ from kinetic_rules.engine.moments import later, moment_at, position_at
 from kinetic_rules.engine.portfolio_values import (
     Ledger,
     PortfolioRules,
-    decision_env,
     midnight,
     portfolio_rules,
 )
@@ -65,8 +64,6 @@ from kinetic_rules.engine.positions import (
     leverage,
     path_of,
 )
-from kinetic_rules.engine.sizing import kelly_cap, kelly_stake
-from kinetic_rules.lang.checked import Rule
 from kinetic_rules.margin import liquidation_price
 from kinetic_rules.market_rules import round_stop, tradable, truncate_amount
 
@@ -345,7 +342,10 @@ class Portfolio:
         stake = self._stake(data, local, expected, 1.0 if side == "long" else -1.0)
         if stake <= 0:
             return None
-        if self._portfolio_refuses(data, side, local, decided_at):
+        rules = self._portfolio_rules()
+        if rules and portfolio_refuses(
+            self.plan, rules, self._ledger(), data, side, local, decided_at
+        ):
             return None
         if data.rules is not None:
             amount = stake * leverage(self.plan, data, local) / expected
@@ -358,56 +358,14 @@ class Portfolio:
         self._positions.append(position)
         return position
 
-    def _portfolio_refuses(
-        self, data: PairData, side: Side, local: int, decided_at: pd.Timestamp
-    ) -> bool:
-        """Entry conditions and protections that read the portfolio, at this decision."""
-        rules = self._portfolio_rules()
-        entry = rules.entry.get(side, [])
-        limits = [
-            (rule, protection)
-            for _, rule, protection in rules.protections
-            if protection.block_entries or protection.max_open_trades is not None
-        ]
-        if not entry and not limits:
-            return False
-        env = decision_env(self._ledger(), data, decided_at)
-
-        def holds(rule: Rule) -> bool:
-            return bool(evaluate_at(self.plan, rule.node, data.signals, local, env))
-
-        for rule, protection in limits:
-            if holds(rule) and (
-                protection.block_entries
-                or len(self._positions) >= (protection.max_open_trades or 0)
-            ):
-                return True
-        return not all(holds(rule) for rule in entry)
-
     def _stake(self, data: PairData, signal: int, entry_price: float, sign: float) -> float:
-        """The stake of an entry decided at candle `signal`, 0 if none is left to stake."""
-        sizing = self.plan.strategy.spec.sizing
-        equity = self.starting_balance + self.realized
-        holding = [*self._positions, *self._unsettled]
-        room = equity - sum(p.stake for p in holding)
-        if room <= 0:  # nothing left to stake, whatever the rule says
-            return 0.0
-        kelly = sizing.kelly
+        kelly = self.plan.strategy.spec.sizing.kelly
         history = self._closed_profits.get(data.pair, [])
         if kelly is not None and kelly.per == "strategy":
             history = self._all_profits
-        rule = self.plan.strategy.stake
-        if rule is None:
-            assert kelly is not None
-            fraction = kelly_stake(kelly, history)
-        else:
-            env = _SizingValues(self.plan, data, signal, entry_price, sign, equity)
-            value = evaluate_at(self.plan, rule.node, data.signals, signal, env)
-            fraction = float(value) if np.isfinite(value) else 0.0
-            fraction = kelly_cap(kelly, fraction, history) if kelly is not None else fraction
-        if sizing.max_stake is not None:
-            fraction = min(fraction, sizing.max_stake)
-        return max(0.0, min(fraction * equity, room))
+        committed = sum(p.stake for p in (*self._positions, *self._unsettled))
+        equity = self.starting_balance + self.realized
+        return entry_stake(self.plan, data, signal, entry_price, sign, equity, committed, history)
 
     # -- resolving ---------------------------------------------------------------------------
     def resolve(self, position: Position, data: PairData, final: bool) -> None:
@@ -520,26 +478,3 @@ class Portfolio:
     def skipped_exits(self) -> int:
         """Take-profits not sent because they were worth less than the exchange's minimum."""
         return sum(self._skipped_exits.values())
-
-
-class _SizingValues(dict[str, float]):
-    """The names a stake rule reads. The initial stop is made only when the rule reads it:
-    most stake rules do not, and a backtest sizes an entry at most decisions."""
-
-    def __init__(
-        self,
-        plan: Plan,
-        data: PairData,
-        signal: int,
-        entry_price: float,
-        sign: float,
-        equity: float,
-    ) -> None:
-        super().__init__(entry_price=entry_price, side=sign, equity=equity)
-        self._stop = (plan, data, signal, entry_price, sign)
-
-    def __missing__(self, name: str) -> float:
-        if name != "stop":
-            raise KeyError(name)
-        value = self[name] = initial_stop(*self._stop)
-        return value
