@@ -13,6 +13,7 @@ function's implementation.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -81,7 +82,9 @@ class Backend(Protocol[V]):
 
 def interpret(node: ast.Node, backend: Backend[V]) -> V:
     """The value of `node` in `backend`: the single dispatch over the language's nodes."""
-    match node:
+    match node:  # operators first: they are most of the nodes evaluated, one by one
+        case ast.Unary() | ast.Binary() | ast.Compare() | ast.IfElse():
+            return backend.combine(node, [backend.value(child) for child in node.children()])
         case ast.Number(value=v) | ast.Bool(value=v) | ast.String(value=v):
             return backend.constant(v)
         case ast.Name(id=name):
@@ -102,8 +105,6 @@ def interpret(node: ast.Node, backend: Backend[V]) -> V:
             return backend.history(backend.value(operand), int(offset.value))
         case ast.Context(operand=operand, timeframe=timeframe, pair=pair):
             return backend.context(operand, timeframe, pair)
-        case ast.Unary() | ast.Binary() | ast.Compare() | ast.IfElse():
-            return backend.combine(node, [backend.value(child) for child in node.children()])
         case ast.Predict(output="accuracy"):
             scored = [backend.value(node.probability()), backend.value(node.label)]
             return backend.model(node, scored)
@@ -229,6 +230,8 @@ def combine(node: ast.Node, values: Sequence[Value], plan: Plan) -> Value:
     """What an operator gives on its operands' values, candle by candle (or on scalars)."""
     match node:
         case ast.Unary(op="not"):
+            if type(values[0]) in _BOOLS:  # one candle: as numpy gives it, without the call
+                return np.False_ if values[0] else np.True_
             return np.logical_not(values[0])
         case ast.Unary():
             return np.negative(values[0])
@@ -245,7 +248,12 @@ def combine(node: ast.Node, values: Sequence[Value], plan: Plan) -> Value:
                 left = right
             return result
         case ast.IfElse():
-            return np.where(values[0], values[1], values[2])
+            condition, then, otherwise = values
+            if type(condition) in _BOOLS and type(then) in _FLOATS and type(otherwise) in _FLOATS:
+                # one candle choosing between two numbers: what np.where gives, a 0-d
+                # float64 array, holding the chosen one (no arithmetic, so to the bit)
+                return np.asarray(then if condition else otherwise, dtype=np.float64)
+            return np.where(condition, then, otherwise)
     raise TypeError(f"{type(node).__name__} is no operator")
 
 
@@ -290,6 +298,10 @@ def class_number(plan: Plan, value: Value) -> Value:
 
 _ARITHMETIC = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}
 _LOGIC = {"and": np.logical_and, "or": np.logical_or}
+_SCALAR_COMPARISON = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt,
+    ">=": operator.ge, "==": operator.eq, "!=": operator.ne,
+}  # fmt: skip
 _COMPARISON = {
     "<": np.less, "<=": np.less_equal, ">": np.greater,
     ">=": np.greater_equal, "==": np.equal, "!=": np.not_equal,
@@ -322,10 +334,14 @@ def is_quiet() -> bool:
 
 
 _FLOATS = (float, np.float64)
+_BOOLS = (bool, np.bool_)
 
 
 def binary(op: str, a: Value, b: Value) -> Value:
     if op in _LOGIC:
+        if type(a) in _BOOLS and type(b) in _BOOLS:  # one candle: as numpy gives it
+            holds = (a and b) if op == "and" else (a or b)
+            return np.True_ if holds else np.False_
         return _LOGIC[op](a, b)
     if type(a) in _FLOATS and type(b) in _FLOATS:  # one candle: plain IEEE arithmetic
         return _scalar_arithmetic(op, float(a), float(b))
@@ -360,6 +376,8 @@ def _scalar_arithmetic(op: str, a: float, b: float) -> float:
 
 
 def compare(op: str, a: Value, b: Value) -> Value:
+    if type(a) in _FLOATS and type(b) in _FLOATS:  # one candle: IEEE comparison, as numpy's
+        return np.True_ if _SCALAR_COMPARISON[op](float(a), float(b)) else np.False_
     if _QUIET.get():
         return _COMPARISON[op](a, b)
     with np.errstate(invalid="ignore"):

@@ -56,7 +56,7 @@ def recent_returns(pair: Closes, moment: int, step: int, lookback: int) -> np.nd
     """Close-to-close returns of the last `lookback` candles closed by `moment` (ns), NaN
     where a candle of the window (or the one before it) is missing."""
     times, closes = pair
-    last = int(np.searchsorted(times, moment - step))
+    last = int(times.searchsorted(moment - step))
     first = last - lookback
     if (
         first >= 0

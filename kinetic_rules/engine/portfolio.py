@@ -16,7 +16,8 @@ here, from those same books (engine/portfolio_values.py). A protection with `clo
 that reads them depends on every open trade at every close, so the backtest looks for
 the first close where it fires between two decisions, cuts the trades there and plays
 them again (engine/close_all.py); the live runtime checks each close as it comes
-(`observe`). The plain data the portfolio reads and keeps is in engine/positions.py.
+(`observe`). An entry's stake and the rules that may refuse it are in engine/entries.py;
+the plain data the portfolio reads and keeps is in engine/positions.py.
 """
 
 from __future__ import annotations
@@ -25,15 +26,14 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from kinetic_rules.compile.interpret import quiet_numbers
 from kinetic_rules.compile.plan import Plan
-from kinetic_rules.compile.trade_eval import evaluate_at
 from kinetic_rules.engine.books import PortfolioBooks
 from kinetic_rules.engine.close_all import SweepWindow, first_close_all, with_cut
 from kinetic_rules.engine.closing import closing_fills
+from kinetic_rules.engine.entries import entry_stake, portfolio_refuses
 from kinetic_rules.engine.fills import FillModel, entry_fill
 from kinetic_rules.engine.futures import funding_payments
 from kinetic_rules.engine.model import (
@@ -48,7 +48,6 @@ from kinetic_rules.engine.moments import later, moment_at, position_at
 from kinetic_rules.engine.portfolio_values import (
     Ledger,
     PortfolioRules,
-    decision_env,
     midnight,
     portfolio_rules,
 )
@@ -65,8 +64,6 @@ from kinetic_rules.engine.positions import (
     leverage,
     path_of,
 )
-from kinetic_rules.engine.sizing import kelly_cap, kelly_stake
-from kinetic_rules.lang.checked import Rule
 from kinetic_rules.margin import liquidation_price
 from kinetic_rules.market_rules import round_stop, tradable, truncate_amount
 
@@ -86,7 +83,6 @@ class Portfolio:
     regimes: list[str]
     trades: list[Trade] = field(default_factory=list)
     realized: float = 0.0
-    no_funds: int = 0
     below_minimum: int = 0  # entries not sent: worth less than the exchange's minimum
     _skipped_exits: dict[int, int] = field(default_factory=dict)  # trade id -> take-profits
     _positions: list[Position] = field(default_factory=list)  # holding a slot
@@ -339,15 +335,17 @@ class Portfolio:
         limit = int(data.limit[local]) if data.limit is not None else spec.portfolio.max_open_trades
         if len(self._positions) >= limit:
             return None
-        if self._portfolio_refuses(data, side, local, decided_at):
-            return None
+        # The stake before the rules reading the portfolio: either refusal leaves the pair
+        # alone, and half the entries a backtest considers have no stake, which costs less
+        # to find than a correlation with every pair held.
         expected = float(data.prices["close"][local])  # the price an order placed now expects
-        sign = 1.0 if side == "long" else -1.0
-        stake = self._stake(
-            data, local, expected, initial_stop(self.plan, data, local, expected, sign), sign
-        )
+        stake = self._stake(data, local, expected, 1.0 if side == "long" else -1.0)
         if stake <= 0:
-            self.no_funds += 1
+            return None
+        rules = self._portfolio_rules()
+        if rules and portfolio_refuses(
+            self.plan, rules, self._ledger(), data, side, local, decided_at
+        ):
             return None
         if data.rules is not None:
             amount = stake * leverage(self.plan, data, local) / expected
@@ -360,55 +358,14 @@ class Portfolio:
         self._positions.append(position)
         return position
 
-    def _portfolio_refuses(
-        self, data: PairData, side: Side, local: int, decided_at: pd.Timestamp
-    ) -> bool:
-        """Entry conditions and protections that read the portfolio, at this decision."""
-        rules = self._portfolio_rules()
-        entry = rules.entry.get(side, [])
-        limits = [
-            (rule, protection)
-            for _, rule, protection in rules.protections
-            if protection.block_entries or protection.max_open_trades is not None
-        ]
-        if not entry and not limits:
-            return False
-        env = decision_env(self._ledger(), data, decided_at)
-
-        def holds(rule: Rule) -> bool:
-            return bool(evaluate_at(self.plan, rule.node, data.signals, local, env))
-
-        for rule, protection in limits:
-            if holds(rule) and (
-                protection.block_entries
-                or len(self._positions) >= (protection.max_open_trades or 0)
-            ):
-                return True
-        return not all(holds(rule) for rule in entry)
-
-    def _stake(
-        self, data: PairData, signal: int, entry_price: float, stop: float, sign: float
-    ) -> float:
-        sizing = self.plan.strategy.spec.sizing
-        equity = self.starting_balance + self.realized
-        kelly = sizing.kelly
+    def _stake(self, data: PairData, signal: int, entry_price: float, sign: float) -> float:
+        kelly = self.plan.strategy.spec.sizing.kelly
         history = self._closed_profits.get(data.pair, [])
         if kelly is not None and kelly.per == "strategy":
             history = self._all_profits
-        rule = self.plan.strategy.stake
-        if rule is None:
-            assert kelly is not None
-            fraction = kelly_stake(kelly, history)
-        else:
-            env = {"entry_price": entry_price, "side": sign, "stop": stop, "equity": equity}
-            value = evaluate_at(self.plan, rule.node, data.signals, signal, env)
-            fraction = float(value) if np.isfinite(value) else 0.0
-            fraction = kelly_cap(kelly, fraction, history) if kelly is not None else fraction
-        if sizing.max_stake is not None:
-            fraction = min(fraction, sizing.max_stake)
-        holding = [*self._positions, *self._unsettled]
-        committed = sum(p.stake for p in holding)
-        return max(0.0, min(fraction * equity, equity - committed))
+        committed = sum(p.stake for p in (*self._positions, *self._unsettled))
+        equity = self.starting_balance + self.realized
+        return entry_stake(self.plan, data, signal, entry_price, sign, equity, committed, history)
 
     # -- resolving ---------------------------------------------------------------------------
     def resolve(self, position: Position, data: PairData, final: bool) -> None:

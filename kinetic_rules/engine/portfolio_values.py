@@ -411,7 +411,7 @@ def time_at(index: pd.DatetimeIndex, position: int) -> pd.Timestamp:
 
 def position_of(index: pd.DatetimeIndex, moment: pd.Timestamp) -> int:
     """`index.searchsorted(moment)`, on the times `open_times` keeps."""
-    return int(np.searchsorted(open_times(index), moment.value))
+    return int(open_times(index).searchsorted(moment.value))
 
 
 def candle_at(index: pd.DatetimeIndex, opens: np.ndarray) -> np.ndarray:

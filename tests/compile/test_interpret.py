@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kinetic_rules.compile.evaluate import Evaluator, PairSignals
-from kinetic_rules.compile.interpret import bind, function_of
+from kinetic_rules.compile.interpret import binary, bind, combine, compare, function_of
 from kinetic_rules.compile.plan import build_plan
 from kinetic_rules.compile.trade_eval import evaluate_at, evaluate_span
 from kinetic_rules.functions import REGISTRY, ArgKind
@@ -75,3 +77,39 @@ def test_every_constant_argument_is_bound_as_the_implementation_takes_it() -> No
                 assert type(value) is int and value == 3, (function.name, spec.name)
             else:
                 assert type(value) is float, (function.name, spec.name)
+
+
+_NUMBERS = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0.0, -0.0, 1.0])
+_SCALARS = _NUMBERS | _NUMBERS.map(np.float64)
+_TRUTHS = st.booleans() | st.booleans().map(np.bool_)
+
+
+@settings(max_examples=300)
+@given(
+    a=_SCALARS,
+    b=_SCALARS,
+    op=st.sampled_from(["<", "<=", ">", ">=", "==", "!="]),
+    condition=_TRUTHS,
+    other=_TRUTHS,
+)
+def test_one_candle_operators_give_what_numpy_gives(
+    a: float, b: float, op: str, condition: bool, other: bool
+) -> None:
+    """A portfolio decision combines plain numbers: the operators' shortcuts there give
+    numpy's values of numpy's types (a NaN compares false, an if keeps the bits it picks)."""
+    numpy_op = {
+        "<": np.less, "<=": np.less_equal, ">": np.greater,
+        ">=": np.greater_equal, "==": np.equal, "!=": np.not_equal,
+    }[op]  # fmt: skip
+    compared = compare(op, a, b)
+    assert type(compared) is np.bool_ and compared == numpy_op(a, b)
+    choose = ast.IfElse(ast.Name("c"), ast.Name("a"), ast.Name("b"))
+    chosen = combine(choose, [condition, a, b], None)  # type: ignore[arg-type]
+    expected = np.where(condition, a, b)
+    assert type(chosen) is type(expected) and chosen.dtype == expected.dtype
+    assert chosen.tobytes() == expected.tobytes()
+    negated = combine(ast.Unary("not", ast.Name("c")), [condition], None)  # type: ignore[arg-type]
+    assert type(negated) is np.bool_ and negated == np.logical_not(condition)
+    for logic, numpy_logic in (("and", np.logical_and), ("or", np.logical_or)):
+        both = binary(logic, condition, other)
+        assert type(both) is np.bool_ and both == numpy_logic(condition, other)

@@ -202,3 +202,29 @@ exit:
     assert second.stake == pytest.approx(0.1 * (1000 + first.profit))  # one trade: no cap yet
     kelly = 0.5 - 0.5 / 1.1
     assert late.stake == pytest.approx((kelly if capped else 0.1) * equity)
+
+
+def test_a_stake_rule_reading_the_stop_sizes_by_the_initial_stop_until_equity_runs_out() -> None:
+    """Risk 1% of equity down to the initial stop 2% away: half the equity per entry, so
+    two entries of one close take it all and a third one gets no stake."""
+    text = """
+metadata: {name: risk}
+timeframe: 5m
+portfolio: {max_open_trades: 6}
+orders: {entry: market, exit: market}
+sizing: {stake: 1% * entry_price / (entry_price - stop)}
+stoploss: {initial: entry_price * 0.98}
+entry:
+  long:
+    go: volume > 100
+  priority: volume
+"""
+    plan = build_plan(check(load_text(text, "t.yaml")))
+    frames = {pair: frame([0, 200, 0, 0, 0, 0]) for pair in PAIRS[:3]}
+    for rank, pair in enumerate(PAIRS[:3]):
+        frames[pair]["volume"] *= 1 + rank
+    trades = simulate(plan, lambda pair, tf: frames[pair], PAIRS[:3]).trades
+    assert sorted(t.pair for t in trades) == ["P1/USDT", "P2/USDT"]  # the loudest two
+    for trade in trades:
+        assert trade.initial_stop == pytest.approx(0.98 * trade.entry_price)
+        assert trade.stake == pytest.approx(0.5 * 10_000)
