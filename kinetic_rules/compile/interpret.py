@@ -352,6 +352,8 @@ def binary(op: str, a: Value, b: Value) -> Value:
             result = _ARITHMETIC[op](a, b)
     # A division by zero or an overflow is undefined, never infinite.
     if isinstance(result, np.ndarray):
+        if result.dtype == np.float64 and math.isfinite(np.add.reduce(result, axis=None)):
+            return result  # all finite (one NaN or infinity makes the sum so): nothing to mask
         return np.where(np.isfinite(result), result, np.nan)
     return result if np.isfinite(result) else np.nan
 

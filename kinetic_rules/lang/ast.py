@@ -225,8 +225,9 @@ def _by_shape(cls: type[Node]) -> None:
             return NotImplemented
         return self is other or shape(self) == shape(other)
 
-    def __hash__(self: Node) -> int:
-        return shape(self)
+    def __hash__(self: Node) -> int:  # the hot path: a node already numbered
+        known: int | None = self.__dict__.get("_shape")
+        return known if known is not None else shape(self)
 
     cls.__eq__ = __eq__  # type: ignore[method-assign, assignment]
     cls.__hash__ = __hash__  # type: ignore[method-assign, assignment]
