@@ -25,6 +25,10 @@ os.environ.setdefault("KINETIC_RULES_MODELS", "off")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 STRATEGIES = Path(__file__).parents[1] / "strategies"
+# A session's rolling window, in candles, that holds the fixtures' whole history (8,352
+# candles of 5m at most) and so sees what a backtest sees. No larger: every cycle of a
+# session downloads the window's span and compares it candle by candle with the store.
+WHOLE_HISTORY = 10_000
 
 
 @cache
