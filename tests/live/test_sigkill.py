@@ -3,9 +3,10 @@
 `tests/live/bot_process.py` runs the real `kinetic-rules run --live` in the stand-in's
 time. The test kills it right after its k-th order request (the answer may or may not
 have reached it), lets 17 minutes of candles go by, starts it again on the same trade
-store, lets it trade on, kills it once more, and then checks the books the only way a
-user can: against the exchange. Every coin bought belongs to a stored trade, every
-dollar is accounted for by stored fills, and every open order is one the bot knows.
+store, kills it at the next chosen k, and so on; then lets it trade on, kills it once
+more, and checks the books the only way a user can: against the exchange. Every coin
+bought belongs to a stored trade, every dollar is accounted for by stored fills, and
+every open order is one the bot knows.
 Paper sessions are killed mid-trade too; theirs must still be the backtest's trades.
 """
 
