@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -20,11 +21,34 @@ settings.register_profile(
 )
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
+# Test files live in memory where the machine has a memory file system (unless TMPDIR says
+# otherwise): trade stores commit with synchronous=FULL and candle files are fsynced, which
+# on a disk costs milliseconds a commit (most of a replay's time), and no test can observe
+# a power cut. pytest's tmp_path folders, and the bot processes the tests start, follow.
+# Only with room to spare (a container's /dev/shm may hold just 64 MB).
+MEMORY_FILES = Path("/dev/shm")
+
+
+def _roomy(folder: Path, least: int = 2 * 1024**3) -> bool:
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        return False
+    stats = os.statvfs(folder)
+    return stats.f_bavail * stats.f_frsize >= least
+
+
+if "TMPDIR" not in os.environ and _roomy(MEMORY_FILES):
+    os.environ["TMPDIR"] = str(MEMORY_FILES)
+    tempfile.tempdir = str(MEMORY_FILES)
+
 # Trained models stay in memory during tests: nothing is written to ./user_data/models.
 os.environ.setdefault("KINETIC_RULES_MODELS", "off")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 STRATEGIES = Path(__file__).parents[1] / "strategies"
+# A session's rolling window, in candles, that holds the fixtures' whole history (8,352
+# candles of 5m at most) and so sees what a backtest sees. No larger: every cycle of a
+# session downloads the window's span and compares it candle by candle with the store.
+WHOLE_HISTORY = 10_000
 
 
 @cache

@@ -32,7 +32,7 @@ def pairs_of_returns(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)  # up to 600 floats drawn an example
 @given(pairs_of_returns())
 def test_last_correlation_is_the_rolling_correlations_last_value(
     pair: tuple[np.ndarray, np.ndarray],
@@ -66,7 +66,7 @@ def windows_of_returns(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
     return x, np.stack(rows)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)  # up to 2,100 floats drawn an example
 @given(windows_of_returns())
 def test_many_windows_at_once_are_each_windows_correlation_to_the_bit(
     windows: tuple[np.ndarray, np.ndarray],

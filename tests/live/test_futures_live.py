@@ -25,6 +25,7 @@ from kinetic_rules.persist import TradeStore
 from kinetic_rules.persist.book import StoredBook
 from kinetic_rules.persist.sink import StoreSink
 from kinetic_rules.spec.loader import load_file
+from tests.conftest import WHOLE_HISTORY
 from tests.live.test_live_trading import Bot, wind_down
 from tests.live.test_replay import Recorder
 from tests.standin import ExchangeStandin
@@ -89,8 +90,9 @@ def start_futures_bot(
 
     session = TradingSession(
         plan, broker.exchange, CandleStore(root), pairs, clock=now, sleep=sleep,
-        sizes={"5m": 100_000, "15m": 100_000}, sink=StoreSink(store, strategy=name, mode="live"),
-        journal=store, attach=attach, poll_seconds=poll_seconds,
+        sizes={"5m": WHOLE_HISTORY, "15m": WHOLE_HISTORY},
+        sink=StoreSink(store, strategy=name, mode="live"), journal=store, attach=attach,
+        poll_seconds=poll_seconds,
     )  # fmt: skip
     session.start()
     return Bot(session, store, recorder)

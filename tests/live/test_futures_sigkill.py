@@ -87,31 +87,39 @@ def exits_sent(standin: ExchangeStandin) -> int:
     )
 
 
+# Each case is one session killed at each of its moments in turn and started again each
+# time (one run of hours of stand-in time serves several kills): after `k` order requests
+# with shorts open, or (`exit`) as soon as the k-th exit has reached the exchange.
 @pytest.mark.parametrize(
-    ("kill_after", "moment"),
-    [(1, "orders"), (3, "orders"), (6, "orders"), (10, "orders"), (1, "exit")],
+    "kills",
+    [((1, "orders"), (6, "orders")), ((3, "orders"), (10, "orders")), ((1, "exit"),)],
+    ids=["orders-1-6", "orders-3-10", "exit-1"],
 )
 def test_a_futures_runner_killed_with_shorts_open_resumes_with_everything_accounted_for(
-    standin: ExchangeStandin, tmp_path: Path, kill_after: int, moment: str
+    standin: ExchangeStandin, tmp_path: Path, kills: tuple[tuple[int, str], ...]
 ) -> None:
     """`exit`: killed as soon as an exit has reached the exchange, while the stop it did not
     lift still rests: the restart finds the exit and cancels the stop once flat."""
     url = f"sqlite:///{tmp_path / 'live.sqlite'}"
-    if moment == "exit":
-        ready = lambda: exits_sent(standin) >= kill_after  # noqa: E731
-    else:
-        ready = lambda: order_requests(standin) >= kill_after and shorts_open(standin)  # noqa: E731
-    kill_when(launch(standin, tmp_path, url), ready, tmp_path)
-    kill_after = order_requests(standin)
-    with standin.futures.lock:
-        held = any(p.amount for p in standin.futures.positions.values())
-    before = stored_book(url)
-    killed_at = standin.clock.now()
-    standin.clock.advance(DOWNTIME_MS)
+    downtimes: list[tuple[int, bool]] = []  # when each kill came, and whether it held any
+    before: Book | None = None
+    for kill_after, moment in kills:
+        if moment == "exit":
+            ready = lambda k=kill_after: exits_sent(standin) >= k  # noqa: E731
+        else:
+            ready = lambda k=kill_after: order_requests(standin) >= k and shorts_open(standin)  # noqa: E731
+        kill_when(launch(standin, tmp_path, url), ready, tmp_path)
+        with standin.futures.lock:
+            held = any(p.amount for p in standin.futures.positions.values())
+        before = before or stored_book(url)
+        downtimes.append((standin.clock.now(), held))
+        standin.clock.advance(DOWNTIME_MS)
+    assert before is not None
+    last_kill = order_requests(standin)
     end_ms = int(END.timestamp() * 1000)
     kill_when(launch(standin, tmp_path, url), lambda: standin.clock.now() >= end_ms, tmp_path)
     assert "Traceback" not in _log(tmp_path, tail=None)
-    assert order_requests(standin) > kill_after + 3  # it went on trading after the kill
+    assert order_requests(standin) > last_kill + 3  # it went on trading after the last kill
     # What the process kept at its last kill is what a new start restores, field by field.
     kept = stored_book(url)
     bot = start_futures_bot(standin, tmp_path / "candles", url)
@@ -120,12 +128,9 @@ def test_a_futures_runner_killed_with_shorts_open_resumes_with_everything_accoun
     assert fields(restored) == fields(kept)
     assert before.prefix == restored.prefix  # the same session resumed, not a new one
     bot.session.run(cycles=1)  # one close: funding is read from the exchange at each close
-    down = [
-        i
-        for i in standin.futures.income("FUNDING_FEE")
-        if killed_at < i.time <= killed_at + DOWNTIME_MS
-    ]
-    assert down or not held  # positions open at the kill were charged while the bot was down
+    funded = [i.time for i in standin.futures.income("FUNDING_FEE")]
+    for killed_at, held in downtimes:  # positions open at a kill were charged while it was down
+        assert not held or any(killed_at < t <= killed_at + DOWNTIME_MS for t in funded)
     assert_everything_accounted_for(standin, url)
     bot.store.close()
 

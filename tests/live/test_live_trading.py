@@ -27,6 +27,7 @@ from kinetic_rules.persist import TradeStore
 from kinetic_rules.persist.book import StoredBook
 from kinetic_rules.persist.sink import StoreSink
 from kinetic_rules.spec.loader import load_file
+from tests.conftest import WHOLE_HISTORY
 from tests.live.test_replay import Recorder
 from tests.standin import ExchangeStandin
 from tests.standin.account import API_KEY, API_SECRET
@@ -84,7 +85,7 @@ def start_bot(standin: ExchangeStandin, root: Path, url: str, strategy: Path = B
 
     session = TradingSession(
         plan, broker.exchange, CandleStore(root), PAIRS, clock=now, sleep=sleep,
-        sizes={"5m": 100_000}, sink=StoreSink(store, strategy="busy-spot", mode="live"),
+        sizes={"5m": WHOLE_HISTORY}, sink=StoreSink(store, strategy="busy-spot", mode="live"),
         journal=store, attach=attach, poll_seconds=60,
     )  # fmt: skip
     session.start()
@@ -219,7 +220,7 @@ def test_paper_fills_from_the_order_book_go_through_the_same_executor(
 
     session = TradingSession(
         plan, client, CandleStore(tmp_path / "candles"), PAIRS, clock=now, sleep=sleep,
-        sizes={"5m": 100_000}, sink=StoreSink(store, strategy="busy-spot", mode="paper"),
+        sizes={"5m": WHOLE_HISTORY}, sink=StoreSink(store, strategy="busy-spot", mode="paper"),
         journal=store, poll_seconds=60, attach=attach,
     )  # fmt: skip
     session.start()

@@ -26,6 +26,7 @@ from kinetic_rules.live.session import TradingSession
 from kinetic_rules.persist import TradeStore
 from kinetic_rules.persist.sink import StoreSink
 from kinetic_rules.spec.loader import load_file
+from tests.conftest import WHOLE_HISTORY
 from tests.live.test_replay import fingerprint
 from tests.standin.exchange import ExchangeStandin
 
@@ -57,7 +58,7 @@ def session_on(
     return TradingSession(
         plan, standin.ccxt_futures_client() if futures else standin.ccxt_client(),
         CandleStore(root), PAIRS, clock=now, sleep=sleep,
-        sizes={"5m": 100_000}, sink=StoreSink(store, strategy="watched", mode="paper"),
+        sizes={"5m": WHOLE_HISTORY}, sink=StoreSink(store, strategy="watched", mode="paper"),
         journal=store, monitor_every=every,
     )  # fmt: skip
 

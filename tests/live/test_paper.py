@@ -14,6 +14,7 @@ from kinetic_rules.data.store import CandleStore
 from kinetic_rules.lang.checker import check
 from kinetic_rules.live.session import TradingSession
 from kinetic_rules.spec.loader import load_file
+from tests.conftest import WHOLE_HISTORY
 from tests.live.test_replay import BUSY, fingerprint
 from tests.standin.exchange import ExchangeStandin
 
@@ -36,7 +37,7 @@ def test_a_paper_session_trades_as_the_backtest_does(tmp_path: Path) -> None:
 
         session = TradingSession(
             plan, standin.ccxt_client(), store, PAIRS, clock=now, sleep=sleep,
-            sizes={"5m": 100_000},  # the whole history: exactly what the backtest sees
+            sizes={"5m": WHOLE_HISTORY},  # the whole history: exactly what the backtest sees
         )  # fmt: skip
         session.start()
         session.run(cycles=150)
@@ -71,7 +72,7 @@ def _session(standin: ExchangeStandin, root: Path, url: str) -> TradingSession:
 
     return TradingSession(
         plan, standin.ccxt_client(), CandleStore(root), PAIRS, clock=now, sleep=sleep,
-        sizes={"5m": 100_000}, sink=StoreSink(trades, strategy="busy", mode="paper"),
+        sizes={"5m": WHOLE_HISTORY}, sink=StoreSink(trades, strategy="busy", mode="paper"),
         journal=trades,
     )  # fmt: skip
 
@@ -83,35 +84,51 @@ def _stored(url: str) -> list[tuple[object, ...]]:
         return sorted((fingerprint(t)[1:] for t in store.trades(mode="paper")), key=repr)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("crash_after", [37, 61])
-def test_a_session_killed_at_any_moment_resumes_with_nothing_lost_or_doubled(
-    tmp_path: Path, crash_after: int
-) -> None:
-    cycles, downtime_ms = 70, 17 * 60 * 1000
-    with ExchangeStandin.from_fixtures(pairs=tuple(PAIRS), timeframes=("5m",)) as standin:
-        standin.clock.set(START)
-        whole = f"sqlite:///{tmp_path / 'whole.sqlite'}"
-        session = _session(standin, tmp_path / "whole", whole)
-        session.start()
-        session.run(cycles=cycles)
-        end = standin.clock.now()
+def _run_whole(standin: ExchangeStandin, root: Path, url: str, cycles: int) -> int:
+    """The session run without a crash; when it ended, on the stand-in's clock."""
+    standin.clock.set(START)
+    session = _session(standin, root, url)
+    session.start()
+    session.run(cycles=cycles)
+    return standin.clock.now()
 
-        standin.clock.set(START)
-        broken = f"sqlite:///{tmp_path / 'broken.sqlite'}"
-        first = _session(standin, tmp_path / "broken", broken)
-        first.start()
-        first.run(cycles=crash_after)
-        open_at_crash = [t for t in first.runtime.trades() if t.exit_time is None]  # type: ignore[union-attr]
-        del first  # the process dies: nothing in memory survives
-        standin.clock.advance(downtime_ms)  # closes go by while it is down
-        second = _session(standin, tmp_path / "broken", broken)
-        second.start()  # catches up on every close since the session began
-        while standin.clock.now() < end:
-            second.run(cycles=1)
-    assert open_at_crash or crash_after == 61  # 37 is mid-trade: that crash must hit one
-    assert _stored(broken) == _stored(whole)
+
+def _run_crashed(
+    standin: ExchangeStandin, root: Path, url: str, crash_after: int, end: int
+) -> bool:
+    """The session killed after `crash_after` closes, down for 17 minutes of closes, and
+    started again until `end`; whether a trade was open at the crash."""
+    standin.clock.set(START)
+    first = _session(standin, root, url)
+    first.start()
+    first.run(cycles=crash_after)
+    open_at_crash = [t for t in first.runtime.trades() if t.exit_time is None]  # type: ignore[union-attr]
+    del first  # the process dies: nothing in memory survives
+    standin.clock.advance(17 * 60 * 1000)  # closes go by while it is down
+    second = _session(standin, root, url)
+    second.start()  # catches up on every close since the session began
+    while standin.clock.now() < end:
+        second.run(cycles=1)
+    return bool(open_at_crash)
+
+
+@pytest.mark.slow
+def test_a_session_killed_at_any_moment_resumes_with_nothing_lost_or_doubled(
+    tmp_path: Path,
+) -> None:
+    """Crashed at each moment in turn (each its own session, on a fresh stand-in), the
+    session stores what the uninterrupted one stored; that one runs once for all."""
+    whole = f"sqlite:///{tmp_path / 'whole.sqlite'}"
+    with ExchangeStandin.from_fixtures(pairs=tuple(PAIRS), timeframes=("5m",)) as standin:
+        end = _run_whole(standin, tmp_path / "whole", whole, cycles=70)
     assert len(_stored(whole)) >= 2
+    for crash_after in (37, 61):
+        broken = f"sqlite:///{tmp_path / f'broken-{crash_after}.sqlite'}"
+        with ExchangeStandin.from_fixtures(pairs=tuple(PAIRS), timeframes=("5m",)) as standin:
+            root = tmp_path / f"broken-{crash_after}"
+            open_at_crash = _run_crashed(standin, root, broken, crash_after, end)
+        assert open_at_crash or crash_after == 61  # 37 is mid-trade: that crash must hit one
+        assert _stored(broken) == _stored(whole), f"crashed after {crash_after} closes"
 
 
 def test_an_outage_over_five_minutes_enters_fail_safe_and_recovery_leaves_it(
@@ -133,7 +150,7 @@ def test_an_outage_over_five_minutes_enters_fail_safe_and_recovery_leaves_it(
 
         session = TradingSession(
             plan, standin.ccxt_client(), CandleStore(tmp_path), PAIRS, clock=now, sleep=sleep,
-            sizes={"5m": 100_000}, retry=RetryPolicy(attempts=2, base_delay=1.0, sleep=sleep),
+            sizes={"5m": WHOLE_HISTORY}, retry=RetryPolicy(attempts=2, base_delay=1.0, sleep=sleep),
         )  # fmt: skip
         session.start()
         assert session.runtime is not None

@@ -29,6 +29,7 @@ from kinetic_rules.persist import TradeStore
 from kinetic_rules.persist.book import StoredBook
 from kinetic_rules.persist.sink import StoreSink
 from kinetic_rules.spec.loader import load_file
+from tests.conftest import WHOLE_HISTORY
 from tests.live.test_paper_futures import futures_client
 from tests.live.test_replay import Recorder
 from tests.standin import ExchangeStandin
@@ -108,7 +109,7 @@ def start_paper_bot(
 
     session = TradingSession(
         plan, client, CandleStore(root), PAIRS, clock=now, sleep=sleep,
-        sizes={"5m": 100_000}, sink=StoreSink(store, strategy="busy", mode="paper"),
+        sizes={"5m": WHOLE_HISTORY}, sink=StoreSink(store, strategy="busy", mode="paper"),
         journal=store, poll_seconds=60, attach=attach,
     )  # fmt: skip
     session.start()

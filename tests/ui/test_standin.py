@@ -24,6 +24,7 @@ from kinetic_rules.spec.loader import load_file
 from kinetic_rules.ui.app import create_app
 from kinetic_rules.ui.sources import LiveSource
 from kinetic_rules.ui.watch import Watch
+from tests.conftest import WHOLE_HISTORY
 from tests.live import test_live_trading as live_trading
 from tests.live.test_live_trading import BUSY_SPOT, DEPOSIT, PAIRS, START, start_bot, usdt
 from tests.live.test_replay import Recorder
@@ -174,7 +175,7 @@ def test_close_all_cancels_a_resting_entry_on_the_paper_book(
     recorder = Recorder()
     session = TradingSession(
         plan, standin.ccxt_client(), CandleStore(tmp_path / "candles"), PAIRS, clock=now,
-        sleep=sleep, sizes={"5m": 100_000}, journal=store, poll_seconds=60,
+        sleep=sleep, sizes={"5m": WHOLE_HISTORY}, journal=store, poll_seconds=60,
         sink=StoreSink(store, strategy="busy-spot", mode="paper"),
         attach=book_paper_trading(plan, standin.ccxt_client(), store, now),
     )  # fmt: skip
