@@ -8,8 +8,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from kinetic_rules.data.download import SeriesOutcome, download
+from kinetic_rules.data.download import SeriesOutcome, _among, download
 from kinetic_rules.data.exchange import RetryPolicy, create_exchange
 from kinetic_rules.data.importers import import_paths
 from kinetic_rules.data.store import CandleStore
@@ -225,3 +227,15 @@ def test_other_exchanges_go_through_ccxts_unified_candles(
     assert_same_candles(got, expected.read("binance", "ETH/USDT", "1d"), quote=False)
     assert got.attrs["quote_volume_estimated"] is True
     np.testing.assert_array_equal(got["quote_volume"], got["volume"] * got["close"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(-50, 50), max_size=40),
+    st.sets(st.integers(-50, 50), max_size=40),
+)
+def test_a_page_keeps_exactly_the_candles_still_missing(times: list[int], wanted: set[int]) -> None:
+    """Which candles of a page are kept: what np.isin says, without its sort per page."""
+    page = np.array(times, dtype=np.int64)
+    missing = np.array(sorted(wanted), dtype=np.int64)
+    np.testing.assert_array_equal(_among(page, missing), np.isin(page, missing))
