@@ -44,21 +44,12 @@ def model_values(
     if node.output == "accuracy":
         probability = np.asarray(parts[0], dtype=np.float64)
         return rolling_accuracy(probability, label, settings.horizon, node.window, start)
-    features = _rows_of(parts[:-1], length)
+    features = [np.asarray(part, dtype=np.float64) for part in parts[:-1]]
     values, found = predict_rows(
         settings, features, label, open_times, step, start, cache, pair, in_force, trainer
     )
     records.extend(found)
     return values
-
-
-def _rows_of(columns: Sequence[np.ndarray], length: int) -> np.ndarray:
-    """The features as one row per candle (what `np.column_stack` gives, filled column by
-    column into one array: the same values for less copying)."""
-    rows = np.empty((length, len(columns)))
-    for number, column in enumerate(columns):
-        rows[:, number] = column
-    return rows
 
 
 def model_candles(nodes: Sequence[ast.Node], step_seconds: int) -> int:

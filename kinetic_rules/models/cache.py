@@ -13,6 +13,7 @@ import hashlib
 import os
 import pickle
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,17 +40,21 @@ def training_key(settings: ModelSettings, point: int, x: np.ndarray, y: np.ndarr
 def series_key(
     settings: ModelSettings,
     pair: str,
-    features: np.ndarray,
+    features: Sequence[np.ndarray],
     label: np.ndarray,
     open_times: np.ndarray,
     step: int,
     start: int,
 ) -> str:
-    """Every input of a whole series' predictions: the same key, the same values."""
+    """Every input of a whole series' predictions: the same key, the same values. The
+    features are read column by column, as the rules computed them: a series found in
+    the cache is never stacked into rows."""
     digest = hashlib.sha256()
     digest.update(repr(("series", settings.fingerprint, settings.name, pair, step, start)).encode())
-    for part, dtype in ((open_times, np.int64), (features, np.float64), (label, np.bool_)):
-        array = np.ascontiguousarray(part, dtype=dtype)
+    parts = [(open_times, np.int64), *((f, np.float64) for f in features), (label, np.bool_)]
+    digest.update(repr(len(parts)).encode())
+    for part, dtype in parts:
+        array: np.ndarray = np.ascontiguousarray(part, dtype=dtype)
         digest.update(repr(array.shape).encode())
         digest.update(array.data)
     return digest.hexdigest()
