@@ -69,6 +69,7 @@ class _State:
     remaining: float = 1.0
 
 
+@quiet_numbers()  # once for the whole path, not per operator
 def trade_path(
     plan: Plan,
     signals: PairSignals,
@@ -85,26 +86,6 @@ def trade_path(
     """The trade's fills as far as `prices` reach. With `final`, the data is complete and a
     trade still open at its end is closed at the last close; otherwise it stays open.
     `liquidation` is a futures trade's liquidation price (None: it cannot be liquidated)."""
-    with quiet_numbers():  # once for the whole path, not per operator
-        return _trade_path(
-            plan, signals, prices, entry_index, side, entry_price, initial_stop, rules, fills,
-            final, liquidation,
-        )  # fmt: skip
-
-
-def _trade_path(
-    plan: Plan,
-    signals: PairSignals,
-    prices: dict[str, np.ndarray],
-    entry_index: int,
-    side: Side,
-    entry_price: float,
-    initial_stop: float,
-    rules: ExitRules,
-    fills: FillModel,
-    final: bool,
-    liquidation: float | None,
-) -> TradePath:
     sign = 1.0 if side == "long" else -1.0
     n = len(prices["close"])
     state = _State(stop=initial_stop, active={name: False for name in rules.trailing})
