@@ -22,7 +22,7 @@ and as slow once as the batch.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -57,7 +57,10 @@ from kinetic_rules.data.candles import has_known_grid, timeframe_ns
 from kinetic_rules.errors import DataError
 from kinetic_rules.functions.registry import Function
 from kinetic_rules.lang import ast
-from kinetic_rules.models import BackgroundTrainer, InForce, TrainingRecord, default_cache
+from kinetic_rules.models import InForce, TrainingRecord, default_cache
+
+if TYPE_CHECKING:
+    from kinetic_rules.models.background import BackgroundTrainer
 
 
 class IncrementalEvaluator:

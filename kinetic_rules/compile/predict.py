@@ -8,18 +8,21 @@ probabilities, or the rolling accuracy of those probabilities, for the candles a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kinetic_rules.lang import ast
 from kinetic_rules.models import (
-    BackgroundTrainer,
     InForce,
     ModelCache,
     TrainingRecord,
     predict_rows,
     rolling_accuracy,
 )
+
+if TYPE_CHECKING:
+    from kinetic_rules.models.background import BackgroundTrainer
 
 
 def model_values(

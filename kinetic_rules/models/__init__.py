@@ -6,7 +6,8 @@ stage decides what was known when, trains (or finds in its cache) the model of e
 retraining point, and gives one probability per candle.
 """
 
-from kinetic_rules.models.background import BackgroundTrainer
+from typing import TYPE_CHECKING, Any
+
 from kinetic_rules.models.cache import ModelCache, Trained, default_cache
 from kinetic_rules.models.estimators import EstimatorUnavailable, lightgbm_installed
 from kinetic_rules.models.predictions import (
@@ -18,6 +19,9 @@ from kinetic_rules.models.predictions import (
     rolling_accuracy,
 )
 from kinetic_rules.models.settings import ModelSettings
+
+if TYPE_CHECKING:
+    from kinetic_rules.models.background import BackgroundTrainer
 
 __all__ = [
     "BackgroundTrainer",
@@ -34,3 +38,13 @@ __all__ = [
     "retraining_points",
     "rolling_accuracy",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """`BackgroundTrainer` on first use: its worker processes (multiprocessing,
+    concurrent.futures) are for live sessions, not for every backtest."""
+    if name == "BackgroundTrainer":
+        from kinetic_rules.models.background import BackgroundTrainer
+
+        return BackgroundTrainer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from kinetic_rules.models.background import BackgroundTrainer
 from kinetic_rules.models.cache import ModelCache, Trained, series_key
 from kinetic_rules.models.settings import ModelSettings
 from kinetic_rules.models.training import NS, Samples, train, training_set
+
+if TYPE_CHECKING:  # the trainer's worker processes are only imported by a live session
+    from kinetic_rules.models.background import BackgroundTrainer
 
 CALIBRATION_BINS = 5
 
