@@ -30,7 +30,9 @@ MAX_HISTORY = 100_000
 
 class Section(BaseModel):
     # NaN and infinities are refused in every number a file gives (`.nan`, `.inf`, 1e309).
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # defer_build: a section's validator is built when first used, not at import; loading
+    # a file builds the Strategy's once, sections inlined, instead of one per class.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
 
 
 class Metadata(Section):
@@ -430,7 +432,11 @@ class Strategy(Section):
     )
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        allow_inf_nan=False,
+        defer_build=True,
     )
 
     @field_validator("entry")

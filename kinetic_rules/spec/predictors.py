@@ -28,7 +28,8 @@ EstimatorKind = Literal["gradient_boosting", "random_forest", "logistic_regressi
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # built when first used, like the strategy's sections (spec/models.py)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
 
 
 class Label(_Section):
