@@ -8,11 +8,16 @@ cost about a tenth of a short backtest; frozen after the imports, they are left 
 The imports themselves make few cycles, yet with the default threshold the collector ran
 hundreds of times while they were made (about a tenth of their time): the entry point
 raises the threshold before any command imports its libraries.
+
+numpy's BLAS (OpenBLAS) starts a thread per core when numpy is imported, about 30 ms of
+CPU on two cores, for matrix products that no backtest makes (the engine's arrays are
+element-wise); the entry point asks for one thread unless the user chose a number.
 """
 
 from __future__ import annotations
 
 import gc
+import os
 
 YOUNG_THRESHOLD = 10_000  # new container objects between two young collections (700 by default)
 
@@ -25,6 +30,7 @@ def own_process() -> None:
     collections), the command's imports included."""
     global _own
     _own = True
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # read once, when numpy loads
     gc.set_threshold(YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
