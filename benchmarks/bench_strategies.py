@@ -1,7 +1,7 @@
 """Every shipped strategy over its whole data set: CPU, wall time and peak memory.
 
     python benchmarks/bench_strategies.py [--data STORE] [--only NAME ...] [--repeat 1]
-                                          [--freqtrade] [--model-off]
+                                          [--freqtrade] [--model-off] [--no-scaling]
 
 Without --data, both sets of ../shared/data are imported once into
 user_data/bench-store (as benchmarks/bench_backtest.py does). Each run is the whole
@@ -11,7 +11,10 @@ its own. CPU time (user + system) is the figure to compare: on a shared machine 
 time also counts the waiting for a core.
 
 Printed per strategy: trades, candles read on its base timeframe, CPU seconds (and per
-million candles), wall seconds, peak memory, against the target of 20 s of CPU; then
+million candles), wall seconds, peak memory, against the target of 20 s of CPU, and its
+CPU per million candles as a multiple of Kinetic Empire's on the 5m set in the same run
+(the baseline, always run). Then the scaling table: Kinetic Empire on the first 10, the
+first 40 and all of the pairs of the shared 5m set (`--no-scaling` skips it). Last,
 Kinetic Empire on the 10-pair 15m set against freqtrade doing the same work. Target: 30×
 faster. With --freqtrade, freqtrade itself runs that backtest in this run
 (benchmarks/freqtrade_baseline/: its own virtual environment with freqtrade 2026.9, the
@@ -58,12 +61,15 @@ class Case:
     what: str
     timeframe: str | None = None  # run a copy of the strategy on this timeframe
     sets: tuple[str, ...] = ()  # NAME=VALUE params given with --set
+    pairs: tuple[str, ...] = ()  # given with --pairs; () trades the strategy's own universe
 
 
 FIVE = "41 pairs, 5m, 2024-01..09"  # the 5m set, every candle
 FIFTEEN = "10 pairs, 15m, 2023-01..2026-04"  # the 15m set, every candle
+BASELINE = "kinetic_empire"  # every ratio per million candles is against this case
+SCALING_PAIRS = (10, 40)  # the first 10, the first 40; then all the pairs of the 5m set
 CASES = [
-    Case("kinetic_empire", "kinetic_empire.yaml", "20240101-20240908", FIVE),
+    Case(BASELINE, "kinetic_empire.yaml", "20240101-20240908", FIVE),
     Case("kinetic_empire_15m", "kinetic_empire.yaml", None, FIFTEEN, "15m"),
     Case("kinetic_v3", "kinetic_v3.yaml", None, FIFTEEN),
     Case("confluence", "confluence.yaml", None, FIFTEEN),
@@ -94,6 +100,8 @@ def measure(case: Case, store: Path) -> dict[str, Any]:
                    "--report", str(folder / "report"), "--quiet"]  # fmt: skip
         if case.timerange:
             command += ["--timerange", case.timerange]
+        if case.pairs:
+            command += ["--pairs", *case.pairs]
         for setting in case.sets:
             command += ["--set", setting]
         started = time.perf_counter()
@@ -112,6 +120,7 @@ def measure(case: Case, store: Path) -> dict[str, Any]:
         "wall": wall,
         "peak_mb": usage.ru_maxrss / 1024,
         "trades": results["trades"]["count"],
+        "pairs": results["pairs"],
         "candles": candles_read(store, results["pairs"], results["timeframe"]),
         "entries": entries,
     }
@@ -179,27 +188,30 @@ def main() -> None:
     parser.add_argument(
         "--model-off", action="store_true", help="also run strategies with a model without it"
     )
+    parser.add_argument(
+        "--no-scaling", action="store_true", help="skip the scaling table over 10, 40, all pairs"
+    )
     args = parser.parse_args()
     compile_once()
     ensure_store(args.data)
-    wanted = set(args.only or [c.name for c in CASES])
+    wanted = set(args.only or [c.name for c in CASES]) | {BASELINE}
     if args.freqtrade:  # the case freqtrade is compared with
         wanted.add("kinetic_empire_15m")
     cases = [c for c in CASES if c.name in wanted]
     if args.model_off:
         cases = [v for c in cases for v in ([c, model_off(c)] if has_model(c) else [c])]
     print(f"{'strategy':<20} {'data':<32} {'trades':>7} {'M candles':>9} {'CPU s':>7} "
-          f"{'s/M':>6} {'wall s':>7} {'peak MB':>8}  target")  # fmt: skip
+          f"{'s/M':>6} {'× KE':>5} {'wall s':>7} {'peak MB':>8}  target")  # fmt: skip
     measured: dict[str, dict[str, Any]] = {}
-    for case in cases:
-        runs = [measure(case, args.data) for _ in range(args.repeat)]
-        best = min(runs, key=lambda r: r["cpu"])
+    for case in cases:  # the baseline comes first
+        best = least_cpu(case, args.data, args.repeat)
         measured[case.name] = best
-        millions = best["candles"] / 1e6
         verdict = "ok" if best["cpu"] < CPU_TARGET else f"MISSED (< {CPU_TARGET:.0f} s CPU)"
-        print(f"{case.name:<20} {case.what:<32} {best['trades']:>7.0f} {millions:>9.2f} "
-              f"{best['cpu']:>7.2f} {best['cpu'] / millions:>6.2f} {best['wall']:>7.2f} "
-              f"{best['peak_mb']:>8.0f}  {verdict}", flush=True)  # fmt: skip
+        times = per_million(best) / per_million(measured[BASELINE])
+        print(f"{case.name:<20} {case.what:<32} {best['trades']:>7.0f} "
+              f"{best['candles'] / 1e6:>9.2f} {best['cpu']:>7.2f} {per_million(best):>6.2f} "
+              f"{times:>5.1f} {best['wall']:>7.2f} {best['peak_mb']:>8.0f}  {verdict}",
+              flush=True)  # fmt: skip
     for case in cases:
         without = measured.get(model_off(case).name)
         if without is not None and case.name in measured:
@@ -208,8 +220,37 @@ def main() -> None:
             print(f"\n{case.name}: its model adds {added:.2f} s of CPU "
                   f"({measured[case.name]['cpu']:.2f} s with it, {without['cpu']:.2f} s "
                   f"without; cached models: see --repeat) {verdict}")  # fmt: skip
+    if not args.no_scaling:
+        scaling(measured[BASELINE], args.data, args.repeat)
     if "kinetic_empire_15m" in measured:
         against_freqtrade(measured["kinetic_empire_15m"], args.freqtrade, args.freqtrade_seconds)
+
+
+def least_cpu(case: Case, store: Path, repeat: int) -> dict[str, Any]:
+    return min((measure(case, store) for _ in range(repeat)), key=lambda r: r["cpu"])
+
+
+def per_million(run: dict[str, Any]) -> float:
+    """CPU seconds per million candles read."""
+    return float(run["cpu"]) / (run["candles"] / 1e6)
+
+
+def scaling(every_pair: dict[str, Any], store: Path, repeat: int) -> None:
+    """Kinetic Empire on the first 10, the first 40 and all of the 5m set's pairs: what a
+    pair more costs, in CPU and in memory (peak memory should stay nearly flat)."""
+    baseline = next(c for c in CASES if c.name == BASELINE)
+    pairs = list(every_pair["pairs"])  # its universe: the 5m set less its blacklist
+    print(f"\nKinetic Empire as pairs grow ({baseline.what.split(', ', 1)[1]}):")
+    print(f"{'pairs':>5} {'M candles':>9} {'CPU s':>7} {'s/M':>6} {'wall s':>7} {'peak MB':>8}")
+    subsets = [tuple(pairs[:count]) for count in SCALING_PAIRS if count < len(pairs)]
+    for subset in [*subsets, ()]:  # () is the run over every pair, measured already
+        run = every_pair
+        if subset:
+            case = replace(baseline, name=f"{BASELINE} {len(subset)}", pairs=subset)
+            run = least_cpu(case, store, repeat)
+        print(f"{len(run['pairs']):>5} {run['candles'] / 1e6:>9.2f} {run['cpu']:>7.2f} "
+              f"{per_million(run):>6.2f} {run['wall']:>7.2f} {run['peak_mb']:>8.0f}",
+              flush=True)  # fmt: skip
 
 
 def against_freqtrade(ours: dict[str, Any], run_it: bool, recorded: float) -> None:
