@@ -82,13 +82,13 @@ class Backend(Protocol[V]):
 
 def interpret(node: ast.Node, backend: Backend[V]) -> V:
     """The value of `node` in `backend`: the single dispatch over the language's nodes."""
-    match node:  # operators first: they are most of the nodes evaluated, one by one
-        case ast.Unary() | ast.Binary() | ast.Compare() | ast.IfElse():
-            return backend.combine(node, [backend.value(child) for child in node.children()])
+    if type(node) in _OPERATORS:  # by type first: they are most of the nodes evaluated
+        return backend.combine(node, [backend.value(child) for child in node.children()])
+    if type(node) is ast.Name:
+        return backend.name(node.id)
+    match node:
         case ast.Number(value=v) | ast.Bool(value=v) | ast.String(value=v):
             return backend.constant(v)
-        case ast.Name(id=name):
-            return backend.name(name)
         case ast.Call(func=name, args=args):
             function = function_of(name)
             bound = bind(function, args)
@@ -111,6 +111,9 @@ def interpret(node: ast.Node, backend: Backend[V]) -> V:
         case ast.Predict(features=features, label=label):
             return backend.model(node, [backend.value(part) for part in (*features, label)])
     raise TypeError(f"cannot evaluate {type(node).__name__}")
+
+
+_OPERATORS = frozenset({ast.Unary, ast.Binary, ast.Compare, ast.IfElse})
 
 
 # -- calls --------------------------------------------------------------------------------
@@ -228,6 +231,12 @@ class GridStream:
 # -- operators ----------------------------------------------------------------------------
 def combine(node: ast.Node, values: Sequence[Value], plan: Plan) -> Value:
     """What an operator gives on its operands' values, candle by candle (or on scalars)."""
+    if type(node) is ast.Binary:  # by type first: combined at most of the nodes evaluated
+        return binary(node.op, values[0], values[1])
+    if type(node) is ast.Compare and len(node.rest) == 1:  # `a < b`: one comparison, no chain
+        return compare(
+            node.rest[0][0], class_number(plan, values[0]), class_number(plan, values[1])
+        )
     match node:
         case ast.Unary(op="not"):
             if type(values[0]) in _BOOLS:  # one candle: as numpy gives it, without the call
@@ -235,10 +244,6 @@ def combine(node: ast.Node, values: Sequence[Value], plan: Plan) -> Value:
             return np.logical_not(values[0])
         case ast.Unary():
             return np.negative(values[0])
-        case ast.Binary(op=op):
-            return binary(op, values[0], values[1])
-        case ast.Compare(rest=rest) if len(rest) == 1:  # `a < b`: one comparison, no chain
-            return compare(rest[0][0], class_number(plan, values[0]), class_number(plan, values[1]))
         case ast.Compare(rest=rest):
             left = class_number(plan, values[0])
             result: Value = True
