@@ -83,23 +83,18 @@ class Backend(Protocol[V]):
 def interpret(node: ast.Node, backend: Backend[V]) -> V:
     """The value of `node` in `backend`: the single dispatch over the language's nodes."""
     if type(node) in _OPERATORS:  # by type first: they are most of the nodes evaluated
-        return backend.combine(node, [backend.value(child) for child in node.children()])
+        return backend.combine(node, list(map(backend.value, node.children())))
     if type(node) is ast.Name:
         return backend.name(node.id)
+    if type(node) is ast.Number:
+        return backend.constant(node.value)
     match node:
-        case ast.Number(value=v) | ast.Bool(value=v) | ast.String(value=v):
+        case ast.Bool(value=v) | ast.String(value=v):
             return backend.constant(v)
-        case ast.Call(func=name, args=args):
-            function = function_of(name)
-            bound = bind(function, args)
-            return backend.call(
-                BoundCall(
-                    node,
-                    function,
-                    tuple(backend.value(a) if isinstance(a, ast.Node) else a for a in bound),
-                    tuple(isinstance(a, ast.Node) for a in bound),
-                )
-            )
+        case ast.Call():
+            function, bound, series = bound_call(node)
+            values = tuple(backend.value(a) if isinstance(a, ast.Node) else a for a in bound)
+            return backend.call(BoundCall(node, function, values, series))
         case ast.History(operand=operand, offset=offset):
             assert isinstance(offset, ast.Number)
             return backend.history(backend.value(operand), int(offset.value))
@@ -123,6 +118,29 @@ def function_of(name: str) -> Function:
     if function is None:
         function = CONTEXT_FUNCTIONS[name][0]
     return function
+
+
+_BOUND: dict[int, tuple[ast.Call, Function, tuple[ast.Node | Constant, ...], tuple[bool, ...]]]
+_BOUND = {}
+_BOUND_LIMIT = 1 << 16  # calls kept; past it the memo starts again
+
+
+def bound_call(
+    node: ast.Call,
+) -> tuple[Function, tuple[ast.Node | Constant, ...], tuple[bool, ...]]:
+    """The call's function, its arguments as `bind` gives them and which are series, found
+    once per call in the tree (a portfolio evaluates its rules at every decision, a trade
+    its rules at every window). Kept by the node itself, which the memo holds: the series
+    evaluated are this call's own, and errors point at them."""
+    known = _BOUND.get(id(node))
+    if known is None or known[0] is not node:
+        if len(_BOUND) >= _BOUND_LIMIT:
+            _BOUND.clear()
+        function = function_of(node.func)
+        bound = tuple(bind(function, node.args))
+        series = tuple(isinstance(a, ast.Node) for a in bound)
+        known = _BOUND[id(node)] = (node, function, bound, series)
+    return known[1], known[2], known[3]
 
 
 def bind(function: Function, args: Sequence[ast.Node]) -> list[ast.Node | Constant]:
