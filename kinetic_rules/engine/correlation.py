@@ -164,9 +164,8 @@ class _MomentWindows:
         squares, and of its products with each held window), in one cumulative sum: the
         rows are summed one by one, so each gets the bits it gets alone."""
         count = len(pairs)
-        windows = np.stack(
-            [returns, *(recent_returns(p, self.moment, self.step, self.lookback) for p in pairs)]
-        )
+        theirs = [recent_returns(p, self.moment, self.step, self.lookback) for p in pairs]
+        windows = np.concatenate([returns, *theirs]).reshape(count + 1, self.lookback)
         rows = np.empty((3 * count + 2, self.lookback))
         centred = rows[: count + 1]
         np.subtract(windows, windows[:, :1], out=centred)

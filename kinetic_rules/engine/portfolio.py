@@ -226,11 +226,13 @@ class Portfolio:
     # -- shared steps ------------------------------------------------------------------------
     def advance(self, until: pd.Timestamp) -> None:
         """Free the slots and count the profits known by `until`."""
-        for position in [p for p in self._positions if p.release <= until]:
+        now = until.value  # in nanoseconds: comparing Timestamps costs more than the books
+        for position in [p for p in self._positions if p.release.value <= now]:
             self._positions.remove(position)
             self._unsettled.append(position)
         for position in sorted(
-            (p for p in self._unsettled if p.settle <= until), key=lambda p: (p.settle, p.id)
+            (p for p in self._unsettled if p.settle.value <= now),
+            key=lambda p: (p.settle.value, p.id),
         ):
             self._unsettled.remove(position)
             trade = position.trade

@@ -295,7 +295,7 @@ class Settled:
         self._ledger, self._at, self._day = ledger, at, day
         last = at[-1] if isinstance(at, np.ndarray) else at
         settling = [p for p in everyone if p.trade is not None and p.settle.value <= last]
-        self._settling = sorted(settling, key=lambda p: (p.settle, p.id))
+        self._settling = sorted(settling, key=lambda p: (p.settle.value, p.id))
         self._realized: Any = None
         self._today: tuple[Any, Any] | None = None
 
