@@ -357,9 +357,11 @@ def _held_share(trade: Trade, at: Moments, step: int) -> Any:
 
 
 def _remaining(trade: Trade, at: Moments, step: int) -> Any:
-    remaining = _full(at, trade.amount)
+    remaining, one = _full(at, trade.amount), not isinstance(at, np.ndarray)
     for fill in _later_fills(trade):
         known = at >= fill.time.value + step
+        if one and not known:
+            continue  # at one close, subtracting 0.0 would leave the float as it is
         remaining = remaining - _where(known, fill.amount, 0.0)
     return remaining
 
