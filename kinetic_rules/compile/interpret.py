@@ -82,24 +82,19 @@ class Backend(Protocol[V]):
 
 def interpret(node: ast.Node, backend: Backend[V]) -> V:
     """The value of `node` in `backend`: the single dispatch over the language's nodes."""
-    match node:  # operators first: they are most of the nodes evaluated, one by one
-        case ast.Unary() | ast.Binary() | ast.Compare() | ast.IfElse():
-            return backend.combine(node, [backend.value(child) for child in node.children()])
-        case ast.Number(value=v) | ast.Bool(value=v) | ast.String(value=v):
+    if type(node) in _OPERATORS:  # by type first: they are most of the nodes evaluated
+        return backend.combine(node, list(map(backend.value, node.children())))
+    if type(node) is ast.Name:
+        return backend.name(node.id)
+    if type(node) is ast.Number:
+        return backend.constant(node.value)
+    match node:
+        case ast.Bool(value=v) | ast.String(value=v):
             return backend.constant(v)
-        case ast.Name(id=name):
-            return backend.name(name)
-        case ast.Call(func=name, args=args):
-            function = function_of(name)
-            bound = bind(function, args)
-            return backend.call(
-                BoundCall(
-                    node,
-                    function,
-                    tuple(backend.value(a) if isinstance(a, ast.Node) else a for a in bound),
-                    tuple(isinstance(a, ast.Node) for a in bound),
-                )
-            )
+        case ast.Call():
+            function, bound, series = bound_call(node)
+            values = tuple(backend.value(a) if isinstance(a, ast.Node) else a for a in bound)
+            return backend.call(BoundCall(node, function, values, series))
         case ast.History(operand=operand, offset=offset):
             assert isinstance(offset, ast.Number)
             return backend.history(backend.value(operand), int(offset.value))
@@ -113,6 +108,9 @@ def interpret(node: ast.Node, backend: Backend[V]) -> V:
     raise TypeError(f"cannot evaluate {type(node).__name__}")
 
 
+_OPERATORS = frozenset({ast.Unary, ast.Binary, ast.Compare, ast.IfElse})
+
+
 # -- calls --------------------------------------------------------------------------------
 def function_of(name: str) -> Function:
     """A registered function, or a portfolio function (its value comes from the portfolio)."""
@@ -120,6 +118,29 @@ def function_of(name: str) -> Function:
     if function is None:
         function = CONTEXT_FUNCTIONS[name][0]
     return function
+
+
+_BOUND: dict[int, tuple[ast.Call, Function, tuple[ast.Node | Constant, ...], tuple[bool, ...]]]
+_BOUND = {}
+_BOUND_LIMIT = 1 << 16  # calls kept; past it the memo starts again
+
+
+def bound_call(
+    node: ast.Call,
+) -> tuple[Function, tuple[ast.Node | Constant, ...], tuple[bool, ...]]:
+    """The call's function, its arguments as `bind` gives them and which are series, found
+    once per call in the tree (a portfolio evaluates its rules at every decision, a trade
+    its rules at every window). Kept by the node itself, which the memo holds: the series
+    evaluated are this call's own, and errors point at them."""
+    known = _BOUND.get(id(node))
+    if known is None or known[0] is not node:
+        if len(_BOUND) >= _BOUND_LIMIT:
+            _BOUND.clear()
+        function = function_of(node.func)
+        bound = tuple(bind(function, node.args))
+        series = tuple(isinstance(a, ast.Node) for a in bound)
+        known = _BOUND[id(node)] = (node, function, bound, series)
+    return known[1], known[2], known[3]
 
 
 def bind(function: Function, args: Sequence[ast.Node]) -> list[ast.Node | Constant]:
@@ -228,6 +249,12 @@ class GridStream:
 # -- operators ----------------------------------------------------------------------------
 def combine(node: ast.Node, values: Sequence[Value], plan: Plan) -> Value:
     """What an operator gives on its operands' values, candle by candle (or on scalars)."""
+    if type(node) is ast.Binary:  # by type first: combined at most of the nodes evaluated
+        return binary(node.op, values[0], values[1])
+    if type(node) is ast.Compare and len(node.rest) == 1:  # `a < b`: one comparison, no chain
+        return compare(
+            node.rest[0][0], class_number(plan, values[0]), class_number(plan, values[1])
+        )
     match node:
         case ast.Unary(op="not"):
             if type(values[0]) in _BOOLS:  # one candle: as numpy gives it, without the call
@@ -235,10 +262,6 @@ def combine(node: ast.Node, values: Sequence[Value], plan: Plan) -> Value:
             return np.logical_not(values[0])
         case ast.Unary():
             return np.negative(values[0])
-        case ast.Binary(op=op):
-            return binary(op, values[0], values[1])
-        case ast.Compare(rest=rest) if len(rest) == 1:  # `a < b`: one comparison, no chain
-            return compare(rest[0][0], class_number(plan, values[0]), class_number(plan, values[1]))
         case ast.Compare(rest=rest):
             left = class_number(plan, values[0])
             result: Value = True

@@ -132,13 +132,18 @@ class _MomentWindows:
 
     def correlations(self, pair: Closes, others: Sequence[Closes]) -> np.ndarray:
         """`last_corrs` of the stacked windows, with the held pairs' sums taken once."""
-        held = self._windows_of(others)
         returns = recent_returns(pair, self.moment, self.step, self.lookback)
-        rows = np.empty((len(others) + 2, self.lookback))
-        np.subtract(returns, returns[0], out=rows[0])
-        np.multiply(rows[0], rows[0], out=rows[1])
-        np.multiply(rows[0], held.centred, out=rows[2:])
-        sums: list[float] = rows.cumsum(axis=1)[:, -1].tolist()
+        key = tuple(id(array) for other in others for array in other)
+        held = self._held.get(key)
+        if held is None:  # the first candidate of this close: its sums and theirs at once
+            held, sums = self._with_held(returns, others)
+            self._held[key] = held
+        else:
+            rows = np.empty((len(others) + 2, self.lookback))
+            np.subtract(returns, returns[0], out=rows[0])
+            np.multiply(rows[0], rows[0], out=rows[1])
+            np.multiply(rows[0], held.centred, out=rows[2:])
+            sums = rows.cumsum(axis=1)[:, -1].tolist()
         sx, sxx_sum = sums[0], sums[1]
         if not (math.isfinite(sx) and sxx_sum > 0):  # non-finite or flat: row by row
             return np.array([last_corr(returns, theirs) for theirs in held.returns])
@@ -154,16 +159,25 @@ class _MomentWindows:
             out[row] = pearson(sxx, syy, sxy)
         return out
 
-    def _windows_of(self, pairs: Sequence[Closes]) -> _Held:
-        key = tuple(id(array) for pair in pairs for array in pair)
-        held = self._held.get(key)
-        if held is None:
-            returns = np.stack(
-                [recent_returns(p, self.moment, self.step, self.lookback) for p in pairs]
-            )
-            centred = returns - returns[:, :1]
-            sums = np.concatenate((centred, centred * centred)).cumsum(axis=1)[:, -1].tolist()
-            count = len(pairs)
-            held = _Held(tuple(pairs), returns, centred, sums[:count], sums[count:])
-            self._held[key] = held
-        return held
+    def _with_held(self, returns: np.ndarray, pairs: Sequence[Closes]) -> tuple[_Held, list[float]]:
+        """The held pairs' windows and sums, and the candidate's sums (its own, of its
+        squares, and of its products with each held window), in one cumulative sum: the
+        rows are summed one by one, so each gets the bits it gets alone."""
+        count = len(pairs)
+        theirs = [recent_returns(p, self.moment, self.step, self.lookback) for p in pairs]
+        windows = np.concatenate([returns, *theirs]).reshape(count + 1, self.lookback)
+        rows = np.empty((3 * count + 2, self.lookback))
+        centred = rows[: count + 1]
+        np.subtract(windows, windows[:, :1], out=centred)
+        np.multiply(centred, centred, out=rows[count + 1 : 2 * count + 2])
+        np.multiply(centred[0], centred[1:], out=rows[2 * count + 2 :])
+        sums: list[float] = rows.cumsum(axis=1)[:, -1].tolist()
+        held = _Held(
+            tuple(pairs),
+            windows[1:],
+            centred[1:],
+            sums[1 : count + 1],
+            sums[count + 2 : 2 * count + 2],
+        )
+        mine = [sums[0], sums[count + 1], *sums[2 * count + 2 :]]
+        return held, mine

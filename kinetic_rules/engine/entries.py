@@ -8,16 +8,18 @@ by the backtest and the live runtime through engine/portfolio.py.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from kinetic_rules.compile.plan import Plan
-from kinetic_rules.compile.trade_eval import evaluate_at
+from kinetic_rules.compile.trade_eval import evaluate_at, evaluate_points
 from kinetic_rules.engine.model import Side
 from kinetic_rules.engine.portfolio_values import Ledger, PortfolioRules, decision_env
 from kinetic_rules.engine.positions import PairData, initial_stop
 from kinetic_rules.engine.sizing import kelly_cap, kelly_stake
+from kinetic_rules.lang import ast
 from kinetic_rules.lang.checked import Rule
 
 
@@ -30,10 +32,12 @@ def entry_stake(
     equity: float,
     committed: float,
     history: Sequence[float],
+    known: float | None = None,
 ) -> float:
     """The stake of an entry decided at candle `signal`: the sizing's share of `equity`,
     within what the positions have not `committed`; 0 when nothing is left to stake.
-    `history`: the closed profits Kelly sizing reads."""
+    `history`: the closed profits Kelly sizing reads; `known`: the stake rule's value
+    there, when `stake_rule_values` gave it."""
     sizing = plan.strategy.spec.sizing
     room = equity - committed
     if room <= 0:  # nothing left to stake, whatever the rule says
@@ -44,13 +48,37 @@ def entry_stake(
         assert kelly is not None
         fraction = kelly_stake(kelly, history)
     else:
-        env = _SizingValues(plan, data, signal, entry_price, sign, equity)
-        value = evaluate_at(plan, rule.node, data.signals, signal, env)
+        if known is not None:
+            value: Any = known
+        else:
+            env = _SizingValues(plan, data, signal, entry_price, sign, equity)
+            value = evaluate_at(plan, rule.node, data.signals, signal, env)
         fraction = float(value) if np.isfinite(value) else 0.0
         fraction = kelly_cap(kelly, fraction, history) if kelly is not None else fraction
     if sizing.max_stake is not None:
         fraction = min(fraction, sizing.max_stake)
     return max(0.0, min(fraction * equity, room))
+
+
+# What a stake rule may read that only the portfolio knows at its decision.
+_DECIDED = frozenset({"equity", "stop"})
+
+
+def stake_rule_values(
+    plan: Plan, data: PairData, side: Side, signals: np.ndarray
+) -> dict[int, float] | None:
+    """The stake rule's value at each of these candles, for entries on `side` priced at
+    their close, in one evaluation: what `entry_stake` computes there one decision at a
+    time, to the bit. None when the rule reads the equity or the stop (known only at the
+    decision), or there is no rule."""
+    rule = plan.strategy.stake
+    if rule is None or any(isinstance(n, ast.Name) and n.id in _DECIDED for n in rule.node.walk()):
+        return None
+    sign = 1.0 if side == "long" else -1.0
+    prices = np.asarray(data.prices["close"][signals], dtype=np.float64)  # as `float` makes it
+    env = {"entry_price": prices, "side": sign}
+    values = evaluate_points(plan, rule.node, data.signals, signals, env)
+    return dict(zip(signals.tolist(), values.tolist(), strict=True))
 
 
 class _SizingValues(dict[str, float]):

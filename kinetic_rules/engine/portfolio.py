@@ -33,7 +33,7 @@ from kinetic_rules.compile.plan import Plan
 from kinetic_rules.engine.books import PortfolioBooks
 from kinetic_rules.engine.close_all import SweepWindow, first_close_all, with_cut
 from kinetic_rules.engine.closing import closing_fills
-from kinetic_rules.engine.entries import entry_stake, portfolio_refuses
+from kinetic_rules.engine.entries import entry_stake, portfolio_refuses, stake_rule_values
 from kinetic_rules.engine.fills import FillModel, entry_fill
 from kinetic_rules.engine.futures import funding_payments
 from kinetic_rules.engine.model import (
@@ -59,6 +59,7 @@ from kinetic_rules.engine.positions import (
     candidate,
     candidates,
     cooling_down,
+    entry_signals,
     entry_tags,
     initial_stop,
     leverage,
@@ -98,6 +99,11 @@ class Portfolio:
     _rules: PortfolioRules | None = None  # rules reading the portfolio (None: not looked yet)
     _quiet_until: int = 0  # the backtest's closes before this hold no close-all (see _sweep)
     _window: SweepWindow | None = None  # the backtest's closes ahead, as last checked
+    # The backtest's stake rule values at every entry signal, by pair and side: taken at
+    # once per pair (entries.py), where a live bot sizes its one decision when it comes.
+    _stake_rule: dict[tuple[str, Side], tuple[PairData, dict[int, float]]] = field(
+        default_factory=dict
+    )
 
     # -- the backtest: every decision in time order, each position resolved on all data ----
     def run(
@@ -121,6 +127,11 @@ class Portfolio:
         closes = timeline + self.timeframe
         checked = 0  # closes before this one have been checked for portfolio close-alls
         groups = candidates(self.plan, pairs)
+        for data in pairs:
+            for side in data.entries:
+                values = stake_rule_values(self.plan, data, side, entry_signals(data, side))
+                if values is not None:
+                    self._stake_rule[(data.pair, side)] = (data, values)
         for done, group in enumerate(groups):
             if progress and done % PROGRESS_EVERY == 0:
                 progress("portfolio", done, len(groups))
@@ -133,7 +144,8 @@ class Portfolio:
         self.advance(NEVER)
         if progress:
             progress("portfolio", len(groups), len(groups))
-        return sorted(self.trades, key=lambda t: (t.entry_time, t.pair))
+        # by entry time (in nanoseconds: comparing Timestamps costs more than sorting)
+        return sorted(self.trades, key=lambda t: (t.entry_time.value, t.pair))
 
     def _sweep(self, closes: pd.DatetimeIndex, start: int, stop: int) -> int:
         """Check closes[start:stop] for portfolio close-alls, in order; returns `stop`.
@@ -214,11 +226,13 @@ class Portfolio:
     # -- shared steps ------------------------------------------------------------------------
     def advance(self, until: pd.Timestamp) -> None:
         """Free the slots and count the profits known by `until`."""
-        for position in [p for p in self._positions if p.release <= until]:
+        now = until.value  # in nanoseconds: comparing Timestamps costs more than the books
+        for position in [p for p in self._positions if p.release.value <= now]:
             self._positions.remove(position)
             self._unsettled.append(position)
         for position in sorted(
-            (p for p in self._unsettled if p.settle <= until), key=lambda p: (p.settle, p.id)
+            (p for p in self._unsettled if p.settle.value <= now),
+            key=lambda p: (p.settle.value, p.id),
         ):
             self._unsettled.remove(position)
             trade = position.trade
@@ -339,7 +353,7 @@ class Portfolio:
         # alone, and half the entries a backtest considers have no stake, which costs less
         # to find than a correlation with every pair held.
         expected = float(data.prices["close"][local])  # the price an order placed now expects
-        stake = self._stake(data, local, expected, 1.0 if side == "long" else -1.0)
+        stake = self._stake(data, side, local, expected)
         if stake <= 0:
             return None
         rules = self._portfolio_rules()
@@ -358,14 +372,19 @@ class Portfolio:
         self._positions.append(position)
         return position
 
-    def _stake(self, data: PairData, signal: int, entry_price: float, sign: float) -> float:
+    def _stake(self, data: PairData, side: Side, signal: int, entry_price: float) -> float:
         kelly = self.plan.strategy.spec.sizing.kelly
         history = self._closed_profits.get(data.pair, [])
         if kelly is not None and kelly.per == "strategy":
             history = self._all_profits
         committed = sum(p.stake for p in (*self._positions, *self._unsettled))
         equity = self.starting_balance + self.realized
-        return entry_stake(self.plan, data, signal, entry_price, sign, equity, committed, history)
+        sign = 1.0 if side == "long" else -1.0
+        taken = self._stake_rule.get((data.pair, side))
+        known = taken[1].get(signal) if taken is not None and taken[0] is data else None
+        return entry_stake(
+            self.plan, data, signal, entry_price, sign, equity, committed, history, known
+        )
 
     # -- resolving ---------------------------------------------------------------------------
     def resolve(self, position: Position, data: PairData, final: bool) -> None:

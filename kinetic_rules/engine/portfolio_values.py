@@ -295,7 +295,7 @@ class Settled:
         self._ledger, self._at, self._day = ledger, at, day
         last = at[-1] if isinstance(at, np.ndarray) else at
         settling = [p for p in everyone if p.trade is not None and p.settle.value <= last]
-        self._settling = sorted(settling, key=lambda p: (p.settle, p.id))
+        self._settling = sorted(settling, key=lambda p: (p.settle.value, p.id))
         self._realized: Any = None
         self._today: tuple[Any, Any] | None = None
 
@@ -357,9 +357,11 @@ def _held_share(trade: Trade, at: Moments, step: int) -> Any:
 
 
 def _remaining(trade: Trade, at: Moments, step: int) -> Any:
-    remaining = _full(at, trade.amount)
+    remaining, one = _full(at, trade.amount), not isinstance(at, np.ndarray)
     for fill in _later_fills(trade):
         known = at >= fill.time.value + step
+        if one and not known:
+            continue  # at one close, subtracting 0.0 would leave the float as it is
         remaining = remaining - _where(known, fill.amount, 0.0)
     return remaining
 

@@ -133,10 +133,8 @@ def candidates(plan: Plan, pairs: list[PairData]) -> list[list[Candidate]]:
     rows: list[Candidate] = []
     rule = plan.strategy.priority
     for order, data in enumerate(pairs):
-        for side, signal in data.entries.items():
-            usable = signal & data.allowed
-            usable[: data.tradable_from] = False
-            found = np.flatnonzero(usable)
+        for side in data.entries:
+            found = entry_signals(data, side)
             if rule is None:  # as `candidate` ranks them, for a whole pair at once
                 ranks = [-0.0] * len(found)
             else:
@@ -155,6 +153,14 @@ def candidates(plan: Plan, pairs: list[PairData]) -> list[list[Candidate]]:
         else:
             groups.append([row])
     return groups
+
+
+def entry_signals(data: PairData, side: Side) -> np.ndarray:
+    """The pair's candles whose close may decide an entry on `side`: its conditions hold,
+    it is on the scanner's shortlist and warmed up (the portfolio may still refuse)."""
+    usable = data.entries[side] & data.allowed
+    usable[: data.tradable_from] = False
+    return np.flatnonzero(usable)
 
 
 def candidate(plan: Plan, data: PairData, order: int, side: Side, local: int) -> Candidate:

@@ -11,10 +11,11 @@ from hypothesis import strategies as st
 from kinetic_rules.compile.evaluate import Evaluator, PairSignals
 from kinetic_rules.compile.interpret import binary, bind, combine, compare, function_of
 from kinetic_rules.compile.plan import build_plan
-from kinetic_rules.compile.trade_eval import evaluate_at, evaluate_span
+from kinetic_rules.compile.trade_eval import evaluate_at, evaluate_points, evaluate_span
 from kinetic_rules.functions import REGISTRY, ArgKind
 from kinetic_rules.lang import ast
 from kinetic_rules.lang.checker import check
+from kinetic_rules.lang.symbols import ELEMENTWISE
 from kinetic_rules.spec.loader import load_text
 from tests.conftest import fixture_candles
 
@@ -37,7 +38,10 @@ def test_the_trade_scope_computes_what_the_batch_computes(name: str) -> None:
     plan = build_plan(checked)
     node = {**checked.indicators, **checked.conditions}["shown"].node
     columns = tuple(n for n in node.walk() if isinstance(n, ast.Name))
-    full = Evaluator(plan, fixture_candles).evaluate("BTC/USDT", (node, *columns))
+    windowed = tuple(
+        n for n in node.walk() if isinstance(n, ast.Call) and n.func not in ELEMENTWISE
+    )
+    full = Evaluator(plan, fixture_candles).evaluate("BTC/USDT", (node, *columns, *windowed))
     batch = full.values[node]
     # Only the candle columns are given: every call and operator is the trade scope's own.
     bare = PairSignals(full.pair, full.index, {n: full.values[n] for n in columns}, None)
@@ -50,6 +54,15 @@ def test_the_trade_scope_computes_what_the_batch_computes(name: str) -> None:
         assert not isinstance(alone, np.ndarray)
         one = evaluate_span(plan, node, bare, local, local + 1, {})
         np.testing.assert_array_equal(alone, one[0])
+    # Chosen candles at once (a backtest sizing every entry signal) are those candles' values,
+    # where the market series are stored, as a plan stores them: only elementwise calls may
+    # read a trade's values, and those the scope computes.
+    points = np.arange(len(full.index) - 1, 0, -29)
+    market = {n: full.values[n] for n in (*columns, *windowed)}
+    partial = PairSignals(full.pair, full.index, market, None)
+    chosen = evaluate_points(plan, node, partial, points, {})
+    assert chosen.dtype == batch.dtype
+    np.testing.assert_array_equal(chosen, batch[points])
     stored = PairSignals(full.pair, full.index, full.values, None)
     for local in range(0, len(full.index), 37):  # and a stored series is read, not computed
         np.testing.assert_array_equal(evaluate_at(plan, node, stored, local, {}), batch[local])
