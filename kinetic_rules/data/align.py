@@ -31,7 +31,8 @@ def align_to_base(
     """`other` reindexed onto `base_index` as each base candle would have seen it at its close.
 
     Columns that cannot hold NaN (bool, int) are upcast by pandas where values are
-    not yet visible. O(n log n): one binary search per base candle.
+    not yet visible. O(n), or O(n log n) (a binary search per base candle) when `other`
+    misses candles of its grid.
     """
     other_index = other.index
     if not isinstance(other_index, pd.DatetimeIndex):
