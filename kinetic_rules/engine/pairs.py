@@ -172,9 +172,10 @@ def assemble_market(
         local = np.full(len(timeline), -1)
         local[where] = np.arange(len(where))
         at_rows = local[rows]
-        seen = at_rows >= 0
+        seen = np.flatnonzero(at_rows >= 0)  # the scanner's rows the pair has a candle at
+        taken = at_rows[seen]  # found once, for every scanned series
         for rule in scanned:
-            matrices[id(rule)][seen, column] = signals.values[rule.rule.node][at_rows[seen]]
+            matrices[id(rule)][seen, column] = signals.values[rule.rule.node][taken]
         tradable_from = inputs.tradable_from(pair, signals.index)
         prepared = pair_data(plan, pair, signals, inputs.prices(pair), where, tradable_from)
         if rules is not None:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kinetic_rules.data.align import align_to_base
+from kinetic_rules.data.align import align_to_base, positions_by_close
 from kinetic_rules.timeframes import timeframe_seconds
 
 
@@ -118,3 +118,19 @@ def test_no_value_depends_on_data_after_the_base_candle_closes(
     scrambled = align_to_base(base, base_tf, scrambled_future, other_tf)
     np.testing.assert_array_equal(full.to_numpy()[: k + 1], truncated.to_numpy()[: k + 1])
     np.testing.assert_array_equal(full.to_numpy()[: k + 1], scrambled.to_numpy()[: k + 1])
+
+
+@settings(max_examples=150, deadline=None)
+@given(scenarios())
+def test_positions_on_a_full_grid_equal_those_of_the_binary_search(
+    scenario: tuple[pd.DatetimeIndex, str, pd.Series, str],
+) -> None:
+    base, base_tf, other, other_tf = scenario
+    base_open = base.asi8
+    other_open = other.index.asi8
+    found = positions_by_close(base_open, base_tf, other_open, other_tf)
+    other_close = other_open + timeframe_seconds(other_tf) * 1_000_000_000
+    base_close = base_open + timeframe_seconds(base_tf) * 1_000_000_000
+    searched = np.searchsorted(other_close, base_close, side="right") - 1
+    assert found.dtype == searched.dtype
+    np.testing.assert_array_equal(found, searched)
