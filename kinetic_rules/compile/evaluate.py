@@ -124,9 +124,6 @@ class Evaluator:
         if cache is not None:
             cache.new_run()
         self._shared: dict[tuple[str, str], Frame] = {}  # frames of other pairs and timeframes
-        # the last alignment per pair of timeframes, with the open times it was made for:
-        # pairs with the same candle times (BTC's daily candles read by each) share it
-        self._aligned: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.tables = regime_tables(plan)
         self._named = {need.pair for need in plan.data if need.pair is not None}
         self._regime_names = frozenset({"regime", *self.tables})
@@ -177,28 +174,6 @@ class Evaluator:
         if shared:
             self._shared[key] = frame
         return frame
-
-    def positions(self, base: Frame, other: Frame) -> np.ndarray:
-        """For each candle of `base`, the latest candle of `other` closed by its close, or
-        -1 (`visible_positions`), reused while the candle times are the same."""
-        key = (base.timeframe, other.timeframe)
-        base_times, other_times = base.times(), other.times()
-        held = self._aligned.get(key)
-        if (
-            held is not None
-            and np.array_equal(held[0], base_times)
-            and np.array_equal(held[1], other_times)
-        ):
-            return held[2]
-        positions = visible_positions(
-            pd.DatetimeIndex(base.candles.index),
-            base.timeframe,
-            pd.DatetimeIndex(other.candles.index),
-            other.timeframe,
-        )
-        positions.setflags(write=False)  # shared by the frames of several pairs
-        self._aligned[key] = (base_times, other_times, positions)
-        return positions
 
     def _regime(self, base: Frame) -> np.ndarray | None:
         classes = self.plan.strategy.regime
@@ -282,5 +257,11 @@ class _Columns:
         values = as_array(_Columns(self.evaluator, other, None).value(operand), other.length)
         positions = base.positions.get((pair, tf))
         if positions is None:
-            positions = base.positions[(pair, tf)] = self.evaluator.positions(base, other)
+            positions = visible_positions(
+                pd.DatetimeIndex(base.candles.index),
+                base.timeframe,
+                pd.DatetimeIndex(other.candles.index),
+                tf,
+            )
+            base.positions[(pair, tf)] = positions
         return take_visible(values, positions)
