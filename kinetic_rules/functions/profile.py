@@ -9,6 +9,7 @@ the whole history is processed in blocks of rows with numpy, not candle by candl
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -78,10 +79,21 @@ def _histograms(
         volume[r, leave] -= vol[start + r - w]
         count[r, enter] += 1.0
         count[r, leave] -= 1.0
-    for row in range(1, rows):  # a running total down the rows (cumsum over axis 0, faster)
-        np.add(both[row - 1], both[row], out=both[row])
+    _running_total(both)
     volume[count < 0.5] = 0.0  # rounding residue of a bin that emptied
     return np.maximum(volume, 0.0), np.asarray(levels, dtype=np.int64)
+
+
+def _running_total(rows: core.Floats) -> None:
+    """Each row becomes the sum of itself and all rows above it, in place.
+
+    Added row after row, as np.cumsum(axis=0) would, to the same bits; one vector add per
+    row is faster than cumsum's walk down each column, and the rows are taken as views once
+    because making two views per row cost more than the additions."""
+    add = np.add
+    views = list(rows)
+    for above, row in itertools.pairwise(views):
+        add(above, row, out=row)
 
 
 def _in_window(flags: core.Bools, w: int) -> Ints:
@@ -222,9 +234,8 @@ def value_area_columns(hist: core.Floats, value_area: float) -> tuple[Ints, Ints
     equal to it when all of them are needed. A row where only some are (a tie at the cut,
     or no volume defined) takes the stable order of its columns itself."""
     ranked = -np.sort(-hist, axis=1)  # busiest first, undefined last
-    covered = np.cumsum(ranked, axis=1)
     target = hist.sum(axis=1) * (value_area / 100.0) * (1.0 - 1e-12)
-    taken = np.argmax(covered >= target[:, None], axis=1)
+    taken = _first_covering(ranked, target)
     cut = ranked[np.arange(len(ranked)), taken][:, None]
     above = hist > cut
     at_cut = hist == cut
@@ -240,6 +251,23 @@ def value_area_columns(hist: core.Floats, value_area: float) -> tuple[Ints, Ints
     highest = width - 1 - np.argmax(inside[:, ::-1], axis=1)
     lowest = np.argmax(inside, axis=1)
     return highest, lowest
+
+
+def _first_covering(ranked: core.Floats, target: core.Floats) -> Ints:
+    """Per row, the first column where the running total of `ranked` reaches `target`
+    (0 where it never does), as np.argmax(np.cumsum(ranked, axis=1) >= target) finds it.
+
+    A running total's first columns do not depend on the later ones, and the value area
+    rarely needs more than a third of the levels: the first half is added up, and the
+    whole row only for the rows that half does not cover."""
+    head = (ranked.shape[1] + 1) // 2
+    reached = np.cumsum(ranked[:, :head], axis=1) >= target[:, None]
+    taken = np.argmax(reached, axis=1)
+    short = np.flatnonzero(~reached[np.arange(len(taken)), taken])
+    if len(short):
+        covered = np.cumsum(ranked[short], axis=1)
+        taken[short] = np.argmax(covered >= target[short, None], axis=1)
+    return np.asarray(taken, dtype=np.int64)
 
 
 def _poc(high: Array, low: Array, close: Array, volume: Array, w: int, bin_pct: float) -> Array:

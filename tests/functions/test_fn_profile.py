@@ -12,6 +12,7 @@ from hypothesis.extra import numpy as hnp
 
 from kinetic_rules.functions import REGISTRY
 from kinetic_rules.functions.profile import (
+    _running_total,
     bin_edge,
     bin_index,
     forget_last_profile,
@@ -181,3 +182,19 @@ def test_a_value_area_asked_after_a_poc_equals_one_computed_afresh(
         forget_last_profile()
         fresh = _impl("volume_profile_vah")(*[later[k] for k in HLCV], window, 70.0, 0.5)
         np.testing.assert_array_equal(after_poc, fresh)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    hnp.arrays(
+        np.float64,
+        st.tuples(st.integers(1, 40), st.integers(1, 9)),
+        elements=st.one_of(st.floats(-1e6, 1e6), st.sampled_from([np.nan, np.inf, -0.0, 0.1])),
+    )
+)
+def test_the_running_total_of_the_histograms_is_a_cumsum_to_the_bit(rows: np.ndarray) -> None:
+    """The histograms' running total adds row after row, exactly as np.cumsum does: the
+    POC and value area a strategy trades on keep their bits."""
+    wanted = np.cumsum(rows, axis=0)
+    _running_total(rows)
+    np.testing.assert_array_equal(rows.view(np.int64), wanted.view(np.int64))
