@@ -100,28 +100,14 @@ def plain(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} to a report")
 
 
-def trade_record(
-    trade: Trade, masked: dict[str, str] | None = None, rounded: dict[float, Any] | None = None
-) -> dict[str, Any]:
+def trade_record(trade: Trade, masked: dict[str, str] | None = None) -> dict[str, Any]:
     """Everything about one trade, its fills included, as JSON-ready values (rounded,
     masked): the same values `plain` gives, without walking a generic tree. `masked`
-    keeps texts already masked and `rounded` numbers already rounded, for a batch of
-    trades (pair names, reasons, prices and amounts repeat: an entry fill's price and
-    amount are the trade's). The keys come in sorted order, the order trades.json writes
-    them in."""
+    keeps texts already masked, for a batch of trades (pair names, reasons repeat). The
+    keys come in sorted order, the order trades.json writes them in."""
     profit, fees = trade.profit_and_fees()
     known = {} if masked is None else masked
-    done = {} if rounded is None else rounded
-    time = _time
-
-    def number(value: Any) -> Any:
-        # 0.0 == -0.0 as keys, yet they print apart: zeros are never looked up
-        if type(value) is not float or not value:
-            return _value(value)
-        hit = done.get(value)
-        if hit is None:
-            hit = done[value] = _value(value)
-        return hit
+    number, time = _value, _time
 
     def _text(value: str | None) -> str | None:
         if value is None:
@@ -288,10 +274,8 @@ def results_document(
 def trade_records(result: BacktestResult) -> list[dict[str, Any]]:
     """Every trade, fills included, as JSON-ready values, in id order (trades.json)."""
     masked: dict[str, str] = {}  # within one batch of the secrets, as `mask` itself keeps
-    rounded: dict[float, Any] = {}
     with masking_batch():
-        trades = sorted(result.trades, key=lambda t: t.id)
-        return [trade_record(t, masked, rounded) for t in trades]
+        return [trade_record(t, masked) for t in sorted(result.trades, key=lambda t: t.id)]
 
 
 def results_json(
