@@ -167,8 +167,9 @@ pooled = st.sampled_from([0.0, -0.0, 1.5, -1.5, 0.1 + 0.2, 2 / 3, 1e-300])  # va
 def test_trade_records_round_repeated_numbers_as_plain_does(
     numbers: list[tuple[float, float, float]],
 ) -> None:
-    """A batch remembers numbers it rounded; a zero's sign and every repeat still come
-    out as `plain` writes each value alone."""
+    """In a batch of trades, a zero's sign and every repeated number come out as `plain`
+    writes each value alone (a cache of rounded numbers keyed by value would merge
+    0.0 and -0.0)."""
     trades = []
     for n, (funding, fee, stop) in enumerate(numbers):
         trade = make_trade(n + 1, "BTC/USDT", START, START + pd.Timedelta(hours=1), 2.0, 3.0, 1.0)
