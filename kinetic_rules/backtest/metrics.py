@@ -155,9 +155,10 @@ def _period_closes(curve: pd.Series, unit: Literal["D", "M"]) -> pd.Series:
     return closes
 
 
-def daily_equity(result: BacktestResult) -> pd.Series:
-    """The equity at the end of each calendar day (UTC), indexed by that day."""
-    return _period_closes(equity_curve(result), "D")
+def daily_equity(result: BacktestResult, curve: pd.Series | None = None) -> pd.Series:
+    """The equity at the end of each calendar day (UTC), indexed by that day. `curve` is
+    `equity_curve(result)` when the caller has it already (the reports build it once)."""
+    return _period_closes(equity_curve(result) if curve is None else curve, "D")
 
 
 def daily_returns(result: BacktestResult) -> pd.Series:
@@ -165,12 +166,13 @@ def daily_returns(result: BacktestResult) -> pd.Series:
     return _returns(equity_curve(result), "D")
 
 
-def monthly_returns(result: BacktestResult) -> pd.Series:
-    """Return of each calendar month (UTC), indexed by the month's first day.
+def monthly_returns(result: BacktestResult, curve: pd.Series | None = None) -> pd.Series:
+    """Return of each calendar month (UTC), indexed by the month's first day; `curve` as
+    for `daily_equity`.
 
     The first month is measured from the starting balance, the last up to the last close.
     """
-    return _returns(equity_curve(result), "M")
+    return _returns(equity_curve(result) if curve is None else curve, "M")
 
 
 def _returns(curve: pd.Series, unit: Literal["D", "M"]) -> pd.Series:
@@ -287,6 +289,17 @@ def _cagr(start_value: float, end_value: float, span: timedelta) -> float | None
 
 def compute_metrics(result: BacktestResult) -> Metrics:
     """Every headline figure of a backtest; never raises on an empty or flat result."""
+    return _metrics(result, _facts(result))
+
+
+def summarize(result: BacktestResult) -> tuple[Metrics, Breakdowns]:
+    """`compute_metrics` and `breakdowns` together, each trade's profit worked out once
+    for both (a sum over its fills: thousands of trades make it count)."""
+    facts = _facts(result)
+    return _metrics(result, facts), _breakdowns(result, facts)
+
+
+def _metrics(result: BacktestResult, facts: list[_Facts]) -> Metrics:
     curve = equity_curve(result)
     start_value = float(curve.iloc[0])
     final = float(curve.iloc[-1])
@@ -300,11 +313,10 @@ def compute_metrics(result: BacktestResult) -> Metrics:
     before = curve.to_numpy()[: trough_at + 1][::-1]
     peak_at = trough_at - int(np.argmax(before))  # the last time at the peak
     has_dd = max_dd < 0
-    returns = daily_returns(result).to_numpy()
+    returns = _returns(curve, "D").to_numpy()  # daily_returns, from the curve at hand
     sharpe, sortino = _ratios(returns)
     cagr = _cagr(start_value, final, span)
 
-    facts = _facts(result)
     profits = np.array([p for _, p, _, _ in facts], dtype=np.float64)
     ratios = np.array([r for _, _, r, _ in facts], dtype=np.float64)
     wins, losses = int((profits > 0).sum()), int((profits < 0).sum())
@@ -452,7 +464,10 @@ class Breakdowns:
 
 
 def breakdowns(result: BacktestResult) -> Breakdowns:
-    facts = _facts(result)
+    return _breakdowns(result, _facts(result))
+
+
+def _breakdowns(result: BacktestResult, facts: list[_Facts]) -> Breakdowns:
     return Breakdowns(
         pair=by_pair(result, facts),
         exit_reason=by_exit_reason(result, facts),

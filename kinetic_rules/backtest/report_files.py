@@ -29,6 +29,7 @@ from kinetic_rules.backtest.metrics import (
     Metrics,
     breakdowns,
     daily_equity,
+    equity_curve,
     iso_time,
     monthly_returns,
 )
@@ -46,6 +47,8 @@ Progress = Callable[[str, int, int], None]  # (what, done, total)
 
 FORMAT_VERSION = 2  # bump when a reader of results.json would break (2: trades in trades.json)
 SIGNIFICANT_DIGITS = 12
+# the format spec made once: an f-string nesting the digits builds it again for every value
+_ROUNDED = f".{SIGNIFICANT_DIGITS}g"
 
 TRADE_COLUMNS = (
     "id",
@@ -83,7 +86,7 @@ def plain(value: Any) -> Any:
         return value
     if isinstance(value, float | np.floating):
         number = float(value)
-        return float(f"{number:.{SIGNIFICANT_DIGITS}g}") if math.isfinite(number) else None
+        return float(format(number, _ROUNDED)) if math.isfinite(number) else None
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, pd.Timestamp):
@@ -168,13 +171,13 @@ def _minutes_held(trade: Trade) -> float | None:
         duration = trade.duration
         assert duration is not None
         minutes = duration.total_seconds() / 60
-    return float(f"{minutes:.{SIGNIFICANT_DIGITS}g}") if math.isfinite(minutes) else None
+    return float(format(minutes, _ROUNDED)) if math.isfinite(minutes) else None
 
 
 def _value(value: Any) -> Any:
     """`plain` for one number: floats rounded (None when not finite), integers as they are."""
     if type(value) is float:
-        return float(f"{value:.{SIGNIFICANT_DIGITS}g}") if math.isfinite(value) else None
+        return float(format(value, _ROUNDED)) if math.isfinite(value) else None
     if type(value) is int or value is None:
         return value
     return plain(value)
@@ -213,11 +216,16 @@ def _by_date(series: pd.Series, pattern: str) -> dict[str, float]:
 
 
 def results_document(
-    result: BacktestResult, metrics: Metrics, tables: Breakdowns | None = None
+    result: BacktestResult,
+    metrics: Metrics,
+    tables: Breakdowns | None = None,
+    curve: pd.Series | None = None,
 ) -> dict[str, Any]:
-    """The whole of results.json as a dict (also handy for tests and other tools)."""
+    """The whole of results.json as a dict (also handy for tests and other tools); `curve`
+    is `equity_curve(result)` when the caller has it already."""
     a = result.assumptions
     tables = tables or breakdowns(result)
+    curve = equity_curve(result) if curve is None else curve
     document = {
         "format": FORMAT_VERSION,
         "strategy": {
@@ -255,8 +263,8 @@ def results_document(
                 {"pair": pair, "trades": n, "funding": paid} for pair, n, paid in tables.funding
             ],
         },
-        "monthly_returns": _by_date(monthly_returns(result), "%Y-%m"),
-        "daily_equity": _by_date(daily_equity(result), "%Y-%m-%d"),
+        "monthly_returns": _by_date(monthly_returns(result, curve), "%Y-%m"),
+        "daily_equity": _by_date(daily_equity(result, curve), "%Y-%m-%d"),
         "trades": {"count": len(result.trades), "detail": "trades.json", "table": "trades.csv"},
     }
     cleaned: dict[str, Any] = plain(document)
@@ -270,9 +278,14 @@ def trade_records(result: BacktestResult) -> list[dict[str, Any]]:
         return [trade_record(t, masked) for t in sorted(result.trades, key=lambda t: t.id)]
 
 
-def results_json(result: BacktestResult, metrics: Metrics, tables: Breakdowns | None = None) -> str:
+def results_json(
+    result: BacktestResult,
+    metrics: Metrics,
+    tables: Breakdowns | None = None,
+    curve: pd.Series | None = None,
+) -> str:
     with masking_batch():
-        document = results_document(result, metrics, tables)
+        document = results_document(result, metrics, tables, curve)
     return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
 
 
@@ -360,6 +373,7 @@ def write_reports(
 
     written: dict[str, Path] = {}
     tables = tables or breakdowns(result)
+    curve = equity_curve(result)  # once, for results.json and the page
 
     def write(kind: str, path: Path, text: str) -> None:
         # every value in `text` is masked where it was made (plain, trade_record, esc)
@@ -368,7 +382,8 @@ def write_reports(
 
     with masking_batch():  # the secrets read once for every value of every file
         step()
-        write("json", directory / "results.json", results_json(result, metrics, tables) + "\n")
+        summary = results_json(result, metrics, tables, curve)
+        write("json", directory / "results.json", summary + "\n")
         step()
         records = trade_records(result)
         write("trades", directory / "trades.json", _trades_json_text(records))
@@ -381,7 +396,7 @@ def write_reports(
             page.parent.mkdir(exist_ok=True)
             write(f"pair {pair}", page, render_pair_page(result, pair))
         step()
-        page_text = render_html(result, metrics, detail=detail, tables=tables)
+        page_text = render_html(result, metrics, detail=detail, tables=tables, curve=curve)
         write("html", directory / "report.html", page_text)
     if progress:
         progress("reports", steps, steps)

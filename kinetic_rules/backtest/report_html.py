@@ -155,9 +155,9 @@ def _metrics(metrics: Metrics, currency: str) -> str:
     return f'<h2>Metrics</h2><div class="metrics">{tables}</div>'
 
 
-def _monthly(result: BacktestResult) -> str:
+def _monthly(result: BacktestResult, curve: pd.Series) -> str:
     """A year × month grid, each cell tinted by its return (relative to the largest)."""
-    months = monthly_returns(result)
+    months = monthly_returns(result, curve)
     if len(months) == 0:
         return '<h2>Monthly returns</h2><p class="none">no data</p>'
     scale = float(np.abs(months.to_numpy()).max()) or 1.0
@@ -378,16 +378,21 @@ def render_html(
     *,
     detail: bool = False,
     tables: Breakdowns | None = None,
+    curve: pd.Series | None = None,
 ) -> str:
     """The whole page as text; identical results give identical bytes. With `detail`, each
-    pair's section links to its page (written by report_files)."""
+    pair's section links to its page (written by report_files). `curve` is
+    `equity_curve(result)` when the caller has it already."""
     with masking_batch():
-        return _overview(result, metrics, detail, tables or breakdowns(result))
+        tables = tables or breakdowns(result)
+        curve = equity_curve(result) if curve is None else curve
+        return _overview(result, metrics, detail, tables, curve)
 
 
-def _overview(result: BacktestResult, metrics: Metrics, detail: bool, tables: Breakdowns) -> str:
+def _overview(
+    result: BacktestResult, metrics: Metrics, detail: bool, tables: Breakdowns, curve: pd.Series
+) -> str:
     currency = stake_currency(result)
-    curve = equity_curve(result)
     equity = line_chart(curve, title="equity")
     dd = line_chart(drawdown(curve), title="drawdown", percent=True, how="min", area=True)
     per_tag = [_breakdown("Per entry tag", "Tag", tables.tag, currency)] if tables.tag else []
@@ -397,7 +402,7 @@ def _overview(result: BacktestResult, metrics: Metrics, detail: bool, tables: Br
         _metrics(metrics, currency),
         f"<h2>Equity {esc(currency)}</h2>{equity}",
         f"<h2>Drawdown</h2>{dd}",
-        _monthly(result),
+        _monthly(result, curve),
         "<h2>Breakdowns</h2>",
         _breakdown("Per pair", "Pair", tables.pair, currency),
         _breakdown("Per exit reason", "Exit reason", tables.exit_reason, currency),

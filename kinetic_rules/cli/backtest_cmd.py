@@ -71,7 +71,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 def run_backtest_command(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from kinetic_rules.backtest.metrics import breakdowns, compute_metrics
+    from kinetic_rules.backtest.metrics import summarize
     from kinetic_rules.backtest.report_text import print_summary
     from kinetic_rules.backtest.runner import run_backtest
     from kinetic_rules.cli.process import modules_loaded
@@ -97,8 +97,7 @@ def run_backtest_command(args: argparse.Namespace) -> int:
         result = run_backtest(request, progress)
         if progress:
             progress("reports", 0, 0)  # the metrics, before the files count their steps
-        metrics = compute_metrics(result)
-        tables = breakdowns(result)  # once, for the summary and every file
+        metrics, tables = summarize(result)  # once, for the summary and every file
         folder = args.report or (Path("user_data/backtest") if args.export else None)
         written = {}
         if folder is not None:

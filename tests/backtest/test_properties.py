@@ -9,7 +9,14 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kinetic_rules.backtest.metrics import by_exit_reason, by_pair, by_regime, compute_metrics
+from kinetic_rules.backtest.metrics import (
+    breakdowns,
+    by_exit_reason,
+    by_pair,
+    by_regime,
+    compute_metrics,
+    summarize,
+)
 from kinetic_rules.backtest.report_files import (
     plain,
     results_json,
@@ -150,3 +157,36 @@ def test_each_line_of_trades_json_is_its_record_with_sorted_keys(result: Backtes
     for line, record in zip(lines, records, strict=True):
         written = json.dumps(record, sort_keys=True, ensure_ascii=False, allow_nan=False)
         assert line.removesuffix(",") == written
+
+
+pooled = st.sampled_from([0.0, -0.0, 1.5, -1.5, 0.1 + 0.2, 2 / 3, 1e-300])  # values that repeat
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(pooled, pooled, pooled), min_size=1, max_size=6))
+def test_trade_records_round_repeated_numbers_as_plain_does(
+    numbers: list[tuple[float, float, float]],
+) -> None:
+    """In a batch of trades, a zero's sign and every repeated number come out as `plain`
+    writes each value alone (a cache of rounded numbers keyed by value would merge
+    0.0 and -0.0)."""
+    trades = []
+    for n, (funding, fee, stop) in enumerate(numbers):
+        trade = make_trade(n + 1, "BTC/USDT", START, START + pd.Timedelta(hours=1), 2.0, 3.0, 1.0)
+        trade.funding, trade.fills[0].fee, trade.stop = funding, fee, stop
+        trades.append(trade)
+    result = make_result(trades, pd.Series(dtype="float64"), start=START, end=START)
+    for record, trade in zip(trade_records(result), trades, strict=True):
+        assert repr(record["funding"]) == repr(plain(trade.funding))
+        assert repr(record["fills"][0]["fee"]) == repr(plain(trade.fills[0].fee))
+        assert repr(record["final_stop"]) == repr(plain(trade.stop))
+        assert repr(record["profit"]) == repr(plain(trade.profit))
+
+
+@settings(max_examples=40, deadline=None)
+@given(results())
+def test_summarize_is_the_metrics_and_the_breakdowns(result: BacktestResult) -> None:
+    """The backtest command's one pass over the trades gives what the two functions give."""
+    metrics, tables = summarize(result)
+    assert metrics.to_dict() == compute_metrics(result).to_dict()
+    assert tables == breakdowns(result)
